@@ -1,0 +1,63 @@
+# leadrouter: `make help` lists the targets.
+
+GO        ?= go
+BUF       := $(GO) tool -modfile=tools/go.mod buf
+PKGS      := ./...
+# The race detector needs cgo and a C compiler; without them tests still run.
+RACE      := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
+BENCHTIME ?= 2s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## run leadrouterd on the embedded store with examples/routing.yaml loaded
+	$(GO) run ./cmd/leadrouterd --config examples/routing.yaml
+
+.PHONY: build
+build: ## build leadrouterd and leadctl into bin/
+	$(GO) build -o bin/ ./cmd/leadrouterd ./cmd/leadctl
+
+.PHONY: test
+test: redis-server ## run every test (race detector when cgo is available) against the embedded store and a real redis-server
+	@[ -n "$(RACE)" ] || echo "note: no C compiler for cgo; running without -race"
+	$(GO) test $(RACE) -count=1 -timeout 20m $(PKGS)
+
+.PHONY: redis-server
+redis-server: # the tests start their own redis-server (or use REDIS_URL); install it when missing
+	@if [ -z "$$REDIS_URL" ] && ! command -v redis-server >/dev/null 2>&1; then \
+		echo "redis-server not found: installing Debian's redis-server package"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null \
+		|| { echo "install redis-server (or set REDIS_URL) and run make test again" >&2; exit 1; }; \
+	fi
+
+.PHONY: bench
+bench: redis-server ## run the Go benchmarks of the hot path (allocs/op included)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./engine/...
+
+.PHONY: proto
+proto: ## regenerate gen/ from proto/ with buf and the plugins pinned in go.mod
+	$(BUF) format -w
+	$(BUF) generate
+
+.PHONY: proto-check
+proto-check: ## fail when gen/ differs from what proto/ generates
+	$(BUF) generate
+	@git diff --exit-code -- gen/ || { echo "gen/ is stale: run make proto and commit" >&2; exit 1; }
+	@[ -z "$$(git status --porcelain -- gen/)" ] || { git status --porcelain -- gen/; echo "gen/ has untracked files: run make proto and commit" >&2; exit 1; }
+
+.PHONY: lint
+lint: ## gofmt, go vet, buf lint and buf format
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); [ -z "$$out" ] || { echo "gofmt needed:" $$out >&2; exit 1; }
+	$(GO) vet $(PKGS)
+	$(BUF) lint
+	$(BUF) format -d --exit-code
+
+.PHONY: fuzz
+fuzz: ## run each fuzzer for FUZZTIME (default 30s)
+	$(GO) test ./engine -run '^$$' -fuzz FuzzNormalizeLead -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./engine -run '^$$' -fuzz FuzzParseConfigYAML -fuzztime $${FUZZTIME:-30s}

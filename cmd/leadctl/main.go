@@ -1,0 +1,221 @@
+// Command leadctl is leadrouter's command-line client: apply and read the
+// routing config, assign and preview leads, read assignments and their
+// traces, list reps and set their presence.
+//
+//	leadctl [global flags] <command> [flags]
+//
+// Run `leadctl help` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/leadrouter/leadrouter/engine"
+	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/server"
+)
+
+const usage = `leadctl talks to a leadrouterd over gRPC.
+
+Usage: leadctl [global flags] <command> [flags]
+
+Commands:
+  apply -f FILE [--expected-version N]   apply a routing config (YAML)
+  get                                    print the current routing config (YAML)
+  assign [lead flags]                    assign a lead and print the decision
+  preview [lead flags]                   show the decision without making it
+  assignment LEAD_ID                     print a lead's assignment and trace
+  reps [list]                            list reps with presence and counts
+  reps get REP_ID                        one rep
+  reps status REP_ID STATUS              set presence: available, away, offline
+
+Global flags:
+`
+
+// client bundles the connection and the global flags.
+type client struct {
+	conn      *grpc.ClientConn
+	workspace string
+	timeout   time.Duration
+	json      bool
+	out       io.Writer
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		if st, ok := status.FromError(err); ok {
+			fmt.Fprintf(os.Stderr, "leadctl: %s: %s\n", st.Code(), st.Message())
+			printViolations(os.Stderr, st)
+		} else {
+			fmt.Fprintln(os.Stderr, "leadctl:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("leadctl", flag.ContinueOnError)
+	addr := fs.String("addr", envOr("LEADROUTER_ADDR", "127.0.0.1:7070"), "leadrouterd gRPC address (LEADROUTER_ADDR)")
+	ws := fs.String("workspace", os.Getenv("LEADROUTER_WORKSPACE"), "workspace (LEADROUTER_WORKSPACE; empty: default)")
+	timeout := fs.Duration("timeout", 10*time.Second, "deadline of each call")
+	asJSON := fs.Bool("json", false, "print replies as protobuf JSON")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 || fs.Arg(0) == "help" {
+		fs.Usage()
+		return nil
+	}
+	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c := &client{conn: conn, workspace: *ws, timeout: *timeout, json: *asJSON, out: out}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	switch cmd {
+	case "apply":
+		return c.apply(rest)
+	case "get":
+		return c.get()
+	case "assign":
+		return c.assign(rest, false)
+	case "preview":
+		return c.assign(rest, true)
+	case "assignment":
+		return c.assignment(rest)
+	case "reps":
+		return c.reps(rest)
+	}
+	return fmt.Errorf("unknown command %q (leadctl help)", cmd)
+}
+
+func (c *client) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), c.timeout)
+}
+
+func (c *client) apply(args []string) error {
+	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
+	file := fs.String("f", "", "routing config YAML file ('-' for stdin)")
+	expected := fs.Int64("expected-version", -1, "apply only if this is the current version")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return errors.New("apply: -f FILE is required")
+	}
+	r, closeFn, err := openInput(*file)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	cfg, err := engine.ParseConfigYAML(r)
+	if err != nil {
+		return err
+	}
+	req := &pb.ApplyRoutingConfigRequest{Workspace: c.workspace, Config: server.ConfigToProto(cfg)}
+	if *expected >= 0 {
+		req.ExpectedVersion = expected
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := pb.NewAdminServiceClient(c.conn).ApplyRoutingConfig(ctx, req)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	fmt.Fprintf(c.out, "applied %s: version %d\n", *file, resp.GetVersion())
+	return nil
+}
+
+func (c *client) get() error {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := pb.NewAdminServiceClient(c.conn).GetRoutingConfig(ctx, &pb.GetRoutingConfigRequest{Workspace: c.workspace})
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	y, err := server.ConfigFromProto(resp.GetConfig()).YAML()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "# version %d, applied %s\n%s", resp.GetVersion(),
+		resp.GetAppliedAt().AsTime().Format(time.RFC3339), y)
+	return nil
+}
+
+func (c *client) assignment(args []string) error {
+	if len(args) != 1 {
+		return errors.New("assignment: want one LEAD_ID")
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := pb.NewRoutingServiceClient(c.conn).GetAssignment(ctx,
+		&pb.GetAssignmentRequest{Workspace: c.workspace, LeadId: args[0]})
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	printAssignment(c.out, resp.GetAssignment(), false)
+	return nil
+}
+
+func (c *client) printJSON(m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(c.out, string(b))
+	return err
+}
+
+func openInput(name string) (io.Reader, func(), error) {
+	if name == "-" {
+		return os.Stdin, func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+// printViolations lists the field violations of an INVALID_ARGUMENT status,
+// one per line.
+func printViolations(w io.Writer, st *status.Status) {
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				fmt.Fprintf(w, "  %s: %s\n", v.GetField(), v.GetDescription())
+			}
+		}
+	}
+}

@@ -1,0 +1,210 @@
+// Command leadrouterd is the leadrouter service: gRPC on --listen, Prometheus
+// metrics on --metrics-listen, state in the Redis at --redis-url or, without
+// one, in an embedded in-memory Redis. Every flag has a LEADROUTER_*
+// environment equivalent (--redis-url: LEADROUTER_REDIS_URL).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/leadrouter/leadrouter/engine"
+	"github.com/leadrouter/leadrouter/server"
+	"github.com/leadrouter/leadrouter/store"
+)
+
+type options struct {
+	listen, metricsListen, redisURL, config, workspace, logLevel, logFormat string
+	shutdownTimeout                                                         time.Duration
+	reflection                                                              bool
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "leadrouterd:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags() (*options, error) {
+	var o options
+	fs := flag.NewFlagSet("leadrouterd", flag.ContinueOnError)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:7070", "gRPC listen address")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "127.0.0.1:9464", "Prometheus /metrics listen address (empty: off)")
+	fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL, e.g. redis://localhost:6379/0 (empty: embedded in-memory store)")
+	fs.StringVar(&o.config, "config", "", "routing config YAML applied at start")
+	fs.StringVar(&o.workspace, "workspace", engine.DefaultWorkspace, "workspace the --config file is applied to")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish on SIGTERM")
+	fs.BoolVar(&o.reflection, "reflection", true, "register gRPC server reflection")
+	// LEADROUTER_<FLAG> (dashes as underscores) sets a flag's default.
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "LEADROUTER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			_ = f.Value.Set(v)
+			f.DefValue = v
+		}
+	})
+	return &o, fs.Parse(os.Args[1:])
+}
+
+func run() error {
+	o, err := parseFlags()
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	st, closeStore, err := openStore(ctx, o.redisURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	eng := engine.New(st, engine.WithLogger(log))
+
+	if o.config != "" {
+		if err := applyConfigFile(ctx, eng, o.workspace, o.config); err != nil {
+			return err
+		}
+	}
+
+	lis, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	srv := server.New(eng, server.Options{Logger: log, Reflection: o.reflection})
+	healthCtx, stopHealth := context.WithCancel(ctx)
+	defer stopHealth()
+	go srv.WatchHealth(healthCtx)
+
+	if o.metricsListen != "" {
+		stopMetrics, err := serveMetrics(o.metricsListen, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	log.Info("leadrouterd serving", "grpc", lis.Addr().String(), "metrics", o.metricsListen)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", o.shutdownTimeout)
+	stopHealth()
+	done := make(chan struct{})
+	go func() { srv.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(o.shutdownTimeout):
+		log.Warn("graceful stop timed out; closing connections")
+		srv.Stop()
+	}
+	return nil
+}
+
+func openStore(ctx context.Context, url string, log *slog.Logger) (engine.Store, func(), error) {
+	if url == "" {
+		emb, err := store.StartEmbedded()
+		if err != nil {
+			return nil, nil, err
+		}
+		log.Warn("using the embedded in-memory store: all data is lost on exit; pass --redis-url for a real Redis",
+			"addr", emb.Addr())
+		return emb, func() { emb.Close() }, nil
+	}
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r, err := store.Open(octx, url)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("using redis", "url", redactURL(url))
+	return r, func() { r.Close() }, nil
+}
+
+func applyConfigFile(ctx context.Context, eng *engine.Engine, ws, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cfg, err := engine.ParseConfigYAML(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	v, err := eng.ApplyConfig(ctx, ws, cfg, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	slog.Info("routing config loaded", "file", path, "workspace", ws, "version", v)
+	return nil
+}
+
+func serveMetrics(addr string, log *slog.Logger) (func(), error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return func() { hs.Close() }, nil
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+// redactURL hides a password in a Redis URL for logging.
+func redactURL(u string) string {
+	at := strings.LastIndex(u, "@")
+	scheme := strings.Index(u, "://")
+	if at < 0 || scheme < 0 {
+		return u
+	}
+	return u[:scheme+3] + "***" + u[at:]
+}

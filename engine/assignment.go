@@ -1,0 +1,68 @@
+package engine
+
+import "time"
+
+// State is where a lead stands.
+type State string
+
+// Every lead ends in one of these states: never lost, never assigned twice.
+const (
+	StateAssigned   State = "ASSIGNED"
+	StateQueued     State = "QUEUED"
+	StateUnroutable State = "UNROUTABLE"
+)
+
+// Assignment is the decision for one lead with its explanation.
+type Assignment struct {
+	LeadID        string
+	State         State
+	RepID         string // ASSIGNED only
+	PoolID        string // the assigning pool, or the pool the lead is queued on
+	RuleID        string // empty when UNROUTABLE
+	Reason        string // why QUEUED or UNROUTABLE
+	ReceivedAt    time.Time
+	DecidedAt     time.Time
+	ConfigVersion int64
+	Trace         Trace
+	Lead          Lead
+}
+
+// Trace answers "why was this lead assigned to me?".
+type Trace struct {
+	Rules   []RuleEvaluation   // up to and including the matching rule
+	Targets []TargetEvaluation // pools tried, in order
+	Summary string             // one sentence
+}
+
+// RuleEvaluation records whether one rule matched and why, briefly.
+type RuleEvaluation struct {
+	RuleID  string `json:"rule_id"`
+	Matched bool   `json:"matched"`
+	Detail  string `json:"detail"`
+}
+
+// TargetEvaluation records one pool tried for a lead.
+type TargetEvaluation struct {
+	PoolID        string
+	Strategy      Strategy
+	PreviousRepID string      // the member picked last before this decision
+	Candidates    []Candidate // in the order the strategy considered them
+	Outcome       string
+}
+
+// Candidate is one rep a strategy looked at.
+type Candidate struct {
+	RepID      string
+	Chosen     bool
+	SkipReason string // e.g. "away", "offline"; empty when chosen
+}
+
+// Chosen returns the chosen candidate of the evaluation, if any.
+func (t TargetEvaluation) Chosen() (Candidate, bool) {
+	for _, c := range t.Candidates {
+		if c.Chosen {
+			return c, true
+		}
+	}
+	return Candidate{}, false
+}

@@ -1,0 +1,317 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	_ "time/tzdata" // reps' time zones must resolve on machines without zoneinfo
+
+	"gopkg.in/yaml.v3"
+)
+
+// RepStatus is a rep's declared presence. The values are stored as they are.
+type RepStatus string
+
+// The declared presences. Only StatusAvailable reps are eligible.
+const (
+	StatusAvailable RepStatus = "AVAILABLE"
+	StatusAway      RepStatus = "AWAY"
+	StatusOffline   RepStatus = "OFFLINE"
+)
+
+// Valid reports whether s is one of the declared presences.
+func (s RepStatus) Valid() bool {
+	return s == StatusAvailable || s == StatusAway || s == StatusOffline
+}
+
+// UnmarshalText accepts any case ("away", "Away", "AWAY").
+func (s *RepStatus) UnmarshalText(b []byte) error {
+	*s = RepStatus(strings.ToUpper(string(b)))
+	return nil
+}
+
+// Strategy is how a pool distributes leads among its eligible members.
+type Strategy string
+
+// Strategies. StrategyRoundRobin is the default.
+const (
+	StrategyRoundRobin Strategy = "ROUND_ROBIN"
+)
+
+// UnmarshalText accepts any case ("round_robin").
+func (s *Strategy) UnmarshalText(b []byte) error {
+	*s = Strategy(strings.ToUpper(string(b)))
+	return nil
+}
+
+// Config is a workspace's routing document. The YAML and JSON field names are
+// those of proto/leadrouter/v1/config.proto.
+type Config struct {
+	Reps  []Rep  `json:"reps,omitempty" yaml:"reps,omitempty"`
+	Pools []Pool `json:"pools,omitempty" yaml:"pools,omitempty"`
+	Rules []Rule `json:"rules,omitempty" yaml:"rules,omitempty"`
+}
+
+// Rep is a person who can take leads.
+type Rep struct {
+	ID            string            `json:"id" yaml:"id"`
+	Name          string            `json:"name,omitempty" yaml:"name,omitempty"`
+	Email         string            `json:"email,omitempty" yaml:"email,omitempty"`
+	Timezone      string            `json:"timezone,omitempty" yaml:"timezone,omitempty"`
+	Attributes    map[string]string `json:"attributes,omitempty" yaml:"attributes,omitempty"`
+	InitialStatus RepStatus         `json:"initial_status,omitempty" yaml:"initial_status,omitempty"`
+}
+
+// Pool is a set of reps sharing one strategy.
+type Pool struct {
+	ID       string   `json:"id" yaml:"id"`
+	Name     string   `json:"name,omitempty" yaml:"name,omitempty"`
+	Strategy Strategy `json:"strategy,omitempty" yaml:"strategy,omitempty"`
+	Members  []Member `json:"members" yaml:"members"`
+}
+
+// Member names one rep of a pool; its position in Pool.Members is its place
+// in the rotation.
+type Member struct {
+	RepID string `json:"rep_id" yaml:"rep_id"`
+}
+
+// Rule is a territory: criteria and the pools that serve it, in order.
+type Rule struct {
+	ID      string   `json:"id" yaml:"id"`
+	Name    string   `json:"name,omitempty" yaml:"name,omitempty"`
+	Match   Match    `json:"match,omitzero" yaml:"match,omitempty"`
+	Targets []Target `json:"targets" yaml:"targets"`
+}
+
+// Target names one pool of a rule.
+type Target struct {
+	PoolID string `json:"pool_id" yaml:"pool_id"`
+}
+
+// Match holds a rule's criteria; see config.proto for the semantics.
+type Match struct {
+	Countries      []string          `json:"countries,omitempty" yaml:"countries,omitempty"`
+	Regions        []string          `json:"regions,omitempty" yaml:"regions,omitempty"`
+	PostalPrefixes []string          `json:"postal_prefixes,omitempty" yaml:"postal_prefixes,omitempty"`
+	Industries     []string          `json:"industries,omitempty" yaml:"industries,omitempty"`
+	EmployeeCount  *IntRange         `json:"employee_count,omitempty" yaml:"employee_count,omitempty"`
+	Sources        []string          `json:"sources,omitempty" yaml:"sources,omitempty"`
+	Products       []string          `json:"products,omitempty" yaml:"products,omitempty"`
+	Languages      []string          `json:"languages,omitempty" yaml:"languages,omitempty"`
+	Score          *IntRange         `json:"score,omitempty" yaml:"score,omitempty"`
+	Attributes     map[string]string `json:"attributes,omitempty" yaml:"attributes,omitempty"`
+}
+
+// IsZero reports whether the match has no criterion: it accepts every lead.
+func (m Match) IsZero() bool {
+	return len(m.Countries) == 0 && len(m.Regions) == 0 && len(m.PostalPrefixes) == 0 &&
+		len(m.Industries) == 0 && m.EmployeeCount == nil && len(m.Sources) == 0 &&
+		len(m.Products) == 0 && len(m.Languages) == 0 && m.Score == nil && len(m.Attributes) == 0
+}
+
+// IntRange is an inclusive range; a nil bound is open.
+type IntRange struct {
+	Min *int32 `json:"min,omitempty" yaml:"min,omitempty"`
+	Max *int32 `json:"max,omitempty" yaml:"max,omitempty"`
+}
+
+// Contains reports whether v lies in the range.
+func (r IntRange) Contains(v int32) bool {
+	return (r.Min == nil || v >= *r.Min) && (r.Max == nil || v <= *r.Max)
+}
+
+func (r IntRange) String() string {
+	lo, hi := "", ""
+	if r.Min != nil {
+		lo = fmt.Sprint(*r.Min)
+	}
+	if r.Max != nil {
+		hi = fmt.Sprint(*r.Max)
+	}
+	return "[" + lo + ".." + hi + "]"
+}
+
+// ParseConfigYAML reads a routing config written by a human. Unknown fields
+// are errors, so a typo never silently disables a criterion. The result is
+// not validated; Engine.ApplyConfig does that.
+func ParseConfigYAML(r io.Reader) (*Config, error) {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return &cfg, nil
+		}
+		return nil, fmt.Errorf("routing config: %w", err)
+	}
+	return &cfg, nil
+}
+
+// YAML writes the config in the form ParseConfigYAML reads.
+func (c *Config) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), enc.Close()
+}
+
+// Validate checks the whole config and reports every problem with its path
+// (e.g. `rules[3].targets[0].pool_id: unknown pool "emea-smb"`). It fills in
+// defaults (strategy, initial status, time zone) in place.
+func (c *Config) Validate() error {
+	var v violations
+	reps := make(map[string]bool, len(c.Reps))
+	for i := range c.Reps {
+		r := &c.Reps[i]
+		p := fmt.Sprintf("reps[%d]", i)
+		checkID(&v, p+".id", r.ID, reps, "rep")
+		if r.Email != "" {
+			if err := checkEmail(r.Email); err != nil {
+				v.add(p+".email", "not a valid email address (%v)", err)
+			}
+		}
+		if r.Timezone == "" {
+			r.Timezone = "UTC"
+		} else if _, err := time.LoadLocation(r.Timezone); err != nil {
+			v.add(p+".timezone", "unknown time zone %q", r.Timezone)
+		}
+		if r.InitialStatus == "" {
+			r.InitialStatus = StatusAvailable
+		} else if !r.InitialStatus.Valid() {
+			v.add(p+".initial_status", "%q is not one of AVAILABLE, AWAY, OFFLINE", r.InitialStatus)
+		}
+		checkAttributes(&v, p+".attributes", r.Attributes)
+	}
+	pools := make(map[string]bool, len(c.Pools))
+	for i := range c.Pools {
+		pl := &c.Pools[i]
+		p := fmt.Sprintf("pools[%d]", i)
+		checkID(&v, p+".id", pl.ID, pools, "pool")
+		if pl.Strategy == "" {
+			pl.Strategy = StrategyRoundRobin
+		} else if pl.Strategy != StrategyRoundRobin {
+			v.add(p+".strategy", "%q is not supported (ROUND_ROBIN)", pl.Strategy)
+		}
+		if len(pl.Members) == 0 {
+			v.add(p+".members", "a pool needs at least one member")
+		}
+		seen := make(map[string]bool, len(pl.Members))
+		for j, m := range pl.Members {
+			mp := fmt.Sprintf("%s.members[%d].rep_id", p, j)
+			switch {
+			case m.RepID == "":
+				v.add(mp, "required")
+			case !reps[m.RepID]:
+				v.add(mp, "unknown rep %q", m.RepID)
+			case seen[m.RepID]:
+				v.add(mp, "rep %q is already a member of this pool", m.RepID)
+			}
+			seen[m.RepID] = true
+		}
+	}
+	rules := make(map[string]bool, len(c.Rules))
+	catchAll := -1
+	for i := range c.Rules {
+		r := &c.Rules[i]
+		p := fmt.Sprintf("rules[%d]", i)
+		checkID(&v, p+".id", r.ID, rules, "rule")
+		if catchAll >= 0 {
+			v.add(p, "unreachable: rules[%d] (%q) before it matches every lead", catchAll, c.Rules[catchAll].ID)
+		}
+		if r.Match.IsZero() && catchAll < 0 {
+			catchAll = i
+		}
+		checkMatch(&v, p+".match", &r.Match)
+		if len(r.Targets) == 0 {
+			v.add(p+".targets", "a rule needs at least one target")
+		}
+		seen := make(map[string]bool, len(r.Targets))
+		for j, t := range r.Targets {
+			tp := fmt.Sprintf("%s.targets[%d].pool_id", p, j)
+			switch {
+			case t.PoolID == "":
+				v.add(tp, "required")
+			case !pools[t.PoolID]:
+				v.add(tp, "unknown pool %q", t.PoolID)
+			case seen[t.PoolID]:
+				v.add(tp, "pool %q is already a target of this rule", t.PoolID)
+			}
+			seen[t.PoolID] = true
+		}
+	}
+	return v.err()
+}
+
+func checkID(v *violations, path, id string, seen map[string]bool, kind string) {
+	switch {
+	case id == "":
+		v.add(path, "required")
+	case len(id) > MaxIDBytes:
+		v.add(path, "%d bytes, at most %d allowed", len(id), MaxIDBytes)
+	case !isIdent(id):
+		v.add(path, "%q may contain only letters, digits and - _ . @ :", id)
+	case seen[id]:
+		v.add(path, "duplicate %s id %q", kind, id)
+	}
+	seen[id] = true
+}
+
+func checkMatch(v *violations, p string, m *Match) {
+	for j, c := range m.Countries {
+		code, ok := canonicalCountry(c)
+		if !ok {
+			v.add(fmt.Sprintf("%s.countries[%d]", p, j), "%q is not an ISO 3166-1 alpha-2 country code", c)
+		}
+		m.Countries[j] = code
+	}
+	for j, l := range m.Languages {
+		tag, err := canonicalLanguage(l)
+		if err != nil {
+			v.add(fmt.Sprintf("%s.languages[%d]", p, j), "%q is not a BCP 47 language tag", l)
+		}
+		m.Languages[j] = tag
+	}
+	for _, f := range []struct {
+		name string
+		list []string
+	}{
+		{"regions", m.Regions}, {"postal_prefixes", m.PostalPrefixes}, {"industries", m.Industries},
+		{"sources", m.Sources}, {"products", m.Products},
+	} {
+		for j, s := range f.list {
+			if strings.TrimSpace(s) == "" {
+				v.add(fmt.Sprintf("%s.%s[%d]", p, f.name, j), "empty value")
+			}
+		}
+	}
+	checkRange(v, p+".employee_count", m.EmployeeCount, 0, maxEmployeeCount)
+	checkRange(v, p+".score", m.Score, 0, maxScore)
+	checkAttributes(v, p+".attributes", m.Attributes)
+}
+
+func checkRange(v *violations, p string, r *IntRange, lo, hi int32) {
+	if r == nil {
+		return
+	}
+	if r.Min == nil && r.Max == nil {
+		v.add(p, "set min, max or both")
+	}
+	for _, b := range []struct {
+		name string
+		val  *int32
+	}{{"min", r.Min}, {"max", r.Max}} {
+		if b.val != nil && (*b.val < lo || *b.val > hi) {
+			v.add(p+"."+b.name, "%d is outside %d-%d", *b.val, lo, hi)
+		}
+	}
+	if r.Min != nil && r.Max != nil && *r.Min > *r.Max {
+		v.add(p, "min %d is greater than max %d", *r.Min, *r.Max)
+	}
+}

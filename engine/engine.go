@@ -1,0 +1,399 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Bounds on retries. A decision retries only when the config changed under
+// it; a drain loops only while other replicas keep taking its leads.
+const (
+	maxStaleRetries = 4
+	drainBatch      = 64
+	maxDrainRounds  = 1024
+)
+
+// Engine routes leads. It is safe for concurrent use and holds no state that
+// another replica would need: its only cache is the compiled routing config
+// of each workspace, which the store's version check keeps honest.
+type Engine struct {
+	store Store
+	clock Clock
+	log   *slog.Logger
+
+	mu      sync.RWMutex
+	configs map[string]*compiledConfig
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithClock sets where the engine reads "now" (default: the wall clock).
+func WithClock(c Clock) Option { return func(e *Engine) { e.clock = c } }
+
+// WithLogger sets the logger (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
+
+// New returns an engine on the given store.
+func New(s Store, opts ...Option) *Engine {
+	e := &Engine{store: s, clock: SystemClock{}, log: slog.Default(), configs: make(map[string]*compiledConfig)}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() Store { return e.store }
+
+// AssignLead routes one lead and records the decision. The bool is true when
+// the lead id was already recorded: the original assignment is returned and
+// nothing changes. When the rule's first eligible pool has leads queued
+// before this one, the lead joins that queue and the queue is drained before
+// AssignLead returns, so arrival order holds.
+func (e *Engine) AssignLead(ctx context.Context, ws string, lead Lead) (*Assignment, bool, error) {
+	return e.decide(ctx, ws, lead, false)
+}
+
+// PreviewAssignment returns the decision AssignLead would make now, with the
+// same trace, writing nothing and advancing no rotation.
+func (e *Engine) PreviewAssignment(ctx context.Context, ws string, lead Lead) (*Assignment, bool, error) {
+	return e.decide(ctx, ws, lead, true)
+}
+
+func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool) (*Assignment, bool, error) {
+	now := e.clock.Now()
+	ws, wsErr := NormalizeWorkspace(ws)
+	l, leadErr := NormalizeLead(lead, now)
+	if err := joinViolations(wsErr, leadErr); err != nil {
+		return nil, false, err
+	}
+	for attempt := 0; attempt < maxStaleRetries; attempt++ {
+		cc, err := e.config(ctx, ws, attempt > 0)
+		if err != nil {
+			return nil, false, err
+		}
+		d := cc.decision(ws, &l, now, dryRun)
+		out, err := e.store.Decide(ctx, d)
+		if errors.Is(err, ErrStaleConfig) {
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		a := out.Assignment
+		if out.Backlog && !dryRun {
+			if err := e.drain(ctx, ws, a.PoolID); err != nil {
+				return nil, false, err
+			}
+			if a, err = e.store.Assignment(ctx, ws, l.ID); err != nil {
+				return nil, false, err
+			}
+		}
+		explain(cc, a)
+		e.log.LogAttrs(ctx, slog.LevelDebug, "lead decided",
+			slog.String("workspace", ws), slog.String("lead", l.ID), slog.String("state", string(a.State)),
+			slog.String("rep", a.RepID), slog.String("pool", a.PoolID), slog.String("rule", a.RuleID),
+			slog.Bool("duplicate", out.Duplicate), slog.Bool("preview", dryRun))
+		return a, out.Duplicate, nil
+	}
+	return nil, false, fmt.Errorf("%w: routing config kept changing during the decision", ErrUnavailable)
+}
+
+// GetAssignment returns a recorded assignment with its trace; ErrNotFound
+// when the lead was never assigned.
+func (e *Engine) GetAssignment(ctx context.Context, ws, leadID string) (*Assignment, error) {
+	ws, err := NormalizeWorkspace(ws)
+	if err != nil {
+		return nil, err
+	}
+	if leadID == "" {
+		return nil, &ValidationError{Violations: []FieldViolation{{"lead_id", "required"}}}
+	}
+	a, err := e.store.Assignment(ctx, ws, leadID)
+	if err != nil {
+		return nil, err
+	}
+	cc, _ := e.config(ctx, ws, false) // strategy names only; nil is fine
+	explain(cc, a)
+	return a, nil
+}
+
+// ApplyConfig validates cfg (filling defaults in place) and makes it the
+// workspace's config. With expected set, it applies only if the current
+// version is *expected (0: none yet), else ErrVersionConflict. Pools that
+// gained an eligible member drain their queues before ApplyConfig returns.
+func (e *Engine) ApplyConfig(ctx context.Context, ws string, cfg *Config, expected *int64) (int64, error) {
+	ws, wsErr := NormalizeWorkspace(ws)
+	if err := joinViolations(wsErr, prefixViolations("config", cfg.Validate())); err != nil {
+		return 0, err
+	}
+	for attempt := 0; attempt < maxStaleRetries; attempt++ {
+		var base int64
+		var prev *Config
+		cur, err := e.store.LoadConfig(ctx, ws)
+		switch {
+		case err == nil:
+			base, prev = cur.Version, cur.Config
+		case !errors.Is(err, ErrNoConfig):
+			return 0, err
+		}
+		if expected != nil && *expected != base {
+			return 0, fmt.Errorf("%w: expected version %d, current is %d", ErrVersionConflict, *expected, base)
+		}
+		now := e.clock.Now()
+		version, err := e.store.ApplyConfig(ctx, ws, base, prev, cfg, now)
+		if errors.Is(err, ErrVersionConflict) && expected == nil {
+			continue // another apply won the race; apply on top of it
+		}
+		if err != nil {
+			return 0, err
+		}
+		e.remember(ws, compile(cfg, version, now))
+		e.log.Info("routing config applied", "workspace", ws, "version", version,
+			"reps", len(cfg.Reps), "pools", len(cfg.Pools), "rules", len(cfg.Rules))
+		for _, p := range cfg.Pools {
+			if err := e.drain(ctx, ws, p.ID); err != nil {
+				return version, err
+			}
+		}
+		return version, nil
+	}
+	return 0, fmt.Errorf("%w: concurrent applies kept winning", ErrVersionConflict)
+}
+
+// Config returns the workspace's current config as stored.
+func (e *Engine) Config(ctx context.Context, ws string) (*StoredConfig, error) {
+	ws, err := NormalizeWorkspace(ws)
+	if err != nil {
+		return nil, err
+	}
+	return e.store.LoadConfig(ctx, ws)
+}
+
+// SetRepStatus sets a rep's declared presence and returns the previous one.
+// Becoming AVAILABLE drains the queues of the rep's pools before returning.
+func (e *Engine) SetRepStatus(ctx context.Context, ws, repID string, st RepStatus) (RepStatus, error) {
+	ws, wsErr := NormalizeWorkspace(ws)
+	var v violations
+	if repID == "" {
+		v.add("rep_id", "required")
+	}
+	if !st.Valid() {
+		v.add("status", "%q is not one of AVAILABLE, AWAY, OFFLINE", st)
+	}
+	if err := joinViolations(wsErr, v.err()); err != nil {
+		return "", err
+	}
+	for attempt := 0; attempt < maxStaleRetries; attempt++ {
+		cc, err := e.config(ctx, ws, attempt > 0)
+		if err != nil {
+			return "", err
+		}
+		if cc.reps[repID] == nil {
+			if attempt == 0 {
+				continue // the cache may predate the rep; look again
+			}
+			return "", fmt.Errorf("rep %q: %w", repID, ErrNotFound)
+		}
+		prev, err := e.store.SetRepStatus(ctx, ws, cc.version, repID, st, e.clock.Now())
+		if errors.Is(err, ErrStaleConfig) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		e.log.Info("rep status set", "workspace", ws, "rep", repID, "status", st, "previous", prev)
+		if st == StatusAvailable {
+			for _, pool := range cc.repPools[repID] {
+				if err := e.drain(ctx, ws, pool); err != nil {
+					return prev, err
+				}
+			}
+		}
+		return prev, nil
+	}
+	return "", fmt.Errorf("%w: routing config kept changing", ErrUnavailable)
+}
+
+// RepState is a rep as configured plus its runtime state.
+type RepState struct {
+	Rep     Rep
+	PoolIDs []string
+	RepRuntime
+}
+
+// Reps returns every rep of the workspace's current config, in config order.
+func (e *Engine) Reps(ctx context.Context, ws string) ([]RepState, error) {
+	cc, err := e.freshConfig(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	return e.repStates(ctx, cc, cc.cfg.Reps)
+}
+
+// Rep returns one rep; ErrNotFound when the config has no such rep.
+func (e *Engine) Rep(ctx context.Context, ws, repID string) (*RepState, error) {
+	if repID == "" {
+		return nil, &ValidationError{Violations: []FieldViolation{{"rep_id", "required"}}}
+	}
+	cc, err := e.freshConfig(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	r := cc.reps[repID]
+	if r == nil {
+		return nil, fmt.Errorf("rep %q: %w", repID, ErrNotFound)
+	}
+	states, err := e.repStates(ctx, cc, []Rep{*r})
+	if err != nil {
+		return nil, err
+	}
+	return &states[0], nil
+}
+
+func (e *Engine) repStates(ctx context.Context, cc *compiledConfig, reps []Rep) ([]RepState, error) {
+	ids := make([]string, len(reps))
+	for i, r := range reps {
+		ids[i] = r.ID
+	}
+	rt, err := e.store.RepRuntime(ctx, cc.ws(), ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RepState, len(reps))
+	for i, r := range reps {
+		out[i] = RepState{Rep: r, PoolIDs: cc.repPools[r.ID], RepRuntime: rt[i]}
+	}
+	return out, nil
+}
+
+// drain assigns leads queued on a pool, oldest first, until the queue is
+// empty or nobody in the pool is eligible.
+func (e *Engine) drain(ctx context.Context, ws, poolID string) error {
+	refresh := false
+	for round := 0; round < maxDrainRounds; round++ {
+		cc, err := e.config(ctx, ws, refresh)
+		if err != nil {
+			return err
+		}
+		if cc.pools[poolID] == nil {
+			return nil // the pool left the config; its queue stays readable
+		}
+		ids, err := e.store.QueuedLeads(ctx, ws, poolID, drainBatch)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		res, err := e.store.DrainQueue(ctx, ws, cc.version, poolID, ids, e.clock.Now())
+		if errors.Is(err, ErrStaleConfig) {
+			refresh = true
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		refresh = false
+		if len(res.Assigned) > 0 {
+			e.log.Debug("queue drained", "workspace", ws, "pool", poolID, "assigned", len(res.Assigned))
+		}
+		if res.Blocked {
+			return nil
+		}
+	}
+	return nil
+}
+
+// config returns the workspace's compiled config, from the cache unless
+// refresh is set or nothing is cached.
+func (e *Engine) config(ctx context.Context, ws string, refresh bool) (*compiledConfig, error) {
+	if !refresh {
+		e.mu.RLock()
+		cc := e.configs[ws]
+		e.mu.RUnlock()
+		if cc != nil {
+			return cc, nil
+		}
+	}
+	return e.freshConfig(ctx, ws)
+}
+
+func (e *Engine) freshConfig(ctx context.Context, ws string) (*compiledConfig, error) {
+	ws, err := NormalizeWorkspace(ws)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := e.store.LoadConfig(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	cc := compile(sc.Config, sc.Version, sc.AppliedAt)
+	cc.workspace = ws
+	return e.remember(ws, cc), nil
+}
+
+// remember caches cc unless a newer version is cached already, and returns
+// the newest.
+func (e *Engine) remember(ws string, cc *compiledConfig) *compiledConfig {
+	cc.workspace = ws
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cur := e.configs[ws]; cur != nil && cur.version > cc.version {
+		return cur
+	}
+	e.configs[ws] = cc
+	return cc
+}
+
+// decision prepares the store's half of a decision: the matched rule, its
+// targets and the texts to record when nobody can take the lead.
+func (cc *compiledConfig) decision(ws string, l *Lead, now time.Time, dryRun bool) *Decision {
+	rule, evals := cc.match(l)
+	d := &Decision{Workspace: ws, ConfigVersion: cc.version, Lead: l, ReceivedAt: now, Rules: evals, DryRun: dryRun}
+	if rule == nil {
+		d.UnroutableReason = "no rule matched and the config has no default rule"
+		return d
+	}
+	d.RuleID = rule.id
+	d.Targets = rule.targets
+	d.QueuedReason = "nobody eligible in " + strings.Join(rule.targets, ", ")
+	return d
+}
+
+func (cc *compiledConfig) ws() string { return cc.workspace }
+
+// joinViolations merges validation errors so a caller sees every problem at
+// once; any other error is returned as it is.
+func joinViolations(errs ...error) error {
+	var all []FieldViolation
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		var ve *ValidationError
+		if !errors.As(err, &ve) {
+			return err
+		}
+		all = append(all, ve.Violations...)
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	return &ValidationError{Violations: all}
+}
+
+// prefixViolations puts a request field in front of each violation's path.
+func prefixViolations(prefix string, err error) error {
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	for i := range ve.Violations {
+		ve.Violations[i].Field = prefix + "." + ve.Violations[i].Field
+	}
+	return ve
+}

@@ -1,0 +1,65 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Callers test them with errors.Is; server/ maps each to one
+// gRPC status code.
+var (
+	// ErrNoConfig: the workspace has no routing config yet.
+	ErrNoConfig = errors.New("workspace has no routing config")
+	// ErrNotFound: the lead, rep or pool does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrVersionConflict: an expected config version is no longer current.
+	ErrVersionConflict = errors.New("config version conflict")
+	// ErrStaleConfig is returned by a Store when the config version a
+	// decision was made under is no longer current. The engine handles it
+	// by reloading; it never reaches callers of Engine.
+	ErrStaleConfig = errors.New("stale routing config")
+	// ErrUnavailable: the store could not be reached; the call is safe to
+	// retry.
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrInvalid is wrapped by every *ValidationError.
+	ErrInvalid = errors.New("invalid argument")
+)
+
+// FieldViolation is one problem with one field of a request, e.g.
+// {"rules[3].targets[0].pool_id", `unknown pool "emea-smb"`}.
+type FieldViolation struct {
+	Field       string
+	Description string
+}
+
+// ValidationError lists every problem found in one input. It matches
+// ErrInvalid under errors.Is.
+type ValidationError struct {
+	Violations []FieldViolation
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		parts[i] = v.Field + ": " + v.Description
+	}
+	return "invalid argument: " + strings.Join(parts, "; ")
+}
+
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+// violations collects FieldViolations while a validator walks its input.
+type violations []FieldViolation
+
+func (v *violations) add(field, format string, args ...any) {
+	*v = append(*v, FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
+}
+
+// err returns nil when nothing was collected, else a *ValidationError.
+func (v violations) err() error {
+	if len(v) == 0 {
+		return nil
+	}
+	return &ValidationError{Violations: v}
+}

@@ -1,0 +1,219 @@
+package engine
+
+import (
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/language"
+)
+
+// Limits on one lead. They bound the size of a stored record and of a trace.
+const (
+	MaxIDBytes         = 128
+	MaxAttributes      = 64
+	MaxAttrKeyBytes    = 128
+	MaxAttrValueBytes  = 1024
+	MaxLeadFieldBytes  = 512
+	MaxWorkspaceBytes  = 64
+	DefaultWorkspace   = "default"
+	maxScore           = 100
+	maxEmployeeCount   = 10_000_000
+	attributesField    = "lead.attributes"
+	leadSubmittedField = "lead.submitted_at"
+)
+
+// Lead is one inbound record. See proto/leadrouter/v1/lead.proto for the
+// meaning of each field.
+type Lead struct {
+	ID            string            `json:"id"`
+	Email         string            `json:"email,omitempty"`
+	FirstName     string            `json:"first_name,omitempty"`
+	LastName      string            `json:"last_name,omitempty"`
+	Company       string            `json:"company,omitempty"`
+	CompanyDomain string            `json:"company_domain,omitempty"`
+	Country       string            `json:"country,omitempty"`
+	Region        string            `json:"region,omitempty"`
+	PostalCode    string            `json:"postal_code,omitempty"`
+	Industry      string            `json:"industry,omitempty"`
+	EmployeeCount int32             `json:"employee_count,omitempty"`
+	Source        string            `json:"source,omitempty"`
+	Product       string            `json:"product,omitempty"`
+	Language      string            `json:"language,omitempty"`
+	Score         *int32            `json:"score,omitempty"`
+	Attributes    map[string]string `json:"attributes,omitempty"`
+	SubmittedAt   time.Time         `json:"submitted_at"`
+}
+
+// NormalizeWorkspace maps the empty workspace to DefaultWorkspace and checks
+// the name: 1 to 64 characters of letters, digits, '-', '_' and '.'. The name
+// becomes a Redis Cluster hash tag, so braces are never allowed.
+func NormalizeWorkspace(ws string) (string, error) {
+	if ws == "" {
+		return DefaultWorkspace, nil
+	}
+	var v violations
+	if len(ws) > MaxWorkspaceBytes {
+		v.add("workspace", "longer than %d bytes", MaxWorkspaceBytes)
+	} else if !isIdent(ws) {
+		v.add("workspace", "%q may contain only letters, digits, '-', '_' and '.'", ws)
+	}
+	return ws, v.err()
+}
+
+// isIdent reports whether s is a config identifier: letters, digits, '-',
+// '_', '.', '@' and ':'. Identifiers are embedded in Redis keys and trace
+// lines, so whitespace and control characters are excluded.
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case r == '-', r == '_', r == '.', r == '@', r == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// NormalizeLead validates a lead and returns its canonical form: trimmed
+// fields, lower-case email and domain, upper-case country, canonical language
+// tag, company_domain derived from the email, submitted_at defaulted to
+// receivedAt. Every problem is reported, each with the field it concerns.
+func NormalizeLead(in Lead, receivedAt time.Time) (Lead, error) {
+	var v violations
+	l := in
+	l.ID = in.ID
+	switch {
+	case l.ID == "":
+		v.add("lead.id", "required")
+	case len(l.ID) > MaxIDBytes:
+		v.add("lead.id", "%d bytes, at most %d allowed", len(l.ID), MaxIDBytes)
+	case !isPrintable(l.ID):
+		v.add("lead.id", "must be printable UTF-8 without spaces or control characters")
+	}
+	texts := []struct {
+		field string
+		value *string
+	}{
+		{"lead.email", &l.Email}, {"lead.first_name", &l.FirstName}, {"lead.last_name", &l.LastName},
+		{"lead.company", &l.Company}, {"lead.company_domain", &l.CompanyDomain}, {"lead.country", &l.Country},
+		{"lead.region", &l.Region}, {"lead.postal_code", &l.PostalCode}, {"lead.industry", &l.Industry},
+		{"lead.source", &l.Source}, {"lead.product", &l.Product}, {"lead.language", &l.Language},
+	}
+	for _, t := range texts {
+		*t.value = strings.TrimSpace(*t.value)
+		if len(*t.value) > MaxLeadFieldBytes {
+			v.add(t.field, "%d bytes, at most %d allowed", len(*t.value), MaxLeadFieldBytes)
+			*t.value = ""
+		} else if !utf8.ValidString(*t.value) {
+			v.add(t.field, "not valid UTF-8")
+			*t.value = ""
+		}
+	}
+	if l.Email != "" {
+		if err := checkEmail(l.Email); err != nil {
+			v.add("lead.email", "not a valid email address (%v)", err)
+		} else {
+			l.Email = strings.ToLower(l.Email)
+		}
+	}
+	l.CompanyDomain = strings.ToLower(strings.TrimSuffix(l.CompanyDomain, "."))
+	if l.CompanyDomain == "" && l.Email != "" {
+		if at := strings.LastIndexByte(l.Email, '@'); at >= 0 {
+			l.CompanyDomain = l.Email[at+1:]
+		}
+	}
+	if l.Country != "" {
+		c, ok := canonicalCountry(l.Country)
+		if !ok {
+			v.add("lead.country", "%q is not an ISO 3166-1 alpha-2 country code", l.Country)
+		}
+		l.Country = c
+	}
+	if l.Language != "" {
+		tag, err := canonicalLanguage(l.Language)
+		if err != nil {
+			v.add("lead.language", "%q is not a BCP 47 language tag", l.Language)
+		}
+		l.Language = tag
+	}
+	if l.Score != nil && (*l.Score < 0 || *l.Score > maxScore) {
+		v.add("lead.score", "%d is outside 0-%d", *l.Score, maxScore)
+	}
+	if l.EmployeeCount < 0 || l.EmployeeCount > maxEmployeeCount {
+		v.add("lead.employee_count", "%d is outside 0-%d", l.EmployeeCount, maxEmployeeCount)
+	}
+	checkAttributes(&v, attributesField, l.Attributes)
+	if l.SubmittedAt.IsZero() {
+		l.SubmittedAt = receivedAt
+	} else if l.SubmittedAt.After(receivedAt.Add(time.Hour)) {
+		v.add(leadSubmittedField, "%s is in the future", l.SubmittedAt.Format(time.RFC3339))
+	}
+	l.SubmittedAt = l.SubmittedAt.UTC()
+	return l, v.err()
+}
+
+func checkAttributes(v *violations, field string, attrs map[string]string) {
+	if len(attrs) > MaxAttributes {
+		v.add(field, "%d attributes, at most %d allowed", len(attrs), MaxAttributes)
+		return
+	}
+	for k, val := range attrs {
+		path := fmt.Sprintf("%s[%q]", field, k)
+		switch {
+		case k == "":
+			v.add(field, "empty attribute key")
+		case len(k) > MaxAttrKeyBytes:
+			v.add(path, "key is %d bytes, at most %d allowed", len(k), MaxAttrKeyBytes)
+		case !utf8.ValidString(k) || !utf8.ValidString(val):
+			v.add(path, "not valid UTF-8")
+		case len(val) > MaxAttrValueBytes:
+			v.add(path, "value is %d bytes, at most %d allowed", len(val), MaxAttrValueBytes)
+		}
+	}
+}
+
+// checkEmail accepts a bare address (no display name, no angle brackets).
+func checkEmail(s string) error {
+	addr, err := mail.ParseAddress(s)
+	if err != nil {
+		return err
+	}
+	if addr.Name != "" || addr.Address != s {
+		return fmt.Errorf("want a bare address")
+	}
+	at := strings.LastIndexByte(s, '@')
+	if !strings.Contains(s[at+1:], ".") {
+		return fmt.Errorf("domain has no dot")
+	}
+	return nil
+}
+
+func isPrintable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalLanguage returns the canonical form of a BCP 47 tag ("pt-br" ->
+// "pt-BR").
+func canonicalLanguage(s string) (string, error) {
+	tag, err := language.Parse(s)
+	if err != nil {
+		return s, err
+	}
+	return tag.String(), nil
+}

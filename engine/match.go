@@ -1,0 +1,235 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// maxRuleTrace bounds how many non-matching rules a trace lists; the rest
+// are summarized in one entry.
+const maxRuleTrace = 32
+
+// compiledConfig is a validated config prepared for matching: lower-cased
+// sets and lookups by id. It is immutable once built and shared by
+// concurrent decisions.
+type compiledConfig struct {
+	workspace string
+	version   int64
+	appliedAt time.Time
+	cfg       *Config
+	rules     []compiledRule
+	reps      map[string]*Rep
+	pools     map[string]*Pool
+	repPools  map[string][]string // rep id -> pool ids, in config order
+}
+
+type compiledRule struct {
+	id             string
+	targets        []string
+	countries      set
+	regions        set
+	postalPrefixes []string
+	industries     set
+	employees      *IntRange
+	sources        set
+	products       set
+	languages      []string
+	score          *IntRange
+	attributes     map[string]string
+}
+
+// set is a case-insensitive string set that remembers its spelling for
+// traces.
+type set struct {
+	m    map[string]struct{}
+	list []string
+}
+
+func newSet(values []string) set {
+	s := set{list: values}
+	if len(values) > 0 {
+		s.m = make(map[string]struct{}, len(values))
+		for _, v := range values {
+			s.m[strings.ToLower(strings.TrimSpace(v))] = struct{}{}
+		}
+	}
+	return s
+}
+
+func (s set) active() bool { return s.m != nil }
+
+func (s set) has(v string) bool {
+	_, ok := s.m[strings.ToLower(v)]
+	return ok
+}
+
+func compile(cfg *Config, version int64, appliedAt time.Time) *compiledConfig {
+	cc := &compiledConfig{
+		version:   version,
+		appliedAt: appliedAt,
+		cfg:       cfg,
+		reps:      make(map[string]*Rep, len(cfg.Reps)),
+		pools:     make(map[string]*Pool, len(cfg.Pools)),
+		repPools:  make(map[string][]string, len(cfg.Reps)),
+	}
+	for i := range cfg.Reps {
+		cc.reps[cfg.Reps[i].ID] = &cfg.Reps[i]
+	}
+	for i := range cfg.Pools {
+		p := &cfg.Pools[i]
+		cc.pools[p.ID] = p
+		for _, m := range p.Members {
+			cc.repPools[m.RepID] = append(cc.repPools[m.RepID], p.ID)
+		}
+	}
+	for _, r := range cfg.Rules {
+		cr := compiledRule{
+			id:         r.ID,
+			countries:  newSet(r.Match.Countries),
+			regions:    newSet(r.Match.Regions),
+			industries: newSet(r.Match.Industries),
+			sources:    newSet(r.Match.Sources),
+			products:   newSet(r.Match.Products),
+			employees:  r.Match.EmployeeCount,
+			score:      r.Match.Score,
+			attributes: r.Match.Attributes,
+		}
+		for _, p := range r.Match.PostalPrefixes {
+			cr.postalPrefixes = append(cr.postalPrefixes, normalizePostal(p))
+		}
+		for _, l := range r.Match.Languages {
+			cr.languages = append(cr.languages, strings.ToLower(l))
+		}
+		for _, t := range r.Targets {
+			cr.targets = append(cr.targets, t.PoolID)
+		}
+		cc.rules = append(cc.rules, cr)
+	}
+	return cc
+}
+
+func normalizePostal(s string) string {
+	return strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(s), " ", ""))
+}
+
+// match returns the first rule accepting the lead (nil when none does) and
+// the evaluations that explain it.
+func (cc *compiledConfig) match(l *Lead) (*compiledRule, []RuleEvaluation) {
+	var evals []RuleEvaluation
+	for i := range cc.rules {
+		r := &cc.rules[i]
+		miss := r.miss(l)
+		if miss == "" {
+			evals = append(evals, RuleEvaluation{RuleID: r.id, Matched: true, Detail: r.describe()})
+			return r, evals
+		}
+		if len(evals) < maxRuleTrace {
+			evals = append(evals, RuleEvaluation{RuleID: r.id, Detail: miss})
+		} else if len(evals) == maxRuleTrace {
+			evals = append(evals, RuleEvaluation{RuleID: "...", Detail: "more rules did not match"})
+		}
+	}
+	return nil, evals
+}
+
+// miss returns why the rule rejects the lead: the first criterion that
+// fails, or "" when the rule matches.
+func (r *compiledRule) miss(l *Lead) string {
+	if r.countries.active() && !r.countries.has(l.Country) {
+		return fmt.Sprintf("country %s not in %v", orNone(l.Country), r.countries.list)
+	}
+	if r.regions.active() && !r.regions.has(l.Region) {
+		return fmt.Sprintf("region %s not in %v", orNone(l.Region), r.regions.list)
+	}
+	if len(r.postalPrefixes) > 0 && !hasAnyPrefix(normalizePostal(l.PostalCode), r.postalPrefixes) {
+		return fmt.Sprintf("postal code %s has none of the prefixes %v", orNone(l.PostalCode), r.postalPrefixes)
+	}
+	if r.industries.active() && !r.industries.has(l.Industry) {
+		return fmt.Sprintf("industry %s not in %v", orNone(l.Industry), r.industries.list)
+	}
+	if r.employees != nil && (l.EmployeeCount == 0 || !r.employees.Contains(l.EmployeeCount)) {
+		if l.EmployeeCount == 0 {
+			return fmt.Sprintf("employee count unknown, want %s", r.employees)
+		}
+		return fmt.Sprintf("employee count %d not in %s", l.EmployeeCount, r.employees)
+	}
+	if r.sources.active() && !r.sources.has(l.Source) {
+		return fmt.Sprintf("source %s not in %v", orNone(l.Source), r.sources.list)
+	}
+	if r.products.active() && !r.products.has(l.Product) {
+		return fmt.Sprintf("product %s not in %v", orNone(l.Product), r.products.list)
+	}
+	if len(r.languages) > 0 && !languageMatches(strings.ToLower(l.Language), r.languages) {
+		return fmt.Sprintf("language %s not in %v", orNone(l.Language), r.languages)
+	}
+	if r.score != nil && (l.Score == nil || !r.score.Contains(*l.Score)) {
+		if l.Score == nil {
+			return fmt.Sprintf("score unknown, want %s", r.score)
+		}
+		return fmt.Sprintf("score %d not in %s", *l.Score, r.score)
+	}
+	for k, want := range r.attributes {
+		if got, ok := l.Attributes[k]; !ok || got != want {
+			return fmt.Sprintf("attribute %s is %q, want %q", k, got, want)
+		}
+	}
+	return ""
+}
+
+// describe says what the rule requires, for the trace of a match.
+func (r *compiledRule) describe() string {
+	var parts []string
+	add := func(name string, active bool, v any) {
+		if active {
+			parts = append(parts, fmt.Sprintf("%s in %v", name, v))
+		}
+	}
+	add("country", r.countries.active(), r.countries.list)
+	add("region", r.regions.active(), r.regions.list)
+	add("postal prefix", len(r.postalPrefixes) > 0, r.postalPrefixes)
+	add("industry", r.industries.active(), r.industries.list)
+	add("employee count", r.employees != nil, r.employees)
+	add("source", r.sources.active(), r.sources.list)
+	add("product", r.products.active(), r.products.list)
+	add("language", len(r.languages) > 0, r.languages)
+	add("score", r.score != nil, r.score)
+	add("attributes", len(r.attributes) > 0, r.attributes)
+	if len(parts) == 0 {
+		return "matches every lead (default rule)"
+	}
+	return "matched: " + strings.Join(parts, ", ")
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	if s == "" {
+		return false
+	}
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// languageMatches accepts a lead language equal to a rule language or a
+// more specific tag of it ("de" accepts "de-at").
+func languageMatches(lead string, langs []string) bool {
+	if lead == "" {
+		return false
+	}
+	for _, l := range langs {
+		if lead == l || strings.HasPrefix(lead, l+"-") {
+			return true
+		}
+	}
+	return false
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

@@ -1,0 +1,120 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leadrouter/leadrouter/engine"
+	"github.com/leadrouter/leadrouter/internal/redistest"
+	"github.com/leadrouter/leadrouter/store"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+// fixture is one engine on one backend, in a workspace of its own.
+type fixture struct {
+	t     *testing.T
+	ctx   context.Context
+	st    *store.Redis
+	eng   *engine.Engine
+	clock *engine.ManualClock
+	ws    string
+}
+
+// forEachBackend runs a conformance test against the embedded store and a
+// real Redis: both must behave the same.
+func forEachBackend(t *testing.T, test func(t *testing.T, f *fixture)) {
+	for _, b := range redistest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			st := b.Open(t)
+			clock := engine.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+			f := &fixture{t: t, ctx: context.Background(), st: st, clock: clock, ws: redistest.Workspace(t),
+				eng: engine.New(st, engine.WithClock(clock), engine.WithLogger(quiet))}
+			test(t, f)
+		})
+	}
+}
+
+// another returns a second engine on the same store and workspace, as a
+// second replica would be.
+func (f *fixture) another() *engine.Engine {
+	return engine.New(f.st, engine.WithClock(f.clock), engine.WithLogger(quiet))
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func (f *fixture) apply(yaml string) int64 {
+	f.t.Helper()
+	cfg, err := engine.ParseConfigYAML(strings.NewReader(yaml))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	v, err := f.eng.ApplyConfig(f.ctx, f.ws, cfg, nil)
+	if err != nil {
+		f.t.Fatalf("apply: %v", err)
+	}
+	return v
+}
+
+func (f *fixture) assign(l engine.Lead) *engine.Assignment {
+	f.t.Helper()
+	a, _, err := f.eng.AssignLead(f.ctx, f.ws, l)
+	if err != nil {
+		f.t.Fatalf("assign %s: %v", l.ID, err)
+	}
+	f.clock.Advance(time.Millisecond)
+	return a
+}
+
+func (f *fixture) status(rep string, st engine.RepStatus) {
+	f.t.Helper()
+	if _, err := f.eng.SetRepStatus(f.ctx, f.ws, rep, st); err != nil {
+		f.t.Fatalf("set %s %s: %v", rep, st, err)
+	}
+}
+
+// rawStatus sets presence directly in Redis, bypassing the engine (and so
+// the queue drain that SetRepStatus triggers).
+func (f *fixture) rawStatus(rep string, st engine.RepStatus) {
+	f.t.Helper()
+	key := "lr:{" + f.ws + "}:presence"
+	if err := f.st.Client().HSet(f.ctx, key, rep, string(st)).Err(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func lead(id string) engine.Lead { return engine.Lead{ID: id} }
+
+func readFile(name string) (string, error) {
+	b, err := os.ReadFile(name)
+	return string(b), err
+}
+
+// onePool is a config with one round-robin pool of the given reps and a
+// default rule.
+func onePool(reps ...string) string {
+	var b strings.Builder
+	b.WriteString("reps:\n")
+	for _, r := range reps {
+		b.WriteString("  - id: " + r + "\n")
+	}
+	b.WriteString("pools:\n  - id: p\n    members:\n")
+	for _, r := range reps {
+		b.WriteString("      - rep_id: " + r + "\n")
+	}
+	b.WriteString("rules:\n  - id: all\n    targets: [{pool_id: p}]\n")
+	return b.String()
+}
+
+func wantErr(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("err = %v, want %v", err, target)
+	}
+}

@@ -1,0 +1,208 @@
+package server
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/leadrouter/leadrouter/engine"
+	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+)
+
+// Conversions between the wire contract and the engine's types. Enum values
+// that the engine does not know become "" and fail its validation with the
+// field named.
+
+func leadFromProto(l *pb.Lead) engine.Lead {
+	if l == nil {
+		return engine.Lead{}
+	}
+	out := engine.Lead{
+		ID: l.GetId(), Email: l.GetEmail(), FirstName: l.GetFirstName(), LastName: l.GetLastName(),
+		Company: l.GetCompany(), CompanyDomain: l.GetCompanyDomain(), Country: l.GetCountry(),
+		Region: l.GetRegion(), PostalCode: l.GetPostalCode(), Industry: l.GetIndustry(),
+		EmployeeCount: l.GetEmployeeCount(), Source: l.GetSource(), Product: l.GetProduct(),
+		Language: l.GetLanguage(), Attributes: l.GetAttributes(), Score: l.Score,
+	}
+	if l.SubmittedAt != nil {
+		out.SubmittedAt = l.SubmittedAt.AsTime()
+	}
+	return out
+}
+
+func leadToProto(l *engine.Lead) *pb.Lead {
+	return &pb.Lead{
+		Id: l.ID, Email: l.Email, FirstName: l.FirstName, LastName: l.LastName, Company: l.Company,
+		CompanyDomain: l.CompanyDomain, Country: l.Country, Region: l.Region, PostalCode: l.PostalCode,
+		Industry: l.Industry, EmployeeCount: l.EmployeeCount, Source: l.Source, Product: l.Product,
+		Language: l.Language, Score: l.Score, Attributes: l.Attributes, SubmittedAt: ts(l.SubmittedAt),
+	}
+}
+
+var stateToProto = map[engine.State]pb.AssignmentState{
+	engine.StateAssigned:   pb.AssignmentState_ASSIGNMENT_STATE_ASSIGNED,
+	engine.StateQueued:     pb.AssignmentState_ASSIGNMENT_STATE_QUEUED,
+	engine.StateUnroutable: pb.AssignmentState_ASSIGNMENT_STATE_UNROUTABLE,
+}
+
+func assignmentToProto(a *engine.Assignment) *pb.Assignment {
+	out := &pb.Assignment{
+		LeadId: a.LeadID, State: stateToProto[a.State], RepId: a.RepID, PoolId: a.PoolID, RuleId: a.RuleID,
+		Reason: a.Reason, ReceivedAt: ts(a.ReceivedAt), DecidedAt: ts(a.DecidedAt),
+		ConfigVersion: a.ConfigVersion, Lead: leadToProto(&a.Lead),
+		Trace: &pb.Trace{Summary: a.Trace.Summary},
+	}
+	for _, r := range a.Trace.Rules {
+		out.Trace.Rules = append(out.Trace.Rules, &pb.RuleEvaluation{RuleId: r.RuleID, Matched: r.Matched, Detail: r.Detail})
+	}
+	for _, t := range a.Trace.Targets {
+		te := &pb.TargetEvaluation{PoolId: t.PoolID, Strategy: strategyToProto[t.Strategy],
+			PreviousRepId: t.PreviousRepID, Outcome: t.Outcome}
+		for _, c := range t.Candidates {
+			te.Candidates = append(te.Candidates, &pb.Candidate{RepId: c.RepID, Chosen: c.Chosen, SkipReason: c.SkipReason})
+		}
+		out.Trace.Targets = append(out.Trace.Targets, te)
+	}
+	return out
+}
+
+var statusToProto = map[engine.RepStatus]pb.RepStatus{
+	engine.StatusAvailable: pb.RepStatus_REP_STATUS_AVAILABLE,
+	engine.StatusAway:      pb.RepStatus_REP_STATUS_AWAY,
+	engine.StatusOffline:   pb.RepStatus_REP_STATUS_OFFLINE,
+}
+
+var statusFromProto = invert(statusToProto)
+
+var strategyToProto = map[engine.Strategy]pb.Strategy{
+	engine.StrategyRoundRobin: pb.Strategy_STRATEGY_ROUND_ROBIN,
+}
+
+var strategyFromProto = invert(strategyToProto)
+
+func invert[K, V comparable](m map[K]V) map[V]K {
+	out := make(map[V]K, len(m))
+	for k, v := range m {
+		out[v] = k
+	}
+	return out
+}
+
+// repStatusFromProto maps UNSPECIFIED to "" and an unknown number to a value
+// the engine rejects, naming it.
+func repStatusFromProto(s pb.RepStatus) engine.RepStatus {
+	if st, ok := statusFromProto[s]; ok {
+		return st
+	}
+	if s == pb.RepStatus_REP_STATUS_UNSPECIFIED {
+		return ""
+	}
+	return engine.RepStatus(s.String())
+}
+
+// ConfigFromProto converts a wire config to the engine's form (unvalidated).
+func ConfigFromProto(c *pb.RoutingConfig) *engine.Config {
+	out := &engine.Config{}
+	for _, r := range c.GetReps() {
+		rep := engine.Rep{ID: r.GetId(), Name: r.GetName(), Email: r.GetEmail(), Timezone: r.GetTimezone(),
+			Attributes: r.GetAttributes()}
+		if r.GetInitialStatus() != pb.RepStatus_REP_STATUS_UNSPECIFIED {
+			rep.InitialStatus = repStatusFromProto(r.GetInitialStatus())
+		}
+		out.Reps = append(out.Reps, rep)
+	}
+	for _, p := range c.GetPools() {
+		pool := engine.Pool{ID: p.GetId(), Name: p.GetName()}
+		if p.GetStrategy() != pb.Strategy_STRATEGY_UNSPECIFIED {
+			pool.Strategy = strategyFromProto[p.GetStrategy()]
+			if pool.Strategy == "" {
+				pool.Strategy = engine.Strategy(p.GetStrategy().String())
+			}
+		}
+		for _, m := range p.GetMembers() {
+			pool.Members = append(pool.Members, engine.Member{RepID: m.GetRepId()})
+		}
+		out.Pools = append(out.Pools, pool)
+	}
+	for _, r := range c.GetRules() {
+		rule := engine.Rule{ID: r.GetId(), Name: r.GetName(), Match: matchFromProto(r.GetMatch())}
+		for _, t := range r.GetTargets() {
+			rule.Targets = append(rule.Targets, engine.Target{PoolID: t.GetPoolId()})
+		}
+		out.Rules = append(out.Rules, rule)
+	}
+	return out
+}
+
+func matchFromProto(m *pb.Match) engine.Match {
+	if m == nil {
+		return engine.Match{}
+	}
+	return engine.Match{
+		Countries: m.GetCountries(), Regions: m.GetRegions(), PostalPrefixes: m.GetPostalPrefixes(),
+		Industries: m.GetIndustries(), EmployeeCount: rangeFromProto(m.GetEmployeeCount()),
+		Sources: m.GetSources(), Products: m.GetProducts(), Languages: m.GetLanguages(),
+		Score: rangeFromProto(m.GetScore()), Attributes: m.GetAttributes(),
+	}
+}
+
+func rangeFromProto(r *pb.IntRange) *engine.IntRange {
+	if r == nil {
+		return nil
+	}
+	return &engine.IntRange{Min: r.Min, Max: r.Max}
+}
+
+func rangeToProto(r *engine.IntRange) *pb.IntRange {
+	if r == nil {
+		return nil
+	}
+	return &pb.IntRange{Min: r.Min, Max: r.Max}
+}
+
+func repToProto(r *engine.Rep) *pb.Rep {
+	return &pb.Rep{Id: r.ID, Name: r.Name, Email: r.Email, Timezone: r.Timezone, Attributes: r.Attributes,
+		InitialStatus: statusToProto[r.InitialStatus]}
+}
+
+// ConfigToProto converts an engine config to its wire form.
+func ConfigToProto(c *engine.Config) *pb.RoutingConfig {
+	out := &pb.RoutingConfig{}
+	for i := range c.Reps {
+		out.Reps = append(out.Reps, repToProto(&c.Reps[i]))
+	}
+	for _, p := range c.Pools {
+		pool := &pb.Pool{Id: p.ID, Name: p.Name, Strategy: strategyToProto[p.Strategy]}
+		for _, m := range p.Members {
+			pool.Members = append(pool.Members, &pb.PoolMember{RepId: m.RepID})
+		}
+		out.Pools = append(out.Pools, pool)
+	}
+	for _, r := range c.Rules {
+		m := r.Match
+		rule := &pb.Rule{Id: r.ID, Name: r.Name, Match: &pb.Match{
+			Countries: m.Countries, Regions: m.Regions, PostalPrefixes: m.PostalPrefixes,
+			Industries: m.Industries, EmployeeCount: rangeToProto(m.EmployeeCount), Sources: m.Sources,
+			Products: m.Products, Languages: m.Languages, Score: rangeToProto(m.Score), Attributes: m.Attributes,
+		}}
+		for _, t := range r.Targets {
+			rule.Targets = append(rule.Targets, &pb.Target{PoolId: t.PoolID})
+		}
+		out.Rules = append(out.Rules, rule)
+	}
+	return out
+}
+
+func repStateToProto(r *engine.RepState) *pb.RepState {
+	return &pb.RepState{
+		Rep: repToProto(&r.Rep), Status: statusToProto[r.Status], StatusChangedAt: ts(r.StatusChangedAt),
+		PoolIds: r.PoolIDs, AssignedTotal: r.AssignedTotal, LastAssignedAt: ts(r.LastAssignedAt),
+	}
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}

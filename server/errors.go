@@ -1,0 +1,57 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/leadrouter/leadrouter/engine"
+)
+
+// toStatus is the one place engine errors become gRPC statuses. A client can
+// tell by the code alone whether its input is wrong (INVALID_ARGUMENT,
+// FAILED_PRECONDITION, NOT_FOUND), whether to retry (UNAVAILABLE, ABORTED),
+// or whether the server is broken (INTERNAL).
+func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ve *engine.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		st := status.New(codes.InvalidArgument, ve.Error())
+		br := &errdetails.BadRequest{}
+		for _, v := range ve.Violations {
+			br.FieldViolations = append(br.FieldViolations,
+				&errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
+		}
+		if withDetails, derr := st.WithDetails(br); derr == nil {
+			st = withDetails
+		}
+		return st.Err()
+	case errors.Is(err, engine.ErrNoConfig):
+		return status.Error(codes.FailedPrecondition, err.Error()+": apply one with ApplyRoutingConfig")
+	case errors.Is(err, engine.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, engine.ErrVersionConflict):
+		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, engine.ErrUnavailable):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	log.ErrorContext(ctx, "internal error", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// invalid builds the error for a request that fails before it reaches the
+// engine (a missing message).
+func invalid(field, description string) error {
+	return &engine.ValidationError{Violations: []engine.FieldViolation{{Field: field, Description: description}}}
+}

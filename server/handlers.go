@@ -1,0 +1,105 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/leadrouter/leadrouter/engine"
+	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+)
+
+// handlers decode requests, call the engine and map its errors. They hold no
+// logic of their own: validation is the engine's, so every entry point to
+// the engine is equally protected.
+type handlers struct {
+	pb.UnimplementedRoutingServiceServer
+	pb.UnimplementedAdminServiceServer
+	pb.UnimplementedRepServiceServer
+	pb.UnimplementedEventServiceServer
+
+	engine *engine.Engine
+	log    *slog.Logger
+}
+
+func (h *handlers) fail(ctx context.Context, err error) error { return toStatus(ctx, h.log, err) }
+
+// RoutingService
+
+func (h *handlers) AssignLead(ctx context.Context, req *pb.AssignLeadRequest) (*pb.AssignLeadResponse, error) {
+	a, dup, err := h.engine.AssignLead(ctx, req.GetWorkspace(), leadFromProto(req.GetLead()))
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.AssignLeadResponse{Assignment: assignmentToProto(a), Duplicate: dup}, nil
+}
+
+func (h *handlers) PreviewAssignment(ctx context.Context, req *pb.PreviewAssignmentRequest) (*pb.PreviewAssignmentResponse, error) {
+	a, dup, err := h.engine.PreviewAssignment(ctx, req.GetWorkspace(), leadFromProto(req.GetLead()))
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.PreviewAssignmentResponse{Assignment: assignmentToProto(a), Duplicate: dup}, nil
+}
+
+func (h *handlers) GetAssignment(ctx context.Context, req *pb.GetAssignmentRequest) (*pb.GetAssignmentResponse, error) {
+	a, err := h.engine.GetAssignment(ctx, req.GetWorkspace(), req.GetLeadId())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.GetAssignmentResponse{Assignment: assignmentToProto(a)}, nil
+}
+
+// AdminService
+
+func (h *handlers) ApplyRoutingConfig(ctx context.Context, req *pb.ApplyRoutingConfigRequest) (*pb.ApplyRoutingConfigResponse, error) {
+	if req.GetConfig() == nil {
+		return nil, h.fail(ctx, invalid("config", "required"))
+	}
+	v, err := h.engine.ApplyConfig(ctx, req.GetWorkspace(), ConfigFromProto(req.GetConfig()), req.ExpectedVersion)
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.ApplyRoutingConfigResponse{Version: v}, nil
+}
+
+func (h *handlers) GetRoutingConfig(ctx context.Context, req *pb.GetRoutingConfigRequest) (*pb.GetRoutingConfigResponse, error) {
+	sc, err := h.engine.Config(ctx, req.GetWorkspace())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.GetRoutingConfigResponse{Config: ConfigToProto(sc.Config), Version: sc.Version,
+		AppliedAt: timestamppb.New(sc.AppliedAt)}, nil
+}
+
+func (h *handlers) GetRep(ctx context.Context, req *pb.GetRepRequest) (*pb.GetRepResponse, error) {
+	r, err := h.engine.Rep(ctx, req.GetWorkspace(), req.GetRepId())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.GetRepResponse{Rep: repStateToProto(r)}, nil
+}
+
+func (h *handlers) ListReps(ctx context.Context, req *pb.ListRepsRequest) (*pb.ListRepsResponse, error) {
+	reps, err := h.engine.Reps(ctx, req.GetWorkspace())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	out := &pb.ListRepsResponse{Reps: make([]*pb.RepState, len(reps))}
+	for i := range reps {
+		out.Reps[i] = repStateToProto(&reps[i])
+	}
+	return out, nil
+}
+
+// RepService
+
+func (h *handlers) SetRepStatus(ctx context.Context, req *pb.SetRepStatusRequest) (*pb.SetRepStatusResponse, error) {
+	st := repStatusFromProto(req.GetStatus())
+	prev, err := h.engine.SetRepStatus(ctx, req.GetWorkspace(), req.GetRepId(), st)
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.SetRepStatusResponse{Status: statusToProto[st], PreviousStatus: statusToProto[prev]}, nil
+}

@@ -1,0 +1,136 @@
+// Package server exposes the engine over gRPC: the four services of
+// proto/leadrouter/v1, the standard health service (serving while the store
+// answers) and server reflection.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/leadrouter/leadrouter/engine"
+	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+)
+
+// Options configure New.
+type Options struct {
+	Logger *slog.Logger
+	// Reflection registers server reflection (grpcurl works without protos).
+	Reflection bool
+	// HealthInterval is how often the store is pinged to set the health
+	// status (default 2s).
+	HealthInterval time.Duration
+	// ServerOptions are passed to grpc.NewServer after leadrouter's own.
+	ServerOptions []grpc.ServerOption
+}
+
+// Server is a gRPC server with leadrouter's services registered.
+type Server struct {
+	*grpc.Server
+	health   *health.Server
+	engine   *engine.Engine
+	log      *slog.Logger
+	interval time.Duration
+}
+
+// New builds the gRPC server for an engine. Interceptors, outermost first:
+// logging, then panic recovery (a panic becomes INTERNAL, never a crash).
+func New(e *engine.Engine, o Options) *Server {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	recoverer := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic in handler", "panic", p)
+		return status.Error(codes.Internal, "internal error")
+	})
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel)}
+	opts := append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(logging.UnaryServerInterceptor(logger, logOpts...), recovery.UnaryServerInterceptor(recoverer)),
+		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(logger, logOpts...), recovery.StreamServerInterceptor(recoverer)),
+	}, o.ServerOptions...)
+	s := &Server{
+		Server:   grpc.NewServer(opts...),
+		health:   health.NewServer(),
+		engine:   e,
+		log:      log,
+		interval: o.HealthInterval,
+	}
+	if s.interval <= 0 {
+		s.interval = 2 * time.Second
+	}
+	h := &handlers{engine: e, log: log}
+	pb.RegisterRoutingServiceServer(s.Server, h)
+	pb.RegisterAdminServiceServer(s.Server, h)
+	pb.RegisterRepServiceServer(s.Server, h)
+	pb.RegisterEventServiceServer(s.Server, h)
+	healthpb.RegisterHealthServer(s.Server, s.health)
+	if o.Reflection {
+		reflection.Register(s.Server)
+	}
+	return s
+}
+
+// callLevel logs finished calls at debug level, client mistakes at info and
+// server failures at warn, so info logs carry no lead data per request.
+func callLevel(c codes.Code) logging.Level {
+	switch c {
+	case codes.OK, codes.Canceled, codes.NotFound:
+		return logging.LevelDebug
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.Aborted, codes.AlreadyExists, codes.PermissionDenied, codes.Unauthenticated:
+		return logging.LevelInfo
+	default:
+		return logging.LevelWarn
+	}
+}
+
+// services are the names whose health follows the store.
+var services = []string{
+	"", pb.RoutingService_ServiceDesc.ServiceName, pb.AdminService_ServiceDesc.ServiceName,
+	pb.RepService_ServiceDesc.ServiceName, pb.EventService_ServiceDesc.ServiceName,
+}
+
+// WatchHealth pings the store every interval and sets every service SERVING
+// or NOT_SERVING accordingly, until ctx ends; then it sets NOT_SERVING for
+// good (the server is shutting down).
+func (s *Server) WatchHealth(ctx context.Context) {
+	check := func() {
+		pctx, cancel := context.WithTimeout(ctx, s.interval)
+		err := s.engine.Store().Ping(pctx)
+		cancel()
+		st := healthpb.HealthCheckResponse_SERVING
+		if err != nil {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+			if ctx.Err() == nil {
+				s.log.Warn("store unreachable", "err", err)
+			}
+		}
+		for _, name := range services {
+			s.health.SetServingStatus(name, st)
+		}
+	}
+	check()
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.health.Shutdown()
+			return
+		case <-t.C:
+			check()
+		}
+	}
+}

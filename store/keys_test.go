@@ -1,0 +1,42 @@
+package store
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// hashTag returns the part of a key Redis Cluster hashes: the text between
+// the first '{' and the next '}', when non-empty; else the whole key.
+func hashTag(key string) string {
+	open := strings.IndexByte(key, '{')
+	if open < 0 {
+		return key
+	}
+	end := strings.IndexByte(key[open+1:], '}')
+	if end <= 0 {
+		return key
+	}
+	return key[open+1 : open+1+end]
+}
+
+// TestEveryKeyIsHashTaggedByWorkspace calls every key builder and checks that
+// Redis Cluster would hash each key by its workspace alone, so all keys of
+// one workspace share a slot and every script is cluster-legal.
+func TestEveryKeyIsHashTaggedByWorkspace(t *testing.T) {
+	for _, ws := range []string{"default", "acme-eu", "t1.2_x"} {
+		k := keysFor(DefaultPrefix, ws)
+		v := reflect.ValueOf(k)
+		for i := 0; i < v.NumMethod(); i++ {
+			m := v.Method(i)
+			args := make([]reflect.Value, m.Type().NumIn())
+			for j := range args {
+				args[j] = reflect.ValueOf("id:{x}") // ids with braces must not move the slot
+			}
+			key := m.Call(args)[0].String()
+			if got := hashTag(key); got != ws {
+				t.Errorf("%s: key %q hashes by %q, want %q", v.Type().Method(i).Name, key, got, ws)
+			}
+		}
+	}
+}
