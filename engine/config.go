@@ -179,8 +179,9 @@ func (c *Config) Validate() error {
 		}
 		if r.Timezone == "" {
 			r.Timezone = "UTC"
-		} else if _, err := time.LoadLocation(r.Timezone); err != nil {
-			v.add(p+".timezone", "unknown time zone %q", r.Timezone)
+		} else if _, err := time.LoadLocation(r.Timezone); err != nil || r.Timezone == "Local" {
+			// "Local" would make the rep's hours depend on the server.
+			v.add(p+".timezone", "unknown time zone %q (want an IANA name such as Europe/Berlin)", r.Timezone)
 		}
 		if r.InitialStatus == "" {
 			r.InitialStatus = StatusAvailable

@@ -42,8 +42,14 @@ var countryCodes = func() map[string]struct{} {
 
 // canonicalCountry returns the upper-case code and whether it is an assigned
 // ISO 3166-1 alpha-2 country code.
+// Only ASCII letters qualify: strings.ToUpper would turn "ıt" into "IT".
 func canonicalCountry(s string) (string, bool) {
+	if len(s) != 2 || !isASCIILetter(s[0]) || !isASCIILetter(s[1]) {
+		return s, false
+	}
 	up := strings.ToUpper(s)
 	_, ok := countryCodes[up]
 	return up, ok
 }
+
+func isASCIILetter(b byte) bool { return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' }
