@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/leadrouter/leadrouter/engine"
+	"github.com/leadrouter/leadrouter/server"
+	"github.com/leadrouter/leadrouter/store"
+)
+
+// serve starts leadrouter on the embedded store and returns its address.
+func serve(t *testing.T) string {
+	t.Helper()
+	st, err := store.StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	srv := server.New(engine.New(st, engine.WithLogger(quiet)), server.Options{Logger: quiet})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(lis)
+	t.Cleanup(func() { srv.Stop(); st.Close() })
+	return lis.Addr().String()
+}
+
+func leadctl(t *testing.T, addr string, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(append([]string{"--addr", addr}, args...), &out)
+	return out.String(), err
+}
+
+func mustRun(t *testing.T, addr string, args ...string) string {
+	t.Helper()
+	out, err := leadctl(t, addr, args...)
+	if err != nil {
+		t.Fatalf("leadctl %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+func TestCommands(t *testing.T) {
+	addr := serve(t)
+	if out := mustRun(t, addr, "apply", "-f", "../../examples/routing.yaml"); !strings.Contains(out, "version 1") {
+		t.Fatalf("apply: %s", out)
+	}
+	got := mustRun(t, addr, "get")
+	if !strings.Contains(got, "# version 1") || !strings.Contains(got, "id: dach-german") {
+		t.Fatalf("get: %s", got)
+	}
+	// What `get` prints applies again unchanged (round trip through YAML).
+	f, _ := os.CreateTemp(t.TempDir(), "*.yaml")
+	f.WriteString(got)
+	f.Close()
+	if out := mustRun(t, addr, "apply", "-f", f.Name(), "--expected-version", "1"); !strings.Contains(out, "version 2") {
+		t.Fatalf("re-apply: %s", out)
+	}
+	if _, err := leadctl(t, addr, "apply", "-f", f.Name(), "--expected-version", "1"); err == nil {
+		t.Fatal("stale --expected-version accepted")
+	}
+
+	out := mustRun(t, addr, "assign", "--id", "w1", "--email", "jane@acme.de", "--country", "DE", "--language", "de", "--score", "80", "--attr", "utm=ads")
+	if !strings.Contains(out, "w1  ASSIGNED  rep=felix  pool=emea-dach  rule=dach-german") || !strings.Contains(out, "why:") {
+		t.Fatalf("assign: %s", out)
+	}
+	lead := t.TempDir() + "/lead.json"
+	os.WriteFile(lead, []byte(`{"id": "w2", "country": "AT", "language": "de-AT"}`), 0o644)
+	if out := mustRun(t, addr, "assign", "--json-file", lead); !strings.Contains(out, "rep=greta") {
+		t.Fatalf("assign --json-file: %s", out)
+	}
+	if out := mustRun(t, addr, "assign", "--id", "w1", "--country", "DE"); !strings.Contains(out, "duplicate") {
+		t.Fatalf("repeat: %s", out)
+	}
+	if out := mustRun(t, addr, "reps", "status", "felix", "away"); !strings.Contains(out, "felix: available -> away") {
+		t.Fatalf("status: %s", out)
+	}
+	if out := mustRun(t, addr, "preview", "--country", "CH", "--language", "de"); !strings.Contains(out, "nothing written") ||
+		!strings.Contains(out, "rep=greta") || !strings.Contains(out, "felix (away)") {
+		t.Fatalf("preview: %s", out)
+	}
+	if out := mustRun(t, addr, "assignment", "w2"); !strings.Contains(out, "w2  ASSIGNED  rep=greta") {
+		t.Fatalf("assignment: %s", out)
+	}
+	reps := mustRun(t, addr, "reps")
+	if !strings.Contains(reps, "felix        away") || !strings.Contains(reps, "kai          away") {
+		t.Fatalf("reps: %s", reps)
+	}
+	if out := mustRun(t, addr, "--json", "reps", "get", "greta"); !strings.Contains(out, `"assignedTotal": "1"`) {
+		t.Fatalf("reps get: %s", out)
+	}
+	if _, err := leadctl(t, addr, "assign", "--id", "bad", "--country", "XX"); err == nil {
+		t.Fatal("invalid lead accepted")
+	}
+	if _, err := leadctl(t, addr, "frobnicate"); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+}
+

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/redistest"
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "leadrouterd-test-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "leadrouterd")
+	code := redistest.Main(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// daemon is a leadrouterd process started by a test.
+type daemon struct {
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	conn    *grpc.ClientConn
+	metrics string
+}
+
+var (
+	binary    string
+	buildOnce sync.Once
+	buildErr  error
+)
+
+// build compiles leadrouterd once per test binary.
+func build(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build: %v", buildErr)
+	}
+	return binary
+}
+
+// startDaemon runs leadrouterd with the flags and environment given and
+// waits until its health service says SERVING.
+func startDaemon(t *testing.T, env []string, args ...string) *daemon {
+	t.Helper()
+	grpcPort, _ := redistest.FreePort()
+	metricsPort, _ := redistest.FreePort()
+	d := &daemon{log: &bytes.Buffer{}, metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
+	d.cmd = exec.Command(build(t), append([]string{"--metrics-listen", d.metrics}, args...)...)
+	d.cmd.Env = append(append(os.Environ(), fmt.Sprintf("LEADROUTER_LISTEN=127.0.0.1:%d", grpcPort)), env...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+			d.cmd.Wait()
+		}
+	})
+	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	d.conn = conn
+	hc := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leadrouterd not serving: %v\n%s", err, d.log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (d *daemon) assign(t *testing.T, ws, id string) *pb.Assignment {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := pb.NewRoutingServiceClient(d.conn).AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws,
+		Lead: &pb.Lead{Id: id, Country: "DE", Language: "de"}})
+	if err != nil {
+		t.Fatalf("assign %s: %v\n%s", id, err, d.log)
+	}
+	return resp.GetAssignment()
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, d.log)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no exit within 20s of SIGTERM\n%s", d.log)
+	}
+}
+
+// TestEmbeddedWithSampleConfig is `make run`: the embedded store, the sample
+// config, metrics, and a clean stop on SIGTERM.
+func TestEmbeddedWithSampleConfig(t *testing.T) {
+	d := startDaemon(t, []string{"LEADROUTER_CONFIG=../../examples/routing.yaml"})
+	var reps []string
+	for i := 0; i < 3; i++ {
+		reps = append(reps, d.assign(t, "", fmt.Sprint("e2e-", i)).GetRepId())
+	}
+	if fmt.Sprint(reps) != "[felix greta felix]" {
+		t.Fatalf("dach rotation %v", reps)
+	}
+	resp, err := http.Get("http://" + d.metrics + "/metrics")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	d.stop(t)
+	for _, want := range []string{"embedded in-memory store", "data is lost on exit", "routing config loaded", "shutting down"} {
+		if !strings.Contains(d.log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, d.log)
+		}
+	}
+}
+
+// TestReplicasShareRedis: two leadrouterd processes on one real Redis share
+// the rotation; one of them applied the config.
+func TestReplicasShareRedis(t *testing.T) {
+	url := redistest.URL(t)
+	ws := redistest.Workspace(t)
+	a := startDaemon(t, nil, "--redis-url", url, "--config", "../../examples/routing.yaml", "--workspace", ws)
+	b := startDaemon(t, []string{"LEADROUTER_REDIS_URL=" + url})
+	var reps []string
+	for i, d := range []*daemon{a, b, a, b} {
+		reps = append(reps, d.assign(t, ws, fmt.Sprint("shared-", i)).GetRepId())
+	}
+	if fmt.Sprint(reps) != "[felix greta felix greta]" {
+		t.Fatalf("rotation across replicas %v", reps)
+	}
+	if again := b.assign(t, ws, "shared-0"); again.GetRepId() != "felix" {
+		t.Fatalf("duplicate on the other replica got %s", again.GetRepId())
+	}
+	a.stop(t)
+	b.stop(t)
+}
