@@ -103,4 +103,3 @@ func TestCommands(t *testing.T) {
 		t.Fatal("unknown command accepted")
 	}
 }
-
