@@ -9,13 +9,7 @@ import (
 
 func TestQueuedThenDrainedWhenRepReturns(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture) {
-		f.apply(`
-reps: [{id: a}, {id: b}, {id: c}]
-pools:
-  - {id: first, members: [{rep_id: a}, {rep_id: b}]}
-  - {id: second, members: [{rep_id: c}]}
-rules: [{id: all, targets: [{pool_id: first}, {pool_id: second}]}]
-`)
+		f.apply(twoTargets)
 		for _, r := range []string{"a", "b", "c"} {
 			f.status(r, engine.StatusAway)
 		}

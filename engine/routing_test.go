@@ -181,13 +181,7 @@ rules: [{id: de, match: {countries: [DE]}, targets: [{pool_id: p}]}]
 
 func TestFallsThroughTargets(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture) {
-		f.apply(`
-reps: [{id: a}, {id: b}, {id: c}]
-pools:
-  - {id: first, members: [{rep_id: a}, {rep_id: b}]}
-  - {id: second, members: [{rep_id: c}]}
-rules: [{id: all, targets: [{pool_id: first}, {pool_id: second}]}]
-`)
+		f.apply(twoTargets)
 		f.status("a", engine.StatusAway)
 		f.status("b", engine.StatusOffline)
 		a := f.assign(lead("x"))

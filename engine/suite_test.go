@@ -112,6 +112,15 @@ func onePool(reps ...string) string {
 	return b.String()
 }
 
+// twoTargets is a rule with two target pools: first (a, b), then second (c).
+const twoTargets = `
+reps: [{id: a}, {id: b}, {id: c}]
+pools:
+  - {id: first, members: [{rep_id: a}, {rep_id: b}]}
+  - {id: second, members: [{rep_id: c}]}
+rules: [{id: all, targets: [{pool_id: first}, {pool_id: second}]}]
+`
+
 func wantErr(t *testing.T, err, target error) {
 	t.Helper()
 	if !errors.Is(err, target) {
