@@ -10,6 +10,14 @@ const (
 	StateAssigned   State = "ASSIGNED"
 	StateQueued     State = "QUEUED"
 	StateUnroutable State = "UNROUTABLE"
+	StateClosed     State = "CLOSED"
+)
+
+// Routes: how a rep was found.
+const (
+	RouteRule         = "rule"
+	RouteAccountOwner = "account owner"
+	RouteStickyOwner  = "sticky owner"
 )
 
 // Assignment is the decision for one lead with its explanation.
@@ -25,6 +33,13 @@ type Assignment struct {
 	ConfigVersion int64
 	Trace         Trace
 	Lead          Lead
+	Route         string // RouteRule, RouteAccountOwner or RouteStickyOwner
+	// TargetIndex is the 1-based index, in the rule's targets, of the pool
+	// that assigned or queues the lead (0 for none).
+	TargetIndex int
+	QueuedAt    time.Time
+	ClosedAt    time.Time
+	CloseReason string
 }
 
 // Trace answers "why was this lead assigned to me?".
@@ -44,6 +59,7 @@ type RuleEvaluation struct {
 // TargetEvaluation records one pool tried for a lead.
 type TargetEvaluation struct {
 	PoolID        string
+	Label         string // for a single-rep target: "existing owner of ...", "account owner of ..."
 	Strategy      Strategy
 	PreviousRepID string      // the member picked last before this decision
 	Candidates    []Candidate // in the order the strategy considered them

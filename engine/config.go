@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // reps' time zones must resolve on machines without zoneinfo
@@ -38,8 +39,52 @@ type Strategy string
 
 // Strategies. StrategyRoundRobin is the default.
 const (
-	StrategyRoundRobin Strategy = "ROUND_ROBIN"
+	StrategyRoundRobin         Strategy = "ROUND_ROBIN"
+	StrategyWeightedRoundRobin Strategy = "WEIGHTED_ROUND_ROBIN"
+	StrategyLeastLoaded        Strategy = "LEAST_LOADED"
+	StrategyLongestIdle        Strategy = "LONGEST_IDLE"
 )
+
+func (s Strategy) valid() bool {
+	switch s {
+	case StrategyRoundRobin, StrategyWeightedRoundRobin, StrategyLeastLoaded, StrategyLongestIdle:
+		return true
+	}
+	return false
+}
+
+// AbsencePolicy is what a member returning from away or offline gets.
+type AbsencePolicy string
+
+// Absence policies. KeepPosition is the default.
+const (
+	KeepPosition AbsencePolicy = "KEEP_POSITION"
+	CatchUp      AbsencePolicy = "CATCH_UP"
+)
+
+// UnmarshalText accepts any case ("catch_up").
+func (p *AbsencePolicy) UnmarshalText(b []byte) error {
+	*p = AbsencePolicy(strings.ToUpper(string(b)))
+	return nil
+}
+
+// Size limits of one routing config. They keep every apply one bounded
+// script call and every decision's key list short.
+const (
+	MaxReps        = 50_000
+	MaxPools       = 10_000
+	MaxPoolMembers = 2_000
+	MaxRules       = 50_000
+	MaxRuleTargets = 16
+	MaxAccounts    = 200_000
+)
+
+// DefaultCatchUpLimit bounds the turns a CATCH_UP member gets back.
+const DefaultCatchUpLimit = 3
+
+// DefaultStickyWindow is how long an open assignment keeps a person's new
+// leads with the same rep.
+const DefaultStickyWindow = 30 * 24 * time.Hour
 
 // UnmarshalText accepts any case ("round_robin").
 func (s *Strategy) UnmarshalText(b []byte) error {
@@ -50,10 +95,62 @@ func (s *Strategy) UnmarshalText(b []byte) error {
 // Config is a workspace's routing document. The YAML and JSON field names are
 // those of proto/leadrouter/v1/config.proto.
 type Config struct {
-	Reps  []Rep  `json:"reps,omitempty" yaml:"reps,omitempty"`
-	Pools []Pool `json:"pools,omitempty" yaml:"pools,omitempty"`
-	Rules []Rule `json:"rules,omitempty" yaml:"rules,omitempty"`
+	Reps     []Rep     `json:"reps,omitempty" yaml:"reps,omitempty"`
+	Pools    []Pool    `json:"pools,omitempty" yaml:"pools,omitempty"`
+	Rules    []Rule    `json:"rules,omitempty" yaml:"rules,omitempty"`
+	Accounts []Account `json:"accounts,omitempty" yaml:"accounts,omitempty"`
+	Settings Settings  `json:"settings,omitzero" yaml:"settings,omitempty"`
 }
+
+// Settings are workspace-wide policies; see config.proto.
+type Settings struct {
+	MaxQueueAge  Duration  `json:"max_queue_age,omitempty" yaml:"max_queue_age,omitempty"`
+	StickyWindow *Duration `json:"sticky_window,omitempty" yaml:"sticky_window,omitempty"`
+}
+
+// Sticky returns the sticky-dedupe window; zero when disabled.
+func (s Settings) Sticky() time.Duration {
+	switch {
+	case s.StickyWindow == nil:
+		return DefaultStickyWindow
+	case *s.StickyWindow < 0:
+		return 0
+	}
+	return time.Duration(*s.StickyWindow)
+}
+
+// Account maps a company domain to its owner (lead-to-account matching).
+type Account struct {
+	Domain         string `json:"domain" yaml:"domain"`
+	OwnerRepID     string `json:"owner_rep_id" yaml:"owner_rep_id"`
+	FallbackPoolID string `json:"fallback_pool_id,omitempty" yaml:"fallback_pool_id,omitempty"`
+}
+
+// Duration is a time.Duration written as text: "90s", "30m", "4h", and also
+// whole days, "30d".
+type Duration time.Duration
+
+// UnmarshalText parses Go duration syntax plus a "d" (24h) suffix.
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", s, err)
+		}
+		*d = Duration(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration in Go syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // Rep is a person who can take leads.
 type Rep struct {
@@ -63,6 +160,33 @@ type Rep struct {
 	Timezone      string            `json:"timezone,omitempty" yaml:"timezone,omitempty"`
 	Attributes    map[string]string `json:"attributes,omitempty" yaml:"attributes,omitempty"`
 	InitialStatus RepStatus         `json:"initial_status,omitempty" yaml:"initial_status,omitempty"`
+	MaxOpen       int32             `json:"max_open,omitempty" yaml:"max_open,omitempty"`
+	DailyCap      int32             `json:"daily_cap,omitempty" yaml:"daily_cap,omitempty"`
+	WorkingHours  *WorkingHours     `json:"working_hours,omitempty" yaml:"working_hours,omitempty"`
+	OutOfOffice   []DateRange       `json:"out_of_office,omitempty" yaml:"out_of_office,omitempty"`
+}
+
+// WorkingHours is a weekly schedule of "HH:MM-HH:MM" intervals in the rep's
+// time zone; "+1" marks an interval ending the next day.
+type WorkingHours struct {
+	Monday    []string `json:"monday,omitempty" yaml:"monday,omitempty"`
+	Tuesday   []string `json:"tuesday,omitempty" yaml:"tuesday,omitempty"`
+	Wednesday []string `json:"wednesday,omitempty" yaml:"wednesday,omitempty"`
+	Thursday  []string `json:"thursday,omitempty" yaml:"thursday,omitempty"`
+	Friday    []string `json:"friday,omitempty" yaml:"friday,omitempty"`
+	Saturday  []string `json:"saturday,omitempty" yaml:"saturday,omitempty"`
+	Sunday    []string `json:"sunday,omitempty" yaml:"sunday,omitempty"`
+}
+
+// Days returns the intervals of each weekday, Monday first.
+func (w *WorkingHours) Days() [7][]string {
+	return [7][]string{w.Monday, w.Tuesday, w.Wednesday, w.Thursday, w.Friday, w.Saturday, w.Sunday}
+}
+
+// DateRange is an inclusive range of dates, "YYYY-MM-DD".
+type DateRange struct {
+	From string `json:"from" yaml:"from"`
+	To   string `json:"to" yaml:"to"`
 }
 
 // Pool is a set of reps sharing one strategy.
@@ -71,12 +195,25 @@ type Pool struct {
 	Name     string   `json:"name,omitempty" yaml:"name,omitempty"`
 	Strategy Strategy `json:"strategy,omitempty" yaml:"strategy,omitempty"`
 	Members  []Member `json:"members" yaml:"members"`
+	// AbsencePolicy applies to the round-robin strategies.
+	AbsencePolicy AbsencePolicy `json:"absence_policy,omitempty" yaml:"absence_policy,omitempty"`
+	CatchUpLimit  int32         `json:"catch_up_limit,omitempty" yaml:"catch_up_limit,omitempty"`
 }
 
 // Member names one rep of a pool; its position in Pool.Members is its place
 // in the rotation.
 type Member struct {
-	RepID string `json:"rep_id" yaml:"rep_id"`
+	RepID    string `json:"rep_id" yaml:"rep_id"`
+	Weight   *int32 `json:"weight,omitempty" yaml:"weight,omitempty"`
+	DailyCap int32  `json:"daily_cap,omitempty" yaml:"daily_cap,omitempty"`
+}
+
+// EffectiveWeight is the member's weight, 1 when unset.
+func (m Member) EffectiveWeight() int32 {
+	if m.Weight == nil {
+		return 1
+	}
+	return *m.Weight
 }
 
 // Rule is a territory: criteria and the pools that serve it, in order.
@@ -89,7 +226,9 @@ type Rule struct {
 
 // Target names one pool of a rule.
 type Target struct {
-	PoolID string `json:"pool_id" yaml:"pool_id"`
+	PoolID            string   `json:"pool_id" yaml:"pool_id"`
+	SkipIfUnavailable bool     `json:"skip_if_unavailable,omitempty" yaml:"skip_if_unavailable,omitempty"`
+	Wait              Duration `json:"wait,omitempty" yaml:"wait,omitempty"`
 }
 
 // Match holds a rule's criteria; see config.proto for the semantics.
@@ -167,6 +306,20 @@ func (c *Config) YAML() ([]byte, error) {
 // defaults (strategy, initial status, time zone) in place.
 func (c *Config) Validate() error {
 	var v violations
+	for _, lim := range []struct {
+		field  string
+		n, max int
+	}{
+		{"reps", len(c.Reps), MaxReps}, {"pools", len(c.Pools), MaxPools},
+		{"rules", len(c.Rules), MaxRules}, {"accounts", len(c.Accounts), MaxAccounts},
+	} {
+		if lim.n > lim.max {
+			v.add(lim.field, "%d entries, at most %d allowed", lim.n, lim.max)
+		}
+	}
+	if len(v) > 0 {
+		return v.err()
+	}
 	reps := make(map[string]bool, len(c.Reps))
 	for i := range c.Reps {
 		r := &c.Reps[i]
@@ -177,12 +330,22 @@ func (c *Config) Validate() error {
 				v.add(p+".email", "not a valid email address (%v)", err)
 			}
 		}
+		loc := time.UTC
 		if r.Timezone == "" {
 			r.Timezone = "UTC"
-		} else if _, err := time.LoadLocation(r.Timezone); err != nil || r.Timezone == "Local" {
+		} else if l, err := time.LoadLocation(r.Timezone); err != nil || r.Timezone == "Local" {
 			// "Local" would make the rep's hours depend on the server.
 			v.add(p+".timezone", "unknown time zone %q (want an IANA name such as Europe/Berlin)", r.Timezone)
+		} else {
+			loc = l
 		}
+		if r.MaxOpen < 0 {
+			v.add(p+".max_open", "%d is negative (0 means no limit)", r.MaxOpen)
+		}
+		if r.DailyCap < 0 {
+			v.add(p+".daily_cap", "%d is negative (0 means no limit)", r.DailyCap)
+		}
+		parseSchedule(&v, p, r, loc)
 		if r.InitialStatus == "" {
 			r.InitialStatus = StatusAvailable
 		} else if !r.InitialStatus.Valid() {
@@ -197,11 +360,27 @@ func (c *Config) Validate() error {
 		checkID(&v, p+".id", pl.ID, pools, "pool")
 		if pl.Strategy == "" {
 			pl.Strategy = StrategyRoundRobin
-		} else if pl.Strategy != StrategyRoundRobin {
-			v.add(p+".strategy", "%q is not supported (ROUND_ROBIN)", pl.Strategy)
+		} else if !pl.Strategy.valid() {
+			v.add(p+".strategy", "%q is not one of ROUND_ROBIN, WEIGHTED_ROUND_ROBIN, LEAST_LOADED, LONGEST_IDLE", pl.Strategy)
 		}
-		if len(pl.Members) == 0 {
+		switch pl.AbsencePolicy {
+		case "":
+			pl.AbsencePolicy = KeepPosition
+		case KeepPosition, CatchUp:
+		default:
+			v.add(p+".absence_policy", "%q is not one of KEEP_POSITION, CATCH_UP", pl.AbsencePolicy)
+		}
+		switch {
+		case pl.CatchUpLimit < 0:
+			v.add(p+".catch_up_limit", "%d is negative", pl.CatchUpLimit)
+		case pl.CatchUpLimit == 0 && pl.AbsencePolicy == CatchUp:
+			pl.CatchUpLimit = DefaultCatchUpLimit
+		}
+		switch {
+		case len(pl.Members) == 0:
 			v.add(p+".members", "a pool needs at least one member")
+		case len(pl.Members) > MaxPoolMembers:
+			v.add(p+".members", "%d members, at most %d allowed", len(pl.Members), MaxPoolMembers)
 		}
 		seen := make(map[string]bool, len(pl.Members))
 		for j, m := range pl.Members {
@@ -215,6 +394,12 @@ func (c *Config) Validate() error {
 				v.add(mp, "rep %q is already a member of this pool", m.RepID)
 			}
 			seen[m.RepID] = true
+			if m.Weight != nil && *m.Weight < 1 {
+				v.add(fmt.Sprintf("%s.members[%d].weight", p, j), "%d: a weight must be at least 1", *m.Weight)
+			}
+			if m.DailyCap < 0 {
+				v.add(fmt.Sprintf("%s.members[%d].daily_cap", p, j), "%d is negative (0 means no limit)", m.DailyCap)
+			}
 		}
 	}
 	rules := make(map[string]bool, len(c.Rules))
@@ -230,8 +415,11 @@ func (c *Config) Validate() error {
 			catchAll = i
 		}
 		checkMatch(&v, p+".match", &r.Match)
-		if len(r.Targets) == 0 {
+		switch {
+		case len(r.Targets) == 0:
 			v.add(p+".targets", "a rule needs at least one target")
+		case len(r.Targets) > MaxRuleTargets:
+			v.add(p+".targets", "%d targets, at most %d allowed", len(r.Targets), MaxRuleTargets)
 		}
 		seen := make(map[string]bool, len(r.Targets))
 		for j, t := range r.Targets {
@@ -245,9 +433,60 @@ func (c *Config) Validate() error {
 				v.add(tp, "pool %q is already a target of this rule", t.PoolID)
 			}
 			seen[t.PoolID] = true
+			switch {
+			case t.Wait < 0:
+				v.add(fmt.Sprintf("%s.targets[%d].wait", p, j), "%s is negative", time.Duration(t.Wait))
+			case t.Wait > 0 && t.SkipIfUnavailable:
+				v.add(fmt.Sprintf("%s.targets[%d]", p, j), "wait and skip_if_unavailable contradict each other")
+			}
 		}
 	}
+	domains := make(map[string]bool, len(c.Accounts))
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		p := fmt.Sprintf("accounts[%d]", i)
+		a.Domain = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(a.Domain), "."))
+		switch {
+		case a.Domain == "":
+			v.add(p+".domain", "required")
+		case !validDomain(a.Domain):
+			v.add(p+".domain", "%q is not a domain name", a.Domain)
+		case domains[a.Domain]:
+			v.add(p+".domain", "duplicate account %q", a.Domain)
+		}
+		domains[a.Domain] = true
+		switch {
+		case a.OwnerRepID == "":
+			v.add(p+".owner_rep_id", "required")
+		case !reps[a.OwnerRepID]:
+			v.add(p+".owner_rep_id", "unknown owner: no rep %q", a.OwnerRepID)
+		}
+		if a.FallbackPoolID != "" && !pools[a.FallbackPoolID] {
+			v.add(p+".fallback_pool_id", "unknown pool %q", a.FallbackPoolID)
+		}
+	}
+	if c.Settings.MaxQueueAge < 0 {
+		v.add("settings.max_queue_age", "%s is negative", time.Duration(c.Settings.MaxQueueAge))
+	}
 	return v.err()
+}
+
+// validDomain accepts host names such as "acme.com" and "eu.acme.co.uk".
+func validDomain(d string) bool {
+	if len(d) > 253 || !strings.Contains(d, ".") {
+		return false
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func checkID(v *violations, path, id string, seen map[string]bool, kind string) {

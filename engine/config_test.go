@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // validConfig returns a small config that passes Validate:
@@ -478,7 +477,7 @@ func FuzzParseConfigYAML(f *testing.F) {
 			return
 		}
 		// A valid config must compile and match without panicking.
-		cc := compile(c, 1, time.Time{})
+		cc := compile(c, nil)
 		l := lead
 		if r, evals := cc.match(&l); r != nil && (len(evals) == 0 || !evals[len(evals)-1].Matched) {
 			t.Errorf("matched rule %q but the last evaluation is %+v", r.id, evals)

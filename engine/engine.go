@@ -5,22 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 )
 
-// Bounds on retries. A decision retries only when the config changed under
-// it; a drain loops only while other replicas keep taking its leads.
+// Bounds on retries and background work.
 const (
+	// maxStaleRetries: a decision retries only when the config changed
+	// under it.
 	maxStaleRetries = 4
-	drainBatch      = 64
-	maxDrainRounds  = 1024
+	// drainBatch is how many queued leads one drain script call takes.
+	drainBatch = 64
+	// drainTimeout bounds one drain, which runs to completion even when
+	// the call that started it is cancelled.
+	drainTimeout = 30 * time.Second
+	// maxReleaseReason bounds the text kept on a released record.
+	maxReleaseReason = 256
 )
 
 // Engine routes leads. It is safe for concurrent use and holds no state that
 // another replica would need: its only cache is the compiled routing config
-// of each workspace, which the store's version check keeps honest.
+// of each workspace, which the store's config-id check keeps honest.
 type Engine struct {
 	store Store
 	clock Clock
@@ -78,8 +83,7 @@ func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool) 
 		if err != nil {
 			return nil, false, err
 		}
-		d := cc.decision(ws, &l, now, dryRun)
-		out, err := e.store.Decide(ctx, d)
+		out, err := e.store.Decide(ctx, cc.decision(ws, &l, now, dryRun))
 		if errors.Is(err, ErrStaleConfig) {
 			continue
 		}
@@ -87,19 +91,20 @@ func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool) 
 			return nil, false, err
 		}
 		a := out.Assignment
-		if out.Backlog && !dryRun {
-			if err := e.drain(ctx, ws, a.PoolID); err != nil {
-				return nil, false, err
-			}
-			if a, err = e.store.Assignment(ctx, ws, l.ID); err != nil {
-				return nil, false, err
+		// A lead queued behind others (or a repeat of a lead still queued)
+		// is drained now: arrival order holds, and a retry after a failed
+		// drain finishes the job.
+		if !dryRun && a.State == StateQueued && (out.Backlog || out.Duplicate) {
+			e.drain(ctx, ws, a.PoolID)
+			if fresh, err := e.store.Assignment(ctx, ws, l.ID); err == nil {
+				a = fresh
 			}
 		}
-		explain(cc, a)
+		cc.explain(a)
 		e.log.LogAttrs(ctx, slog.LevelDebug, "lead decided",
 			slog.String("workspace", ws), slog.String("lead", l.ID), slog.String("state", string(a.State)),
 			slog.String("rep", a.RepID), slog.String("pool", a.PoolID), slog.String("rule", a.RuleID),
-			slog.Bool("duplicate", out.Duplicate), slog.Bool("preview", dryRun))
+			slog.String("route", a.Route), slog.Bool("duplicate", out.Duplicate), slog.Bool("preview", dryRun))
 		return a, out.Duplicate, nil
 	}
 	return nil, false, fmt.Errorf("%w: routing config kept changing during the decision", ErrUnavailable)
@@ -119,50 +124,94 @@ func (e *Engine) GetAssignment(ctx context.Context, ws, leadID string) (*Assignm
 	if err != nil {
 		return nil, err
 	}
-	cc, _ := e.config(ctx, ws, false) // strategy names only; nil is fine
-	explain(cc, a)
+	cc, _ := e.config(ctx, ws, false) // for calendars in skip reasons; nil is fine
+	cc.explain(a)
 	return a, nil
+}
+
+// ReleaseAssignment closes an ASSIGNED lead: the rep's open count falls and
+// the pools the rep belongs to drain their queues. Releasing a CLOSED lead
+// returns it unchanged; a lead that is queued or unroutable is
+// ErrNotAssigned.
+func (e *Engine) ReleaseAssignment(ctx context.Context, ws, leadID, reason string) (*Assignment, error) {
+	ws, wsErr := NormalizeWorkspace(ws)
+	var v violations
+	if leadID == "" {
+		v.add("lead_id", "required")
+	}
+	if len(reason) > maxReleaseReason {
+		v.add("reason", "%d bytes, at most %d allowed", len(reason), maxReleaseReason)
+	}
+	if err := joinViolations(wsErr, v.err()); err != nil {
+		return nil, err
+	}
+	for attempt := 0; attempt < maxStaleRetries; attempt++ {
+		cc, err := e.config(ctx, ws, attempt > 0)
+		if err != nil {
+			return nil, err
+		}
+		cur, err := e.store.Assignment(ctx, ws, leadID)
+		if err != nil {
+			return nil, err
+		}
+		a, err := e.store.Release(ctx, ws, cc.id, leadID, cur.RepID, reason, cc.rankedPools[cur.RepID], e.clock.Now())
+		if errors.Is(err, ErrStaleConfig) || errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if cur.State == StateAssigned {
+			e.log.Info("assignment released", "workspace", ws, "lead", leadID, "rep", a.RepID)
+			for _, pool := range cc.repPools[a.RepID] {
+				e.drain(ctx, ws, pool)
+			}
+		}
+		cc.explain(a)
+		return a, nil
+	}
+	return nil, fmt.Errorf("%w: the assignment kept changing", ErrUnavailable)
 }
 
 // ApplyConfig validates cfg (filling defaults in place) and makes it the
 // workspace's config. With expected set, it applies only if the current
-// version is *expected (0: none yet), else ErrVersionConflict. Pools that
-// gained an eligible member drain their queues before ApplyConfig returns.
+// version is *expected (0: none yet), else ErrVersionConflict. Queues of the
+// new config's pools are drained before ApplyConfig returns; a drain that
+// fails does not fail the apply (the sweeper finishes it).
 func (e *Engine) ApplyConfig(ctx context.Context, ws string, cfg *Config, expected *int64) (int64, error) {
 	ws, wsErr := NormalizeWorkspace(ws)
 	if err := joinViolations(wsErr, prefixViolations("config", cfg.Validate())); err != nil {
 		return 0, err
 	}
-	for attempt := 0; attempt < maxStaleRetries; attempt++ {
-		var base int64
+	for attempt := 0; attempt < 16; attempt++ {
+		var base string
+		var baseVersion int64
 		var prev *Config
 		cur, err := e.store.LoadConfig(ctx, ws)
 		switch {
 		case err == nil:
-			base, prev = cur.Version, cur.Config
+			base, baseVersion, prev = cur.ID, cur.Version, cur.Config
 		case !errors.Is(err, ErrNoConfig):
 			return 0, err
 		}
-		if expected != nil && *expected != base {
-			return 0, fmt.Errorf("%w: expected version %d, current is %d", ErrVersionConflict, *expected, base)
+		if expected != nil && *expected != baseVersion {
+			return 0, fmt.Errorf("%w: expected version %d, current is %d", ErrVersionConflict, *expected, baseVersion)
 		}
 		now := e.clock.Now()
-		version, err := e.store.ApplyConfig(ctx, ws, base, prev, cfg, now)
+		sc, err := e.store.ApplyConfig(ctx, ws, base, prev, cfg, now)
 		if errors.Is(err, ErrVersionConflict) && expected == nil {
 			continue // another apply won the race; apply on top of it
 		}
 		if err != nil {
 			return 0, err
 		}
-		e.remember(ws, compile(cfg, version, now))
-		e.log.Info("routing config applied", "workspace", ws, "version", version,
+		e.remember(ws, compile(cfg, sc))
+		e.log.Info("routing config applied", "workspace", ws, "version", sc.Version,
 			"reps", len(cfg.Reps), "pools", len(cfg.Pools), "rules", len(cfg.Rules))
 		for _, p := range cfg.Pools {
-			if err := e.drain(ctx, ws, p.ID); err != nil {
-				return version, err
-			}
+			e.drain(ctx, ws, p.ID)
 		}
-		return version, nil
+		return sc.Version, nil
 	}
 	return 0, fmt.Errorf("%w: concurrent applies kept winning", ErrVersionConflict)
 }
@@ -177,7 +226,8 @@ func (e *Engine) Config(ctx context.Context, ws string) (*StoredConfig, error) {
 }
 
 // SetRepStatus sets a rep's declared presence and returns the previous one.
-// Becoming AVAILABLE drains the queues of the rep's pools before returning.
+// Becoming AVAILABLE drains the queues of the rep's pools before returning
+// (a drain that fails does not fail the call; the sweeper finishes it).
 func (e *Engine) SetRepStatus(ctx context.Context, ws, repID string, st RepStatus) (RepStatus, error) {
 	ws, wsErr := NormalizeWorkspace(ws)
 	var v violations
@@ -201,7 +251,7 @@ func (e *Engine) SetRepStatus(ctx context.Context, ws, repID string, st RepStatu
 			}
 			return "", fmt.Errorf("rep %q: %w", repID, ErrNotFound)
 		}
-		prev, err := e.store.SetRepStatus(ctx, ws, cc.version, repID, st, e.clock.Now())
+		prev, err := e.store.SetRepStatus(ctx, ws, cc.id, repID, st, e.clock.Now())
 		if errors.Is(err, ErrStaleConfig) {
 			continue
 		}
@@ -211,9 +261,7 @@ func (e *Engine) SetRepStatus(ctx context.Context, ws, repID string, st RepStatu
 		e.log.Info("rep status set", "workspace", ws, "rep", repID, "status", st, "previous", prev)
 		if st == StatusAvailable {
 			for _, pool := range cc.repPools[repID] {
-				if err := e.drain(ctx, ws, pool); err != nil {
-					return prev, err
-				}
+				e.drain(ctx, ws, pool)
 			}
 		}
 		return prev, nil
@@ -262,7 +310,7 @@ func (e *Engine) repStates(ctx context.Context, cc *compiledConfig, reps []Rep) 
 	for i, r := range reps {
 		ids[i] = r.ID
 	}
-	rt, err := e.store.RepRuntime(ctx, cc.ws(), ids)
+	rt, err := e.store.RepRuntime(ctx, cc.workspace, ids, e.clock.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -273,23 +321,34 @@ func (e *Engine) repStates(ctx context.Context, cc *compiledConfig, reps []Rep) 
 	return out, nil
 }
 
-// drain assigns leads queued on a pool, oldest first, until the queue is
-// empty or nobody in the pool is eligible.
-func (e *Engine) drain(ctx context.Context, ws, poolID string) error {
+// drain assigns leads queued on a pool, in queue order, until the queue is
+// empty or nobody in the pool is eligible. It finishes even when ctx is
+// cancelled (within drainTimeout): a drain half done is a drain the next
+// trigger must redo. Failures are logged; the sweeper retries.
+func (e *Engine) drain(ctx context.Context, ws, poolID string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+	defer cancel()
+	if err := e.drainPool(ctx, ws, poolID); err != nil {
+		e.log.Warn("queue drain failed; the sweeper will retry", "workspace", ws, "pool", poolID, "err", err)
+	}
+}
+
+func (e *Engine) drainPool(ctx context.Context, ws, poolID string) error {
 	refresh := false
-	for round := 0; round < maxDrainRounds; round++ {
+	stalled := 0
+	for {
 		cc, err := e.config(ctx, ws, refresh)
 		if err != nil {
 			return err
 		}
 		if cc.pools[poolID] == nil {
-			return nil // the pool left the config; its queue stays readable
+			return nil // not in this config; a config cannot drop a pool with a queue
 		}
 		ids, err := e.store.QueuedLeads(ctx, ws, poolID, drainBatch)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		res, err := e.store.DrainQueue(ctx, ws, cc.version, poolID, ids, e.clock.Now())
+		res, err := e.store.DrainQueue(ctx, ws, cc.id, poolID, ids, cc.cfg.Settings.Sticky(), e.clock.Now())
 		if errors.Is(err, ErrStaleConfig) {
 			refresh = true
 			continue
@@ -298,14 +357,19 @@ func (e *Engine) drain(ctx context.Context, ws, poolID string) error {
 			return err
 		}
 		refresh = false
-		if len(res.Assigned) > 0 {
-			e.log.Debug("queue drained", "workspace", ws, "pool", poolID, "assigned", len(res.Assigned))
-		}
 		if res.Blocked {
 			return nil
 		}
+		// Nothing assigned and not blocked: other replicas took this batch.
+		// Go on while they make progress; give up if the head never moves.
+		if len(res.Assigned) == 0 {
+			if stalled++; stalled > 100 {
+				return fmt.Errorf("pool %q: queue head did not move", poolID)
+			}
+			continue
+		}
+		stalled = 0
 	}
-	return nil
 }
 
 // config returns the workspace's compiled config, from the cache unless
@@ -322,6 +386,7 @@ func (e *Engine) config(ctx context.Context, ws string, refresh bool) (*compiled
 	return e.freshConfig(ctx, ws)
 }
 
+// freshConfig loads the workspace's config from the store and caches it.
 func (e *Engine) freshConfig(ctx context.Context, ws string) (*compiledConfig, error) {
 	ws, err := NormalizeWorkspace(ws)
 	if err != nil {
@@ -331,40 +396,20 @@ func (e *Engine) freshConfig(ctx context.Context, ws string) (*compiledConfig, e
 	if err != nil {
 		return nil, err
 	}
-	cc := compile(sc.Config, sc.Version, sc.AppliedAt)
-	cc.workspace = ws
-	return e.remember(ws, cc), nil
+	cc := compile(sc.Config, sc)
+	e.remember(ws, cc)
+	return cc, nil
 }
 
-// remember caches cc unless a newer version is cached already, and returns
-// the newest.
-func (e *Engine) remember(ws string, cc *compiledConfig) *compiledConfig {
+// remember caches what the store holds. The store is the truth: a config
+// with a lower version than the cached one replaces it too (Redis may have
+// lost its data and started counting again).
+func (e *Engine) remember(ws string, cc *compiledConfig) {
 	cc.workspace = ws
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if cur := e.configs[ws]; cur != nil && cur.version > cc.version {
-		return cur
-	}
 	e.configs[ws] = cc
-	return cc
+	e.mu.Unlock()
 }
-
-// decision prepares the store's half of a decision: the matched rule, its
-// targets and the texts to record when nobody can take the lead.
-func (cc *compiledConfig) decision(ws string, l *Lead, now time.Time, dryRun bool) *Decision {
-	rule, evals := cc.match(l)
-	d := &Decision{Workspace: ws, ConfigVersion: cc.version, Lead: l, ReceivedAt: now, Rules: evals, DryRun: dryRun}
-	if rule == nil {
-		d.UnroutableReason = "no rule matched and the config has no default rule"
-		return d
-	}
-	d.RuleID = rule.id
-	d.Targets = rule.targets
-	d.QueuedReason = "nobody eligible in " + strings.Join(rule.targets, ", ")
-	return d
-}
-
-func (cc *compiledConfig) ws() string { return cc.workspace }
 
 // joinViolations merges validation errors so a caller sees every problem at
 // once; any other error is returned as it is.

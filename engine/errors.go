@@ -22,6 +22,15 @@ var (
 	// ErrUnavailable: the store could not be reached; the call is safe to
 	// retry.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrNotAssigned: the lead is not in a state the call applies to (e.g.
+	// releasing a queued lead).
+	ErrNotAssigned = errors.New("lead is not assigned")
+	// ErrPoolHasQueue: a config may not remove a pool while leads are
+	// queued on it.
+	ErrPoolHasQueue = errors.New("pool has queued leads")
+	// ErrConflict: the record changed between reading and writing it; the
+	// engine reads again.
+	ErrConflict = errors.New("record changed concurrently")
 	// ErrInvalid is wrapped by every *ValidationError.
 	ErrInvalid = errors.New("invalid argument")
 )

@@ -3,18 +3,23 @@ package engine
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
-// explain completes a trace read from the store: each target's strategy and
-// outcome, and the one-sentence summary. cc may be nil (no config cached);
-// strategies are then left empty.
-func explain(cc *compiledConfig, a *Assignment) {
+// explain completes a trace read from the store: strategies where the store
+// did not record them, calendar skip reasons with when the rep is back, each
+// target's outcome, and the one-sentence summary. cc may be nil (no config
+// cached); skip reasons then stay as the store wrote them.
+func (cc *compiledConfig) explain(a *Assignment) {
 	t := &a.Trace
 	for i := range t.Targets {
 		te := &t.Targets[i]
 		if cc != nil {
-			if p := cc.pools[te.PoolID]; p != nil {
+			if p := cc.pools[te.PoolID]; p != nil && te.Strategy == "" {
 				te.Strategy = p.Strategy
+			}
+			for j := range te.Candidates {
+				te.Candidates[j].SkipReason = cc.skipReason(te.Candidates[j], a.DecidedAt)
 			}
 		}
 		if te.Outcome != "" {
@@ -22,6 +27,8 @@ func explain(cc *compiledConfig, a *Assignment) {
 		}
 		if c, ok := te.Chosen(); ok {
 			te.Outcome = "assigned to " + c.RepID
+		} else if te.Label != "" {
+			te.Outcome = "not eligible; routing goes on"
 		} else {
 			te.Outcome = fmt.Sprintf("nobody eligible (%d considered)", len(te.Candidates))
 		}
@@ -29,12 +36,32 @@ func explain(cc *compiledConfig, a *Assignment) {
 	t.Summary = summarize(a)
 }
 
+// skipReason adds when a rep outside its hours or out of office is back.
+func (cc *compiledConfig) skipReason(c Candidate, at time.Time) string {
+	if c.SkipReason != "outside working hours" && c.SkipReason != "out of office" {
+		return c.SkipReason
+	}
+	s, ok := cc.schedules[c.RepID]
+	if !ok {
+		return c.SkipReason
+	}
+	back := s.nextStart(at)
+	if back.IsZero() {
+		return c.SkipReason
+	}
+	format := "Mon 15:04"
+	if back.Sub(at) > 6*24*time.Hour {
+		format = "Mon 2006-01-02 15:04"
+	}
+	return fmt.Sprintf("%s, back %s %s", c.SkipReason, back.In(s.loc).Format(format), s.loc)
+}
+
 func summarize(a *Assignment) string {
 	var b strings.Builder
 	if a.RuleID != "" {
 		rule := ""
 		for _, r := range a.Trace.Rules {
-			if r.Matched {
+			if r.Matched && r.RuleID == a.RuleID {
 				rule = r.Detail
 			}
 		}
@@ -45,25 +72,44 @@ func summarize(a *Assignment) string {
 		fmt.Fprintf(&b, "Unroutable: %s.", a.Reason)
 	case StateQueued:
 		fmt.Fprintf(&b, "Queued on pool %q: %s.", a.PoolID, a.Reason)
-	case StateAssigned:
+	case StateAssigned, StateClosed:
 		for _, te := range a.Trace.Targets {
 			c, ok := te.Chosen()
-			if !ok {
+			switch {
+			case !ok && te.Label != "":
+				fmt.Fprintf(&b, "Skipped %s: %s. ", te.Label, skippedText(te.Candidates))
+			case !ok:
 				fmt.Fprintf(&b, "Pool %q: %s. ", te.PoolID, te.Outcome)
-				continue
+			case te.Label != "":
+				fmt.Fprintf(&b, "Assigned to %s, the %s, without taking a rotation turn.", c.RepID, te.Label)
+			default:
+				fmt.Fprintf(&b, "Pool %q (%s): %s", te.PoolID, strategyName(te.Strategy), c.RepID)
+				if te.Strategy == StrategyRoundRobin || te.Strategy == "" {
+					b.WriteString(" is the next available member")
+					if te.PreviousRepID != "" {
+						fmt.Fprintf(&b, " after %s", te.PreviousRepID)
+					}
+				} else {
+					b.WriteString(" is the first eligible member in strategy order")
+				}
+				if skipped := skippedText(te.Candidates); skipped != "" {
+					b.WriteString("; skipped " + skipped)
+				}
+				b.WriteString(".")
 			}
-			fmt.Fprintf(&b, "Pool %q: %s is the next available member", te.PoolID, c.RepID)
-			if te.PreviousRepID != "" {
-				fmt.Fprintf(&b, " after %s", te.PreviousRepID)
-			}
-			b.WriteString(" in round-robin order")
-			if skipped := skippedText(te.Candidates); skipped != "" {
-				b.WriteString("; skipped " + skipped)
-			}
-			b.WriteString(".")
+		}
+		if a.State == StateClosed {
+			fmt.Fprintf(&b, " Closed: %s.", orNone(a.CloseReason))
 		}
 	}
 	return strings.TrimSpace(b.String())
+}
+
+func strategyName(s Strategy) string {
+	if s == "" {
+		s = StrategyRoundRobin
+	}
+	return strings.ToLower(strings.ReplaceAll(string(s), "_", " "))
 }
 
 func skippedText(cs []Candidate) string {

@@ -26,6 +26,10 @@ const (
 	leadSubmittedField = "lead.submitted_at"
 )
 
+// earliestSubmission bounds submitted_at from below: older times are typos
+// (or out of JSON's range), never real form submissions.
+var earliestSubmission = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // Lead is one inbound record. See proto/leadrouter/v1/lead.proto for the
 // meaning of each field.
 type Lead struct {
@@ -58,10 +62,16 @@ func NormalizeWorkspace(ws string) (string, error) {
 	var v violations
 	if len(ws) > MaxWorkspaceBytes {
 		v.add("workspace", "longer than %d bytes", MaxWorkspaceBytes)
-	} else if !isIdent(ws) {
+	} else if !isWorkspaceName(ws) {
 		v.add("workspace", "%q may contain only letters, digits, '-', '_' and '.'", ws)
 	}
 	return ws, v.err()
+}
+
+// isWorkspaceName reports whether ws has only letters, digits, '-', '_'
+// and '.'.
+func isWorkspaceName(ws string) bool {
+	return isIdent(ws) && !strings.ContainsAny(ws, "@:")
 }
 
 // isIdent reports whether s is a config identifier: letters, digits, '-',
@@ -151,10 +161,13 @@ func NormalizeLead(in Lead, receivedAt time.Time) (Lead, error) {
 		v.add("lead.employee_count", "%d is outside 0-%d", l.EmployeeCount, maxEmployeeCount)
 	}
 	checkAttributes(&v, attributesField, l.Attributes)
-	if l.SubmittedAt.IsZero() {
+	switch {
+	case l.SubmittedAt.IsZero():
 		l.SubmittedAt = receivedAt
-	} else if l.SubmittedAt.After(receivedAt.Add(time.Hour)) {
+	case l.SubmittedAt.After(receivedAt.Add(time.Hour)):
 		v.add(leadSubmittedField, "%s is in the future", l.SubmittedAt.Format(time.RFC3339))
+	case l.SubmittedAt.Before(earliestSubmission):
+		v.add(leadSubmittedField, "%s is before %s", l.SubmittedAt.Format(time.RFC3339), earliestSubmission.Format(time.DateOnly))
 	}
 	l.SubmittedAt = l.SubmittedAt.UTC()
 	return l, v.err()

@@ -14,19 +14,23 @@ const maxRuleTrace = 32
 // sets and lookups by id. It is immutable once built and shared by
 // concurrent decisions.
 type compiledConfig struct {
-	workspace string
-	version   int64
-	appliedAt time.Time
-	cfg       *Config
-	rules     []compiledRule
-	reps      map[string]*Rep
-	pools     map[string]*Pool
-	repPools  map[string][]string // rep id -> pool ids, in config order
+	workspace   string
+	id          string
+	version     int64
+	cfg         *Config
+	rules       []compiledRule
+	reps        map[string]*Rep
+	pools       map[string]*Pool
+	repPools    map[string][]string // rep id -> pool ids, in config order
+	rankedPools map[string][]Pool   // rep id -> its least-loaded and longest-idle pools
+	schedules   map[string]schedule // rep id -> calendar
+	accounts    map[string]*Account // company domain -> account
 }
 
 type compiledRule struct {
+	index          int
 	id             string
-	targets        []string
+	targets        []Target
 	countries      set
 	regions        set
 	postalPrefixes []string
@@ -64,27 +68,48 @@ func (s set) has(v string) bool {
 	return ok
 }
 
-func compile(cfg *Config, version int64, appliedAt time.Time) *compiledConfig {
+// compile prepares a validated config; sc gives its identity (nil in unit
+// tests of matching).
+func compile(cfg *Config, sc *StoredConfig) *compiledConfig {
 	cc := &compiledConfig{
-		version:   version,
-		appliedAt: appliedAt,
-		cfg:       cfg,
-		reps:      make(map[string]*Rep, len(cfg.Reps)),
-		pools:     make(map[string]*Pool, len(cfg.Pools)),
-		repPools:  make(map[string][]string, len(cfg.Reps)),
+		cfg:         cfg,
+		reps:        make(map[string]*Rep, len(cfg.Reps)),
+		pools:       make(map[string]*Pool, len(cfg.Pools)),
+		repPools:    make(map[string][]string, len(cfg.Reps)),
+		rankedPools: make(map[string][]Pool),
+		schedules:   make(map[string]schedule, len(cfg.Reps)),
+		accounts:    make(map[string]*Account, len(cfg.Accounts)),
+	}
+	if sc != nil {
+		cc.id, cc.version = sc.ID, sc.Version
 	}
 	for i := range cfg.Reps {
-		cc.reps[cfg.Reps[i].ID] = &cfg.Reps[i]
+		r := &cfg.Reps[i]
+		cc.reps[r.ID] = r
+		loc, err := time.LoadLocation(r.Timezone)
+		if err != nil {
+			loc = time.UTC
+		}
+		var v violations
+		cc.schedules[r.ID] = parseSchedule(&v, "", r, loc)
 	}
 	for i := range cfg.Pools {
 		p := &cfg.Pools[i]
 		cc.pools[p.ID] = p
 		for _, m := range p.Members {
 			cc.repPools[m.RepID] = append(cc.repPools[m.RepID], p.ID)
+			if p.Strategy == StrategyLeastLoaded || p.Strategy == StrategyLongestIdle {
+				cc.rankedPools[m.RepID] = append(cc.rankedPools[m.RepID], Pool{ID: p.ID, Strategy: p.Strategy})
+			}
 		}
 	}
-	for _, r := range cfg.Rules {
+	for i := range cfg.Accounts {
+		cc.accounts[cfg.Accounts[i].Domain] = &cfg.Accounts[i]
+	}
+	for ri, r := range cfg.Rules {
 		cr := compiledRule{
+			index:      ri,
+			targets:    r.Targets,
 			id:         r.ID,
 			countries:  newSet(r.Match.Countries),
 			regions:    newSet(r.Match.Regions),
@@ -100,9 +125,6 @@ func compile(cfg *Config, version int64, appliedAt time.Time) *compiledConfig {
 		}
 		for _, l := range r.Match.Languages {
 			cr.languages = append(cr.languages, strings.ToLower(l))
-		}
-		for _, t := range r.Targets {
-			cr.targets = append(cr.targets, t.PoolID)
 		}
 		cc.rules = append(cc.rules, cr)
 	}

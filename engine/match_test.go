@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 )
 
 // compileRules validates and compiles a config holding the given rules, all
@@ -24,7 +23,7 @@ func compileRules(t *testing.T, rules ...Rule) *compiledConfig {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	return compile(cfg, 1, time.Time{})
+	return compile(cfg, nil)
 }
 
 func TestMatch(t *testing.T) {
@@ -192,7 +191,7 @@ func TestMatchOrder(t *testing.T) {
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		return compile(cfg, 1, time.Time{})
+		return compile(cfg, nil)
 	}
 	allRules := []string{"na-enterprise", "na", "dach-german", "hot", "default"}
 	tests := []struct {
@@ -237,8 +236,12 @@ func TestMatchOrder(t *testing.T) {
 			if rule.id != tc.want {
 				t.Fatalf("match() = rule %q, want %q; evaluations %+v", rule.id, tc.want, evals)
 			}
-			if fmt.Sprint(rule.targets) != fmt.Sprint(tc.wantTargets) {
-				t.Errorf("targets = %v, want %v", rule.targets, tc.wantTargets)
+			var pools []string
+			for _, tg := range rule.targets {
+				pools = append(pools, tg.PoolID)
+			}
+			if fmt.Sprint(pools) != fmt.Sprint(tc.wantTargets) {
+				t.Errorf("targets = %v, want %v", pools, tc.wantTargets)
 			}
 			if len(evals) == 0 {
 				t.Fatal("no evaluations")

@@ -12,40 +12,85 @@ type Store interface {
 	// LoadConfig returns the workspace's current config; ErrNoConfig when
 	// none was applied.
 	LoadConfig(ctx context.Context, ws string) (*StoredConfig, error)
-	// ApplyConfig replaces the config if the current version is still base
-	// (0: none yet), else fails with ErrVersionConflict. prev is the config
+	// ApplyConfig replaces the config if the current config id is still base
+	// ("": none yet), else fails with ErrVersionConflict. prev is the config
 	// stored at base (nil for none); the store uses it to clean up removed
-	// pools and reps. Pools whose member list is unchanged keep their
+	// pools and reps, and refuses (ErrPoolHasQueue) to remove a pool that
+	// has queued leads. Pools whose member list is unchanged keep their
 	// rotation position; reps already present keep their presence; new reps
-	// start with their initial status. Returns the new version.
-	ApplyConfig(ctx context.Context, ws string, base int64, prev, next *Config, now time.Time) (int64, error)
+	// start with their initial status. Returns the new version and id.
+	ApplyConfig(ctx context.Context, ws string, base string, prev, next *Config, now time.Time) (*StoredConfig, error)
 	// Decide makes and, unless d.DryRun, records the decision for one lead
-	// in one atomic step. It fails with ErrStaleConfig when d.ConfigVersion
-	// is no longer current. A lead id already recorded returns the stored
+	// in one atomic step. It fails with ErrStaleConfig when d.ConfigID is
+	// no longer current. A lead id already recorded returns the stored
 	// assignment with Duplicate set and changes nothing.
 	Decide(ctx context.Context, d *Decision) (*Outcome, error)
 	// Assignment returns a recorded assignment; ErrNotFound when none.
 	Assignment(ctx context.Context, ws, leadID string) (*Assignment, error)
 	// SetRepStatus sets a rep's presence and returns the previous one;
-	// ErrStaleConfig when version is no longer current.
-	SetRepStatus(ctx context.Context, ws string, version int64, repID string, st RepStatus, now time.Time) (RepStatus, error)
-	// RepRuntime returns the runtime state of the given reps, in order.
-	RepRuntime(ctx context.Context, ws string, repIDs []string) ([]RepRuntime, error)
+	// ErrStaleConfig when configID is no longer current.
+	SetRepStatus(ctx context.Context, ws, configID, repID string, st RepStatus, now time.Time) (RepStatus, error)
+	// RepRuntime returns the runtime state of the given reps, in order, as
+	// of now.
+	RepRuntime(ctx context.Context, ws string, repIDs []string, now time.Time) ([]RepRuntime, error)
 	// QueuedLeads returns up to limit lead ids queued on a pool, oldest
 	// first.
 	QueuedLeads(ctx context.Context, ws, poolID string, limit int) ([]string, error)
 	// DrainQueue assigns the given queued leads of a pool, in order, while
 	// the pool has an eligible member. Leads no longer queued (another
 	// replica drained them) are skipped. ErrStaleConfig as for Decide.
-	DrainQueue(ctx context.Context, ws string, version int64, poolID string, leadIDs []string, now time.Time) (*DrainResult, error)
+	DrainQueue(ctx context.Context, ws, configID, poolID string, leadIDs []string, sticky time.Duration, now time.Time) (*DrainResult, error)
+	// Release closes an ASSIGNED lead held by repID (see
+	// AdminService.ReleaseAssignment); ranked lists the rep's least-loaded
+	// and longest-idle pools, whose scores fall with the open count.
+	// ErrNotAssigned when the lead is queued or unroutable; a CLOSED lead is
+	// returned unchanged. ErrStaleConfig as for Decide; ErrConflict when the
+	// record's rep is not repID.
+	Release(ctx context.Context, ws, configID, leadID, repID, reason string, ranked []Pool, now time.Time) (*Assignment, error)
+	// DueTimers returns up to limit timers due at now, oldest first.
+	DueTimers(ctx context.Context, ws string, now time.Time, limit int) ([]Timer, error)
+	// Escalate fires a lead's escalation timer exactly once: the lead leaves
+	// the queue of fromPool and is routed over next. Returns false when the
+	// timer had fired already or the lead moved on; backlog as in Outcome.
+	Escalate(ctx context.Context, ws, configID string, a *Assignment, next []DecisionTarget, firstIndex int, queuedReason string, sticky time.Duration, now time.Time) (fired, backlog bool, err error)
+	// Expire fires a lead's expiry timer exactly once: a lead still queued
+	// becomes UNROUTABLE with the reason. Returns false when the timer had
+	// fired already or the lead is placed.
+	Expire(ctx context.Context, ws, leadID, reason string, now time.Time) (bool, error)
+	// QueuedPools lists the pools that have queued leads.
+	QueuedPools(ctx context.Context, ws string) ([]string, error)
+	// Workspaces lists every workspace that has a config.
+	Workspaces(ctx context.Context) ([]string, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 }
 
-// StoredConfig is a config with its version.
+// Timer is a due deadline of one lead.
+type Timer struct {
+	Kind   TimerKind
+	LeadID string
+	Due    time.Time
+}
+
+// TimerKind says what a timer does when it fires.
+type TimerKind string
+
+// Timer kinds.
+const (
+	// TimerEscalate moves a queued lead to its rule's next target.
+	TimerEscalate TimerKind = "escalate"
+	// TimerExpire makes a lead queued past max_queue_age UNROUTABLE.
+	TimerExpire TimerKind = "expire"
+)
+
+// StoredConfig is a config with its version and id. The version counts
+// applies; the id (version plus a random nonce) names this very apply, so a
+// replica can never mistake another config of the same version (after Redis
+// lost its data and the count started again) for the one it holds.
 type StoredConfig struct {
 	Config    *Config
 	Version   int64
+	ID        string
 	AppliedAt time.Time
 }
 
@@ -54,16 +99,31 @@ type StoredConfig struct {
 type Decision struct {
 	Workspace     string
 	ConfigVersion int64
+	ConfigID      string
 	Lead          *Lead
 	ReceivedAt    time.Time
 	RuleID        string           // empty: no rule matched
 	Rules         []RuleEvaluation // the rule trace
-	Targets       []string         // pool ids in order; empty when no rule matched
+	Targets       []DecisionTarget // in order; empty when no rule matched
+	// StickyWindow > 0 enables sticky dedupe on Lead.Email.
+	StickyWindow time.Duration
+	// Owner is the account owner tried before the targets ("" for none);
+	// Domain names the account in the trace.
+	Owner, Domain string
+	// ExpireAt is when a queued lead becomes UNROUTABLE (zero: never).
+	ExpireAt time.Time
 	// QueuedReason is recorded when nobody in any target is eligible;
 	// UnroutableReason when no rule matched.
 	QueuedReason     string
 	UnroutableReason string
 	DryRun           bool
+}
+
+// DecisionTarget is one pool a decision may use.
+type DecisionTarget struct {
+	Pool              *Pool
+	SkipIfUnavailable bool
+	Wait              time.Duration
 }
 
 // Outcome is what Decide did.
@@ -92,4 +152,6 @@ type RepRuntime struct {
 	StatusChangedAt time.Time
 	AssignedTotal   int64
 	LastAssignedAt  time.Time
+	Open            int64 // assignments held now
+	AssignedToday   int64 // since midnight in the rep's time zone
 }

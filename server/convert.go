@@ -3,6 +3,7 @@ package server
 import (
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/leadrouter/leadrouter/engine"
@@ -25,7 +26,11 @@ func leadFromProto(l *pb.Lead) engine.Lead {
 		Language: l.GetLanguage(), Attributes: l.GetAttributes(), Score: l.Score,
 	}
 	if l.SubmittedAt != nil {
-		out.SubmittedAt = l.SubmittedAt.AsTime()
+		if l.SubmittedAt.CheckValid() != nil {
+			out.SubmittedAt = time.Unix(-1, 0) // outside any valid range: validation names the field
+		} else {
+			out.SubmittedAt = l.SubmittedAt.AsTime()
+		}
 	}
 	return out
 }
@@ -43,6 +48,7 @@ var stateToProto = map[engine.State]pb.AssignmentState{
 	engine.StateAssigned:   pb.AssignmentState_ASSIGNMENT_STATE_ASSIGNED,
 	engine.StateQueued:     pb.AssignmentState_ASSIGNMENT_STATE_QUEUED,
 	engine.StateUnroutable: pb.AssignmentState_ASSIGNMENT_STATE_UNROUTABLE,
+	engine.StateClosed:     pb.AssignmentState_ASSIGNMENT_STATE_CLOSED,
 }
 
 func assignmentToProto(a *engine.Assignment) *pb.Assignment {
@@ -50,14 +56,15 @@ func assignmentToProto(a *engine.Assignment) *pb.Assignment {
 		LeadId: a.LeadID, State: stateToProto[a.State], RepId: a.RepID, PoolId: a.PoolID, RuleId: a.RuleID,
 		Reason: a.Reason, ReceivedAt: ts(a.ReceivedAt), DecidedAt: ts(a.DecidedAt),
 		ConfigVersion: a.ConfigVersion, Lead: leadToProto(&a.Lead),
-		Trace: &pb.Trace{Summary: a.Trace.Summary},
+		Trace: &pb.Trace{Summary: a.Trace.Summary}, Route: a.Route,
+		ClosedAt: ts(a.ClosedAt), CloseReason: a.CloseReason,
 	}
 	for _, r := range a.Trace.Rules {
 		out.Trace.Rules = append(out.Trace.Rules, &pb.RuleEvaluation{RuleId: r.RuleID, Matched: r.Matched, Detail: r.Detail})
 	}
 	for _, t := range a.Trace.Targets {
 		te := &pb.TargetEvaluation{PoolId: t.PoolID, Strategy: strategyToProto[t.Strategy],
-			PreviousRepId: t.PreviousRepID, Outcome: t.Outcome}
+			PreviousRepId: t.PreviousRepID, Outcome: t.Outcome, Label: t.Label}
 		for _, c := range t.Candidates {
 			te.Candidates = append(te.Candidates, &pb.Candidate{RepId: c.RepID, Chosen: c.Chosen, SkipReason: c.SkipReason})
 		}
@@ -75,8 +82,18 @@ var statusToProto = map[engine.RepStatus]pb.RepStatus{
 var statusFromProto = invert(statusToProto)
 
 var strategyToProto = map[engine.Strategy]pb.Strategy{
-	engine.StrategyRoundRobin: pb.Strategy_STRATEGY_ROUND_ROBIN,
+	engine.StrategyRoundRobin:         pb.Strategy_STRATEGY_ROUND_ROBIN,
+	engine.StrategyWeightedRoundRobin: pb.Strategy_STRATEGY_WEIGHTED_ROUND_ROBIN,
+	engine.StrategyLeastLoaded:        pb.Strategy_STRATEGY_LEAST_LOADED,
+	engine.StrategyLongestIdle:        pb.Strategy_STRATEGY_LONGEST_IDLE,
 }
+
+var policyToProto = map[engine.AbsencePolicy]pb.AbsencePolicy{
+	engine.KeepPosition: pb.AbsencePolicy_ABSENCE_POLICY_KEEP_POSITION,
+	engine.CatchUp:      pb.AbsencePolicy_ABSENCE_POLICY_CATCH_UP,
+}
+
+var policyFromProto = invert(policyToProto)
 
 var strategyFromProto = invert(strategyToProto)
 
@@ -105,33 +122,77 @@ func ConfigFromProto(c *pb.RoutingConfig) *engine.Config {
 	out := &engine.Config{}
 	for _, r := range c.GetReps() {
 		rep := engine.Rep{ID: r.GetId(), Name: r.GetName(), Email: r.GetEmail(), Timezone: r.GetTimezone(),
-			Attributes: r.GetAttributes()}
+			Attributes: r.GetAttributes(), MaxOpen: r.GetMaxOpen(), DailyCap: r.GetDailyCap()}
 		if r.GetInitialStatus() != pb.RepStatus_REP_STATUS_UNSPECIFIED {
 			rep.InitialStatus = repStatusFromProto(r.GetInitialStatus())
+		}
+		if wh := r.GetWorkingHours(); wh != nil {
+			rep.WorkingHours = &engine.WorkingHours{Monday: wh.GetMonday(), Tuesday: wh.GetTuesday(),
+				Wednesday: wh.GetWednesday(), Thursday: wh.GetThursday(), Friday: wh.GetFriday(),
+				Saturday: wh.GetSaturday(), Sunday: wh.GetSunday()}
+		}
+		for _, d := range r.GetOutOfOffice() {
+			rep.OutOfOffice = append(rep.OutOfOffice, engine.DateRange{From: d.GetFrom(), To: d.GetTo()})
 		}
 		out.Reps = append(out.Reps, rep)
 	}
 	for _, p := range c.GetPools() {
-		pool := engine.Pool{ID: p.GetId(), Name: p.GetName()}
-		if p.GetStrategy() != pb.Strategy_STRATEGY_UNSPECIFIED {
-			pool.Strategy = strategyFromProto[p.GetStrategy()]
-			if pool.Strategy == "" {
-				pool.Strategy = engine.Strategy(p.GetStrategy().String())
-			}
-		}
+		pool := engine.Pool{ID: p.GetId(), Name: p.GetName(), CatchUpLimit: p.GetCatchUpLimit(),
+			Strategy: enumFromProto(p.GetStrategy(), strategyFromProto), AbsencePolicy: enumFromProto(p.GetAbsencePolicy(), policyFromProto)}
 		for _, m := range p.GetMembers() {
-			pool.Members = append(pool.Members, engine.Member{RepID: m.GetRepId()})
+			pool.Members = append(pool.Members, engine.Member{RepID: m.GetRepId(), Weight: m.Weight, DailyCap: m.GetDailyCap()})
 		}
 		out.Pools = append(out.Pools, pool)
 	}
 	for _, r := range c.GetRules() {
 		rule := engine.Rule{ID: r.GetId(), Name: r.GetName(), Match: matchFromProto(r.GetMatch())}
 		for _, t := range r.GetTargets() {
-			rule.Targets = append(rule.Targets, engine.Target{PoolID: t.GetPoolId()})
+			rule.Targets = append(rule.Targets, engine.Target{PoolID: t.GetPoolId(),
+				SkipIfUnavailable: t.GetSkipIfUnavailable(), Wait: durationFromProto(t.GetWait())})
 		}
 		out.Rules = append(out.Rules, rule)
 	}
+	for _, a := range c.GetAccounts() {
+		out.Accounts = append(out.Accounts, engine.Account{Domain: a.GetDomain(), OwnerRepID: a.GetOwnerRepId(),
+			FallbackPoolID: a.GetFallbackPoolId()})
+	}
+	if st := c.GetSettings(); st != nil {
+		out.Settings.MaxQueueAge = durationFromProto(st.GetMaxQueueAge())
+		if st.StickyWindow != nil {
+			d := durationFromProto(st.GetStickyWindow())
+			out.Settings.StickyWindow = &d
+		}
+	}
 	return out
+}
+
+// enumFromProto maps UNSPECIFIED (0) to "" (the engine's default) and an
+// unknown number to its name, which validation then rejects by name.
+func enumFromProto[E interface {
+	~int32
+	String() string
+}, V ~string](e E, known map[E]V) V {
+	if v, ok := known[e]; ok {
+		return v
+	}
+	if e == 0 {
+		return ""
+	}
+	return V(e.String())
+}
+
+func durationFromProto(d *durationpb.Duration) engine.Duration {
+	if d == nil {
+		return 0
+	}
+	return engine.Duration(d.AsDuration())
+}
+
+func durationToProto(d engine.Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	return durationpb.New(time.Duration(d))
 }
 
 func matchFromProto(m *pb.Match) engine.Match {
@@ -161,8 +222,16 @@ func rangeToProto(r *engine.IntRange) *pb.IntRange {
 }
 
 func repToProto(r *engine.Rep) *pb.Rep {
-	return &pb.Rep{Id: r.ID, Name: r.Name, Email: r.Email, Timezone: r.Timezone, Attributes: r.Attributes,
-		InitialStatus: statusToProto[r.InitialStatus]}
+	out := &pb.Rep{Id: r.ID, Name: r.Name, Email: r.Email, Timezone: r.Timezone, Attributes: r.Attributes,
+		InitialStatus: statusToProto[r.InitialStatus], MaxOpen: r.MaxOpen, DailyCap: r.DailyCap}
+	if wh := r.WorkingHours; wh != nil {
+		out.WorkingHours = &pb.WorkingHours{Monday: wh.Monday, Tuesday: wh.Tuesday, Wednesday: wh.Wednesday,
+			Thursday: wh.Thursday, Friday: wh.Friday, Saturday: wh.Saturday, Sunday: wh.Sunday}
+	}
+	for _, d := range r.OutOfOffice {
+		out.OutOfOffice = append(out.OutOfOffice, &pb.DateRange{From: d.From, To: d.To})
+	}
+	return out
 }
 
 // ConfigToProto converts an engine config to its wire form.
@@ -172,9 +241,10 @@ func ConfigToProto(c *engine.Config) *pb.RoutingConfig {
 		out.Reps = append(out.Reps, repToProto(&c.Reps[i]))
 	}
 	for _, p := range c.Pools {
-		pool := &pb.Pool{Id: p.ID, Name: p.Name, Strategy: strategyToProto[p.Strategy]}
+		pool := &pb.Pool{Id: p.ID, Name: p.Name, Strategy: strategyToProto[p.Strategy],
+			AbsencePolicy: policyToProto[p.AbsencePolicy], CatchUpLimit: p.CatchUpLimit}
 		for _, m := range p.Members {
-			pool.Members = append(pool.Members, &pb.PoolMember{RepId: m.RepID})
+			pool.Members = append(pool.Members, &pb.PoolMember{RepId: m.RepID, Weight: m.Weight, DailyCap: m.DailyCap})
 		}
 		out.Pools = append(out.Pools, pool)
 	}
@@ -186,9 +256,19 @@ func ConfigToProto(c *engine.Config) *pb.RoutingConfig {
 			Products: m.Products, Languages: m.Languages, Score: rangeToProto(m.Score), Attributes: m.Attributes,
 		}}
 		for _, t := range r.Targets {
-			rule.Targets = append(rule.Targets, &pb.Target{PoolId: t.PoolID})
+			rule.Targets = append(rule.Targets, &pb.Target{PoolId: t.PoolID, SkipIfUnavailable: t.SkipIfUnavailable,
+				Wait: durationToProto(t.Wait)})
 		}
 		out.Rules = append(out.Rules, rule)
+	}
+	for _, a := range c.Accounts {
+		out.Accounts = append(out.Accounts, &pb.Account{Domain: a.Domain, OwnerRepId: a.OwnerRepID, FallbackPoolId: a.FallbackPoolID})
+	}
+	if c.Settings.MaxQueueAge != 0 || c.Settings.StickyWindow != nil {
+		out.Settings = &pb.WorkspaceSettings{MaxQueueAge: durationToProto(c.Settings.MaxQueueAge)}
+		if c.Settings.StickyWindow != nil {
+			out.Settings.StickyWindow = durationpb.New(time.Duration(*c.Settings.StickyWindow))
+		}
 	}
 	return out
 }
@@ -197,6 +277,7 @@ func repStateToProto(r *engine.RepState) *pb.RepState {
 	return &pb.RepState{
 		Rep: repToProto(&r.Rep), Status: statusToProto[r.Status], StatusChangedAt: ts(r.StatusChangedAt),
 		PoolIds: r.PoolIDs, AssignedTotal: r.AssignedTotal, LastAssignedAt: ts(r.LastAssignedAt),
+		OpenAssignments: r.Open, AssignedToday: r.AssignedToday,
 	}
 }
 

@@ -93,6 +93,14 @@ func (h *handlers) ListReps(ctx context.Context, req *pb.ListRepsRequest) (*pb.L
 	return out, nil
 }
 
+func (h *handlers) ReleaseAssignment(ctx context.Context, req *pb.ReleaseAssignmentRequest) (*pb.ReleaseAssignmentResponse, error) {
+	a, err := h.engine.ReleaseAssignment(ctx, req.GetWorkspace(), req.GetLeadId(), req.GetReason())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.ReleaseAssignmentResponse{Assignment: assignmentToProto(a)}, nil
+}
+
 // RepService
 
 func (h *handlers) SetRepStatus(ctx context.Context, req *pb.SetRepStatusRequest) (*pb.SetRepStatusResponse, error) {

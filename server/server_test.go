@@ -157,7 +157,7 @@ func TestTour(t *testing.T) {
 	var reps []string
 	for i := 0; i < 4; i++ {
 		resp, err := in.routing.AssignLead(ctx, &pb.AssignLeadRequest{Lead: &pb.Lead{
-			Id: fmt.Sprint("tour-", i), Email: "Jane@Acme.com", Country: "DE"}})
+			Id: fmt.Sprint("tour-", i), Email: fmt.Sprintf("Jane%d@Acme.com", i), Country: "DE"}})
 		if err != nil {
 			t.Fatal(err)
 		}

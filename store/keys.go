@@ -17,6 +17,33 @@ func (k keys) presence() string { return k.base + "presence" }
 // statusChanged is a HASH: rep id -> unix ms of the last presence change.
 func (k keys) statusChanged() string { return k.base + "status_changed" }
 
+// open is a HASH: rep id -> assignments the rep holds now.
+func (k keys) open() string { return k.base + "open" }
+
+// daily is a HASH: rep id, or "<pool>/<rep>" for a pool membership ->
+// "<local day number>:<assignments that day>".
+func (k keys) daily() string { return k.base + "daily" }
+
+// profile is a HASH: rep id -> "max_open|daily_cap|zone|week|ooo", the
+// rep's limits and calendar as lib_routing.lua reads them.
+func (k keys) profile() string { return k.base + "profile" }
+
+// zones is a HASH: time zone -> "from_ms:offset_s,...", its UTC offsets.
+func (k keys) zones() string { return k.base + "zones" }
+
+// timers is a ZSET: "escalate|<lead>" or "expire|<lead>" -> due unix ms.
+func (k keys) timers() string { return k.base + "timers" }
+
+// events is a STREAM of the workspace's routing events.
+func (k keys) events() string { return k.base + "events" }
+
+// queuedPools is a SET of pool ids whose queues are not empty.
+func (k keys) queuedPools() string { return k.base + "queued_pools" }
+
+// sticky is a STRING "rep|pool|lead": the open assignment of a person (by
+// lower-case email), expiring with the sticky window.
+func (k keys) sticky(email string) string { return k.base + "sticky:" + email }
+
 // assigned is a HASH: rep id -> leads assigned since the rep joined.
 func (k keys) assigned() string { return k.base + "assigned" }
 
@@ -27,8 +54,17 @@ func (k keys) lastAssigned() string { return k.base + "last_assigned" }
 func (k keys) seq() string { return k.base + "seq" }
 
 // pool is a HASH: n (member count), cursor (index of the member picked
-// last, -1 for none), m<i> (rep id at rotation index i).
+// last, -1 for none), m<i> (rep id at rotation index i), last (rep picked
+// last), strategy, policy, limit (catch-up), w:<rep> (weight), cap:<rep>
+// (daily cap of the membership).
 func (k keys) pool(id string) string { return k.base + "pool:" + id }
+
+// rank is a ZSET of a pool's members: the pass of weighted round robin, or
+// the score of least loaded / longest idle (see lib_routing.lua).
+func (k keys) rank(poolID string) string { return k.base + "rank:" + poolID }
+
+// owed is a ZSET: member -> turns owed after an absence (CATCH_UP pools).
+func (k keys) owed(poolID string) string { return k.base + "owed:" + poolID }
 
 // queue is a ZSET: lead id -> arrival sequence, of leads queued on a pool.
 func (k keys) queue(poolID string) string { return k.base + "queue:" + poolID }
@@ -36,3 +72,19 @@ func (k keys) queue(poolID string) string { return k.base + "queue:" + poolID }
 // lead is a HASH, the assignment record and idempotency key of one lead;
 // fields are listed in record.go.
 func (k keys) lead(id string) string { return k.base + "lead:" + id }
+
+// workspacesKey is a SET of every workspace with a config, read by the
+// timer sweeper. It is the one key outside any workspace's slot.
+func workspacesKey(prefix string) string { return prefix + ":workspaces" }
+
+// common are the twelve workspace keys every routing script starts with
+// (lib_routing.lua), in that order.
+func (k keys) common() []string {
+	return []string{k.config(), k.presence(), k.open(), k.daily(), k.profile(), k.zones(),
+		k.assigned(), k.lastAssigned(), k.seq(), k.timers(), k.events(), k.queuedPools()}
+}
+
+// target appends the four keys of a target pool (pool, rank, owed, queue).
+func (k keys) target(dst []string, poolID string) []string {
+	return append(dst, k.pool(poolID), k.rank(poolID), k.owed(poolID), k.queue(poolID))
+}

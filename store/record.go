@@ -11,31 +11,39 @@ import (
 )
 
 // A lead's record (keys.lead) has these fields, written by lead_decide.lua
-// and updated by queue_drain.lua:
+// and updated by the scripts that drain, escalate, expire and release:
 //
 //	lead         engine.Lead as JSON (written once)
-//	state        ASSIGNED, QUEUED or UNROUTABLE
+//	state        ASSIGNED, QUEUED, UNROUTABLE or CLOSED
 //	rep, pool    the assignee and its pool (pool: the queue while QUEUED)
-//	rule         the matched rule id ('' when none)
+//	rule, target the matched rule id and 1-based index of the target in use
+//	route        rule, account owner or sticky owner
 //	reason       why QUEUED or UNROUTABLE
 //	rules        the rule trace, []engine.RuleEvaluation as JSON
-//	picks        the pick trace, one line per step (see lib_rotation.lua)
-//	received_at, decided_at   unix ms
+//	picks        the pick trace, one line per step (see lib_routing.lua)
+//	email        the lead's email, for its sticky key
+//	received_at, decided_at, queued_at, closed_at   unix ms
+//	close_reason why it was closed
 //	cfgv         the config version of the first decision
 
 // parseRecord turns a record's fields into an Assignment.
 func parseRecord(leadID string, f map[string]string) (*engine.Assignment, error) {
 	a := &engine.Assignment{
-		LeadID:     leadID,
-		State:      engine.State(f["state"]),
-		RepID:      f["rep"],
-		PoolID:     f["pool"],
-		RuleID:     f["rule"],
-		Reason:     f["reason"],
-		ReceivedAt: msTime(f["received_at"]),
-		DecidedAt:  msTime(f["decided_at"]),
+		LeadID:      leadID,
+		State:       engine.State(f["state"]),
+		RepID:       f["rep"],
+		PoolID:      f["pool"],
+		RuleID:      f["rule"],
+		Reason:      f["reason"],
+		Route:       f["route"],
+		ReceivedAt:  msTime(f["received_at"]),
+		DecidedAt:   msTime(f["decided_at"]),
+		QueuedAt:    msTime(f["queued_at"]),
+		ClosedAt:    msTime(f["closed_at"]),
+		CloseReason: f["close_reason"],
 	}
 	a.ConfigVersion, _ = strconv.ParseInt(f["cfgv"], 10, 64)
+	a.TargetIndex, _ = strconv.Atoi(f["target"])
 	if err := json.Unmarshal([]byte(f["lead"]), &a.Lead); err != nil {
 		return nil, fmt.Errorf("lead %q: corrupt record: %w", leadID, err)
 	}
@@ -48,32 +56,46 @@ func parseRecord(leadID string, f map[string]string) (*engine.Assignment, error)
 	return a, nil
 }
 
-// parsePicks reads the pick trace lines written by the scripts.
+// parsePicks reads the pick trace lines the scripts write (their format is
+// documented at the top of lib_routing.lua).
 func parsePicks(s string) []engine.TargetEvaluation {
 	var out []engine.TargetEvaluation
 	drained := ""
 	for _, line := range strings.Split(s, "\n") {
 		parts := strings.Split(line, "\t")
-		if len(out) == 0 && parts[0] != "P" && parts[0] != "D" {
-			continue
-		}
 		cur := len(out) - 1
 		switch parts[0] {
 		case "D":
-			drained = parts[1]
+			drained = field(parts, 1)
+		case "E":
+			out = append(out, engine.TargetEvaluation{PoolID: field(parts, 1),
+				Outcome: "waited here with nobody eligible; escalated to the next target"})
 		case "P":
-			te := engine.TargetEvaluation{PoolID: field(parts, 1), PreviousRepID: field(parts, 2)}
-			out = append(out, te)
+			out = append(out, engine.TargetEvaluation{PoolID: field(parts, 1),
+				Strategy: engine.Strategy(field(parts, 2)), PreviousRepID: field(parts, 3)})
+		case "R":
+			out = append(out, engine.TargetEvaluation{Label: field(parts, 1)})
 		case "C":
-			out[cur].Candidates = append(out[cur].Candidates, engine.Candidate{RepID: field(parts, 1), Chosen: true})
-			if drained != "" {
+			if cur < 0 {
+				continue
+			}
+			rep, note := field(parts, 1), field(parts, 2)
+			out[cur].Candidates = append(out[cur].Candidates, engine.Candidate{RepID: rep, Chosen: true})
+			switch {
+			case drained != "":
 				out[cur].Outcome = fmt.Sprintf("assigned to %s from the queue (queued at %s)",
-					field(parts, 1), msTime(drained).Format(time.RFC3339Nano))
+					rep, msTime(drained).Format(time.RFC3339Nano))
+			case note != "":
+				out[cur].Outcome = fmt.Sprintf("assigned to %s (%s)", rep, note)
 			}
 		case "S":
-			out[cur].Candidates = append(out[cur].Candidates, engine.Candidate{RepID: field(parts, 1), SkipReason: field(parts, 2)})
+			if cur >= 0 {
+				out[cur].Candidates = append(out[cur].Candidates, engine.Candidate{RepID: field(parts, 1), SkipReason: field(parts, 2)})
+			}
 		case "B":
-			out[cur].Outcome = fmt.Sprintf("eligible members, but %s earlier lead(s) queued here: queued behind them", field(parts, 1))
+			if cur >= 0 {
+				out[cur].Outcome = fmt.Sprintf("eligible members, but %s earlier lead(s) queued here: queued behind them", field(parts, 1))
+			}
 		}
 	}
 	return out

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,7 +66,7 @@ func (s *Redis) Ping(ctx context.Context) error {
 
 // LoadConfig implements engine.Store.
 func (s *Redis) LoadConfig(ctx context.Context, ws string) (*engine.StoredConfig, error) {
-	vals, err := s.client.HMGet(ctx, s.keys(ws).config(), "version", "body", "applied_at").Result()
+	vals, err := s.client.HMGet(ctx, s.keys(ws).config(), "version", "body", "applied_at", "id").Result()
 	if err != nil {
 		return nil, s.fail("load config", err)
 	}
@@ -79,39 +81,41 @@ func (s *Redis) LoadConfig(ctx context.Context, ws string) (*engine.StoredConfig
 	}
 	applied, _ := vals[2].(string)
 	sc.AppliedAt = msTime(applied)
+	sc.ID, _ = vals[3].(string)
 	return sc, nil
 }
 
 // ApplyConfig implements engine.Store with config_apply.lua.
-func (s *Redis) ApplyConfig(ctx context.Context, ws string, base int64, prev, next *engine.Config, now time.Time) (int64, error) {
+func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, next *engine.Config, now time.Time) (*engine.StoredConfig, error) {
 	k := s.keys(ws)
 	body, err := json.Marshal(next)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	keys := append(k.common(), k.statusChanged())
+	args := []any{base, ms(now), body, nonce(), len(next.Pools), 0}
 	inNext := make(map[string]bool, len(next.Pools))
-	keys := []string{k.config(), k.presence(), k.statusChanged()}
-	poolArgs := []any{}
 	for _, p := range next.Pools {
 		inNext[p.ID] = true
-		keys = append(keys, k.pool(p.ID))
-		poolArgs = append(poolArgs, len(p.Members))
+		keys = append(keys, k.pool(p.ID), k.rank(p.ID), k.owed(p.ID))
+		args = append(args, p.ID, string(p.Strategy), string(p.AbsencePolicy), p.CatchUpLimit, len(p.Members))
 		for _, m := range p.Members {
-			poolArgs = append(poolArgs, m.RepID)
+			args = append(args, m.RepID, m.EffectiveWeight(), m.DailyCap)
 		}
 	}
-	removedPools := 0
-	repInNext := make(map[string]bool, len(next.Reps))
-	for _, r := range next.Reps {
-		repInNext[r.ID] = true
-	}
 	var removedReps []any
+	var removedPools []string
 	if prev != nil {
 		for _, p := range prev.Pools {
 			if !inNext[p.ID] {
-				keys = append(keys, k.pool(p.ID))
-				removedPools++
+				keys = append(keys, k.pool(p.ID), k.rank(p.ID), k.owed(p.ID), k.queue(p.ID))
+				removedPools = append(removedPools, p.ID)
 			}
+		}
+		args[5] = len(removedPools)
+		repInNext := make(map[string]bool, len(next.Reps))
+		for _, r := range next.Reps {
+			repInNext[r.ID] = true
 		}
 		for _, r := range prev.Reps {
 			if !repInNext[r.ID] {
@@ -119,23 +123,112 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base int64, prev, ne
 			}
 		}
 	}
-	args := []any{base, body, ms(now), len(next.Pools), removedPools}
-	args = append(args, poolArgs...)
+	profiles, zones := engine.Profiles(next, now)
 	args = append(args, len(next.Reps))
-	for _, r := range next.Reps {
-		args = append(args, r.ID, string(r.InitialStatus))
+	for i, r := range next.Reps {
+		args = append(args, r.ID, string(r.InitialStatus), encodeProfile(&profiles[i]))
+	}
+	args = append(args, len(zones))
+	for _, z := range zones {
+		args = append(args, z.Zone, encodeOffsets(&z))
 	}
 	args = append(args, len(removedReps))
 	args = append(args, removedReps...)
 
 	reply, err := s.run(ctx, "apply config", configApply, keys, args...)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if reply[0] == "CONFLICT" {
-		return 0, fmt.Errorf("%w: base version %d, current %s", engine.ErrVersionConflict, base, reply[1])
+	switch reply[0] {
+	case "CONFLICT":
+		return nil, fmt.Errorf("%w: based on %q, current is %q", engine.ErrVersionConflict, base, reply[1])
+	case "QUEUED_POOL":
+		i, _ := strconv.Atoi(reply[1])
+		return nil, fmt.Errorf("pool %q: %w: assign, release or requeue them first", removedPools[i], engine.ErrPoolHasQueue)
 	}
-	return strconv.ParseInt(reply[1], 10, 64)
+	if err := s.client.SAdd(ctx, workspacesKey(s.prefix), ws).Err(); err != nil {
+		return nil, s.fail("register workspace", err)
+	}
+	version, err := strconv.ParseInt(reply[1], 10, 64)
+	if err != nil {
+		return nil, err
+	}
+	return &engine.StoredConfig{Config: next, Version: version, ID: reply[2], AppliedAt: now.Truncate(time.Millisecond)}, nil
+}
+
+// nonce returns 8 random bytes in hex: what makes a config id unique.
+func nonce() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// encodeProfile writes a rep profile as lib_routing.lua reads it.
+func encodeProfile(p *engine.RepProfile) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d|%d|%s|", p.MaxOpen, p.DailyCap, p.Zone)
+	for i, iv := range p.Week {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%d-%d", iv[0], iv[1])
+	}
+	b.WriteByte('|')
+	for i, r := range p.OutOfOffice {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%d-%d", r[0], r[1])
+	}
+	return b.String()
+}
+
+func encodeOffsets(z *engine.ZoneOffsets) string {
+	parts := make([]string, len(z.From))
+	for i := range z.From {
+		parts[i] = fmt.Sprintf("%d:%d", z.From[i], z.Offsets[i])
+	}
+	return strings.Join(parts, ",")
+}
+
+// stickyKey is the person's sticky key, or fallback (an existing key of the
+// workspace, never read) when there is no email.
+func (k keys) stickyOr(email, fallback string) string {
+	if email == "" {
+		return fallback
+	}
+	return k.sticky(email)
+}
+
+// appendTargets adds the keys and arguments of decision targets.
+func appendTargets(k keys, keys []string, args []any, targets []engine.DecisionTarget) ([]string, []any) {
+	args = append(args, len(targets))
+	for _, t := range targets {
+		keys = k.target(keys, t.Pool.ID)
+		flag := ""
+		switch {
+		case t.SkipIfUnavailable:
+			flag = "skip"
+		case t.Wait > 0:
+			flag = "wait"
+		}
+		args = append(args, t.Pool.ID, flag, t.Wait.Milliseconds())
+	}
+	return keys, args
+}
+
+func scoreArg(l *engine.Lead) int32 {
+	if l.Score == nil {
+		return -1
+	}
+	return *l.Score
+}
+
+func msOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }
 
 // Decide implements engine.Store with lead_decide.lua: one round trip.
@@ -149,19 +242,16 @@ func (s *Redis) Decide(ctx context.Context, d *engine.Decision) (*engine.Outcome
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]string, 0, 6+2*len(d.Targets))
-	keys = append(keys, k.config(), k.lead(d.Lead.ID), k.presence(), k.assigned(), k.lastAssigned(), k.seq())
-	args := make([]any, 0, 10+len(d.Targets))
+	leadKey := k.lead(d.Lead.ID)
+	keys := append(k.common(), leadKey, k.stickyOr(d.Lead.Email, leadKey))
 	dry := "0"
 	if d.DryRun {
 		dry = "1"
 	}
-	args = append(args, d.ConfigVersion, ms(d.ReceivedAt), dry, leadJSON, ms(d.ReceivedAt),
-		d.RuleID, rulesJSON, d.QueuedReason, d.UnroutableReason, d.Lead.ID)
-	for _, p := range d.Targets {
-		keys = append(keys, k.pool(p), k.queue(p))
-		args = append(args, p)
-	}
+	args := []any{d.ConfigID, ms(d.ReceivedAt), dry, leadJSON, d.Lead.ID, d.RuleID, rulesJSON,
+		d.QueuedReason, d.UnroutableReason, d.Lead.Email, d.StickyWindow.Milliseconds(), d.Owner, d.Domain,
+		scoreArg(d.Lead), msOrZero(d.ExpireAt)}
+	keys, args = appendTargets(k, keys, args, d.Targets)
 	reply, err := s.run(ctx, "decide", leadDecide, keys, args...)
 	if err != nil {
 		return nil, err
@@ -189,10 +279,10 @@ func (s *Redis) Assignment(ctx context.Context, ws, leadID string) (*engine.Assi
 }
 
 // SetRepStatus implements engine.Store with rep_set_status.lua.
-func (s *Redis) SetRepStatus(ctx context.Context, ws string, version int64, repID string, st engine.RepStatus, now time.Time) (engine.RepStatus, error) {
+func (s *Redis) SetRepStatus(ctx context.Context, ws, configID, repID string, st engine.RepStatus, now time.Time) (engine.RepStatus, error) {
 	k := s.keys(ws)
 	reply, err := s.run(ctx, "set rep status", repSetStatus,
-		[]string{k.config(), k.presence(), k.statusChanged()}, version, repID, string(st), ms(now))
+		[]string{k.config(), k.presence(), k.statusChanged()}, configID, repID, string(st), ms(now))
 	if err != nil {
 		return "", err
 	}
@@ -203,7 +293,7 @@ func (s *Redis) SetRepStatus(ctx context.Context, ws string, version int64, repI
 }
 
 // RepRuntime implements engine.Store in one pipelined round trip.
-func (s *Redis) RepRuntime(ctx context.Context, ws string, repIDs []string) ([]engine.RepRuntime, error) {
+func (s *Redis) RepRuntime(ctx context.Context, ws string, repIDs []string, now time.Time) ([]engine.RepRuntime, error) {
 	out := make([]engine.RepRuntime, len(repIDs))
 	if len(repIDs) == 0 {
 		return out, nil
@@ -214,20 +304,54 @@ func (s *Redis) RepRuntime(ctx context.Context, ws string, repIDs []string) ([]e
 	changed := pipe.HMGet(ctx, k.statusChanged(), repIDs...)
 	assigned := pipe.HMGet(ctx, k.assigned(), repIDs...)
 	last := pipe.HMGet(ctx, k.lastAssigned(), repIDs...)
+	open := pipe.HMGet(ctx, k.open(), repIDs...)
+	daily := pipe.HMGet(ctx, k.daily(), repIDs...)
+	profiles := pipe.HMGet(ctx, k.profile(), repIDs...)
+	zones := pipe.HGetAll(ctx, k.zones())
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, s.fail("rep runtime", err)
 	}
 	str := func(v any) string { s, _ := v.(string); return s }
+	num := func(v any) int64 { n, _ := strconv.ParseInt(str(v), 10, 64); return n }
 	for i, id := range repIDs {
 		out[i] = engine.RepRuntime{
 			RepID:           id,
 			Status:          engine.RepStatus(str(presence.Val()[i])),
 			StatusChangedAt: msTime(str(changed.Val()[i])),
 			LastAssignedAt:  msTime(str(last.Val()[i])),
+			AssignedTotal:   num(assigned.Val()[i]),
+			Open:            num(open.Val()[i]),
 		}
-		out[i].AssignedTotal, _ = strconv.ParseInt(str(assigned.Val()[i]), 10, 64)
+		zone := "UTC"
+		if parts := strings.Split(str(profiles.Val()[i]), "|"); len(parts) == 5 {
+			zone = parts[2]
+		}
+		if day, count, ok := strings.Cut(str(daily.Val()[i]), ":"); ok && day == strconv.FormatInt(localDay(zones.Val()[zone], now), 10) {
+			out[i].AssignedToday, _ = strconv.ParseInt(count, 10, 64)
+		}
 	}
 	return out, nil
+}
+
+// localDay is the local day number at now under a zone's encoded offsets,
+// as lib_routing.lua computes it.
+func localDay(offsets string, now time.Time) int64 {
+	nowMS := now.UnixMilli()
+	var off int64
+	for _, part := range strings.Split(offsets, ",") {
+		from, o, ok := strings.Cut(part, ":")
+		f, err1 := strconv.ParseInt(from, 10, 64)
+		sec, err2 := strconv.ParseInt(o, 10, 64)
+		if !ok || err1 != nil || err2 != nil || f > nowMS {
+			break
+		}
+		off = sec * 1000
+	}
+	t := nowMS + off
+	if t < 0 {
+		return (t - 86400000 + 1) / 86400000
+	}
+	return t / 86400000
 }
 
 // QueuedLeads implements engine.Store.
@@ -236,14 +360,35 @@ func (s *Redis) QueuedLeads(ctx context.Context, ws, poolID string, limit int) (
 	return ids, s.fail("queued leads", err)
 }
 
+// QueuedPools implements engine.Store.
+func (s *Redis) QueuedPools(ctx context.Context, ws string) ([]string, error) {
+	pools, err := s.client.SMembers(ctx, s.keys(ws).queuedPools()).Result()
+	return pools, s.fail("queued pools", err)
+}
+
+// Workspaces implements engine.Store.
+func (s *Redis) Workspaces(ctx context.Context) ([]string, error) {
+	ws, err := s.client.SMembers(ctx, workspacesKey(s.prefix)).Result()
+	return ws, s.fail("workspaces", err)
+}
+
 // DrainQueue implements engine.Store with queue_drain.lua.
-func (s *Redis) DrainQueue(ctx context.Context, ws string, version int64, poolID string, leadIDs []string, now time.Time) (*engine.DrainResult, error) {
+func (s *Redis) DrainQueue(ctx context.Context, ws, configID, poolID string, leadIDs []string, sticky time.Duration, now time.Time) (*engine.DrainResult, error) {
 	k := s.keys(ws)
-	keys := []string{k.config(), k.pool(poolID), k.queue(poolID), k.presence(), k.assigned(), k.lastAssigned()}
-	args := []any{version, ms(now), poolID}
-	for _, id := range leadIDs {
-		keys = append(keys, k.lead(id))
-		args = append(args, id)
+	emails := make([]*redis.StringCmd, len(leadIDs))
+	pipe := s.client.Pipeline()
+	for i, id := range leadIDs {
+		emails[i] = pipe.HGet(ctx, k.lead(id), "email")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, s.fail("drain queue", err)
+	}
+	keys := k.target(k.common(), poolID)
+	args := []any{configID, ms(now), poolID, sticky.Milliseconds()}
+	for i, id := range leadIDs {
+		email := emails[i].Val()
+		keys = append(keys, k.lead(id), k.stickyOr(email, k.lead(id)))
+		args = append(args, id, email)
 	}
 	reply, err := s.run(ctx, "drain queue", queueDrain, keys, args...)
 	if err != nil {
@@ -253,6 +398,99 @@ func (s *Redis) DrainQueue(ctx context.Context, ws string, version int64, poolID
 		return nil, engine.ErrStaleConfig
 	}
 	return &engine.DrainResult{Blocked: reply[1] == "1", Assigned: reply[2:]}, nil
+}
+
+// Release implements engine.Store with assignment_release.lua.
+func (s *Redis) Release(ctx context.Context, ws, configID, leadID, repID, reason string, ranked []engine.Pool, now time.Time) (*engine.Assignment, error) {
+	k := s.keys(ws)
+	email, err := s.client.HGet(ctx, k.lead(leadID), "email").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, s.fail("release", err)
+	}
+	keys := append(k.common(), k.lead(leadID), k.stickyOr(email, k.lead(leadID)))
+	args := []any{configID, ms(now), leadID, repID, reason}
+	for _, p := range ranked {
+		keys = append(keys, k.rank(p.ID))
+		args = append(args, string(p.Strategy))
+	}
+	reply, err := s.run(ctx, "release", assignmentRelease, keys, args...)
+	if err != nil {
+		return nil, err
+	}
+	switch reply[0] {
+	case "STALE":
+		return nil, engine.ErrStaleConfig
+	case "MOVED":
+		return nil, engine.ErrConflict
+	case "NOT_ASSIGNED":
+		if reply[1] == "" {
+			return nil, fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound)
+		}
+		return nil, fmt.Errorf("lead %q is %s: %w", leadID, reply[1], engine.ErrNotAssigned)
+	}
+	return parseRecord(leadID, pairs(reply[1:]))
+}
+
+// DueTimers implements engine.Store.
+func (s *Redis) DueTimers(ctx context.Context, ws string, now time.Time, limit int) ([]engine.Timer, error) {
+	due, err := s.client.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.keys(ws).timers(), ByScore: true,
+		Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit)}).Result()
+	if err != nil {
+		return nil, s.fail("due timers", err)
+	}
+	out := make([]engine.Timer, 0, len(due))
+	for _, z := range due {
+		kind, lead, ok := strings.Cut(z.Member.(string), "|")
+		if ok {
+			out = append(out, engine.Timer{Kind: engine.TimerKind(kind), LeadID: lead, Due: time.UnixMilli(int64(z.Score)).UTC()})
+		}
+	}
+	return out, nil
+}
+
+// Escalate implements engine.Store with lead_escalate.lua.
+func (s *Redis) Escalate(ctx context.Context, ws, configID string, a *engine.Assignment, next []engine.DecisionTarget, firstIndex int, queuedReason string, sticky time.Duration, now time.Time) (bool, bool, error) {
+	k := s.keys(ws)
+	leadKey := k.lead(a.LeadID)
+	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey), k.queue(a.PoolID))
+	args := []any{configID, ms(now), a.LeadID, a.PoolID, scoreArg(&a.Lead), a.Lead.Email, sticky.Milliseconds(),
+		firstIndex, queuedReason}
+	keys, args = appendTargets(k, keys, args, next)
+	reply, err := s.run(ctx, "escalate", leadEscalate, keys, args...)
+	if err != nil {
+		return false, false, err
+	}
+	switch reply[0] {
+	case "STALE":
+		return false, false, engine.ErrStaleConfig
+	case "GONE":
+		return false, false, nil
+	}
+	return true, reply[1] == "1", nil
+}
+
+// Expire implements engine.Store with lead_expire.lua.
+func (s *Redis) Expire(ctx context.Context, ws, leadID, reason string, now time.Time) (bool, error) {
+	k := s.keys(ws)
+	pool, err := s.client.HGet(ctx, k.lead(leadID), "pool").Result()
+	for attempt := 0; attempt < 3; attempt++ {
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return false, s.fail("expire", err)
+		}
+		keys := append(k.common(), k.lead(leadID), k.queue(pool))
+		reply, rerr := s.run(ctx, "expire", leadExpire, keys, 0, ms(now), leadID, pool, reason)
+		if rerr != nil {
+			return false, rerr
+		}
+		switch reply[0] {
+		case "OK":
+			return true, nil
+		case "GONE":
+			return false, nil
+		}
+		pool = reply[1] // MOVED: the lead escalated meanwhile
+	}
+	return false, fmt.Errorf("lead %q: %w", leadID, engine.ErrConflict)
 }
 
 // run executes a script (EVALSHA, falling back to EVAL on NOSCRIPT) and
@@ -299,7 +537,7 @@ func (s *Redis) fail(op string, err error) error {
 }
 
 func retryable(msg string) bool {
-	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK", "BUSY"} {
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK", "BUSY", "OOM"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}

@@ -6,24 +6,35 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The shared rotation functions are prepended to each script that picks a
-// rep, so the pick is the same code wherever a lead is placed.
+// Every script that routes leads is prefixed with lib_routing.lua, so a
+// pick is the same code wherever a lead is placed.
 var (
-	//go:embed lua/lib_rotation.lua
-	libRotation string
+	//go:embed lua/lib_routing.lua
+	libRouting string
 	//go:embed lua/lead_decide.lua
 	leadDecideSrc string
+	//go:embed lua/lead_escalate.lua
+	leadEscalateSrc string
+	//go:embed lua/lead_expire.lua
+	leadExpireSrc string
 	//go:embed lua/queue_drain.lua
 	queueDrainSrc string
+	//go:embed lua/assignment_release.lua
+	assignmentReleaseSrc string
 	//go:embed lua/config_apply.lua
 	configApplySrc string
 	//go:embed lua/rep_set_status.lua
 	repSetStatusSrc string
 )
 
+func withLib(src string) *redis.Script { return redis.NewScript(libRouting + "\n" + src) }
+
 var (
-	leadDecide   = redis.NewScript(libRotation + "\n" + leadDecideSrc)
-	queueDrain   = redis.NewScript(libRotation + "\n" + queueDrainSrc)
-	configApply  = redis.NewScript(configApplySrc)
-	repSetStatus = redis.NewScript(repSetStatusSrc)
+	leadDecide        = withLib(leadDecideSrc)
+	leadEscalate      = withLib(leadEscalateSrc)
+	leadExpire        = withLib(leadExpireSrc)
+	queueDrain        = withLib(queueDrainSrc)
+	assignmentRelease = withLib(assignmentReleaseSrc)
+	configApply       = withLib(configApplySrc)
+	repSetStatus      = redis.NewScript(repSetStatusSrc)
 )

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -29,7 +30,7 @@ import (
 
 type options struct {
 	listen, metricsListen, redisURL, config, workspace, logLevel, logFormat string
-	shutdownTimeout                                                         time.Duration
+	shutdownTimeout, sweepInterval                                          time.Duration
 	reflection                                                              bool
 }
 
@@ -52,6 +53,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish on SIGTERM")
 	fs.BoolVar(&o.reflection, "reflection", true, "register gRPC server reflection")
+	fs.DurationVar(&o.sweepInterval, "sweep-interval", 100*time.Millisecond, "how often due timers are fired (queues drain every 10 sweeps)")
 	// LEADROUTER_<FLAG> (dashes as underscores) sets a flag's default.
 	fs.VisitAll(func(f *flag.Flag) {
 		env := "LEADROUTER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -97,6 +99,7 @@ func run() error {
 	healthCtx, stopHealth := context.WithCancel(ctx)
 	defer stopHealth()
 	go srv.WatchHealth(healthCtx)
+	go eng.RunSweeper(healthCtx, o.sweepInterval)
 
 	if o.metricsListen != "" {
 		stopMetrics, err := serveMetrics(o.metricsListen, log)
@@ -157,6 +160,23 @@ func applyConfigFile(ctx context.Context, eng *engine.Engine, ws, path string) e
 	cfg, err := engine.ParseConfigYAML(f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	// Every replica starts with the same --config: only the first applies
+	// it. A workspace already holding a different config is replaced, and
+	// the log says so.
+	cur, err := eng.Config(ctx, ws)
+	switch {
+	case err == nil && reflect.DeepEqual(cur.Config, cfg):
+		slog.Info("routing config already current", "file", path, "workspace", ws, "version", cur.Version)
+		return nil
+	case err == nil:
+		slog.Warn("replacing the workspace's routing config with --config", "file", path, "workspace", ws,
+			"replaced_version", cur.Version, "replaced_applied_at", cur.AppliedAt)
+	case !errors.Is(err, engine.ErrNoConfig):
+		return err
 	}
 	v, err := eng.ApplyConfig(ctx, ws, cfg, nil)
 	if err != nil {

@@ -1,107 +1,167 @@
 -- config_apply: replace a workspace's routing config in one step, keeping
 -- rotation positions and presence.
 --
--- KEYS[1]  config          HASH  version, body, applied_at
--- KEYS[2]  presence        HASH  rep id -> status
--- KEYS[3]  status_changed  HASH  rep id -> unix ms
--- KEYS[4..3+P]      pool HASH of each pool of the new config, in ARGV order
--- KEYS[4+P..3+P+R]  pool HASH of each pool the new config removes
+-- KEYS[1..12]  the workspace keys (lib_routing.lua)
+-- KEYS[13]     status_changed HASH  rep -> unix ms
+-- KEYS[14+3i..16+3i]  pool i of the new config (from 0): pool HASH, rank
+--                     ZSET, owed ZSET
+-- then 4 keys for each pool the new config removes: pool HASH, rank ZSET,
+-- owed ZSET, queue ZSET
 --
--- ARGV[1]  base version: apply only if this is current ('0': no config yet)
--- ARGV[2]  the new config, JSON
--- ARGV[3]  now, unix ms
--- ARGV[4]  P, the number of pools in the new config
--- ARGV[5]  R, the number of removed pools
--- then, for each of the P pools: member count m, then m rep ids in order
--- then N, the number of reps, and N pairs: rep id, initial status
+-- ARGV[1]  base config id: apply only if this is current ('': none yet)
+-- ARGV[2]  now, unix ms
+-- ARGV[3]  the new config, JSON
+-- ARGV[4]  a random nonce: the new id is "<version>:<nonce>"
+-- ARGV[5]  P, pools in the new config; ARGV[6] R, removed pools
+-- then per pool: id, strategy, absence policy, catch-up limit, member count
+--          m, then m triples: rep id, weight, daily cap
+-- then N, the number of reps, and N triples: rep id, initial status,
+--          profile ("max_open|daily_cap|zone|week|ooo")
+-- then Z, the number of zones, and Z pairs: zone, offsets
 -- then M, the number of removed reps, and M rep ids
 --
--- A pool whose member list is unchanged keeps its cursor. A changed pool
--- continues after the member picked last if that rep is still a member,
--- else starts from the top. A rep with no presence gets its initial status;
--- removed reps lose theirs.
+-- A pool whose member list is unchanged keeps its cursor; a changed pool
+-- continues after the member picked last if that rep is still a member.
+-- Weighted pools keep their members' passes (new members join at the
+-- current lowest pass); least-loaded and longest-idle pools get exact
+-- scores. A rep with no presence gets its initial status; removed reps lose
+-- theirs and their profile.
+--
+-- Nothing is written before every check passed, and large hashes are
+-- written in chunks, so an apply either happens whole or not at all.
 --
 -- Returns:
---   {'CONFLICT', current version}
---   {'OK', new version}
+--   {'CONFLICT', current id}
+--   {'QUEUED_POOL', i}   removed pool i (from 0) still has queued leads
+--   {'OK', new version, new id}
 
-local config_key = KEYS[1]
-local presence_key = KEYS[2]
-local status_changed_key = KEYS[3]
-local first_pool_key = 4
-
+local status_changed = KEYS[13]
+local first_pool_key = 14
 local base = ARGV[1]
-local body = ARGV[2]
-local now = ARGV[3]
-local pools = tonumber(ARGV[4])
-local removed_pools = tonumber(ARGV[5])
+local body = ARGV[3]
+local nonce = ARGV[4]
+local pools = tonumber(ARGV[5])
+local removed_pools = tonumber(ARGV[6])
+local first_removed_key = first_pool_key + 3 * pools
 
-local current = redis.call('HGET', config_key, 'version') or '0'
+local current = redis.call('HGET', K.config, 'id') or ''
 if current ~= base then
   return { 'CONFLICT', current }
 end
-
-local a = 6
-for p = 0, pools - 1 do
-  local pool_key = KEYS[first_pool_key + p]
-  local m = tonumber(ARGV[a])
-  local members = {}
-  for j = 1, m do
-    members[j] = ARGV[a + j]
+for p = 0, removed_pools - 1 do
+  local b = first_removed_key + 4 * p
+  if redis.call('ZCARD', KEYS[b + 3]) > 0 then
+    return { 'QUEUED_POOL', tostring(p) }
   end
-  a = a + m + 1
+end
 
-  local old_n = tonumber(redis.call('HGET', pool_key, 'n') or '0')
-  local cursor = tonumber(redis.call('HGET', pool_key, 'cursor') or '-1')
+-- hset writes a field list in chunks (unpack has a limit).
+local function hset(key, fields)
+  for i = 1, #fields, 2000 do
+    redis.call('HSET', key, unpack(fields, i, math.min(i + 1999, #fields)))
+  end
+end
+
+local a = 7
+for p = 0, pools - 1 do
+  local key, rank, owed = KEYS[first_pool_key + 3 * p], KEYS[first_pool_key + 3 * p + 1], KEYS[first_pool_key + 3 * p + 2]
+  local strategy, policy, limit, m = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
+  local members, weight, cap, is_member = {}, {}, {}, {}
+  for j = 1, m do
+    local b = a + 4 + 3 * (j - 1)
+    members[j] = ARGV[b + 1]
+    weight[members[j]], cap[members[j]] = ARGV[b + 2], ARGV[b + 3]
+    is_member[members[j]] = true
+  end
+  a = a + 5 + 3 * m
+
+  local old_n = tonumber(redis.call('HGET', key, 'n') or '0')
+  local old_strategy = redis.call('HGET', key, 'strategy')
   local same = old_n == m
-  if same then
-    for j = 1, m do
-      if redis.call('HGET', pool_key, 'm' .. (j - 1)) ~= members[j] then
-        same = false
-        break
-      end
-    end
+  for j = 1, m do
+    if not same then break end
+    same = redis.call('HGET', key, 'm' .. (j - 1)) == members[j]
   end
   if not same then
-    local last = false
-    if cursor >= 0 then
-      last = redis.call('HGET', pool_key, 'm' .. cursor)
-    end
+    local cursor = tonumber(redis.call('HGET', key, 'cursor') or '-1')
+    local last_rep = (cursor >= 0) and redis.call('HGET', key, 'm' .. cursor)
+    local last = redis.call('HGET', key, 'last')
     cursor = -1
     for j = 1, m do
-      if members[j] == last then
-        cursor = j - 1
-      end
+      if members[j] == last_rep then cursor = j - 1 end
     end
-    redis.call('DEL', pool_key)
+    redis.call('DEL', key)
     local fields = { 'n', m, 'cursor', cursor }
     for j = 1, m do
-      fields[#fields + 1] = 'm' .. (j - 1)
-      fields[#fields + 1] = members[j]
+      append_all(fields, { 'm' .. (j - 1), members[j] })
     end
-    redis.call('HSET', pool_key, unpack(fields))
+    if last and is_member[last] then append_all(fields, { 'last', last }) end
+    hset(key, fields)
+  end
+  local fields = { 'strategy', strategy, 'policy', policy, 'limit', limit }
+  for j = 1, m do
+    append_all(fields, { 'w:' .. members[j], weight[members[j]], 'cap:' .. members[j], cap[members[j]] })
+  end
+  hset(key, fields)
+
+  if strategy == 'WEIGHTED_ROUND_ROBIN' then
+    if old_strategy ~= strategy then redis.call('DEL', rank) end
+    for _, rep in ipairs(redis.call('ZRANGE', rank, 0, -1)) do
+      if not is_member[rep] then redis.call('ZREM', rank, rep) end
+    end
+    local lowest = redis.call('ZRANGE', rank, 0, 0, 'WITHSCORES')
+    local joining = tonumber(lowest[2] or '0')
+    for j = 1, m do
+      redis.call('ZADD', rank, 'NX', joining, members[j])
+    end
+  elseif strategy == 'LEAST_LOADED' or strategy == 'LONGEST_IDLE' then
+    redis.call('DEL', rank)
+    for j = 1, m do
+      redis.call('ZADD', rank, rank_score(strategy, members[j]), members[j])
+    end
+  else
+    redis.call('DEL', rank)
+  end
+  if policy ~= 'CATCH_UP' then
+    redis.call('DEL', owed)
+  else
+    for _, rep in ipairs(redis.call('ZRANGE', owed, 0, -1)) do
+      if not is_member[rep] then redis.call('ZREM', owed, rep) end
+    end
   end
 end
 
 for p = 0, removed_pools - 1 do
-  redis.call('DEL', KEYS[first_pool_key + pools + p])
+  local b = first_removed_key + 4 * p
+  redis.call('DEL', KEYS[b], KEYS[b + 1], KEYS[b + 2])
 end
 
 local reps = tonumber(ARGV[a])
-for j = 1, reps do
-  local rep = ARGV[a + 2 * j - 1]
-  if redis.call('HSETNX', presence_key, rep, ARGV[a + 2 * j]) == 1 then
-    redis.call('HSET', status_changed_key, rep, now)
+for j = 0, reps - 1 do
+  local rep, initial, prof = ARGV[a + 1 + 3 * j], ARGV[a + 2 + 3 * j], ARGV[a + 3 + 3 * j]
+  if redis.call('HSETNX', K.presence, rep, initial) == 1 then
+    redis.call('HSET', status_changed, rep, NOW)
   end
+  redis.call('HSET', K.profile, rep, prof)
 end
-a = a + 2 * reps + 1
+a = a + 1 + 3 * reps
+
+local zone_count = tonumber(ARGV[a])
+redis.call('DEL', K.zones)
+for j = 0, zone_count - 1 do
+  redis.call('HSET', K.zones, ARGV[a + 1 + 2 * j], ARGV[a + 2 + 2 * j])
+end
+a = a + 1 + 2 * zone_count
 
 local removed_reps = tonumber(ARGV[a])
 for j = 1, removed_reps do
-  redis.call('HDEL', presence_key, ARGV[a + j])
-  redis.call('HDEL', status_changed_key, ARGV[a + j])
+  local rep = ARGV[a + j]
+  redis.call('HDEL', K.presence, rep)
+  redis.call('HDEL', status_changed, rep)
+  redis.call('HDEL', K.profile, rep)
 end
 
-local version = tostring(tonumber(base) + 1)
-redis.call('HSET', config_key, 'version', version, 'body', body, 'applied_at', now)
-return { 'OK', version }
+local version = tostring(tonumber(redis.call('HGET', K.config, 'version') or '0') + 1)
+local id = version .. ':' .. nonce
+redis.call('HSET', K.config, 'version', version, 'id', id, 'body', body, 'applied_at', NOW)
+return { 'OK', version, id }

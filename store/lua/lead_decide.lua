@@ -1,55 +1,59 @@
--- lead_decide: the whole routing decision for one lead, in one step:
--- idempotency check, eligibility, round-robin pick, cursor, assignment
--- record, queueing.
+-- lead_decide: the whole routing decision for one new lead, in one step:
+-- idempotency, sticky owner, account owner, the rule's targets with each
+-- pool's strategy and every rep's eligibility, the rotation state, the
+-- record, and queueing with its timers.
 --
--- KEYS[1]  config         HASH  (version)
--- KEYS[2]  lead           HASH  the record of this lead (see store/record.go)
--- KEYS[3]  presence       HASH  rep id -> status
--- KEYS[4]  assigned       HASH  rep id -> count
--- KEYS[5]  last_assigned  HASH  rep id -> unix ms
--- KEYS[6]  seq            STRING arrival counter for queues
--- KEYS[7+2i], KEYS[8+2i]  pool HASH and queue ZSET of target i (i from 0)
+-- KEYS[1..12]  the workspace keys (lib_routing.lua)
+-- KEYS[13]     lead    HASH  this lead's record (store/record.go)
+-- KEYS[14]     sticky  STRING "rep|pool|lead" of the open assignment for this
+--                       email (the lead key again when there is no email)
+-- KEYS[15+4i..18+4i]   target i (from 0): pool HASH, rank ZSET, owed ZSET,
+--                       queue ZSET
 --
--- ARGV[1]  config version the rule was matched under
+-- ARGV[1]  config id the rule was matched under
 -- ARGV[2]  now, unix ms
--- ARGV[3]  '1' for a dry run (preview): decide, write nothing
+-- ARGV[3]  '1' for a dry run (preview)
 -- ARGV[4]  the lead, JSON
--- ARGV[5]  received at, unix ms
+-- ARGV[5]  lead id
 -- ARGV[6]  rule id ('' when no rule matched)
 -- ARGV[7]  rule trace, JSON
--- ARGV[8]  reason recorded when nobody is eligible in any target
+-- ARGV[8]  reason recorded when the lead is queued with nobody eligible
 -- ARGV[9]  reason recorded when no rule matched
--- ARGV[10] lead id (the queue member)
--- ARGV[11+i] pool id of target i
+-- ARGV[10] email ('' for none); ARGV[11] sticky window ms (0: off)
+-- ARGV[12] account owner rep ('' for none); ARGV[13] account domain
+-- ARGV[14] lead score (-1: unscored), for queue priority
+-- ARGV[15] queue expiry, unix ms (0: none)
+-- ARGV[16] number of targets; then 3 per target: pool id, flag ('skip',
+--          'wait' or ''), wait ms
 --
 -- Returns:
---   {'STALE'}                           config version is not current
+--   {'STALE'}                           config id is not current
 --   {'DUP', '0', field, value, ...}     lead already recorded: the record
 --   {'OK', backlog, field, value, ...}  the new record (written unless dry
 --                                       run); backlog '1' when the lead was
 --                                       queued behind earlier leads on a pool
---                                       that has an eligible rep
+--                                       that has an eligible member
 
-local config_key = KEYS[1]
-local lead_key = KEYS[2]
-local presence_key = KEYS[3]
-local assigned_key = KEYS[4]
-local last_assigned_key = KEYS[5]
-local seq_key = KEYS[6]
+local lead_key = KEYS[13]
+local sticky_key = KEYS[14]
+local first_target_key = 15
 
-local version = ARGV[1]
-local now = ARGV[2]
-local dry_run = ARGV[3] == '1'
+DRY = ARGV[3] == '1'
 local lead_json = ARGV[4]
-local received_at = ARGV[5]
+local lead_id = ARGV[5]
 local rule_id = ARGV[6]
 local rules_trace = ARGV[7]
 local queued_reason = ARGV[8]
 local unroutable_reason = ARGV[9]
-local lead_id = ARGV[10]
-local first_target_arg = 11
+local email = ARGV[10]
+local sticky_window = tonumber(ARGV[11])
+local owner = ARGV[12]
+local domain = ARGV[13]
+local score = tonumber(ARGV[14])
+local expire_at = tonumber(ARGV[15])
+local targets = read_targets(first_target_key, 17, tonumber(ARGV[16]))
 
-if redis.call('HGET', config_key, 'version') ~= version then
+if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
   return { 'STALE' }
 end
 
@@ -60,51 +64,62 @@ if #existing > 0 then
   return reply
 end
 
-local record = {
-  'lead', lead_json, 'rule', rule_id, 'rules', rules_trace,
-  'received_at', received_at, 'decided_at', now, 'cfgv', version,
-}
-local picks = {}
-local state, rep, pool, reason = 'UNROUTABLE', '', '', unroutable_reason
-local queue_key, backlog = nil, '0'
+local lines = {}
+local state, rep, pool_id, reason, route = 'UNROUTABLE', '', '', unroutable_reason, ''
+local backlog, target_index = '0', 0
 
-local targets = #ARGV - first_target_arg + 1
-for t = 0, targets - 1 do
-  local pool_id = ARGV[first_target_arg + t]
-  local pool_key = KEYS[7 + 2 * t]
-  local target_queue = KEYS[8 + 2 * t]
-  local idx, chosen, lines = pick_round_robin(pool_key, presence_key, pool_id)
-  append_all(picks, lines)
-  if chosen then
-    local waiting = redis.call('ZCARD', target_queue)
-    if waiting > 0 then
-      -- Earlier leads wait on this pool: keep arrival order, queue behind.
-      picks[#picks + 1] = 'B\t' .. waiting
-      state, pool, queue_key, backlog = 'QUEUED', pool_id, target_queue, '1'
-      reason = 'waiting behind ' .. waiting .. ' earlier lead(s) queued on ' .. pool_id
-    else
-      state, rep, pool, reason = 'ASSIGNED', chosen, pool_id, ''
-      if not dry_run then
-        commit_pick(pool_key, assigned_key, last_assigned_key, idx, chosen, now)
-      end
+-- 1. The same person's open assignment, 2. the account's owner.
+if email ~= '' and sticky_window > 0 then
+  local held = redis.call('GET', sticky_key)
+  if held then
+    local sticky_rep, sticky_pool = string.match(held, '^([^|]*)|([^|]*)|')
+    if try_rep(sticky_rep, 'existing owner of ' .. email, lines) then
+      state, rep, pool_id, reason, route = 'ASSIGNED', sticky_rep, sticky_pool, '', 'sticky owner'
     end
-    break
   end
 end
-if state == 'UNROUTABLE' and targets > 0 then
-  state, pool, reason = 'QUEUED', ARGV[first_target_arg], queued_reason
-  queue_key = KEYS[8]
+if state ~= 'ASSIGNED' and owner ~= '' then
+  if try_rep(owner, 'account owner of ' .. domain, lines) then
+    state, rep, pool_id, reason, route = 'ASSIGNED', owner, '', '', 'account owner'
+  end
 end
 
-append_all(record, {
-  'state', state, 'rep', rep, 'pool', pool, 'reason', reason,
-  'picks', table.concat(picks, '\n'),
-})
-if not dry_run then
-  if queue_key then
-    redis.call('ZADD', queue_key, redis.call('INCR', seq_key), lead_id)
+-- 3. The rule's targets (or the account's fallback pool).
+local outcome = nil
+if state ~= 'ASSIGNED' then
+  outcome = route_targets(targets, lines, queued_reason)
+  if outcome then
+    local target = targets[outcome.index]
+    state, pool_id, reason, route, target_index = outcome.state, target.pool.id, outcome.reason or '', 'rule', outcome.index
+    if outcome.state == 'ASSIGNED' then rep = outcome.rep end
+    if outcome.backlog then backlog = '1' end
   end
+end
+
+local record = {
+  'lead', lead_json, 'rule', rule_id, 'rules', rules_trace, 'received_at', NOW, 'decided_at', NOW,
+  'cfgv', string.match(CONFIG_ID, '^(%d+)') or '0', 'state', state, 'rep', rep, 'pool', pool_id, 'reason', reason, 'route', route,
+  'target', target_index, 'email', email, 'picks', table.concat(lines, '\n'),
+}
+if state == 'QUEUED' then
+  append_all(record, { 'queued_at', NOW })
+end
+
+if not DRY then
   redis.call('HSET', lead_key, unpack(record))
+  if state == 'ASSIGNED' then
+    if outcome then outcome.advance() end
+    commit_rep(rep, outcome and pool_id or '')
+    if email ~= '' and sticky_window > 0 then
+      redis.call('SET', sticky_key, rep .. '|' .. pool_id .. '|' .. lead_id, 'PX', sticky_window)
+    end
+    emit('assigned', lead_id, rep, pool_id, route)
+  elseif state == 'QUEUED' then
+    enqueue(targets[target_index].pool, lead_id, score, outcome.wait, expire_at)
+    emit('queued', lead_id, '', pool_id, reason)
+  else
+    emit('unroutable', lead_id, '', '', reason)
+  end
 end
 local reply = { 'OK', backlog }
 append_all(reply, record)

@@ -1,60 +1,60 @@
--- queue_drain: assign leads queued on one pool, oldest first, while the pool
--- has an eligible member.
+-- queue_drain: assign leads queued on one pool, in queue order (lead score,
+-- then arrival), while the pool has an eligible member.
 --
--- KEYS[1]  config         HASH  (version)
--- KEYS[2]  pool           HASH
--- KEYS[3]  queue          ZSET  lead id -> arrival sequence
--- KEYS[4]  presence       HASH
--- KEYS[5]  assigned       HASH
--- KEYS[6]  last_assigned  HASH
--- KEYS[7+i] lead HASH of the i-th lead id below (i from 0)
+-- KEYS[1..12]  the workspace keys (lib_routing.lua)
+-- KEYS[13..16] the pool: pool HASH, rank ZSET, owed ZSET, queue ZSET
+-- KEYS[17+2i], KEYS[18+2i]  lead i (from 0): record HASH, sticky STRING
 --
--- ARGV[1]  config version the caller holds
+-- ARGV[1]  config id the caller holds
 -- ARGV[2]  now, unix ms
 -- ARGV[3]  pool id
--- ARGV[4+i] lead ids, oldest first (the head of the queue as the caller read it)
+-- ARGV[4]  sticky window ms (0: off)
+-- ARGV[5+2i], ARGV[6+2i]  lead i: id, email ('' for none); the head of the
+--          queue as the caller read it
 --
 -- Returns:
---   {'STALE'}                         config version is not current
---   {'OK', blocked, lead id, ...}     the leads assigned, in order; blocked
---                                     '1' when the pool ran out of eligible
---                                     members. Leads no longer in the queue
---                                     (drained elsewhere) are skipped.
+--   {'STALE'}                       config id is not current
+--   {'OK', blocked, lead id, ...}   the leads assigned, in order; blocked '1'
+--                                   when the pool ran out of eligible members.
+--                                   Leads no longer queued here (drained or
+--                                   escalated elsewhere) are skipped.
 
-local config_key = KEYS[1]
-local pool_key = KEYS[2]
-local queue_key = KEYS[3]
-local presence_key = KEYS[4]
-local assigned_key = KEYS[5]
-local last_assigned_key = KEYS[6]
-local first_lead_key = 7
+local pool = { id = ARGV[3], key = KEYS[13], rank = KEYS[14], owed = KEYS[15], queue = KEYS[16] }
+local first_lead_key = 17
+local sticky_window = tonumber(ARGV[4])
+local first_lead_arg = 5
 
-local version = ARGV[1]
-local now = ARGV[2]
-local pool_id = ARGV[3]
-local first_lead_arg = 4
-
-if redis.call('HGET', config_key, 'version') ~= version then
+if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
   return { 'STALE' }
 end
 
 local reply = { 'OK', '0' }
-for i = 0, #ARGV - first_lead_arg do
-  local lead_id = ARGV[first_lead_arg + i]
-  local lead_key = KEYS[first_lead_key + i]
-  if redis.call('ZSCORE', queue_key, lead_id) then
-    local idx, rep, lines = pick_round_robin(pool_key, presence_key, pool_id)
+for i = 0, (#ARGV - first_lead_arg + 1) / 2 - 1 do
+  local lead_id = ARGV[first_lead_arg + 2 * i]
+  local email = ARGV[first_lead_arg + 2 * i + 1]
+  local lead_key = KEYS[first_lead_key + 2 * i]
+  local sticky_key = KEYS[first_lead_key + 2 * i + 1]
+  if redis.call('ZSCORE', pool.queue, lead_id) then
+    local lines = { 'D\t' .. (redis.call('HGET', lead_key, 'queued_at') or '') }
+    local rep, advance = pick(pool, lines)
     if not rep then
       reply[2] = '1'
-      return reply
+      break
     end
-    commit_pick(pool_key, assigned_key, last_assigned_key, idx, rep, now)
-    redis.call('ZREM', queue_key, lead_id)
-    table.insert(lines, 1, 'D\t' .. redis.call('HGET', lead_key, 'decided_at'))
-    redis.call('HSET', lead_key,
-      'state', 'ASSIGNED', 'rep', rep, 'pool', pool_id, 'reason', '',
-      'decided_at', now, 'picks', table.concat(lines, '\n'))
+    advance()
+    commit_rep(rep, pool.id)
+    redis.call('ZREM', pool.queue, lead_id)
+    clear_timers(lead_id)
+    redis.call('HSET', lead_key, 'state', 'ASSIGNED', 'rep', rep, 'pool', pool.id, 'reason', '',
+      'decided_at', NOW, 'picks', table.concat(lines, '\n'))
+    if email ~= '' and sticky_window > 0 then
+      redis.call('SET', sticky_key, rep .. '|' .. pool.id .. '|' .. lead_id, 'PX', sticky_window)
+    end
+    emit('assigned', lead_id, rep, pool.id, 'from queue')
     reply[#reply + 1] = lead_id
   end
+end
+if redis.call('ZCARD', pool.queue) == 0 then
+  redis.call('SREM', K.queued_pools, pool.id)
 end
 return reply

@@ -22,6 +22,111 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ReleaseAssignmentRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	LeadId    string                 `protobuf:"bytes,2,opt,name=lead_id,json=leadId,proto3" json:"lead_id,omitempty"`
+	// Why, kept on the record; at most 256 bytes.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseAssignmentRequest) Reset() {
+	*x = ReleaseAssignmentRequest{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseAssignmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseAssignmentRequest) ProtoMessage() {}
+
+func (x *ReleaseAssignmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseAssignmentRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseAssignmentRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ReleaseAssignmentRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *ReleaseAssignmentRequest) GetLeadId() string {
+	if x != nil {
+		return x.LeadId
+	}
+	return ""
+}
+
+func (x *ReleaseAssignmentRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReleaseAssignmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Assignment    *Assignment            `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseAssignmentResponse) Reset() {
+	*x = ReleaseAssignmentResponse{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseAssignmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseAssignmentResponse) ProtoMessage() {}
+
+func (x *ReleaseAssignmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseAssignmentResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseAssignmentResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReleaseAssignmentResponse) GetAssignment() *Assignment {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
 type ApplyRoutingConfigRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
@@ -35,7 +140,7 @@ type ApplyRoutingConfigRequest struct {
 
 func (x *ApplyRoutingConfigRequest) Reset() {
 	*x = ApplyRoutingConfigRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[0]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +152,7 @@ func (x *ApplyRoutingConfigRequest) String() string {
 func (*ApplyRoutingConfigRequest) ProtoMessage() {}
 
 func (x *ApplyRoutingConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[0]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +165,7 @@ func (x *ApplyRoutingConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutingConfigRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRoutingConfigRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{0}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ApplyRoutingConfigRequest) GetWorkspace() string {
@@ -93,7 +198,7 @@ type ApplyRoutingConfigResponse struct {
 
 func (x *ApplyRoutingConfigResponse) Reset() {
 	*x = ApplyRoutingConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -105,7 +210,7 @@ func (x *ApplyRoutingConfigResponse) String() string {
 func (*ApplyRoutingConfigResponse) ProtoMessage() {}
 
 func (x *ApplyRoutingConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -118,7 +223,7 @@ func (x *ApplyRoutingConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutingConfigResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRoutingConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{1}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ApplyRoutingConfigResponse) GetVersion() int64 {
@@ -137,7 +242,7 @@ type GetRoutingConfigRequest struct {
 
 func (x *GetRoutingConfigRequest) Reset() {
 	*x = GetRoutingConfigRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -149,7 +254,7 @@ func (x *GetRoutingConfigRequest) String() string {
 func (*GetRoutingConfigRequest) ProtoMessage() {}
 
 func (x *GetRoutingConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -162,7 +267,7 @@ func (x *GetRoutingConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{2}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetRoutingConfigRequest) GetWorkspace() string {
@@ -183,7 +288,7 @@ type GetRoutingConfigResponse struct {
 
 func (x *GetRoutingConfigResponse) Reset() {
 	*x = GetRoutingConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -195,7 +300,7 @@ func (x *GetRoutingConfigResponse) String() string {
 func (*GetRoutingConfigResponse) ProtoMessage() {}
 
 func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -208,7 +313,7 @@ func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{3}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetRoutingConfigResponse) GetConfig() *RoutingConfig {
@@ -242,7 +347,7 @@ type GetRepRequest struct {
 
 func (x *GetRepRequest) Reset() {
 	*x = GetRepRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -254,7 +359,7 @@ func (x *GetRepRequest) String() string {
 func (*GetRepRequest) ProtoMessage() {}
 
 func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -267,7 +372,7 @@ func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepRequest.ProtoReflect.Descriptor instead.
 func (*GetRepRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{4}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetRepRequest) GetWorkspace() string {
@@ -293,7 +398,7 @@ type GetRepResponse struct {
 
 func (x *GetRepResponse) Reset() {
 	*x = GetRepResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +410,7 @@ func (x *GetRepResponse) String() string {
 func (*GetRepResponse) ProtoMessage() {}
 
 func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +423,7 @@ func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepResponse.ProtoReflect.Descriptor instead.
 func (*GetRepResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{5}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetRepResponse) GetRep() *RepState {
@@ -337,7 +442,7 @@ type ListRepsRequest struct {
 
 func (x *ListRepsRequest) Reset() {
 	*x = ListRepsRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +454,7 @@ func (x *ListRepsRequest) String() string {
 func (*ListRepsRequest) ProtoMessage() {}
 
 func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +467,7 @@ func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsRequest.ProtoReflect.Descriptor instead.
 func (*ListRepsRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{6}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListRepsRequest) GetWorkspace() string {
@@ -381,7 +486,7 @@ type ListRepsResponse struct {
 
 func (x *ListRepsResponse) Reset() {
 	*x = ListRepsResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +498,7 @@ func (x *ListRepsResponse) String() string {
 func (*ListRepsResponse) ProtoMessage() {}
 
 func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +511,7 @@ func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsResponse.ProtoReflect.Descriptor instead.
 func (*ListRepsResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{7}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListRepsResponse) GetReps() []*RepState {
@@ -427,13 +532,17 @@ type RepState struct {
 	// Leads assigned to the rep since it joined the config.
 	AssignedTotal  int64                  `protobuf:"varint,5,opt,name=assigned_total,json=assignedTotal,proto3" json:"assigned_total,omitempty"`
 	LastAssignedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_assigned_at,json=lastAssignedAt,proto3" json:"last_assigned_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Assignments the rep holds now (counted against max_open).
+	OpenAssignments int64 `protobuf:"varint,7,opt,name=open_assignments,json=openAssignments,proto3" json:"open_assignments,omitempty"`
+	// Assignments since midnight in the rep's time zone.
+	AssignedToday int64 `protobuf:"varint,8,opt,name=assigned_today,json=assignedToday,proto3" json:"assigned_today,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RepState) Reset() {
 	*x = RepState{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +554,7 @@ func (x *RepState) String() string {
 func (*RepState) ProtoMessage() {}
 
 func (x *RepState) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +567,7 @@ func (x *RepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepState.ProtoReflect.Descriptor instead.
 func (*RepState) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{8}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RepState) GetRep() *Rep {
@@ -503,11 +612,33 @@ func (x *RepState) GetLastAssignedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *RepState) GetOpenAssignments() int64 {
+	if x != nil {
+		return x.OpenAssignments
+	}
+	return 0
+}
+
+func (x *RepState) GetAssignedToday() int64 {
+	if x != nil {
+		return x.AssignedToday
+	}
+	return 0
+}
+
 var File_leadrouter_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\n" +
-	"!leadrouter/v1/admin_service.proto\x12\rleadrouter.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aleadrouter/v1/config.proto\"\xb4\x01\n" +
+	"!leadrouter/v1/admin_service.proto\x12\rleadrouter.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eleadrouter/v1/assignment.proto\x1a\x1aleadrouter/v1/config.proto\"i\n" +
+	"\x18ReleaseAssignmentRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\alead_id\x18\x02 \x01(\tR\x06leadId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"V\n" +
+	"\x19ReleaseAssignmentResponse\x129\n" +
+	"\n" +
+	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
+	"assignment\"\xb4\x01\n" +
 	"\x19ApplyRoutingConfigRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x124\n" +
 	"\x06config\x18\x02 \x01(\v2\x1c.leadrouter.v1.RoutingConfigR\x06config\x12.\n" +
@@ -530,19 +661,22 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\x0fListRepsRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\"?\n" +
 	"\x10ListRepsResponse\x12+\n" +
-	"\x04reps\x18\x01 \x03(\v2\x17.leadrouter.v1.RepStateR\x04reps\"\xb2\x02\n" +
+	"\x04reps\x18\x01 \x03(\v2\x17.leadrouter.v1.RepStateR\x04reps\"\x84\x03\n" +
 	"\bRepState\x12$\n" +
 	"\x03rep\x18\x01 \x01(\v2\x12.leadrouter.v1.RepR\x03rep\x120\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x18.leadrouter.v1.RepStatusR\x06status\x12F\n" +
 	"\x11status_changed_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusChangedAt\x12\x19\n" +
 	"\bpool_ids\x18\x04 \x03(\tR\apoolIds\x12%\n" +
 	"\x0eassigned_total\x18\x05 \x01(\x03R\rassignedTotal\x12D\n" +
-	"\x10last_assigned_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastAssignedAt2\xf2\x02\n" +
+	"\x10last_assigned_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastAssignedAt\x12)\n" +
+	"\x10open_assignments\x18\a \x01(\x03R\x0fopenAssignments\x12%\n" +
+	"\x0eassigned_today\x18\b \x01(\x03R\rassignedToday2\xda\x03\n" +
 	"\fAdminService\x12i\n" +
 	"\x12ApplyRoutingConfig\x12(.leadrouter.v1.ApplyRoutingConfigRequest\x1a).leadrouter.v1.ApplyRoutingConfigResponse\x12c\n" +
 	"\x10GetRoutingConfig\x12&.leadrouter.v1.GetRoutingConfigRequest\x1a'.leadrouter.v1.GetRoutingConfigResponse\x12E\n" +
 	"\x06GetRep\x12\x1c.leadrouter.v1.GetRepRequest\x1a\x1d.leadrouter.v1.GetRepResponse\x12K\n" +
-	"\bListReps\x12\x1e.leadrouter.v1.ListRepsRequest\x1a\x1f.leadrouter.v1.ListRepsResponseBAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
+	"\bListReps\x12\x1e.leadrouter.v1.ListRepsRequest\x1a\x1f.leadrouter.v1.ListRepsResponse\x12f\n" +
+	"\x11ReleaseAssignment\x12'.leadrouter.v1.ReleaseAssignmentRequest\x1a(.leadrouter.v1.ReleaseAssignmentResponseBAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
 
 var (
 	file_leadrouter_v1_admin_service_proto_rawDescOnce sync.Once
@@ -556,45 +690,51 @@ func file_leadrouter_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_leadrouter_v1_admin_service_proto_rawDescData
 }
 
-var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_leadrouter_v1_admin_service_proto_goTypes = []any{
-	(*ApplyRoutingConfigRequest)(nil),  // 0: leadrouter.v1.ApplyRoutingConfigRequest
-	(*ApplyRoutingConfigResponse)(nil), // 1: leadrouter.v1.ApplyRoutingConfigResponse
-	(*GetRoutingConfigRequest)(nil),    // 2: leadrouter.v1.GetRoutingConfigRequest
-	(*GetRoutingConfigResponse)(nil),   // 3: leadrouter.v1.GetRoutingConfigResponse
-	(*GetRepRequest)(nil),              // 4: leadrouter.v1.GetRepRequest
-	(*GetRepResponse)(nil),             // 5: leadrouter.v1.GetRepResponse
-	(*ListRepsRequest)(nil),            // 6: leadrouter.v1.ListRepsRequest
-	(*ListRepsResponse)(nil),           // 7: leadrouter.v1.ListRepsResponse
-	(*RepState)(nil),                   // 8: leadrouter.v1.RepState
-	(*RoutingConfig)(nil),              // 9: leadrouter.v1.RoutingConfig
-	(*timestamppb.Timestamp)(nil),      // 10: google.protobuf.Timestamp
-	(*Rep)(nil),                        // 11: leadrouter.v1.Rep
-	(RepStatus)(0),                     // 12: leadrouter.v1.RepStatus
+	(*ReleaseAssignmentRequest)(nil),   // 0: leadrouter.v1.ReleaseAssignmentRequest
+	(*ReleaseAssignmentResponse)(nil),  // 1: leadrouter.v1.ReleaseAssignmentResponse
+	(*ApplyRoutingConfigRequest)(nil),  // 2: leadrouter.v1.ApplyRoutingConfigRequest
+	(*ApplyRoutingConfigResponse)(nil), // 3: leadrouter.v1.ApplyRoutingConfigResponse
+	(*GetRoutingConfigRequest)(nil),    // 4: leadrouter.v1.GetRoutingConfigRequest
+	(*GetRoutingConfigResponse)(nil),   // 5: leadrouter.v1.GetRoutingConfigResponse
+	(*GetRepRequest)(nil),              // 6: leadrouter.v1.GetRepRequest
+	(*GetRepResponse)(nil),             // 7: leadrouter.v1.GetRepResponse
+	(*ListRepsRequest)(nil),            // 8: leadrouter.v1.ListRepsRequest
+	(*ListRepsResponse)(nil),           // 9: leadrouter.v1.ListRepsResponse
+	(*RepState)(nil),                   // 10: leadrouter.v1.RepState
+	(*Assignment)(nil),                 // 11: leadrouter.v1.Assignment
+	(*RoutingConfig)(nil),              // 12: leadrouter.v1.RoutingConfig
+	(*timestamppb.Timestamp)(nil),      // 13: google.protobuf.Timestamp
+	(*Rep)(nil),                        // 14: leadrouter.v1.Rep
+	(RepStatus)(0),                     // 15: leadrouter.v1.RepStatus
 }
 var file_leadrouter_v1_admin_service_proto_depIdxs = []int32{
-	9,  // 0: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
-	9,  // 1: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
-	10, // 2: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
-	8,  // 3: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
-	8,  // 4: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
-	11, // 5: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
-	12, // 6: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
-	10, // 7: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
-	10, // 8: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
-	0,  // 9: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
-	2,  // 10: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
-	4,  // 11: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
-	6,  // 12: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
-	1,  // 13: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
-	3,  // 14: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
-	5,  // 15: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
-	7,  // 16: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	11, // 0: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
+	12, // 1: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
+	12, // 2: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
+	13, // 3: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
+	10, // 4: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
+	10, // 5: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
+	14, // 6: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
+	15, // 7: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
+	13, // 8: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
+	13, // 9: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
+	2,  // 10: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
+	4,  // 11: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
+	6,  // 12: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
+	8,  // 13: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
+	0,  // 14: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
+	3,  // 15: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
+	5,  // 16: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
+	7,  // 17: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
+	9,  // 18: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
+	1,  // 19: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_admin_service_proto_init() }
@@ -602,15 +742,16 @@ func file_leadrouter_v1_admin_service_proto_init() {
 	if File_leadrouter_v1_admin_service_proto != nil {
 		return
 	}
+	file_leadrouter_v1_assignment_proto_init()
 	file_leadrouter_v1_config_proto_init()
-	file_leadrouter_v1_admin_service_proto_msgTypes[0].OneofWrappers = []any{}
+	file_leadrouter_v1_admin_service_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_admin_service_proto_rawDesc), len(file_leadrouter_v1_admin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

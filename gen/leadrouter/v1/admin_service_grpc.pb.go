@@ -23,6 +23,7 @@ const (
 	AdminService_GetRoutingConfig_FullMethodName   = "/leadrouter.v1.AdminService/GetRoutingConfig"
 	AdminService_GetRep_FullMethodName             = "/leadrouter.v1.AdminService/GetRep"
 	AdminService_ListReps_FullMethodName           = "/leadrouter.v1.AdminService/ListReps"
+	AdminService_ReleaseAssignment_FullMethodName  = "/leadrouter.v1.AdminService/ReleaseAssignment"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -46,6 +47,12 @@ type AdminServiceClient interface {
 	// ListReps returns every rep of the config with its runtime state, in
 	// config order.
 	ListReps(ctx context.Context, in *ListRepsRequest, opts ...grpc.CallOption) (*ListRepsResponse, error)
+	// ReleaseAssignment closes an ASSIGNED lead: the rep no longer holds it,
+	// its open count falls (freeing capacity and draining queues), and the
+	// record keeps its history with state CLOSED. Releasing a closed
+	// assignment again changes nothing. NOT_FOUND for an unknown lead,
+	// FAILED_PRECONDITION for a lead that is not assigned.
+	ReleaseAssignment(ctx context.Context, in *ReleaseAssignmentRequest, opts ...grpc.CallOption) (*ReleaseAssignmentResponse, error)
 }
 
 type adminServiceClient struct {
@@ -96,6 +103,16 @@ func (c *adminServiceClient) ListReps(ctx context.Context, in *ListRepsRequest, 
 	return out, nil
 }
 
+func (c *adminServiceClient) ReleaseAssignment(ctx context.Context, in *ReleaseAssignmentRequest, opts ...grpc.CallOption) (*ReleaseAssignmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseAssignmentResponse)
+	err := c.cc.Invoke(ctx, AdminService_ReleaseAssignment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -117,6 +134,12 @@ type AdminServiceServer interface {
 	// ListReps returns every rep of the config with its runtime state, in
 	// config order.
 	ListReps(context.Context, *ListRepsRequest) (*ListRepsResponse, error)
+	// ReleaseAssignment closes an ASSIGNED lead: the rep no longer holds it,
+	// its open count falls (freeing capacity and draining queues), and the
+	// record keeps its history with state CLOSED. Releasing a closed
+	// assignment again changes nothing. NOT_FOUND for an unknown lead,
+	// FAILED_PRECONDITION for a lead that is not assigned.
+	ReleaseAssignment(context.Context, *ReleaseAssignmentRequest) (*ReleaseAssignmentResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -138,6 +161,9 @@ func (UnimplementedAdminServiceServer) GetRep(context.Context, *GetRepRequest) (
 }
 func (UnimplementedAdminServiceServer) ListReps(context.Context, *ListRepsRequest) (*ListRepsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListReps not implemented")
+}
+func (UnimplementedAdminServiceServer) ReleaseAssignment(context.Context, *ReleaseAssignmentRequest) (*ReleaseAssignmentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseAssignment not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -232,6 +258,24 @@ func _AdminService_ListReps_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ReleaseAssignment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseAssignmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ReleaseAssignment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ReleaseAssignment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ReleaseAssignment(ctx, req.(*ReleaseAssignmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -254,6 +298,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListReps",
 			Handler:    _AdminService_ListReps_Handler,
+		},
+		{
+			MethodName: "ReleaseAssignment",
+			Handler:    _AdminService_ReleaseAssignment_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

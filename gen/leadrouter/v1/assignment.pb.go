@@ -34,8 +34,12 @@ const (
 	// target pool and is assigned, in order of arrival, as soon as a member
 	// becomes eligible.
 	AssignmentState_ASSIGNMENT_STATE_QUEUED AssignmentState = 2
-	// No rule matched the lead. Stored with the reason, never dropped.
+	// No rule matched the lead, or it waited longer than the workspace's
+	// max_queue_age. Stored with the reason, never dropped.
 	AssignmentState_ASSIGNMENT_STATE_UNROUTABLE AssignmentState = 3
+	// The assignment was released (AdminService.ReleaseAssignment): the rep
+	// no longer holds it and it no longer counts against max_open.
+	AssignmentState_ASSIGNMENT_STATE_CLOSED AssignmentState = 4
 )
 
 // Enum value maps for AssignmentState.
@@ -45,12 +49,14 @@ var (
 		1: "ASSIGNMENT_STATE_ASSIGNED",
 		2: "ASSIGNMENT_STATE_QUEUED",
 		3: "ASSIGNMENT_STATE_UNROUTABLE",
+		4: "ASSIGNMENT_STATE_CLOSED",
 	}
 	AssignmentState_value = map[string]int32{
 		"ASSIGNMENT_STATE_UNSPECIFIED": 0,
 		"ASSIGNMENT_STATE_ASSIGNED":    1,
 		"ASSIGNMENT_STATE_QUEUED":      2,
 		"ASSIGNMENT_STATE_UNROUTABLE":  3,
+		"ASSIGNMENT_STATE_CLOSED":      4,
 	}
 )
 
@@ -102,7 +108,12 @@ type Assignment struct {
 	ConfigVersion int64  `protobuf:"varint,9,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
 	Trace         *Trace `protobuf:"bytes,10,opt,name=trace,proto3" json:"trace,omitempty"`
 	// The lead as stored (normalized: company_domain derived, codes upper-cased).
-	Lead          *Lead `protobuf:"bytes,11,opt,name=lead,proto3" json:"lead,omitempty"`
+	Lead *Lead `protobuf:"bytes,11,opt,name=lead,proto3" json:"lead,omitempty"`
+	// How the rep was found: "rule", "account owner" or "sticky owner".
+	Route string `protobuf:"bytes,12,opt,name=route,proto3" json:"route,omitempty"`
+	// When and why the assignment was closed (CLOSED only).
+	ClosedAt      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
+	CloseReason   string                 `protobuf:"bytes,14,opt,name=close_reason,json=closeReason,proto3" json:"close_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -212,6 +223,27 @@ func (x *Assignment) GetLead() *Lead {
 		return x.Lead
 	}
 	return nil
+}
+
+func (x *Assignment) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *Assignment) GetClosedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClosedAt
+	}
+	return nil
+}
+
+func (x *Assignment) GetCloseReason() string {
+	if x != nil {
+		return x.CloseReason
+	}
+	return ""
 }
 
 // Trace answers "why was this lead assigned to me?".
@@ -351,7 +383,10 @@ type TargetEvaluation struct {
 	// Members considered, in the order the strategy considered them.
 	Candidates []*Candidate `protobuf:"bytes,4,rep,name=candidates,proto3" json:"candidates,omitempty"`
 	// What happened at this target, e.g. "assigned to dave" or "nobody eligible".
-	Outcome       string `protobuf:"bytes,5,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Outcome string `protobuf:"bytes,5,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// For a target that is one rep rather than a pool: what it is, e.g.
+	// "existing owner of jane@acme.com" or "account owner of acme.com".
+	Label         string `protobuf:"bytes,6,opt,name=label,proto3" json:"label,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -421,12 +456,21 @@ func (x *TargetEvaluation) GetOutcome() string {
 	return ""
 }
 
+func (x *TargetEvaluation) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
 // Candidate is one rep the strategy looked at.
 type Candidate struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	RepId  string                 `protobuf:"bytes,1,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
 	Chosen bool                   `protobuf:"varint,2,opt,name=chosen,proto3" json:"chosen,omitempty"`
-	// Why the rep was skipped, e.g. "away" or "offline"; empty when chosen.
+	// Why the rep was skipped, e.g. "away", "at capacity 5/5", "capped 20/20
+	// today", "outside working hours, back Mon 09:00 Europe/Berlin"; empty
+	// when chosen.
 	SkipReason    string `protobuf:"bytes,3,opt,name=skip_reason,json=skipReason,proto3" json:"skip_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -487,7 +531,7 @@ var File_leadrouter_v1_assignment_proto protoreflect.FileDescriptor
 
 const file_leadrouter_v1_assignment_proto_rawDesc = "" +
 	"\n" +
-	"\x1eleadrouter/v1/assignment.proto\x12\rleadrouter.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aleadrouter/v1/config.proto\x1a\x18leadrouter/v1/lead.proto\"\xb0\x03\n" +
+	"\x1eleadrouter/v1/assignment.proto\x12\rleadrouter.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aleadrouter/v1/config.proto\x1a\x18leadrouter/v1/lead.proto\"\xa2\x04\n" +
 	"\n" +
 	"Assignment\x12\x17\n" +
 	"\alead_id\x18\x01 \x01(\tR\x06leadId\x124\n" +
@@ -503,7 +547,10 @@ const file_leadrouter_v1_assignment_proto_rawDesc = "" +
 	"\x0econfig_version\x18\t \x01(\x03R\rconfigVersion\x12*\n" +
 	"\x05trace\x18\n" +
 	" \x01(\v2\x14.leadrouter.v1.TraceR\x05trace\x12'\n" +
-	"\x04lead\x18\v \x01(\v2\x13.leadrouter.v1.LeadR\x04lead\"\x91\x01\n" +
+	"\x04lead\x18\v \x01(\v2\x13.leadrouter.v1.LeadR\x04lead\x12\x14\n" +
+	"\x05route\x18\f \x01(\tR\x05route\x127\n" +
+	"\tclosed_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\x12!\n" +
+	"\fclose_reason\x18\x0e \x01(\tR\vcloseReason\"\x91\x01\n" +
 	"\x05Trace\x123\n" +
 	"\x05rules\x18\x01 \x03(\v2\x1d.leadrouter.v1.RuleEvaluationR\x05rules\x129\n" +
 	"\atargets\x18\x02 \x03(\v2\x1f.leadrouter.v1.TargetEvaluationR\atargets\x12\x18\n" +
@@ -511,7 +558,7 @@ const file_leadrouter_v1_assignment_proto_rawDesc = "" +
 	"\x0eRuleEvaluation\x12\x17\n" +
 	"\arule_id\x18\x01 \x01(\tR\x06ruleId\x12\x18\n" +
 	"\amatched\x18\x02 \x01(\bR\amatched\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xdc\x01\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xf2\x01\n" +
 	"\x10TargetEvaluation\x12\x17\n" +
 	"\apool_id\x18\x01 \x01(\tR\x06poolId\x123\n" +
 	"\bstrategy\x18\x02 \x01(\x0e2\x17.leadrouter.v1.StrategyR\bstrategy\x12&\n" +
@@ -519,17 +566,19 @@ const file_leadrouter_v1_assignment_proto_rawDesc = "" +
 	"\n" +
 	"candidates\x18\x04 \x03(\v2\x18.leadrouter.v1.CandidateR\n" +
 	"candidates\x12\x18\n" +
-	"\aoutcome\x18\x05 \x01(\tR\aoutcome\"[\n" +
+	"\aoutcome\x18\x05 \x01(\tR\aoutcome\x12\x14\n" +
+	"\x05label\x18\x06 \x01(\tR\x05label\"[\n" +
 	"\tCandidate\x12\x15\n" +
 	"\x06rep_id\x18\x01 \x01(\tR\x05repId\x12\x16\n" +
 	"\x06chosen\x18\x02 \x01(\bR\x06chosen\x12\x1f\n" +
 	"\vskip_reason\x18\x03 \x01(\tR\n" +
-	"skipReason*\x90\x01\n" +
+	"skipReason*\xad\x01\n" +
 	"\x0fAssignmentState\x12 \n" +
 	"\x1cASSIGNMENT_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ASSIGNMENT_STATE_ASSIGNED\x10\x01\x12\x1b\n" +
 	"\x17ASSIGNMENT_STATE_QUEUED\x10\x02\x12\x1f\n" +
-	"\x1bASSIGNMENT_STATE_UNROUTABLE\x10\x03BAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
+	"\x1bASSIGNMENT_STATE_UNROUTABLE\x10\x03\x12\x1b\n" +
+	"\x17ASSIGNMENT_STATE_CLOSED\x10\x04BAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
 
 var (
 	file_leadrouter_v1_assignment_proto_rawDescOnce sync.Once
@@ -557,20 +606,21 @@ var file_leadrouter_v1_assignment_proto_goTypes = []any{
 	(Strategy)(0),                 // 8: leadrouter.v1.Strategy
 }
 var file_leadrouter_v1_assignment_proto_depIdxs = []int32{
-	0, // 0: leadrouter.v1.Assignment.state:type_name -> leadrouter.v1.AssignmentState
-	6, // 1: leadrouter.v1.Assignment.received_at:type_name -> google.protobuf.Timestamp
-	6, // 2: leadrouter.v1.Assignment.decided_at:type_name -> google.protobuf.Timestamp
-	2, // 3: leadrouter.v1.Assignment.trace:type_name -> leadrouter.v1.Trace
-	7, // 4: leadrouter.v1.Assignment.lead:type_name -> leadrouter.v1.Lead
-	3, // 5: leadrouter.v1.Trace.rules:type_name -> leadrouter.v1.RuleEvaluation
-	4, // 6: leadrouter.v1.Trace.targets:type_name -> leadrouter.v1.TargetEvaluation
-	8, // 7: leadrouter.v1.TargetEvaluation.strategy:type_name -> leadrouter.v1.Strategy
-	5, // 8: leadrouter.v1.TargetEvaluation.candidates:type_name -> leadrouter.v1.Candidate
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	0,  // 0: leadrouter.v1.Assignment.state:type_name -> leadrouter.v1.AssignmentState
+	6,  // 1: leadrouter.v1.Assignment.received_at:type_name -> google.protobuf.Timestamp
+	6,  // 2: leadrouter.v1.Assignment.decided_at:type_name -> google.protobuf.Timestamp
+	2,  // 3: leadrouter.v1.Assignment.trace:type_name -> leadrouter.v1.Trace
+	7,  // 4: leadrouter.v1.Assignment.lead:type_name -> leadrouter.v1.Lead
+	6,  // 5: leadrouter.v1.Assignment.closed_at:type_name -> google.protobuf.Timestamp
+	3,  // 6: leadrouter.v1.Trace.rules:type_name -> leadrouter.v1.RuleEvaluation
+	4,  // 7: leadrouter.v1.Trace.targets:type_name -> leadrouter.v1.TargetEvaluation
+	8,  // 8: leadrouter.v1.TargetEvaluation.strategy:type_name -> leadrouter.v1.Strategy
+	5,  // 9: leadrouter.v1.TargetEvaluation.candidates:type_name -> leadrouter.v1.Candidate
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_assignment_proto_init() }

@@ -9,6 +9,7 @@ package leadrouterv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -82,6 +83,14 @@ const (
 	// Members in a fixed order; each decision takes the next eligible member
 	// after the last one picked. Ineligible members keep their place.
 	Strategy_STRATEGY_ROUND_ROBIN Strategy = 1
+	// Shares proportional to member weights, smoothly interleaved (3:1 gives
+	// A A B A, not A A A B).
+	Strategy_STRATEGY_WEIGHTED_ROUND_ROBIN Strategy = 2
+	// The eligible member with the fewest open assignments; ties go to the one
+	// idle longest.
+	Strategy_STRATEGY_LEAST_LOADED Strategy = 3
+	// The eligible member whose last assignment is oldest.
+	Strategy_STRATEGY_LONGEST_IDLE Strategy = 4
 )
 
 // Enum value maps for Strategy.
@@ -89,10 +98,16 @@ var (
 	Strategy_name = map[int32]string{
 		0: "STRATEGY_UNSPECIFIED",
 		1: "STRATEGY_ROUND_ROBIN",
+		2: "STRATEGY_WEIGHTED_ROUND_ROBIN",
+		3: "STRATEGY_LEAST_LOADED",
+		4: "STRATEGY_LONGEST_IDLE",
 	}
 	Strategy_value = map[string]int32{
-		"STRATEGY_UNSPECIFIED": 0,
-		"STRATEGY_ROUND_ROBIN": 1,
+		"STRATEGY_UNSPECIFIED":          0,
+		"STRATEGY_ROUND_ROBIN":          1,
+		"STRATEGY_WEIGHTED_ROUND_ROBIN": 2,
+		"STRATEGY_LEAST_LOADED":         3,
+		"STRATEGY_LONGEST_IDLE":         4,
 	}
 )
 
@@ -123,6 +138,58 @@ func (Strategy) EnumDescriptor() ([]byte, []int) {
 	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{1}
 }
 
+// AbsencePolicy says what a member who was away or offline gets on return.
+type AbsencePolicy int32
+
+const (
+	AbsencePolicy_ABSENCE_POLICY_UNSPECIFIED AbsencePolicy = 0
+	// Rejoin the rotation where it stands: no burst of leads (the default).
+	AbsencePolicy_ABSENCE_POLICY_KEEP_POSITION AbsencePolicy = 1
+	// Receive the turns missed while away, at most catch_up_limit, first.
+	AbsencePolicy_ABSENCE_POLICY_CATCH_UP AbsencePolicy = 2
+)
+
+// Enum value maps for AbsencePolicy.
+var (
+	AbsencePolicy_name = map[int32]string{
+		0: "ABSENCE_POLICY_UNSPECIFIED",
+		1: "ABSENCE_POLICY_KEEP_POSITION",
+		2: "ABSENCE_POLICY_CATCH_UP",
+	}
+	AbsencePolicy_value = map[string]int32{
+		"ABSENCE_POLICY_UNSPECIFIED":   0,
+		"ABSENCE_POLICY_KEEP_POSITION": 1,
+		"ABSENCE_POLICY_CATCH_UP":      2,
+	}
+)
+
+func (x AbsencePolicy) Enum() *AbsencePolicy {
+	p := new(AbsencePolicy)
+	*p = x
+	return p
+}
+
+func (x AbsencePolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AbsencePolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_leadrouter_v1_config_proto_enumTypes[2].Descriptor()
+}
+
+func (AbsencePolicy) Type() protoreflect.EnumType {
+	return &file_leadrouter_v1_config_proto_enumTypes[2]
+}
+
+func (x AbsencePolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AbsencePolicy.Descriptor instead.
+func (AbsencePolicy) EnumDescriptor() ([]byte, []int) {
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
 // RoutingConfig is a workspace's whole routing document: who can take leads
 // (reps), how they are grouped (pools) and which leads go where (rules). It is
 // applied atomically and versioned.
@@ -132,7 +199,12 @@ type RoutingConfig struct {
 	Pools []*Pool                `protobuf:"bytes,2,rep,name=pools,proto3" json:"pools,omitempty"`
 	// Evaluated in order; the first rule whose match accepts the lead wins. A
 	// rule with an empty match accepts every lead (the default rule).
-	Rules         []*Rule `protobuf:"bytes,3,rep,name=rules,proto3" json:"rules,omitempty"`
+	Rules []*Rule `protobuf:"bytes,3,rep,name=rules,proto3" json:"rules,omitempty"`
+	// Lead-to-account matching: a lead whose company domain is listed goes to
+	// the owner when the owner is eligible, else to the fallback pool, else
+	// through the rules.
+	Accounts      []*Account         `protobuf:"bytes,4,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	Settings      *WorkspaceSettings `protobuf:"bytes,5,opt,name=settings,proto3" json:"settings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -188,6 +260,141 @@ func (x *RoutingConfig) GetRules() []*Rule {
 	return nil
 }
 
+func (x *RoutingConfig) GetAccounts() []*Account {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+func (x *RoutingConfig) GetSettings() *WorkspaceSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+// WorkspaceSettings are the workspace-wide routing policies.
+type WorkspaceSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A queued lead older than this becomes UNROUTABLE with the reason (and an
+	// event). Unset or zero: leads wait until assigned.
+	MaxQueueAge *durationpb.Duration `protobuf:"bytes,1,opt,name=max_queue_age,json=maxQueueAge,proto3" json:"max_queue_age,omitempty"`
+	// Sticky dedupe: a new lead with the same email (case-insensitive) as an
+	// open assignment made within this window goes to the same rep without
+	// taking a rotation turn. Default 30 days; negative disables.
+	StickyWindow  *durationpb.Duration `protobuf:"bytes,2,opt,name=sticky_window,json=stickyWindow,proto3" json:"sticky_window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkspaceSettings) Reset() {
+	*x = WorkspaceSettings{}
+	mi := &file_leadrouter_v1_config_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkspaceSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkspaceSettings) ProtoMessage() {}
+
+func (x *WorkspaceSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_config_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkspaceSettings.ProtoReflect.Descriptor instead.
+func (*WorkspaceSettings) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WorkspaceSettings) GetMaxQueueAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxQueueAge
+	}
+	return nil
+}
+
+func (x *WorkspaceSettings) GetStickyWindow() *durationpb.Duration {
+	if x != nil {
+		return x.StickyWindow
+	}
+	return nil
+}
+
+// Account maps a company domain to its owner.
+type Account struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Company domain, e.g. "acme.com" (case-insensitive).
+	Domain     string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	OwnerRepId string `protobuf:"bytes,2,opt,name=owner_rep_id,json=ownerRepId,proto3" json:"owner_rep_id,omitempty"`
+	// Optional: the pool tried when the owner is not eligible, before the rules.
+	FallbackPoolId string `protobuf:"bytes,3,opt,name=fallback_pool_id,json=fallbackPoolId,proto3" json:"fallback_pool_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Account) Reset() {
+	*x = Account{}
+	mi := &file_leadrouter_v1_config_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Account) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Account) ProtoMessage() {}
+
+func (x *Account) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_config_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Account.ProtoReflect.Descriptor instead.
+func (*Account) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Account) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *Account) GetOwnerRepId() string {
+	if x != nil {
+		return x.OwnerRepId
+	}
+	return ""
+}
+
+func (x *Account) GetFallbackPoolId() string {
+	if x != nil {
+		return x.FallbackPoolId
+	}
+	return ""
+}
+
 // Rep is a person who can take leads.
 type Rep struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -201,13 +408,22 @@ type Rep struct {
 	// Presence a rep new to the config starts with (default AVAILABLE).
 	// Applying a config never changes an existing rep's presence.
 	InitialStatus RepStatus `protobuf:"varint,6,opt,name=initial_status,json=initialStatus,proto3,enum=leadrouter.v1.RepStatus" json:"initial_status,omitempty"`
+	// Open assignments the rep may hold at once; 0 means no limit.
+	MaxOpen int32 `protobuf:"varint,7,opt,name=max_open,json=maxOpen,proto3" json:"max_open,omitempty"`
+	// Assignments per day, counted from midnight in the rep's time zone; 0
+	// means no limit.
+	DailyCap int32 `protobuf:"varint,8,opt,name=daily_cap,json=dailyCap,proto3" json:"daily_cap,omitempty"`
+	// Weekly schedule in the rep's time zone. Unset: always working.
+	WorkingHours *WorkingHours `protobuf:"bytes,9,opt,name=working_hours,json=workingHours,proto3" json:"working_hours,omitempty"`
+	// Dates (in the rep's time zone) the rep is out of office, inclusive.
+	OutOfOffice   []*DateRange `protobuf:"bytes,10,rep,name=out_of_office,json=outOfOffice,proto3" json:"out_of_office,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Rep) Reset() {
 	*x = Rep{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +435,7 @@ func (x *Rep) String() string {
 func (*Rep) ProtoMessage() {}
 
 func (x *Rep) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +448,7 @@ func (x *Rep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rep.ProtoReflect.Descriptor instead.
 func (*Rep) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{1}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Rep) GetId() string {
@@ -277,6 +493,183 @@ func (x *Rep) GetInitialStatus() RepStatus {
 	return RepStatus_REP_STATUS_UNSPECIFIED
 }
 
+func (x *Rep) GetMaxOpen() int32 {
+	if x != nil {
+		return x.MaxOpen
+	}
+	return 0
+}
+
+func (x *Rep) GetDailyCap() int32 {
+	if x != nil {
+		return x.DailyCap
+	}
+	return 0
+}
+
+func (x *Rep) GetWorkingHours() *WorkingHours {
+	if x != nil {
+		return x.WorkingHours
+	}
+	return nil
+}
+
+func (x *Rep) GetOutOfOffice() []*DateRange {
+	if x != nil {
+		return x.OutOfOffice
+	}
+	return nil
+}
+
+// WorkingHours lists each weekday's working intervals as "HH:MM-HH:MM" in
+// the rep's time zone, e.g. "09:00-12:30". An interval that ends the next
+// day is marked "+1": "22:00-06:00+1". "24:00" is midnight at the end of the
+// day. A day with no intervals is not worked. Intervals may not overlap.
+type WorkingHours struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Monday        []string               `protobuf:"bytes,1,rep,name=monday,proto3" json:"monday,omitempty"`
+	Tuesday       []string               `protobuf:"bytes,2,rep,name=tuesday,proto3" json:"tuesday,omitempty"`
+	Wednesday     []string               `protobuf:"bytes,3,rep,name=wednesday,proto3" json:"wednesday,omitempty"`
+	Thursday      []string               `protobuf:"bytes,4,rep,name=thursday,proto3" json:"thursday,omitempty"`
+	Friday        []string               `protobuf:"bytes,5,rep,name=friday,proto3" json:"friday,omitempty"`
+	Saturday      []string               `protobuf:"bytes,6,rep,name=saturday,proto3" json:"saturday,omitempty"`
+	Sunday        []string               `protobuf:"bytes,7,rep,name=sunday,proto3" json:"sunday,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkingHours) Reset() {
+	*x = WorkingHours{}
+	mi := &file_leadrouter_v1_config_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkingHours) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkingHours) ProtoMessage() {}
+
+func (x *WorkingHours) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_config_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkingHours.ProtoReflect.Descriptor instead.
+func (*WorkingHours) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WorkingHours) GetMonday() []string {
+	if x != nil {
+		return x.Monday
+	}
+	return nil
+}
+
+func (x *WorkingHours) GetTuesday() []string {
+	if x != nil {
+		return x.Tuesday
+	}
+	return nil
+}
+
+func (x *WorkingHours) GetWednesday() []string {
+	if x != nil {
+		return x.Wednesday
+	}
+	return nil
+}
+
+func (x *WorkingHours) GetThursday() []string {
+	if x != nil {
+		return x.Thursday
+	}
+	return nil
+}
+
+func (x *WorkingHours) GetFriday() []string {
+	if x != nil {
+		return x.Friday
+	}
+	return nil
+}
+
+func (x *WorkingHours) GetSaturday() []string {
+	if x != nil {
+		return x.Saturday
+	}
+	return nil
+}
+
+func (x *WorkingHours) GetSunday() []string {
+	if x != nil {
+		return x.Sunday
+	}
+	return nil
+}
+
+// DateRange is an inclusive range of calendar dates, "YYYY-MM-DD".
+type DateRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DateRange) Reset() {
+	*x = DateRange{}
+	mi := &file_leadrouter_v1_config_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DateRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DateRange) ProtoMessage() {}
+
+func (x *DateRange) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_config_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DateRange.ProtoReflect.Descriptor instead.
+func (*DateRange) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DateRange) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *DateRange) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
 // Pool is a team or queue: reps sharing one distribution strategy.
 type Pool struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -285,14 +678,20 @@ type Pool struct {
 	// Defaults to ROUND_ROBIN.
 	Strategy Strategy `protobuf:"varint,3,opt,name=strategy,proto3,enum=leadrouter.v1.Strategy" json:"strategy,omitempty"`
 	// The rotation order.
-	Members       []*PoolMember `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
+	Members []*PoolMember `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
+	// Defaults to KEEP_POSITION. Applies to ROUND_ROBIN and
+	// WEIGHTED_ROUND_ROBIN.
+	AbsencePolicy AbsencePolicy `protobuf:"varint,5,opt,name=absence_policy,json=absencePolicy,proto3,enum=leadrouter.v1.AbsencePolicy" json:"absence_policy,omitempty"`
+	// With CATCH_UP: the most missed turns a returning member gets back
+	// (default 3).
+	CatchUpLimit  int32 `protobuf:"varint,6,opt,name=catch_up_limit,json=catchUpLimit,proto3" json:"catch_up_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Pool) Reset() {
 	*x = Pool{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +703,7 @@ func (x *Pool) String() string {
 func (*Pool) ProtoMessage() {}
 
 func (x *Pool) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +716,7 @@ func (x *Pool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pool.ProtoReflect.Descriptor instead.
 func (*Pool) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Pool) GetId() string {
@@ -348,17 +747,36 @@ func (x *Pool) GetMembers() []*PoolMember {
 	return nil
 }
 
+func (x *Pool) GetAbsencePolicy() AbsencePolicy {
+	if x != nil {
+		return x.AbsencePolicy
+	}
+	return AbsencePolicy_ABSENCE_POLICY_UNSPECIFIED
+}
+
+func (x *Pool) GetCatchUpLimit() int32 {
+	if x != nil {
+		return x.CatchUpLimit
+	}
+	return 0
+}
+
 // PoolMember names one rep of a pool.
 type PoolMember struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RepId         string                 `protobuf:"bytes,1,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	RepId string                 `protobuf:"bytes,1,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
+	// WEIGHTED_ROUND_ROBIN share, at least 1; default 1.
+	Weight *int32 `protobuf:"varint,2,opt,name=weight,proto3,oneof" json:"weight,omitempty"`
+	// Assignments per day from this pool (the rep's local day); 0: no limit
+	// beyond the rep's own daily_cap.
+	DailyCap      int32 `protobuf:"varint,3,opt,name=daily_cap,json=dailyCap,proto3" json:"daily_cap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PoolMember) Reset() {
 	*x = PoolMember{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +788,7 @@ func (x *PoolMember) String() string {
 func (*PoolMember) ProtoMessage() {}
 
 func (x *PoolMember) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +801,7 @@ func (x *PoolMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolMember.ProtoReflect.Descriptor instead.
 func (*PoolMember) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PoolMember) GetRepId() string {
@@ -391,6 +809,20 @@ func (x *PoolMember) GetRepId() string {
 		return x.RepId
 	}
 	return ""
+}
+
+func (x *PoolMember) GetWeight() int32 {
+	if x != nil && x.Weight != nil {
+		return *x.Weight
+	}
+	return 0
+}
+
+func (x *PoolMember) GetDailyCap() int32 {
+	if x != nil {
+		return x.DailyCap
+	}
+	return 0
 }
 
 // Rule is a territory: match criteria and the pools that serve it.
@@ -407,7 +839,7 @@ type Rule struct {
 
 func (x *Rule) Reset() {
 	*x = Rule{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +851,7 @@ func (x *Rule) String() string {
 func (*Rule) ProtoMessage() {}
 
 func (x *Rule) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +864,7 @@ func (x *Rule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rule.ProtoReflect.Descriptor instead.
 func (*Rule) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Rule) GetId() string {
@@ -463,17 +895,23 @@ func (x *Rule) GetTargets() []*Target {
 	return nil
 }
 
-// Target names one pool a rule sends leads to.
+// Target names one pool of a rule. When nobody in the pool is eligible:
+// with skip_if_unavailable the next target is tried and the lead never waits
+// here; with wait the lead is queued here and escalates to the next target
+// after that long; with neither the next target is tried, and the lead is
+// queued on the first such target when no target has anyone eligible.
 type Target struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PoolId        string                 `protobuf:"bytes,1,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	PoolId            string                 `protobuf:"bytes,1,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	SkipIfUnavailable bool                   `protobuf:"varint,2,opt,name=skip_if_unavailable,json=skipIfUnavailable,proto3" json:"skip_if_unavailable,omitempty"`
+	Wait              *durationpb.Duration   `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Target) Reset() {
 	*x = Target{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +923,7 @@ func (x *Target) String() string {
 func (*Target) ProtoMessage() {}
 
 func (x *Target) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +936,7 @@ func (x *Target) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Target.ProtoReflect.Descriptor instead.
 func (*Target) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Target) GetPoolId() string {
@@ -506,6 +944,20 @@ func (x *Target) GetPoolId() string {
 		return x.PoolId
 	}
 	return ""
+}
+
+func (x *Target) GetSkipIfUnavailable() bool {
+	if x != nil {
+		return x.SkipIfUnavailable
+	}
+	return false
+}
+
+func (x *Target) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
 }
 
 // Match holds a rule's criteria. Every criterion that is set must accept the
@@ -534,7 +986,7 @@ type Match struct {
 
 func (x *Match) Reset() {
 	*x = Match{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +998,7 @@ func (x *Match) String() string {
 func (*Match) ProtoMessage() {}
 
 func (x *Match) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +1011,7 @@ func (x *Match) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Match.ProtoReflect.Descriptor instead.
 func (*Match) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Match) GetCountries() []string {
@@ -643,7 +1095,7 @@ type IntRange struct {
 
 func (x *IntRange) Reset() {
 	*x = IntRange{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +1107,7 @@ func (x *IntRange) String() string {
 func (*IntRange) ProtoMessage() {}
 
 func (x *IntRange) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +1120,7 @@ func (x *IntRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntRange.ProtoReflect.Descriptor instead.
 func (*IntRange) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *IntRange) GetMin() int32 {
@@ -689,11 +1141,21 @@ var File_leadrouter_v1_config_proto protoreflect.FileDescriptor
 
 const file_leadrouter_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x1aleadrouter/v1/config.proto\x12\rleadrouter.v1\"\x8d\x01\n" +
+	"\x1aleadrouter/v1/config.proto\x12\rleadrouter.v1\x1a\x1egoogle/protobuf/duration.proto\"\xff\x01\n" +
 	"\rRoutingConfig\x12&\n" +
 	"\x04reps\x18\x01 \x03(\v2\x12.leadrouter.v1.RepR\x04reps\x12)\n" +
 	"\x05pools\x18\x02 \x03(\v2\x13.leadrouter.v1.PoolR\x05pools\x12)\n" +
-	"\x05rules\x18\x03 \x03(\v2\x13.leadrouter.v1.RuleR\x05rules\"\x9f\x02\n" +
+	"\x05rules\x18\x03 \x03(\v2\x13.leadrouter.v1.RuleR\x05rules\x122\n" +
+	"\baccounts\x18\x04 \x03(\v2\x16.leadrouter.v1.AccountR\baccounts\x12<\n" +
+	"\bsettings\x18\x05 \x01(\v2 .leadrouter.v1.WorkspaceSettingsR\bsettings\"\x92\x01\n" +
+	"\x11WorkspaceSettings\x12=\n" +
+	"\rmax_queue_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vmaxQueueAge\x12>\n" +
+	"\rsticky_window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fstickyWindow\"m\n" +
+	"\aAccount\x12\x16\n" +
+	"\x06domain\x18\x01 \x01(\tR\x06domain\x12 \n" +
+	"\fowner_rep_id\x18\x02 \x01(\tR\n" +
+	"ownerRepId\x12(\n" +
+	"\x10fallback_pool_id\x18\x03 \x01(\tR\x0efallbackPoolId\"\xd7\x03\n" +
 	"\x03Rep\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -702,25 +1164,48 @@ const file_leadrouter_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"attributes\x18\x05 \x03(\v2\".leadrouter.v1.Rep.AttributesEntryR\n" +
 	"attributes\x12?\n" +
-	"\x0einitial_status\x18\x06 \x01(\x0e2\x18.leadrouter.v1.RepStatusR\rinitialStatus\x1a=\n" +
+	"\x0einitial_status\x18\x06 \x01(\x0e2\x18.leadrouter.v1.RepStatusR\rinitialStatus\x12\x19\n" +
+	"\bmax_open\x18\a \x01(\x05R\amaxOpen\x12\x1b\n" +
+	"\tdaily_cap\x18\b \x01(\x05R\bdailyCap\x12@\n" +
+	"\rworking_hours\x18\t \x01(\v2\x1b.leadrouter.v1.WorkingHoursR\fworkingHours\x12<\n" +
+	"\rout_of_office\x18\n" +
+	" \x03(\v2\x18.leadrouter.v1.DateRangeR\voutOfOffice\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc6\x01\n" +
+	"\fWorkingHours\x12\x16\n" +
+	"\x06monday\x18\x01 \x03(\tR\x06monday\x12\x18\n" +
+	"\atuesday\x18\x02 \x03(\tR\atuesday\x12\x1c\n" +
+	"\twednesday\x18\x03 \x03(\tR\twednesday\x12\x1a\n" +
+	"\bthursday\x18\x04 \x03(\tR\bthursday\x12\x16\n" +
+	"\x06friday\x18\x05 \x03(\tR\x06friday\x12\x1a\n" +
+	"\bsaturday\x18\x06 \x03(\tR\bsaturday\x12\x16\n" +
+	"\x06sunday\x18\a \x03(\tR\x06sunday\"/\n" +
+	"\tDateRange\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\"\xff\x01\n" +
 	"\x04Pool\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
 	"\bstrategy\x18\x03 \x01(\x0e2\x17.leadrouter.v1.StrategyR\bstrategy\x123\n" +
-	"\amembers\x18\x04 \x03(\v2\x19.leadrouter.v1.PoolMemberR\amembers\"#\n" +
+	"\amembers\x18\x04 \x03(\v2\x19.leadrouter.v1.PoolMemberR\amembers\x12C\n" +
+	"\x0eabsence_policy\x18\x05 \x01(\x0e2\x1c.leadrouter.v1.AbsencePolicyR\rabsencePolicy\x12$\n" +
+	"\x0ecatch_up_limit\x18\x06 \x01(\x05R\fcatchUpLimit\"h\n" +
 	"\n" +
 	"PoolMember\x12\x15\n" +
-	"\x06rep_id\x18\x01 \x01(\tR\x05repId\"\x87\x01\n" +
+	"\x06rep_id\x18\x01 \x01(\tR\x05repId\x12\x1b\n" +
+	"\x06weight\x18\x02 \x01(\x05H\x00R\x06weight\x88\x01\x01\x12\x1b\n" +
+	"\tdaily_cap\x18\x03 \x01(\x05R\bdailyCapB\t\n" +
+	"\a_weight\"\x87\x01\n" +
 	"\x04Rule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12*\n" +
 	"\x05match\x18\x03 \x01(\v2\x14.leadrouter.v1.MatchR\x05match\x12/\n" +
-	"\atargets\x18\x04 \x03(\v2\x15.leadrouter.v1.TargetR\atargets\"!\n" +
+	"\atargets\x18\x04 \x03(\v2\x15.leadrouter.v1.TargetR\atargets\"\x80\x01\n" +
 	"\x06Target\x12\x17\n" +
-	"\apool_id\x18\x01 \x01(\tR\x06poolId\"\xd0\x03\n" +
+	"\apool_id\x18\x01 \x01(\tR\x06poolId\x12.\n" +
+	"\x13skip_if_unavailable\x18\x02 \x01(\bR\x11skipIfUnavailable\x12-\n" +
+	"\x04wait\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\xd0\x03\n" +
 	"\x05Match\x12\x1c\n" +
 	"\tcountries\x18\x01 \x03(\tR\tcountries\x12\x18\n" +
 	"\aregions\x18\x02 \x03(\tR\aregions\x12'\n" +
@@ -749,10 +1234,17 @@ const file_leadrouter_v1_config_proto_rawDesc = "" +
 	"\x16REP_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14REP_STATUS_AVAILABLE\x10\x01\x12\x13\n" +
 	"\x0fREP_STATUS_AWAY\x10\x02\x12\x16\n" +
-	"\x12REP_STATUS_OFFLINE\x10\x03*>\n" +
+	"\x12REP_STATUS_OFFLINE\x10\x03*\x97\x01\n" +
 	"\bStrategy\x12\x18\n" +
 	"\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x18\n" +
-	"\x14STRATEGY_ROUND_ROBIN\x10\x01BAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
+	"\x14STRATEGY_ROUND_ROBIN\x10\x01\x12!\n" +
+	"\x1dSTRATEGY_WEIGHTED_ROUND_ROBIN\x10\x02\x12\x19\n" +
+	"\x15STRATEGY_LEAST_LOADED\x10\x03\x12\x19\n" +
+	"\x15STRATEGY_LONGEST_IDLE\x10\x04*n\n" +
+	"\rAbsencePolicy\x12\x1e\n" +
+	"\x1aABSENCE_POLICY_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cABSENCE_POLICY_KEEP_POSITION\x10\x01\x12\x1b\n" +
+	"\x17ABSENCE_POLICY_CATCH_UP\x10\x02BAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
 
 var (
 	file_leadrouter_v1_config_proto_rawDescOnce sync.Once
@@ -766,40 +1258,54 @@ func file_leadrouter_v1_config_proto_rawDescGZIP() []byte {
 	return file_leadrouter_v1_config_proto_rawDescData
 }
 
-var file_leadrouter_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_leadrouter_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_leadrouter_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_leadrouter_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_leadrouter_v1_config_proto_goTypes = []any{
-	(RepStatus)(0),        // 0: leadrouter.v1.RepStatus
-	(Strategy)(0),         // 1: leadrouter.v1.Strategy
-	(*RoutingConfig)(nil), // 2: leadrouter.v1.RoutingConfig
-	(*Rep)(nil),           // 3: leadrouter.v1.Rep
-	(*Pool)(nil),          // 4: leadrouter.v1.Pool
-	(*PoolMember)(nil),    // 5: leadrouter.v1.PoolMember
-	(*Rule)(nil),          // 6: leadrouter.v1.Rule
-	(*Target)(nil),        // 7: leadrouter.v1.Target
-	(*Match)(nil),         // 8: leadrouter.v1.Match
-	(*IntRange)(nil),      // 9: leadrouter.v1.IntRange
-	nil,                   // 10: leadrouter.v1.Rep.AttributesEntry
-	nil,                   // 11: leadrouter.v1.Match.AttributesEntry
+	(RepStatus)(0),              // 0: leadrouter.v1.RepStatus
+	(Strategy)(0),               // 1: leadrouter.v1.Strategy
+	(AbsencePolicy)(0),          // 2: leadrouter.v1.AbsencePolicy
+	(*RoutingConfig)(nil),       // 3: leadrouter.v1.RoutingConfig
+	(*WorkspaceSettings)(nil),   // 4: leadrouter.v1.WorkspaceSettings
+	(*Account)(nil),             // 5: leadrouter.v1.Account
+	(*Rep)(nil),                 // 6: leadrouter.v1.Rep
+	(*WorkingHours)(nil),        // 7: leadrouter.v1.WorkingHours
+	(*DateRange)(nil),           // 8: leadrouter.v1.DateRange
+	(*Pool)(nil),                // 9: leadrouter.v1.Pool
+	(*PoolMember)(nil),          // 10: leadrouter.v1.PoolMember
+	(*Rule)(nil),                // 11: leadrouter.v1.Rule
+	(*Target)(nil),              // 12: leadrouter.v1.Target
+	(*Match)(nil),               // 13: leadrouter.v1.Match
+	(*IntRange)(nil),            // 14: leadrouter.v1.IntRange
+	nil,                         // 15: leadrouter.v1.Rep.AttributesEntry
+	nil,                         // 16: leadrouter.v1.Match.AttributesEntry
+	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
 }
 var file_leadrouter_v1_config_proto_depIdxs = []int32{
-	3,  // 0: leadrouter.v1.RoutingConfig.reps:type_name -> leadrouter.v1.Rep
-	4,  // 1: leadrouter.v1.RoutingConfig.pools:type_name -> leadrouter.v1.Pool
-	6,  // 2: leadrouter.v1.RoutingConfig.rules:type_name -> leadrouter.v1.Rule
-	10, // 3: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
-	0,  // 4: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
-	1,  // 5: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
-	5,  // 6: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
-	8,  // 7: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
-	7,  // 8: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
-	9,  // 9: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
-	9,  // 10: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
-	11, // 11: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	6,  // 0: leadrouter.v1.RoutingConfig.reps:type_name -> leadrouter.v1.Rep
+	9,  // 1: leadrouter.v1.RoutingConfig.pools:type_name -> leadrouter.v1.Pool
+	11, // 2: leadrouter.v1.RoutingConfig.rules:type_name -> leadrouter.v1.Rule
+	5,  // 3: leadrouter.v1.RoutingConfig.accounts:type_name -> leadrouter.v1.Account
+	4,  // 4: leadrouter.v1.RoutingConfig.settings:type_name -> leadrouter.v1.WorkspaceSettings
+	17, // 5: leadrouter.v1.WorkspaceSettings.max_queue_age:type_name -> google.protobuf.Duration
+	17, // 6: leadrouter.v1.WorkspaceSettings.sticky_window:type_name -> google.protobuf.Duration
+	15, // 7: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
+	0,  // 8: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
+	7,  // 9: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
+	8,  // 10: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
+	1,  // 11: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
+	10, // 12: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
+	2,  // 13: leadrouter.v1.Pool.absence_policy:type_name -> leadrouter.v1.AbsencePolicy
+	13, // 14: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
+	12, // 15: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
+	17, // 16: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
+	14, // 17: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
+	14, // 18: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
+	16, // 19: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_config_proto_init() }
@@ -808,13 +1314,14 @@ func file_leadrouter_v1_config_proto_init() {
 		return
 	}
 	file_leadrouter_v1_config_proto_msgTypes[7].OneofWrappers = []any{}
+	file_leadrouter_v1_config_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_config_proto_rawDesc), len(file_leadrouter_v1_config_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   10,
+			NumEnums:      3,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

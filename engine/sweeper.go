@@ -1,0 +1,135 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Deadlines live in the store, never in a replica's memory: every replica
+// sweeps every workspace, each timer is claimed by exactly one of them in a
+// script, and a replica that dies loses nothing.
+
+const (
+	timerBatch = 256
+	// drainEvery: every this many sweeps, queued pools are drained. That is
+	// how leads waiting for a rep whose shift starts, or whose cap resets at
+	// midnight, are assigned without any event.
+	drainEvery = 10
+)
+
+// RunSweeper sweeps every interval until ctx ends.
+func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		if err := e.Sweep(ctx, n%drainEvery == 0); err != nil && ctx.Err() == nil {
+			e.log.Warn("sweep failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep fires the due timers of every workspace and, with drain, drains
+// every pool that has queued leads.
+func (e *Engine) Sweep(ctx context.Context, drain bool) error {
+	wss, err := e.store.Workspaces(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ws := range wss {
+		if err := e.sweepWorkspace(ctx, ws, drain); err != nil {
+			errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) sweepWorkspace(ctx context.Context, ws string, drain bool) error {
+	for {
+		due, err := e.store.DueTimers(ctx, ws, e.clock.Now(), timerBatch)
+		if err != nil {
+			return err
+		}
+		for _, t := range due {
+			if err := e.fire(ctx, ws, t); err != nil {
+				return err
+			}
+		}
+		if len(due) < timerBatch {
+			break
+		}
+	}
+	if !drain {
+		return nil
+	}
+	pools, err := e.store.QueuedPools(ctx, ws)
+	if err != nil {
+		return err
+	}
+	for _, p := range pools {
+		e.drain(ctx, ws, p)
+	}
+	return nil
+}
+
+// fire carries out one due timer. The store's scripts make sure it happens
+// once, whichever replica gets there first.
+func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
+	now := e.clock.Now()
+	switch t.Kind {
+	case TimerExpire:
+		cc, err := e.config(ctx, ws, false)
+		if err != nil {
+			return err
+		}
+		reason := fmt.Sprintf("queued longer than max_queue_age (%s)", time.Duration(cc.cfg.Settings.MaxQueueAge))
+		fired, err := e.store.Expire(ctx, ws, t.LeadID, reason, now)
+		if fired {
+			e.log.Warn("queued lead expired: unroutable", "workspace", ws, "lead", t.LeadID)
+		}
+		return err
+	case TimerEscalate:
+		for attempt := 0; attempt < maxStaleRetries; attempt++ {
+			cc, err := e.config(ctx, ws, attempt > 0)
+			if err != nil {
+				return err
+			}
+			a, err := e.store.Assignment(ctx, ws, t.LeadID)
+			if err != nil {
+				return err
+			}
+			var next []DecisionTarget
+			reason := ""
+			if rule := cc.ruleByID(a.RuleID); rule != nil && a.TargetIndex >= 1 && a.TargetIndex <= len(rule.targets) {
+				rest := rule.targets[a.TargetIndex:]
+				next = cc.targets(rest)
+				reason = "nobody eligible in " + poolList(rest)
+			}
+			fired, backlog, err := e.store.Escalate(ctx, ws, cc.id, a, next, a.TargetIndex+1, reason, cc.cfg.Settings.Sticky(), now)
+			if errors.Is(err, ErrStaleConfig) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if fired {
+				e.log.Info("queued lead escalated", "workspace", ws, "lead", t.LeadID, "from", a.PoolID)
+				if backlog {
+					if a, err := e.store.Assignment(ctx, ws, t.LeadID); err == nil {
+						e.drain(ctx, ws, a.PoolID)
+					}
+				}
+			}
+			return nil
+		}
+		return fmt.Errorf("escalating %q: %w", t.LeadID, ErrStaleConfig)
+	}
+	return fmt.Errorf("unknown timer kind %q", t.Kind)
+}

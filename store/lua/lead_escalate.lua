@@ -1,0 +1,74 @@
+-- lead_escalate: fire a queued lead's escalation timer exactly once: take
+-- it off the queue it waits on and route it over the rule's next targets.
+--
+-- KEYS[1..12]  the workspace keys (lib_routing.lua)
+-- KEYS[13]     lead    HASH
+-- KEYS[14]     sticky  STRING (the lead key again when there is no email)
+-- KEYS[15]     queue   ZSET the lead waits on
+-- KEYS[16+4i..19+4i]   remaining target i (from 0): pool, rank, owed, queue
+--
+-- ARGV[1]  config id the caller holds
+-- ARGV[2]  now, unix ms
+-- ARGV[3]  lead id
+-- ARGV[4]  pool id the lead waits on
+-- ARGV[5]  lead score (-1: unscored)
+-- ARGV[6]  email ('' for none); ARGV[7] sticky window ms
+-- ARGV[8]  rule index of the first remaining target (1-based)
+-- ARGV[9]  reason recorded when the lead is queued with nobody eligible
+-- ARGV[10] number of remaining targets; then 3 per target as in lead_decide
+--
+-- Returns:
+--   {'STALE'}      config id is not current
+--   {'GONE'}       the timer was already fired, or the lead moved on
+--   {'OK', backlog, state}  the lead's new state
+
+local lead_key = KEYS[13]
+local sticky_key = KEYS[14]
+local old_queue = KEYS[15]
+local lead_id = ARGV[3]
+local old_pool = ARGV[4]
+local score = tonumber(ARGV[5])
+local email = ARGV[6]
+local sticky_window = tonumber(ARGV[7])
+local base_index = tonumber(ARGV[8])
+local queued_reason = ARGV[9]
+local targets = read_targets(16, 11, tonumber(ARGV[10]))
+
+if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
+  return { 'STALE' }
+end
+local state, pool_id = unpack(redis.call('HMGET', lead_key, 'state', 'pool'))
+if state == 'QUEUED' and pool_id ~= old_pool then
+  return { 'GONE' } -- the caller read an older record; the timer stays for the next sweep
+end
+if redis.call('ZREM', K.timers, 'escalate|' .. lead_id) == 0 or state ~= 'QUEUED' then
+  return { 'GONE' }
+end
+local lines = { 'E\t' .. old_pool }
+local outcome = route_targets(targets, lines, queued_reason)
+if not outcome then
+  return { 'OK', '0', 'QUEUED' } -- no target left: it keeps waiting where it is
+end
+redis.call('ZREM', old_queue, lead_id)
+if redis.call('ZCARD', old_queue) == 0 then
+  redis.call('SREM', K.queued_pools, old_pool)
+end
+local target = targets[outcome.index]
+local fields = { 'state', outcome.state, 'pool', target.pool.id, 'reason', outcome.reason or '',
+  'target', base_index + outcome.index - 1, 'decided_at', NOW, 'picks', table.concat(lines, '\n') }
+emit('escalated', lead_id, '', target.pool.id, 'from ' .. old_pool)
+if outcome.state == 'ASSIGNED' then
+  append_all(fields, { 'rep', outcome.rep })
+  outcome.advance()
+  commit_rep(outcome.rep, target.pool.id)
+  clear_timers(lead_id)
+  if email ~= '' and sticky_window > 0 then
+    redis.call('SET', sticky_key, outcome.rep .. '|' .. target.pool.id .. '|' .. lead_id, 'PX', sticky_window)
+  end
+  emit('assigned', lead_id, outcome.rep, target.pool.id, 'escalated')
+else
+  append_all(fields, { 'queued_at', NOW })
+  enqueue(target.pool, lead_id, score, outcome.wait, 0)
+end
+redis.call('HSET', lead_key, unpack(fields))
+return { 'OK', outcome.backlog and '1' or '0', outcome.state }

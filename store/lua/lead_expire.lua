@@ -1,0 +1,43 @@
+-- lead_expire: fire a queued lead's expiry timer exactly once: a lead that
+-- waited longer than the workspace's max_queue_age becomes UNROUTABLE, with
+-- the reason and an event. A lead no longer queued is left alone.
+--
+-- KEYS[1..12]  the workspace keys (lib_routing.lua)
+-- KEYS[13]     lead   HASH
+-- KEYS[14]     queue  ZSET the lead waits on
+--
+-- ARGV[1]  config id (unused; the layout is shared)
+-- ARGV[2]  now, unix ms
+-- ARGV[3]  lead id
+-- ARGV[4]  pool id the lead waits on
+-- ARGV[5]  reason to record
+--
+-- Returns:
+--   {'MOVED', pool}  the lead waits on another pool now: call again with it
+--   {'GONE'}         the timer was already fired, or the lead is placed
+--   {'OK'}           the lead is UNROUTABLE now
+
+local lead_key = KEYS[13]
+local queue = KEYS[14]
+local lead_id = ARGV[3]
+local pool_id = ARGV[4]
+local reason = ARGV[5]
+
+local state, current_pool = unpack(redis.call('HMGET', lead_key, 'state', 'pool'))
+if state == 'QUEUED' and current_pool ~= pool_id then
+  return { 'MOVED', current_pool }
+end
+if redis.call('ZREM', K.timers, 'expire|' .. lead_id) == 0 then
+  return { 'GONE' }
+end
+if state ~= 'QUEUED' then
+  return { 'GONE' }
+end
+redis.call('ZREM', queue, lead_id)
+if redis.call('ZCARD', queue) == 0 then
+  redis.call('SREM', K.queued_pools, pool_id)
+end
+clear_timers(lead_id)
+redis.call('HSET', lead_key, 'state', 'UNROUTABLE', 'reason', reason, 'decided_at', NOW)
+emit('unroutable', lead_id, '', pool_id, reason)
+return { 'OK' }

@@ -1,0 +1,396 @@
+-- Shared routing functions, prepended to every script that places a lead
+-- (lead_decide, lead_escalate, queue_drain). Nothing here builds a key name.
+--
+-- Every routing script starts its KEYS with the same twelve workspace keys,
+-- bound here to K:
+--   KEYS[1]  config         HASH  version, id, body, applied_at
+--   KEYS[2]  presence       HASH  rep -> AVAILABLE / AWAY / OFFLINE
+--   KEYS[3]  open           HASH  rep -> open assignments
+--   KEYS[4]  daily          HASH  rep, or pool/rep -> "day:count"
+--   KEYS[5]  profile        HASH  rep -> "max_open|daily_cap|zone|week|ooo"
+--   KEYS[6]  zones          HASH  zone -> "from_ms:offset_s,..."
+--   KEYS[7]  assigned       HASH  rep -> assignments ever
+--   KEYS[8]  last_assigned  HASH  rep -> unix ms
+--   KEYS[9]  seq            STRING arrival counter
+--   KEYS[10] timers         ZSET  "escalate|lead", "expire|lead" -> due ms
+--   KEYS[11] events         STREAM
+--   KEYS[12] queued_pools   SET   pools with queued leads
+-- and its ARGV with:
+--   ARGV[1]  config id the caller holds (version:nonce; see config_apply)
+--   ARGV[2]  now, unix ms
+--
+-- The script also sets DRY (true for a preview: decide, write nothing).
+local K = {
+  config = KEYS[1], presence = KEYS[2], open = KEYS[3], daily = KEYS[4], profile = KEYS[5], zones = KEYS[6],
+  assigned = KEYS[7], last_assigned = KEYS[8], seq = KEYS[9], timers = KEYS[10], events = KEYS[11],
+  queued_pools = KEYS[12],
+}
+local COMMON_KEYS = 12
+local CONFIG_ID = ARGV[1]
+local NOW = tonumber(ARGV[2])
+local DRY = false
+--
+-- Trace lines (parsed by store/record.go), one per step:
+--   P <tab> pool <tab> strategy <tab> member picked last
+--   R <tab> label <tab> rep               a single-rep target (sticky, owner)
+--   C <tab> rep <tab> note                the chosen member
+--   S <tab> rep <tab> skip reason         a member passed over
+--   B <tab> n                             eligible, but n leads queued first
+--   D <tab> queued-at ms                  assigned from a queue
+
+local DAY_MS = 86400000
+local PRIORITY_SHIFT = 1099511627776 -- 2^40: queue score = (100 - lead score) * 2^40 + arrival
+local RANK_BASE = 1577836800000      -- 2020-01-01; idle ms are counted from here
+local RANK_SHIFT = 2199023255552     -- 2^41: least-loaded score = open * 2^41 + idle ms
+local STRIDE = 720720                -- weighted round robin: a member's pass grows by STRIDE / weight
+
+local profiles, zones = {}, {}
+
+-- profile returns a rep's limits and calendar (written by config_apply).
+local function profile(rep)
+  local p = profiles[rep]
+  if p then return p end
+  p = { max_open = 0, daily_cap = 0, zone = 'UTC', week = {}, ooo = {} }
+  local raw = redis.call('HGET', K.profile, rep)
+  if raw then
+    local max_open, daily_cap, zone, week, ooo = string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+    p.max_open, p.daily_cap, p.zone = tonumber(max_open) or 0, tonumber(daily_cap) or 0, zone
+    for s, e in string.gmatch(week, '(%d+)-(%d+)') do p.week[#p.week + 1] = { tonumber(s), tonumber(e) } end
+    for a, b in string.gmatch(ooo, '(%d+)-(%d+)') do p.ooo[#p.ooo + 1] = { tonumber(a), tonumber(b) } end
+  end
+  profiles[rep] = p
+  return p
+end
+
+-- local_time returns the local day number and minute of the week (Monday
+-- 00:00 = 0) at NOW in a zone, from the zone's compiled offsets.
+local function local_time(zone)
+  local z = zones[zone]
+  if not z then
+    z = {}
+    for from, off in string.gmatch(redis.call('HGET', K.zones, zone) or '0:0', '(%d+):(%-?%d+)') do
+      z[#z + 1] = { tonumber(from), tonumber(off) * 1000 }
+    end
+    zones[zone] = z
+  end
+  local off = 0
+  for i = 1, #z do
+    if z[i][1] <= NOW then off = z[i][2] else break end
+  end
+  local t = NOW + off
+  local day = math.floor(t / DAY_MS)
+  return day, ((day + 3) % 7) * 1440 + math.floor((t - day * DAY_MS) / 60000)
+end
+
+-- daily_count returns a daily counter's value for a local day.
+local function daily_count(field, day)
+  local raw = redis.call('HGET', K.daily, field)
+  if not raw then return 0 end
+  local d, c = string.match(raw, '^(%d+):(%d+)$')
+  if tonumber(d) ~= day then return 0 end
+  return tonumber(c)
+end
+
+-- ineligible returns nil when rep may take a lead now (from pool_key, when
+-- given), else the skip reason and whether the rep is absent (away, offline).
+local function ineligible(rep, pool_key, pool_id)
+  local status = redis.call('HGET', K.presence, rep)
+  if status ~= 'AVAILABLE' then
+    return string.lower(status or 'unknown'), true
+  end
+  local p = profile(rep)
+  if p.max_open > 0 then
+    local open = tonumber(redis.call('HGET', K.open, rep) or '0')
+    if open >= p.max_open then return 'at capacity ' .. open .. '/' .. p.max_open end
+  end
+  local day, minute = local_time(p.zone)
+  for i = 1, #p.ooo do
+    if day >= p.ooo[i][1] and day <= p.ooo[i][2] then return 'out of office' end
+  end
+  if #p.week > 0 then
+    local working = false
+    for i = 1, #p.week do
+      if minute >= p.week[i][1] and minute < p.week[i][2] then
+        working = true
+        break
+      end
+    end
+    if not working then return 'outside working hours' end
+  end
+  if p.daily_cap > 0 then
+    local n = daily_count(rep, day)
+    if n >= p.daily_cap then return 'capped ' .. n .. '/' .. p.daily_cap .. ' today' end
+  end
+  if pool_key then
+    local cap = tonumber(redis.call('HGET', pool_key, 'cap:' .. rep) or '0')
+    if cap > 0 then
+      local n = daily_count(pool_id .. '/' .. rep, day)
+      if n >= cap then return 'capped ' .. n .. '/' .. cap .. ' today in ' .. pool_id end
+    end
+  end
+  return nil
+end
+
+local function bump_daily(field, day)
+  redis.call('HSET', K.daily, field, day .. ':' .. (daily_count(field, day) + 1))
+end
+
+-- rank_score is a member's true least-loaded or longest-idle score.
+local function rank_score(strategy, rep)
+  local last = tonumber(redis.call('HGET', K.last_assigned, rep) or '0')
+  local idle = math.max(last - RANK_BASE, 0)
+  if strategy == 'LEAST_LOADED' then
+    return tonumber(redis.call('HGET', K.open, rep) or '0') * RANK_SHIFT + idle
+  end
+  return idle
+end
+
+-- commit_rep counts an assignment to rep (from pool_id, '' for none).
+local function commit_rep(rep, pool_id)
+  redis.call('HINCRBY', K.open, rep, 1)
+  redis.call('HINCRBY', K.assigned, rep, 1)
+  redis.call('HSET', K.last_assigned, rep, NOW)
+  local day = local_time(profile(rep).zone)
+  bump_daily(rep, day)
+  if pool_id ~= '' then bump_daily(pool_id .. '/' .. rep, day) end
+end
+
+local function append_all(dst, src)
+  for i = 1, #src do dst[#dst + 1] = src[i] end
+end
+
+-- Each pick_* scans a pool in its strategy's order and returns the first
+-- eligible member (nil when none) and a function that records the pick in
+-- the pool's rotation state. Skipped members are traced.
+
+local function pick_round_robin(pool, lines)
+  local n = tonumber(redis.call('HGET', pool.key, 'n') or '0')
+  local cursor = tonumber(redis.call('HGET', pool.key, 'cursor') or '-1')
+  local catch_up = redis.call('HGET', pool.key, 'policy') == 'CATCH_UP'
+  if catch_up then
+    -- Members owed turns from an absence get them first, most owed first.
+    local owed = redis.call('ZREVRANGE', pool.owed, 0, -1)
+    for i = 1, #owed do
+      local rep = owed[i]
+      local why = ineligible(rep, pool.key, pool.id)
+      if not why then
+        lines[#lines + 1] = 'C\t' .. rep .. '\tcatching up a turn missed while away'
+        return rep, function()
+          if tonumber(redis.call('ZINCRBY', pool.owed, -1, rep)) <= 0 then redis.call('ZREM', pool.owed, rep) end
+        end
+      end
+      lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
+    end
+  end
+  local absent = {}
+  for k = 1, n do
+    local idx = (cursor + k) % n
+    local rep = redis.call('HGET', pool.key, 'm' .. idx)
+    local why, is_absent = ineligible(rep, pool.key, pool.id)
+    if not why then
+      lines[#lines + 1] = 'C\t' .. rep .. '\t'
+      return rep, function()
+        redis.call('HSET', pool.key, 'cursor', idx)
+        if catch_up then
+          local limit = tonumber(redis.call('HGET', pool.key, 'limit') or '0')
+          for i = 1, #absent do
+            local owed = tonumber(redis.call('ZSCORE', pool.owed, absent[i]) or '0')
+            if owed < limit then redis.call('ZADD', pool.owed, owed + 1, absent[i]) end
+          end
+        end
+      end
+    end
+    lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
+    if is_absent then absent[#absent + 1] = rep end
+  end
+  return nil
+end
+
+-- Weighted round robin is stride scheduling: the member with the smallest
+-- pass goes next and its pass grows by STRIDE / weight. A skipped member
+-- forfeits its turn (its pass grows too), except an absent member of a
+-- CATCH_UP pool, whose lead over the others is capped at limit turns.
+local function pick_weighted(pool, lines)
+  local catch_up = redis.call('HGET', pool.key, 'policy') == 'CATCH_UP'
+  local limit = tonumber(redis.call('HGET', pool.key, 'limit') or '0')
+  local skipped = {}
+  local i = 0
+  while true do
+    local e = redis.call('ZRANGE', pool.rank, i, i, 'WITHSCORES')
+    if #e == 0 then return nil end
+    local rep, pass = e[1], tonumber(e[2])
+    local stride = STRIDE / tonumber(redis.call('HGET', pool.key, 'w:' .. rep) or '1')
+    local why, is_absent = ineligible(rep, pool.key, pool.id)
+    if not why then
+      lines[#lines + 1] = 'C\t' .. rep .. '\t'
+      return rep, function()
+        redis.call('ZADD', pool.rank, pass + stride, rep)
+        for j = 1, #skipped do
+          local s = skipped[j]
+          if s.catch_up then
+            redis.call('ZADD', pool.rank, math.max(s.pass, pass - limit * s.stride), s.rep)
+          else
+            redis.call('ZADD', pool.rank, s.pass + s.stride, s.rep)
+          end
+        end
+      end
+    end
+    lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
+    skipped[#skipped + 1] = { rep = rep, pass = pass, stride = stride, catch_up = catch_up and is_absent }
+    i = i + 1
+  end
+end
+
+-- Least loaded and longest idle keep members in a sorted set by score. A
+-- score only ever lags behind the truth from below (an assignment from
+-- another pool raises it; releases and config applies set it exactly), so
+-- the scan corrects a lagging entry, starts again, and the first entry that
+-- is current and eligible is the answer. A preview, which may not write,
+-- sorts the members itself.
+local function pick_ranked(pool, strategy, lines)
+  local header = #lines
+  local fixes = 0
+  local order
+  if DRY then
+    order = redis.call('ZRANGE', pool.rank, 0, -1)
+    local score = {}
+    for j = 1, #order do score[order[j]] = rank_score(strategy, order[j]) end
+    table.sort(order, function(a, b)
+      if score[a] ~= score[b] then return score[a] < score[b] end
+      return a < b
+    end)
+  end
+  local i = 0
+  while true do
+    local rep
+    if DRY then
+      rep = order[i + 1]
+      if not rep then return nil end
+    else
+      local e = redis.call('ZRANGE', pool.rank, i, i, 'WITHSCORES')
+      if #e == 0 then return nil end
+      rep = e[1]
+      local actual = rank_score(strategy, rep)
+      if actual ~= tonumber(e[2]) and fixes < 10000 then
+        redis.call('ZADD', pool.rank, actual, rep)
+        fixes = fixes + 1
+        for j = #lines, header + 1, -1 do lines[j] = nil end
+        i = -1
+        rep = nil
+      end
+    end
+    if rep then
+      local why = ineligible(rep, pool.key, pool.id)
+      if not why then
+        lines[#lines + 1] = 'C\t' .. rep .. '\t'
+        return rep, function() redis.call('ZADD', pool.rank, rank_score(strategy, rep), rep) end
+      end
+      lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
+    end
+    i = i + 1
+  end
+end
+
+-- pick scans one pool with its strategy. pool = {id, key, rank, owed, queue}.
+local function pick(pool, lines)
+  local strategy = redis.call('HGET', pool.key, 'strategy') or 'ROUND_ROBIN'
+  lines[#lines + 1] = 'P\t' .. pool.id .. '\t' .. strategy .. '\t' .. (redis.call('HGET', pool.key, 'last') or '')
+  local rep, advance
+  if strategy == 'WEIGHTED_ROUND_ROBIN' then
+    rep, advance = pick_weighted(pool, lines)
+  elseif strategy == 'LEAST_LOADED' or strategy == 'LONGEST_IDLE' then
+    rep, advance = pick_ranked(pool, strategy, lines)
+  else
+    rep, advance = pick_round_robin(pool, lines)
+  end
+  if not rep then return nil end
+  return rep, function()
+    advance()
+    redis.call('HSET', pool.key, 'last', rep)
+  end
+end
+
+-- try_rep offers the lead to one rep outside any rotation (sticky owner,
+-- account owner).
+local function try_rep(rep, label, lines)
+  lines[#lines + 1] = 'R\t' .. label .. '\t' .. rep
+  local why = ineligible(rep, nil, '')
+  if not why then
+    lines[#lines + 1] = 'C\t' .. rep .. '\t'
+    return true
+  end
+  lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
+  return false
+end
+
+-- emit appends an event to the workspace's event stream.
+local function emit(kind, lead_id, rep, pool_id, detail)
+  redis.call('XADD', K.events, 'MAXLEN', '~', 100000, '*',
+    'kind', kind, 'lead', lead_id, 'rep', rep or '', 'pool', pool_id or '', 'at', NOW, 'detail', detail or '')
+end
+
+-- enqueue puts a lead on a pool's queue, ordered by lead score then arrival,
+-- and sets its timers: escalation after wait_ms (0: none) and expiry at
+-- expire_at (0: none; an existing expiry is kept).
+local function enqueue(pool, lead_id, score, wait_ms, expire_at)
+  local arrival = redis.call('INCR', K.seq)
+  local priority = (100 - math.max(score, -1)) * PRIORITY_SHIFT + arrival
+  redis.call('ZADD', pool.queue, priority, lead_id)
+  redis.call('SADD', K.queued_pools, pool.id)
+  if wait_ms > 0 then
+    redis.call('ZADD', K.timers, NOW + wait_ms, 'escalate|' .. lead_id)
+  end
+  if expire_at > 0 then
+    redis.call('ZADD', K.timers, 'NX', expire_at, 'expire|' .. lead_id)
+  end
+end
+
+-- clear_timers drops a lead's queue timers once it is placed for good.
+local function clear_timers(lead_id)
+  redis.call('ZREM', K.timers, 'escalate|' .. lead_id, 'expire|' .. lead_id)
+end
+
+-- route_targets tries pools in order (targets[i] = {pool=..., flag=...,
+-- wait=ms}) and returns what happened: state 'ASSIGNED' (rep, index),
+-- 'QUEUED' (index, reason, backlog flag, wait ms) or nil when there are no
+-- targets. It writes nothing.
+local function route_targets(targets, lines, queued_reason)
+  local queue_at = nil
+  for t = 1, #targets do
+    local target = targets[t]
+    local rep, advance = pick(target.pool, lines)
+    if rep then
+      local waiting = redis.call('ZCARD', target.pool.queue)
+      if waiting > 0 then
+        lines[#lines + 1] = 'B\t' .. waiting
+        return { state = 'QUEUED', index = t, backlog = true,
+          reason = 'waiting behind ' .. waiting .. ' earlier lead(s) queued on ' .. target.pool.id, wait = 0 }
+      end
+      return { state = 'ASSIGNED', rep = rep, index = t, advance = advance }
+    end
+    if target.flag == 'wait' then
+      local wait = (t < #targets) and target.wait or 0
+      return { state = 'QUEUED', index = t, reason = 'nobody eligible in ' .. target.pool.id ..
+        ((wait > 0) and ('; escalates to ' .. targets[t + 1].pool.id .. ' after ' .. (target.wait / 1000) .. 's') or ''),
+        wait = wait }
+    end
+    if target.flag ~= 'skip' and not queue_at then queue_at = t end
+  end
+  if #targets == 0 then return nil end
+  return { state = 'QUEUED', index = queue_at or #targets, reason = queued_reason, wait = 0 }
+end
+
+-- read_targets binds targets from KEYS (4 per target: pool, rank, owed,
+-- queue, from key_at) and ARGV (3 per target: pool id, flag, wait ms, from
+-- arg_at).
+local function read_targets(key_at, arg_at, count)
+  local targets = {}
+  for t = 0, count - 1 do
+    targets[#targets + 1] = {
+      pool = { id = ARGV[arg_at + 3 * t], key = KEYS[key_at + 4 * t], rank = KEYS[key_at + 4 * t + 1],
+        owed = KEYS[key_at + 4 * t + 2], queue = KEYS[key_at + 4 * t + 3] },
+      flag = ARGV[arg_at + 3 * t + 1], wait = tonumber(ARGV[arg_at + 3 * t + 2]),
+    }
+  end
+  return targets
+end
