@@ -89,6 +89,24 @@ func (f *fixture) rawStatus(rep string, st engine.RepStatus) {
 	}
 }
 
+// sweep fires due timers and drains queued pools, as every replica's
+// sweeper does.
+func (f *fixture) sweep() {
+	f.t.Helper()
+	if err := f.eng.Sweep(f.ctx, true); err != nil {
+		f.t.Fatalf("sweep: %v", err)
+	}
+}
+
+func (f *fixture) get(id string) *engine.Assignment {
+	f.t.Helper()
+	a, err := f.eng.GetAssignment(f.ctx, f.ws, id)
+	if err != nil {
+		f.t.Fatalf("get %s: %v", id, err)
+	}
+	return a
+}
+
 func lead(id string) engine.Lead { return engine.Lead{ID: id} }
 
 func readFile(name string) (string, error) {

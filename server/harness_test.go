@@ -36,13 +36,13 @@ type instance struct {
 }
 
 // start serves an engine on st over loopback until the test ends.
-func start(t testing.TB, st engine.Store) *instance {
+func start(t testing.TB, st engine.Store, opts ...engine.Option) *instance {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(engine.New(st, engine.WithLogger(quiet)),
+	srv := server.New(engine.New(st, append([]engine.Option{engine.WithLogger(quiet)}, opts...)...),
 		server.Options{Logger: quiet, Reflection: true, HealthInterval: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	go srv.WatchHealth(ctx)

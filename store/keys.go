@@ -40,8 +40,9 @@ func (k keys) events() string { return k.base + "events" }
 // queuedPools is a SET of pool ids whose queues are not empty.
 func (k keys) queuedPools() string { return k.base + "queued_pools" }
 
-// sticky is a STRING "rep|pool|lead": the open assignment of a person (by
-// lower-case email), expiring with the sticky window.
+// sticky is a STRING "rep|pool|lead|until_ms": the open assignment of a
+// person (by lower-case email) and when its sticky window ends by the
+// engine's clock; Redis expires the key a day after that.
 func (k keys) sticky(email string) string { return k.base + "sticky:" + email }
 
 // assigned is a HASH: rep id -> leads assigned since the rep joined.

@@ -41,8 +41,8 @@ if state == 'ASSIGNED' then
     redis.call('HINCRBY', K.open, rep, -1)
   end
   redis.call('HSET', lead_key, 'state', 'CLOSED', 'closed_at', NOW, 'close_reason', reason)
-  local held = redis.call('GET', sticky_key)
-  if held and string.sub(held, -(#lead_id + 1)) == '|' .. lead_id then
+  local held = (redis.call('HGET', lead_key, 'email') or '') ~= '' and redis.call('GET', sticky_key)
+  if held and select(3, string.match(held, '^([^|]*)|([^|]*)|(.*)|(%d+)$')) == lead_id then
     redis.call('DEL', sticky_key)
   end
   for i = 0, #ARGV - first_strategy do

@@ -5,8 +5,10 @@
 --
 -- KEYS[1..12]  the workspace keys (lib_routing.lua)
 -- KEYS[13]     lead    HASH  this lead's record (store/record.go)
--- KEYS[14]     sticky  STRING "rep|pool|lead" of the open assignment for this
---                       email (the lead key again when there is no email)
+-- KEYS[14]     sticky  STRING "rep|pool|lead|until_ms" of the open assignment
+--                       for this email (the lead key again when there is
+--                       no email); it counts until until_ms by the engine's
+--                       clock, and Redis drops it a day later
 -- KEYS[15+4i..18+4i]   target i (from 0): pool HASH, rank ZSET, owed ZSET,
 --                       queue ZSET
 --
@@ -71,8 +73,8 @@ local backlog, target_index = '0', 0
 -- 1. The same person's open assignment, 2. the account's owner.
 if email ~= '' and sticky_window > 0 then
   local held = redis.call('GET', sticky_key)
-  if held then
-    local sticky_rep, sticky_pool = string.match(held, '^([^|]*)|([^|]*)|')
+  local sticky_rep, sticky_pool, _, until_ms = string.match(held or '', '^([^|]*)|([^|]*)|(.*)|(%d+)$')
+  if sticky_rep and tonumber(until_ms) > NOW then
     if try_rep(sticky_rep, 'existing owner of ' .. email, lines) then
       state, rep, pool_id, reason, route = 'ASSIGNED', sticky_rep, sticky_pool, '', 'sticky owner'
     end
@@ -111,7 +113,7 @@ if not DRY then
     if outcome then outcome.advance() end
     commit_rep(rep, outcome and pool_id or '')
     if email ~= '' and sticky_window > 0 then
-      redis.call('SET', sticky_key, rep .. '|' .. pool_id .. '|' .. lead_id, 'PX', sticky_window)
+      redis.call('SET', sticky_key, rep .. '|' .. pool_id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
     end
     emit('assigned', lead_id, rep, pool_id, route)
   elseif state == 'QUEUED' then

@@ -63,7 +63,7 @@ if outcome.state == 'ASSIGNED' then
   commit_rep(outcome.rep, target.pool.id)
   clear_timers(lead_id)
   if email ~= '' and sticky_window > 0 then
-    redis.call('SET', sticky_key, outcome.rep .. '|' .. target.pool.id .. '|' .. lead_id, 'PX', sticky_window)
+    redis.call('SET', sticky_key, outcome.rep .. '|' .. target.pool.id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
   end
   emit('assigned', lead_id, outcome.rep, target.pool.id, 'escalated')
 else

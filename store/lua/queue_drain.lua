@@ -48,7 +48,7 @@ for i = 0, (#ARGV - first_lead_arg + 1) / 2 - 1 do
     redis.call('HSET', lead_key, 'state', 'ASSIGNED', 'rep', rep, 'pool', pool.id, 'reason', '',
       'decided_at', NOW, 'picks', table.concat(lines, '\n'))
     if email ~= '' and sticky_window > 0 then
-      redis.call('SET', sticky_key, rep .. '|' .. pool.id .. '|' .. lead_id, 'PX', sticky_window)
+      redis.call('SET', sticky_key, rep .. '|' .. pool.id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
     end
     emit('assigned', lead_id, rep, pool.id, 'from queue')
     reply[#reply + 1] = lead_id
