@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/leadrouter/leadrouter/engine"
+	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
 	"github.com/leadrouter/leadrouter/server"
 	"github.com/leadrouter/leadrouter/store"
 )
@@ -93,7 +96,9 @@ func TestCommands(t *testing.T) {
 	if !strings.Contains(reps, "felix        away") || !strings.Contains(reps, "kai          away") {
 		t.Fatalf("reps: %s", reps)
 	}
-	if out := mustRun(t, addr, "--json", "reps", "get", "greta"); !strings.Contains(out, `"assignedTotal": "1"`) {
+	var rep pb.GetRepResponse
+	if out := mustRun(t, addr, "--json", "reps", "get", "greta"); protojson.Unmarshal([]byte(out), &rep) != nil ||
+		rep.GetRep().GetAssignedTotal() != 1 {
 		t.Fatalf("reps get: %s", out)
 	}
 	if _, err := leadctl(t, addr, "assign", "--id", "bad", "--country", "XX"); err == nil {
