@@ -25,6 +25,7 @@ type compiledConfig struct {
 	rankedPools map[string][]Pool   // rep id -> its least-loaded and longest-idle pools
 	schedules   map[string]schedule // rep id -> calendar
 	accounts    map[string]*Account // company domain -> account
+	index       *ruleIndex
 }
 
 type compiledRule struct {
@@ -128,6 +129,7 @@ func compile(cfg *Config, sc *StoredConfig) *compiledConfig {
 		}
 		cc.rules = append(cc.rules, cr)
 	}
+	cc.index = buildIndex(cc.rules)
 	return cc
 }
 
@@ -136,23 +138,62 @@ func normalizePostal(s string) string {
 }
 
 // match returns the first rule accepting the lead (nil when none does) and
-// the evaluations that explain it.
+// the evaluations that explain it. A config of up to maxRuleTrace rules is
+// scanned, and every rule up to the match is listed; a larger one is
+// searched through the territory index, and the rules it ruled out by
+// country, region or postal code are counted in one entry.
 func (cc *compiledConfig) match(l *Lead) (*compiledRule, []RuleEvaluation) {
+	if len(cc.rules) <= maxRuleTrace {
+		return cc.scan(l)
+	}
+	return cc.search(l)
+}
+
+// scan evaluates every rule in order.
+func (cc *compiledConfig) scan(l *Lead) (*compiledRule, []RuleEvaluation) {
 	var evals []RuleEvaluation
 	for i := range cc.rules {
 		r := &cc.rules[i]
-		miss := r.miss(l)
-		if miss == "" {
-			evals = append(evals, RuleEvaluation{RuleID: r.id, Matched: true, Detail: r.describe()})
-			return r, evals
-		}
-		if len(evals) < maxRuleTrace {
+		if miss := r.miss(l); miss != "" {
 			evals = append(evals, RuleEvaluation{RuleID: r.id, Detail: miss})
-		} else if len(evals) == maxRuleTrace {
-			evals = append(evals, RuleEvaluation{RuleID: "...", Detail: "more rules did not match"})
+			continue
 		}
+		return r, append(evals, RuleEvaluation{RuleID: r.id, Matched: true, Detail: r.describe()})
 	}
 	return nil, evals
+}
+
+// search evaluates the index's candidates in rule order. The trace lists
+// the first maxRuleTrace candidates that missed, then counts the rest, and
+// starts with how many rules the index ruled out.
+func (cc *compiledConfig) search(l *Lead) (*compiledRule, []RuleEvaluation) {
+	var buf [32]int
+	var evals []RuleEvaluation
+	evaluated := 0
+	finish := func(upTo int, last *RuleEvaluation) []RuleEvaluation {
+		if more := evaluated - len(evals); more > 0 {
+			evals = append(evals, RuleEvaluation{RuleID: "...", Detail: fmt.Sprintf("%d more rules did not match", more)})
+		}
+		if out := upTo - evaluated; out > 0 {
+			evals = append([]RuleEvaluation{{RuleID: "(territories)",
+				Detail: fmt.Sprintf("%d rules ruled out by country, region or postal code", out)}}, evals...)
+		}
+		if last != nil {
+			evals = append(evals, *last)
+		}
+		return evals
+	}
+	for _, i := range cc.index.candidates(l, buf[:0]) {
+		r := &cc.rules[i]
+		miss := r.miss(l)
+		if miss == "" {
+			return r, finish(i, &RuleEvaluation{RuleID: r.id, Matched: true, Detail: r.describe()})
+		}
+		if evaluated++; len(evals) < maxRuleTrace {
+			evals = append(evals, RuleEvaluation{RuleID: r.id, Detail: miss})
+		}
+	}
+	return nil, finish(len(cc.rules), nil)
 }
 
 // miss returns why the rule rejects the lead: the first criterion that
