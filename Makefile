@@ -37,7 +37,7 @@ redis-server: # the tests start their own redis-server (or use REDIS_URL); insta
 
 .PHONY: bench
 bench: redis-server ## run the Go benchmarks of the hot path (allocs/op included)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./engine/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./engine/... ./server/...
 
 .PHONY: proto
 proto: ## regenerate gen/ from proto/ with buf and the plugins pinned in go.mod

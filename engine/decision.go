@@ -22,8 +22,8 @@ func (cc *compiledConfig) decision(ws string, l *Lead, now time.Time, dryRun boo
 	if acct := cc.account(l.CompanyDomain); acct != nil {
 		d.Owner, d.Domain = acct.OwnerRepID, acct.Domain
 		if acct.FallbackPoolID != "" {
-			d.Rules = append(d.Rules, RuleEvaluation{RuleID: "account:" + acct.Domain, Matched: true,
-				Detail: fmt.Sprintf("company domain %s is owned by %s; fallback pool %s before the rules", acct.Domain, acct.OwnerRepID, acct.FallbackPoolID)})
+			d.Rules = []RuleEvaluation{{RuleID: "account:" + acct.Domain, Matched: true,
+				Detail: fmt.Sprintf("company domain %s is owned by %s; fallback pool %s instead of the rules", acct.Domain, acct.OwnerRepID, acct.FallbackPoolID)}}
 			d.Targets = []DecisionTarget{{Pool: cc.pools[acct.FallbackPoolID]}}
 			d.QueuedReason = fmt.Sprintf("account owner %s and fallback pool %s unavailable", acct.OwnerRepID, acct.FallbackPoolID)
 			return d

@@ -150,6 +150,9 @@ func printAssignment(w io.Writer, a *pb.Assignment, dup bool) {
 	if a.GetReason() != "" {
 		fmt.Fprintf(w, "  reason: %s\n", a.GetReason())
 	}
+	if a.GetRoute() != "" && a.GetRoute() != "rule" {
+		fmt.Fprintf(w, "  route: %s\n", a.GetRoute())
+	}
 	fmt.Fprintf(w, "  why: %s\n", a.GetTrace().GetSummary())
 	for _, r := range a.GetTrace().GetRules() {
 		mark := "no "
@@ -159,11 +162,15 @@ func printAssignment(w io.Writer, a *pb.Assignment, dup bool) {
 		fmt.Fprintf(w, "    rule %-20s %s  %s\n", r.GetRuleId(), mark, r.GetDetail())
 	}
 	for _, t := range a.GetTrace().GetTargets() {
-		fmt.Fprintf(w, "    pool %-20s %s", t.GetPoolId(), strings.TrimPrefix(t.GetStrategy().String(), "STRATEGY_"))
-		if t.GetPreviousRepId() != "" {
-			fmt.Fprintf(w, " after %s", t.GetPreviousRepId())
+		if t.GetLabel() != "" {
+			fmt.Fprintf(w, "    %s:", t.GetLabel())
+		} else {
+			fmt.Fprintf(w, "    pool %-20s %s", t.GetPoolId(), strings.TrimPrefix(t.GetStrategy().String(), "STRATEGY_"))
+			if t.GetPreviousRepId() != "" {
+				fmt.Fprintf(w, " after %s", t.GetPreviousRepId())
+			}
+			fmt.Fprint(w, ":")
 		}
-		fmt.Fprint(w, ":")
 		for _, c := range t.GetCandidates() {
 			if c.GetChosen() {
 				fmt.Fprintf(w, " %s (chosen)", c.GetRepId())

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -38,6 +39,7 @@ Commands:
   assign [lead flags]                    assign a lead and print the decision
   preview [lead flags]                   show the decision without making it
   assignment LEAD_ID                     print a lead's assignment and trace
+  release LEAD_ID [--reason TEXT]        close an assignment, freeing the rep's capacity
   reps [list]                            list reps with presence and counts
   reps get REP_ID                        one rep
   reps status REP_ID STATUS              set presence: available, away, offline
@@ -98,6 +100,8 @@ func run(args []string, out io.Writer) error {
 		return c.assign(rest, true)
 	case "assignment":
 		return c.assignment(rest)
+	case "release":
+		return c.release(rest)
 	case "reps":
 		return c.reps(rest)
 	}
@@ -171,6 +175,29 @@ func (c *client) assignment(args []string) error {
 	defer cancel()
 	resp, err := pb.NewRoutingServiceClient(c.conn).GetAssignment(ctx,
 		&pb.GetAssignmentRequest{Workspace: c.workspace, LeadId: args[0]})
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	printAssignment(c.out, resp.GetAssignment(), false)
+	return nil
+}
+
+func (c *client) release(args []string) error {
+	fs := flag.NewFlagSet("release", flag.ContinueOnError)
+	reason := fs.String("reason", "", "why, kept on the record")
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return errors.New("release: want LEAD_ID [--reason TEXT]")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := pb.NewAdminServiceClient(c.conn).ReleaseAssignment(ctx,
+		&pb.ReleaseAssignmentRequest{Workspace: c.workspace, LeadId: args[0], Reason: *reason})
 	if err != nil {
 		return err
 	}

@@ -101,6 +101,9 @@ func TestCommands(t *testing.T) {
 		rep.GetRep().GetAssignedTotal() != 1 {
 		t.Fatalf("reps get: %s", out)
 	}
+	if out := mustRun(t, addr, "release", "w2", "--reason", "won"); !strings.Contains(out, "w2  CLOSED  rep=greta") {
+		t.Fatalf("release: %s", out)
+	}
 	if _, err := leadctl(t, addr, "assign", "--id", "bad", "--country", "XX"); err == nil {
 		t.Fatal("invalid lead accepted")
 	}

@@ -22,8 +22,8 @@
 --
 -- A pool whose member list is unchanged keeps its cursor; a changed pool
 -- continues after the member picked last if that rep is still a member.
--- Weighted pools keep their members' passes (new members join at the
--- current lowest pass); least-loaded and longest-idle pools get exact
+-- Weighted pools keep their members' passes (new members join half a
+-- stride after the current lowest pass); least-loaded and longest-idle pools get exact
 -- scores. A rep with no presence gets its initial status; removed reps lose
 -- theirs and their profile.
 --
@@ -112,7 +112,9 @@ for p = 0, pools - 1 do
     local lowest = redis.call('ZRANGE', rank, 0, 0, 'WITHSCORES')
     local joining = tonumber(lowest[2] or '0')
     for j = 1, m do
-      redis.call('ZADD', rank, 'NX', joining, members[j])
+      -- A member joins half a stride after the lowest pass, so heavier
+      -- members of a new pool go first.
+      redis.call('ZADD', rank, 'NX', joining + STRIDE / tonumber(weight[members[j]]) / 2, members[j])
     end
   elseif strategy == 'LEAST_LOADED' or strategy == 'LONGEST_IDLE' then
     redis.call('DEL', rank)

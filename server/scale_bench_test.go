@@ -1,0 +1,101 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/leadrouter/leadrouter/engine"
+	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/redistest"
+	"github.com/leadrouter/leadrouter/server"
+)
+
+// scaleConfig builds a routing config of US postal territories: rules
+// territories with 4-digit prefixes, reps reps in pools of poolSize, and a
+// default rule.
+func scaleConfig(rules, reps, poolSize int) *engine.Config {
+	cfg := &engine.Config{}
+	for i := 0; i < reps; i++ {
+		cfg.Reps = append(cfg.Reps, engine.Rep{ID: fmt.Sprint("r", i), Timezone: "America/New_York"})
+	}
+	for p := 0; p < reps/poolSize; p++ {
+		pool := engine.Pool{ID: fmt.Sprint("p", p)}
+		for j := 0; j < poolSize; j++ {
+			pool.Members = append(pool.Members, engine.Member{RepID: fmt.Sprint("r", p*poolSize+j)})
+		}
+		cfg.Pools = append(cfg.Pools, pool)
+	}
+	pools := len(cfg.Pools)
+	for i := 0; i < rules-1; i++ {
+		prefix := fmt.Sprintf("%04d", i*10000/(rules-1))
+		cfg.Rules = append(cfg.Rules, engine.Rule{ID: fmt.Sprint("t", i),
+			Match:   engine.Match{Countries: []string{"US"}, PostalPrefixes: []string{prefix}},
+			Targets: []engine.Target{{PoolID: fmt.Sprint("p", i%pools)}}})
+	}
+	cfg.Rules = append(cfg.Rules, engine.Rule{ID: "default", Targets: []engine.Target{{PoolID: "p0"}}})
+	return cfg
+}
+
+// BenchmarkAssignLeadConfigScale measures AssignLead end to end (gRPC over
+// loopback, real Redis) with a small config (10 rules, 10 reps) and a large
+// one (10,000 rules, 5,000 reps in 500 pools), interleaved call by call in
+// one run so that machine noise hits both alike. It reports the mean and
+// p99 of each and the ratio of the means (target: at most 1.3).
+func BenchmarkAssignLeadConfigScale(b *testing.B) {
+	in := start(b, redistest.RealStore(b))
+	ctx := context.Background()
+	small, large := redistest.Workspace(b), redistest.Workspace(b)
+	for ws, cfg := range map[string]*engine.Config{small: scaleConfig(10, 10, 5), large: scaleConfig(10_000, 5_000, 10)} {
+		actx, cancel := context.WithTimeout(ctx, time.Minute)
+		if _, err := in.admin.ApplyRoutingConfig(actx, &pb.ApplyRoutingConfigRequest{Workspace: ws, Config: server.ConfigToProto(cfg)}); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+	}
+	assign := func(ws string, i int) time.Duration {
+		lead := &pb.Lead{Id: fmt.Sprint("b-", i), Email: fmt.Sprintf("p%d@example.com", i), Country: "US",
+			PostalCode: fmt.Sprintf("%05d", (i*7919)%100000), Source: "demo_request"}
+		t0 := time.Now()
+		resp, err := in.routing.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws, Lead: lead})
+		d := time.Since(t0)
+		if err != nil || resp.GetAssignment().GetState() != pb.AssignmentState_ASSIGNMENT_STATE_ASSIGNED {
+			b.Fatalf("%s lead %d: %v %v", ws, i, err, resp.GetAssignment().GetState())
+		}
+		return d
+	}
+	for i := 0; i < 200; i++ { // warm up both
+		assign(small, -i-1)
+		assign(large, -i-1)
+	}
+	ds, dl := make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			ds = append(ds, assign(small, i))
+			dl = append(dl, assign(large, i))
+		} else {
+			dl = append(dl, assign(large, i))
+			ds = append(ds, assign(small, i))
+		}
+	}
+	b.StopTimer()
+	mean := func(d []time.Duration) float64 {
+		var sum time.Duration
+		for _, x := range d {
+			sum += x
+		}
+		return float64(sum.Microseconds()) / float64(len(d))
+	}
+	p99 := func(d []time.Duration) float64 {
+		slices.Sort(d)
+		return float64(d[len(d)*99/100].Microseconds())
+	}
+	b.ReportMetric(mean(ds), "small-µs/assign")
+	b.ReportMetric(mean(dl), "large-µs/assign")
+	b.ReportMetric(p99(ds), "small-p99-µs")
+	b.ReportMetric(p99(dl), "large-p99-µs")
+	b.ReportMetric(mean(dl)/mean(ds), "large/small")
+}
