@@ -79,14 +79,22 @@ func parseSchedule(v *violations, path string, r *Rep, loc *time.Location) sched
 			}
 		}
 		sort.Slice(spans, func(i, j int) bool { return spans[i].s < spans[j].s })
+		// Each span is compared with the one reaching furthest before it,
+		// not only with its neighbour: a long span may hold several others.
+		reach := 0
 		for i := 1; i < len(spans); i++ {
-			if spans[i].s < spans[i-1].e {
-				v.add(spans[i].field, "overlaps %s", spans[i-1].field)
+			if spans[i].s < spans[reach].e {
+				v.add(spans[i].field, "overlaps %s", spans[reach].field)
+			}
+			if spans[i].e > spans[reach].e {
+				reach = i
 			}
 		}
 		// Sunday's overnight shift wraps into Monday morning.
-		if n := len(spans); n > 0 && spans[n-1].e > minutesPerWeek && spans[n-1].e-minutesPerWeek > spans[0].s {
-			v.add(spans[0].field, "overlaps %s", spans[n-1].field)
+		if len(spans) > 0 && spans[reach].e > minutesPerWeek {
+			for k := 0; k < len(spans) && spans[k].s < spans[reach].e-minutesPerWeek; k++ {
+				v.add(spans[k].field, "overlaps %s", spans[reach].field)
+			}
 		}
 		for _, sp := range spans {
 			if sp.e <= minutesPerWeek {
@@ -96,7 +104,11 @@ func parseSchedule(v *violations, path string, r *Rep, loc *time.Location) sched
 			s.week = append(s.week, [2]int32{sp.s, minutesPerWeek}, [2]int32{0, sp.e - minutesPerWeek})
 		}
 		sort.Slice(s.week, func(i, j int) bool { return s.week[i][0] < s.week[j][0] })
-		if len(spans) == 0 {
+		written := 0
+		for _, list := range r.WorkingHours.Days() {
+			written += len(list)
+		}
+		if written == 0 {
 			v.add(path+".working_hours", "no working interval on any day: the rep could never take a lead")
 		}
 	}
@@ -148,13 +160,23 @@ func parseInterval(s string) (start, end int32, err error) {
 
 func parseClock(s string, allow24 bool) (int32, error) {
 	h, m, ok := strings.Cut(strings.TrimSpace(s), ":")
+	// Digits only: strconv.Atoi alone would take "+9" or "09:+5".
+	ok = ok && len(h) >= 1 && len(h) <= 2 && len(m) == 2 && digits(h) && digits(m)
 	hh, err1 := strconv.Atoi(h)
 	mm, err2 := strconv.Atoi(m)
-	if !ok || err1 != nil || err2 != nil || len(m) != 2 || mm < 0 || mm > 59 || hh < 0 ||
-		hh > 24 || (hh == 24 && (mm != 0 || !allow24)) {
+	if !ok || err1 != nil || err2 != nil || mm > 59 || hh > 24 || (hh == 24 && (mm != 0 || !allow24)) {
 		return 0, fmt.Errorf("%q is not a time of day HH:MM", s)
 	}
 	return int32(hh*60 + mm), nil
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // dayNumber is the day count since 1970-01-01 of a date's calendar day.
@@ -193,32 +215,66 @@ func (s schedule) working(t time.Time) bool {
 
 // nextStart returns when the rep is next working after t (at minute
 // resolution), searching up to 400 days; zero when never.
+//
+// While the zone's UTC offset stays the same, local time runs with UTC, and
+// a rep who is not working can start only where the local clock reaches the
+// start of an interval or a midnight (the end of a day out of office, which
+// may fall inside an overnight shift that began the day before). Where the
+// offset changes, the rep may start at the change itself (a start skipped by
+// a spring-forward). So each stretch of constant offset is searched on its
+// own, with wall-clock arithmetic: time.Date would move a skipped wall time
+// and pick one of two repeated ones.
 func (s schedule) nextStart(t time.Time) time.Time {
-	lt := t.In(s.loc)
-	y, m, d := lt.Date()
-	for i := 0; i < 400; i++ {
-		date := time.Date(y, m, d+i, 0, 0, 0, 0, s.loc)
-		if s.outOfOffice(dayNumber(date)) {
-			continue
+	limit := t.Add(400 * 24 * time.Hour)
+	for from := t; from.Before(limit); {
+		lt := from.In(s.loc)
+		_, off := lt.Zone()
+		_, end := lt.ZoneBounds()
+		if end.IsZero() || end.After(limit) {
+			end = limit
 		}
-		wd := int32((int(date.Weekday()) + 6) % 7)
-		var starts []int32
-		if len(s.week) == 0 {
-			starts = []int32{0}
+		if from.After(t) && s.working(from) {
+			return lt
 		}
-		for _, iv := range s.week {
-			if iv[0]/minutesPerDay == wd {
-				starts = append(starts, iv[0]%minutesPerDay)
+		// Wall-clock seconds: local time as if it were UTC.
+		wallFrom, wallEnd := from.Unix()+int64(off), end.Unix()+int64(off)
+		for day := floorDiv(wallFrom, 86400); day*86400 < wallEnd; day++ {
+			if s.outOfOffice(day) {
+				continue
+			}
+			for _, st := range s.starts(int32((day%7 + 10) % 7)) { // day 0 was a Thursday
+				wall := day*86400 + int64(st)*60
+				if wall <= wallFrom || wall >= wallEnd {
+					continue
+				}
+				if at := time.Unix(wall-int64(off), 0).In(s.loc); s.working(at) {
+					return at
+				}
 			}
 		}
-		for _, st := range starts {
-			at := time.Date(date.Year(), date.Month(), date.Day(), int(st/60), int(st%60), 0, 0, s.loc)
-			if at.After(t) && s.working(at) {
-				return at
-			}
-		}
+		from = end
 	}
 	return time.Time{}
+}
+
+// starts lists, in order, the minutes of a weekday (Monday = 0) where the rep
+// may start working: midnight and the starts of that day's intervals.
+func (s schedule) starts(weekday int32) []int32 {
+	out := []int32{0}
+	for _, iv := range s.week {
+		if iv[0]/minutesPerDay == weekday && iv[0]%minutesPerDay != 0 {
+			out = append(out, iv[0]%minutesPerDay)
+		}
+	}
+	return out
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }
 
 func (s schedule) outOfOffice(day int64) bool {
