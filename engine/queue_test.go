@@ -126,7 +126,7 @@ func TestMaxQueueAgeMakesUnroutable(t *testing.T) {
 			t.Fatalf("young: %+v", young)
 		}
 		// The event says so.
-		events, err := f.st.Client().XRange(f.ctx, "lr:{"+f.ws+"}:events", "-", "+").Result()
+		events, err := f.st.Client().XRange(f.ctx, f.st.Prefix()+":{"+f.ws+"}:events", "-", "+").Result()
 		if err != nil {
 			t.Fatal(err)
 		}

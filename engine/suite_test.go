@@ -83,7 +83,7 @@ func (f *fixture) status(rep string, st engine.RepStatus) {
 // the queue drain that SetRepStatus triggers).
 func (f *fixture) rawStatus(rep string, st engine.RepStatus) {
 	f.t.Helper()
-	key := "lr:{" + f.ws + "}:presence"
+	key := f.st.Prefix() + ":{" + f.ws + "}:presence"
 	if err := f.st.Client().HSet(f.ctx, key, rep, string(st)).Err(); err != nil {
 		f.t.Fatal(err)
 	}

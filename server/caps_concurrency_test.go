@@ -136,7 +136,7 @@ func TestCapsHoldAcrossReplicas(t *testing.T) {
 
 	// Everything from the store.
 	rc := stores[0].Client()
-	k := func(name string) string { return "lr:{" + ws + "}:" + name }
+	k := func(name string) string { return stores[0].Prefix() + ":{" + ws + "}:" + name }
 	open, _ := rc.HGetAll(ctx, k("open")).Result()
 	daily, _ := rc.HGetAll(ctx, k("daily")).Result()
 	total, _ := rc.HGetAll(ctx, k("assigned")).Result()

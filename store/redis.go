@@ -51,6 +51,9 @@ func Open(ctx context.Context, url string) (*Redis, error) {
 	return s, nil
 }
 
+// Prefix returns the prefix of every key the store writes.
+func (s *Redis) Prefix() string { return s.prefix }
+
 // Client returns the underlying client (tests seed and inspect keys with it).
 func (s *Redis) Client() redis.UniversalClient { return s.client }
 

@@ -147,6 +147,8 @@ func Backends() []Backend {
 }
 
 // RealStore returns a store on the real Redis, closed when the test ends.
+// All stores of one test share a key prefix of their own (Prefix), so a
+// test's sweeper never fires another parallel test's timers.
 func RealStore(tb testing.TB) *store.Redis {
 	tb.Helper()
 	opts, err := redis.ParseURL(URL(tb))
@@ -154,9 +156,23 @@ func RealStore(tb testing.TB) *store.Redis {
 		tb.Fatal(err)
 	}
 	opts.PoolSize = 64
-	s := store.New(redis.NewClient(opts), "")
+	s := store.New(redis.NewClient(opts), Prefix(tb))
 	tb.Cleanup(func() { s.Close() })
 	return s
+}
+
+// Prefix returns the key prefix of a test: the same for every call in one
+// test, different between tests.
+func Prefix(tb testing.TB) string {
+	mu.Lock()
+	defer mu.Unlock()
+	p, ok := prefixes[tb.Name()]
+	if !ok {
+		seq++
+		p = fmt.Sprintf("lrt%d", seq)
+		prefixes[tb.Name()] = p
+	}
+	return p
 }
 
 // Workspace returns a workspace name unique to this test, so tests share a
@@ -170,6 +186,7 @@ func Workspace(tb testing.TB) string {
 }
 
 var (
-	mu  sync.Mutex
-	seq int
+	mu       sync.Mutex
+	seq      int
+	prefixes = map[string]string{}
 )

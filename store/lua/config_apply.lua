@@ -23,7 +23,7 @@
 -- A pool whose member list is unchanged keeps its cursor; a changed pool
 -- continues after the member picked last if that rep is still a member.
 -- Weighted pools keep their members' passes (new members join half a
--- stride after the current lowest pass); least-loaded and longest-idle pools get exact
+-- stride after the pass of the member picked last); least-loaded and longest-idle pools get exact
 -- scores. A rep with no presence gets its initial status; removed reps lose
 -- theirs and their profile.
 --
@@ -109,8 +109,11 @@ for p = 0, pools - 1 do
     for _, rep in ipairs(redis.call('ZRANGE', rank, 0, -1)) do
       if not is_member[rep] then redis.call('ZREM', rank, rep) end
     end
-    local lowest = redis.call('ZRANGE', rank, 0, 0, 'WITHSCORES')
-    local joining = tonumber(lowest[2] or '0')
+    -- New members join where the rotation stands: at the pass of the member
+    -- picked last (an absent member's lower pass would hand them its debt).
+    local last = redis.call('HGET', key, 'last')
+    local joining = tonumber(last and redis.call('ZSCORE', rank, last) or
+      redis.call('ZRANGE', rank, 0, 0, 'WITHSCORES')[2] or '0')
     for j = 1, m do
       -- A member joins half a stride after the lowest pass, so heavier
       -- members of a new pool go first.

@@ -145,11 +145,23 @@ local function rank_score(strategy, rep)
   return idle
 end
 
+-- Ranked pools whose chosen member gets its exact score once commit_rep
+-- has counted the assignment: a pick's advance runs before commit_rep, when
+-- the rep's open count and last assignment do not include this lead yet.
+local rank_refresh = {}
+
 -- commit_rep counts an assignment to rep (from pool_id, '' for none).
 local function commit_rep(rep, pool_id)
   redis.call('HINCRBY', K.open, rep, 1)
   redis.call('HINCRBY', K.assigned, rep, 1)
   redis.call('HSET', K.last_assigned, rep, NOW)
+  for i = #rank_refresh, 1, -1 do
+    local r = rank_refresh[i]
+    if r.rep == rep then
+      redis.call('ZADD', r.rank, rank_score(r.strategy, rep), rep)
+      table.remove(rank_refresh, i)
+    end
+  end
   local day = local_time(profile(rep).zone)
   bump_daily(rep, day)
   if pool_id ~= '' then bump_daily(pool_id .. '/' .. rep, day) end
@@ -208,8 +220,12 @@ end
 
 -- Weighted round robin is stride scheduling: the member with the smallest
 -- pass goes next and its pass grows by STRIDE / weight. A skipped member
--- forfeits its turn (its pass grows too), except an absent member of a
--- CATCH_UP pool, whose lead over the others is capped at limit turns.
+-- forfeits its turn (its pass grows too, and never stays below the chosen
+-- member's pass), except an absent member of a CATCH_UP pool, whose lead
+-- over the others is capped at limit turns. Without that floor a member
+-- heavier than all the others present together (whose stride is shorter
+-- than the pool's progress per decision) would fall further behind at each
+-- skip and take a burst of leads on return.
 local function pick_weighted(pool, lines)
   local catch_up = redis.call('HGET', pool.key, 'policy') == 'CATCH_UP'
   local limit = tonumber(redis.call('HGET', pool.key, 'limit') or '0')
@@ -230,7 +246,7 @@ local function pick_weighted(pool, lines)
           if s.catch_up then
             redis.call('ZADD', pool.rank, math.max(s.pass, pass - limit * s.stride), s.rep)
           else
-            redis.call('ZADD', pool.rank, s.pass + s.stride, s.rep)
+            redis.call('ZADD', pool.rank, math.max(s.pass + s.stride, pass), s.rep)
           end
         end
       end
@@ -283,7 +299,10 @@ local function pick_ranked(pool, strategy, lines)
       local why = ineligible(rep, pool.key, pool.id)
       if not why then
         lines[#lines + 1] = 'C\t' .. rep .. '\t'
-        return rep, function() redis.call('ZADD', pool.rank, rank_score(strategy, rep), rep) end
+        return rep, function()
+          redis.call('ZADD', pool.rank, rank_score(strategy, rep), rep)
+          rank_refresh[#rank_refresh + 1] = { rank = pool.rank, strategy = strategy, rep = rep }
+        end
       end
       lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
     end
