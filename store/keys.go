@@ -78,11 +78,16 @@ func (k keys) lead(id string) string { return k.base + "lead:" + id }
 // timer sweeper. It is the one key outside any workspace's slot.
 func workspacesKey(prefix string) string { return prefix + ":workspaces" }
 
-// common are the twelve workspace keys every routing script starts with
+// repState is a HASH: "miss:<rep>" -> consecutive offers the rep let time
+// out, "cool:<pool>/<rep>" -> unix ms when the rep's reject cooldown ends.
+func (k keys) repState() string { return k.base + "repstate" }
+
+// common are the fourteen workspace keys every routing script starts with
 // (lib_routing.lua), in that order.
 func (k keys) common() []string {
 	return []string{k.config(), k.presence(), k.open(), k.daily(), k.profile(), k.zones(),
-		k.assigned(), k.lastAssigned(), k.seq(), k.timers(), k.events(), k.queuedPools()}
+		k.assigned(), k.lastAssigned(), k.seq(), k.timers(), k.events(), k.queuedPools(),
+		k.repState(), k.statusChanged()}
 }
 
 // target appends the four keys of a target pool (pool, rank, owed, queue).

@@ -95,7 +95,7 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 	if err != nil {
 		return nil, err
 	}
-	keys := append(k.common(), k.statusChanged())
+	keys := k.common()
 	args := []any{base, ms(now), body, nonce(), len(next.Pools), 0}
 	inNext := make(map[string]bool, len(next.Pools))
 	for _, p := range next.Pools {

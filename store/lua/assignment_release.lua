@@ -2,10 +2,10 @@
 -- the record becomes CLOSED (keeping its history), the person's sticky
 -- owner is forgotten, and the rep's least-loaded scores are corrected.
 --
--- KEYS[1..12]  the workspace keys (lib_routing.lua)
--- KEYS[13]     lead    HASH
--- KEYS[14]     sticky  STRING (the lead key again when there is no email)
--- KEYS[15+i]   rank ZSET of each ranked pool the rep belongs to
+-- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[15]     lead    HASH
+-- KEYS[16]     sticky  STRING (the lead key again when there is no email)
+-- KEYS[17+i]   rank ZSET of each ranked pool the rep belongs to
 --
 -- ARGV[1]  config id the caller holds
 -- ARGV[2]  now, unix ms
@@ -21,9 +21,9 @@
 --   {'OK', field, value, ...}       the closed record (also when it was
 --                                   closed already: nothing changes then)
 
-local lead_key = KEYS[13]
-local sticky_key = KEYS[14]
-local first_rank_key = 15
+local lead_key = KEYS[15]
+local sticky_key = KEYS[16]
+local first_rank_key = 17
 local lead_id = ARGV[3]
 local expected_rep = ARGV[4]
 local reason = ARGV[5]

@@ -1,9 +1,8 @@
 -- config_apply: replace a workspace's routing config in one step, keeping
 -- rotation positions and presence.
 --
--- KEYS[1..12]  the workspace keys (lib_routing.lua)
--- KEYS[13]     status_changed HASH  rep -> unix ms
--- KEYS[14+3i..16+3i]  pool i of the new config (from 0): pool HASH, rank
+-- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[15+3i..17+3i]  pool i of the new config (from 0): pool HASH, rank
 --                     ZSET, owed ZSET
 -- then 4 keys for each pool the new config removes: pool HASH, rank ZSET,
 -- owed ZSET, queue ZSET
@@ -35,8 +34,7 @@
 --   {'QUEUED_POOL', i}   removed pool i (from 0) still has queued leads
 --   {'OK', new version, new id}
 
-local status_changed = KEYS[13]
-local first_pool_key = 14
+local first_pool_key = 15
 local base = ARGV[1]
 local body = ARGV[3]
 local nonce = ARGV[4]
@@ -145,7 +143,7 @@ local reps = tonumber(ARGV[a])
 for j = 0, reps - 1 do
   local rep, initial, prof = ARGV[a + 1 + 3 * j], ARGV[a + 2 + 3 * j], ARGV[a + 3 + 3 * j]
   if redis.call('HSETNX', K.presence, rep, initial) == 1 then
-    redis.call('HSET', status_changed, rep, NOW)
+    redis.call('HSET', K.status_changed, rep, NOW)
   end
   redis.call('HSET', K.profile, rep, prof)
 end
@@ -162,7 +160,7 @@ local removed_reps = tonumber(ARGV[a])
 for j = 1, removed_reps do
   local rep = ARGV[a + j]
   redis.call('HDEL', K.presence, rep)
-  redis.call('HDEL', status_changed, rep)
+  redis.call('HDEL', K.status_changed, rep)
   redis.call('HDEL', K.profile, rep)
 end
 

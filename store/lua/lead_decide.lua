@@ -3,13 +3,13 @@
 -- pool's strategy and every rep's eligibility, the rotation state, the
 -- record, and queueing with its timers.
 --
--- KEYS[1..12]  the workspace keys (lib_routing.lua)
--- KEYS[13]     lead    HASH  this lead's record (store/record.go)
--- KEYS[14]     sticky  STRING "rep|pool|lead|until_ms" of the open assignment
+-- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[15]     lead    HASH  this lead's record (store/record.go)
+-- KEYS[16]     sticky  STRING "rep|pool|lead|until_ms" of the open assignment
 --                       for this email (the lead key again when there is
 --                       no email); it counts until until_ms by the engine's
 --                       clock, and Redis drops it a day later
--- KEYS[15+4i..18+4i]   target i (from 0): pool HASH, rank ZSET, owed ZSET,
+-- KEYS[17+4i..20+4i]   target i (from 0): pool HASH, rank ZSET, owed ZSET,
 --                       queue ZSET
 --
 -- ARGV[1]  config id the rule was matched under
@@ -36,9 +36,9 @@
 --                                       queued behind earlier leads on a pool
 --                                       that has an eligible member
 
-local lead_key = KEYS[13]
-local sticky_key = KEYS[14]
-local first_target_key = 15
+local lead_key = KEYS[15]
+local sticky_key = KEYS[16]
+local first_target_key = 17
 
 DRY = ARGV[3] == '1'
 local lead_json = ARGV[4]

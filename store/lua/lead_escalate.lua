@@ -1,11 +1,11 @@
 -- lead_escalate: fire a queued lead's escalation timer exactly once: take
 -- it off the queue it waits on and route it over the rule's next targets.
 --
--- KEYS[1..12]  the workspace keys (lib_routing.lua)
--- KEYS[13]     lead    HASH
--- KEYS[14]     sticky  STRING (the lead key again when there is no email)
--- KEYS[15]     queue   ZSET the lead waits on
--- KEYS[16+4i..19+4i]   remaining target i (from 0): pool, rank, owed, queue
+-- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[15]     lead    HASH
+-- KEYS[16]     sticky  STRING (the lead key again when there is no email)
+-- KEYS[17]     queue   ZSET the lead waits on
+-- KEYS[18+4i..21+4i]   remaining target i (from 0): pool, rank, owed, queue
 --
 -- ARGV[1]  config id the caller holds
 -- ARGV[2]  now, unix ms
@@ -22,9 +22,9 @@
 --   {'GONE'}       the timer was already fired, or the lead moved on
 --   {'OK', backlog, state}  the lead's new state
 
-local lead_key = KEYS[13]
-local sticky_key = KEYS[14]
-local old_queue = KEYS[15]
+local lead_key = KEYS[15]
+local sticky_key = KEYS[16]
+local old_queue = KEYS[17]
 local lead_id = ARGV[3]
 local old_pool = ARGV[4]
 local score = tonumber(ARGV[5])
@@ -32,7 +32,7 @@ local email = ARGV[6]
 local sticky_window = tonumber(ARGV[7])
 local base_index = tonumber(ARGV[8])
 local queued_reason = ARGV[9]
-local targets = read_targets(16, 11, tonumber(ARGV[10]))
+local targets = read_targets(18, 11, tonumber(ARGV[10]))
 
 if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
   return { 'STALE' }

@@ -2,9 +2,9 @@
 -- waited longer than the workspace's max_queue_age becomes UNROUTABLE, with
 -- the reason and an event. A lead no longer queued is left alone.
 --
--- KEYS[1..12]  the workspace keys (lib_routing.lua)
--- KEYS[13]     lead   HASH
--- KEYS[14]     queue  ZSET the lead waits on
+-- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[15]     lead   HASH
+-- KEYS[16]     queue  ZSET the lead waits on
 --
 -- ARGV[1]  config id (unused; the layout is shared)
 -- ARGV[2]  now, unix ms
@@ -17,8 +17,8 @@
 --   {'GONE'}         the timer was already fired, or the lead is placed
 --   {'OK'}           the lead is UNROUTABLE now
 
-local lead_key = KEYS[13]
-local queue = KEYS[14]
+local lead_key = KEYS[15]
+local queue = KEYS[16]
 local lead_id = ARGV[3]
 local pool_id = ARGV[4]
 local reason = ARGV[5]

@@ -1,8 +1,8 @@
 -- Shared routing functions, prepended to every script that places a lead
 -- (lead_decide, lead_escalate, queue_drain). Nothing here builds a key name.
 --
--- Every routing script starts its KEYS with the same twelve workspace keys,
--- bound here to K:
+-- Every routing script starts its KEYS with the same fourteen workspace
+-- keys, bound here to K:
 --   KEYS[1]  config         HASH  version, id, body, applied_at
 --   KEYS[2]  presence       HASH  rep -> AVAILABLE / AWAY / OFFLINE
 --   KEYS[3]  open           HASH  rep -> open assignments
@@ -15,6 +15,9 @@
 --   KEYS[10] timers         ZSET  "escalate|lead", "expire|lead" -> due ms
 --   KEYS[11] events         STREAM
 --   KEYS[12] queued_pools   SET   pools with queued leads
+--   KEYS[13] repstate       HASH  "miss:<rep>" -> consecutive missed offers,
+--                                 "cool:<pool>/<rep>" -> cooldown end ms
+--   KEYS[14] status_changed HASH  rep -> unix ms of the last presence change
 -- and its ARGV with:
 --   ARGV[1]  config id the caller holds (version:nonce; see config_apply)
 --   ARGV[2]  now, unix ms
@@ -23,9 +26,9 @@
 local K = {
   config = KEYS[1], presence = KEYS[2], open = KEYS[3], daily = KEYS[4], profile = KEYS[5], zones = KEYS[6],
   assigned = KEYS[7], last_assigned = KEYS[8], seq = KEYS[9], timers = KEYS[10], events = KEYS[11],
-  queued_pools = KEYS[12],
+  queued_pools = KEYS[12], repstate = KEYS[13], status_changed = KEYS[14],
 }
-local COMMON_KEYS = 12
+local COMMON_KEYS = 14
 local CONFIG_ID = ARGV[1]
 local NOW = tonumber(ARGV[2])
 local DRY = false

@@ -1,9 +1,9 @@
 -- queue_drain: assign leads queued on one pool, in queue order (lead score,
 -- then arrival), while the pool has an eligible member.
 --
--- KEYS[1..12]  the workspace keys (lib_routing.lua)
--- KEYS[13..16] the pool: pool HASH, rank ZSET, owed ZSET, queue ZSET
--- KEYS[17+2i], KEYS[18+2i]  lead i (from 0): record HASH, sticky STRING
+-- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[15..18] the pool: pool HASH, rank ZSET, owed ZSET, queue ZSET
+-- KEYS[19+2i], KEYS[20+2i]  lead i (from 0): record HASH, sticky STRING
 --
 -- ARGV[1]  config id the caller holds
 -- ARGV[2]  now, unix ms
@@ -19,8 +19,8 @@
 --                                   Leads no longer queued here (drained or
 --                                   escalated elsewhere) are skipped.
 
-local pool = { id = ARGV[3], key = KEYS[13], rank = KEYS[14], owed = KEYS[15], queue = KEYS[16] }
-local first_lead_key = 17
+local pool = { id = ARGV[3], key = KEYS[15], rank = KEYS[16], owed = KEYS[17], queue = KEYS[18] }
+local first_lead_key = 19
 local sticky_window = tonumber(ARGV[4])
 local first_lead_arg = 5
 

@@ -9,6 +9,7 @@ package leadrouterv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -37,9 +38,13 @@ const (
 	// No rule matched the lead, or it waited longer than the workspace's
 	// max_queue_age. Stored with the reason, never dropped.
 	AssignmentState_ASSIGNMENT_STATE_UNROUTABLE AssignmentState = 3
-	// The assignment was released (AdminService.ReleaseAssignment): the rep
-	// no longer holds it and it no longer counts against max_open.
+	// The assignment was closed: with a disposition (SetDisposition), released
+	// (AdminService.ReleaseAssignment) or taken away after an SLA breach. The
+	// rep no longer holds it; the record keeps its history.
 	AssignmentState_ASSIGNMENT_STATE_CLOSED AssignmentState = 4
+	// The lead is offered to rep_id, who must accept before
+	// offer_expires_at; it counts against the rep's max_open meanwhile.
+	AssignmentState_ASSIGNMENT_STATE_OFFERED AssignmentState = 5
 )
 
 // Enum value maps for AssignmentState.
@@ -50,6 +55,7 @@ var (
 		2: "ASSIGNMENT_STATE_QUEUED",
 		3: "ASSIGNMENT_STATE_UNROUTABLE",
 		4: "ASSIGNMENT_STATE_CLOSED",
+		5: "ASSIGNMENT_STATE_OFFERED",
 	}
 	AssignmentState_value = map[string]int32{
 		"ASSIGNMENT_STATE_UNSPECIFIED": 0,
@@ -57,6 +63,7 @@ var (
 		"ASSIGNMENT_STATE_QUEUED":      2,
 		"ASSIGNMENT_STATE_UNROUTABLE":  3,
 		"ASSIGNMENT_STATE_CLOSED":      4,
+		"ASSIGNMENT_STATE_OFFERED":     5,
 	}
 )
 
@@ -87,6 +94,134 @@ func (AssignmentState) EnumDescriptor() ([]byte, []int) {
 	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{0}
 }
 
+// Disposition is the rep's verdict on a lead, which closes the assignment.
+type Disposition int32
+
+const (
+	Disposition_DISPOSITION_UNSPECIFIED Disposition = 0
+	// Sales-accepted: a real opportunity.
+	Disposition_DISPOSITION_QUALIFIED Disposition = 1
+	// Not a fit; a reason code is required.
+	Disposition_DISPOSITION_REJECTED Disposition = 2
+	// Back to marketing nurture.
+	Disposition_DISPOSITION_RECYCLED Disposition = 3
+)
+
+// Enum value maps for Disposition.
+var (
+	Disposition_name = map[int32]string{
+		0: "DISPOSITION_UNSPECIFIED",
+		1: "DISPOSITION_QUALIFIED",
+		2: "DISPOSITION_REJECTED",
+		3: "DISPOSITION_RECYCLED",
+	}
+	Disposition_value = map[string]int32{
+		"DISPOSITION_UNSPECIFIED": 0,
+		"DISPOSITION_QUALIFIED":   1,
+		"DISPOSITION_REJECTED":    2,
+		"DISPOSITION_RECYCLED":    3,
+	}
+)
+
+func (x Disposition) Enum() *Disposition {
+	p := new(Disposition)
+	*p = x
+	return p
+}
+
+func (x Disposition) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Disposition) Descriptor() protoreflect.EnumDescriptor {
+	return file_leadrouter_v1_assignment_proto_enumTypes[1].Descriptor()
+}
+
+func (Disposition) Type() protoreflect.EnumType {
+	return &file_leadrouter_v1_assignment_proto_enumTypes[1]
+}
+
+func (x Disposition) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Disposition.Descriptor instead.
+func (Disposition) EnumDescriptor() ([]byte, []int) {
+	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{1}
+}
+
+// LifecycleEvent is one step in an assignment's history.
+type LifecycleEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	At    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
+	// offered, accepted, rejected, offer_expired, assigned, queued, contacted,
+	// sla_warning, sla_breached, reassigned, dispositioned, released,
+	// escalated, auto_paused.
+	Kind          string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	RepId         string `protobuf:"bytes,3,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
+	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LifecycleEvent) Reset() {
+	*x = LifecycleEvent{}
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LifecycleEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LifecycleEvent) ProtoMessage() {}
+
+func (x *LifecycleEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LifecycleEvent.ProtoReflect.Descriptor instead.
+func (*LifecycleEvent) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *LifecycleEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *LifecycleEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *LifecycleEvent) GetRepId() string {
+	if x != nil {
+		return x.RepId
+	}
+	return ""
+}
+
+func (x *LifecycleEvent) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 // Assignment is the engine's decision for one lead and its explanation.
 type Assignment struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -112,15 +247,33 @@ type Assignment struct {
 	// How the rep was found: "rule", "account owner" or "sticky owner".
 	Route string `protobuf:"bytes,12,opt,name=route,proto3" json:"route,omitempty"`
 	// When and why the assignment was closed (CLOSED only).
-	ClosedAt      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
-	CloseReason   string                 `protobuf:"bytes,14,opt,name=close_reason,json=closeReason,proto3" json:"close_reason,omitempty"`
+	ClosedAt    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
+	CloseReason string                 `protobuf:"bytes,14,opt,name=close_reason,json=closeReason,proto3" json:"close_reason,omitempty"`
+	// OFFERED: when the offer to rep_id is withdrawn unless accepted.
+	OfferExpiresAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=offer_expires_at,json=offerExpiresAt,proto3" json:"offer_expires_at,omitempty"`
+	// Offers made for this lead so far.
+	Offers     int32                  `protobuf:"varint,16,opt,name=offers,proto3" json:"offers,omitempty"`
+	AcceptedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
+	// The first recorded contact and its channel; later contacts are counted
+	// but do not move it.
+	FirstContactAt      *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=first_contact_at,json=firstContactAt,proto3" json:"first_contact_at,omitempty"`
+	FirstContactChannel string                 `protobuf:"bytes,19,opt,name=first_contact_channel,json=firstContactChannel,proto3" json:"first_contact_channel,omitempty"`
+	Contacts            int32                  `protobuf:"varint,20,opt,name=contacts,proto3" json:"contacts,omitempty"`
+	// Speed to lead: first contact minus the lead's submitted_at.
+	SpeedToLead *durationpb.Duration `protobuf:"bytes,21,opt,name=speed_to_lead,json=speedToLead,proto3" json:"speed_to_lead,omitempty"`
+	// When the first-contact SLA runs out (unset: no SLA).
+	FirstContactDueAt *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=first_contact_due_at,json=firstContactDueAt,proto3" json:"first_contact_due_at,omitempty"`
+	Disposition       Disposition            `protobuf:"varint,23,opt,name=disposition,proto3,enum=leadrouter.v1.Disposition" json:"disposition,omitempty"`
+	ReasonCode        string                 `protobuf:"bytes,24,opt,name=reason_code,json=reasonCode,proto3" json:"reason_code,omitempty"`
+	// Everything that happened to the lead, oldest first.
+	History       []*LifecycleEvent `protobuf:"bytes,25,rep,name=history,proto3" json:"history,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_leadrouter_v1_assignment_proto_msgTypes[0]
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -132,7 +285,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_assignment_proto_msgTypes[0]
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -145,7 +298,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{0}
+	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Assignment) GetLeadId() string {
@@ -246,6 +399,83 @@ func (x *Assignment) GetCloseReason() string {
 	return ""
 }
 
+func (x *Assignment) GetOfferExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OfferExpiresAt
+	}
+	return nil
+}
+
+func (x *Assignment) GetOffers() int32 {
+	if x != nil {
+		return x.Offers
+	}
+	return 0
+}
+
+func (x *Assignment) GetAcceptedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AcceptedAt
+	}
+	return nil
+}
+
+func (x *Assignment) GetFirstContactAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstContactAt
+	}
+	return nil
+}
+
+func (x *Assignment) GetFirstContactChannel() string {
+	if x != nil {
+		return x.FirstContactChannel
+	}
+	return ""
+}
+
+func (x *Assignment) GetContacts() int32 {
+	if x != nil {
+		return x.Contacts
+	}
+	return 0
+}
+
+func (x *Assignment) GetSpeedToLead() *durationpb.Duration {
+	if x != nil {
+		return x.SpeedToLead
+	}
+	return nil
+}
+
+func (x *Assignment) GetFirstContactDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstContactDueAt
+	}
+	return nil
+}
+
+func (x *Assignment) GetDisposition() Disposition {
+	if x != nil {
+		return x.Disposition
+	}
+	return Disposition_DISPOSITION_UNSPECIFIED
+}
+
+func (x *Assignment) GetReasonCode() string {
+	if x != nil {
+		return x.ReasonCode
+	}
+	return ""
+}
+
+func (x *Assignment) GetHistory() []*LifecycleEvent {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
 // Trace answers "why was this lead assigned to me?".
 type Trace struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -261,7 +491,7 @@ type Trace struct {
 
 func (x *Trace) Reset() {
 	*x = Trace{}
-	mi := &file_leadrouter_v1_assignment_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -273,7 +503,7 @@ func (x *Trace) String() string {
 func (*Trace) ProtoMessage() {}
 
 func (x *Trace) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_assignment_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -286,7 +516,7 @@ func (x *Trace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trace.ProtoReflect.Descriptor instead.
 func (*Trace) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{1}
+	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Trace) GetRules() []*RuleEvaluation {
@@ -324,7 +554,7 @@ type RuleEvaluation struct {
 
 func (x *RuleEvaluation) Reset() {
 	*x = RuleEvaluation{}
-	mi := &file_leadrouter_v1_assignment_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +566,7 @@ func (x *RuleEvaluation) String() string {
 func (*RuleEvaluation) ProtoMessage() {}
 
 func (x *RuleEvaluation) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_assignment_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +579,7 @@ func (x *RuleEvaluation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuleEvaluation.ProtoReflect.Descriptor instead.
 func (*RuleEvaluation) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{2}
+	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RuleEvaluation) GetRuleId() string {
@@ -393,7 +623,7 @@ type TargetEvaluation struct {
 
 func (x *TargetEvaluation) Reset() {
 	*x = TargetEvaluation{}
-	mi := &file_leadrouter_v1_assignment_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +635,7 @@ func (x *TargetEvaluation) String() string {
 func (*TargetEvaluation) ProtoMessage() {}
 
 func (x *TargetEvaluation) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_assignment_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +648,7 @@ func (x *TargetEvaluation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetEvaluation.ProtoReflect.Descriptor instead.
 func (*TargetEvaluation) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{3}
+	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TargetEvaluation) GetPoolId() string {
@@ -478,7 +708,7 @@ type Candidate struct {
 
 func (x *Candidate) Reset() {
 	*x = Candidate{}
-	mi := &file_leadrouter_v1_assignment_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +720,7 @@ func (x *Candidate) String() string {
 func (*Candidate) ProtoMessage() {}
 
 func (x *Candidate) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_assignment_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +733,7 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
 func (*Candidate) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{4}
+	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Candidate) GetRepId() string {
@@ -531,7 +761,12 @@ var File_leadrouter_v1_assignment_proto protoreflect.FileDescriptor
 
 const file_leadrouter_v1_assignment_proto_rawDesc = "" +
 	"\n" +
-	"\x1eleadrouter/v1/assignment.proto\x12\rleadrouter.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aleadrouter/v1/config.proto\x1a\x18leadrouter/v1/lead.proto\"\xa2\x04\n" +
+	"\x1eleadrouter/v1/assignment.proto\x12\rleadrouter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aleadrouter/v1/config.proto\x1a\x18leadrouter/v1/lead.proto\"\x7f\n" +
+	"\x0eLifecycleEvent\x12*\n" +
+	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x15\n" +
+	"\x06rep_id\x18\x03 \x01(\tR\x05repId\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"\xf7\b\n" +
 	"\n" +
 	"Assignment\x12\x17\n" +
 	"\alead_id\x18\x01 \x01(\tR\x06leadId\x124\n" +
@@ -550,7 +785,20 @@ const file_leadrouter_v1_assignment_proto_rawDesc = "" +
 	"\x04lead\x18\v \x01(\v2\x13.leadrouter.v1.LeadR\x04lead\x12\x14\n" +
 	"\x05route\x18\f \x01(\tR\x05route\x127\n" +
 	"\tclosed_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\x12!\n" +
-	"\fclose_reason\x18\x0e \x01(\tR\vcloseReason\"\x91\x01\n" +
+	"\fclose_reason\x18\x0e \x01(\tR\vcloseReason\x12D\n" +
+	"\x10offer_expires_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0eofferExpiresAt\x12\x16\n" +
+	"\x06offers\x18\x10 \x01(\x05R\x06offers\x12;\n" +
+	"\vaccepted_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"acceptedAt\x12D\n" +
+	"\x10first_contact_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x0efirstContactAt\x122\n" +
+	"\x15first_contact_channel\x18\x13 \x01(\tR\x13firstContactChannel\x12\x1a\n" +
+	"\bcontacts\x18\x14 \x01(\x05R\bcontacts\x12=\n" +
+	"\rspeed_to_lead\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\vspeedToLead\x12K\n" +
+	"\x14first_contact_due_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\x11firstContactDueAt\x12<\n" +
+	"\vdisposition\x18\x17 \x01(\x0e2\x1a.leadrouter.v1.DispositionR\vdisposition\x12\x1f\n" +
+	"\vreason_code\x18\x18 \x01(\tR\n" +
+	"reasonCode\x127\n" +
+	"\ahistory\x18\x19 \x03(\v2\x1d.leadrouter.v1.LifecycleEventR\ahistory\"\x91\x01\n" +
 	"\x05Trace\x123\n" +
 	"\x05rules\x18\x01 \x03(\v2\x1d.leadrouter.v1.RuleEvaluationR\x05rules\x129\n" +
 	"\atargets\x18\x02 \x03(\v2\x1f.leadrouter.v1.TargetEvaluationR\atargets\x12\x18\n" +
@@ -572,13 +820,19 @@ const file_leadrouter_v1_assignment_proto_rawDesc = "" +
 	"\x06rep_id\x18\x01 \x01(\tR\x05repId\x12\x16\n" +
 	"\x06chosen\x18\x02 \x01(\bR\x06chosen\x12\x1f\n" +
 	"\vskip_reason\x18\x03 \x01(\tR\n" +
-	"skipReason*\xad\x01\n" +
+	"skipReason*\xcb\x01\n" +
 	"\x0fAssignmentState\x12 \n" +
 	"\x1cASSIGNMENT_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ASSIGNMENT_STATE_ASSIGNED\x10\x01\x12\x1b\n" +
 	"\x17ASSIGNMENT_STATE_QUEUED\x10\x02\x12\x1f\n" +
 	"\x1bASSIGNMENT_STATE_UNROUTABLE\x10\x03\x12\x1b\n" +
-	"\x17ASSIGNMENT_STATE_CLOSED\x10\x04BAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
+	"\x17ASSIGNMENT_STATE_CLOSED\x10\x04\x12\x1c\n" +
+	"\x18ASSIGNMENT_STATE_OFFERED\x10\x05*y\n" +
+	"\vDisposition\x12\x1b\n" +
+	"\x17DISPOSITION_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15DISPOSITION_QUALIFIED\x10\x01\x12\x18\n" +
+	"\x14DISPOSITION_REJECTED\x10\x02\x12\x18\n" +
+	"\x14DISPOSITION_RECYCLED\x10\x03BAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
 
 var (
 	file_leadrouter_v1_assignment_proto_rawDescOnce sync.Once
@@ -592,35 +846,46 @@ func file_leadrouter_v1_assignment_proto_rawDescGZIP() []byte {
 	return file_leadrouter_v1_assignment_proto_rawDescData
 }
 
-var file_leadrouter_v1_assignment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_leadrouter_v1_assignment_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_leadrouter_v1_assignment_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_leadrouter_v1_assignment_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_leadrouter_v1_assignment_proto_goTypes = []any{
 	(AssignmentState)(0),          // 0: leadrouter.v1.AssignmentState
-	(*Assignment)(nil),            // 1: leadrouter.v1.Assignment
-	(*Trace)(nil),                 // 2: leadrouter.v1.Trace
-	(*RuleEvaluation)(nil),        // 3: leadrouter.v1.RuleEvaluation
-	(*TargetEvaluation)(nil),      // 4: leadrouter.v1.TargetEvaluation
-	(*Candidate)(nil),             // 5: leadrouter.v1.Candidate
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*Lead)(nil),                  // 7: leadrouter.v1.Lead
-	(Strategy)(0),                 // 8: leadrouter.v1.Strategy
+	(Disposition)(0),              // 1: leadrouter.v1.Disposition
+	(*LifecycleEvent)(nil),        // 2: leadrouter.v1.LifecycleEvent
+	(*Assignment)(nil),            // 3: leadrouter.v1.Assignment
+	(*Trace)(nil),                 // 4: leadrouter.v1.Trace
+	(*RuleEvaluation)(nil),        // 5: leadrouter.v1.RuleEvaluation
+	(*TargetEvaluation)(nil),      // 6: leadrouter.v1.TargetEvaluation
+	(*Candidate)(nil),             // 7: leadrouter.v1.Candidate
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*Lead)(nil),                  // 9: leadrouter.v1.Lead
+	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
+	(Strategy)(0),                 // 11: leadrouter.v1.Strategy
 }
 var file_leadrouter_v1_assignment_proto_depIdxs = []int32{
-	0,  // 0: leadrouter.v1.Assignment.state:type_name -> leadrouter.v1.AssignmentState
-	6,  // 1: leadrouter.v1.Assignment.received_at:type_name -> google.protobuf.Timestamp
-	6,  // 2: leadrouter.v1.Assignment.decided_at:type_name -> google.protobuf.Timestamp
-	2,  // 3: leadrouter.v1.Assignment.trace:type_name -> leadrouter.v1.Trace
-	7,  // 4: leadrouter.v1.Assignment.lead:type_name -> leadrouter.v1.Lead
-	6,  // 5: leadrouter.v1.Assignment.closed_at:type_name -> google.protobuf.Timestamp
-	3,  // 6: leadrouter.v1.Trace.rules:type_name -> leadrouter.v1.RuleEvaluation
-	4,  // 7: leadrouter.v1.Trace.targets:type_name -> leadrouter.v1.TargetEvaluation
-	8,  // 8: leadrouter.v1.TargetEvaluation.strategy:type_name -> leadrouter.v1.Strategy
-	5,  // 9: leadrouter.v1.TargetEvaluation.candidates:type_name -> leadrouter.v1.Candidate
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	8,  // 0: leadrouter.v1.LifecycleEvent.at:type_name -> google.protobuf.Timestamp
+	0,  // 1: leadrouter.v1.Assignment.state:type_name -> leadrouter.v1.AssignmentState
+	8,  // 2: leadrouter.v1.Assignment.received_at:type_name -> google.protobuf.Timestamp
+	8,  // 3: leadrouter.v1.Assignment.decided_at:type_name -> google.protobuf.Timestamp
+	4,  // 4: leadrouter.v1.Assignment.trace:type_name -> leadrouter.v1.Trace
+	9,  // 5: leadrouter.v1.Assignment.lead:type_name -> leadrouter.v1.Lead
+	8,  // 6: leadrouter.v1.Assignment.closed_at:type_name -> google.protobuf.Timestamp
+	8,  // 7: leadrouter.v1.Assignment.offer_expires_at:type_name -> google.protobuf.Timestamp
+	8,  // 8: leadrouter.v1.Assignment.accepted_at:type_name -> google.protobuf.Timestamp
+	8,  // 9: leadrouter.v1.Assignment.first_contact_at:type_name -> google.protobuf.Timestamp
+	10, // 10: leadrouter.v1.Assignment.speed_to_lead:type_name -> google.protobuf.Duration
+	8,  // 11: leadrouter.v1.Assignment.first_contact_due_at:type_name -> google.protobuf.Timestamp
+	1,  // 12: leadrouter.v1.Assignment.disposition:type_name -> leadrouter.v1.Disposition
+	2,  // 13: leadrouter.v1.Assignment.history:type_name -> leadrouter.v1.LifecycleEvent
+	5,  // 14: leadrouter.v1.Trace.rules:type_name -> leadrouter.v1.RuleEvaluation
+	6,  // 15: leadrouter.v1.Trace.targets:type_name -> leadrouter.v1.TargetEvaluation
+	11, // 16: leadrouter.v1.TargetEvaluation.strategy:type_name -> leadrouter.v1.Strategy
+	7,  // 17: leadrouter.v1.TargetEvaluation.candidates:type_name -> leadrouter.v1.Candidate
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_assignment_proto_init() }
@@ -635,8 +900,8 @@ func file_leadrouter_v1_assignment_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_assignment_proto_rawDesc), len(file_leadrouter_v1_assignment_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   5,
+			NumEnums:      2,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

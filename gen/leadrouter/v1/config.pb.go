@@ -190,6 +190,59 @@ func (AbsencePolicy) EnumDescriptor() ([]byte, []int) {
 	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{2}
 }
 
+// BreachPolicy is what a pool does when a first-contact SLA runs out.
+type BreachPolicy int32
+
+const (
+	BreachPolicy_BREACH_POLICY_UNSPECIFIED BreachPolicy = 0
+	// Tell the rep and the workspace (SLA_BREACHED event); nothing else.
+	BreachPolicy_BREACH_POLICY_NOTIFY BreachPolicy = 1
+	// Notify, close the rep's assignment with the reason, and offer the lead
+	// to another rep.
+	BreachPolicy_BREACH_POLICY_REASSIGN BreachPolicy = 2
+)
+
+// Enum value maps for BreachPolicy.
+var (
+	BreachPolicy_name = map[int32]string{
+		0: "BREACH_POLICY_UNSPECIFIED",
+		1: "BREACH_POLICY_NOTIFY",
+		2: "BREACH_POLICY_REASSIGN",
+	}
+	BreachPolicy_value = map[string]int32{
+		"BREACH_POLICY_UNSPECIFIED": 0,
+		"BREACH_POLICY_NOTIFY":      1,
+		"BREACH_POLICY_REASSIGN":    2,
+	}
+)
+
+func (x BreachPolicy) Enum() *BreachPolicy {
+	p := new(BreachPolicy)
+	*p = x
+	return p
+}
+
+func (x BreachPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BreachPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_leadrouter_v1_config_proto_enumTypes[3].Descriptor()
+}
+
+func (BreachPolicy) Type() protoreflect.EnumType {
+	return &file_leadrouter_v1_config_proto_enumTypes[3]
+}
+
+func (x BreachPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BreachPolicy.Descriptor instead.
+func (BreachPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{3}
+}
+
 // RoutingConfig is a workspace's whole routing document: who can take leads
 // (reps), how they are grouped (pools) and which leads go where (rules). It is
 // applied atomically and versioned.
@@ -684,7 +737,27 @@ type Pool struct {
 	AbsencePolicy AbsencePolicy `protobuf:"varint,5,opt,name=absence_policy,json=absencePolicy,proto3,enum=leadrouter.v1.AbsencePolicy" json:"absence_policy,omitempty"`
 	// With CATCH_UP: the most missed turns a returning member gets back
 	// (default 3).
-	CatchUpLimit  int32 `protobuf:"varint,6,opt,name=catch_up_limit,json=catchUpLimit,proto3" json:"catch_up_limit,omitempty"`
+	CatchUpLimit int32 `protobuf:"varint,6,opt,name=catch_up_limit,json=catchUpLimit,proto3" json:"catch_up_limit,omitempty"`
+	// How long a rep has to accept an offer from this pool. Unset: 120 s;
+	// zero: leads are assigned without an offer.
+	AcceptWithin *durationpb.Duration `protobuf:"bytes,7,opt,name=accept_within,json=acceptWithin,proto3" json:"accept_within,omitempty"`
+	// A rep who rejects an offer gets no offer from this pool for this long
+	// (default 0: none).
+	RejectCooldown *durationpb.Duration `protobuf:"bytes,8,opt,name=reject_cooldown,json=rejectCooldown,proto3" json:"reject_cooldown,omitempty"`
+	// After this many consecutive offers timing out, the rep is set AWAY
+	// (default 3; 0: never).
+	MaxMissedOffers *int32 `protobuf:"varint,9,opt,name=max_missed_offers,json=maxMissedOffers,proto3,oneof" json:"max_missed_offers,omitempty"`
+	// After this many withdrawn offers, a lead stops being offered and is
+	// QUEUED with the reason (default 5).
+	MaxOffers int32 `protobuf:"varint,10,opt,name=max_offers,json=maxOffers,proto3" json:"max_offers,omitempty"`
+	// First-contact SLA: the time from the lead's submission to the first
+	// recorded contact (unset: no SLA).
+	FirstContactWithin *durationpb.Duration `protobuf:"bytes,11,opt,name=first_contact_within,json=firstContactWithin,proto3" json:"first_contact_within,omitempty"`
+	// When, after submission, an SLA_WARNING event goes to the rep (unset:
+	// none). Must be shorter than first_contact_within.
+	WarnAt *durationpb.Duration `protobuf:"bytes,12,opt,name=warn_at,json=warnAt,proto3" json:"warn_at,omitempty"`
+	// What happens when the first-contact SLA is breached (default NOTIFY).
+	OnBreach      BreachPolicy `protobuf:"varint,13,opt,name=on_breach,json=onBreach,proto3,enum=leadrouter.v1.BreachPolicy" json:"on_breach,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -759,6 +832,55 @@ func (x *Pool) GetCatchUpLimit() int32 {
 		return x.CatchUpLimit
 	}
 	return 0
+}
+
+func (x *Pool) GetAcceptWithin() *durationpb.Duration {
+	if x != nil {
+		return x.AcceptWithin
+	}
+	return nil
+}
+
+func (x *Pool) GetRejectCooldown() *durationpb.Duration {
+	if x != nil {
+		return x.RejectCooldown
+	}
+	return nil
+}
+
+func (x *Pool) GetMaxMissedOffers() int32 {
+	if x != nil && x.MaxMissedOffers != nil {
+		return *x.MaxMissedOffers
+	}
+	return 0
+}
+
+func (x *Pool) GetMaxOffers() int32 {
+	if x != nil {
+		return x.MaxOffers
+	}
+	return 0
+}
+
+func (x *Pool) GetFirstContactWithin() *durationpb.Duration {
+	if x != nil {
+		return x.FirstContactWithin
+	}
+	return nil
+}
+
+func (x *Pool) GetWarnAt() *durationpb.Duration {
+	if x != nil {
+		return x.WarnAt
+	}
+	return nil
+}
+
+func (x *Pool) GetOnBreach() BreachPolicy {
+	if x != nil {
+		return x.OnBreach
+	}
+	return BreachPolicy_BREACH_POLICY_UNSPECIFIED
 }
 
 // PoolMember names one rep of a pool.
@@ -1183,14 +1305,24 @@ const file_leadrouter_v1_config_proto_rawDesc = "" +
 	"\x06sunday\x18\a \x03(\tR\x06sunday\"/\n" +
 	"\tDateRange\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
-	"\x02to\x18\x02 \x01(\tR\x02to\"\xff\x01\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\"\xa4\x05\n" +
 	"\x04Pool\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
 	"\bstrategy\x18\x03 \x01(\x0e2\x17.leadrouter.v1.StrategyR\bstrategy\x123\n" +
 	"\amembers\x18\x04 \x03(\v2\x19.leadrouter.v1.PoolMemberR\amembers\x12C\n" +
 	"\x0eabsence_policy\x18\x05 \x01(\x0e2\x1c.leadrouter.v1.AbsencePolicyR\rabsencePolicy\x12$\n" +
-	"\x0ecatch_up_limit\x18\x06 \x01(\x05R\fcatchUpLimit\"h\n" +
+	"\x0ecatch_up_limit\x18\x06 \x01(\x05R\fcatchUpLimit\x12>\n" +
+	"\raccept_within\x18\a \x01(\v2\x19.google.protobuf.DurationR\facceptWithin\x12B\n" +
+	"\x0freject_cooldown\x18\b \x01(\v2\x19.google.protobuf.DurationR\x0erejectCooldown\x12/\n" +
+	"\x11max_missed_offers\x18\t \x01(\x05H\x00R\x0fmaxMissedOffers\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"max_offers\x18\n" +
+	" \x01(\x05R\tmaxOffers\x12K\n" +
+	"\x14first_contact_within\x18\v \x01(\v2\x19.google.protobuf.DurationR\x12firstContactWithin\x122\n" +
+	"\awarn_at\x18\f \x01(\v2\x19.google.protobuf.DurationR\x06warnAt\x128\n" +
+	"\ton_breach\x18\r \x01(\x0e2\x1b.leadrouter.v1.BreachPolicyR\bonBreachB\x14\n" +
+	"\x12_max_missed_offers\"h\n" +
 	"\n" +
 	"PoolMember\x12\x15\n" +
 	"\x06rep_id\x18\x01 \x01(\tR\x05repId\x12\x1b\n" +
@@ -1244,7 +1376,11 @@ const file_leadrouter_v1_config_proto_rawDesc = "" +
 	"\rAbsencePolicy\x12\x1e\n" +
 	"\x1aABSENCE_POLICY_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cABSENCE_POLICY_KEEP_POSITION\x10\x01\x12\x1b\n" +
-	"\x17ABSENCE_POLICY_CATCH_UP\x10\x02BAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
+	"\x17ABSENCE_POLICY_CATCH_UP\x10\x02*c\n" +
+	"\fBreachPolicy\x12\x1d\n" +
+	"\x19BREACH_POLICY_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14BREACH_POLICY_NOTIFY\x10\x01\x12\x1a\n" +
+	"\x16BREACH_POLICY_REASSIGN\x10\x02BAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
 
 var (
 	file_leadrouter_v1_config_proto_rawDescOnce sync.Once
@@ -1258,54 +1394,60 @@ func file_leadrouter_v1_config_proto_rawDescGZIP() []byte {
 	return file_leadrouter_v1_config_proto_rawDescData
 }
 
-var file_leadrouter_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_leadrouter_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_leadrouter_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_leadrouter_v1_config_proto_goTypes = []any{
 	(RepStatus)(0),              // 0: leadrouter.v1.RepStatus
 	(Strategy)(0),               // 1: leadrouter.v1.Strategy
 	(AbsencePolicy)(0),          // 2: leadrouter.v1.AbsencePolicy
-	(*RoutingConfig)(nil),       // 3: leadrouter.v1.RoutingConfig
-	(*WorkspaceSettings)(nil),   // 4: leadrouter.v1.WorkspaceSettings
-	(*Account)(nil),             // 5: leadrouter.v1.Account
-	(*Rep)(nil),                 // 6: leadrouter.v1.Rep
-	(*WorkingHours)(nil),        // 7: leadrouter.v1.WorkingHours
-	(*DateRange)(nil),           // 8: leadrouter.v1.DateRange
-	(*Pool)(nil),                // 9: leadrouter.v1.Pool
-	(*PoolMember)(nil),          // 10: leadrouter.v1.PoolMember
-	(*Rule)(nil),                // 11: leadrouter.v1.Rule
-	(*Target)(nil),              // 12: leadrouter.v1.Target
-	(*Match)(nil),               // 13: leadrouter.v1.Match
-	(*IntRange)(nil),            // 14: leadrouter.v1.IntRange
-	nil,                         // 15: leadrouter.v1.Rep.AttributesEntry
-	nil,                         // 16: leadrouter.v1.Match.AttributesEntry
-	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
+	(BreachPolicy)(0),           // 3: leadrouter.v1.BreachPolicy
+	(*RoutingConfig)(nil),       // 4: leadrouter.v1.RoutingConfig
+	(*WorkspaceSettings)(nil),   // 5: leadrouter.v1.WorkspaceSettings
+	(*Account)(nil),             // 6: leadrouter.v1.Account
+	(*Rep)(nil),                 // 7: leadrouter.v1.Rep
+	(*WorkingHours)(nil),        // 8: leadrouter.v1.WorkingHours
+	(*DateRange)(nil),           // 9: leadrouter.v1.DateRange
+	(*Pool)(nil),                // 10: leadrouter.v1.Pool
+	(*PoolMember)(nil),          // 11: leadrouter.v1.PoolMember
+	(*Rule)(nil),                // 12: leadrouter.v1.Rule
+	(*Target)(nil),              // 13: leadrouter.v1.Target
+	(*Match)(nil),               // 14: leadrouter.v1.Match
+	(*IntRange)(nil),            // 15: leadrouter.v1.IntRange
+	nil,                         // 16: leadrouter.v1.Rep.AttributesEntry
+	nil,                         // 17: leadrouter.v1.Match.AttributesEntry
+	(*durationpb.Duration)(nil), // 18: google.protobuf.Duration
 }
 var file_leadrouter_v1_config_proto_depIdxs = []int32{
-	6,  // 0: leadrouter.v1.RoutingConfig.reps:type_name -> leadrouter.v1.Rep
-	9,  // 1: leadrouter.v1.RoutingConfig.pools:type_name -> leadrouter.v1.Pool
-	11, // 2: leadrouter.v1.RoutingConfig.rules:type_name -> leadrouter.v1.Rule
-	5,  // 3: leadrouter.v1.RoutingConfig.accounts:type_name -> leadrouter.v1.Account
-	4,  // 4: leadrouter.v1.RoutingConfig.settings:type_name -> leadrouter.v1.WorkspaceSettings
-	17, // 5: leadrouter.v1.WorkspaceSettings.max_queue_age:type_name -> google.protobuf.Duration
-	17, // 6: leadrouter.v1.WorkspaceSettings.sticky_window:type_name -> google.protobuf.Duration
-	15, // 7: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
+	7,  // 0: leadrouter.v1.RoutingConfig.reps:type_name -> leadrouter.v1.Rep
+	10, // 1: leadrouter.v1.RoutingConfig.pools:type_name -> leadrouter.v1.Pool
+	12, // 2: leadrouter.v1.RoutingConfig.rules:type_name -> leadrouter.v1.Rule
+	6,  // 3: leadrouter.v1.RoutingConfig.accounts:type_name -> leadrouter.v1.Account
+	5,  // 4: leadrouter.v1.RoutingConfig.settings:type_name -> leadrouter.v1.WorkspaceSettings
+	18, // 5: leadrouter.v1.WorkspaceSettings.max_queue_age:type_name -> google.protobuf.Duration
+	18, // 6: leadrouter.v1.WorkspaceSettings.sticky_window:type_name -> google.protobuf.Duration
+	16, // 7: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
 	0,  // 8: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
-	7,  // 9: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
-	8,  // 10: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
+	8,  // 9: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
+	9,  // 10: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
 	1,  // 11: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
-	10, // 12: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
+	11, // 12: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
 	2,  // 13: leadrouter.v1.Pool.absence_policy:type_name -> leadrouter.v1.AbsencePolicy
-	13, // 14: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
-	12, // 15: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
-	17, // 16: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
-	14, // 17: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
-	14, // 18: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
-	16, // 19: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	18, // 14: leadrouter.v1.Pool.accept_within:type_name -> google.protobuf.Duration
+	18, // 15: leadrouter.v1.Pool.reject_cooldown:type_name -> google.protobuf.Duration
+	18, // 16: leadrouter.v1.Pool.first_contact_within:type_name -> google.protobuf.Duration
+	18, // 17: leadrouter.v1.Pool.warn_at:type_name -> google.protobuf.Duration
+	3,  // 18: leadrouter.v1.Pool.on_breach:type_name -> leadrouter.v1.BreachPolicy
+	14, // 19: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
+	13, // 20: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
+	18, // 21: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
+	15, // 22: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
+	15, // 23: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
+	17, // 24: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_config_proto_init() }
@@ -1313,6 +1455,7 @@ func file_leadrouter_v1_config_proto_init() {
 	if File_leadrouter_v1_config_proto != nil {
 		return
 	}
+	file_leadrouter_v1_config_proto_msgTypes[6].OneofWrappers = []any{}
 	file_leadrouter_v1_config_proto_msgTypes[7].OneofWrappers = []any{}
 	file_leadrouter_v1_config_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
@@ -1320,7 +1463,7 @@ func file_leadrouter_v1_config_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_config_proto_rawDesc), len(file_leadrouter_v1_config_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,

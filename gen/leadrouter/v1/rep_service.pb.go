@@ -9,6 +9,7 @@ package leadrouterv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -133,21 +134,524 @@ func (x *SetRepStatusResponse) GetPreviousStatus() RepStatus {
 	return RepStatus_REP_STATUS_UNSPECIFIED
 }
 
+type AcceptOfferRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workspace     string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	LeadId        string                 `protobuf:"bytes,2,opt,name=lead_id,json=leadId,proto3" json:"lead_id,omitempty"`
+	RepId         string                 `protobuf:"bytes,3,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptOfferRequest) Reset() {
+	*x = AcceptOfferRequest{}
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptOfferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptOfferRequest) ProtoMessage() {}
+
+func (x *AcceptOfferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptOfferRequest.ProtoReflect.Descriptor instead.
+func (*AcceptOfferRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AcceptOfferRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *AcceptOfferRequest) GetLeadId() string {
+	if x != nil {
+		return x.LeadId
+	}
+	return ""
+}
+
+func (x *AcceptOfferRequest) GetRepId() string {
+	if x != nil {
+		return x.RepId
+	}
+	return ""
+}
+
+type AcceptOfferResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Assignment    *Assignment            `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptOfferResponse) Reset() {
+	*x = AcceptOfferResponse{}
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptOfferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptOfferResponse) ProtoMessage() {}
+
+func (x *AcceptOfferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptOfferResponse.ProtoReflect.Descriptor instead.
+func (*AcceptOfferResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AcceptOfferResponse) GetAssignment() *Assignment {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type RejectOfferRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	LeadId    string                 `protobuf:"bytes,2,opt,name=lead_id,json=leadId,proto3" json:"lead_id,omitempty"`
+	RepId     string                 `protobuf:"bytes,3,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
+	// Why, kept in the history; at most 256 bytes.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectOfferRequest) Reset() {
+	*x = RejectOfferRequest{}
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectOfferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectOfferRequest) ProtoMessage() {}
+
+func (x *RejectOfferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectOfferRequest.ProtoReflect.Descriptor instead.
+func (*RejectOfferRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RejectOfferRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *RejectOfferRequest) GetLeadId() string {
+	if x != nil {
+		return x.LeadId
+	}
+	return ""
+}
+
+func (x *RejectOfferRequest) GetRepId() string {
+	if x != nil {
+		return x.RepId
+	}
+	return ""
+}
+
+func (x *RejectOfferRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RejectOfferResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Assignment    *Assignment            `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectOfferResponse) Reset() {
+	*x = RejectOfferResponse{}
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectOfferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectOfferResponse) ProtoMessage() {}
+
+func (x *RejectOfferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectOfferResponse.ProtoReflect.Descriptor instead.
+func (*RejectOfferResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RejectOfferResponse) GetAssignment() *Assignment {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type RecordContactRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	LeadId    string                 `protobuf:"bytes,2,opt,name=lead_id,json=leadId,proto3" json:"lead_id,omitempty"`
+	RepId     string                 `protobuf:"bytes,3,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
+	// How: call, email, sms, meeting, chat or other.
+	Channel string `protobuf:"bytes,4,opt,name=channel,proto3" json:"channel,omitempty"`
+	// When the contact happened (default: now); not in the future.
+	ContactedAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=contacted_at,json=contactedAt,proto3" json:"contacted_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordContactRequest) Reset() {
+	*x = RecordContactRequest{}
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordContactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordContactRequest) ProtoMessage() {}
+
+func (x *RecordContactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordContactRequest.ProtoReflect.Descriptor instead.
+func (*RecordContactRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RecordContactRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *RecordContactRequest) GetLeadId() string {
+	if x != nil {
+		return x.LeadId
+	}
+	return ""
+}
+
+func (x *RecordContactRequest) GetRepId() string {
+	if x != nil {
+		return x.RepId
+	}
+	return ""
+}
+
+func (x *RecordContactRequest) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *RecordContactRequest) GetContactedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ContactedAt
+	}
+	return nil
+}
+
+type RecordContactResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Assignment    *Assignment            `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordContactResponse) Reset() {
+	*x = RecordContactResponse{}
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordContactResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordContactResponse) ProtoMessage() {}
+
+func (x *RecordContactResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordContactResponse.ProtoReflect.Descriptor instead.
+func (*RecordContactResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RecordContactResponse) GetAssignment() *Assignment {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type SetDispositionRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Workspace   string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	LeadId      string                 `protobuf:"bytes,2,opt,name=lead_id,json=leadId,proto3" json:"lead_id,omitempty"`
+	RepId       string                 `protobuf:"bytes,3,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
+	Disposition Disposition            `protobuf:"varint,4,opt,name=disposition,proto3,enum=leadrouter.v1.Disposition" json:"disposition,omitempty"`
+	// Required with REJECTED (e.g. "no_budget", "competitor"); at most 64
+	// bytes of letters, digits and _ - . :
+	ReasonCode    string `protobuf:"bytes,5,opt,name=reason_code,json=reasonCode,proto3" json:"reason_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDispositionRequest) Reset() {
+	*x = SetDispositionRequest{}
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDispositionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDispositionRequest) ProtoMessage() {}
+
+func (x *SetDispositionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDispositionRequest.ProtoReflect.Descriptor instead.
+func (*SetDispositionRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SetDispositionRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *SetDispositionRequest) GetLeadId() string {
+	if x != nil {
+		return x.LeadId
+	}
+	return ""
+}
+
+func (x *SetDispositionRequest) GetRepId() string {
+	if x != nil {
+		return x.RepId
+	}
+	return ""
+}
+
+func (x *SetDispositionRequest) GetDisposition() Disposition {
+	if x != nil {
+		return x.Disposition
+	}
+	return Disposition_DISPOSITION_UNSPECIFIED
+}
+
+func (x *SetDispositionRequest) GetReasonCode() string {
+	if x != nil {
+		return x.ReasonCode
+	}
+	return ""
+}
+
+type SetDispositionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Assignment    *Assignment            `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDispositionResponse) Reset() {
+	*x = SetDispositionResponse{}
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDispositionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDispositionResponse) ProtoMessage() {}
+
+func (x *SetDispositionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDispositionResponse.ProtoReflect.Descriptor instead.
+func (*SetDispositionResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SetDispositionResponse) GetAssignment() *Assignment {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
 var File_leadrouter_v1_rep_service_proto protoreflect.FileDescriptor
 
 const file_leadrouter_v1_rep_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1fleadrouter/v1/rep_service.proto\x12\rleadrouter.v1\x1a\x1aleadrouter/v1/config.proto\"|\n" +
+	"\x1fleadrouter/v1/rep_service.proto\x12\rleadrouter.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eleadrouter/v1/assignment.proto\x1a\x1aleadrouter/v1/config.proto\"|\n" +
 	"\x13SetRepStatusRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x15\n" +
 	"\x06rep_id\x18\x02 \x01(\tR\x05repId\x120\n" +
 	"\x06status\x18\x03 \x01(\x0e2\x18.leadrouter.v1.RepStatusR\x06status\"\x8b\x01\n" +
 	"\x14SetRepStatusResponse\x120\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x18.leadrouter.v1.RepStatusR\x06status\x12A\n" +
-	"\x0fprevious_status\x18\x02 \x01(\x0e2\x18.leadrouter.v1.RepStatusR\x0epreviousStatus2e\n" +
+	"\x0fprevious_status\x18\x02 \x01(\x0e2\x18.leadrouter.v1.RepStatusR\x0epreviousStatus\"b\n" +
+	"\x12AcceptOfferRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\alead_id\x18\x02 \x01(\tR\x06leadId\x12\x15\n" +
+	"\x06rep_id\x18\x03 \x01(\tR\x05repId\"P\n" +
+	"\x13AcceptOfferResponse\x129\n" +
+	"\n" +
+	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
+	"assignment\"z\n" +
+	"\x12RejectOfferRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\alead_id\x18\x02 \x01(\tR\x06leadId\x12\x15\n" +
+	"\x06rep_id\x18\x03 \x01(\tR\x05repId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"P\n" +
+	"\x13RejectOfferResponse\x129\n" +
+	"\n" +
+	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
+	"assignment\"\xbd\x01\n" +
+	"\x14RecordContactRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\alead_id\x18\x02 \x01(\tR\x06leadId\x12\x15\n" +
+	"\x06rep_id\x18\x03 \x01(\tR\x05repId\x12\x18\n" +
+	"\achannel\x18\x04 \x01(\tR\achannel\x12=\n" +
+	"\fcontacted_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vcontactedAt\"R\n" +
+	"\x15RecordContactResponse\x129\n" +
+	"\n" +
+	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
+	"assignment\"\xc4\x01\n" +
+	"\x15SetDispositionRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\alead_id\x18\x02 \x01(\tR\x06leadId\x12\x15\n" +
+	"\x06rep_id\x18\x03 \x01(\tR\x05repId\x12<\n" +
+	"\vdisposition\x18\x04 \x01(\x0e2\x1a.leadrouter.v1.DispositionR\vdisposition\x12\x1f\n" +
+	"\vreason_code\x18\x05 \x01(\tR\n" +
+	"reasonCode\"S\n" +
+	"\x16SetDispositionResponse\x129\n" +
+	"\n" +
+	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
+	"assignment2\xcc\x03\n" +
 	"\n" +
 	"RepService\x12W\n" +
-	"\fSetRepStatus\x12\".leadrouter.v1.SetRepStatusRequest\x1a#.leadrouter.v1.SetRepStatusResponseBAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
+	"\fSetRepStatus\x12\".leadrouter.v1.SetRepStatusRequest\x1a#.leadrouter.v1.SetRepStatusResponse\x12T\n" +
+	"\vAcceptOffer\x12!.leadrouter.v1.AcceptOfferRequest\x1a\".leadrouter.v1.AcceptOfferResponse\x12T\n" +
+	"\vRejectOffer\x12!.leadrouter.v1.RejectOfferRequest\x1a\".leadrouter.v1.RejectOfferResponse\x12Z\n" +
+	"\rRecordContact\x12#.leadrouter.v1.RecordContactRequest\x1a$.leadrouter.v1.RecordContactResponse\x12]\n" +
+	"\x0eSetDisposition\x12$.leadrouter.v1.SetDispositionRequest\x1a%.leadrouter.v1.SetDispositionResponseBAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
 
 var (
 	file_leadrouter_v1_rep_service_proto_rawDescOnce sync.Once
@@ -161,23 +665,48 @@ func file_leadrouter_v1_rep_service_proto_rawDescGZIP() []byte {
 	return file_leadrouter_v1_rep_service_proto_rawDescData
 }
 
-var file_leadrouter_v1_rep_service_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_leadrouter_v1_rep_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_leadrouter_v1_rep_service_proto_goTypes = []any{
-	(*SetRepStatusRequest)(nil),  // 0: leadrouter.v1.SetRepStatusRequest
-	(*SetRepStatusResponse)(nil), // 1: leadrouter.v1.SetRepStatusResponse
-	(RepStatus)(0),               // 2: leadrouter.v1.RepStatus
+	(*SetRepStatusRequest)(nil),    // 0: leadrouter.v1.SetRepStatusRequest
+	(*SetRepStatusResponse)(nil),   // 1: leadrouter.v1.SetRepStatusResponse
+	(*AcceptOfferRequest)(nil),     // 2: leadrouter.v1.AcceptOfferRequest
+	(*AcceptOfferResponse)(nil),    // 3: leadrouter.v1.AcceptOfferResponse
+	(*RejectOfferRequest)(nil),     // 4: leadrouter.v1.RejectOfferRequest
+	(*RejectOfferResponse)(nil),    // 5: leadrouter.v1.RejectOfferResponse
+	(*RecordContactRequest)(nil),   // 6: leadrouter.v1.RecordContactRequest
+	(*RecordContactResponse)(nil),  // 7: leadrouter.v1.RecordContactResponse
+	(*SetDispositionRequest)(nil),  // 8: leadrouter.v1.SetDispositionRequest
+	(*SetDispositionResponse)(nil), // 9: leadrouter.v1.SetDispositionResponse
+	(RepStatus)(0),                 // 10: leadrouter.v1.RepStatus
+	(*Assignment)(nil),             // 11: leadrouter.v1.Assignment
+	(*timestamppb.Timestamp)(nil),  // 12: google.protobuf.Timestamp
+	(Disposition)(0),               // 13: leadrouter.v1.Disposition
 }
 var file_leadrouter_v1_rep_service_proto_depIdxs = []int32{
-	2, // 0: leadrouter.v1.SetRepStatusRequest.status:type_name -> leadrouter.v1.RepStatus
-	2, // 1: leadrouter.v1.SetRepStatusResponse.status:type_name -> leadrouter.v1.RepStatus
-	2, // 2: leadrouter.v1.SetRepStatusResponse.previous_status:type_name -> leadrouter.v1.RepStatus
-	0, // 3: leadrouter.v1.RepService.SetRepStatus:input_type -> leadrouter.v1.SetRepStatusRequest
-	1, // 4: leadrouter.v1.RepService.SetRepStatus:output_type -> leadrouter.v1.SetRepStatusResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	10, // 0: leadrouter.v1.SetRepStatusRequest.status:type_name -> leadrouter.v1.RepStatus
+	10, // 1: leadrouter.v1.SetRepStatusResponse.status:type_name -> leadrouter.v1.RepStatus
+	10, // 2: leadrouter.v1.SetRepStatusResponse.previous_status:type_name -> leadrouter.v1.RepStatus
+	11, // 3: leadrouter.v1.AcceptOfferResponse.assignment:type_name -> leadrouter.v1.Assignment
+	11, // 4: leadrouter.v1.RejectOfferResponse.assignment:type_name -> leadrouter.v1.Assignment
+	12, // 5: leadrouter.v1.RecordContactRequest.contacted_at:type_name -> google.protobuf.Timestamp
+	11, // 6: leadrouter.v1.RecordContactResponse.assignment:type_name -> leadrouter.v1.Assignment
+	13, // 7: leadrouter.v1.SetDispositionRequest.disposition:type_name -> leadrouter.v1.Disposition
+	11, // 8: leadrouter.v1.SetDispositionResponse.assignment:type_name -> leadrouter.v1.Assignment
+	0,  // 9: leadrouter.v1.RepService.SetRepStatus:input_type -> leadrouter.v1.SetRepStatusRequest
+	2,  // 10: leadrouter.v1.RepService.AcceptOffer:input_type -> leadrouter.v1.AcceptOfferRequest
+	4,  // 11: leadrouter.v1.RepService.RejectOffer:input_type -> leadrouter.v1.RejectOfferRequest
+	6,  // 12: leadrouter.v1.RepService.RecordContact:input_type -> leadrouter.v1.RecordContactRequest
+	8,  // 13: leadrouter.v1.RepService.SetDisposition:input_type -> leadrouter.v1.SetDispositionRequest
+	1,  // 14: leadrouter.v1.RepService.SetRepStatus:output_type -> leadrouter.v1.SetRepStatusResponse
+	3,  // 15: leadrouter.v1.RepService.AcceptOffer:output_type -> leadrouter.v1.AcceptOfferResponse
+	5,  // 16: leadrouter.v1.RepService.RejectOffer:output_type -> leadrouter.v1.RejectOfferResponse
+	7,  // 17: leadrouter.v1.RepService.RecordContact:output_type -> leadrouter.v1.RecordContactResponse
+	9,  // 18: leadrouter.v1.RepService.SetDisposition:output_type -> leadrouter.v1.SetDispositionResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_rep_service_proto_init() }
@@ -185,6 +714,7 @@ func file_leadrouter_v1_rep_service_proto_init() {
 	if File_leadrouter_v1_rep_service_proto != nil {
 		return
 	}
+	file_leadrouter_v1_assignment_proto_init()
 	file_leadrouter_v1_config_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -192,7 +722,7 @@ func file_leadrouter_v1_rep_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_rep_service_proto_rawDesc), len(file_leadrouter_v1_rep_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,19 +19,39 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RepService_SetRepStatus_FullMethodName = "/leadrouter.v1.RepService/SetRepStatus"
+	RepService_SetRepStatus_FullMethodName   = "/leadrouter.v1.RepService/SetRepStatus"
+	RepService_AcceptOffer_FullMethodName    = "/leadrouter.v1.RepService/AcceptOffer"
+	RepService_RejectOffer_FullMethodName    = "/leadrouter.v1.RepService/RejectOffer"
+	RepService_RecordContact_FullMethodName  = "/leadrouter.v1.RepService/RecordContact"
+	RepService_SetDisposition_FullMethodName = "/leadrouter.v1.RepService/SetDisposition"
 )
 
 // RepServiceClient is the client API for RepService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// RepService is for reps' desktop clients.
+// RepService is for reps' desktop clients. Every call names the rep it acts
+// for; acting on another rep's lead is FAILED_PRECONDITION with a message
+// saying whose it is.
 type RepServiceClient interface {
 	// SetRepStatus sets a rep's declared presence. Only AVAILABLE reps are
 	// offered leads. Becoming AVAILABLE assigns the leads queued on the rep's
-	// pools, in order of arrival, before the call returns.
+	// pools before the call returns.
 	SetRepStatus(ctx context.Context, in *SetRepStatusRequest, opts ...grpc.CallOption) (*SetRepStatusResponse, error)
+	// AcceptOffer turns the rep's offer into an assignment. Accepting an
+	// accepted lead again is a no-op; an offer that was withdrawn or made to
+	// someone else is FAILED_PRECONDITION ("offer expired at ...", "lead is
+	// offered to rep r-17").
+	AcceptOffer(ctx context.Context, in *AcceptOfferRequest, opts ...grpc.CallOption) (*AcceptOfferResponse, error)
+	// RejectOffer withdraws the offer at once and offers the lead to the next
+	// eligible rep; the rejecting rep gets the pool's reject_cooldown.
+	RejectOffer(ctx context.Context, in *RejectOfferRequest, opts ...grpc.CallOption) (*RejectOfferResponse, error)
+	// RecordContact records a contact with the lead. The first one stops the
+	// first-contact SLA and fixes speed to lead; later ones are counted.
+	RecordContact(ctx context.Context, in *RecordContactRequest, opts ...grpc.CallOption) (*RecordContactResponse, error)
+	// SetDisposition closes the assignment with the rep's verdict and frees
+	// the rep's capacity. Repeating the same disposition is a no-op.
+	SetDisposition(ctx context.Context, in *SetDispositionRequest, opts ...grpc.CallOption) (*SetDispositionResponse, error)
 }
 
 type repServiceClient struct {
@@ -52,16 +72,72 @@ func (c *repServiceClient) SetRepStatus(ctx context.Context, in *SetRepStatusReq
 	return out, nil
 }
 
+func (c *repServiceClient) AcceptOffer(ctx context.Context, in *AcceptOfferRequest, opts ...grpc.CallOption) (*AcceptOfferResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcceptOfferResponse)
+	err := c.cc.Invoke(ctx, RepService_AcceptOffer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *repServiceClient) RejectOffer(ctx context.Context, in *RejectOfferRequest, opts ...grpc.CallOption) (*RejectOfferResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RejectOfferResponse)
+	err := c.cc.Invoke(ctx, RepService_RejectOffer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *repServiceClient) RecordContact(ctx context.Context, in *RecordContactRequest, opts ...grpc.CallOption) (*RecordContactResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordContactResponse)
+	err := c.cc.Invoke(ctx, RepService_RecordContact_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *repServiceClient) SetDisposition(ctx context.Context, in *SetDispositionRequest, opts ...grpc.CallOption) (*SetDispositionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetDispositionResponse)
+	err := c.cc.Invoke(ctx, RepService_SetDisposition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RepServiceServer is the server API for RepService service.
 // All implementations must embed UnimplementedRepServiceServer
 // for forward compatibility.
 //
-// RepService is for reps' desktop clients.
+// RepService is for reps' desktop clients. Every call names the rep it acts
+// for; acting on another rep's lead is FAILED_PRECONDITION with a message
+// saying whose it is.
 type RepServiceServer interface {
 	// SetRepStatus sets a rep's declared presence. Only AVAILABLE reps are
 	// offered leads. Becoming AVAILABLE assigns the leads queued on the rep's
-	// pools, in order of arrival, before the call returns.
+	// pools before the call returns.
 	SetRepStatus(context.Context, *SetRepStatusRequest) (*SetRepStatusResponse, error)
+	// AcceptOffer turns the rep's offer into an assignment. Accepting an
+	// accepted lead again is a no-op; an offer that was withdrawn or made to
+	// someone else is FAILED_PRECONDITION ("offer expired at ...", "lead is
+	// offered to rep r-17").
+	AcceptOffer(context.Context, *AcceptOfferRequest) (*AcceptOfferResponse, error)
+	// RejectOffer withdraws the offer at once and offers the lead to the next
+	// eligible rep; the rejecting rep gets the pool's reject_cooldown.
+	RejectOffer(context.Context, *RejectOfferRequest) (*RejectOfferResponse, error)
+	// RecordContact records a contact with the lead. The first one stops the
+	// first-contact SLA and fixes speed to lead; later ones are counted.
+	RecordContact(context.Context, *RecordContactRequest) (*RecordContactResponse, error)
+	// SetDisposition closes the assignment with the rep's verdict and frees
+	// the rep's capacity. Repeating the same disposition is a no-op.
+	SetDisposition(context.Context, *SetDispositionRequest) (*SetDispositionResponse, error)
 	mustEmbedUnimplementedRepServiceServer()
 }
 
@@ -74,6 +150,18 @@ type UnimplementedRepServiceServer struct{}
 
 func (UnimplementedRepServiceServer) SetRepStatus(context.Context, *SetRepStatusRequest) (*SetRepStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetRepStatus not implemented")
+}
+func (UnimplementedRepServiceServer) AcceptOffer(context.Context, *AcceptOfferRequest) (*AcceptOfferResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcceptOffer not implemented")
+}
+func (UnimplementedRepServiceServer) RejectOffer(context.Context, *RejectOfferRequest) (*RejectOfferResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectOffer not implemented")
+}
+func (UnimplementedRepServiceServer) RecordContact(context.Context, *RecordContactRequest) (*RecordContactResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordContact not implemented")
+}
+func (UnimplementedRepServiceServer) SetDisposition(context.Context, *SetDispositionRequest) (*SetDispositionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetDisposition not implemented")
 }
 func (UnimplementedRepServiceServer) mustEmbedUnimplementedRepServiceServer() {}
 func (UnimplementedRepServiceServer) testEmbeddedByValue()                    {}
@@ -114,6 +202,78 @@ func _RepService_SetRepStatus_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RepService_AcceptOffer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcceptOfferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepServiceServer).AcceptOffer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RepService_AcceptOffer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepServiceServer).AcceptOffer(ctx, req.(*AcceptOfferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RepService_RejectOffer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectOfferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepServiceServer).RejectOffer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RepService_RejectOffer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepServiceServer).RejectOffer(ctx, req.(*RejectOfferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RepService_RecordContact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordContactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepServiceServer).RecordContact(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RepService_RecordContact_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepServiceServer).RecordContact(ctx, req.(*RecordContactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RepService_SetDisposition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetDispositionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepServiceServer).SetDisposition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RepService_SetDisposition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepServiceServer).SetDisposition(ctx, req.(*SetDispositionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RepService_ServiceDesc is the grpc.ServiceDesc for RepService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -124,6 +284,22 @@ var RepService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetRepStatus",
 			Handler:    _RepService_SetRepStatus_Handler,
+		},
+		{
+			MethodName: "AcceptOffer",
+			Handler:    _RepService_AcceptOffer_Handler,
+		},
+		{
+			MethodName: "RejectOffer",
+			Handler:    _RepService_RejectOffer_Handler,
+		},
+		{
+			MethodName: "RecordContact",
+			Handler:    _RepService_RecordContact_Handler,
+		},
+		{
+			MethodName: "SetDisposition",
+			Handler:    _RepService_SetDisposition_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
