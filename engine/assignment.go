@@ -11,7 +11,26 @@ const (
 	StateQueued     State = "QUEUED"
 	StateUnroutable State = "UNROUTABLE"
 	StateClosed     State = "CLOSED"
+	StateOffered    State = "OFFERED"
 )
+
+// Disposition is the rep's verdict, which closes an assignment.
+type Disposition string
+
+// Dispositions.
+const (
+	Qualified Disposition = "QUALIFIED"
+	Rejected  Disposition = "REJECTED"
+	Recycled  Disposition = "RECYCLED"
+)
+
+// LifecycleEvent is one step of a lead's history.
+type LifecycleEvent struct {
+	At     time.Time
+	Kind   string
+	RepID  string
+	Detail string
+}
 
 // Routes: how a rep was found.
 const (
@@ -40,6 +59,27 @@ type Assignment struct {
 	QueuedAt    time.Time
 	ClosedAt    time.Time
 	CloseReason string
+	// The offer and first-contact lifecycle.
+	OfferExpiresAt      time.Time // OFFERED only
+	Offers              int       // offers made for the lead
+	AcceptedAt          time.Time
+	FirstContactAt      time.Time
+	FirstContactChannel string
+	Contacts            int
+	FirstContactDue     time.Time // zero: no SLA
+	Breaches            int
+	Disposition         Disposition
+	ReasonCode          string
+	History             []LifecycleEvent
+}
+
+// SpeedToLead is the time from the lead's submission to its first recorded
+// contact; zero before any contact.
+func (a *Assignment) SpeedToLead() time.Duration {
+	if a.FirstContactAt.IsZero() {
+		return 0
+	}
+	return a.FirstContactAt.Sub(a.Lead.SubmittedAt)
 }
 
 // Trace answers "why was this lead assigned to me?".

@@ -198,7 +198,54 @@ type Pool struct {
 	// AbsencePolicy applies to the round-robin strategies.
 	AbsencePolicy AbsencePolicy `json:"absence_policy,omitempty" yaml:"absence_policy,omitempty"`
 	CatchUpLimit  int32         `json:"catch_up_limit,omitempty" yaml:"catch_up_limit,omitempty"`
+	// The offer and first-contact policies; see config.proto.
+	AcceptWithin       *Duration    `json:"accept_within,omitempty" yaml:"accept_within,omitempty"`
+	RejectCooldown     Duration     `json:"reject_cooldown,omitempty" yaml:"reject_cooldown,omitempty"`
+	MaxMissedOffers    *int32       `json:"max_missed_offers,omitempty" yaml:"max_missed_offers,omitempty"`
+	MaxOffers          int32        `json:"max_offers,omitempty" yaml:"max_offers,omitempty"`
+	FirstContactWithin Duration     `json:"first_contact_within,omitempty" yaml:"first_contact_within,omitempty"`
+	WarnAt             Duration     `json:"warn_at,omitempty" yaml:"warn_at,omitempty"`
+	OnBreach           BreachPolicy `json:"on_breach,omitempty" yaml:"on_breach,omitempty"`
 }
+
+// Accept returns how long a rep has to accept an offer; 0: no offers.
+func (p *Pool) Accept() time.Duration {
+	if p.AcceptWithin == nil {
+		return DefaultAcceptWithin
+	}
+	return time.Duration(*p.AcceptWithin)
+}
+
+// MissedOffersLimit returns the consecutive timeouts that set a rep AWAY;
+// 0: never.
+func (p *Pool) MissedOffersLimit() int32 {
+	if p.MaxMissedOffers == nil {
+		return DefaultMaxMissedOffers
+	}
+	return *p.MaxMissedOffers
+}
+
+// BreachPolicy is what a pool does when a first-contact SLA runs out.
+type BreachPolicy string
+
+// Breach policies. Notify is the default.
+const (
+	Notify   BreachPolicy = "NOTIFY"
+	Reassign BreachPolicy = "REASSIGN"
+)
+
+// UnmarshalText accepts any case ("reassign").
+func (b *BreachPolicy) UnmarshalText(t []byte) error {
+	*b = BreachPolicy(strings.ToUpper(string(t)))
+	return nil
+}
+
+// Offer defaults.
+const (
+	DefaultAcceptWithin    = 120 * time.Second
+	DefaultMaxMissedOffers = 3
+	DefaultMaxOffers       = 5
+)
 
 // Member names one rep of a pool; its position in Pool.Members is its place
 // in the rotation.
@@ -376,6 +423,7 @@ func (c *Config) Validate() error {
 		case pl.CatchUpLimit == 0 && pl.AbsencePolicy == CatchUp:
 			pl.CatchUpLimit = DefaultCatchUpLimit
 		}
+		checkPoolPolicies(&v, p, pl)
 		switch {
 		case len(pl.Members) == 0:
 			v.add(p+".members", "a pool needs at least one member")
@@ -469,6 +517,41 @@ func (c *Config) Validate() error {
 		v.add("settings.max_queue_age", "%s is negative", time.Duration(c.Settings.MaxQueueAge))
 	}
 	return v.err()
+}
+
+// checkPoolPolicies validates a pool's offer and SLA policies and fills in
+// their defaults.
+func checkPoolPolicies(v *violations, p string, pl *Pool) {
+	for _, d := range []struct {
+		field string
+		val   Duration
+	}{{"reject_cooldown", pl.RejectCooldown}, {"first_contact_within", pl.FirstContactWithin}, {"warn_at", pl.WarnAt}} {
+		if d.val < 0 {
+			v.add(p+"."+d.field, "%s is negative", time.Duration(d.val))
+		}
+	}
+	if pl.AcceptWithin != nil && (*pl.AcceptWithin < 0 || (*pl.AcceptWithin > 0 && time.Duration(*pl.AcceptWithin) < time.Second)) {
+		v.add(p+".accept_within", "%s: want 0 (no offers) or at least 1s", time.Duration(*pl.AcceptWithin))
+	}
+	if pl.MaxMissedOffers != nil && *pl.MaxMissedOffers < 0 {
+		v.add(p+".max_missed_offers", "%d is negative", *pl.MaxMissedOffers)
+	}
+	switch {
+	case pl.MaxOffers < 0:
+		v.add(p+".max_offers", "%d is negative", pl.MaxOffers)
+	case pl.MaxOffers == 0:
+		pl.MaxOffers = DefaultMaxOffers
+	}
+	if pl.WarnAt > 0 && (pl.FirstContactWithin == 0 || pl.WarnAt >= pl.FirstContactWithin) {
+		v.add(p+".warn_at", "%s must be shorter than first_contact_within", time.Duration(pl.WarnAt))
+	}
+	switch pl.OnBreach {
+	case "":
+		pl.OnBreach = Notify
+	case Notify, Reassign:
+	default:
+		v.add(p+".on_breach", "%q is not one of NOTIFY, REASSIGN", pl.OnBreach)
+	}
 }
 
 // validDomain accepts host names such as "acme.com" and "eu.acme.co.uk".

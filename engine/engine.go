@@ -129,50 +129,6 @@ func (e *Engine) GetAssignment(ctx context.Context, ws, leadID string) (*Assignm
 	return a, nil
 }
 
-// ReleaseAssignment closes an ASSIGNED lead: the rep's open count falls and
-// the pools the rep belongs to drain their queues. Releasing a CLOSED lead
-// returns it unchanged; a lead that is queued or unroutable is
-// ErrNotAssigned.
-func (e *Engine) ReleaseAssignment(ctx context.Context, ws, leadID, reason string) (*Assignment, error) {
-	ws, wsErr := NormalizeWorkspace(ws)
-	var v violations
-	if leadID == "" {
-		v.add("lead_id", "required")
-	}
-	if len(reason) > maxReleaseReason {
-		v.add("reason", "%d bytes, at most %d allowed", len(reason), maxReleaseReason)
-	}
-	if err := joinViolations(wsErr, v.err()); err != nil {
-		return nil, err
-	}
-	for attempt := 0; attempt < maxStaleRetries; attempt++ {
-		cc, err := e.config(ctx, ws, attempt > 0)
-		if err != nil {
-			return nil, err
-		}
-		cur, err := e.store.Assignment(ctx, ws, leadID)
-		if err != nil {
-			return nil, err
-		}
-		a, err := e.store.Release(ctx, ws, cc.id, leadID, cur.RepID, reason, cc.rankedPools[cur.RepID], e.clock.Now())
-		if errors.Is(err, ErrStaleConfig) || errors.Is(err, ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if cur.State == StateAssigned {
-			e.log.Info("assignment released", "workspace", ws, "lead", leadID, "rep", a.RepID)
-			for _, pool := range cc.repPools[a.RepID] {
-				e.drain(ctx, ws, pool)
-			}
-		}
-		cc.explain(a)
-		return a, nil
-	}
-	return nil, fmt.Errorf("%w: the assignment kept changing", ErrUnavailable)
-}
-
 // ApplyConfig validates cfg (filling defaults in place) and makes it the
 // workspace's config. With expected set, it applies only if the current
 // version is *expected (0: none yet), else ErrVersionConflict. Queues of the

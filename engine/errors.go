@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Sentinel errors. Callers test them with errors.Is; server/ maps each to one
@@ -34,6 +35,43 @@ var (
 	// ErrInvalid is wrapped by every *ValidationError.
 	ErrInvalid = errors.New("invalid argument")
 )
+
+// ErrWrongCaller is wrapped by the errors of a rep acting on a lead that is
+// not (or no longer) theirs: *WrongRepError and *OfferGoneError.
+var ErrWrongCaller = errors.New("not this rep's lead")
+
+// WrongRepError: the lead is offered to or held by another rep.
+type WrongRepError struct {
+	LeadID, Holder string
+	State          State
+}
+
+func (e *WrongRepError) Error() string {
+	verb := "assigned"
+	if e.State == StateOffered {
+		verb = "offered"
+	}
+	return fmt.Sprintf("lead %q is %s to rep %s", e.LeadID, verb, e.Holder)
+}
+
+func (e *WrongRepError) Is(target error) bool { return target == ErrWrongCaller }
+
+// OfferGoneError: there is no offer to act on; it expired or the lead moved
+// on.
+type OfferGoneError struct {
+	LeadID    string
+	State     State
+	ExpiredAt time.Time // when this rep's offer expired, when known
+}
+
+func (e *OfferGoneError) Error() string {
+	if !e.ExpiredAt.IsZero() {
+		return fmt.Sprintf("lead %q: offer expired at %s (the lead is %s now)", e.LeadID, e.ExpiredAt.Format(time.RFC3339), e.State)
+	}
+	return fmt.Sprintf("lead %q has no offer to accept: it is %s", e.LeadID, e.State)
+}
+
+func (e *OfferGoneError) Is(target error) bool { return target == ErrWrongCaller }
 
 // FieldViolation is one problem with one field of a request, e.g.
 // {"rules[3].targets[0].pool_id", `unknown pool "emea-smb"`}.

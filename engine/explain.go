@@ -72,7 +72,7 @@ func summarize(a *Assignment) string {
 		fmt.Fprintf(&b, "Unroutable: %s.", a.Reason)
 	case StateQueued:
 		fmt.Fprintf(&b, "Queued on pool %q: %s.", a.PoolID, a.Reason)
-	case StateAssigned, StateClosed:
+	case StateAssigned, StateClosed, StateOffered:
 		for _, te := range a.Trace.Targets {
 			c, ok := te.Chosen()
 			switch {
@@ -98,7 +98,10 @@ func summarize(a *Assignment) string {
 				b.WriteString(".")
 			}
 		}
-		if a.State == StateClosed {
+		switch a.State {
+		case StateOffered:
+			fmt.Fprintf(&b, " Offered to %s until %s.", a.RepID, a.OfferExpiresAt.Format(time.RFC3339))
+		case StateClosed:
 			fmt.Fprintf(&b, " Closed: %s.", orNone(a.CloseReason))
 		}
 	}

@@ -40,13 +40,23 @@ type Store interface {
 	// the pool has an eligible member. Leads no longer queued (another
 	// replica drained them) are skipped. ErrStaleConfig as for Decide.
 	DrainQueue(ctx context.Context, ws, configID, poolID string, leadIDs []string, sticky time.Duration, now time.Time) (*DrainResult, error)
-	// Release closes an ASSIGNED lead held by repID (see
-	// AdminService.ReleaseAssignment); ranked lists the rep's least-loaded
-	// and longest-idle pools, whose scores fall with the open count.
-	// ErrNotAssigned when the lead is queued or unroutable; a CLOSED lead is
-	// returned unchanged. ErrStaleConfig as for Decide; ErrConflict when the
-	// record's rep is not repID.
-	Release(ctx context.Context, ws, configID, leadID, repID, reason string, ranked []Pool, now time.Time) (*Assignment, error)
+	// CloseAssignment closes an ASSIGNED lead (a release or a disposition, see
+	// Closing); ranked lists the rep's least-loaded and longest-idle pools,
+	// whose scores fall with the open count. A CLOSED lead closed the same
+	// way is returned unchanged. ErrNotAssigned when the lead is offered,
+	// queued or unroutable, or closed otherwise; *WrongRepError when another
+	// rep holds it; ErrStaleConfig as for Decide.
+	CloseAssignment(ctx context.Context, ws, configID string, c *Closing, ranked []Pool, now time.Time) (*Assignment, error)
+	// Accept turns repID's offer into the assignment (a no-op when accepted
+	// already); *WrongRepError or *OfferGoneError otherwise.
+	Accept(ctx context.Context, ws, leadID, repID string, now time.Time) (*Assignment, error)
+	// Contact records a contact by the rep holding the lead; the first stops
+	// the SLA timers.
+	Contact(ctx context.Context, ws, leadID, repID, channel string, at, now time.Time) (*Assignment, error)
+	// Reroute withdraws a lead from its rep (offer timeout, reject, SLA
+	// breach with REASSIGN) and routes it again, or sends an SLA warning or
+	// breach notice. Timer modes fire exactly once.
+	Reroute(ctx context.Context, ws, configID string, r *Rerouting, now time.Time) (*RerouteResult, error)
 	// DueTimers returns up to limit timers due at now, oldest first.
 	DueTimers(ctx context.Context, ws string, now time.Time, limit int) ([]Timer, error)
 	// Escalate fires a lead's escalation timer exactly once: the lead leaves
@@ -77,6 +87,12 @@ type TimerKind string
 
 // Timer kinds.
 const (
+	// TimerOffer withdraws an offer not accepted in time.
+	TimerOffer TimerKind = "offer"
+	// TimerSLA fires when the first-contact SLA runs out.
+	TimerSLA TimerKind = "sla"
+	// TimerWarn sends the SLA warning.
+	TimerWarn TimerKind = "warn"
 	// TimerEscalate moves a queued lead to its rule's next target.
 	TimerEscalate TimerKind = "escalate"
 	// TimerExpire makes a lead queued past max_queue_age UNROUTABLE.
@@ -154,4 +170,42 @@ type RepRuntime struct {
 	LastAssignedAt  time.Time
 	Open            int64 // assignments held now
 	AssignedToday   int64 // since midnight in the rep's time zone
+}
+
+// Closing is what Store.CloseAssignment needs: a release (no disposition) or a
+// disposition by the rep.
+type Closing struct {
+	LeadID, RepID, Reason string
+	Disposition           Disposition
+	ReasonCode            string
+}
+
+// RerouteMode says why a lead is taken from its rep (or only warned about).
+type RerouteMode string
+
+// Reroute modes.
+const (
+	RerouteTimeout RerouteMode = "timeout"
+	RerouteReject  RerouteMode = "reject"
+	RerouteBreach  RerouteMode = "breach"
+	RerouteWarn    RerouteMode = "warn"
+)
+
+// Rerouting is what Store.Reroute needs.
+type Rerouting struct {
+	Mode         RerouteMode
+	Assignment   *Assignment // the record as the caller read it
+	RepID        string      // the rep expected to hold the lead
+	Reason       string
+	Targets      []DecisionTarget
+	FirstIndex   int // rule index (1-based) of Targets[0]
+	QueuedReason string
+	Sticky       time.Duration
+}
+
+// RerouteResult is what Store.Reroute did.
+type RerouteResult struct {
+	Done    bool  // false: nothing to do (timer fired already, offer accepted...)
+	State   State // the lead's state now
+	Backlog bool  // queued behind earlier leads on a pool with an eligible rep
 }

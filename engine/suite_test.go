@@ -49,12 +49,16 @@ func (f *fixture) another() *engine.Engine {
 
 var quiet = slog.New(slog.DiscardHandler)
 
+// apply applies a YAML config. Pools that do not set accept_within get 0
+// here (leads are assigned without an offer), so routing tests see the
+// assignment at once; the lifecycle tests set it.
 func (f *fixture) apply(yaml string) int64 {
 	f.t.Helper()
 	cfg, err := engine.ParseConfigYAML(strings.NewReader(yaml))
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	noOffers(cfg)
 	v, err := f.eng.ApplyConfig(f.ctx, f.ws, cfg, nil)
 	if err != nil {
 		f.t.Fatalf("apply: %v", err)
@@ -128,6 +132,16 @@ func onePool(reps ...string) string {
 	}
 	b.WriteString("rules:\n  - id: all\n    targets: [{pool_id: p}]\n")
 	return b.String()
+}
+
+// noOffers sets accept_within 0 on the pools that leave it unset.
+func noOffers(cfg *engine.Config) {
+	for i := range cfg.Pools {
+		if cfg.Pools[i].AcceptWithin == nil {
+			var zero engine.Duration
+			cfg.Pools[i].AcceptWithin = &zero
+		}
+	}
 }
 
 // twoTargets is a rule with two target pools: first (a, b), then second (c).

@@ -130,6 +130,13 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 			return nil
 		}
 		return fmt.Errorf("escalating %q: %w", t.LeadID, ErrStaleConfig)
+	case TimerOffer, TimerSLA, TimerWarn:
+		mode := map[TimerKind]RerouteMode{TimerOffer: RerouteTimeout, TimerSLA: RerouteBreach, TimerWarn: RerouteWarn}[t.Kind]
+		_, err := e.reroute(ctx, ws, t.LeadID, mode, "", "")
+		if errors.Is(err, ErrNotFound) {
+			return nil // the lead is gone; so is the reason for its timer
+		}
+		return err
 	}
 	return fmt.Errorf("unknown timer kind %q", t.Kind)
 }

@@ -49,7 +49,23 @@ var stateToProto = map[engine.State]pb.AssignmentState{
 	engine.StateQueued:     pb.AssignmentState_ASSIGNMENT_STATE_QUEUED,
 	engine.StateUnroutable: pb.AssignmentState_ASSIGNMENT_STATE_UNROUTABLE,
 	engine.StateClosed:     pb.AssignmentState_ASSIGNMENT_STATE_CLOSED,
+	engine.StateOffered:    pb.AssignmentState_ASSIGNMENT_STATE_OFFERED,
 }
+
+var dispositionToProto = map[engine.Disposition]pb.Disposition{
+	engine.Qualified: pb.Disposition_DISPOSITION_QUALIFIED,
+	engine.Rejected:  pb.Disposition_DISPOSITION_REJECTED,
+	engine.Recycled:  pb.Disposition_DISPOSITION_RECYCLED,
+}
+
+var dispositionFromProto = invert(dispositionToProto)
+
+var breachToProto = map[engine.BreachPolicy]pb.BreachPolicy{
+	engine.Notify:   pb.BreachPolicy_BREACH_POLICY_NOTIFY,
+	engine.Reassign: pb.BreachPolicy_BREACH_POLICY_REASSIGN,
+}
+
+var breachFromProto = invert(breachToProto)
 
 func assignmentToProto(a *engine.Assignment) *pb.Assignment {
 	out := &pb.Assignment{
@@ -58,6 +74,15 @@ func assignmentToProto(a *engine.Assignment) *pb.Assignment {
 		ConfigVersion: a.ConfigVersion, Lead: leadToProto(&a.Lead),
 		Trace: &pb.Trace{Summary: a.Trace.Summary}, Route: a.Route,
 		ClosedAt: ts(a.ClosedAt), CloseReason: a.CloseReason,
+		OfferExpiresAt: ts(a.OfferExpiresAt), Offers: int32(a.Offers), AcceptedAt: ts(a.AcceptedAt),
+		FirstContactAt: ts(a.FirstContactAt), FirstContactChannel: a.FirstContactChannel, Contacts: int32(a.Contacts),
+		FirstContactDueAt: ts(a.FirstContactDue), Disposition: dispositionToProto[a.Disposition], ReasonCode: a.ReasonCode,
+	}
+	if d := a.SpeedToLead(); d != 0 {
+		out.SpeedToLead = durationpb.New(d)
+	}
+	for _, h := range a.History {
+		out.History = append(out.History, &pb.LifecycleEvent{At: ts(h.At), Kind: h.Kind, RepId: h.RepID, Detail: h.Detail})
 	}
 	for _, r := range a.Trace.Rules {
 		out.Trace.Rules = append(out.Trace.Rules, &pb.RuleEvaluation{RuleId: r.RuleID, Matched: r.Matched, Detail: r.Detail})
@@ -138,7 +163,14 @@ func ConfigFromProto(c *pb.RoutingConfig) *engine.Config {
 	}
 	for _, p := range c.GetPools() {
 		pool := engine.Pool{ID: p.GetId(), Name: p.GetName(), CatchUpLimit: p.GetCatchUpLimit(),
-			Strategy: enumFromProto(p.GetStrategy(), strategyFromProto), AbsencePolicy: enumFromProto(p.GetAbsencePolicy(), policyFromProto)}
+			Strategy: enumFromProto(p.GetStrategy(), strategyFromProto), AbsencePolicy: enumFromProto(p.GetAbsencePolicy(), policyFromProto),
+			RejectCooldown: durationFromProto(p.GetRejectCooldown()), MaxMissedOffers: p.MaxMissedOffers, MaxOffers: p.GetMaxOffers(),
+			FirstContactWithin: durationFromProto(p.GetFirstContactWithin()), WarnAt: durationFromProto(p.GetWarnAt()),
+			OnBreach: enumFromProto(p.GetOnBreach(), breachFromProto)}
+		if p.AcceptWithin != nil {
+			d := durationFromProto(p.GetAcceptWithin())
+			pool.AcceptWithin = &d
+		}
 		for _, m := range p.GetMembers() {
 			pool.Members = append(pool.Members, engine.Member{RepID: m.GetRepId(), Weight: m.Weight, DailyCap: m.GetDailyCap()})
 		}
@@ -242,7 +274,13 @@ func ConfigToProto(c *engine.Config) *pb.RoutingConfig {
 	}
 	for _, p := range c.Pools {
 		pool := &pb.Pool{Id: p.ID, Name: p.Name, Strategy: strategyToProto[p.Strategy],
-			AbsencePolicy: policyToProto[p.AbsencePolicy], CatchUpLimit: p.CatchUpLimit}
+			AbsencePolicy: policyToProto[p.AbsencePolicy], CatchUpLimit: p.CatchUpLimit,
+			RejectCooldown: durationToProto(p.RejectCooldown), MaxMissedOffers: p.MaxMissedOffers, MaxOffers: p.MaxOffers,
+			FirstContactWithin: durationToProto(p.FirstContactWithin), WarnAt: durationToProto(p.WarnAt),
+			OnBreach: breachToProto[p.OnBreach]}
+		if p.AcceptWithin != nil {
+			pool.AcceptWithin = durationpb.New(time.Duration(*p.AcceptWithin))
+		}
 		for _, m := range p.Members {
 			pool.Members = append(pool.Members, &pb.PoolMember{RepId: m.RepID, Weight: m.Weight, DailyCap: m.DailyCap})
 		}

@@ -35,7 +35,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return st.Err()
 	case errors.Is(err, engine.ErrNoConfig):
 		return status.Error(codes.FailedPrecondition, err.Error()+": apply one with ApplyRoutingConfig")
-	case errors.Is(err, engine.ErrNotAssigned), errors.Is(err, engine.ErrPoolHasQueue):
+	case errors.Is(err, engine.ErrNotAssigned), errors.Is(err, engine.ErrPoolHasQueue), errors.Is(err, engine.ErrWrongCaller):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, engine.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())

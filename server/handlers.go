@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -110,4 +111,44 @@ func (h *handlers) SetRepStatus(ctx context.Context, req *pb.SetRepStatusRequest
 		return nil, h.fail(ctx, err)
 	}
 	return &pb.SetRepStatusResponse{Status: statusToProto[st], PreviousStatus: statusToProto[prev]}, nil
+}
+
+func (h *handlers) AcceptOffer(ctx context.Context, req *pb.AcceptOfferRequest) (*pb.AcceptOfferResponse, error) {
+	a, err := h.engine.AcceptOffer(ctx, req.GetWorkspace(), req.GetLeadId(), req.GetRepId())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.AcceptOfferResponse{Assignment: assignmentToProto(a)}, nil
+}
+
+func (h *handlers) RejectOffer(ctx context.Context, req *pb.RejectOfferRequest) (*pb.RejectOfferResponse, error) {
+	a, err := h.engine.RejectOffer(ctx, req.GetWorkspace(), req.GetLeadId(), req.GetRepId(), req.GetReason())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.RejectOfferResponse{Assignment: assignmentToProto(a)}, nil
+}
+
+func (h *handlers) RecordContact(ctx context.Context, req *pb.RecordContactRequest) (*pb.RecordContactResponse, error) {
+	var at time.Time
+	if req.GetContactedAt() != nil {
+		if req.GetContactedAt().CheckValid() != nil {
+			return nil, h.fail(ctx, invalid("contacted_at", "not a valid timestamp"))
+		}
+		at = req.GetContactedAt().AsTime()
+	}
+	a, err := h.engine.RecordContact(ctx, req.GetWorkspace(), req.GetLeadId(), req.GetRepId(), req.GetChannel(), at)
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.RecordContactResponse{Assignment: assignmentToProto(a)}, nil
+}
+
+func (h *handlers) SetDisposition(ctx context.Context, req *pb.SetDispositionRequest) (*pb.SetDispositionResponse, error) {
+	d := enumFromProto(req.GetDisposition(), dispositionFromProto)
+	a, err := h.engine.SetDisposition(ctx, req.GetWorkspace(), req.GetLeadId(), req.GetRepId(), d, req.GetReasonCode())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.SetDispositionResponse{Assignment: assignmentToProto(a)}, nil
 }

@@ -73,6 +73,14 @@ func (in *instance) applyYAML(t testing.TB, ws, yaml string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Pools that leave accept_within unset assign without an offer here;
+	// the lifecycle tests set it.
+	for i := range cfg.Pools {
+		if cfg.Pools[i].AcceptWithin == nil {
+			var zero engine.Duration
+			cfg.Pools[i].AcceptWithin = &zero
+		}
+	}
 	resp, err := in.admin.ApplyRoutingConfig(ctxT(t), &pb.ApplyRoutingConfigRequest{Workspace: ws, Config: server.ConfigToProto(cfg)})
 	if err != nil {
 		t.Fatalf("apply: %v", err)

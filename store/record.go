@@ -24,6 +24,11 @@ import (
 //	email        the lead's email, for its sticky key
 //	received_at, decided_at, queued_at, closed_at   unix ms
 //	close_reason why it was closed
+//	offer_expires, accepted_at, offers, withdrawn, offered ("|a|b|": reps
+//	             offered the lead so far)
+//	first_contact_at, first_contact_channel, contacts, sla_due, breaches
+//	disposition, reason_code, submitted_at
+//	history      lifecycle lines "ms<tab>kind<tab>rep<tab>detail"
 //	cfgv         the config version of the first decision
 
 // parseRecord turns a record's fields into an Assignment.
@@ -44,6 +49,20 @@ func parseRecord(leadID string, f map[string]string) (*engine.Assignment, error)
 	}
 	a.ConfigVersion, _ = strconv.ParseInt(f["cfgv"], 10, 64)
 	a.TargetIndex, _ = strconv.Atoi(f["target"])
+	a.OfferExpiresAt = msTime(f["offer_expires"])
+	a.AcceptedAt = msTime(f["accepted_at"])
+	a.FirstContactAt = msTime(f["first_contact_at"])
+	a.FirstContactChannel = f["first_contact_channel"]
+	a.FirstContactDue = msTime(f["sla_due"])
+	a.Disposition = engine.Disposition(f["disposition"])
+	a.ReasonCode = f["reason_code"]
+	a.Offers, _ = strconv.Atoi(f["offers"])
+	a.Contacts, _ = strconv.Atoi(f["contacts"])
+	a.Breaches, _ = strconv.Atoi(f["breaches"])
+	a.History = parseHistory(f["history"])
+	if a.State != engine.StateOffered {
+		a.OfferExpiresAt = time.Time{}
+	}
 	if err := json.Unmarshal([]byte(f["lead"]), &a.Lead); err != nil {
 		return nil, fmt.Errorf("lead %q: corrupt record: %w", leadID, err)
 	}
@@ -97,6 +116,19 @@ func parsePicks(s string) []engine.TargetEvaluation {
 				out[cur].Outcome = fmt.Sprintf("eligible members, but %s earlier lead(s) queued here: queued behind them", field(parts, 1))
 			}
 		}
+	}
+	return out
+}
+
+// parseHistory reads the record's lifecycle lines: ms, kind, rep, detail.
+func parseHistory(s string) []engine.LifecycleEvent {
+	var out []engine.LifecycleEvent
+	for _, line := range strings.Split(s, "\n") {
+		parts := strings.SplitN(line, "\t", 4)
+		if len(parts) < 2 {
+			continue
+		}
+		out = append(out, engine.LifecycleEvent{At: msTime(parts[0]), Kind: parts[1], RepID: field(parts, 2), Detail: field(parts, 3)})
 	}
 	return out
 }

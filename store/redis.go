@@ -101,7 +101,10 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 	for _, p := range next.Pools {
 		inNext[p.ID] = true
 		keys = append(keys, k.pool(p.ID), k.rank(p.ID), k.owed(p.ID))
-		args = append(args, p.ID, string(p.Strategy), string(p.AbsencePolicy), p.CatchUpLimit, len(p.Members))
+		args = append(args, p.ID, string(p.Strategy), string(p.AbsencePolicy), p.CatchUpLimit,
+			p.Accept().Milliseconds(), time.Duration(p.RejectCooldown).Milliseconds(), p.MissedOffersLimit(), p.MaxOffers,
+			time.Duration(p.FirstContactWithin).Milliseconds(), time.Duration(p.WarnAt).Milliseconds(), string(p.OnBreach),
+			len(p.Members))
 		for _, m := range p.Members {
 			args = append(args, m.RepID, m.EffectiveWeight(), m.DailyCap)
 		}
@@ -253,7 +256,7 @@ func (s *Redis) Decide(ctx context.Context, d *engine.Decision) (*engine.Outcome
 	}
 	args := []any{d.ConfigID, ms(d.ReceivedAt), dry, leadJSON, d.Lead.ID, d.RuleID, rulesJSON,
 		d.QueuedReason, d.UnroutableReason, d.Lead.Email, d.StickyWindow.Milliseconds(), d.Owner, d.Domain,
-		scoreArg(d.Lead), msOrZero(d.ExpireAt)}
+		scoreArg(d.Lead), msOrZero(d.ExpireAt), ms(d.Lead.SubmittedAt)}
 	keys, args = appendTargets(k, keys, args, d.Targets)
 	reply, err := s.run(ctx, "decide", leadDecide, keys, args...)
 	if err != nil {
@@ -403,20 +406,20 @@ func (s *Redis) DrainQueue(ctx context.Context, ws, configID, poolID string, lea
 	return &engine.DrainResult{Blocked: reply[1] == "1", Assigned: reply[2:]}, nil
 }
 
-// Release implements engine.Store with assignment_release.lua.
-func (s *Redis) Release(ctx context.Context, ws, configID, leadID, repID, reason string, ranked []engine.Pool, now time.Time) (*engine.Assignment, error) {
+// CloseAssignment implements engine.Store with assignment_close.lua.
+func (s *Redis) CloseAssignment(ctx context.Context, ws, configID string, c *engine.Closing, ranked []engine.Pool, now time.Time) (*engine.Assignment, error) {
 	k := s.keys(ws)
-	email, err := s.client.HGet(ctx, k.lead(leadID), "email").Result()
+	email, err := s.client.HGet(ctx, k.lead(c.LeadID), "email").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, s.fail("release", err)
+		return nil, s.fail("close", err)
 	}
-	keys := append(k.common(), k.lead(leadID), k.stickyOr(email, k.lead(leadID)))
-	args := []any{configID, ms(now), leadID, repID, reason}
+	keys := append(k.common(), k.lead(c.LeadID), k.stickyOr(email, k.lead(c.LeadID)))
+	args := []any{configID, ms(now), c.LeadID, c.RepID, c.Reason, string(c.Disposition), c.ReasonCode}
 	for _, p := range ranked {
 		keys = append(keys, k.rank(p.ID))
 		args = append(args, string(p.Strategy))
 	}
-	reply, err := s.run(ctx, "release", assignmentRelease, keys, args...)
+	reply, err := s.run(ctx, "close", assignmentClose, keys, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -424,14 +427,78 @@ func (s *Redis) Release(ctx context.Context, ws, configID, leadID, repID, reason
 	case "STALE":
 		return nil, engine.ErrStaleConfig
 	case "MOVED":
-		return nil, engine.ErrConflict
+		return nil, &engine.WrongRepError{LeadID: c.LeadID, Holder: reply[1], State: engine.StateAssigned}
+	case "CONFLICT":
+		return nil, fmt.Errorf("lead %q is already closed as %s: %w", c.LeadID, reply[1], engine.ErrNotAssigned)
+	case "NOT_ASSIGNED":
+		if reply[1] == "" {
+			return nil, fmt.Errorf("lead %q: %w", c.LeadID, engine.ErrNotFound)
+		}
+		return nil, fmt.Errorf("lead %q is %s: %w", c.LeadID, reply[1], engine.ErrNotAssigned)
+	}
+	return parseRecord(c.LeadID, pairs(reply[1:]))
+}
+
+// Accept implements engine.Store with offer_accept.lua.
+func (s *Redis) Accept(ctx context.Context, ws, leadID, repID string, now time.Time) (*engine.Assignment, error) {
+	k := s.keys(ws)
+	reply, err := s.run(ctx, "accept", offerAccept, append(k.common(), k.lead(leadID)), "", ms(now), leadID, repID)
+	if err != nil {
+		return nil, err
+	}
+	switch reply[0] {
+	case "WRONG_REP":
+		return nil, &engine.WrongRepError{LeadID: leadID, Holder: reply[1], State: engine.StateOffered}
+	case "GONE":
+		if reply[1] == "" {
+			return nil, fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound)
+		}
+		return nil, &engine.OfferGoneError{LeadID: leadID, State: engine.State(reply[1]), ExpiredAt: msTime(reply[2])}
+	}
+	return parseRecord(leadID, pairs(reply[1:]))
+}
+
+// Contact implements engine.Store with lead_contact.lua.
+func (s *Redis) Contact(ctx context.Context, ws, leadID, repID, channel string, at, now time.Time) (*engine.Assignment, error) {
+	k := s.keys(ws)
+	reply, err := s.run(ctx, "contact", leadContact, append(k.common(), k.lead(leadID)), "", ms(now), leadID, repID, channel, ms(at))
+	if err != nil {
+		return nil, err
+	}
+	switch reply[0] {
+	case "WRONG_REP":
+		return nil, &engine.WrongRepError{LeadID: leadID, Holder: reply[1], State: engine.StateAssigned}
 	case "NOT_ASSIGNED":
 		if reply[1] == "" {
 			return nil, fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound)
 		}
-		return nil, fmt.Errorf("lead %q is %s: %w", leadID, reply[1], engine.ErrNotAssigned)
+		return nil, fmt.Errorf("lead %q is %s; a contact needs an accepted assignment: %w", leadID, reply[1], engine.ErrNotAssigned)
 	}
 	return parseRecord(leadID, pairs(reply[1:]))
+}
+
+// Reroute implements engine.Store with lead_reroute.lua.
+func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rerouting, now time.Time) (*engine.RerouteResult, error) {
+	k := s.keys(ws)
+	a := r.Assignment
+	leadKey := k.lead(a.LeadID)
+	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey), k.pool(a.PoolID))
+	args := []any{configID, ms(now), a.LeadID, string(r.Mode), r.RepID, r.Reason, a.Lead.Email, r.Sticky.Milliseconds(),
+		scoreArg(&a.Lead), r.FirstIndex, r.QueuedReason}
+	keys, args = appendTargets(k, keys, args, r.Targets)
+	reply, err := s.run(ctx, "reroute", leadReroute, keys, args...)
+	if err != nil {
+		return nil, err
+	}
+	switch reply[0] {
+	case "STALE":
+		return nil, engine.ErrStaleConfig
+	case "GONE":
+		return &engine.RerouteResult{State: engine.State(reply[1])}, nil
+	case "WRONG_REP":
+		return nil, &engine.WrongRepError{LeadID: a.LeadID, Holder: reply[1], State: engine.StateOffered}
+	}
+	return &engine.RerouteResult{Done: true, State: engine.State(reply[1]), Backlog: reply[2] == "1"}, nil
 }
 
 // DueTimers implements engine.Store.

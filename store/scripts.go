@@ -19,8 +19,14 @@ var (
 	leadExpireSrc string
 	//go:embed lua/queue_drain.lua
 	queueDrainSrc string
-	//go:embed lua/assignment_release.lua
-	assignmentReleaseSrc string
+	//go:embed lua/assignment_close.lua
+	assignmentCloseSrc string
+	//go:embed lua/offer_accept.lua
+	offerAcceptSrc string
+	//go:embed lua/lead_reroute.lua
+	leadRerouteSrc string
+	//go:embed lua/lead_contact.lua
+	leadContactSrc string
 	//go:embed lua/config_apply.lua
 	configApplySrc string
 	//go:embed lua/rep_set_status.lua
@@ -34,7 +40,10 @@ var (
 	leadEscalate      = withLib(leadEscalateSrc)
 	leadExpire        = withLib(leadExpireSrc)
 	queueDrain        = withLib(queueDrainSrc)
-	assignmentRelease = withLib(assignmentReleaseSrc)
+	assignmentClose   = withLib(assignmentCloseSrc)
+	offerAccept       = withLib(offerAcceptSrc)
+	leadReroute       = withLib(leadRerouteSrc)
+	leadContact       = withLib(leadContactSrc)
 	configApply       = withLib(configApplySrc)
 	repSetStatus      = redis.NewScript(repSetStatusSrc)
 )

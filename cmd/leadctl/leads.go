@@ -153,6 +153,7 @@ func printAssignment(w io.Writer, a *pb.Assignment, dup bool) {
 	if a.GetRoute() != "" && a.GetRoute() != "rule" {
 		fmt.Fprintf(w, "  route: %s\n", a.GetRoute())
 	}
+	printLifecycle(w, a)
 	fmt.Fprintf(w, "  why: %s\n", a.GetTrace().GetSummary())
 	for _, r := range a.GetTrace().GetRules() {
 		mark := "no "

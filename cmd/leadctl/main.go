@@ -40,6 +40,12 @@ Commands:
   preview [lead flags]                   show the decision without making it
   assignment LEAD_ID                     print a lead's assignment and trace
   release LEAD_ID [--reason TEXT]        close an assignment, freeing the rep's capacity
+  accept LEAD_ID --rep REP               accept an offer
+  reject LEAD_ID --rep REP [--reason T]  reject an offer (it goes to the next rep)
+  contact LEAD_ID --rep REP [--channel call] [--at TIME]
+                                         record a contact (the first stops the SLA)
+  dispose LEAD_ID --rep REP --disposition qualified|rejected|recycled [--reason-code C]
+                                         close the assignment with a verdict
   reps [list]                            list reps with presence and counts
   reps get REP_ID                        one rep
   reps status REP_ID STATUS              set presence: available, away, offline
@@ -102,6 +108,8 @@ func run(args []string, out io.Writer) error {
 		return c.assignment(rest)
 	case "release":
 		return c.release(rest)
+	case "accept", "reject", "contact", "dispose":
+		return c.lifecycle(cmd, rest)
 	case "reps":
 		return c.reps(rest)
 	}

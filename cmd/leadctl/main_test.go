@@ -71,8 +71,23 @@ func TestCommands(t *testing.T) {
 	}
 
 	out := mustRun(t, addr, "assign", "--id", "w1", "--email", "jane@acme.de", "--country", "DE", "--language", "de", "--score", "80", "--attr", "utm=ads")
-	if !strings.Contains(out, "w1  ASSIGNED  rep=felix  pool=emea-dach  rule=dach-german") || !strings.Contains(out, "why:") {
+	if !strings.Contains(out, "w1  OFFERED  rep=felix  pool=emea-dach  rule=dach-german") || !strings.Contains(out, "offer expires:") {
 		t.Fatalf("assign: %s", out)
+	}
+	if _, err := leadctl(t, addr, "accept", "w1", "--rep", "greta"); err == nil || !strings.Contains(err.Error(), "offered to rep felix") {
+		t.Fatalf("accepting another rep's offer: %v", err)
+	}
+	for i := 0; i < 2; i++ { // the second accept is a no-op
+		if out := mustRun(t, addr, "accept", "w1", "--rep", "felix"); !strings.Contains(out, "w1  ASSIGNED  rep=felix") {
+			t.Fatalf("accept: %s", out)
+		}
+	}
+	if out := mustRun(t, addr, "contact", "w1", "--rep", "felix", "--channel", "call"); !strings.Contains(out, "speed to lead:") {
+		t.Fatalf("contact: %s", out)
+	}
+	if out := mustRun(t, addr, "dispose", "w1", "--rep", "felix", "--disposition", "qualified"); !strings.Contains(out, "w1  CLOSED") ||
+		!strings.Contains(out, "disposition: QUALIFIED") || !strings.Contains(out, "dispositioned") {
+		t.Fatalf("dispose: %s", out)
 	}
 	lead := t.TempDir() + "/lead.json"
 	os.WriteFile(lead, []byte(`{"id": "w2", "country": "AT", "language": "de-AT"}`), 0o644)
@@ -89,9 +104,10 @@ func TestCommands(t *testing.T) {
 		!strings.Contains(out, "rep=greta") || !strings.Contains(out, "felix (away)") {
 		t.Fatalf("preview: %s", out)
 	}
-	if out := mustRun(t, addr, "assignment", "w2"); !strings.Contains(out, "w2  ASSIGNED  rep=greta") {
+	if out := mustRun(t, addr, "assignment", "w2"); !strings.Contains(out, "w2  OFFERED  rep=greta") {
 		t.Fatalf("assignment: %s", out)
 	}
+	mustRun(t, addr, "accept", "w2", "--rep", "greta")
 	reps := mustRun(t, addr, "reps")
 	if !strings.Contains(reps, "felix        away") || !strings.Contains(reps, "kai          away") {
 		t.Fatalf("reps: %s", reps)

@@ -12,8 +12,10 @@
 -- ARGV[3]  the new config, JSON
 -- ARGV[4]  a random nonce: the new id is "<version>:<nonce>"
 -- ARGV[5]  P, pools in the new config; ARGV[6] R, removed pools
--- then per pool: id, strategy, absence policy, catch-up limit, member count
---          m, then m triples: rep id, weight, daily cap
+-- then per pool: id, strategy, absence policy, catch-up limit, accept_within
+--          ms, reject_cooldown ms, max_missed_offers, max_offers,
+--          first_contact_within ms, warn_at ms, on_breach, member count m,
+--          then m triples: rep id, weight, daily cap
 -- then N, the number of reps, and N triples: rep id, initial status,
 --          profile ("max_open|daily_cap|zone|week|ooo")
 -- then Z, the number of zones, and Z pairs: zone, offsets
@@ -63,15 +65,18 @@ end
 local a = 7
 for p = 0, pools - 1 do
   local key, rank, owed = KEYS[first_pool_key + 3 * p], KEYS[first_pool_key + 3 * p + 1], KEYS[first_pool_key + 3 * p + 2]
-  local strategy, policy, limit, m = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
+  local strategy, policy, limit = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local offers = { 'accept', ARGV[a + 4], 'cooldown', ARGV[a + 5], 'max_missed', ARGV[a + 6],
+    'max_offers', ARGV[a + 7], 'sla', ARGV[a + 8], 'warn', ARGV[a + 9], 'breach', ARGV[a + 10] }
+  local m = tonumber(ARGV[a + 11])
   local members, weight, cap, is_member = {}, {}, {}, {}
   for j = 1, m do
-    local b = a + 4 + 3 * (j - 1)
+    local b = a + 11 + 3 * (j - 1)
     members[j] = ARGV[b + 1]
     weight[members[j]], cap[members[j]] = ARGV[b + 2], ARGV[b + 3]
     is_member[members[j]] = true
   end
-  a = a + 5 + 3 * m
+  a = a + 12 + 3 * m
 
   local old_n = tonumber(redis.call('HGET', key, 'n') or '0')
   local old_strategy = redis.call('HGET', key, 'strategy')
@@ -97,6 +102,7 @@ for p = 0, pools - 1 do
     hset(key, fields)
   end
   local fields = { 'strategy', strategy, 'policy', policy, 'limit', limit }
+  append_all(fields, offers)
   for j = 1, m do
     append_all(fields, { 'w:' .. members[j], weight[members[j]], 'cap:' .. members[j], cap[members[j]] })
   end

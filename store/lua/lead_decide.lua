@@ -25,8 +25,13 @@
 -- ARGV[12] account owner rep ('' for none); ARGV[13] account domain
 -- ARGV[14] lead score (-1: unscored), for queue priority
 -- ARGV[15] queue expiry, unix ms (0: none)
--- ARGV[16] number of targets; then 3 per target: pool id, flag ('skip',
+-- ARGV[16] the lead's submitted_at, unix ms (the first-contact SLA's start)
+-- ARGV[17] number of targets; then 3 per target: pool id, flag ('skip',
 --          'wait' or ''), wait ms
+--
+-- A picked rep gets an offer or the assignment as the pool's accept_within
+-- says (lib_routing place); a sticky or account owner is placed under the
+-- policy of the first target pool.
 --
 -- Returns:
 --   {'STALE'}                           config id is not current
@@ -53,7 +58,8 @@ local owner = ARGV[12]
 local domain = ARGV[13]
 local score = tonumber(ARGV[14])
 local expire_at = tonumber(ARGV[15])
-local targets = read_targets(first_target_key, 17, tonumber(ARGV[16]))
+local submitted = tonumber(ARGV[16])
+local targets = read_targets(first_target_key, 18, tonumber(ARGV[17]))
 
 if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
   return { 'STALE' }
@@ -101,21 +107,41 @@ end
 local record = {
   'lead', lead_json, 'rule', rule_id, 'rules', rules_trace, 'received_at', NOW, 'decided_at', NOW,
   'cfgv', string.match(CONFIG_ID, '^(%d+)') or '0', 'state', state, 'rep', rep, 'pool', pool_id, 'reason', reason, 'route', route,
-  'target', target_index, 'email', email, 'picks', table.concat(lines, '\n'),
+  'target', target_index, 'email', email, 'picks', table.concat(lines, '\n'), 'submitted_at', submitted,
 }
+local history = history_line('received', '', '')
 if state == 'QUEUED' then
   append_all(record, { 'queued_at', NOW })
+  history = history .. history_line('queued', '', reason)
+elseif state == 'UNROUTABLE' then
+  history = history .. history_line('unroutable', '', reason)
+else
+  -- A rep was picked: an offer or the assignment, under the pool's policy.
+  local policy = (outcome and targets[outcome.index] or targets[1] or {}).pool
+  local placed, fields, line
+  if policy then
+    placed, fields, line = place(policy, rep, lead_id, submitted, '')
+    append_all(fields, { 'pool', pool_id })
+  else
+    placed, fields, line = 'ASSIGNED', { 'state', 'ASSIGNED', 'accepted_at', NOW, 'offered', '|' .. rep .. '|' },
+      history_line('assigned', rep, '')
+    if not DRY then emit('assigned', lead_id, rep, pool_id, route) end
+  end
+  append_all(record, fields)
+  append_all(record, { 'offers', placed == 'OFFERED' and 1 or 0 })
+  state = placed
+  history = history .. line
 end
+append_all(record, { 'history', history })
 
 if not DRY then
   redis.call('HSET', lead_key, unpack(record))
-  if state == 'ASSIGNED' then
+  if state == 'ASSIGNED' or state == 'OFFERED' then
     if outcome then outcome.advance() end
     commit_rep(rep, outcome and pool_id or '')
     if email ~= '' and sticky_window > 0 then
       redis.call('SET', sticky_key, rep .. '|' .. pool_id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
     end
-    emit('assigned', lead_id, rep, pool_id, route)
   elseif state == 'QUEUED' then
     enqueue(targets[target_index].pool, lead_id, score, outcome.wait, expire_at)
     emit('queued', lead_id, '', pool_id, reason)

@@ -54,21 +54,23 @@ if redis.call('ZCARD', old_queue) == 0 then
   redis.call('SREM', K.queued_pools, old_pool)
 end
 local target = targets[outcome.index]
-local fields = { 'state', outcome.state, 'pool', target.pool.id, 'reason', outcome.reason or '',
-  'target', base_index + outcome.index - 1, 'decided_at', NOW, 'picks', table.concat(lines, '\n') }
+local fields = { 'target', base_index + outcome.index - 1, 'picks', table.concat(lines, '\n') }
 emit('escalated', lead_id, '', target.pool.id, 'from ' .. old_pool)
-if outcome.state == 'ASSIGNED' then
-  append_all(fields, { 'rep', outcome.rep })
+add_history(lead_key, 'escalated', '', 'from ' .. old_pool .. ' to ' .. target.pool.id)
+local state = outcome.state
+if state == 'ASSIGNED' then
   outcome.advance()
   commit_rep(outcome.rep, target.pool.id)
   clear_timers(lead_id)
+  local submitted = tonumber(redis.call('HGET', lead_key, 'submitted_at') or NOW)
+  state = place_stored(lead_key, target.pool, outcome.rep, lead_id, submitted, fields)
   if email ~= '' and sticky_window > 0 then
     redis.call('SET', sticky_key, outcome.rep .. '|' .. target.pool.id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
   end
-  emit('assigned', lead_id, outcome.rep, target.pool.id, 'escalated')
 else
-  append_all(fields, { 'queued_at', NOW })
+  append_all(fields, { 'state', 'QUEUED', 'pool', target.pool.id, 'reason', outcome.reason or '', 'decided_at', NOW,
+    'queued_at', NOW })
+  redis.call('HSET', lead_key, unpack(fields))
   enqueue(target.pool, lead_id, score, outcome.wait, 0)
 end
-redis.call('HSET', lead_key, unpack(fields))
-return { 'OK', outcome.backlog and '1' or '0', outcome.state }
+return { 'OK', outcome.backlog and '1' or '0', state }

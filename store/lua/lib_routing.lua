@@ -96,7 +96,10 @@ end
 
 -- ineligible returns nil when rep may take a lead now (from pool_key, when
 -- given), else the skip reason and whether the rep is absent (away, offline).
+local EXCLUDE = {} -- reps this lead was offered to already (see route_targets)
+
 local function ineligible(rep, pool_key, pool_id)
+  if EXCLUDE[rep] then return 'offered this lead already' end
   local status = redis.call('HGET', K.presence, rep)
   if status ~= 'AVAILABLE' then
     return string.lower(status or 'unknown'), true
@@ -125,6 +128,8 @@ local function ineligible(rep, pool_key, pool_id)
     if n >= p.daily_cap then return 'capped ' .. n .. '/' .. p.daily_cap .. ' today' end
   end
   if pool_key then
+    local cool = tonumber(redis.call('HGET', K.repstate, 'cool:' .. pool_id .. '/' .. rep) or '0')
+    if cool > NOW then return 'in cooldown after a reject until ' .. cool end
     local cap = tonumber(redis.call('HGET', pool_key, 'cap:' .. rep) or '0')
     if cap > 0 then
       local n = daily_count(pool_id .. '/' .. rep, day)
@@ -345,10 +350,77 @@ local function try_rep(rep, label, lines)
   return false
 end
 
+-- uncommit takes back what commit_rep counted for an offer that was
+-- withdrawn: the rep never had the lead.
+local function uncommit_rep(rep, pool_id)
+  if tonumber(redis.call('HGET', K.open, rep) or '0') > 0 then redis.call('HINCRBY', K.open, rep, -1) end
+  if tonumber(redis.call('HGET', K.assigned, rep) or '0') > 0 then redis.call('HINCRBY', K.assigned, rep, -1) end
+  local day = local_time(profile(rep).zone)
+  for _, field in ipairs({ rep, pool_id .. '/' .. rep }) do
+    local n = daily_count(field, day)
+    if n > 0 then redis.call('HSET', K.daily, field, day .. ':' .. (n - 1)) end
+  end
+end
+
+-- history_line is one lifecycle event as the record's history keeps it.
+local function history_line(kind, rep, detail)
+  return NOW .. '\t' .. kind .. '\t' .. (rep or '') .. '\t' .. (detail or '') .. '\n'
+end
+
+-- add_history appends lifecycle events to a stored record.
+local function add_history(lead_key, ...)
+  local lines = { redis.call('HGET', lead_key, 'history') or '' }
+  local events = { ... }
+  for i = 1, #events, 3 do lines[#lines + 1] = history_line(events[i], events[i + 1], events[i + 2]) end
+  redis.call('HSET', lead_key, 'history', table.concat(lines))
+end
+
 -- emit appends an event to the workspace's event stream.
 local function emit(kind, lead_id, rep, pool_id, detail)
   redis.call('XADD', K.events, 'MAXLEN', '~', 100000, '*',
     'kind', kind, 'lead', lead_id, 'rep', rep or '', 'pool', pool_id or '', 'at', NOW, 'detail', detail or '')
+end
+
+-- place gives the lead to a rep picked from pool: an offer, when the pool
+-- asks reps to accept, else the assignment. It starts the offer timer and
+-- the first-contact SLA timers (measured from sla_from, unix ms), emits the
+-- event, and returns the new state and the record fields to write.
+-- offered is the record's list of reps offered the lead so far.
+local function place(pool, rep, lead_id, sla_from, offered)
+  local accept = tonumber(redis.call('HGET', pool.key, 'accept') or '0')
+  local sla = tonumber(redis.call('HGET', pool.key, 'sla') or '0')
+  local warn = tonumber(redis.call('HGET', pool.key, 'warn') or '0')
+  local fields = { 'rep', rep, 'pool', pool.id, 'decided_at', NOW, 'reason', '',
+    'offered', (offered ~= '' and offered or '|') .. rep .. '|' }
+  if sla > 0 then
+    append_all(fields, { 'sla_due', sla_from + sla })
+    if not DRY then
+      redis.call('ZADD', K.timers, sla_from + sla, 'sla|' .. lead_id)
+      if warn > 0 then redis.call('ZADD', K.timers, sla_from + warn, 'warn|' .. lead_id) end
+    end
+  end
+  if accept > 0 then
+    append_all(fields, { 'state', 'OFFERED', 'offer_expires', NOW + accept })
+    if not DRY then
+      redis.call('ZADD', K.timers, NOW + accept, 'offer|' .. lead_id)
+      emit('offered', lead_id, rep, pool.id, 'accept within ' .. (accept / 1000) .. 's')
+    end
+    return 'OFFERED', fields, history_line('offered', rep, pool.id)
+  end
+  append_all(fields, { 'state', 'ASSIGNED', 'accepted_at', NOW })
+  if not DRY then emit('assigned', lead_id, rep, pool.id, '') end
+  return 'ASSIGNED', fields, history_line('assigned', rep, pool.id)
+end
+
+-- place_stored writes what place decided into a stored record (drains,
+-- escalations, re-offers), and returns the new state.
+local function place_stored(lead_key, pool, rep, lead_id, sla_from, extra)
+  local state, fields, line = place(pool, rep, lead_id, sla_from, redis.call('HGET', lead_key, 'offered') or '')
+  append_all(fields, extra or {})
+  redis.call('HSET', lead_key, unpack(fields))
+  redis.call('HSET', lead_key, 'history', (redis.call('HGET', lead_key, 'history') or '') .. line)
+  if state == 'OFFERED' then redis.call('HINCRBY', lead_key, 'offers', 1) end
+  return state
 end
 
 -- enqueue puts a lead on a pool's queue, ordered by lead score then arrival,
@@ -376,7 +448,20 @@ end
 -- wait=ms}) and returns what happened: state 'ASSIGNED' (rep, index),
 -- 'QUEUED' (index, reason, backlog flag, wait ms) or nil when there are no
 -- targets. It writes nothing.
-local function route_targets(targets, lines, queued_reason)
+local function route_targets(targets, lines, queued_reason, exclude)
+  if exclude and next(exclude) then
+    -- Never the same rep twice for one lead, unless nobody else is
+    -- eligible. Reps excluded already (EXCLUDE) stay excluded.
+    local saved = EXCLUDE
+    EXCLUDE = {}
+    for r in pairs(saved) do EXCLUDE[r] = true end
+    for r in pairs(exclude) do EXCLUDE[r] = true end
+    local mark = #lines
+    local outcome = route_targets(targets, lines, queued_reason)
+    EXCLUDE = saved
+    if outcome and outcome.state == 'ASSIGNED' then return outcome end
+    for j = #lines, mark + 1, -1 do lines[j] = nil end
+  end
   local queue_at = nil
   for t = 1, #targets do
     local target = targets[t]

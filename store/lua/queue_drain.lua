@@ -45,12 +45,11 @@ for i = 0, (#ARGV - first_lead_arg + 1) / 2 - 1 do
     commit_rep(rep, pool.id)
     redis.call('ZREM', pool.queue, lead_id)
     clear_timers(lead_id)
-    redis.call('HSET', lead_key, 'state', 'ASSIGNED', 'rep', rep, 'pool', pool.id, 'reason', '',
-      'decided_at', NOW, 'picks', table.concat(lines, '\n'))
+    local submitted = tonumber(redis.call('HGET', lead_key, 'submitted_at') or NOW)
+    place_stored(lead_key, pool, rep, lead_id, submitted, { 'picks', table.concat(lines, '\n') })
     if email ~= '' and sticky_window > 0 then
       redis.call('SET', sticky_key, rep .. '|' .. pool.id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
     end
-    emit('assigned', lead_id, rep, pool.id, 'from queue')
     reply[#reply + 1] = lead_id
   end
 end

@@ -1,0 +1,231 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// The speed-to-lead lifecycle: offers a rep accepts or lets expire, the
+// first contact, dispositions. Every step is one script in the store; the
+// engine validates the call and, for steps that hand the lead to someone
+// else, works out where it may go next.
+
+// Contact channels RecordContact accepts.
+var contactChannels = map[string]bool{"call": true, "email": true, "sms": true, "meeting": true, "chat": true, "other": true}
+
+// AcceptOffer turns repID's offer of a lead into the assignment. Accepting
+// again is a no-op; an offer made to someone else is *WrongRepError, one
+// that expired or moved on *OfferGoneError (both ErrWrongCaller).
+func (e *Engine) AcceptOffer(ctx context.Context, ws, leadID, repID string) (*Assignment, error) {
+	ws, err := e.checkRepCall(ws, leadID, repID, nil)
+	if err != nil {
+		return nil, err
+	}
+	a, err := e.store.Accept(ctx, ws, leadID, repID, e.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	return e.explained(ctx, ws, a), nil
+}
+
+// RejectOffer withdraws repID's offer at once: the rep gets the pool's
+// reject cooldown and the lead is offered to the next eligible rep.
+func (e *Engine) RejectOffer(ctx context.Context, ws, leadID, repID, reason string) (*Assignment, error) {
+	ws, err := e.checkRepCall(ws, leadID, repID, func(v *violations) {
+		if len(reason) > maxReleaseReason {
+			v.add("reason", "%d bytes, at most %d allowed", len(reason), maxReleaseReason)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	res, err := e.reroute(ctx, ws, leadID, RerouteReject, repID, reason)
+	if err != nil {
+		return nil, err
+	}
+	if !res.Done {
+		cur, err := e.store.Assignment(ctx, ws, leadID)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &OfferGoneError{LeadID: leadID, State: cur.State}
+	}
+	return e.GetAssignment(ctx, ws, leadID)
+}
+
+// RecordContact records a contact with the lead by the rep holding it. The
+// first contact stops the first-contact SLA and fixes speed to lead.
+func (e *Engine) RecordContact(ctx context.Context, ws, leadID, repID, channel string, at time.Time) (*Assignment, error) {
+	now := e.clock.Now()
+	if at.IsZero() {
+		at = now
+	}
+	ws, err := e.checkRepCall(ws, leadID, repID, func(v *violations) {
+		if !contactChannels[channel] {
+			v.add("channel", "%q is not one of call, email, sms, meeting, chat, other", channel)
+		}
+		if at.After(now.Add(time.Minute)) {
+			v.add("contacted_at", "%s is in the future", at.Format(time.RFC3339))
+		} else if at.Before(earliestSubmission) {
+			v.add("contacted_at", "%s is before %s", at.Format(time.RFC3339), earliestSubmission.Format(time.DateOnly))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	a, err := e.store.Contact(ctx, ws, leadID, repID, channel, at, now)
+	if err != nil {
+		return nil, err
+	}
+	return e.explained(ctx, ws, a), nil
+}
+
+// SetDisposition closes the rep's assignment with its verdict and frees the
+// rep's capacity. The same disposition again is a no-op; REJECTED needs a
+// reason code.
+func (e *Engine) SetDisposition(ctx context.Context, ws, leadID, repID string, d Disposition, reasonCode string) (*Assignment, error) {
+	ws, err := e.checkRepCall(ws, leadID, repID, func(v *violations) {
+		switch {
+		case d != Qualified && d != Rejected && d != Recycled:
+			v.add("disposition", "%q is not one of QUALIFIED, REJECTED, RECYCLED", d)
+		case d == Rejected && reasonCode == "":
+			v.add("reason_code", "required with REJECTED")
+		}
+		if reasonCode != "" && (len(reasonCode) > 64 || !isIdent(reasonCode) || strings.ContainsRune(reasonCode, '@')) {
+			v.add("reason_code", "%q: at most 64 letters, digits and _ - . :", reasonCode)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.close(ctx, ws, &Closing{LeadID: leadID, RepID: repID, Reason: "disposition " + string(d),
+		Disposition: d, ReasonCode: reasonCode})
+}
+
+// ReleaseAssignment closes an ASSIGNED lead for its rep (an operator's
+// call): the rep's open count falls and the rep's pools drain their queues.
+// Releasing a released lead returns it unchanged; a lead that is offered,
+// queued or unroutable is ErrNotAssigned.
+func (e *Engine) ReleaseAssignment(ctx context.Context, ws, leadID, reason string) (*Assignment, error) {
+	ws, wsErr := NormalizeWorkspace(ws)
+	var v violations
+	if leadID == "" {
+		v.add("lead_id", "required")
+	}
+	if len(reason) > maxReleaseReason {
+		v.add("reason", "%d bytes, at most %d allowed", len(reason), maxReleaseReason)
+	}
+	if err := joinViolations(wsErr, v.err()); err != nil {
+		return nil, err
+	}
+	cur, err := e.store.Assignment(ctx, ws, leadID)
+	if err != nil {
+		return nil, err
+	}
+	return e.close(ctx, ws, &Closing{LeadID: leadID, RepID: cur.RepID, Reason: reason})
+}
+
+// close closes an assignment and drains the rep's pools, whose capacity
+// grew.
+func (e *Engine) close(ctx context.Context, ws string, c *Closing) (*Assignment, error) {
+	for attempt := 0; attempt < maxStaleRetries; attempt++ {
+		cc, err := e.config(ctx, ws, attempt > 0)
+		if err != nil {
+			return nil, err
+		}
+		a, err := e.store.CloseAssignment(ctx, ws, cc.id, c, cc.rankedPools[c.RepID], e.clock.Now())
+		if errors.Is(err, ErrStaleConfig) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		e.log.Info("assignment closed", "workspace", ws, "lead", c.LeadID, "rep", a.RepID, "disposition", c.Disposition)
+		for _, pool := range cc.repPools[a.RepID] {
+			e.drain(ctx, ws, pool)
+		}
+		cc.explain(a)
+		return a, nil
+	}
+	return nil, fmt.Errorf("%w: routing config kept changing", ErrUnavailable)
+}
+
+// reroute takes a lead from its rep for mode and routes it again over the
+// targets it may use; it drains a pool the lead queued behind.
+func (e *Engine) reroute(ctx context.Context, ws, leadID string, mode RerouteMode, repID, reason string) (*RerouteResult, error) {
+	for attempt := 0; attempt < maxStaleRetries; attempt++ {
+		cc, err := e.config(ctx, ws, attempt > 0)
+		if err != nil {
+			return nil, err
+		}
+		a, err := e.store.Assignment(ctx, ws, leadID)
+		if err != nil {
+			return nil, err
+		}
+		if repID == "" {
+			repID = a.RepID
+		}
+		targets, first, why := cc.rerouteTargets(ws, a, e.clock.Now())
+		res, err := e.store.Reroute(ctx, ws, cc.id, &Rerouting{Mode: mode, Assignment: a, RepID: repID, Reason: reason,
+			Targets: targets, FirstIndex: first, QueuedReason: why, Sticky: cc.cfg.Settings.Sticky()}, e.clock.Now())
+		if errors.Is(err, ErrStaleConfig) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if res.Done {
+			e.log.LogAttrs(ctx, slog.LevelInfo, "lead rerouted", slog.String("workspace", ws), slog.String("lead", leadID),
+				slog.String("mode", string(mode)), slog.String("from", repID), slog.String("state", string(res.State)))
+		}
+		if res.Backlog {
+			if cur, err := e.store.Assignment(ctx, ws, leadID); err == nil {
+				e.drain(ctx, ws, cur.PoolID)
+			}
+		}
+		return res, nil
+	}
+	return nil, fmt.Errorf("%w: routing config kept changing", ErrUnavailable)
+}
+
+// rerouteTargets returns where a lead taken from its rep may go: the rest
+// of its rule's targets from the one in use, or, for an owner or sticky
+// assignment, the targets a new decision would use.
+func (cc *compiledConfig) rerouteTargets(ws string, a *Assignment, now time.Time) ([]DecisionTarget, int, string) {
+	if rule := cc.ruleByID(a.RuleID); rule != nil {
+		i := max(a.TargetIndex, 1)
+		if i <= len(rule.targets) {
+			rest := rule.targets[i-1:]
+			return cc.targets(rest), i, "nobody else eligible in " + poolList(rest)
+		}
+	}
+	d := cc.decision(ws, &a.Lead, now, true)
+	return d.Targets, 1, d.QueuedReason
+}
+
+// checkRepCall validates the common arguments of the rep calls.
+func (e *Engine) checkRepCall(ws, leadID, repID string, more func(*violations)) (string, error) {
+	ws, wsErr := NormalizeWorkspace(ws)
+	var v violations
+	if leadID == "" {
+		v.add("lead_id", "required")
+	}
+	if repID == "" {
+		v.add("rep_id", "required")
+	}
+	if more != nil {
+		more(&v)
+	}
+	return ws, joinViolations(wsErr, v.err())
+}
+
+// explained completes a record's trace with the cached config.
+func (e *Engine) explained(ctx context.Context, ws string, a *Assignment) *Assignment {
+	cc, _ := e.config(ctx, ws, false)
+	cc.explain(a)
+	return a
+}

@@ -1,0 +1,76 @@
+-- assignment_close: close an ASSIGNED lead, released by an operator or
+-- dispositioned by its rep: the rep's open count falls, the record becomes
+-- CLOSED (keeping its history), the first-contact SLA timers stop, the
+-- person's sticky owner is forgotten, and the rep's least-loaded scores are
+-- corrected. Closing a closed lead again the same way changes nothing.
+--
+-- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[15]     lead    HASH
+-- KEYS[16]     sticky  STRING (the lead key again when there is no email)
+-- KEYS[17+i]   rank ZSET of each ranked pool the rep belongs to
+--
+-- ARGV[1]  config id the caller holds
+-- ARGV[2]  now, unix ms
+-- ARGV[3]  lead id
+-- ARGV[4]  the rep: read from the record (release) or the caller
+--          (disposition)
+-- ARGV[5]  reason
+-- ARGV[6]  disposition ('' for a release)
+-- ARGV[7]  reason code
+-- ARGV[8+i] strategy of rank key i (LEAST_LOADED or LONGEST_IDLE)
+--
+-- Returns:
+--   {'STALE'}                       config id is not current
+--   {'MOVED', rep}                  the record's rep is not ARGV[4]
+--   {'NOT_ASSIGNED', state}         the lead is offered, queued or unroutable
+--   {'CONFLICT', disposition}       already dispositioned otherwise
+--   {'OK', field, value, ...}       the closed record
+
+local lead_key = KEYS[15]
+local sticky_key = KEYS[16]
+local first_rank_key = 17
+local lead_id = ARGV[3]
+local expected_rep = ARGV[4]
+local reason = ARGV[5]
+local disposition = ARGV[6]
+local reason_code = ARGV[7]
+local first_strategy = 8
+
+if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
+  return { 'STALE' }
+end
+local state, rep, closed_as = unpack(redis.call('HMGET', lead_key, 'state', 'rep', 'disposition'))
+if (state == 'ASSIGNED' or state == 'CLOSED') and rep ~= expected_rep then
+  return { 'MOVED', rep or '' }
+end
+if state == 'CLOSED' and disposition ~= '' and (closed_as or '') ~= disposition then
+  return { 'CONFLICT', closed_as or 'released' }
+end
+if state == 'ASSIGNED' then
+  if tonumber(redis.call('HGET', K.open, rep) or '0') > 0 then
+    redis.call('HINCRBY', K.open, rep, -1)
+  end
+  redis.call('HSET', lead_key, 'state', 'CLOSED', 'closed_at', NOW, 'close_reason', reason)
+  if disposition ~= '' then
+    redis.call('HSET', lead_key, 'disposition', disposition, 'reason_code', reason_code)
+  end
+  redis.call('ZREM', K.timers, 'sla|' .. lead_id, 'warn|' .. lead_id)
+  add_history(lead_key, disposition ~= '' and 'dispositioned' or 'released', rep,
+    disposition ~= '' and (disposition .. (reason_code ~= '' and (' ' .. reason_code) or '')) or reason)
+  local held = (redis.call('HGET', lead_key, 'email') or '') ~= '' and redis.call('GET', sticky_key)
+  if held and select(3, string.match(held, '^([^|]*)|([^|]*)|(.*)|(%d+)$')) == lead_id then
+    redis.call('DEL', sticky_key)
+  end
+  for i = 0, #ARGV - first_strategy do
+    local rank = KEYS[first_rank_key + i]
+    if redis.call('ZSCORE', rank, rep) then
+      redis.call('ZADD', rank, rank_score(ARGV[first_strategy + i], rep), rep)
+    end
+  end
+  emit(disposition ~= '' and 'dispositioned' or 'released', lead_id, rep, '', disposition ~= '' and disposition or reason)
+elseif state ~= 'CLOSED' then
+  return { 'NOT_ASSIGNED', state or '' }
+end
+local reply = { 'OK' }
+append_all(reply, redis.call('HGETALL', lead_key))
+return reply

@@ -1,0 +1,162 @@
+-- lead_reroute: take a lead from its rep and route it again, or warn.
+--   timeout  the offer timer fired: withdraw the offer (exactly once), count
+--            a missed offer (max_missed_offers sets the rep AWAY)
+--   reject   the rep rejected the offer: withdraw it, cooldown for the rep
+--   breach   the first-contact SLA timer fired without a contact: notify;
+--            with on_breach REASSIGN also close the rep's assignment
+--   warn     the SLA warning timer fired without a contact: notify only
+-- A withdrawn lead is offered to the next eligible rep of its targets, never
+-- the same rep twice unless nobody else is eligible; after max_offers
+-- withdrawn offers (or with nobody eligible) it is QUEUED with the reason.
+--
+-- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[15]     lead    HASH
+-- KEYS[16]     sticky  STRING (the lead key again when there is no email)
+-- KEYS[17]     the lead's current pool HASH (its policies)
+-- KEYS[18+4i..21+4i]  target i (from 0): pool, rank, owed, queue
+--
+-- ARGV[1]  config id the caller holds
+-- ARGV[2]  now, unix ms
+-- ARGV[3]  lead id
+-- ARGV[4]  mode: timeout, reject, breach or warn
+-- ARGV[5]  rep id: the rep the caller expects to hold the lead
+-- ARGV[6]  reason (reject)
+-- ARGV[7]  email ('' for none); ARGV[8] sticky window ms
+-- ARGV[9]  lead score (-1: unscored)
+-- ARGV[10] rule index of the first target (1-based)
+-- ARGV[11] reason recorded when nobody is eligible
+-- ARGV[12] number of targets; then 3 per target as in lead_decide
+--
+-- Returns:
+--   {'STALE'}                config id is not current
+--   {'GONE', state}          nothing to do: the timer was fired already, the
+--                            offer was accepted, the contact was made...
+--   {'WRONG_REP', rep}       (reject) the lead is offered to another rep
+--   {'OK', state, backlog}   the lead's new state
+
+local lead_key = KEYS[15]
+local sticky_key = KEYS[16]
+local current_pool_key = KEYS[17]
+local lead_id = ARGV[3]
+local mode = ARGV[4]
+local rep = ARGV[5]
+local reason = ARGV[6]
+local email = ARGV[7]
+local sticky_window = tonumber(ARGV[8])
+local score = tonumber(ARGV[9])
+local base_index = tonumber(ARGV[10])
+local queued_reason = ARGV[11]
+local targets = read_targets(18, 13, tonumber(ARGV[12]))
+
+if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
+  return { 'STALE' }
+end
+local state, holder, pool_id, contacted = unpack(redis.call('HMGET', lead_key, 'state', 'rep', 'pool', 'first_contact_at'))
+
+-- Timers are claimed first, so each fires once whatever the record says.
+if mode == 'timeout' or mode == 'breach' or mode == 'warn' then
+  local member = ({ timeout = 'offer|', breach = 'sla|', warn = 'warn|' })[mode] .. lead_id
+  if redis.call('ZREM', K.timers, member) == 0 then return { 'GONE', state or '' } end
+end
+if mode == 'timeout' and (state ~= 'OFFERED' or holder ~= rep) then return { 'GONE', state or '' } end
+if mode == 'reject' then
+  if state ~= 'OFFERED' then return { 'GONE', state or '' } end
+  if holder ~= rep then return { 'WRONG_REP', holder } end
+end
+if mode == 'breach' or mode == 'warn' then
+  if contacted or (state ~= 'ASSIGNED' and state ~= 'OFFERED') then return { 'GONE', state or '' } end
+  local kind = mode == 'warn' and 'sla_warning' or 'sla_breached'
+  emit(kind, lead_id, holder, pool_id, 'no first contact yet')
+  add_history(lead_key, kind, holder, 'no first contact yet')
+  redis.call('HINCRBY', lead_key, 'breaches', mode == 'breach' and 1 or 0)
+  if mode == 'warn' or state ~= 'ASSIGNED' or redis.call('HGET', current_pool_key, 'breach') ~= 'REASSIGN' then
+    return { 'OK', state, '0' }
+  end
+end
+
+-- Withdraw: the rep no longer holds the lead.
+if mode == 'breach' then
+  -- The rep keeps the day's count (the assignment happened) but not the lead.
+  if tonumber(redis.call('HGET', K.open, holder) or '0') > 0 then redis.call('HINCRBY', K.open, holder, -1) end
+  add_history(lead_key, 'reassigned', holder, 'first-contact SLA breached')
+  emit('reassigned', lead_id, holder, pool_id, 'first-contact SLA breached')
+else
+  uncommit_rep(holder, pool_id)
+  redis.call('ZREM', K.timers, 'offer|' .. lead_id)
+  redis.call('HINCRBY', lead_key, 'withdrawn', 1)
+  if mode == 'reject' then
+    local cool = tonumber(redis.call('HGET', current_pool_key, 'cooldown') or '0')
+    if cool > 0 then redis.call('HSET', K.repstate, 'cool:' .. pool_id .. '/' .. holder, NOW + cool) end
+    add_history(lead_key, 'rejected', holder, reason)
+    emit('offer_rejected', lead_id, holder, pool_id, reason)
+  else
+    add_history(lead_key, 'offer_expired', holder, '')
+    emit('offer_withdrawn', lead_id, holder, pool_id, 'not accepted in time')
+    local misses = redis.call('HINCRBY', K.repstate, 'miss:' .. holder, 1)
+    local limit = tonumber(redis.call('HGET', current_pool_key, 'max_missed') or '0')
+    if limit > 0 and misses >= limit and redis.call('HGET', K.presence, holder) == 'AVAILABLE' then
+      redis.call('HSET', K.presence, holder, 'AWAY')
+      redis.call('HSET', K.status_changed, holder, NOW)
+      redis.call('HDEL', K.repstate, 'miss:' .. holder)
+      local why = misses .. ' offers in a row not accepted'
+      add_history(lead_key, 'auto_paused', holder, why)
+      emit('auto_paused', '', holder, pool_id, why)
+    end
+  end
+end
+local held = email ~= '' and redis.call('GET', sticky_key)
+if held and select(3, string.match(held, '^([^|]*)|([^|]*)|(.*)|(%d+)$')) == lead_id then
+  redis.call('DEL', sticky_key)
+end
+
+-- Route again, excluding every rep offered the lead so far.
+local max_offers = tonumber(redis.call('HGET', current_pool_key, 'max_offers') or '0')
+local withdrawn = tonumber(redis.call('HGET', lead_key, 'withdrawn') or '0')
+local function queue_here(why)
+  local pool = nil
+  for _, t in ipairs(targets) do
+    if t.pool.id == pool_id then pool = t.pool end
+  end
+  pool = pool or (targets[1] and targets[1].pool)
+  if not pool then
+    redis.call('HSET', lead_key, 'state', 'UNROUTABLE', 'reason', why, 'decided_at', NOW, 'rep', '')
+    add_history(lead_key, 'unroutable', '', why)
+    emit('unroutable', lead_id, '', '', why)
+    return 'UNROUTABLE'
+  end
+  redis.call('HSET', lead_key, 'state', 'QUEUED', 'pool', pool.id, 'reason', why, 'decided_at', NOW,
+    'queued_at', NOW, 'rep', '')
+  enqueue(pool, lead_id, score, 0, 0)
+  add_history(lead_key, 'queued', '', why)
+  emit('queued', lead_id, '', pool.id, why)
+  return 'QUEUED'
+end
+if max_offers > 0 and withdrawn >= max_offers and mode ~= 'breach' then
+  return { 'OK', queue_here(withdrawn .. ' offers withdrawn without acceptance (max_offers ' .. max_offers .. ')'), '0' }
+end
+local exclude = {}
+for r in string.gmatch(redis.call('HGET', lead_key, 'offered') or '', '[^|]+') do exclude[r] = true end
+if mode == 'breach' then
+  exclude[holder] = true
+  EXCLUDE = { [holder] = true } -- a breaching rep never gets the lead back
+end
+local lines = {}
+local outcome = route_targets(targets, lines, queued_reason, exclude)
+EXCLUDE = {}
+if not outcome or outcome.state ~= 'ASSIGNED' then
+  local why = (outcome and outcome.reason) or queued_reason
+  if outcome and outcome.backlog then
+    return { 'OK', queue_here(why), '1' }
+  end
+  return { 'OK', queue_here(why), '0' }
+end
+local target = targets[outcome.index]
+outcome.advance()
+commit_rep(outcome.rep, target.pool.id)
+local sla_from = mode == 'breach' and NOW or tonumber(redis.call('HGET', lead_key, 'submitted_at') or NOW)
+local placed = place_stored(lead_key, target.pool, outcome.rep, lead_id, sla_from,
+  { 'target', base_index + outcome.index - 1, 'picks', table.concat(lines, '\n') })
+if email ~= '' and sticky_window > 0 then
+  redis.call('SET', sticky_key, outcome.rep .. '|' .. target.pool.id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
+end
+return { 'OK', placed, '0' }
