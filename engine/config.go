@@ -23,16 +23,19 @@ const (
 	StatusOffline   RepStatus = "OFFLINE"
 )
 
+// upperText reads an enum value written in any case ("away", "Away").
+func upperText[T ~string](dst *T, b []byte) error {
+	*dst = T(strings.ToUpper(string(b)))
+	return nil
+}
+
 // Valid reports whether s is one of the declared presences.
 func (s RepStatus) Valid() bool {
 	return s == StatusAvailable || s == StatusAway || s == StatusOffline
 }
 
 // UnmarshalText accepts any case ("away", "Away", "AWAY").
-func (s *RepStatus) UnmarshalText(b []byte) error {
-	*s = RepStatus(strings.ToUpper(string(b)))
-	return nil
-}
+func (s *RepStatus) UnmarshalText(b []byte) error { return upperText(s, b) }
 
 // Strategy is how a pool distributes leads among its eligible members.
 type Strategy string
@@ -63,10 +66,7 @@ const (
 )
 
 // UnmarshalText accepts any case ("catch_up").
-func (p *AbsencePolicy) UnmarshalText(b []byte) error {
-	*p = AbsencePolicy(strings.ToUpper(string(b)))
-	return nil
-}
+func (p *AbsencePolicy) UnmarshalText(b []byte) error { return upperText(p, b) }
 
 // Size limits of one routing config. They keep every apply one bounded
 // script call and every decision's key list short.
@@ -87,10 +87,7 @@ const DefaultCatchUpLimit = 3
 const DefaultStickyWindow = 30 * 24 * time.Hour
 
 // UnmarshalText accepts any case ("round_robin").
-func (s *Strategy) UnmarshalText(b []byte) error {
-	*s = Strategy(strings.ToUpper(string(b)))
-	return nil
-}
+func (s *Strategy) UnmarshalText(b []byte) error { return upperText(s, b) }
 
 // Config is a workspace's routing document. The YAML and JSON field names are
 // those of proto/leadrouter/v1/config.proto.
@@ -235,10 +232,7 @@ const (
 )
 
 // UnmarshalText accepts any case ("reassign").
-func (b *BreachPolicy) UnmarshalText(t []byte) error {
-	*b = BreachPolicy(strings.ToUpper(string(t)))
-	return nil
-}
+func (b *BreachPolicy) UnmarshalText(t []byte) error { return upperText(b, t) }
 
 // Offer defaults.
 const (
