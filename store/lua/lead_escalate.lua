@@ -41,7 +41,7 @@ local state, pool_id = unpack(redis.call('HMGET', lead_key, 'state', 'pool'))
 if state == 'QUEUED' and pool_id ~= old_pool then
   return { 'GONE' } -- the caller read an older record; the timer stays for the next sweep
 end
-if redis.call('ZREM', K.timers, 'escalate|' .. lead_id) == 0 or state ~= 'QUEUED' then
+if not claim_timer('escalate|' .. lead_id) or state ~= 'QUEUED' then
   return { 'GONE' }
 end
 local lines = { 'E\t' .. old_pool }

@@ -27,7 +27,7 @@ local state, current_pool = unpack(redis.call('HMGET', lead_key, 'state', 'pool'
 if state == 'QUEUED' and current_pool ~= pool_id then
   return { 'MOVED', current_pool }
 end
-if redis.call('ZREM', K.timers, 'expire|' .. lead_id) == 0 then
+if not claim_timer('expire|' .. lead_id) then
   return { 'GONE' }
 end
 if state ~= 'QUEUED' then

@@ -56,7 +56,7 @@ local state, holder, pool_id, contacted = unpack(redis.call('HMGET', lead_key, '
 -- Timers are claimed first, so each fires once whatever the record says.
 if mode == 'timeout' or mode == 'breach' or mode == 'warn' then
   local member = ({ timeout = 'offer|', breach = 'sla|', warn = 'warn|' })[mode] .. lead_id
-  if redis.call('ZREM', K.timers, member) == 0 then return { 'GONE', state or '' } end
+  if not claim_timer(member) then return { 'GONE', state or '' } end
 end
 if mode == 'timeout' and (state ~= 'OFFERED' or holder ~= rep) then return { 'GONE', state or '' } end
 if mode == 'reject' then

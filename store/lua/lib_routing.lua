@@ -439,6 +439,16 @@ local function enqueue(pool, lead_id, score, wait_ms, expire_at)
   end
 end
 
+-- claim_timer removes a due timer and reports whether this call got it.
+-- Only a timer due by NOW is claimed: a member can be set again for a later
+-- deadline (the next offer of the same lead), and a replica acting on an
+-- older reading of the due list must not take that one.
+local function claim_timer(member)
+  local due = redis.call('ZSCORE', K.timers, member)
+  if not due or tonumber(due) > NOW then return false end
+  return redis.call('ZREM', K.timers, member) == 1
+end
+
 -- clear_timers drops a lead's queue timers once it is placed for good.
 local function clear_timers(lead_id)
   redis.call('ZREM', K.timers, 'escalate|' .. lead_id, 'expire|' .. lead_id)
