@@ -48,11 +48,7 @@ func (e *Engine) RejectOffer(ctx context.Context, ws, leadID, repID, reason stri
 		return nil, err
 	}
 	if !res.Done {
-		cur, err := e.store.Assignment(ctx, ws, leadID)
-		if err != nil {
-			return nil, err
-		}
-		return nil, &OfferGoneError{LeadID: leadID, State: cur.State}
+		return nil, fmt.Errorf("lead %q is %s: there is no offer to reject: %w", leadID, res.State, ErrNotAssigned)
 	}
 	return e.GetAssignment(ctx, ws, leadID)
 }
@@ -171,7 +167,8 @@ func (e *Engine) reroute(ctx context.Context, ws, leadID string, mode RerouteMod
 		}
 		targets, first, why := cc.rerouteTargets(ws, a, e.clock.Now())
 		res, err := e.store.Reroute(ctx, ws, cc.id, &Rerouting{Mode: mode, Assignment: a, RepID: repID, Reason: reason,
-			Targets: targets, FirstIndex: first, QueuedReason: why, Sticky: cc.cfg.Settings.Sticky()}, e.clock.Now())
+			Targets: targets, FirstIndex: first, QueuedReason: why, Sticky: cc.cfg.Settings.Sticky(),
+			Ranked: cc.rankedPools[a.RepID]}, e.clock.Now())
 		if errors.Is(err, ErrStaleConfig) {
 			continue
 		}

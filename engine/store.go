@@ -201,6 +201,9 @@ type Rerouting struct {
 	FirstIndex   int // rule index (1-based) of Targets[0]
 	QueuedReason string
 	Sticky       time.Duration
+	// Ranked lists the holder's least-loaded and longest-idle pools, whose
+	// scores fall when the lead is withdrawn.
+	Ranked []Pool
 }
 
 // RerouteResult is what Store.Reroute did.

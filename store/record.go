@@ -28,6 +28,10 @@ import (
 //	             offered the lead so far)
 //	first_contact_at, first_contact_channel, contacts, sla_due, breaches
 //	disposition, reason_code, submitted_at
+//	sla_from     when the current first-contact SLA window started (the
+//	             submission, or the last breach reassignment)
+//	breached_by  "|a|b|": reps who breached the lead's SLA; never offered it
+//	             again
 //	history      lifecycle lines "ms<tab>kind<tab>rep<tab>detail"
 //	cfgv         the config version of the first decision
 

@@ -162,6 +162,14 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 	return &engine.StoredConfig{Config: next, Version: version, ID: reply[2], AppliedAt: now.Truncate(time.Millisecond)}, nil
 }
 
+// replyState reads an optional state element of a script reply.
+func replyState(reply []string, i int, fallback engine.State) engine.State {
+	if i < len(reply) && reply[i] != "" {
+		return engine.State(reply[i])
+	}
+	return fallback
+}
+
 // nonce returns 8 random bytes in hex: what makes a config id unique.
 func nonce() string {
 	var b [8]byte
@@ -448,7 +456,7 @@ func (s *Redis) Accept(ctx context.Context, ws, leadID, repID string, now time.T
 	}
 	switch reply[0] {
 	case "WRONG_REP":
-		return nil, &engine.WrongRepError{LeadID: leadID, Holder: reply[1], State: engine.StateOffered}
+		return nil, &engine.WrongRepError{LeadID: leadID, Holder: reply[1], State: replyState(reply, 2, engine.StateOffered)}
 	case "GONE":
 		if reply[1] == "" {
 			return nil, fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound)
@@ -467,7 +475,10 @@ func (s *Redis) Contact(ctx context.Context, ws, leadID, repID, channel string, 
 	}
 	switch reply[0] {
 	case "WRONG_REP":
-		return nil, &engine.WrongRepError{LeadID: leadID, Holder: reply[1], State: engine.StateAssigned}
+		return nil, &engine.WrongRepError{LeadID: leadID, Holder: reply[1], State: replyState(reply, 2, engine.StateAssigned)}
+	case "BEFORE_SUBMISSION":
+		return nil, &engine.ValidationError{Violations: []engine.FieldViolation{{Field: "contacted_at",
+			Description: "before the lead was submitted (" + msTime(reply[1]).Format(time.RFC3339) + ")"}}}
 	case "NOT_ASSIGNED":
 		if reply[1] == "" {
 			return nil, fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound)
@@ -486,6 +497,11 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 	args := []any{configID, ms(now), a.LeadID, string(r.Mode), r.RepID, r.Reason, a.Lead.Email, r.Sticky.Milliseconds(),
 		scoreArg(&a.Lead), r.FirstIndex, r.QueuedReason}
 	keys, args = appendTargets(k, keys, args, r.Targets)
+	args = append(args, len(r.Ranked))
+	for _, p := range r.Ranked {
+		keys = append(keys, k.rank(p.ID))
+		args = append(args, string(p.Strategy))
+	}
 	reply, err := s.run(ctx, "reroute", leadReroute, keys, args...)
 	if err != nil {
 		return nil, err
@@ -496,7 +512,7 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 	case "GONE":
 		return &engine.RerouteResult{State: engine.State(reply[1])}, nil
 	case "WRONG_REP":
-		return nil, &engine.WrongRepError{LeadID: a.LeadID, Holder: reply[1], State: engine.StateOffered}
+		return nil, &engine.WrongRepError{LeadID: a.LeadID, Holder: reply[1], State: replyState(reply, 2, engine.StateOffered)}
 	}
 	return &engine.RerouteResult{Done: true, State: engine.State(reply[1]), Backlog: reply[2] == "1"}, nil
 }

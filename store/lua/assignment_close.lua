@@ -56,7 +56,8 @@ if state == 'ASSIGNED' then
   end
   redis.call('ZREM', K.timers, 'sla|' .. lead_id, 'warn|' .. lead_id)
   add_history(lead_key, disposition ~= '' and 'dispositioned' or 'released', rep,
-    disposition ~= '' and (disposition .. (reason_code ~= '' and (' ' .. reason_code) or '')) or reason)
+    disposition ~= '' and (disposition .. (reason_code ~= '' and (' ' .. reason_code) or ''))
+      or (string.gsub(reason, '%c', ' '))) -- one line: a line break must not forge entries
   local held = (redis.call('HGET', lead_key, 'email') or '') ~= '' and redis.call('GET', sticky_key)
   if held and select(3, string.match(held, '^([^|]*)|([^|]*)|(.*)|(%d+)$')) == lead_id then
     redis.call('DEL', sticky_key)

@@ -14,7 +14,8 @@
 --
 -- Returns:
 --   {'OK', field, value, ...}   the record
---   {'WRONG_REP', rep}          the lead is held by another rep
+--   {'WRONG_REP', rep, state}   the lead is held by another rep
+--   {'BEFORE_SUBMISSION', ms}   the contact is dated before the submission
 --   {'NOT_ASSIGNED', state}     the lead is offered (accept first), queued...
 
 local lead_key = KEYS[15]
@@ -23,16 +24,27 @@ local rep = ARGV[4]
 local channel = ARGV[5]
 local at = ARGV[6]
 
-local state, holder, first = unpack(redis.call('HMGET', lead_key, 'state', 'rep', 'first_contact_at'))
+local state, holder, first, submitted, due, breaches = unpack(redis.call('HMGET', lead_key,
+  'state', 'rep', 'first_contact_at', 'submitted_at', 'sla_due', 'breaches'))
 if state ~= 'ASSIGNED' and state ~= 'CLOSED' then
   return { 'NOT_ASSIGNED', state or '' }
 end
 if holder ~= rep then
-  return { 'WRONG_REP', holder }
+  return { 'WRONG_REP', holder, state }
+end
+if tonumber(at) < tonumber(submitted or '0') then
+  return { 'BEFORE_SUBMISSION', submitted }
 end
 if not first then
   redis.call('HSET', lead_key, 'first_contact_at', at, 'first_contact_channel', channel)
   redis.call('ZREM', K.timers, 'sla|' .. lead_id, 'warn|' .. lead_id)
+  if due and tonumber(at) > tonumber(due) and tonumber(breaches or '0') == 0 then
+    -- The SLA ran out before this contact, but its timer had not fired yet:
+    -- the breach is recorded all the same.
+    redis.call('HINCRBY', lead_key, 'breaches', 1)
+    add_history(lead_key, 'sla_breached', rep, 'first contact after the SLA deadline')
+    emit('sla_breached', lead_id, rep, redis.call('HGET', lead_key, 'pool'), 'first contact after the SLA deadline')
+  end
   emit('first_contact', lead_id, rep, redis.call('HGET', lead_key, 'pool'), channel)
 end
 redis.call('HINCRBY', lead_key, 'contacts', 1)

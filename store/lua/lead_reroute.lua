@@ -26,6 +26,8 @@
 -- ARGV[10] rule index of the first target (1-based)
 -- ARGV[11] reason recorded when nobody is eligible
 -- ARGV[12] number of targets; then 3 per target as in lead_decide
+-- then R, and R strategies: the rep's least-loaded and longest-idle pools,
+--          whose rank keys follow the targets' keys in KEYS
 --
 -- Returns:
 --   {'STALE'}                config id is not current
@@ -46,7 +48,12 @@ local sticky_window = tonumber(ARGV[8])
 local score = tonumber(ARGV[9])
 local base_index = tonumber(ARGV[10])
 local queued_reason = ARGV[11]
-local targets = read_targets(18, 13, tonumber(ARGV[12]))
+local target_count = tonumber(ARGV[12])
+local targets = read_targets(18, 13, target_count)
+local ranked = {}
+for i = 1, tonumber(ARGV[13 + 3 * target_count]) do
+  ranked[i] = { key = KEYS[17 + 4 * target_count + i], strategy = ARGV[13 + 3 * target_count + i] }
+end
 
 if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
   return { 'STALE' }
@@ -61,7 +68,7 @@ end
 if mode == 'timeout' and (state ~= 'OFFERED' or holder ~= rep) then return { 'GONE', state or '' } end
 if mode == 'reject' then
   if state ~= 'OFFERED' then return { 'GONE', state or '' } end
-  if holder ~= rep then return { 'WRONG_REP', holder } end
+  if holder ~= rep then return { 'WRONG_REP', holder, state } end
 end
 if mode == 'breach' or mode == 'warn' then
   if contacted or (state ~= 'ASSIGNED' and state ~= 'OFFERED') then return { 'GONE', state or '' } end
@@ -78,6 +85,12 @@ end
 if mode == 'breach' then
   -- The rep keeps the day's count (the assignment happened) but not the lead.
   if tonumber(redis.call('HGET', K.open, holder) or '0') > 0 then redis.call('HINCRBY', K.open, holder, -1) end
+  -- The next rep has accepted nothing yet and gets a fresh SLA window from
+  -- now (sla_from); the breaching rep is remembered ("|a|b|") so that no
+  -- later reroute of this lead hands it back.
+  redis.call('HDEL', lead_key, 'accepted_at')
+  redis.call('HSET', lead_key, 'sla_from', NOW)
+  redis.call('HSET', lead_key, 'breached_by', (redis.call('HGET', lead_key, 'breached_by') or '|') .. holder .. '|')
   add_history(lead_key, 'reassigned', holder, 'first-contact SLA breached')
   emit('reassigned', lead_id, holder, pool_id, 'first-contact SLA breached')
 else
@@ -87,7 +100,9 @@ else
   if mode == 'reject' then
     local cool = tonumber(redis.call('HGET', current_pool_key, 'cooldown') or '0')
     if cool > 0 then redis.call('HSET', K.repstate, 'cool:' .. pool_id .. '/' .. holder, NOW + cool) end
-    add_history(lead_key, 'rejected', holder, reason)
+    -- One history line per entry: a line break in the reason must not
+    -- forge entries.
+    add_history(lead_key, 'rejected', holder, (string.gsub(reason, '%c', ' ')))
     emit('offer_rejected', lead_id, holder, pool_id, reason)
   else
     add_history(lead_key, 'offer_expired', holder, '')
@@ -102,6 +117,13 @@ else
       add_history(lead_key, 'auto_paused', holder, why)
       emit('auto_paused', '', holder, pool_id, why)
     end
+  end
+end
+-- The rep's open count fell: so must its scores in its ranked pools, which
+-- may lag below the truth but never above it (pick_ranked).
+for _, r in ipairs(ranked) do
+  if redis.call('ZSCORE', r.key, holder) then
+    redis.call('ZADD', r.key, rank_score(r.strategy, holder), holder)
   end
 end
 local held = email ~= '' and redis.call('GET', sticky_key)
@@ -136,9 +158,16 @@ if max_offers > 0 and withdrawn >= max_offers and mode ~= 'breach' then
 end
 local exclude = {}
 for r in string.gmatch(redis.call('HGET', lead_key, 'offered') or '', '[^|]+') do exclude[r] = true end
-if mode == 'breach' then
-  exclude[holder] = true
-  EXCLUDE = { [holder] = true } -- a breaching rep never gets the lead back
+-- A rep who breached the lead's SLA never gets it back, not even when
+-- nobody else is eligible (this breach, or an earlier one followed by
+-- offers that timed out).
+EXCLUDE = {}
+for r in string.gmatch(redis.call('HGET', lead_key, 'breached_by') or '', '[^|]+') do
+  exclude[r] = true
+  EXCLUDE[r] = true
+end
+if mode == 'reject' then
+  EXCLUDE[holder] = true -- the rep just said no: not even as the last resort
 end
 local lines = {}
 local outcome = route_targets(targets, lines, queued_reason, exclude)
@@ -153,7 +182,9 @@ end
 local target = targets[outcome.index]
 outcome.advance()
 commit_rep(outcome.rep, target.pool.id)
-local sla_from = mode == 'breach' and NOW or tonumber(redis.call('HGET', lead_key, 'submitted_at') or NOW)
+-- The first-contact SLA runs from submission, or from the last breach
+-- reassignment (a fresh window, kept by the offers that follow it).
+local sla_from = tonumber(redis.call('HGET', lead_key, 'sla_from') or redis.call('HGET', lead_key, 'submitted_at') or NOW)
 local placed = place_stored(lead_key, target.pool, outcome.rep, lead_id, sla_from,
   { 'target', base_index + outcome.index - 1, 'picks', table.concat(lines, '\n') })
 if email ~= '' and sticky_window > 0 then

@@ -10,12 +10,18 @@
 -- ARGV[3]  lead id
 -- ARGV[4]  rep id
 --
+-- An accept after the offer's deadline fails, even before the offer timer
+-- has withdrawn it.
+--
 -- Returns:
 --   {'OK', field, value, ...}       the record
---   {'WRONG_REP', rep}              the lead is offered to or held by rep
+--   {'WRONG_REP', rep, state}       the lead is offered to or held by rep
+--                                   (state: OFFERED or ASSIGNED)
 --   {'GONE', state, detail}         no offer to accept: the offer to this rep
---                                   expired (detail: when) or the lead is
---                                   queued, unroutable or closed
+--                                   expired (detail: when, from the history;
+--                                   '' when this rep's last offer did not
+--                                   expire) or the lead is queued,
+--                                   unroutable or closed
 
 local lead_key = KEYS[15]
 local lead_id = ARGV[3]
@@ -25,6 +31,11 @@ local state, holder, expires = unpack(redis.call('HMGET', lead_key, 'state', 're
 if not state then
   return { 'GONE', '', '' }
 end
+if state == 'OFFERED' and holder == rep and tonumber(expires or '0') < NOW then
+  -- Past the deadline: the offer timer withdraws it (it may not have run
+  -- yet); an accept comes too late either way.
+  return { 'GONE', state, expires }
+end
 if state == 'OFFERED' and holder == rep then
   redis.call('HSET', lead_key, 'state', 'ASSIGNED', 'accepted_at', NOW)
   redis.call('ZREM', K.timers, 'offer|' .. lead_id)
@@ -33,16 +44,21 @@ if state == 'OFFERED' and holder == rep then
   emit('accepted', lead_id, rep, redis.call('HGET', lead_key, 'pool'), '')
 elseif state == 'ASSIGNED' and holder == rep then
   -- accepted already: nothing to do
-elseif (state == 'OFFERED' or state == 'ASSIGNED') and holder ~= rep then
-  -- The offer may have been this rep's once and expired.
-  local history = redis.call('HGET', lead_key, 'history') or ''
-  local lost = string.match(history, '.*\n(%d+)\toffer_expired\t' .. rep:gsub('%p', '%%%0') .. '\t')
-  if lost then return { 'GONE', state, lost } end
-  return { 'WRONG_REP', holder }
 else
-  local lost = string.match(redis.call('HGET', lead_key, 'history') or '',
-    '.*\n(%d+)\toffer_expired\t' .. rep:gsub('%p', '%%%0') .. '\t')
-  return { 'GONE', state, lost or (expires or '') }
+  -- No offer of this rep's to accept. Say when its offer expired if the
+  -- last thing that happened to this rep with the lead is that expiry
+  -- (not an expiry followed by a new offer it accepted, nor the deadline
+  -- of another rep's offer).
+  local lost, rep_kind = nil, nil
+  for at, kind, who in string.gmatch(redis.call('HGET', lead_key, 'history') or '', '(%d+)\t([^\t\n]*)\t([^\t\n]*)\t[^\n]*\n') do
+    if who == rep and (kind == 'offered' or kind == 'offer_expired' or kind == 'rejected' or kind == 'accepted'
+        or kind == 'assigned' or kind == 'reassigned') then
+      rep_kind, lost = kind, at
+    end
+  end
+  if rep_kind == 'offer_expired' then return { 'GONE', state, lost } end
+  if (state == 'OFFERED' or state == 'ASSIGNED') and holder ~= rep then return { 'WRONG_REP', holder, state } end
+  return { 'GONE', state, '' }
 end
 local reply = { 'OK' }
 append_all(reply, redis.call('HGETALL', lead_key))

@@ -36,21 +36,35 @@ for i = 0, (#ARGV - first_lead_arg + 1) / 2 - 1 do
   local sticky_key = KEYS[first_lead_key + 2 * i + 1]
   if redis.call('ZSCORE', pool.queue, lead_id) then
     local lines = { 'D\t' .. (redis.call('HGET', lead_key, 'queued_at') or '') }
+    -- Reps who breached this lead's SLA never get it back; a lead that
+    -- reached max_offers goes only to reps not offered it yet.
+    local offered, breached, withdrawn = unpack(redis.call('HMGET', lead_key, 'offered', 'breached_by', 'withdrawn'))
+    local max_offers = tonumber(redis.call('HGET', pool.key, 'max_offers') or '0')
+    EXCLUDE = {}
+    for r in string.gmatch(breached or '', '[^|]+') do EXCLUDE[r] = true end
+    if max_offers > 0 and tonumber(withdrawn or '0') >= max_offers then
+      for r in string.gmatch(offered or '', '[^|]+') do EXCLUDE[r] = true end
+    end
+    local restricted = next(EXCLUDE) ~= nil
     local rep, advance = pick(pool, lines)
-    if not rep then
+    EXCLUDE = {}
+    if not rep and not restricted then
       reply[2] = '1'
       break
     end
-    advance()
-    commit_rep(rep, pool.id)
-    redis.call('ZREM', pool.queue, lead_id)
-    clear_timers(lead_id)
-    local submitted = tonumber(redis.call('HGET', lead_key, 'submitted_at') or NOW)
-    place_stored(lead_key, pool, rep, lead_id, submitted, { 'picks', table.concat(lines, '\n') })
-    if email ~= '' and sticky_window > 0 then
-      redis.call('SET', sticky_key, rep .. '|' .. pool.id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
+    -- A restricted lead with no rep it may go to waits; the rest need not.
+    if rep then
+      advance()
+      commit_rep(rep, pool.id)
+      redis.call('ZREM', pool.queue, lead_id)
+      clear_timers(lead_id)
+      local sla_from = tonumber(redis.call('HGET', lead_key, 'sla_from') or redis.call('HGET', lead_key, 'submitted_at') or NOW)
+      place_stored(lead_key, pool, rep, lead_id, sla_from, { 'picks', table.concat(lines, '\n') })
+      if email ~= '' and sticky_window > 0 then
+        redis.call('SET', sticky_key, rep .. '|' .. pool.id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
+      end
+      reply[#reply + 1] = lead_id
     end
-    reply[#reply + 1] = lead_id
   end
 end
 if redis.call('ZCARD', pool.queue) == 0 then
