@@ -57,6 +57,9 @@ type Store interface {
 	// breach with REASSIGN) and routes it again, or sends an SLA warning or
 	// breach notice. Timer modes fire exactly once.
 	Reroute(ctx context.Context, ws, configID string, r *Rerouting, now time.Time) (*RerouteResult, error)
+	// DropTimer removes a timer that can do nothing (its lead is gone or
+	// its kind unknown), if it is still due at t.Due.
+	DropTimer(ctx context.Context, ws string, t Timer) error
 	// DueTimers returns up to limit timers due at now, oldest first.
 	DueTimers(ctx context.Context, ws string, now time.Time, limit int) ([]Timer, error)
 	// Escalate fires a lead's escalation timer exactly once: the lead leaves

@@ -52,19 +52,27 @@ func (e *Engine) Sweep(ctx context.Context, drain bool) error {
 }
 
 func (e *Engine) sweepWorkspace(ctx context.Context, ws string, drain bool) error {
+	var last Timer
 	for {
 		due, err := e.store.DueTimers(ctx, ws, e.clock.Now(), timerBatch)
 		if err != nil {
 			return err
 		}
 		for _, t := range due {
+			// One timer that fails must not hold up the ones behind it.
 			if err := e.fire(ctx, ws, t); err != nil {
-				return err
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				e.log.Warn("timer failed; retried next sweep", "workspace", ws, "timer", string(t.Kind)+"|"+t.LeadID, "err", err)
 			}
 		}
-		if len(due) < timerBatch {
+		// A full batch whose head did not move is not progress: stop and
+		// let the next sweep try again.
+		if len(due) < timerBatch || due[0] == last {
 			break
 		}
+		last = due[0]
 	}
 	if !drain {
 		return nil
@@ -102,6 +110,9 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 				return err
 			}
 			a, err := e.store.Assignment(ctx, ws, t.LeadID)
+			if errors.Is(err, ErrNotFound) {
+				return e.store.DropTimer(ctx, ws, t)
+			}
 			if err != nil {
 				return err
 			}
@@ -134,9 +145,10 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 		mode := map[TimerKind]RerouteMode{TimerOffer: RerouteTimeout, TimerSLA: RerouteBreach, TimerWarn: RerouteWarn}[t.Kind]
 		_, err := e.reroute(ctx, ws, t.LeadID, mode, "", "")
 		if errors.Is(err, ErrNotFound) {
-			return nil // the lead is gone; so is the reason for its timer
+			return e.store.DropTimer(ctx, ws, t) // the lead is gone; so is the point of its timer
 		}
 		return err
 	}
-	return fmt.Errorf("unknown timer kind %q", t.Kind)
+	e.log.Warn("dropping a timer of unknown kind", "workspace", ws, "timer", string(t.Kind)+"|"+t.LeadID)
+	return e.store.DropTimer(ctx, ws, t)
 }

@@ -517,6 +517,12 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 	return &engine.RerouteResult{Done: true, State: engine.State(reply[1]), Backlog: reply[2] == "1"}, nil
 }
 
+// DropTimer implements engine.Store with timer_drop.lua.
+func (s *Redis) DropTimer(ctx context.Context, ws string, t engine.Timer) error {
+	err := timerDrop.Run(ctx, s.client, []string{s.keys(ws).timers()}, string(t.Kind)+"|"+t.LeadID, ms(t.Due)).Err()
+	return s.fail("drop timer", err)
+}
+
 // DueTimers implements engine.Store.
 func (s *Redis) DueTimers(ctx context.Context, ws string, now time.Time, limit int) ([]engine.Timer, error) {
 	due, err := s.client.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.keys(ws).timers(), ByScore: true,

@@ -31,6 +31,8 @@ var (
 	configApplySrc string
 	//go:embed lua/rep_set_status.lua
 	repSetStatusSrc string
+	//go:embed lua/timer_drop.lua
+	timerDropSrc string
 )
 
 func withLib(src string) *redis.Script { return redis.NewScript(libRouting + "\n" + src) }
@@ -46,4 +48,5 @@ var (
 	leadContact     = withLib(leadContactSrc)
 	configApply     = withLib(configApplySrc)
 	repSetStatus    = redis.NewScript(repSetStatusSrc)
+	timerDrop       = redis.NewScript(timerDropSrc)
 )
