@@ -103,6 +103,26 @@ type Config struct {
 type Settings struct {
 	MaxQueueAge  Duration  `json:"max_queue_age,omitempty" yaml:"max_queue_age,omitempty"`
 	StickyWindow *Duration `json:"sticky_window,omitempty" yaml:"sticky_window,omitempty"`
+	EventsMaxLen int32     `json:"events_max_len,omitempty" yaml:"events_max_len,omitempty"`
+	EventsMaxAge Duration  `json:"events_max_age,omitempty" yaml:"events_max_age,omitempty"`
+}
+
+// Event retention defaults.
+const (
+	DefaultEventsMaxLen = 100_000
+	DefaultEventsMaxAge = 7 * 24 * time.Hour
+)
+
+// Retention returns how many events, and how old, the history keeps.
+func (s Settings) Retention() (int64, time.Duration) {
+	n, age := int64(s.EventsMaxLen), time.Duration(s.EventsMaxAge)
+	if n == 0 {
+		n = DefaultEventsMaxLen
+	}
+	if age == 0 {
+		age = DefaultEventsMaxAge
+	}
+	return n, age
 }
 
 // Sticky returns the sticky-dedupe window; zero when disabled.
@@ -509,6 +529,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Settings.MaxQueueAge < 0 {
 		v.add("settings.max_queue_age", "%s is negative", time.Duration(c.Settings.MaxQueueAge))
+	}
+	if c.Settings.EventsMaxLen < 0 {
+		v.add("settings.events_max_len", "%d is negative", c.Settings.EventsMaxLen)
+	}
+	if c.Settings.EventsMaxAge < 0 {
+		v.add("settings.events_max_age", "%s is negative", time.Duration(c.Settings.EventsMaxAge))
 	}
 	return v.err()
 }

@@ -74,6 +74,21 @@ type Store interface {
 	QueuedPools(ctx context.Context, ws string) ([]string, error)
 	// Workspaces lists every workspace that has a config.
 	Workspaces(ctx context.Context) ([]string, error)
+	// EventsEpoch returns the epoch of the workspace's event history,
+	// creating one when there is none (a new history, or Redis lost it).
+	EventsEpoch(ctx context.Context, ws string) (string, error)
+	// LastEventID returns the id of the newest event ("0-0" for none).
+	LastEventID(ctx context.Context, ws string) (string, error)
+	// EventsAfter returns up to limit events after the id after, oldest
+	// first, waiting up to block for the first one (0: no wait).
+	EventsAfter(ctx context.Context, ws, after string, limit int, block time.Duration) ([]Event, error)
+	// TrimEvents applies retention: events beyond maxLen or older than
+	// maxAge are removed, and TrimmedThrough remembers the newest of them.
+	TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge time.Duration, now time.Time) (int64, error)
+	// TrimmedThrough returns the id of the newest event removed from the
+	// history by retention ("0-0" for none): a client whose position is
+	// before it has missed events.
+	TrimmedThrough(ctx context.Context, ws string) (string, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 }

@@ -84,6 +84,12 @@ func (e *Engine) sweepWorkspace(ctx context.Context, ws string, drain bool) erro
 	for _, p := range pools {
 		e.drain(ctx, ws, p)
 	}
+	if cc, err := e.config(ctx, ws, false); err == nil {
+		maxLen, maxAge := cc.cfg.Settings.Retention()
+		if _, err := e.store.TrimEvents(ctx, ws, maxLen, maxAge, e.clock.Now()); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -190,6 +190,8 @@ func ConfigFromProto(c *pb.RoutingConfig) *engine.Config {
 	}
 	if st := c.GetSettings(); st != nil {
 		out.Settings.MaxQueueAge = durationFromProto(st.GetMaxQueueAge())
+		out.Settings.EventsMaxLen = st.GetEventsMaxLen()
+		out.Settings.EventsMaxAge = durationFromProto(st.GetEventsMaxAge())
 		if st.StickyWindow != nil {
 			d := durationFromProto(st.GetStickyWindow())
 			out.Settings.StickyWindow = &d
@@ -302,8 +304,9 @@ func ConfigToProto(c *engine.Config) *pb.RoutingConfig {
 	for _, a := range c.Accounts {
 		out.Accounts = append(out.Accounts, &pb.Account{Domain: a.Domain, OwnerRepId: a.OwnerRepID, FallbackPoolId: a.FallbackPoolID})
 	}
-	if c.Settings.MaxQueueAge != 0 || c.Settings.StickyWindow != nil {
-		out.Settings = &pb.WorkspaceSettings{MaxQueueAge: durationToProto(c.Settings.MaxQueueAge)}
+	if c.Settings != (engine.Settings{}) {
+		out.Settings = &pb.WorkspaceSettings{MaxQueueAge: durationToProto(c.Settings.MaxQueueAge),
+			EventsMaxLen: c.Settings.EventsMaxLen, EventsMaxAge: durationToProto(c.Settings.EventsMaxAge)}
 		if c.Settings.StickyWindow != nil {
 			out.Settings.StickyWindow = durationpb.New(time.Duration(*c.Settings.StickyWindow))
 		}

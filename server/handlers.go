@@ -20,8 +20,9 @@ type handlers struct {
 	pb.UnimplementedRepServiceServer
 	pb.UnimplementedEventServiceServer
 
-	engine *engine.Engine
-	log    *slog.Logger
+	engine  *engine.Engine
+	watcher *engine.Watcher
+	log     *slog.Logger
 }
 
 func (h *handlers) fail(ctx context.Context, err error) error { return toStatus(ctx, h.log, err) }

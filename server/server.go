@@ -31,6 +31,10 @@ type Options struct {
 	HealthInterval time.Duration
 	// ServerOptions are passed to grpc.NewServer after leadrouter's own.
 	ServerOptions []grpc.ServerOption
+	// WatchBuffer is each stream subscriber's buffer in events (default
+	// engine.DefaultWatchBuffer); a client that falls further behind gets
+	// RESOURCE_EXHAUSTED.
+	WatchBuffer int
 }
 
 // Server is a gRPC server with leadrouter's services registered.
@@ -38,6 +42,7 @@ type Server struct {
 	*grpc.Server
 	health   *health.Server
 	engine   *engine.Engine
+	watcher  *engine.Watcher
 	log      *slog.Logger
 	interval time.Duration
 }
@@ -71,7 +76,8 @@ func New(e *engine.Engine, o Options) *Server {
 	if s.interval <= 0 {
 		s.interval = 2 * time.Second
 	}
-	h := &handlers{engine: e, log: log}
+	s.watcher = engine.NewWatcher(e.Store(), log, o.WatchBuffer)
+	h := &handlers{engine: e, watcher: s.watcher, log: log}
 	pb.RegisterRoutingServiceServer(s.Server, h)
 	pb.RegisterAdminServiceServer(s.Server, h)
 	pb.RegisterRepServiceServer(s.Server, h)
@@ -82,6 +88,24 @@ func New(e *engine.Engine, o Options) *Server {
 	}
 	return s
 }
+
+// Shutdown ends every open stream with UNAVAILABLE (clients resume on
+// another replica), then stops gracefully, forcing the stop when ctx ends.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.watcher.Close()
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("graceful stop timed out; closing connections")
+		s.Stop()
+		<-done
+	}
+}
+
+// Watcher returns the server's event fan-out.
+func (s *Server) Watcher() *engine.Watcher { return s.watcher }
 
 // callLevel logs finished calls at debug level, client mistakes at info and
 // server failures at warn, so info logs carry no lead data per request.

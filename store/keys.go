@@ -37,6 +37,13 @@ func (k keys) timers() string { return k.base + "timers" }
 // events is a STREAM of the workspace's routing events.
 func (k keys) events() string { return k.base + "events" }
 
+// eventsEpoch is a STRING: the random epoch of the events stream; created
+// with the first reader, gone (and so changed) when Redis loses its data.
+func (k keys) eventsEpoch() string { return k.base + "events_epoch" }
+
+// eventsTrimmed is a STRING: the id of the newest event retention removed.
+func (k keys) eventsTrimmed() string { return k.base + "events_trimmed" }
+
 // queuedPools is a SET of pool ids whose queues are not empty.
 func (k keys) queuedPools() string { return k.base + "queued_pools" }
 

@@ -296,7 +296,7 @@ func (s *Redis) Assignment(ctx context.Context, ws, leadID string) (*engine.Assi
 func (s *Redis) SetRepStatus(ctx context.Context, ws, configID, repID string, st engine.RepStatus, now time.Time) (engine.RepStatus, error) {
 	k := s.keys(ws)
 	reply, err := s.run(ctx, "set rep status", repSetStatus,
-		[]string{k.config(), k.presence(), k.statusChanged()}, configID, repID, string(st), ms(now))
+		[]string{k.config(), k.presence(), k.statusChanged(), k.events()}, configID, repID, string(st), ms(now))
 	if err != nil {
 		return "", err
 	}
@@ -515,6 +515,115 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 		return nil, &engine.WrongRepError{LeadID: a.LeadID, Holder: reply[1], State: replyState(reply, 2, engine.StateOffered)}
 	}
 	return &engine.RerouteResult{Done: true, State: engine.State(reply[1]), Backlog: reply[2] == "1"}, nil
+}
+
+// EventsEpoch implements engine.Store.
+func (s *Redis) EventsEpoch(ctx context.Context, ws string) (string, error) {
+	k := s.keys(ws).eventsEpoch()
+	if err := s.client.SetNX(ctx, k, nonce(), 0).Err(); err != nil {
+		return "", s.fail("events epoch", err)
+	}
+	epoch, err := s.client.Get(ctx, k).Result()
+	return epoch, s.fail("events epoch", err)
+}
+
+// LastEventID implements engine.Store.
+func (s *Redis) LastEventID(ctx context.Context, ws string) (string, error) {
+	msgs, err := s.client.XRevRangeN(ctx, s.keys(ws).events(), "+", "-", 1).Result()
+	if err != nil {
+		return "", s.fail("last event", err)
+	}
+	if len(msgs) == 0 {
+		return "0-0", nil
+	}
+	return msgs[0].ID, nil
+}
+
+// EventsAfter implements engine.Store: XRANGE, or XREAD BLOCK when block is
+// set.
+func (s *Redis) EventsAfter(ctx context.Context, ws, after string, limit int, block time.Duration) ([]engine.Event, error) {
+	key := s.keys(ws).events()
+	var msgs []redis.XMessage
+	if block > 0 {
+		streams, err := s.client.XRead(ctx, &redis.XReadArgs{Streams: []string{key, after}, Count: int64(limit), Block: block}).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, s.fail("read events", err)
+		}
+		for _, st := range streams {
+			msgs = append(msgs, st.Messages...)
+		}
+	} else {
+		var err error
+		msgs, err = s.client.XRangeN(ctx, key, nextEventID(after), "+", int64(limit)).Result()
+		if err != nil {
+			return nil, s.fail("read events", err)
+		}
+	}
+	out := make([]engine.Event, len(msgs))
+	for i, m := range msgs {
+		str := func(f string) string { v, _ := m.Values[f].(string); return v }
+		out[i] = engine.Event{ID: m.ID, At: msTime(str("at")), Kind: str("kind"), LeadID: str("lead"),
+			RepID: str("rep"), PoolID: str("pool"), Detail: str("detail")}
+	}
+	return out, nil
+}
+
+// nextEventID is the smallest id after id (XRANGE's start is inclusive).
+func nextEventID(id string) string {
+	ms, seq, ok := strings.Cut(id, "-")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil {
+		return id
+	}
+	return ms + "-" + strconv.FormatUint(n+1, 10)
+}
+
+// TrimmedThrough implements engine.Store.
+func (s *Redis) TrimmedThrough(ctx context.Context, ws string) (string, error) {
+	id, err := s.client.Get(ctx, s.keys(ws).eventsTrimmed()).Result()
+	if errors.Is(err, redis.Nil) {
+		return "0-0", nil
+	}
+	return id, s.fail("events trimmed", err)
+}
+
+// TrimEvents implements engine.Store with events_trim.lua: it finds the
+// newest event over the length or the age limit and removes it with every
+// older one.
+func (s *Redis) TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge time.Duration, now time.Time) (int64, error) {
+	k := s.keys(ws)
+	n, err := s.client.XLen(ctx, k.events()).Result()
+	if err != nil {
+		return 0, s.fail("trim events", err)
+	}
+	last := ""
+	if n > maxLen {
+		msgs, err := s.client.XRangeN(ctx, k.events(), "-", "+", n-maxLen).Result()
+		if err != nil {
+			return 0, s.fail("trim events", err)
+		}
+		if len(msgs) > 0 {
+			last = msgs[len(msgs)-1].ID
+		}
+	}
+	cutoff := now.Add(-maxAge).UnixMilli()
+	if cutoff > 0 {
+		msgs, err := s.client.XRevRangeN(ctx, k.events(), strconv.FormatInt(cutoff-1, 10)+"-18446744073709551615", "-", 1).Result()
+		if err != nil {
+			return 0, s.fail("trim events", err)
+		}
+		if len(msgs) > 0 && (last == "" || engine.EventIDLess(last, msgs[0].ID)) {
+			last = msgs[0].ID
+		}
+	}
+	if last == "" {
+		return 0, nil
+	}
+	removed, err := eventsTrim.Run(ctx, s.client, []string{k.events(), k.eventsTrimmed()}, last).Int64()
+	return removed, s.fail("trim events", err)
 }
 
 // DropTimer implements engine.Store with timer_drop.lua.

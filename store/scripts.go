@@ -33,6 +33,8 @@ var (
 	repSetStatusSrc string
 	//go:embed lua/timer_drop.lua
 	timerDropSrc string
+	//go:embed lua/events_trim.lua
+	eventsTrimSrc string
 )
 
 func withLib(src string) *redis.Script { return redis.NewScript(libRouting + "\n" + src) }
@@ -49,4 +51,5 @@ var (
 	configApply     = withLib(configApplySrc)
 	repSetStatus    = redis.NewScript(repSetStatusSrc)
 	timerDrop       = redis.NewScript(timerDropSrc)
+	eventsTrim      = redis.NewScript(eventsTrimSrc)
 )

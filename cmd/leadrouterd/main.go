@@ -118,16 +118,11 @@ func run() error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", o.shutdownTimeout)
+	log.Info("shutting down: streams end with UNAVAILABLE", "timeout", o.shutdownTimeout)
 	stopHealth()
-	done := make(chan struct{})
-	go func() { srv.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(o.shutdownTimeout):
-		log.Warn("graceful stop timed out; closing connections")
-		srv.Stop()
-	}
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	srv.Shutdown(sctx)
 	return nil
 }
 

@@ -377,7 +377,9 @@ end
 
 -- emit appends an event to the workspace's event stream.
 local function emit(kind, lead_id, rep, pool_id, detail)
-  redis.call('XADD', K.events, 'MAXLEN', '~', 100000, '*',
+  -- No trimming here: retention (events_trim.lua) records what it removes,
+  -- so a client resuming from a removed position is told to resync.
+  redis.call('XADD', K.events, '*',
     'kind', kind, 'lead', lead_id, 'rep', rep or '', 'pool', pool_id or '', 'at', NOW, 'detail', detail or '')
 end
 

@@ -336,7 +336,12 @@ type WorkspaceSettings struct {
 	// Sticky dedupe: a new lead with the same email (case-insensitive) as an
 	// open assignment made within this window goes to the same rep without
 	// taking a rotation turn. Default 30 days; negative disables.
-	StickyWindow  *durationpb.Duration `protobuf:"bytes,2,opt,name=sticky_window,json=stickyWindow,proto3" json:"sticky_window,omitempty"`
+	StickyWindow *durationpb.Duration `protobuf:"bytes,2,opt,name=sticky_window,json=stickyWindow,proto3" json:"sticky_window,omitempty"`
+	// Event history retention: at most this many events (default 100,000)
+	// and none older than events_max_age (default 7 days). A client resuming
+	// from a position retention removed gets a RESET event.
+	EventsMaxLen  int32                `protobuf:"varint,3,opt,name=events_max_len,json=eventsMaxLen,proto3" json:"events_max_len,omitempty"`
+	EventsMaxAge  *durationpb.Duration `protobuf:"bytes,4,opt,name=events_max_age,json=eventsMaxAge,proto3" json:"events_max_age,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -381,6 +386,20 @@ func (x *WorkspaceSettings) GetMaxQueueAge() *durationpb.Duration {
 func (x *WorkspaceSettings) GetStickyWindow() *durationpb.Duration {
 	if x != nil {
 		return x.StickyWindow
+	}
+	return nil
+}
+
+func (x *WorkspaceSettings) GetEventsMaxLen() int32 {
+	if x != nil {
+		return x.EventsMaxLen
+	}
+	return 0
+}
+
+func (x *WorkspaceSettings) GetEventsMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.EventsMaxAge
 	}
 	return nil
 }
@@ -1269,10 +1288,12 @@ const file_leadrouter_v1_config_proto_rawDesc = "" +
 	"\x05pools\x18\x02 \x03(\v2\x13.leadrouter.v1.PoolR\x05pools\x12)\n" +
 	"\x05rules\x18\x03 \x03(\v2\x13.leadrouter.v1.RuleR\x05rules\x122\n" +
 	"\baccounts\x18\x04 \x03(\v2\x16.leadrouter.v1.AccountR\baccounts\x12<\n" +
-	"\bsettings\x18\x05 \x01(\v2 .leadrouter.v1.WorkspaceSettingsR\bsettings\"\x92\x01\n" +
+	"\bsettings\x18\x05 \x01(\v2 .leadrouter.v1.WorkspaceSettingsR\bsettings\"\xf9\x01\n" +
 	"\x11WorkspaceSettings\x12=\n" +
 	"\rmax_queue_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vmaxQueueAge\x12>\n" +
-	"\rsticky_window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fstickyWindow\"m\n" +
+	"\rsticky_window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fstickyWindow\x12$\n" +
+	"\x0eevents_max_len\x18\x03 \x01(\x05R\feventsMaxLen\x12?\n" +
+	"\x0eevents_max_age\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\feventsMaxAge\"m\n" +
 	"\aAccount\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12 \n" +
 	"\fowner_rep_id\x18\x02 \x01(\tR\n" +
@@ -1425,29 +1446,30 @@ var file_leadrouter_v1_config_proto_depIdxs = []int32{
 	5,  // 4: leadrouter.v1.RoutingConfig.settings:type_name -> leadrouter.v1.WorkspaceSettings
 	18, // 5: leadrouter.v1.WorkspaceSettings.max_queue_age:type_name -> google.protobuf.Duration
 	18, // 6: leadrouter.v1.WorkspaceSettings.sticky_window:type_name -> google.protobuf.Duration
-	16, // 7: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
-	0,  // 8: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
-	8,  // 9: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
-	9,  // 10: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
-	1,  // 11: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
-	11, // 12: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
-	2,  // 13: leadrouter.v1.Pool.absence_policy:type_name -> leadrouter.v1.AbsencePolicy
-	18, // 14: leadrouter.v1.Pool.accept_within:type_name -> google.protobuf.Duration
-	18, // 15: leadrouter.v1.Pool.reject_cooldown:type_name -> google.protobuf.Duration
-	18, // 16: leadrouter.v1.Pool.first_contact_within:type_name -> google.protobuf.Duration
-	18, // 17: leadrouter.v1.Pool.warn_at:type_name -> google.protobuf.Duration
-	3,  // 18: leadrouter.v1.Pool.on_breach:type_name -> leadrouter.v1.BreachPolicy
-	14, // 19: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
-	13, // 20: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
-	18, // 21: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
-	15, // 22: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
-	15, // 23: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
-	17, // 24: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	18, // 7: leadrouter.v1.WorkspaceSettings.events_max_age:type_name -> google.protobuf.Duration
+	16, // 8: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
+	0,  // 9: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
+	8,  // 10: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
+	9,  // 11: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
+	1,  // 12: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
+	11, // 13: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
+	2,  // 14: leadrouter.v1.Pool.absence_policy:type_name -> leadrouter.v1.AbsencePolicy
+	18, // 15: leadrouter.v1.Pool.accept_within:type_name -> google.protobuf.Duration
+	18, // 16: leadrouter.v1.Pool.reject_cooldown:type_name -> google.protobuf.Duration
+	18, // 17: leadrouter.v1.Pool.first_contact_within:type_name -> google.protobuf.Duration
+	18, // 18: leadrouter.v1.Pool.warn_at:type_name -> google.protobuf.Duration
+	3,  // 19: leadrouter.v1.Pool.on_breach:type_name -> leadrouter.v1.BreachPolicy
+	14, // 20: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
+	13, // 21: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
+	18, // 22: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
+	15, // 23: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
+	15, // 24: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
+	17, // 25: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_config_proto_init() }

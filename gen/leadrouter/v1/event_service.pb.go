@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
+	sync "sync"
 	unsafe "unsafe"
 )
 
@@ -20,20 +21,158 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type WatchEventsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// Only these kinds (empty: all).
+	Kinds []EventKind `protobuf:"varint,2,rep,packed,name=kinds,proto3,enum=leadrouter.v1.EventKind" json:"kinds,omitempty"`
+	// Unset: live events only.
+	ResumeFrom    *Position `protobuf:"bytes,3,opt,name=resume_from,json=resumeFrom,proto3" json:"resume_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_leadrouter_v1_event_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_event_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_event_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WatchEventsRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *WatchEventsRequest) GetKinds() []EventKind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *WatchEventsRequest) GetResumeFrom() *Position {
+	if x != nil {
+		return x.ResumeFrom
+	}
+	return nil
+}
+
+type WatchEventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Event         *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsResponse) Reset() {
+	*x = WatchEventsResponse{}
+	mi := &file_leadrouter_v1_event_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsResponse) ProtoMessage() {}
+
+func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_event_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_event_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchEventsResponse) GetEvent() *Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
 var File_leadrouter_v1_event_service_proto protoreflect.FileDescriptor
 
 const file_leadrouter_v1_event_service_proto_rawDesc = "" +
 	"\n" +
-	"!leadrouter/v1/event_service.proto\x12\rleadrouter.v12\x0e\n" +
-	"\fEventServiceBAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
+	"!leadrouter/v1/event_service.proto\x12\rleadrouter.v1\x1a\x19leadrouter/v1/event.proto\"\x9c\x01\n" +
+	"\x12WatchEventsRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12.\n" +
+	"\x05kinds\x18\x02 \x03(\x0e2\x18.leadrouter.v1.EventKindR\x05kinds\x128\n" +
+	"\vresume_from\x18\x03 \x01(\v2\x17.leadrouter.v1.PositionR\n" +
+	"resumeFrom\"A\n" +
+	"\x13WatchEventsResponse\x12*\n" +
+	"\x05event\x18\x01 \x01(\v2\x14.leadrouter.v1.EventR\x05event2f\n" +
+	"\fEventService\x12V\n" +
+	"\vWatchEvents\x12!.leadrouter.v1.WatchEventsRequest\x1a\".leadrouter.v1.WatchEventsResponse0\x01BAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
 
-var file_leadrouter_v1_event_service_proto_goTypes = []any{}
+var (
+	file_leadrouter_v1_event_service_proto_rawDescOnce sync.Once
+	file_leadrouter_v1_event_service_proto_rawDescData []byte
+)
+
+func file_leadrouter_v1_event_service_proto_rawDescGZIP() []byte {
+	file_leadrouter_v1_event_service_proto_rawDescOnce.Do(func() {
+		file_leadrouter_v1_event_service_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_leadrouter_v1_event_service_proto_rawDesc), len(file_leadrouter_v1_event_service_proto_rawDesc)))
+	})
+	return file_leadrouter_v1_event_service_proto_rawDescData
+}
+
+var file_leadrouter_v1_event_service_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_leadrouter_v1_event_service_proto_goTypes = []any{
+	(*WatchEventsRequest)(nil),  // 0: leadrouter.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil), // 1: leadrouter.v1.WatchEventsResponse
+	(EventKind)(0),              // 2: leadrouter.v1.EventKind
+	(*Position)(nil),            // 3: leadrouter.v1.Position
+	(*Event)(nil),               // 4: leadrouter.v1.Event
+}
 var file_leadrouter_v1_event_service_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	2, // 0: leadrouter.v1.WatchEventsRequest.kinds:type_name -> leadrouter.v1.EventKind
+	3, // 1: leadrouter.v1.WatchEventsRequest.resume_from:type_name -> leadrouter.v1.Position
+	4, // 2: leadrouter.v1.WatchEventsResponse.event:type_name -> leadrouter.v1.Event
+	0, // 3: leadrouter.v1.EventService.WatchEvents:input_type -> leadrouter.v1.WatchEventsRequest
+	1, // 4: leadrouter.v1.EventService.WatchEvents:output_type -> leadrouter.v1.WatchEventsResponse
+	4, // [4:5] is the sub-list for method output_type
+	3, // [3:4] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_event_service_proto_init() }
@@ -41,18 +180,20 @@ func file_leadrouter_v1_event_service_proto_init() {
 	if File_leadrouter_v1_event_service_proto != nil {
 		return
 	}
+	file_leadrouter_v1_event_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_event_service_proto_rawDesc), len(file_leadrouter_v1_event_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   0,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_leadrouter_v1_event_service_proto_goTypes,
 		DependencyIndexes: file_leadrouter_v1_event_service_proto_depIdxs,
+		MessageInfos:      file_leadrouter_v1_event_service_proto_msgTypes,
 	}.Build()
 	File_leadrouter_v1_event_service_proto = out.File
 	file_leadrouter_v1_event_service_proto_goTypes = nil

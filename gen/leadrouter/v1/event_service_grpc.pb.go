@@ -7,7 +7,10 @@
 package leadrouterv1
 
 import (
+	context "context"
 	grpc "google.golang.org/grpc"
+	codes "google.golang.org/grpc/codes"
+	status "google.golang.org/grpc/status"
 )
 
 // This is a compile-time assertion to ensure that this generated file
@@ -15,14 +18,23 @@ import (
 // Requires gRPC-Go v1.64.0 or later.
 const _ = grpc.SupportPackageIsVersion9
 
+const (
+	EventService_WatchEvents_FullMethodName = "/leadrouter.v1.EventService/WatchEvents"
+)
+
 // EventServiceClient is the client API for EventService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// EventService is for managers and dashboards. Its server stream of
-// workspace events (WatchEvents) is not served yet; the service is declared
-// so that authorization can be given per audience from the start.
+// EventService is for managers and dashboards.
 type EventServiceClient interface {
+	// WatchEvents streams the workspace's events: every event after
+	// resume_from exactly once and in order, then live events. A resume_from
+	// older than the retained history, or of another epoch, starts with a
+	// RESET event. The stream ends with UNAVAILABLE when the server shuts
+	// down (resume on another replica) and with RESOURCE_EXHAUSTED when the
+	// client reads too slowly (resume from the last position seen).
+	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
 type eventServiceClient struct {
@@ -33,14 +45,38 @@ func NewEventServiceClient(cc grpc.ClientConnInterface) EventServiceClient {
 	return &eventServiceClient{cc}
 }
 
+func (c *eventServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EventService_ServiceDesc.Streams[0], EventService_WatchEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+
 // EventServiceServer is the server API for EventService service.
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
 //
-// EventService is for managers and dashboards. Its server stream of
-// workspace events (WatchEvents) is not served yet; the service is declared
-// so that authorization can be given per audience from the start.
+// EventService is for managers and dashboards.
 type EventServiceServer interface {
+	// WatchEvents streams the workspace's events: every event after
+	// resume_from exactly once and in order, then live events. A resume_from
+	// older than the retained history, or of another epoch, starts with a
+	// RESET event. The stream ends with UNAVAILABLE when the server shuts
+	// down (resume on another replica) and with RESOURCE_EXHAUSTED when the
+	// client reads too slowly (resume from the last position seen).
+	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedEventServiceServer()
 }
 
@@ -51,6 +87,9 @@ type EventServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedEventServiceServer struct{}
 
+func (UnimplementedEventServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
+}
 func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
 func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
 
@@ -72,6 +111,17 @@ func RegisterEventServiceServer(s grpc.ServiceRegistrar, srv EventServiceServer)
 	s.RegisterService(&EventService_ServiceDesc, srv)
 }
 
+func _EventService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(EventServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+
 // EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -79,6 +129,12 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "leadrouter.v1.EventService",
 	HandlerType: (*EventServiceServer)(nil),
 	Methods:     []grpc.MethodDesc{},
-	Streams:     []grpc.StreamDesc{},
-	Metadata:    "leadrouter/v1/event_service.proto",
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchEvents",
+			Handler:       _EventService_WatchEvents_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "leadrouter/v1/event_service.proto",
 }

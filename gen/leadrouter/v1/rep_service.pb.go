@@ -22,6 +22,111 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type WatchAssignmentsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	RepId     string                 `protobuf:"bytes,2,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
+	// Unset: live events only.
+	ResumeFrom    *Position `protobuf:"bytes,3,opt,name=resume_from,json=resumeFrom,proto3" json:"resume_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAssignmentsRequest) Reset() {
+	*x = WatchAssignmentsRequest{}
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAssignmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAssignmentsRequest) ProtoMessage() {}
+
+func (x *WatchAssignmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAssignmentsRequest.ProtoReflect.Descriptor instead.
+func (*WatchAssignmentsRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WatchAssignmentsRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *WatchAssignmentsRequest) GetRepId() string {
+	if x != nil {
+		return x.RepId
+	}
+	return ""
+}
+
+func (x *WatchAssignmentsRequest) GetResumeFrom() *Position {
+	if x != nil {
+		return x.ResumeFrom
+	}
+	return nil
+}
+
+type WatchAssignmentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Event         *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAssignmentsResponse) Reset() {
+	*x = WatchAssignmentsResponse{}
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAssignmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAssignmentsResponse) ProtoMessage() {}
+
+func (x *WatchAssignmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAssignmentsResponse.ProtoReflect.Descriptor instead.
+func (*WatchAssignmentsResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchAssignmentsResponse) GetEvent() *Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
 type SetRepStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Workspace     string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
@@ -33,7 +138,7 @@ type SetRepStatusRequest struct {
 
 func (x *SetRepStatusRequest) Reset() {
 	*x = SetRepStatusRequest{}
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[0]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +150,7 @@ func (x *SetRepStatusRequest) String() string {
 func (*SetRepStatusRequest) ProtoMessage() {}
 
 func (x *SetRepStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[0]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +163,7 @@ func (x *SetRepStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRepStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetRepStatusRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{0}
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SetRepStatusRequest) GetWorkspace() string {
@@ -92,7 +197,7 @@ type SetRepStatusResponse struct {
 
 func (x *SetRepStatusResponse) Reset() {
 	*x = SetRepStatusResponse{}
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -104,7 +209,7 @@ func (x *SetRepStatusResponse) String() string {
 func (*SetRepStatusResponse) ProtoMessage() {}
 
 func (x *SetRepStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -117,7 +222,7 @@ func (x *SetRepStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRepStatusResponse.ProtoReflect.Descriptor instead.
 func (*SetRepStatusResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{1}
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SetRepStatusResponse) GetStatus() RepStatus {
@@ -145,7 +250,7 @@ type AcceptOfferRequest struct {
 
 func (x *AcceptOfferRequest) Reset() {
 	*x = AcceptOfferRequest{}
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -157,7 +262,7 @@ func (x *AcceptOfferRequest) String() string {
 func (*AcceptOfferRequest) ProtoMessage() {}
 
 func (x *AcceptOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -170,7 +275,7 @@ func (x *AcceptOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptOfferRequest.ProtoReflect.Descriptor instead.
 func (*AcceptOfferRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{2}
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AcceptOfferRequest) GetWorkspace() string {
@@ -203,7 +308,7 @@ type AcceptOfferResponse struct {
 
 func (x *AcceptOfferResponse) Reset() {
 	*x = AcceptOfferResponse{}
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -215,7 +320,7 @@ func (x *AcceptOfferResponse) String() string {
 func (*AcceptOfferResponse) ProtoMessage() {}
 
 func (x *AcceptOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -228,7 +333,7 @@ func (x *AcceptOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptOfferResponse.ProtoReflect.Descriptor instead.
 func (*AcceptOfferResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{3}
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AcceptOfferResponse) GetAssignment() *Assignment {
@@ -251,7 +356,7 @@ type RejectOfferRequest struct {
 
 func (x *RejectOfferRequest) Reset() {
 	*x = RejectOfferRequest{}
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +368,7 @@ func (x *RejectOfferRequest) String() string {
 func (*RejectOfferRequest) ProtoMessage() {}
 
 func (x *RejectOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +381,7 @@ func (x *RejectOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectOfferRequest.ProtoReflect.Descriptor instead.
 func (*RejectOfferRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{4}
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RejectOfferRequest) GetWorkspace() string {
@@ -316,7 +421,7 @@ type RejectOfferResponse struct {
 
 func (x *RejectOfferResponse) Reset() {
 	*x = RejectOfferResponse{}
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +433,7 @@ func (x *RejectOfferResponse) String() string {
 func (*RejectOfferResponse) ProtoMessage() {}
 
 func (x *RejectOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +446,7 @@ func (x *RejectOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectOfferResponse.ProtoReflect.Descriptor instead.
 func (*RejectOfferResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{5}
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RejectOfferResponse) GetAssignment() *Assignment {
@@ -366,7 +471,7 @@ type RecordContactRequest struct {
 
 func (x *RecordContactRequest) Reset() {
 	*x = RecordContactRequest{}
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +483,7 @@ func (x *RecordContactRequest) String() string {
 func (*RecordContactRequest) ProtoMessage() {}
 
 func (x *RecordContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +496,7 @@ func (x *RecordContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordContactRequest.ProtoReflect.Descriptor instead.
 func (*RecordContactRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{6}
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RecordContactRequest) GetWorkspace() string {
@@ -438,7 +543,7 @@ type RecordContactResponse struct {
 
 func (x *RecordContactResponse) Reset() {
 	*x = RecordContactResponse{}
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +555,7 @@ func (x *RecordContactResponse) String() string {
 func (*RecordContactResponse) ProtoMessage() {}
 
 func (x *RecordContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +568,7 @@ func (x *RecordContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordContactResponse.ProtoReflect.Descriptor instead.
 func (*RecordContactResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{7}
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RecordContactResponse) GetAssignment() *Assignment {
@@ -488,7 +593,7 @@ type SetDispositionRequest struct {
 
 func (x *SetDispositionRequest) Reset() {
 	*x = SetDispositionRequest{}
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +605,7 @@ func (x *SetDispositionRequest) String() string {
 func (*SetDispositionRequest) ProtoMessage() {}
 
 func (x *SetDispositionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +618,7 @@ func (x *SetDispositionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDispositionRequest.ProtoReflect.Descriptor instead.
 func (*SetDispositionRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{8}
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SetDispositionRequest) GetWorkspace() string {
@@ -560,7 +665,7 @@ type SetDispositionResponse struct {
 
 func (x *SetDispositionResponse) Reset() {
 	*x = SetDispositionResponse{}
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[9]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +677,7 @@ func (x *SetDispositionResponse) String() string {
 func (*SetDispositionResponse) ProtoMessage() {}
 
 func (x *SetDispositionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[9]
+	mi := &file_leadrouter_v1_rep_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +690,7 @@ func (x *SetDispositionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDispositionResponse.ProtoReflect.Descriptor instead.
 func (*SetDispositionResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{9}
+	return file_leadrouter_v1_rep_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetDispositionResponse) GetAssignment() *Assignment {
@@ -599,7 +704,14 @@ var File_leadrouter_v1_rep_service_proto protoreflect.FileDescriptor
 
 const file_leadrouter_v1_rep_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1fleadrouter/v1/rep_service.proto\x12\rleadrouter.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eleadrouter/v1/assignment.proto\x1a\x1aleadrouter/v1/config.proto\"|\n" +
+	"\x1fleadrouter/v1/rep_service.proto\x12\rleadrouter.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eleadrouter/v1/assignment.proto\x1a\x1aleadrouter/v1/config.proto\x1a\x19leadrouter/v1/event.proto\"\x88\x01\n" +
+	"\x17WatchAssignmentsRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x15\n" +
+	"\x06rep_id\x18\x02 \x01(\tR\x05repId\x128\n" +
+	"\vresume_from\x18\x03 \x01(\v2\x17.leadrouter.v1.PositionR\n" +
+	"resumeFrom\"F\n" +
+	"\x18WatchAssignmentsResponse\x12*\n" +
+	"\x05event\x18\x01 \x01(\v2\x14.leadrouter.v1.EventR\x05event\"|\n" +
 	"\x13SetRepStatusRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x15\n" +
 	"\x06rep_id\x18\x02 \x01(\tR\x05repId\x120\n" +
@@ -644,14 +756,15 @@ const file_leadrouter_v1_rep_service_proto_rawDesc = "" +
 	"\x16SetDispositionResponse\x129\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
-	"assignment2\xcc\x03\n" +
+	"assignment2\xb3\x04\n" +
 	"\n" +
 	"RepService\x12W\n" +
 	"\fSetRepStatus\x12\".leadrouter.v1.SetRepStatusRequest\x1a#.leadrouter.v1.SetRepStatusResponse\x12T\n" +
 	"\vAcceptOffer\x12!.leadrouter.v1.AcceptOfferRequest\x1a\".leadrouter.v1.AcceptOfferResponse\x12T\n" +
 	"\vRejectOffer\x12!.leadrouter.v1.RejectOfferRequest\x1a\".leadrouter.v1.RejectOfferResponse\x12Z\n" +
 	"\rRecordContact\x12#.leadrouter.v1.RecordContactRequest\x1a$.leadrouter.v1.RecordContactResponse\x12]\n" +
-	"\x0eSetDisposition\x12$.leadrouter.v1.SetDispositionRequest\x1a%.leadrouter.v1.SetDispositionResponseBAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
+	"\x0eSetDisposition\x12$.leadrouter.v1.SetDispositionRequest\x1a%.leadrouter.v1.SetDispositionResponse\x12e\n" +
+	"\x10WatchAssignments\x12&.leadrouter.v1.WatchAssignmentsRequest\x1a'.leadrouter.v1.WatchAssignmentsResponse0\x01BAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
 
 var (
 	file_leadrouter_v1_rep_service_proto_rawDescOnce sync.Once
@@ -665,48 +778,56 @@ func file_leadrouter_v1_rep_service_proto_rawDescGZIP() []byte {
 	return file_leadrouter_v1_rep_service_proto_rawDescData
 }
 
-var file_leadrouter_v1_rep_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_leadrouter_v1_rep_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_leadrouter_v1_rep_service_proto_goTypes = []any{
-	(*SetRepStatusRequest)(nil),    // 0: leadrouter.v1.SetRepStatusRequest
-	(*SetRepStatusResponse)(nil),   // 1: leadrouter.v1.SetRepStatusResponse
-	(*AcceptOfferRequest)(nil),     // 2: leadrouter.v1.AcceptOfferRequest
-	(*AcceptOfferResponse)(nil),    // 3: leadrouter.v1.AcceptOfferResponse
-	(*RejectOfferRequest)(nil),     // 4: leadrouter.v1.RejectOfferRequest
-	(*RejectOfferResponse)(nil),    // 5: leadrouter.v1.RejectOfferResponse
-	(*RecordContactRequest)(nil),   // 6: leadrouter.v1.RecordContactRequest
-	(*RecordContactResponse)(nil),  // 7: leadrouter.v1.RecordContactResponse
-	(*SetDispositionRequest)(nil),  // 8: leadrouter.v1.SetDispositionRequest
-	(*SetDispositionResponse)(nil), // 9: leadrouter.v1.SetDispositionResponse
-	(RepStatus)(0),                 // 10: leadrouter.v1.RepStatus
-	(*Assignment)(nil),             // 11: leadrouter.v1.Assignment
-	(*timestamppb.Timestamp)(nil),  // 12: google.protobuf.Timestamp
-	(Disposition)(0),               // 13: leadrouter.v1.Disposition
+	(*WatchAssignmentsRequest)(nil),  // 0: leadrouter.v1.WatchAssignmentsRequest
+	(*WatchAssignmentsResponse)(nil), // 1: leadrouter.v1.WatchAssignmentsResponse
+	(*SetRepStatusRequest)(nil),      // 2: leadrouter.v1.SetRepStatusRequest
+	(*SetRepStatusResponse)(nil),     // 3: leadrouter.v1.SetRepStatusResponse
+	(*AcceptOfferRequest)(nil),       // 4: leadrouter.v1.AcceptOfferRequest
+	(*AcceptOfferResponse)(nil),      // 5: leadrouter.v1.AcceptOfferResponse
+	(*RejectOfferRequest)(nil),       // 6: leadrouter.v1.RejectOfferRequest
+	(*RejectOfferResponse)(nil),      // 7: leadrouter.v1.RejectOfferResponse
+	(*RecordContactRequest)(nil),     // 8: leadrouter.v1.RecordContactRequest
+	(*RecordContactResponse)(nil),    // 9: leadrouter.v1.RecordContactResponse
+	(*SetDispositionRequest)(nil),    // 10: leadrouter.v1.SetDispositionRequest
+	(*SetDispositionResponse)(nil),   // 11: leadrouter.v1.SetDispositionResponse
+	(*Position)(nil),                 // 12: leadrouter.v1.Position
+	(*Event)(nil),                    // 13: leadrouter.v1.Event
+	(RepStatus)(0),                   // 14: leadrouter.v1.RepStatus
+	(*Assignment)(nil),               // 15: leadrouter.v1.Assignment
+	(*timestamppb.Timestamp)(nil),    // 16: google.protobuf.Timestamp
+	(Disposition)(0),                 // 17: leadrouter.v1.Disposition
 }
 var file_leadrouter_v1_rep_service_proto_depIdxs = []int32{
-	10, // 0: leadrouter.v1.SetRepStatusRequest.status:type_name -> leadrouter.v1.RepStatus
-	10, // 1: leadrouter.v1.SetRepStatusResponse.status:type_name -> leadrouter.v1.RepStatus
-	10, // 2: leadrouter.v1.SetRepStatusResponse.previous_status:type_name -> leadrouter.v1.RepStatus
-	11, // 3: leadrouter.v1.AcceptOfferResponse.assignment:type_name -> leadrouter.v1.Assignment
-	11, // 4: leadrouter.v1.RejectOfferResponse.assignment:type_name -> leadrouter.v1.Assignment
-	12, // 5: leadrouter.v1.RecordContactRequest.contacted_at:type_name -> google.protobuf.Timestamp
-	11, // 6: leadrouter.v1.RecordContactResponse.assignment:type_name -> leadrouter.v1.Assignment
-	13, // 7: leadrouter.v1.SetDispositionRequest.disposition:type_name -> leadrouter.v1.Disposition
-	11, // 8: leadrouter.v1.SetDispositionResponse.assignment:type_name -> leadrouter.v1.Assignment
-	0,  // 9: leadrouter.v1.RepService.SetRepStatus:input_type -> leadrouter.v1.SetRepStatusRequest
-	2,  // 10: leadrouter.v1.RepService.AcceptOffer:input_type -> leadrouter.v1.AcceptOfferRequest
-	4,  // 11: leadrouter.v1.RepService.RejectOffer:input_type -> leadrouter.v1.RejectOfferRequest
-	6,  // 12: leadrouter.v1.RepService.RecordContact:input_type -> leadrouter.v1.RecordContactRequest
-	8,  // 13: leadrouter.v1.RepService.SetDisposition:input_type -> leadrouter.v1.SetDispositionRequest
-	1,  // 14: leadrouter.v1.RepService.SetRepStatus:output_type -> leadrouter.v1.SetRepStatusResponse
-	3,  // 15: leadrouter.v1.RepService.AcceptOffer:output_type -> leadrouter.v1.AcceptOfferResponse
-	5,  // 16: leadrouter.v1.RepService.RejectOffer:output_type -> leadrouter.v1.RejectOfferResponse
-	7,  // 17: leadrouter.v1.RepService.RecordContact:output_type -> leadrouter.v1.RecordContactResponse
-	9,  // 18: leadrouter.v1.RepService.SetDisposition:output_type -> leadrouter.v1.SetDispositionResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	12, // 0: leadrouter.v1.WatchAssignmentsRequest.resume_from:type_name -> leadrouter.v1.Position
+	13, // 1: leadrouter.v1.WatchAssignmentsResponse.event:type_name -> leadrouter.v1.Event
+	14, // 2: leadrouter.v1.SetRepStatusRequest.status:type_name -> leadrouter.v1.RepStatus
+	14, // 3: leadrouter.v1.SetRepStatusResponse.status:type_name -> leadrouter.v1.RepStatus
+	14, // 4: leadrouter.v1.SetRepStatusResponse.previous_status:type_name -> leadrouter.v1.RepStatus
+	15, // 5: leadrouter.v1.AcceptOfferResponse.assignment:type_name -> leadrouter.v1.Assignment
+	15, // 6: leadrouter.v1.RejectOfferResponse.assignment:type_name -> leadrouter.v1.Assignment
+	16, // 7: leadrouter.v1.RecordContactRequest.contacted_at:type_name -> google.protobuf.Timestamp
+	15, // 8: leadrouter.v1.RecordContactResponse.assignment:type_name -> leadrouter.v1.Assignment
+	17, // 9: leadrouter.v1.SetDispositionRequest.disposition:type_name -> leadrouter.v1.Disposition
+	15, // 10: leadrouter.v1.SetDispositionResponse.assignment:type_name -> leadrouter.v1.Assignment
+	2,  // 11: leadrouter.v1.RepService.SetRepStatus:input_type -> leadrouter.v1.SetRepStatusRequest
+	4,  // 12: leadrouter.v1.RepService.AcceptOffer:input_type -> leadrouter.v1.AcceptOfferRequest
+	6,  // 13: leadrouter.v1.RepService.RejectOffer:input_type -> leadrouter.v1.RejectOfferRequest
+	8,  // 14: leadrouter.v1.RepService.RecordContact:input_type -> leadrouter.v1.RecordContactRequest
+	10, // 15: leadrouter.v1.RepService.SetDisposition:input_type -> leadrouter.v1.SetDispositionRequest
+	0,  // 16: leadrouter.v1.RepService.WatchAssignments:input_type -> leadrouter.v1.WatchAssignmentsRequest
+	3,  // 17: leadrouter.v1.RepService.SetRepStatus:output_type -> leadrouter.v1.SetRepStatusResponse
+	5,  // 18: leadrouter.v1.RepService.AcceptOffer:output_type -> leadrouter.v1.AcceptOfferResponse
+	7,  // 19: leadrouter.v1.RepService.RejectOffer:output_type -> leadrouter.v1.RejectOfferResponse
+	9,  // 20: leadrouter.v1.RepService.RecordContact:output_type -> leadrouter.v1.RecordContactResponse
+	11, // 21: leadrouter.v1.RepService.SetDisposition:output_type -> leadrouter.v1.SetDispositionResponse
+	1,  // 22: leadrouter.v1.RepService.WatchAssignments:output_type -> leadrouter.v1.WatchAssignmentsResponse
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_rep_service_proto_init() }
@@ -716,13 +837,14 @@ func file_leadrouter_v1_rep_service_proto_init() {
 	}
 	file_leadrouter_v1_assignment_proto_init()
 	file_leadrouter_v1_config_proto_init()
+	file_leadrouter_v1_event_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_rep_service_proto_rawDesc), len(file_leadrouter_v1_rep_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

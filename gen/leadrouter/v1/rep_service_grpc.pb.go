@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RepService_SetRepStatus_FullMethodName   = "/leadrouter.v1.RepService/SetRepStatus"
-	RepService_AcceptOffer_FullMethodName    = "/leadrouter.v1.RepService/AcceptOffer"
-	RepService_RejectOffer_FullMethodName    = "/leadrouter.v1.RepService/RejectOffer"
-	RepService_RecordContact_FullMethodName  = "/leadrouter.v1.RepService/RecordContact"
-	RepService_SetDisposition_FullMethodName = "/leadrouter.v1.RepService/SetDisposition"
+	RepService_SetRepStatus_FullMethodName     = "/leadrouter.v1.RepService/SetRepStatus"
+	RepService_AcceptOffer_FullMethodName      = "/leadrouter.v1.RepService/AcceptOffer"
+	RepService_RejectOffer_FullMethodName      = "/leadrouter.v1.RepService/RejectOffer"
+	RepService_RecordContact_FullMethodName    = "/leadrouter.v1.RepService/RecordContact"
+	RepService_SetDisposition_FullMethodName   = "/leadrouter.v1.RepService/SetDisposition"
+	RepService_WatchAssignments_FullMethodName = "/leadrouter.v1.RepService/WatchAssignments"
 )
 
 // RepServiceClient is the client API for RepService service.
@@ -52,6 +53,10 @@ type RepServiceClient interface {
 	// SetDisposition closes the assignment with the rep's verdict and frees
 	// the rep's capacity. Repeating the same disposition is a no-op.
 	SetDisposition(ctx context.Context, in *SetDispositionRequest, opts ...grpc.CallOption) (*SetDispositionResponse, error)
+	// WatchAssignments streams the rep's own events: offers, assignments,
+	// withdrawn offers, SLA warnings and breaches, auto-away. Resuming works
+	// as in EventService.WatchEvents.
+	WatchAssignments(ctx context.Context, in *WatchAssignmentsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAssignmentsResponse], error)
 }
 
 type repServiceClient struct {
@@ -112,6 +117,25 @@ func (c *repServiceClient) SetDisposition(ctx context.Context, in *SetDispositio
 	return out, nil
 }
 
+func (c *repServiceClient) WatchAssignments(ctx context.Context, in *WatchAssignmentsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAssignmentsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RepService_ServiceDesc.Streams[0], RepService_WatchAssignments_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchAssignmentsRequest, WatchAssignmentsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RepService_WatchAssignmentsClient = grpc.ServerStreamingClient[WatchAssignmentsResponse]
+
 // RepServiceServer is the server API for RepService service.
 // All implementations must embed UnimplementedRepServiceServer
 // for forward compatibility.
@@ -138,6 +162,10 @@ type RepServiceServer interface {
 	// SetDisposition closes the assignment with the rep's verdict and frees
 	// the rep's capacity. Repeating the same disposition is a no-op.
 	SetDisposition(context.Context, *SetDispositionRequest) (*SetDispositionResponse, error)
+	// WatchAssignments streams the rep's own events: offers, assignments,
+	// withdrawn offers, SLA warnings and breaches, auto-away. Resuming works
+	// as in EventService.WatchEvents.
+	WatchAssignments(*WatchAssignmentsRequest, grpc.ServerStreamingServer[WatchAssignmentsResponse]) error
 	mustEmbedUnimplementedRepServiceServer()
 }
 
@@ -162,6 +190,9 @@ func (UnimplementedRepServiceServer) RecordContact(context.Context, *RecordConta
 }
 func (UnimplementedRepServiceServer) SetDisposition(context.Context, *SetDispositionRequest) (*SetDispositionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetDisposition not implemented")
+}
+func (UnimplementedRepServiceServer) WatchAssignments(*WatchAssignmentsRequest, grpc.ServerStreamingServer[WatchAssignmentsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchAssignments not implemented")
 }
 func (UnimplementedRepServiceServer) mustEmbedUnimplementedRepServiceServer() {}
 func (UnimplementedRepServiceServer) testEmbeddedByValue()                    {}
@@ -274,6 +305,17 @@ func _RepService_SetDisposition_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RepService_WatchAssignments_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchAssignmentsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RepServiceServer).WatchAssignments(m, &grpc.GenericServerStream[WatchAssignmentsRequest, WatchAssignmentsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RepService_WatchAssignmentsServer = grpc.ServerStreamingServer[WatchAssignmentsResponse]
+
 // RepService_ServiceDesc is the grpc.ServiceDesc for RepService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -302,6 +344,12 @@ var RepService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _RepService_SetDisposition_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchAssignments",
+			Handler:       _RepService_WatchAssignments_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "leadrouter/v1/rep_service.proto",
 }

@@ -1,0 +1,50 @@
+package engine
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Event is one entry of a workspace's event history, written by the store
+// in the same atomic step as the change it reports.
+type Event struct {
+	ID     string // position in the history, "<ms>-<seq>"; grows
+	At     time.Time
+	Kind   string // offered, assigned, sla_breached, ... (see event.proto)
+	LeadID string
+	RepID  string
+	PoolID string
+	Detail string
+}
+
+// Position is where a client stands in a workspace's event history.
+type Position struct {
+	Epoch  string // changes when the history is reset
+	Offset string // an Event.ID
+}
+
+// EventIDLess orders event ids ("<ms>-<seq>") numerically.
+func EventIDLess(a, b string) bool {
+	am, as := splitEventID(a)
+	bm, bs := splitEventID(b)
+	if am != bm {
+		return am < bm
+	}
+	return as < bs
+}
+
+func splitEventID(id string) (uint64, uint64) {
+	ms, seq, _ := strings.Cut(id, "-")
+	m, _ := strconv.ParseUint(ms, 10, 64)
+	s, _ := strconv.ParseUint(seq, 10, 64)
+	return m, s
+}
+
+// ValidEventID reports whether id has the "<ms>-<seq>" form.
+func ValidEventID(id string) bool {
+	ms, seq, ok := strings.Cut(id, "-")
+	_, err1 := strconv.ParseUint(ms, 10, 64)
+	_, err2 := strconv.ParseUint(seq, 10, 64)
+	return ok && err1 == nil && err2 == nil
+}

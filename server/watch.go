@@ -1,0 +1,131 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/leadrouter/leadrouter/engine"
+	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+)
+
+// eventKinds maps the store's event kinds to the wire.
+var eventKinds = map[string]pb.EventKind{
+	"offered": pb.EventKind_EVENT_KIND_OFFERED, "offer_withdrawn": pb.EventKind_EVENT_KIND_OFFER_WITHDRAWN,
+	"offer_rejected": pb.EventKind_EVENT_KIND_OFFER_REJECTED, "accepted": pb.EventKind_EVENT_KIND_ACCEPTED,
+	"assigned": pb.EventKind_EVENT_KIND_ASSIGNED, "queued": pb.EventKind_EVENT_KIND_QUEUED,
+	"unroutable": pb.EventKind_EVENT_KIND_UNROUTABLE, "escalated": pb.EventKind_EVENT_KIND_ESCALATED,
+	"reassigned": pb.EventKind_EVENT_KIND_REASSIGNED, "sla_warning": pb.EventKind_EVENT_KIND_SLA_WARNING,
+	"sla_breached": pb.EventKind_EVENT_KIND_SLA_BREACHED, "first_contact": pb.EventKind_EVENT_KIND_FIRST_CONTACT,
+	"dispositioned": pb.EventKind_EVENT_KIND_DISPOSITIONED, "released": pb.EventKind_EVENT_KIND_RELEASED,
+	"auto_paused": pb.EventKind_EVENT_KIND_AUTO_PAUSED, "rep_status_changed": pb.EventKind_EVENT_KIND_REP_STATUS_CHANGED,
+}
+
+// repKinds are the events a rep's desktop is sent: its offers and
+// assignments, withdrawn offers, SLA warnings and breaches, auto-away.
+var repKinds = map[pb.EventKind]bool{
+	pb.EventKind_EVENT_KIND_OFFERED: true, pb.EventKind_EVENT_KIND_OFFER_WITHDRAWN: true,
+	pb.EventKind_EVENT_KIND_ACCEPTED: true, pb.EventKind_EVENT_KIND_ASSIGNED: true,
+	pb.EventKind_EVENT_KIND_REASSIGNED: true, pb.EventKind_EVENT_KIND_SLA_WARNING: true,
+	pb.EventKind_EVENT_KIND_SLA_BREACHED: true, pb.EventKind_EVENT_KIND_AUTO_PAUSED: true,
+	pb.EventKind_EVENT_KIND_RELEASED: true, pb.EventKind_EVENT_KIND_DISPOSITIONED: true,
+}
+
+func eventToProto(epoch string, e *engine.Event) *pb.Event {
+	return &pb.Event{Position: &pb.Position{Epoch: epoch, Offset: e.ID}, ProducedAt: ts(e.At), Kind: eventKinds[e.Kind],
+		LeadId: e.LeadID, RepId: e.RepID, PoolId: e.PoolID, Detail: e.Detail}
+}
+
+func positionFromProto(p *pb.Position) (*engine.Position, error) {
+	if p == nil {
+		return nil, nil
+	}
+	if !engine.ValidEventID(p.GetOffset()) {
+		return nil, invalid("resume_from.offset", "want an event position such as 1763901234567-0")
+	}
+	return &engine.Position{Epoch: p.GetEpoch(), Offset: p.GetOffset()}, nil
+}
+
+// stream sends a watch: RESET when the history is gone, the backlog, then
+// live events until the client leaves, reads too slowly
+// (RESOURCE_EXHAUSTED) or the server stops (UNAVAILABLE).
+func (h *handlers) stream(ctx context.Context, ws string, resume *pb.Position, filter func(*engine.Event) bool, send func(*pb.Event) error) error {
+	from, err := positionFromProto(resume)
+	if err != nil {
+		return h.fail(ctx, err)
+	}
+	w, err := h.watcher.Watch(ctx, ws, from, filter)
+	if err != nil {
+		if errors.Is(err, engine.ErrShutdown) {
+			return status.Error(codes.Unavailable, err.Error())
+		}
+		return h.fail(ctx, err)
+	}
+	defer w.Close()
+	if w.Reset {
+		if err := send(&pb.Event{Kind: pb.EventKind_EVENT_KIND_RESET, Position: &pb.Position{Epoch: w.Epoch, Offset: w.Head},
+			ProducedAt: timestamppb.Now(), Detail: "history since resume_from is gone: resync, then live events follow"}); err != nil {
+			return err
+		}
+	}
+	for i := range w.Backlog {
+		if err := send(eventToProto(w.Epoch, &w.Backlog[i])); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e := <-w.Events():
+			if err := send(eventToProto(w.Epoch, &e)); err != nil {
+				return err
+			}
+		case <-w.Done():
+			switch w.Err() {
+			case engine.ErrSlowConsumer:
+				return status.Error(codes.ResourceExhausted, "events arrived faster than this client read them: resume from the last position received")
+			default:
+				return status.Error(codes.Unavailable, "server shutting down: resume on another replica from the last position received")
+			}
+		}
+	}
+}
+
+func (h *handlers) WatchAssignments(req *pb.WatchAssignmentsRequest, srv pb.RepService_WatchAssignmentsServer) error {
+	ctx := srv.Context()
+	ws, err := engine.NormalizeWorkspace(req.GetWorkspace())
+	if err != nil {
+		return h.fail(ctx, err)
+	}
+	if req.GetRepId() == "" {
+		return h.fail(ctx, invalid("rep_id", "required"))
+	}
+	if _, err := h.engine.Rep(ctx, ws, req.GetRepId()); err != nil {
+		return h.fail(ctx, err)
+	}
+	rep := req.GetRepId()
+	filter := func(e *engine.Event) bool { return e.RepID == rep && repKinds[eventKinds[e.Kind]] }
+	return h.stream(ctx, ws, req.GetResumeFrom(), filter, func(e *pb.Event) error {
+		return srv.Send(&pb.WatchAssignmentsResponse{Event: e})
+	})
+}
+
+func (h *handlers) WatchEvents(req *pb.WatchEventsRequest, srv pb.EventService_WatchEventsServer) error {
+	ctx := srv.Context()
+	ws, err := engine.NormalizeWorkspace(req.GetWorkspace())
+	if err != nil {
+		return h.fail(ctx, err)
+	}
+	kinds := map[pb.EventKind]bool{}
+	for _, k := range req.GetKinds() {
+		kinds[k] = true
+	}
+	filter := func(e *engine.Event) bool { return len(kinds) == 0 || kinds[eventKinds[e.Kind]] }
+	return h.stream(ctx, ws, req.GetResumeFrom(), filter, func(e *pb.Event) error {
+		return srv.Send(&pb.WatchEventsResponse{Event: e})
+	})
+}
