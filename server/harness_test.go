@@ -38,12 +38,19 @@ type instance struct {
 // start serves an engine on st over loopback until the test ends.
 func start(t testing.TB, st engine.Store, opts ...engine.Option) *instance {
 	t.Helper()
+	return startWith(t, st, server.Options{}, opts...)
+}
+
+// startWith is start with server options (logger, reflection and health
+// interval are set here).
+func startWith(t testing.TB, st engine.Store, o server.Options, opts ...engine.Option) *instance {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(engine.New(st, append([]engine.Option{engine.WithLogger(quiet)}, opts...)...),
-		server.Options{Logger: quiet, Reflection: true, HealthInterval: 50 * time.Millisecond})
+	o.Logger, o.Reflection, o.HealthInterval = quiet, true, 50*time.Millisecond
+	srv := server.New(engine.New(st, append([]engine.Option{engine.WithLogger(quiet)}, opts...)...), o)
 	ctx, cancel := context.WithCancel(context.Background())
 	go srv.WatchHealth(ctx)
 	go srv.Serve(lis)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -49,10 +51,12 @@ func positionFromProto(p *pb.Position) (*engine.Position, error) {
 	return &engine.Position{Epoch: p.GetEpoch(), Offset: p.GetOffset()}, nil
 }
 
-// stream sends a watch: RESET when the history is gone, the backlog, then
-// live events until the client leaves, reads too slowly
-// (RESOURCE_EXHAUSTED) or the server stops (UNAVAILABLE).
-func (h *handlers) stream(ctx context.Context, ws string, resume *pb.Position, filter func(*engine.Event) bool, send func(*pb.Event) error) error {
+// stream sends a watch: response headers once the subscription is live (a
+// client that waits for them knows nothing produced afterwards is missed),
+// RESET when the history is gone, the backlog, then live events until the
+// client leaves, reads too slowly (RESOURCE_EXHAUSTED) or the server stops
+// (UNAVAILABLE).
+func (h *handlers) stream(ctx context.Context, ws string, resume *pb.Position, filter func(*engine.Event) bool, srv grpc.ServerStream, send func(*pb.Event) error) error {
 	from, err := positionFromProto(resume)
 	if err != nil {
 		return h.fail(ctx, err)
@@ -65,6 +69,9 @@ func (h *handlers) stream(ctx context.Context, ws string, resume *pb.Position, f
 		return h.fail(ctx, err)
 	}
 	defer w.Close()
+	if err := srv.SendHeader(metadata.Pairs("leadrouter-epoch", w.Epoch, "leadrouter-head", w.Head)); err != nil {
+		return err
+	}
 	if w.Reset {
 		if err := send(&pb.Event{Kind: pb.EventKind_EVENT_KIND_RESET, Position: &pb.Position{Epoch: w.Epoch, Offset: w.Head},
 			ProducedAt: timestamppb.Now(), Detail: "history since resume_from is gone: resync, then live events follow"}); err != nil {
@@ -109,7 +116,7 @@ func (h *handlers) WatchAssignments(req *pb.WatchAssignmentsRequest, srv pb.RepS
 	}
 	rep := req.GetRepId()
 	filter := func(e *engine.Event) bool { return e.RepID == rep && repKinds[eventKinds[e.Kind]] }
-	return h.stream(ctx, ws, req.GetResumeFrom(), filter, func(e *pb.Event) error {
+	return h.stream(ctx, ws, req.GetResumeFrom(), filter, srv, func(e *pb.Event) error {
 		return srv.Send(&pb.WatchAssignmentsResponse{Event: e})
 	})
 }
@@ -125,7 +132,7 @@ func (h *handlers) WatchEvents(req *pb.WatchEventsRequest, srv pb.EventService_W
 		kinds[k] = true
 	}
 	filter := func(e *engine.Event) bool { return len(kinds) == 0 || kinds[eventKinds[e.Kind]] }
-	return h.stream(ctx, ws, req.GetResumeFrom(), filter, func(e *pb.Event) error {
+	return h.stream(ctx, ws, req.GetResumeFrom(), filter, srv, func(e *pb.Event) error {
 		return srv.Send(&pb.WatchEventsResponse{Event: e})
 	})
 }
