@@ -71,6 +71,9 @@ type Assignment struct {
 	Disposition         Disposition
 	ReasonCode          string
 	History             []LifecycleEvent
+	// PolicyPool is the pool whose offer and SLA policies the lead's
+	// placement followed (for owner and sticky routes, not PoolID).
+	PolicyPool string
 }
 
 // SpeedToLead is the time from the lead's submission to its first recorded

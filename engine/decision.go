@@ -16,9 +16,7 @@ func (cc *compiledConfig) decision(ws string, l *Lead, now time.Time, dryRun boo
 		Workspace: ws, ConfigVersion: cc.version, ConfigID: cc.id, Lead: l, ReceivedAt: now,
 		Rules: evals, DryRun: dryRun, StickyWindow: cc.cfg.Settings.Sticky(),
 	}
-	if age := time.Duration(cc.cfg.Settings.MaxQueueAge); age > 0 {
-		d.ExpireAt = now.Add(age)
-	}
+	d.ExpireAt = cc.expireAt(now)
 	if acct := cc.account(l.CompanyDomain); acct != nil {
 		d.Owner, d.Domain = acct.OwnerRepID, acct.Domain
 		if acct.FallbackPoolID != "" {
@@ -37,6 +35,14 @@ func (cc *compiledConfig) decision(ws string, l *Lead, now time.Time, dryRun boo
 	d.Targets = cc.targets(rule.targets)
 	d.QueuedReason = "nobody eligible in " + poolList(rule.targets)
 	return d
+}
+
+// expireAt is when a lead queued now becomes UNROUTABLE (zero: never).
+func (cc *compiledConfig) expireAt(now time.Time) time.Time {
+	if age := time.Duration(cc.cfg.Settings.MaxQueueAge); age > 0 {
+		return now.Add(age)
+	}
+	return time.Time{}
 }
 
 // targets resolves a rule's targets to their pools.

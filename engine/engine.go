@@ -291,7 +291,7 @@ func (e *Engine) drain(ctx context.Context, ws, poolID string) {
 
 func (e *Engine) drainPool(ctx context.Context, ws, poolID string) error {
 	refresh := false
-	stalled := 0
+	stalled, offset := 0, 0
 	for {
 		cc, err := e.config(ctx, ws, refresh)
 		if err != nil {
@@ -300,7 +300,7 @@ func (e *Engine) drainPool(ctx context.Context, ws, poolID string) error {
 		if cc.pools[poolID] == nil {
 			return nil // not in this config; a config cannot drop a pool with a queue
 		}
-		ids, err := e.store.QueuedLeads(ctx, ws, poolID, drainBatch)
+		ids, err := e.store.QueuedLeads(ctx, ws, poolID, offset, drainBatch)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
@@ -316,15 +316,20 @@ func (e *Engine) drainPool(ctx context.Context, ws, poolID string) error {
 		if res.Blocked {
 			return nil
 		}
-		// Nothing assigned and not blocked: other replicas took this batch.
-		// Go on while they make progress; give up if the head never moves.
-		if len(res.Assigned) == 0 {
+		switch {
+		case len(res.Assigned) > 0:
+			stalled, offset = 0, 0
+		case res.Skipped == len(ids):
+			// Every lead of the batch waits for a rep it may go to: look
+			// at the leads behind them.
+			offset += len(ids)
+		default:
+			// Nothing assigned and not blocked: other replicas took this
+			// batch. Go on while they make progress.
 			if stalled++; stalled > 100 {
 				return fmt.Errorf("pool %q: queue head did not move", poolID)
 			}
-			continue
 		}
-		stalled = 0
 	}
 }
 

@@ -168,7 +168,7 @@ func (e *Engine) reroute(ctx context.Context, ws, leadID string, mode RerouteMod
 		targets, first, why := cc.rerouteTargets(ws, a, e.clock.Now())
 		res, err := e.store.Reroute(ctx, ws, cc.id, &Rerouting{Mode: mode, Assignment: a, RepID: repID, Reason: reason,
 			Targets: targets, FirstIndex: first, QueuedReason: why, Sticky: cc.cfg.Settings.Sticky(),
-			Ranked: cc.rankedPools[a.RepID]}, e.clock.Now())
+			Ranked: cc.rankedPools[a.RepID], ExpireAt: cc.expireAt(e.clock.Now())}, e.clock.Now())
 		if errors.Is(err, ErrStaleConfig) {
 			continue
 		}

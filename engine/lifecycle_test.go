@@ -31,7 +31,7 @@ func TestQueuedThenDrainedWhenRepReturns(t *testing.T) {
 				t.Fatalf("q%d after b returned: %v %+v", i, err, a)
 			}
 		}
-		if ids, _ := f.st.QueuedLeads(f.ctx, f.ws, "first", 10); len(ids) != 0 {
+		if ids, _ := f.st.QueuedLeads(f.ctx, f.ws, "first", 0, 10); len(ids) != 0 {
 			t.Fatalf("queue not empty: %v", ids)
 		}
 	})
@@ -47,7 +47,7 @@ func TestQueueKeepsArrivalOrder(t *testing.T) {
 		for i := 1; i <= 4; i++ {
 			f.assign(lead(fmt.Sprint("l", i)))
 		}
-		ids, err := f.st.QueuedLeads(f.ctx, f.ws, "p", 10)
+		ids, err := f.st.QueuedLeads(f.ctx, f.ws, "p", 0, 10)
 		if err != nil || fmt.Sprint(ids) != "[l1 l2 l3 l4]" {
 			t.Fatalf("queue %v %v", ids, err)
 		}
@@ -121,7 +121,7 @@ func TestPreviewWritesNothing(t *testing.T) {
 		if q.State != engine.StateQueued {
 			t.Fatalf("preview with nobody available: %+v", q)
 		}
-		if ids, _ := f.st.QueuedLeads(f.ctx, f.ws, "p", 10); len(ids) != 0 {
+		if ids, _ := f.st.QueuedLeads(f.ctx, f.ws, "p", 0, 10); len(ids) != 0 {
 			t.Fatalf("preview queued %v", ids)
 		}
 	})

@@ -404,7 +404,7 @@ func TestOfferMaxOffersQueues(t *testing.T) {
 		for _, r := range []string{"a", "b", "c"} {
 			ofrOpen(f, r, 0, 0)
 		}
-		if ids, _ := f.st.QueuedLeads(f.ctx, f.ws, "p", 10); fmt.Sprint(ids) != "[x]" {
+		if ids, _ := f.st.QueuedLeads(f.ctx, f.ws, "p", 0, 10); fmt.Sprint(ids) != "[x]" {
 			t.Fatalf("queue %v", ids)
 		}
 		// c was never offered the lead: its accept finds no offer of its

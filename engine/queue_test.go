@@ -27,7 +27,7 @@ func TestQueueDrainsByScoreThenAge(t *testing.T) {
 				t.Fatalf("%s: %s", l.ID, a.State)
 			}
 		}
-		ids, _ := f.st.QueuedLeads(f.ctx, f.ws, "p", 10)
+		ids, _ := f.st.QueuedLeads(f.ctx, f.ws, "p", 0, 10)
 		if fmt.Sprint(ids) != "[s90-old s90-new s50 s10 none]" {
 			t.Fatalf("queue order %v", ids)
 		}
@@ -78,7 +78,7 @@ func TestEscalationAfterWait(t *testing.T) {
 		if a.Trace.Targets[0].PoolID != "first" || !strings.Contains(a.Trace.Targets[0].Outcome, "escalated") {
 			t.Fatalf("escalation not traced: %+v", a.Trace.Targets)
 		}
-		if ids, _ := f.st.QueuedLeads(f.ctx, f.ws, "first", 10); len(ids) != 0 {
+		if ids, _ := f.st.QueuedLeads(f.ctx, f.ws, "first", 0, 10); len(ids) != 0 {
 			t.Fatalf("still on the first queue: %v", ids)
 		}
 		// Another sweep at the same time does nothing more: fired once.

@@ -33,9 +33,9 @@ type Store interface {
 	// RepRuntime returns the runtime state of the given reps, in order, as
 	// of now.
 	RepRuntime(ctx context.Context, ws string, repIDs []string, now time.Time) ([]RepRuntime, error)
-	// QueuedLeads returns up to limit lead ids queued on a pool, oldest
-	// first.
-	QueuedLeads(ctx context.Context, ws, poolID string, limit int) ([]string, error)
+	// QueuedLeads returns up to limit lead ids queued on a pool, in queue
+	// order, from offset.
+	QueuedLeads(ctx context.Context, ws, poolID string, offset, limit int) ([]string, error)
 	// DrainQueue assigns the given queued leads of a pool, in order, while
 	// the pool has an eligible member. Leads no longer queued (another
 	// replica drained them) are skipped. ErrStaleConfig as for Decide.
@@ -177,6 +177,9 @@ type DrainResult struct {
 	Assigned []string // lead ids assigned, in order
 	// Blocked: the pool ran out of eligible members before the list did.
 	Blocked bool
+	// Skipped: leads left waiting because every eligible member breached
+	// their SLA; they do not block the leads behind them.
+	Skipped int
 }
 
 // RepRuntime is what the engine knows of a rep at run time.
@@ -222,6 +225,9 @@ type Rerouting struct {
 	// Ranked lists the holder's least-loaded and longest-idle pools, whose
 	// scores fall when the lead is withdrawn.
 	Ranked []Pool
+	// ExpireAt is when the lead becomes UNROUTABLE if it ends up queued
+	// (zero: never; an earlier expiry is kept).
+	ExpireAt time.Time
 }
 
 // RerouteResult is what Store.Reroute did.

@@ -29,7 +29,11 @@ import (
 //	first_contact_at, first_contact_channel, contacts, sla_due, breaches
 //	disposition, reason_code, submitted_at
 //	sla_from     when the current first-contact SLA window started (the
-//	             submission, or the last breach reassignment)
+//	             submission, or the placement after a breach reassignment;
+//	             sla_restart marks a reassignment not placed yet)
+//	policy_pool  the pool whose offer and SLA policies the placement followed
+//	counted      "<day>|<pool>": the daily counters the placement bumped
+//	rejected_by  "|a|b|": reps who rejected the lead
 //	breached_by  "|a|b|": reps who breached the lead's SLA; never offered it
 //	             again
 //	history      lifecycle lines "ms<tab>kind<tab>rep<tab>detail"
@@ -50,6 +54,7 @@ func parseRecord(leadID string, f map[string]string) (*engine.Assignment, error)
 		QueuedAt:    msTime(f["queued_at"]),
 		ClosedAt:    msTime(f["closed_at"]),
 		CloseReason: f["close_reason"],
+		PolicyPool:  f["policy_pool"],
 	}
 	a.ConfigVersion, _ = strconv.ParseInt(f["cfgv"], 10, 64)
 	a.TargetIndex, _ = strconv.Atoi(f["target"])

@@ -369,8 +369,8 @@ func localDay(offsets string, now time.Time) int64 {
 }
 
 // QueuedLeads implements engine.Store.
-func (s *Redis) QueuedLeads(ctx context.Context, ws, poolID string, limit int) ([]string, error) {
-	ids, err := s.client.ZRange(ctx, s.keys(ws).queue(poolID), 0, int64(limit)-1).Result()
+func (s *Redis) QueuedLeads(ctx context.Context, ws, poolID string, offset, limit int) ([]string, error) {
+	ids, err := s.client.ZRange(ctx, s.keys(ws).queue(poolID), int64(offset), int64(offset+limit)-1).Result()
 	return ids, s.fail("queued leads", err)
 }
 
@@ -411,7 +411,8 @@ func (s *Redis) DrainQueue(ctx context.Context, ws, configID, poolID string, lea
 	if reply[0] == "STALE" {
 		return nil, engine.ErrStaleConfig
 	}
-	return &engine.DrainResult{Blocked: reply[1] == "1", Assigned: reply[2:]}, nil
+	skipped, _ := strconv.Atoi(reply[2])
+	return &engine.DrainResult{Blocked: reply[1] == "1", Skipped: skipped, Assigned: reply[3:]}, nil
 }
 
 // CloseAssignment implements engine.Store with assignment_close.lua.
@@ -493,9 +494,13 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 	k := s.keys(ws)
 	a := r.Assignment
 	leadKey := k.lead(a.LeadID)
-	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey), k.pool(a.PoolID))
+	policy := a.PolicyPool
+	if policy == "" {
+		policy = a.PoolID
+	}
+	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey), k.pool(policy))
 	args := []any{configID, ms(now), a.LeadID, string(r.Mode), r.RepID, r.Reason, a.Lead.Email, r.Sticky.Milliseconds(),
-		scoreArg(&a.Lead), r.FirstIndex, r.QueuedReason}
+		scoreArg(&a.Lead), r.FirstIndex, r.QueuedReason, msOrZero(r.ExpireAt)}
 	keys, args = appendTargets(k, keys, args, r.Targets)
 	args = append(args, len(r.Ranked))
 	for _, p := range r.Ranked {

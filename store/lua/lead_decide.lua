@@ -138,8 +138,10 @@ if not DRY then
   redis.call('HSET', lead_key, unpack(record))
   if state == 'ASSIGNED' or state == 'OFFERED' then
     if outcome then outcome.advance() end
-    commit_rep(rep, outcome and pool_id or '')
-    if email ~= '' and sticky_window > 0 then
+    redis.call('HSET', lead_key, 'counted', commit_rep(rep, outcome and pool_id or ''))
+    -- A sticky lead leaves the key on the person's earlier open lead: that
+    -- one still binds them to the rep when this one closes first.
+    if email ~= '' and sticky_window > 0 and route ~= 'sticky owner' then
       redis.call('SET', sticky_key, rep .. '|' .. pool_id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
     end
   elseif state == 'QUEUED' then

@@ -60,7 +60,7 @@ add_history(lead_key, 'escalated', '', 'from ' .. old_pool .. ' to ' .. target.p
 local state = outcome.state
 if state == 'ASSIGNED' then
   outcome.advance()
-  commit_rep(outcome.rep, target.pool.id)
+  append_all(fields, { 'counted', commit_rep(outcome.rep, target.pool.id) })
   clear_timers(lead_id)
   local submitted = tonumber(redis.call('HGET', lead_key, 'submitted_at') or NOW)
   state = place_stored(lead_key, target.pool, outcome.rep, lead_id, submitted, fields)

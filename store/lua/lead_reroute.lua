@@ -12,7 +12,7 @@
 -- KEYS[1..14]  the workspace keys (lib_routing.lua)
 -- KEYS[15]     lead    HASH
 -- KEYS[16]     sticky  STRING (the lead key again when there is no email)
--- KEYS[17]     the lead's current pool HASH (its policies)
+-- KEYS[17]     the pool HASH whose policies the lead's placement followed
 -- KEYS[18+4i..21+4i]  target i (from 0): pool, rank, owed, queue
 --
 -- ARGV[1]  config id the caller holds
@@ -25,7 +25,9 @@
 -- ARGV[9]  lead score (-1: unscored)
 -- ARGV[10] rule index of the first target (1-based)
 -- ARGV[11] reason recorded when nobody is eligible
--- ARGV[12] number of targets; then 3 per target as in lead_decide
+-- ARGV[12] queue expiry for the lead if it is queued, unix ms (0: none; an
+--          existing expiry is kept)
+-- ARGV[13] number of targets; then 3 per target as in lead_decide
 -- then R, and R strategies: the rep's least-loaded and longest-idle pools,
 --          whose rank keys follow the targets' keys in KEYS
 --
@@ -48,11 +50,12 @@ local sticky_window = tonumber(ARGV[8])
 local score = tonumber(ARGV[9])
 local base_index = tonumber(ARGV[10])
 local queued_reason = ARGV[11]
-local target_count = tonumber(ARGV[12])
-local targets = read_targets(18, 13, target_count)
+local expire_at = tonumber(ARGV[12])
+local target_count = tonumber(ARGV[13])
+local targets = read_targets(18, 14, target_count)
 local ranked = {}
-for i = 1, tonumber(ARGV[13 + 3 * target_count]) do
-  ranked[i] = { key = KEYS[17 + 4 * target_count + i], strategy = ARGV[13 + 3 * target_count + i] }
+for i = 1, tonumber(ARGV[14 + 3 * target_count]) do
+  ranked[i] = { key = KEYS[17 + 4 * target_count + i], strategy = ARGV[14 + 3 * target_count + i] }
 end
 
 if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
@@ -86,15 +89,16 @@ if mode == 'breach' then
   -- The rep keeps the day's count (the assignment happened) but not the lead.
   if tonumber(redis.call('HGET', K.open, holder) or '0') > 0 then redis.call('HINCRBY', K.open, holder, -1) end
   -- The next rep has accepted nothing yet and gets a fresh SLA window from
-  -- now (sla_from); the breaching rep is remembered ("|a|b|") so that no
-  -- later reroute of this lead hands it back.
+  -- when it is given the lead (sla_restart, see place_stored); the
+  -- breaching rep is remembered ("|a|b|") so that no later reroute or drain
+  -- of this lead hands it back.
   redis.call('HDEL', lead_key, 'accepted_at')
-  redis.call('HSET', lead_key, 'sla_from', NOW)
+  redis.call('HSET', lead_key, 'sla_restart', 1)
   redis.call('HSET', lead_key, 'breached_by', (redis.call('HGET', lead_key, 'breached_by') or '|') .. holder .. '|')
   add_history(lead_key, 'reassigned', holder, 'first-contact SLA breached')
   emit('reassigned', lead_id, holder, pool_id, 'first-contact SLA breached')
 else
-  uncommit_rep(holder, pool_id)
+  uncommit_rep(holder, redis.call('HGET', lead_key, 'counted'))
   redis.call('ZREM', K.timers, 'offer|' .. lead_id)
   redis.call('HINCRBY', lead_key, 'withdrawn', 1)
   if mode == 'reject' then
@@ -103,6 +107,7 @@ else
     -- One history line per entry: a line break in the reason must not
     -- forge entries.
     add_history(lead_key, 'rejected', holder, (string.gsub(reason, '%c', ' ')))
+    redis.call('HSET', lead_key, 'rejected_by', (redis.call('HGET', lead_key, 'rejected_by') or '|') .. holder .. '|')
     emit('offer_rejected', lead_id, holder, pool_id, reason)
   else
     add_history(lead_key, 'offer_expired', holder, '')
@@ -134,12 +139,18 @@ end
 -- Route again, excluding every rep offered the lead so far.
 local max_offers = tonumber(redis.call('HGET', current_pool_key, 'max_offers') or '0')
 local withdrawn = tonumber(redis.call('HGET', lead_key, 'withdrawn') or '0')
-local function queue_here(why)
-  local pool = nil
-  for _, t in ipairs(targets) do
-    if t.pool.id == pool_id then pool = t.pool end
+-- queue_here queues the lead on target index (the pool it was taken from
+-- when the targets do not list it), with that target's escalation wait and
+-- the lead's expiry.
+local function queue_here(why, index, wait, lines)
+  local target = index and targets[index]
+  local pool = target and target.pool
+  if not pool then
+    for i, t in ipairs(targets) do
+      if t.pool.id == pool_id then pool, index = t.pool, i end
+    end
   end
-  pool = pool or (targets[1] and targets[1].pool)
+  if not pool and targets[1] then pool, index = targets[1].pool, 1 end
   if not pool then
     redis.call('HSET', lead_key, 'state', 'UNROUTABLE', 'reason', why, 'decided_at', NOW, 'rep', '')
     add_history(lead_key, 'unroutable', '', why)
@@ -147,8 +158,11 @@ local function queue_here(why)
     return 'UNROUTABLE'
   end
   redis.call('HSET', lead_key, 'state', 'QUEUED', 'pool', pool.id, 'reason', why, 'decided_at', NOW,
-    'queued_at', NOW, 'rep', '')
-  enqueue(pool, lead_id, score, 0, 0)
+    'queued_at', NOW, 'rep', '', 'target', base_index + index - 1)
+  if lines and #lines > 0 then
+    redis.call('HSET', lead_key, 'picks', table.concat(lines, '\n')) -- why nobody took it
+  end
+  enqueue(pool, lead_id, score, wait or 0, expire_at)
   add_history(lead_key, 'queued', '', why)
   emit('queued', lead_id, '', pool.id, why)
   return 'QUEUED'
@@ -174,14 +188,11 @@ local outcome = route_targets(targets, lines, queued_reason, exclude)
 EXCLUDE = {}
 if not outcome or outcome.state ~= 'ASSIGNED' then
   local why = (outcome and outcome.reason) or queued_reason
-  if outcome and outcome.backlog then
-    return { 'OK', queue_here(why), '1' }
-  end
-  return { 'OK', queue_here(why), '0' }
+  return { 'OK', queue_here(why, outcome and outcome.index, outcome and outcome.wait, lines), (outcome and outcome.backlog) and '1' or '0' }
 end
 local target = targets[outcome.index]
 outcome.advance()
-commit_rep(outcome.rep, target.pool.id)
+redis.call('HSET', lead_key, 'counted', commit_rep(outcome.rep, target.pool.id))
 -- The first-contact SLA runs from submission, or from the last breach
 -- reassignment (a fresh window, kept by the offers that follow it).
 local sla_from = tonumber(redis.call('HGET', lead_key, 'sla_from') or redis.call('HGET', lead_key, 'submitted_at') or NOW)

@@ -158,7 +158,9 @@ end
 -- the rep's open count and last assignment do not include this lead yet.
 local rank_refresh = {}
 
--- commit_rep counts an assignment to rep (from pool_id, '' for none).
+-- commit_rep counts an assignment to rep (from pool_id, '' for none). It
+-- returns what it counted, "<day>|<pool>", for the lead's record: a
+-- withdrawal takes back exactly that (uncommit_rep).
 local function commit_rep(rep, pool_id)
   redis.call('HINCRBY', K.open, rep, 1)
   redis.call('HINCRBY', K.assigned, rep, 1)
@@ -173,6 +175,7 @@ local function commit_rep(rep, pool_id)
   local day = local_time(profile(rep).zone)
   bump_daily(rep, day)
   if pool_id ~= '' then bump_daily(pool_id .. '/' .. rep, day) end
+  return day .. '|' .. pool_id
 end
 
 local function append_all(dst, src)
@@ -272,7 +275,6 @@ end
 -- is current and eligible is the answer. A preview, which may not write,
 -- sorts the members itself.
 local function pick_ranked(pool, strategy, lines)
-  local header = #lines
   local fixes = 0
   local order
   if DRY then
@@ -296,10 +298,11 @@ local function pick_ranked(pool, strategy, lines)
       rep = e[1]
       local actual = rank_score(strategy, rep)
       if actual ~= tonumber(e[2]) and fixes < 10000 then
+        -- A lagging score only rises: the entry moves behind this
+        -- position, and the scan goes on from here.
         redis.call('ZADD', pool.rank, actual, rep)
         fixes = fixes + 1
-        for j = #lines, header + 1, -1 do lines[j] = nil end
-        i = -1
+        i = i - 1
         rep = nil
       end
     end
@@ -352,12 +355,18 @@ end
 
 -- uncommit takes back what commit_rep counted for an offer that was
 -- withdrawn: the rep never had the lead.
-local function uncommit_rep(rep, pool_id)
+-- counted is what commit_rep returned for the lead ("<day>|<pool>"): a
+-- day's count is taken back only while that day is the counter's current
+-- one, and only for the pool that was counted.
+local function uncommit_rep(rep, counted)
   if tonumber(redis.call('HGET', K.open, rep) or '0') > 0 then redis.call('HINCRBY', K.open, rep, -1) end
   if tonumber(redis.call('HGET', K.assigned, rep) or '0') > 0 then redis.call('HINCRBY', K.assigned, rep, -1) end
-  local day = local_time(profile(rep).zone)
-  for _, field in ipairs({ rep, pool_id .. '/' .. rep }) do
-    local n = daily_count(field, day)
+  local day, pool_id = string.match(counted or '', '^(%d+)|(.*)$')
+  if not day then return end
+  local fields = { rep }
+  if pool_id ~= '' then fields[2] = pool_id .. '/' .. rep end
+  for _, field in ipairs(fields) do
+    local n = daily_count(field, tonumber(day))
     if n > 0 then redis.call('HSET', K.daily, field, day .. ':' .. (n - 1)) end
   end
 end
@@ -388,13 +397,16 @@ end
 -- the first-contact SLA timers (measured from sla_from, unix ms), emits the
 -- event, and returns the new state and the record fields to write.
 -- offered is the record's list of reps offered the lead so far.
-local function place(pool, rep, lead_id, sla_from, offered)
+-- sla_set is the SLA deadline the lead's timers were armed for already
+-- (nil for none): the same window is never armed twice, so a warning or
+-- breach that fired stays fired.
+local function place(pool, rep, lead_id, sla_from, offered, sla_set)
   local accept = tonumber(redis.call('HGET', pool.key, 'accept') or '0')
   local sla = tonumber(redis.call('HGET', pool.key, 'sla') or '0')
   local warn = tonumber(redis.call('HGET', pool.key, 'warn') or '0')
-  local fields = { 'rep', rep, 'pool', pool.id, 'decided_at', NOW, 'reason', '',
+  local fields = { 'rep', rep, 'pool', pool.id, 'policy_pool', pool.id, 'decided_at', NOW, 'reason', '',
     'offered', (offered ~= '' and offered or '|') .. rep .. '|' }
-  if sla > 0 then
+  if sla > 0 and sla_from + sla ~= sla_set then
     append_all(fields, { 'sla_due', sla_from + sla })
     if not DRY then
       redis.call('ZADD', K.timers, sla_from + sla, 'sla|' .. lead_id)
@@ -416,8 +428,16 @@ end
 
 -- place_stored writes what place decided into a stored record (drains,
 -- escalations, re-offers), and returns the new state.
+-- After an SLA reassignment (sla_restart), the next rep's window starts when
+-- it is given the lead, not when the breach happened.
 local function place_stored(lead_key, pool, rep, lead_id, sla_from, extra)
-  local state, fields, line = place(pool, rep, lead_id, sla_from, redis.call('HGET', lead_key, 'offered') or '')
+  if redis.call('HGET', lead_key, 'sla_restart') then
+    sla_from = NOW
+    redis.call('HSET', lead_key, 'sla_from', NOW)
+    redis.call('HDEL', lead_key, 'sla_restart')
+  end
+  local offered, sla_set = unpack(redis.call('HMGET', lead_key, 'offered', 'sla_due'))
+  local state, fields, line = place(pool, rep, lead_id, sla_from, offered or '', tonumber(sla_set or ''))
   append_all(fields, extra or {})
   redis.call('HSET', lead_key, unpack(fields))
   redis.call('HSET', lead_key, 'history', (redis.call('HGET', lead_key, 'history') or '') .. line)

@@ -14,10 +14,13 @@
 --
 -- Returns:
 --   {'STALE'}                       config id is not current
---   {'OK', blocked, lead id, ...}   the leads assigned, in order; blocked '1'
---                                   when the pool ran out of eligible members.
+--   {'OK', blocked, skipped, lead id, ...}
+--                                   the leads assigned, in order; blocked '1'
+--                                   when the pool ran out of eligible members;
+--                                   skipped counts leads left waiting because
+--                                   every eligible member breached their SLA.
 --                                   Leads no longer queued here (drained or
---                                   escalated elsewhere) are skipped.
+--                                   escalated elsewhere) are passed over.
 
 local pool = { id = ARGV[3], key = KEYS[15], rank = KEYS[16], owed = KEYS[17], queue = KEYS[18] }
 local first_lead_key = 19
@@ -28,7 +31,7 @@ if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
   return { 'STALE' }
 end
 
-local reply = { 'OK', '0' }
+local reply = { 'OK', '0', '0' }
 for i = 0, (#ARGV - first_lead_arg + 1) / 2 - 1 do
   local lead_id = ARGV[first_lead_arg + 2 * i]
   local email = ARGV[first_lead_arg + 2 * i + 1]
@@ -36,26 +39,40 @@ for i = 0, (#ARGV - first_lead_arg + 1) / 2 - 1 do
   local sticky_key = KEYS[first_lead_key + 2 * i + 1]
   if redis.call('ZSCORE', pool.queue, lead_id) then
     local lines = { 'D\t' .. (redis.call('HGET', lead_key, 'queued_at') or '') }
-    -- Reps who breached this lead's SLA never get it back; a lead that
-    -- reached max_offers goes only to reps not offered it yet.
-    local offered, breached, withdrawn = unpack(redis.call('HMGET', lead_key, 'offered', 'breached_by', 'withdrawn'))
+    -- Reps who breached this lead's SLA never get it back. Reps it was
+    -- offered to past max_offers, and reps who rejected it, get it only
+    -- when nobody else can.
+    local offered, breached, rejected, withdrawn = unpack(redis.call('HMGET', lead_key, 'offered', 'breached_by', 'rejected_by', 'withdrawn'))
     local max_offers = tonumber(redis.call('HGET', pool.key, 'max_offers') or '0')
-    EXCLUDE = {}
-    for r in string.gmatch(breached or '', '[^|]+') do EXCLUDE[r] = true end
+    local never, rather_not = {}, {}
+    for r in string.gmatch(breached or '', '[^|]+') do never[r] = true end
+    for r in string.gmatch(rejected or '', '[^|]+') do rather_not[r] = true end
     if max_offers > 0 and tonumber(withdrawn or '0') >= max_offers then
-      for r in string.gmatch(offered or '', '[^|]+') do EXCLUDE[r] = true end
+      for r in string.gmatch(offered or '', '[^|]+') do rather_not[r] = true end
     end
-    local restricted = next(EXCLUDE) ~= nil
-    local rep, advance = pick(pool, lines)
     EXCLUDE = {}
+    for r in pairs(never) do EXCLUDE[r] = true end
+    for r in pairs(rather_not) do EXCLUDE[r] = true end
+    local rep, advance = pick(pool, lines)
+    if not rep and next(rather_not) then
+      EXCLUDE = {}
+      for r in pairs(never) do EXCLUDE[r] = true end
+      lines = { lines[1] }
+      rep, advance = pick(pool, lines)
+    end
+    EXCLUDE = {}
+    local restricted = next(never) ~= nil
     if not rep and not restricted then
       reply[2] = '1'
       break
     end
+    if not rep then
+      reply[3] = tostring(tonumber(reply[3]) + 1)
+    end
     -- A restricted lead with no rep it may go to waits; the rest need not.
     if rep then
       advance()
-      commit_rep(rep, pool.id)
+      redis.call('HSET', lead_key, 'counted', commit_rep(rep, pool.id))
       redis.call('ZREM', pool.queue, lead_id)
       clear_timers(lead_id)
       local sla_from = tonumber(redis.call('HGET', lead_key, 'sla_from') or redis.call('HGET', lead_key, 'submitted_at') or NOW)
