@@ -105,6 +105,26 @@ type Settings struct {
 	StickyWindow *Duration `json:"sticky_window,omitempty" yaml:"sticky_window,omitempty"`
 	EventsMaxLen int32     `json:"events_max_len,omitempty" yaml:"events_max_len,omitempty"`
 	EventsMaxAge Duration  `json:"events_max_age,omitempty" yaml:"events_max_age,omitempty"`
+	// PresenceFollowsConnection sets reps without a desktop stream OFFLINE
+	// after PresenceGrace (default 60s).
+	PresenceFollowsConnection bool     `json:"presence_follows_connection,omitempty" yaml:"presence_follows_connection,omitempty"`
+	PresenceGrace             Duration `json:"presence_grace,omitempty" yaml:"presence_grace,omitempty"`
+}
+
+// DefaultPresenceGrace is how long a rep may be without a desktop stream
+// under presence_follows_connection.
+const DefaultPresenceGrace = 60 * time.Second
+
+// Grace returns the presence grace period; zero when presence does not
+// follow the connection.
+func (s Settings) Grace() time.Duration {
+	switch {
+	case !s.PresenceFollowsConnection:
+		return 0
+	case s.PresenceGrace > 0:
+		return time.Duration(s.PresenceGrace)
+	}
+	return DefaultPresenceGrace
 }
 
 // Event retention defaults.
@@ -532,6 +552,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Settings.EventsMaxLen < 0 {
 		v.add("settings.events_max_len", "%d is negative", c.Settings.EventsMaxLen)
+	}
+	if c.Settings.PresenceGrace < 0 {
+		v.add("settings.presence_grace", "%s is negative", time.Duration(c.Settings.PresenceGrace))
 	}
 	if c.Settings.EventsMaxAge < 0 {
 		v.add("settings.events_max_age", "%s is negative", time.Duration(c.Settings.EventsMaxAge))

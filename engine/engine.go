@@ -33,6 +33,7 @@ type Engine struct {
 
 	mu      sync.RWMutex
 	configs map[string]*compiledConfig
+	conns   connections
 }
 
 // Option configures an Engine.
@@ -162,6 +163,16 @@ func (e *Engine) ApplyConfig(ctx context.Context, ws string, cfg *Config, expect
 			return 0, err
 		}
 		e.remember(ws, compile(cfg, sc))
+		if cfg.Settings.Grace() > 0 {
+			// Every rep gets the grace period from now to connect.
+			ids := make([]string, len(cfg.Reps))
+			for i, r := range cfg.Reps {
+				ids[i] = r.ID
+			}
+			if err := e.store.Heartbeat(ctx, ws, ids, now, true); err != nil {
+				e.log.Warn("presence heartbeats not written", "workspace", ws, "err", err)
+			}
+		}
 		e.log.Info("routing config applied", "workspace", ws, "version", sc.Version,
 			"reps", len(cfg.Reps), "pools", len(cfg.Pools), "rules", len(cfg.Rules))
 		for _, p := range cfg.Pools {

@@ -89,6 +89,17 @@ type Store interface {
 	// history by retention ("0-0" for none): a client whose position is
 	// before it has missed events.
 	TrimmedThrough(ctx context.Context, ws string) (string, error)
+	// RepConnection records a rep's desktop connecting (connect: restores
+	// the status an earlier lost connection took away) or, when its last
+	// heartbeat is at or before lostBefore, losing it (an AVAILABLE rep goes
+	// OFFLINE). Returns the rep's status after.
+	RepConnection(ctx context.Context, ws, repID string, connect bool, lostBefore, now time.Time) (RepStatus, error)
+	// Heartbeat notes that these reps have a desktop stream open now
+	// (onlyNew: only reps with no heartbeat yet).
+	Heartbeat(ctx context.Context, ws string, repIDs []string, now time.Time, onlyNew bool) error
+	// LostConnections returns up to limit reps whose last heartbeat is at or
+	// before before.
+	LostConnections(ctx context.Context, ws string, before time.Time, limit int) ([]string, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 }

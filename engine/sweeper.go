@@ -85,6 +85,9 @@ func (e *Engine) sweepWorkspace(ctx context.Context, ws string, drain bool) erro
 		e.drain(ctx, ws, p)
 	}
 	if cc, err := e.config(ctx, ws, false); err == nil {
+		if err := e.sweepPresence(ctx, ws, cc); err != nil {
+			return err
+		}
 		maxLen, maxAge := cc.cfg.Settings.Retention()
 		if _, err := e.store.TrimEvents(ctx, ws, maxLen, maxAge, e.clock.Now()); err != nil {
 			return err

@@ -191,6 +191,8 @@ func ConfigFromProto(c *pb.RoutingConfig) *engine.Config {
 	if st := c.GetSettings(); st != nil {
 		out.Settings.MaxQueueAge = durationFromProto(st.GetMaxQueueAge())
 		out.Settings.EventsMaxLen = st.GetEventsMaxLen()
+		out.Settings.PresenceFollowsConnection = st.GetPresenceFollowsConnection()
+		out.Settings.PresenceGrace = durationFromProto(st.GetPresenceGrace())
 		out.Settings.EventsMaxAge = durationFromProto(st.GetEventsMaxAge())
 		if st.StickyWindow != nil {
 			d := durationFromProto(st.GetStickyWindow())
@@ -306,7 +308,8 @@ func ConfigToProto(c *engine.Config) *pb.RoutingConfig {
 	}
 	if c.Settings != (engine.Settings{}) {
 		out.Settings = &pb.WorkspaceSettings{MaxQueueAge: durationToProto(c.Settings.MaxQueueAge),
-			EventsMaxLen: c.Settings.EventsMaxLen, EventsMaxAge: durationToProto(c.Settings.EventsMaxAge)}
+			EventsMaxLen: c.Settings.EventsMaxLen, EventsMaxAge: durationToProto(c.Settings.EventsMaxAge),
+			PresenceFollowsConnection: c.Settings.PresenceFollowsConnection, PresenceGrace: durationToProto(c.Settings.PresenceGrace)}
 		if c.Settings.StickyWindow != nil {
 			out.Settings.StickyWindow = durationpb.New(time.Duration(*c.Settings.StickyWindow))
 		}

@@ -114,6 +114,11 @@ func (h *handlers) WatchAssignments(req *pb.WatchAssignmentsRequest, srv pb.RepS
 	if _, err := h.engine.Rep(ctx, ws, req.GetRepId()); err != nil {
 		return h.fail(ctx, err)
 	}
+	release, err := h.engine.RepConnected(ctx, ws, req.GetRepId())
+	if err != nil {
+		return h.fail(ctx, err)
+	}
+	defer release()
 	rep := req.GetRepId()
 	filter := func(e *engine.Event) bool { return e.RepID == rep && repKinds[eventKinds[e.Kind]] }
 	return h.stream(ctx, ws, req.GetResumeFrom(), filter, srv, func(e *pb.Event) error {

@@ -44,6 +44,10 @@ func (k keys) eventsEpoch() string { return k.base + "events_epoch" }
 // eventsTrimmed is a STRING: the id of the newest event retention removed.
 func (k keys) eventsTrimmed() string { return k.base + "events_trimmed" }
 
+// connected is a ZSET: rep id -> unix ms of the last heartbeat of one of the
+// rep's desktop streams (presence_follows_connection).
+func (k keys) connected() string { return k.base + "connected" }
+
 // queuedPools is a SET of pool ids whose queues are not empty.
 func (k keys) queuedPools() string { return k.base + "queued_pools" }
 

@@ -631,6 +631,45 @@ func (s *Redis) TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge 
 	return removed, s.fail("trim events", err)
 }
 
+// RepConnection implements engine.Store with rep_connection.lua.
+func (s *Redis) RepConnection(ctx context.Context, ws, repID string, connect bool, lostBefore, now time.Time) (engine.RepStatus, error) {
+	k := s.keys(ws)
+	mode := "lost"
+	if connect {
+		mode = "connect"
+	}
+	reply, err := s.run(ctx, "rep connection", repConnection,
+		[]string{k.presence(), k.statusChanged(), k.repState(), k.connected(), k.events()},
+		mode, repID, ms(now), msOrZero(lostBefore))
+	if err != nil {
+		return "", err
+	}
+	return engine.RepStatus(reply[0]), nil
+}
+
+// Heartbeat implements engine.Store.
+func (s *Redis) Heartbeat(ctx context.Context, ws string, repIDs []string, now time.Time, onlyNew bool) error {
+	if len(repIDs) == 0 {
+		return nil
+	}
+	members := make([]redis.Z, len(repIDs))
+	for i, id := range repIDs {
+		members[i] = redis.Z{Score: float64(now.UnixMilli()), Member: id}
+	}
+	key := s.keys(ws).connected()
+	if onlyNew {
+		return s.fail("heartbeat", s.client.ZAddNX(ctx, key, members...).Err())
+	}
+	return s.fail("heartbeat", s.client.ZAdd(ctx, key, members...).Err())
+}
+
+// LostConnections implements engine.Store.
+func (s *Redis) LostConnections(ctx context.Context, ws string, before time.Time, limit int) ([]string, error) {
+	reps, err := s.client.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.keys(ws).connected(), ByScore: true,
+		Start: "-inf", Stop: strconv.FormatInt(before.UnixMilli(), 10), Count: int64(limit)}).Result()
+	return reps, s.fail("lost connections", err)
+}
+
 // DropTimer implements engine.Store with timer_drop.lua.
 func (s *Redis) DropTimer(ctx context.Context, ws string, t engine.Timer) error {
 	err := timerDrop.Run(ctx, s.client, []string{s.keys(ws).timers()}, string(t.Kind)+"|"+t.LeadID, ms(t.Due)).Err()

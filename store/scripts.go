@@ -35,6 +35,8 @@ var (
 	timerDropSrc string
 	//go:embed lua/events_trim.lua
 	eventsTrimSrc string
+	//go:embed lua/rep_connection.lua
+	repConnectionSrc string
 )
 
 func withLib(src string) *redis.Script { return redis.NewScript(libRouting + "\n" + src) }
@@ -52,4 +54,5 @@ var (
 	repSetStatus    = redis.NewScript(repSetStatusSrc)
 	timerDrop       = redis.NewScript(timerDropSrc)
 	eventsTrim      = redis.NewScript(eventsTrimSrc)
+	repConnection   = redis.NewScript(repConnectionSrc)
 )

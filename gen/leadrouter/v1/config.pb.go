@@ -340,10 +340,15 @@ type WorkspaceSettings struct {
 	// Event history retention: at most this many events (default 100,000)
 	// and none older than events_max_age (default 7 days). A client resuming
 	// from a position retention removed gets a RESET event.
-	EventsMaxLen  int32                `protobuf:"varint,3,opt,name=events_max_len,json=eventsMaxLen,proto3" json:"events_max_len,omitempty"`
-	EventsMaxAge  *durationpb.Duration `protobuf:"bytes,4,opt,name=events_max_age,json=eventsMaxAge,proto3" json:"events_max_age,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EventsMaxLen int32                `protobuf:"varint,3,opt,name=events_max_len,json=eventsMaxLen,proto3" json:"events_max_len,omitempty"`
+	EventsMaxAge *durationpb.Duration `protobuf:"bytes,4,opt,name=events_max_age,json=eventsMaxAge,proto3" json:"events_max_age,omitempty"`
+	// A rep with no open WatchAssignments stream for presence_grace (default
+	// 60 s) is set OFFLINE, so leads do not go to closed laptops; when the
+	// rep's desktop connects again its previous status comes back.
+	PresenceFollowsConnection bool                 `protobuf:"varint,5,opt,name=presence_follows_connection,json=presenceFollowsConnection,proto3" json:"presence_follows_connection,omitempty"`
+	PresenceGrace             *durationpb.Duration `protobuf:"bytes,6,opt,name=presence_grace,json=presenceGrace,proto3" json:"presence_grace,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
 }
 
 func (x *WorkspaceSettings) Reset() {
@@ -400,6 +405,20 @@ func (x *WorkspaceSettings) GetEventsMaxLen() int32 {
 func (x *WorkspaceSettings) GetEventsMaxAge() *durationpb.Duration {
 	if x != nil {
 		return x.EventsMaxAge
+	}
+	return nil
+}
+
+func (x *WorkspaceSettings) GetPresenceFollowsConnection() bool {
+	if x != nil {
+		return x.PresenceFollowsConnection
+	}
+	return false
+}
+
+func (x *WorkspaceSettings) GetPresenceGrace() *durationpb.Duration {
+	if x != nil {
+		return x.PresenceGrace
 	}
 	return nil
 }
@@ -1288,12 +1307,14 @@ const file_leadrouter_v1_config_proto_rawDesc = "" +
 	"\x05pools\x18\x02 \x03(\v2\x13.leadrouter.v1.PoolR\x05pools\x12)\n" +
 	"\x05rules\x18\x03 \x03(\v2\x13.leadrouter.v1.RuleR\x05rules\x122\n" +
 	"\baccounts\x18\x04 \x03(\v2\x16.leadrouter.v1.AccountR\baccounts\x12<\n" +
-	"\bsettings\x18\x05 \x01(\v2 .leadrouter.v1.WorkspaceSettingsR\bsettings\"\xf9\x01\n" +
+	"\bsettings\x18\x05 \x01(\v2 .leadrouter.v1.WorkspaceSettingsR\bsettings\"\xfb\x02\n" +
 	"\x11WorkspaceSettings\x12=\n" +
 	"\rmax_queue_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vmaxQueueAge\x12>\n" +
 	"\rsticky_window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fstickyWindow\x12$\n" +
 	"\x0eevents_max_len\x18\x03 \x01(\x05R\feventsMaxLen\x12?\n" +
-	"\x0eevents_max_age\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\feventsMaxAge\"m\n" +
+	"\x0eevents_max_age\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\feventsMaxAge\x12>\n" +
+	"\x1bpresence_follows_connection\x18\x05 \x01(\bR\x19presenceFollowsConnection\x12@\n" +
+	"\x0epresence_grace\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\rpresenceGrace\"m\n" +
 	"\aAccount\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12 \n" +
 	"\fowner_rep_id\x18\x02 \x01(\tR\n" +
@@ -1447,29 +1468,30 @@ var file_leadrouter_v1_config_proto_depIdxs = []int32{
 	18, // 5: leadrouter.v1.WorkspaceSettings.max_queue_age:type_name -> google.protobuf.Duration
 	18, // 6: leadrouter.v1.WorkspaceSettings.sticky_window:type_name -> google.protobuf.Duration
 	18, // 7: leadrouter.v1.WorkspaceSettings.events_max_age:type_name -> google.protobuf.Duration
-	16, // 8: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
-	0,  // 9: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
-	8,  // 10: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
-	9,  // 11: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
-	1,  // 12: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
-	11, // 13: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
-	2,  // 14: leadrouter.v1.Pool.absence_policy:type_name -> leadrouter.v1.AbsencePolicy
-	18, // 15: leadrouter.v1.Pool.accept_within:type_name -> google.protobuf.Duration
-	18, // 16: leadrouter.v1.Pool.reject_cooldown:type_name -> google.protobuf.Duration
-	18, // 17: leadrouter.v1.Pool.first_contact_within:type_name -> google.protobuf.Duration
-	18, // 18: leadrouter.v1.Pool.warn_at:type_name -> google.protobuf.Duration
-	3,  // 19: leadrouter.v1.Pool.on_breach:type_name -> leadrouter.v1.BreachPolicy
-	14, // 20: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
-	13, // 21: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
-	18, // 22: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
-	15, // 23: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
-	15, // 24: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
-	17, // 25: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	18, // 8: leadrouter.v1.WorkspaceSettings.presence_grace:type_name -> google.protobuf.Duration
+	16, // 9: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
+	0,  // 10: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
+	8,  // 11: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
+	9,  // 12: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
+	1,  // 13: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
+	11, // 14: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
+	2,  // 15: leadrouter.v1.Pool.absence_policy:type_name -> leadrouter.v1.AbsencePolicy
+	18, // 16: leadrouter.v1.Pool.accept_within:type_name -> google.protobuf.Duration
+	18, // 17: leadrouter.v1.Pool.reject_cooldown:type_name -> google.protobuf.Duration
+	18, // 18: leadrouter.v1.Pool.first_contact_within:type_name -> google.protobuf.Duration
+	18, // 19: leadrouter.v1.Pool.warn_at:type_name -> google.protobuf.Duration
+	3,  // 20: leadrouter.v1.Pool.on_breach:type_name -> leadrouter.v1.BreachPolicy
+	14, // 21: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
+	13, // 22: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
+	18, // 23: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
+	15, // 24: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
+	15, // 25: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
+	17, // 26: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_config_proto_init() }
