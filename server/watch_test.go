@@ -304,3 +304,45 @@ rules: [{id: all, targets: [{pool_id: p}]}]
 	_, err = ghost.Recv()
 	wantCode(t, err, codes.NotFound)
 }
+
+// TestShutdownThenResumeElsewhere: a replica shutting down ends its streams
+// with UNAVAILABLE; the client resumes on another replica from the last
+// position it received and gets every later event, once, in order.
+func TestShutdownThenResumeElsewhere(t *testing.T) {
+	a, b := start(t, redistest.RealStore(t)), start(t, redistest.RealStore(t))
+	ws := redistest.Workspace(t)
+	a.applyYAML(t, ws, watchConfig)
+	next, cancel := watch(t, a, ws, nil)
+	defer cancel()
+	produce(t, b, ws, 10, 0)
+	var last *pb.Position
+	for i := 0; i < 10; i++ {
+		e, err := next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = e.GetPosition()
+	}
+	stopped := make(chan struct{})
+	go func() {
+		ctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		a.srv.Shutdown(ctx)
+		close(stopped)
+	}()
+	if _, err := next(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("stream on the stopping replica ended with %v", err)
+	}
+	<-stopped
+	produce(t, b, ws, 25, 10) // while the client reconnects
+	next, cancel2 := watch(t, b, ws, last)
+	defer cancel2()
+	prev := last.GetOffset()
+	for i := 0; i < 25; i++ {
+		e, err := next()
+		if err != nil || e.GetKind() == pb.EventKind_EVENT_KIND_RESET || !engine.EventIDLess(prev, e.GetPosition().GetOffset()) {
+			t.Fatalf("resumed event %d: %v %v (after %s)", i, e, err, prev)
+		}
+		prev = e.GetPosition().GetOffset()
+	}
+}

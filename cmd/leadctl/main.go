@@ -46,6 +46,11 @@ Commands:
                                          record a contact (the first stops the SLA)
   dispose LEAD_ID --rep REP --disposition qualified|rejected|recycled [--reason-code C]
                                          close the assignment with a verdict
+  watch --rep REP [--from OFFSET --from-epoch E]
+                                         tail a rep's stream (offers, SLA, ...)
+  events [--kinds k1,k2] [--from OFFSET --from-epoch E]
+                                         tail the workspace's events
+                                         (both resume by themselves after a drop)
   reps [list]                            list reps with presence and counts
   reps get REP_ID                        one rep
   reps status REP_ID STATUS              set presence: available, away, offline
@@ -110,6 +115,8 @@ func run(args []string, out io.Writer) error {
 		return c.release(rest)
 	case "accept", "reject", "contact", "dispose":
 		return c.lifecycle(cmd, rest)
+	case "watch", "events":
+		return c.watch(cmd, rest)
 	case "reps":
 		return c.reps(rest)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -122,6 +123,34 @@ func TestCommands(t *testing.T) {
 	}
 	if _, err := leadctl(t, addr, "assign", "--id", "bad", "--country", "XX"); err == nil {
 		t.Fatal("invalid lead accepted")
+	}
+	// events and watch: an unknown epoch starts with RESET; live events
+	// follow while the tail runs.
+	if out := mustRun(t, addr, "events", "--max", "1", "--from", "0-0"); !strings.Contains(out, "reset") {
+		t.Fatalf("events from an unknown epoch: %s", out)
+	}
+	tail := make(chan string, 1)
+	go func() {
+		out, err := leadctl(t, addr, "events", "--max", "1", "--kinds", "rep_status_changed")
+		if err != nil {
+			out = err.Error()
+		}
+		tail <- out
+	}()
+	deadline := time.After(10 * time.Second)
+	for done := false; !done; {
+		mustRun(t, addr, "reps", "status", "kai", "available")
+		mustRun(t, addr, "reps", "status", "kai", "away")
+		select {
+		case out := <-tail:
+			if !strings.Contains(out, "rep_status_changed") || !strings.Contains(out, "rep=kai") {
+				t.Fatalf("events tail: %s", out)
+			}
+			done = true
+		case <-deadline:
+			t.Fatal("events tail printed nothing")
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if _, err := leadctl(t, addr, "frobnicate"); err == nil {
 		t.Fatal("unknown command accepted")
