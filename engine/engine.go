@@ -252,6 +252,23 @@ func (e *Engine) Reps(ctx context.Context, ws string) ([]RepState, error) {
 	return e.repStates(ctx, cc, cc.cfg.Reps)
 }
 
+// HasRep reports (nil) whether the workspace's config has the rep, from the
+// cached config; it reloads only when the rep is not in the cache.
+func (e *Engine) HasRep(ctx context.Context, ws, repID string) error {
+	for refresh := false; ; refresh = true {
+		cc, err := e.config(ctx, ws, refresh)
+		if err != nil {
+			return err
+		}
+		if cc.reps[repID] != nil {
+			return nil
+		}
+		if refresh {
+			return fmt.Errorf("rep %q: %w", repID, ErrNotFound)
+		}
+	}
+}
+
 // Rep returns one rep; ErrNotFound when the config has no such rep.
 func (e *Engine) Rep(ctx context.Context, ws, repID string) (*RepState, error) {
 	if repID == "" {

@@ -28,7 +28,10 @@ var (
 )
 
 const (
-	// DefaultWatchBuffer is each subscriber's buffer, in events.
+	// DefaultWatchBuffer is the buffer, in events, of a workspace-wide
+	// subscriber (dashboards); a rep's subscriber gets a sixteenth of it
+	// (desktops see a few events a minute, and ten thousand idle buffers
+	// must stay small).
 	DefaultWatchBuffer = 1024
 	feedBlock          = time.Second
 	feedBatch          = 512
@@ -47,10 +50,20 @@ type Watcher struct {
 }
 
 type feed struct {
-	ws   string
-	last string // the newest event dispatched
-	subs map[*Subscription]struct{}
-	stop context.CancelFunc
+	ws    string
+	last  string // the newest event dispatched
+	subs  map[*Subscription]struct{}
+	byRep map[string]map[*Subscription]struct{} // rep streams, by rep: an event reaches only its rep's
+	all   map[*Subscription]struct{}            // workspace streams: every event is checked
+	stop  context.CancelFunc
+}
+
+// WatchFilter selects a subscriber's events. RepID, when set, promises that
+// Match accepts only events of that rep, which lets the feed skip every
+// other subscriber for an event.
+type WatchFilter struct {
+	RepID string
+	Match func(*Event) bool
 }
 
 // NewWatcher returns a watcher reading from store; buffer <= 0 means
@@ -71,7 +84,7 @@ type Subscription struct {
 	done   chan struct{}
 	err    error
 	once   sync.Once
-	filter func(*Event) bool
+	filter WatchFilter
 	w      *Watcher
 	feed   *feed
 }
@@ -116,12 +129,16 @@ type Watch struct {
 
 // Watch subscribes to a workspace's events that pass filter, from resume
 // (nil: live only).
-func (w *Watcher) Watch(ctx context.Context, ws string, resume *Position, filter func(*Event) bool) (*Watch, error) {
+func (w *Watcher) Watch(ctx context.Context, ws string, resume *Position, filter WatchFilter) (*Watch, error) {
 	epoch, err := w.store.EventsEpoch(ctx, ws)
 	if err != nil {
 		return nil, err
 	}
-	sub := &Subscription{ch: make(chan Event, w.buffer), done: make(chan struct{}), filter: filter, w: w}
+	buffer := w.buffer
+	if filter.RepID != "" {
+		buffer = max(w.buffer/16, 16)
+	}
+	sub := &Subscription{ch: make(chan Event, buffer), done: make(chan struct{}), filter: filter, w: w}
 	head, err := w.add(ctx, ws, sub)
 	if err != nil {
 		return nil, err
@@ -152,7 +169,7 @@ func (w *Watcher) Watch(ctx context.Context, ws string, resume *Position, filter
 			if EventIDLess(head, page[i].ID) {
 				return wt, nil
 			}
-			if filter(&page[i]) {
+			if filter.Match(&page[i]) {
 				wt.Backlog = append(wt.Backlog, page[i])
 			}
 		}
@@ -176,11 +193,20 @@ func (w *Watcher) add(ctx context.Context, ws string, sub *Subscription) (string
 			return "", err
 		}
 		rctx, stop := context.WithCancel(context.Background())
-		f = &feed{ws: ws, last: last, subs: map[*Subscription]struct{}{}, stop: stop}
+		f = &feed{ws: ws, last: last, subs: map[*Subscription]struct{}{}, stop: stop,
+			byRep: map[string]map[*Subscription]struct{}{}, all: map[*Subscription]struct{}{}}
 		w.feeds[ws] = f
 		go w.read(rctx, f)
 	}
 	f.subs[sub] = struct{}{}
+	if rep := sub.filter.RepID; rep != "" {
+		if f.byRep[rep] == nil {
+			f.byRep[rep] = map[*Subscription]struct{}{}
+		}
+		f.byRep[rep][sub] = struct{}{}
+	} else {
+		f.all[sub] = struct{}{}
+	}
 	sub.feed = f
 	return f.last, nil
 }
@@ -192,6 +218,13 @@ func (w *Watcher) remove(sub *Subscription) {
 		return
 	}
 	delete(f.subs, sub)
+	delete(f.all, sub)
+	if rep := sub.filter.RepID; rep != "" {
+		delete(f.byRep[rep], sub)
+		if len(f.byRep[rep]) == 0 {
+			delete(f.byRep, rep)
+		}
+	}
 	if len(f.subs) == 0 && w.feeds[f.ws] == f {
 		f.stop()
 		delete(w.feeds, f.ws)
@@ -220,19 +253,26 @@ func (w *Watcher) read(ctx context.Context, f *feed) {
 				continue
 			}
 			f.last = e.ID
-			for sub := range f.subs {
-				if !sub.filter(&e) {
-					continue
-				}
-				select {
-				case sub.ch <- e:
-				default:
-					w.remove(sub)
-					sub.end(ErrSlowConsumer)
-				}
-			}
+			w.dispatch(f, f.byRep[e.RepID], &e)
+			w.dispatch(f, f.all, &e)
 		}
 		w.mu.Unlock()
+	}
+}
+
+// dispatch offers an event to subscribers; one whose buffer is full is
+// ended with ErrSlowConsumer. w.mu is held.
+func (w *Watcher) dispatch(f *feed, subs map[*Subscription]struct{}, e *Event) {
+	for sub := range subs {
+		if !sub.filter.Match(e) {
+			continue
+		}
+		select {
+		case sub.ch <- *e:
+		default:
+			w.remove(sub)
+			sub.end(ErrSlowConsumer)
+		}
 	}
 }
 

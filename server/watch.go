@@ -56,7 +56,7 @@ func positionFromProto(p *pb.Position) (*engine.Position, error) {
 // RESET when the history is gone, the backlog, then live events until the
 // client leaves, reads too slowly (RESOURCE_EXHAUSTED) or the server stops
 // (UNAVAILABLE).
-func (h *handlers) stream(ctx context.Context, ws string, resume *pb.Position, filter func(*engine.Event) bool, srv grpc.ServerStream, send func(*pb.Event) error) error {
+func (h *handlers) stream(ctx context.Context, ws string, resume *pb.Position, filter engine.WatchFilter, srv grpc.ServerStream, send func(*pb.Event) error) error {
 	from, err := positionFromProto(resume)
 	if err != nil {
 		return h.fail(ctx, err)
@@ -111,7 +111,7 @@ func (h *handlers) WatchAssignments(req *pb.WatchAssignmentsRequest, srv pb.RepS
 	if req.GetRepId() == "" {
 		return h.fail(ctx, invalid("rep_id", "required"))
 	}
-	if _, err := h.engine.Rep(ctx, ws, req.GetRepId()); err != nil {
+	if err := h.engine.HasRep(ctx, ws, req.GetRepId()); err != nil {
 		return h.fail(ctx, err)
 	}
 	release, err := h.engine.RepConnected(ctx, ws, req.GetRepId())
@@ -121,7 +121,7 @@ func (h *handlers) WatchAssignments(req *pb.WatchAssignmentsRequest, srv pb.RepS
 	defer release()
 	rep := req.GetRepId()
 	filter := func(e *engine.Event) bool { return e.RepID == rep && repKinds[eventKinds[e.Kind]] }
-	return h.stream(ctx, ws, req.GetResumeFrom(), filter, srv, func(e *pb.Event) error {
+	return h.stream(ctx, ws, req.GetResumeFrom(), engine.WatchFilter{RepID: rep, Match: filter}, srv, func(e *pb.Event) error {
 		return srv.Send(&pb.WatchAssignmentsResponse{Event: e})
 	})
 }
@@ -137,7 +137,7 @@ func (h *handlers) WatchEvents(req *pb.WatchEventsRequest, srv pb.EventService_W
 		kinds[k] = true
 	}
 	filter := func(e *engine.Event) bool { return len(kinds) == 0 || kinds[eventKinds[e.Kind]] }
-	return h.stream(ctx, ws, req.GetResumeFrom(), filter, srv, func(e *pb.Event) error {
+	return h.stream(ctx, ws, req.GetResumeFrom(), engine.WatchFilter{Match: filter}, srv, func(e *pb.Event) error {
 		return srv.Send(&pb.WatchEventsResponse{Event: e})
 	})
 }

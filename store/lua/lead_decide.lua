@@ -141,8 +141,8 @@ if not DRY then
     redis.call('HSET', lead_key, 'counted', commit_rep(rep, outcome and pool_id or ''))
     -- A sticky lead leaves the key on the person's earlier open lead: that
     -- one still binds them to the rep when this one closes first.
-    if email ~= '' and sticky_window > 0 and route ~= 'sticky owner' then
-      redis.call('SET', sticky_key, rep .. '|' .. pool_id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
+    if route ~= 'sticky owner' then
+      bind_sticky(sticky_key, email, sticky_window, rep, pool_id, lead_id)
     end
   elseif state == 'QUEUED' then
     enqueue(targets[target_index].pool, lead_id, score, outcome.wait, expire_at)

@@ -64,9 +64,7 @@ if state == 'ASSIGNED' then
   clear_timers(lead_id)
   local submitted = tonumber(redis.call('HGET', lead_key, 'submitted_at') or NOW)
   state = place_stored(lead_key, target.pool, outcome.rep, lead_id, submitted, fields)
-  if email ~= '' and sticky_window > 0 then
-    redis.call('SET', sticky_key, outcome.rep .. '|' .. target.pool.id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
-  end
+  bind_sticky(sticky_key, email, sticky_window, outcome.rep, target.pool.id, lead_id)
 else
   append_all(fields, { 'state', 'QUEUED', 'pool', target.pool.id, 'reason', outcome.reason or '', 'decided_at', NOW,
     'queued_at', NOW })

@@ -198,7 +198,5 @@ redis.call('HSET', lead_key, 'counted', commit_rep(outcome.rep, target.pool.id))
 local sla_from = tonumber(redis.call('HGET', lead_key, 'sla_from') or redis.call('HGET', lead_key, 'submitted_at') or NOW)
 local placed = place_stored(lead_key, target.pool, outcome.rep, lead_id, sla_from,
   { 'target', base_index + outcome.index - 1, 'picks', table.concat(lines, '\n') })
-if email ~= '' and sticky_window > 0 then
-  redis.call('SET', sticky_key, outcome.rep .. '|' .. target.pool.id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
-end
+bind_sticky(sticky_key, email, sticky_window, outcome.rep, target.pool.id, lead_id)
 return { 'OK', placed, '0' }

@@ -384,6 +384,15 @@ local function add_history(lead_key, ...)
   redis.call('HSET', lead_key, 'history', table.concat(lines))
 end
 
+-- bind_sticky binds a person (by email) to the rep who has their lead, for
+-- the sticky window by the engine's clock ("rep|pool|lead|until_ms");
+-- Redis drops the key a day after.
+local function bind_sticky(sticky_key, email, window, rep, pool_id, lead_id)
+  if email ~= '' and window > 0 then
+    redis.call('SET', sticky_key, rep .. '|' .. pool_id .. '|' .. lead_id .. '|' .. (NOW + window), 'PX', window + DAY_MS)
+  end
+end
+
 -- emit appends an event to the workspace's event stream.
 local function emit(kind, lead_id, rep, pool_id, detail)
   -- No trimming here: retention (events_trim.lua) records what it removes,

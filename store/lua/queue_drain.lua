@@ -77,9 +77,7 @@ for i = 0, (#ARGV - first_lead_arg + 1) / 2 - 1 do
       clear_timers(lead_id)
       local sla_from = tonumber(redis.call('HGET', lead_key, 'sla_from') or redis.call('HGET', lead_key, 'submitted_at') or NOW)
       place_stored(lead_key, pool, rep, lead_id, sla_from, { 'picks', table.concat(lines, '\n') })
-      if email ~= '' and sticky_window > 0 then
-        redis.call('SET', sticky_key, rep .. '|' .. pool.id .. '|' .. lead_id .. '|' .. (NOW + sticky_window), 'PX', sticky_window + DAY_MS)
-      end
+      bind_sticky(sticky_key, email, sticky_window, rep, pool.id, lead_id)
       reply[#reply + 1] = lead_id
     end
   end
