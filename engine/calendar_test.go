@@ -7,24 +7,11 @@ import (
 	"time"
 
 	"github.com/leadrouter/leadrouter/engine"
-	"github.com/leadrouter/leadrouter/store"
 )
 
 // Conformance tests of working hours, out-of-office days, daily caps and
 // capacity: the store evaluates them in its scripts from the calendars the
 // engine compiles, and the engine explains them in traces.
-
-// calIsolate moves the fixture onto a key prefix of its own. Engine.Sweep
-// sweeps every workspace registered under the store's prefix, and on the
-// shared real Redis those are every parallel test's workspaces: a sweep with
-// this test's clock (months ahead of the others) would fire their timers and
-// drain their queues, and theirs would drain this test's queues at their
-// time. With a prefix of its own, a test sweeps only its own workspace.
-func calIsolate(f *fixture) {
-	st := store.New(f.st.Client(), "lrcal-"+f.ws)
-	f.st = st
-	f.eng = engine.New(st, engine.WithClock(f.clock), engine.WithLogger(quiet))
-}
 
 // calAt moves the fixture's clock forward to at.
 func calAt(f *fixture, at time.Time) {
@@ -196,7 +183,6 @@ func calRepState(t *testing.T, f *fixture, id string) *engine.RepState {
 // both sides of each change, and on the changed night itself.
 func TestWorkingHoursAcrossDST(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture) {
-		calIsolate(f)
 		f.apply(calConfig(
 			calRep{"ny", "timezone: America/New_York, working_hours: " + calEveryDay("09:00-17:00")},
 			calRep{"nynight", `timezone: America/New_York, working_hours: {sunday: ["03:00-04:00"]}`},
@@ -263,7 +249,6 @@ func TestWorkingHoursAcrossDST(t *testing.T) {
 // day it is in UTC.
 func TestOvernightShiftAcrossWeek(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture) {
-		calIsolate(f)
 		f.apply(calConfig(
 			calRep{"tk", `timezone: Asia/Tokyo, working_hours: {wednesday: ["22:00-06:00+1"], sunday: ["22:00-06:00+1"]}`},
 			calRep{"la", `timezone: America/Los_Angeles, working_hours: {sunday: ["22:00-06:00+1"]}`},
@@ -306,7 +291,6 @@ func TestOvernightShiftAcrossWeek(t *testing.T) {
 // Los Angeles is UTC-8 in early March 2026.
 func TestDailyCapResetsAtLocalMidnight(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture) {
-		calIsolate(f)
 		f.apply(calConfig(calRep{"la", "timezone: America/Los_Angeles, daily_cap: 2"}))
 		today := func(want int64) {
 			t.Helper()
@@ -375,7 +359,6 @@ func TestDailyCapResetsAtLocalMidnight(t *testing.T) {
 // from that pool only, per local day.
 func TestMemberDailyCap(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture) {
-		calIsolate(f)
 		f.apply(`
 reps: [{id: m, timezone: Asia/Tokyo}]
 pools:
@@ -430,7 +413,6 @@ rules:
 // skipped until one is released; releasing a lead twice releases it once.
 func TestMaxOpenFreedByRelease(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture) {
-		calIsolate(f)
 		f.apply(calConfig(calRep{"a", "max_open: 2"}))
 		open := func(want int64) {
 			t.Helper()
@@ -484,7 +466,6 @@ func TestMaxOpenFreedByRelease(t *testing.T) {
 // rep's local dates.
 func TestOutOfOfficeLocalDates(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture) {
-		calIsolate(f)
 		f.apply(calConfig(
 			calRep{"tk", "timezone: Asia/Tokyo, out_of_office: [{from: 2026-03-04, to: 2026-03-05}]"},
 			calRep{"night", "timezone: Europe/Berlin, working_hours: " + calEveryDay("22:00-06:00+1") +
@@ -532,7 +513,6 @@ func TestOutOfOfficeLocalDates(t *testing.T) {
 // reading the record later says the same.
 func TestOutsideHoursTraceSaysWhenBack(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture) {
-		calIsolate(f)
 		f.apply(calConfig(calRep{"ber", "timezone: Europe/Berlin, working_hours: " + calWeekdays("09:00-17:00")}))
 		const back = "outside working hours, back Mon 09:00 Europe/Berlin"
 
@@ -567,7 +547,6 @@ func TestOutsideHoursTraceSaysWhenBack(t *testing.T) {
 // event.
 func TestSweeperAssignsWhenShiftStarts(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture) {
-		calIsolate(f)
 		f.apply(calConfig(calRep{"ber", "timezone: Europe/Berlin, working_hours: " + calWeekdays("09:00-17:00")}))
 
 		// Monday 08:30 CET.
