@@ -30,6 +30,7 @@ type Engine struct {
 	store Store
 	clock Clock
 	log   *slog.Logger
+	obs   Observer
 
 	mu      sync.RWMutex
 	configs map[string]*compiledConfig
@@ -45,9 +46,13 @@ func WithClock(c Clock) Option { return func(e *Engine) { e.clock = c } }
 // WithLogger sets the logger (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 
+// WithObserver sets who is told how AssignLead calls went (default:
+// nobody). The store reports the facts of its own calls (store.Observe).
+func WithObserver(o Observer) Option { return func(e *Engine) { e.obs = o } }
+
 // New returns an engine on the given store.
 func New(s Store, opts ...Option) *Engine {
-	e := &Engine{store: s, clock: SystemClock{}, log: slog.Default(), configs: make(map[string]*compiledConfig)}
+	e := &Engine{store: s, clock: SystemClock{}, log: slog.Default(), obs: Nop{}, configs: make(map[string]*compiledConfig)}
 	for _, o := range opts {
 		o(e)
 	}
@@ -73,6 +78,7 @@ func (e *Engine) PreviewAssignment(ctx context.Context, ws string, lead Lead) (*
 }
 
 func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool) (*Assignment, bool, error) {
+	start := time.Now() // the decision's duration is wall time, whatever e.clock says
 	now := e.clock.Now()
 	ws, wsErr := NormalizeWorkspace(ws)
 	l, leadErr := NormalizeLead(lead, now)
@@ -101,6 +107,9 @@ func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool) 
 				a = fresh
 			}
 		}
+		if !dryRun {
+			e.obs.LeadDecided(ws, decideOutcome(a.State, out.Duplicate), a.PoolID, time.Since(start))
+		}
 		cc.explain(a)
 		e.log.LogAttrs(ctx, slog.LevelDebug, "lead decided",
 			slog.String("workspace", ws), slog.String("lead", l.ID), slog.String("state", string(a.State)),
@@ -109,6 +118,19 @@ func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool) 
 		return a, out.Duplicate, nil
 	}
 	return nil, false, fmt.Errorf("%w: routing config kept changing during the decision", ErrUnavailable)
+}
+
+func decideOutcome(st State, duplicate bool) DecideOutcome {
+	switch {
+	case duplicate:
+		return OutcomeDuplicate
+	case st == StateQueued:
+		return OutcomeQueued
+	case st == StateUnroutable:
+		return OutcomeUnroutable
+	default:
+		return OutcomeAssigned
+	}
 }
 
 // GetAssignment returns a recorded assignment with its trace; ErrNotFound

@@ -72,6 +72,10 @@ type Store interface {
 	Expire(ctx context.Context, ws, leadID, reason string, now time.Time) (bool, error)
 	// QueuedPools lists the pools that have queued leads.
 	QueuedPools(ctx context.Context, ws string) ([]string, error)
+	// QueueStats returns, for each pool of ws with leads queued, how many
+	// and when the earliest arrival among the first scan of them (in
+	// priority order) was queued.
+	QueueStats(ctx context.Context, ws string, scan int) (map[string]QueueStat, error)
 	// Workspaces lists every workspace that has a config.
 	Workspaces(ctx context.Context) ([]string, error)
 	// EventsEpoch returns the epoch of the workspace's event history,
@@ -191,6 +195,12 @@ type DrainResult struct {
 	// Skipped: leads left waiting because every eligible member breached
 	// their SLA; they do not block the leads behind them.
 	Skipped int
+}
+
+// QueueStat describes one pool's queue.
+type QueueStat struct {
+	Queued         int64
+	OldestQueuedAt time.Time // zero when unknown
 }
 
 // RepRuntime is what the engine knows of a rep at run time.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/metrics"
 )
 
 // handlers decode requests, call the engine and map its errors. They hold no
@@ -23,6 +24,7 @@ type handlers struct {
 	engine  *engine.Engine
 	watcher *engine.Watcher
 	log     *slog.Logger
+	metrics *metrics.Metrics
 }
 
 func (h *handlers) fail(ctx context.Context, err error) error { return toStatus(ctx, h.log, err) }

@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/metrics"
 )
 
 // Options configure New.
@@ -32,6 +34,10 @@ type Options struct {
 	HealthInterval time.Duration
 	// ServerOptions are passed to grpc.NewServer after leadrouter's own.
 	ServerOptions []grpc.ServerOption
+	// Metrics, when set, gets the gRPC server metrics (interceptors), the
+	// stream gauges and panic counts. The engine and store report to it
+	// on their own (engine.WithObserver, store.Observe).
+	Metrics *metrics.Metrics
 	// WatchBuffer is each stream subscriber's buffer in events (default
 	// engine.DefaultWatchBuffer); a client that falls further behind gets
 	// RESOURCE_EXHAUSTED.
@@ -49,14 +55,16 @@ type Server struct {
 }
 
 // New builds the gRPC server for an engine. Interceptors, outermost first:
-// logging, then panic recovery (a panic becomes INTERNAL, never a crash).
+// logging, gRPC metrics (with Options.Metrics), then panic recovery (a
+// panic becomes INTERNAL for that call, logged with its stack and counted).
 func New(e *engine.Engine, o Options) *Server {
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	recoverer := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
-		log.ErrorContext(ctx, "panic in handler", "panic", p)
+		log.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
+		o.Metrics.HandlerPanicked()
 		return status.Error(codes.Internal, "internal error")
 	})
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
@@ -69,9 +77,16 @@ func New(e *engine.Engine, o Options) *Server {
 		// stream closed, and let clients ping without open calls.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(logging.UnaryServerInterceptor(logger, logOpts...), recovery.UnaryServerInterceptor(recoverer)),
-		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(logger, logOpts...), recovery.StreamServerInterceptor(recoverer)),
 	}, o.ServerOptions...)
+	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(logger, logOpts...)}
+	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(logger, logOpts...)}
+	if g := o.Metrics.GRPC(); g != nil {
+		unary = append(unary, g.UnaryServerInterceptor())
+		stream = append(stream, g.StreamServerInterceptor())
+	}
+	opts = append(opts,
+		grpc.ChainUnaryInterceptor(append(unary, recovery.UnaryServerInterceptor(recoverer))...),
+		grpc.ChainStreamInterceptor(append(stream, recovery.StreamServerInterceptor(recoverer))...))
 	s := &Server{
 		Server:   grpc.NewServer(opts...),
 		health:   health.NewServer(),
@@ -83,7 +98,7 @@ func New(e *engine.Engine, o Options) *Server {
 		s.interval = 2 * time.Second
 	}
 	s.watcher = engine.NewWatcher(e.Store(), log, o.WatchBuffer)
-	h := &handlers{engine: e, watcher: s.watcher, log: log}
+	h := &handlers{engine: e, watcher: s.watcher, log: log, metrics: o.Metrics}
 	pb.RegisterRoutingServiceServer(s.Server, h)
 	pb.RegisterAdminServiceServer(s.Server, h)
 	pb.RegisterRepServiceServer(s.Server, h)
@@ -91,6 +106,9 @@ func New(e *engine.Engine, o Options) *Server {
 	healthpb.RegisterHealthServer(s.Server, s.health)
 	if o.Reflection {
 		reflection.Register(s.Server)
+	}
+	if g := o.Metrics.GRPC(); g != nil {
+		g.InitializeMetrics(s.Server)
 	}
 	return s
 }

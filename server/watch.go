@@ -12,6 +12,7 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/metrics"
 )
 
 // eventKinds maps the store's event kinds to the wire.
@@ -56,7 +57,9 @@ func positionFromProto(p *pb.Position) (*engine.Position, error) {
 // RESET when the history is gone, the backlog, then live events until the
 // client leaves, reads too slowly (RESOURCE_EXHAUSTED) or the server stops
 // (UNAVAILABLE).
-func (h *handlers) stream(ctx context.Context, ws string, resume *pb.Position, filter engine.WatchFilter, srv grpc.ServerStream, send func(*pb.Event) error) error {
+// kind names the stream in metrics (metrics.StreamAssignments or
+// StreamEvents).
+func (h *handlers) stream(ctx context.Context, kind, ws string, resume *pb.Position, filter engine.WatchFilter, srv grpc.ServerStream, send func(*pb.Event) error) error {
 	from, err := positionFromProto(resume)
 	if err != nil {
 		return h.fail(ctx, err)
@@ -69,6 +72,7 @@ func (h *handlers) stream(ctx context.Context, ws string, resume *pb.Position, f
 		return h.fail(ctx, err)
 	}
 	defer w.Close()
+	defer h.metrics.StreamOpened(kind)()
 	if err := srv.SendHeader(metadata.Pairs("leadrouter-epoch", w.Epoch, "leadrouter-head", w.Head)); err != nil {
 		return err
 	}
@@ -91,6 +95,7 @@ func (h *handlers) stream(ctx context.Context, ws string, resume *pb.Position, f
 			if err := send(eventToProto(w.Epoch, &e)); err != nil {
 				return err
 			}
+			h.metrics.Delivered(ws, e.At)
 		case <-w.Done():
 			switch w.Err() {
 			case engine.ErrSlowConsumer:
@@ -121,7 +126,7 @@ func (h *handlers) WatchAssignments(req *pb.WatchAssignmentsRequest, srv pb.RepS
 	defer release()
 	rep := req.GetRepId()
 	filter := func(e *engine.Event) bool { return e.RepID == rep && repKinds[eventKinds[e.Kind]] }
-	return h.stream(ctx, ws, req.GetResumeFrom(), engine.WatchFilter{RepID: rep, Match: filter}, srv, func(e *pb.Event) error {
+	return h.stream(ctx, metrics.StreamAssignments, ws, req.GetResumeFrom(), engine.WatchFilter{RepID: rep, Match: filter}, srv, func(e *pb.Event) error {
 		return srv.Send(&pb.WatchAssignmentsResponse{Event: e})
 	})
 }
@@ -137,7 +142,7 @@ func (h *handlers) WatchEvents(req *pb.WatchEventsRequest, srv pb.EventService_W
 		kinds[k] = true
 	}
 	filter := func(e *engine.Event) bool { return len(kinds) == 0 || kinds[eventKinds[e.Kind]] }
-	return h.stream(ctx, ws, req.GetResumeFrom(), engine.WatchFilter{Match: filter}, srv, func(e *pb.Event) error {
+	return h.stream(ctx, metrics.StreamEvents, ws, req.GetResumeFrom(), engine.WatchFilter{Match: filter}, srv, func(e *pb.Event) error {
 		return srv.Send(&pb.WatchEventsResponse{Event: e})
 	})
 }

@@ -24,6 +24,7 @@ const DefaultPrefix = "lr"
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
+	obs    engine.Observer
 }
 
 var _ engine.Store = (*Redis)(nil)
@@ -33,8 +34,12 @@ func New(client redis.UniversalClient, prefix string) *Redis {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Redis{client: client, prefix: prefix}
+	return &Redis{client: client, prefix: prefix, obs: engine.Nop{}}
 }
+
+// Observe sets who is told of the facts scripts produce and of failed
+// calls (default: nobody). Set it before the store is used.
+func (s *Redis) Observe(o engine.Observer) { s.obs = o }
 
 // Open connects to the Redis at a redis:// or rediss:// URL and checks that
 // it answers.
@@ -71,7 +76,7 @@ func (s *Redis) Ping(ctx context.Context) error {
 func (s *Redis) LoadConfig(ctx context.Context, ws string) (*engine.StoredConfig, error) {
 	vals, err := s.client.HMGet(ctx, s.keys(ws).config(), "version", "body", "applied_at", "id").Result()
 	if err != nil {
-		return nil, s.fail("load config", err)
+		return nil, s.fail("load_config", err)
 	}
 	if vals[0] == nil {
 		return nil, fmt.Errorf("workspace %q: %w", ws, engine.ErrNoConfig)
@@ -141,7 +146,7 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 	args = append(args, len(removedReps))
 	args = append(args, removedReps...)
 
-	reply, err := s.run(ctx, "apply config", configApply, keys, args...)
+	reply, err := s.run(ctx, ws, configApply, keys, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +158,7 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 		return nil, fmt.Errorf("pool %q: %w: assign, release or requeue them first", removedPools[i], engine.ErrPoolHasQueue)
 	}
 	if err := s.client.SAdd(ctx, workspacesKey(s.prefix), ws).Err(); err != nil {
-		return nil, s.fail("register workspace", err)
+		return nil, s.fail("register_workspace", err)
 	}
 	version, err := strconv.ParseInt(reply[1], 10, 64)
 	if err != nil {
@@ -266,7 +271,7 @@ func (s *Redis) Decide(ctx context.Context, d *engine.Decision) (*engine.Outcome
 		d.QueuedReason, d.UnroutableReason, d.Lead.Email, d.StickyWindow.Milliseconds(), d.Owner, d.Domain,
 		scoreArg(d.Lead), msOrZero(d.ExpireAt), ms(d.Lead.SubmittedAt)}
 	keys, args = appendTargets(k, keys, args, d.Targets)
-	reply, err := s.run(ctx, "decide", leadDecide, keys, args...)
+	reply, err := s.run(ctx, d.Workspace, leadDecide, keys, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +289,7 @@ func (s *Redis) Decide(ctx context.Context, d *engine.Decision) (*engine.Outcome
 func (s *Redis) Assignment(ctx context.Context, ws, leadID string) (*engine.Assignment, error) {
 	f, err := s.client.HGetAll(ctx, s.keys(ws).lead(leadID)).Result()
 	if err != nil {
-		return nil, s.fail("get assignment", err)
+		return nil, s.fail("get_assignment", err)
 	}
 	if len(f) == 0 {
 		return nil, fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound)
@@ -295,7 +300,7 @@ func (s *Redis) Assignment(ctx context.Context, ws, leadID string) (*engine.Assi
 // SetRepStatus implements engine.Store with rep_set_status.lua.
 func (s *Redis) SetRepStatus(ctx context.Context, ws, configID, repID string, st engine.RepStatus, now time.Time) (engine.RepStatus, error) {
 	k := s.keys(ws)
-	reply, err := s.run(ctx, "set rep status", repSetStatus,
+	reply, err := s.run(ctx, ws, repSetStatus,
 		[]string{k.config(), k.presence(), k.statusChanged(), k.events()}, configID, repID, string(st), ms(now))
 	if err != nil {
 		return "", err
@@ -323,7 +328,7 @@ func (s *Redis) RepRuntime(ctx context.Context, ws string, repIDs []string, now 
 	profiles := pipe.HMGet(ctx, k.profile(), repIDs...)
 	zones := pipe.HGetAll(ctx, k.zones())
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, s.fail("rep runtime", err)
+		return nil, s.fail("rep_runtime", err)
 	}
 	str := func(v any) string { s, _ := v.(string); return s }
 	num := func(v any) int64 { n, _ := strconv.ParseInt(str(v), 10, 64); return n }
@@ -371,13 +376,64 @@ func localDay(offsets string, now time.Time) int64 {
 // QueuedLeads implements engine.Store.
 func (s *Redis) QueuedLeads(ctx context.Context, ws, poolID string, offset, limit int) ([]string, error) {
 	ids, err := s.client.ZRange(ctx, s.keys(ws).queue(poolID), int64(offset), int64(offset+limit)-1).Result()
-	return ids, s.fail("queued leads", err)
+	return ids, s.fail("queued_leads", err)
 }
 
 // QueuedPools implements engine.Store.
 func (s *Redis) QueuedPools(ctx context.Context, ws string) ([]string, error) {
 	pools, err := s.client.SMembers(ctx, s.keys(ws).queuedPools()).Result()
-	return pools, s.fail("queued pools", err)
+	return pools, s.fail("queued_pools", err)
+}
+
+// queuePriorityShift mirrors PRIORITY_SHIFT in lib_routing.lua: a queued
+// lead's score is (100 - lead score) * 2^40 + its arrival number.
+const queuePriorityShift = 1 << 40
+
+// QueueStats implements engine.Store: ZCARD of each non-empty queue, and the
+// queued_at of the lead with the lowest arrival number among the first
+// scan members (in priority order; all of them in any queue that short).
+func (s *Redis) QueueStats(ctx context.Context, ws string, scan int) (map[string]engine.QueueStat, error) {
+	k := s.keys(ws)
+	pools, err := s.QueuedPools(ctx, ws)
+	if err != nil || len(pools) == 0 {
+		return nil, err
+	}
+	pipe := s.client.Pipeline()
+	counts := make([]*redis.IntCmd, len(pools))
+	heads := make([]*redis.ZSliceCmd, len(pools))
+	for i, p := range pools {
+		counts[i] = pipe.ZCard(ctx, k.queue(p))
+		heads[i] = pipe.ZRangeWithScores(ctx, k.queue(p), 0, int64(scan)-1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.fail("queue_stats", err)
+	}
+	stats := make(map[string]engine.QueueStat, len(pools))
+	oldest := make([]*redis.StringCmd, len(pools))
+	pipe = s.client.Pipeline()
+	for i, p := range pools {
+		stats[p] = engine.QueueStat{Queued: counts[i].Val()}
+		first, firstArrival := "", int64(-1)
+		for _, z := range heads[i].Val() {
+			if a := int64(z.Score) % queuePriorityShift; firstArrival < 0 || a < firstArrival {
+				first, firstArrival = z.Member.(string), a
+			}
+		}
+		if first != "" {
+			oldest[i] = pipe.HGet(ctx, k.lead(first), "queued_at")
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, s.fail("queue_stats", err)
+	}
+	for i, p := range pools {
+		if oldest[i] != nil {
+			st := stats[p]
+			st.OldestQueuedAt = msTime(oldest[i].Val())
+			stats[p] = st
+		}
+	}
+	return stats, nil
 }
 
 // Workspaces implements engine.Store.
@@ -395,7 +451,7 @@ func (s *Redis) DrainQueue(ctx context.Context, ws, configID, poolID string, lea
 		emails[i] = pipe.HGet(ctx, k.lead(id), "email")
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, s.fail("drain queue", err)
+		return nil, s.fail("drain_queue", err)
 	}
 	keys := k.target(k.common(), poolID)
 	args := []any{configID, ms(now), poolID, sticky.Milliseconds()}
@@ -404,7 +460,7 @@ func (s *Redis) DrainQueue(ctx context.Context, ws, configID, poolID string, lea
 		keys = append(keys, k.lead(id), k.stickyOr(email, k.lead(id)))
 		args = append(args, id, email)
 	}
-	reply, err := s.run(ctx, "drain queue", queueDrain, keys, args...)
+	reply, err := s.run(ctx, ws, queueDrain, keys, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +484,7 @@ func (s *Redis) CloseAssignment(ctx context.Context, ws, configID string, c *eng
 		keys = append(keys, k.rank(p.ID))
 		args = append(args, string(p.Strategy))
 	}
-	reply, err := s.run(ctx, "close", assignmentClose, keys, args...)
+	reply, err := s.run(ctx, ws, assignmentClose, keys, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -451,7 +507,7 @@ func (s *Redis) CloseAssignment(ctx context.Context, ws, configID string, c *eng
 // Accept implements engine.Store with offer_accept.lua.
 func (s *Redis) Accept(ctx context.Context, ws, leadID, repID string, now time.Time) (*engine.Assignment, error) {
 	k := s.keys(ws)
-	reply, err := s.run(ctx, "accept", offerAccept, append(k.common(), k.lead(leadID)), "", ms(now), leadID, repID)
+	reply, err := s.run(ctx, ws, offerAccept, append(k.common(), k.lead(leadID)), "", ms(now), leadID, repID)
 	if err != nil {
 		return nil, err
 	}
@@ -470,7 +526,7 @@ func (s *Redis) Accept(ctx context.Context, ws, leadID, repID string, now time.T
 // Contact implements engine.Store with lead_contact.lua.
 func (s *Redis) Contact(ctx context.Context, ws, leadID, repID, channel string, at, now time.Time) (*engine.Assignment, error) {
 	k := s.keys(ws)
-	reply, err := s.run(ctx, "contact", leadContact, append(k.common(), k.lead(leadID)), "", ms(now), leadID, repID, channel, ms(at))
+	reply, err := s.run(ctx, ws, leadContact, append(k.common(), k.lead(leadID)), "", ms(now), leadID, repID, channel, ms(at))
 	if err != nil {
 		return nil, err
 	}
@@ -507,7 +563,7 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 		keys = append(keys, k.rank(p.ID))
 		args = append(args, string(p.Strategy))
 	}
-	reply, err := s.run(ctx, "reroute", leadReroute, keys, args...)
+	reply, err := s.run(ctx, ws, leadReroute, keys, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -526,17 +582,17 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 func (s *Redis) EventsEpoch(ctx context.Context, ws string) (string, error) {
 	k := s.keys(ws).eventsEpoch()
 	if err := s.client.SetNX(ctx, k, nonce(), 0).Err(); err != nil {
-		return "", s.fail("events epoch", err)
+		return "", s.fail("events_epoch", err)
 	}
 	epoch, err := s.client.Get(ctx, k).Result()
-	return epoch, s.fail("events epoch", err)
+	return epoch, s.fail("events_epoch", err)
 }
 
 // LastEventID implements engine.Store.
 func (s *Redis) LastEventID(ctx context.Context, ws string) (string, error) {
 	msgs, err := s.client.XRevRangeN(ctx, s.keys(ws).events(), "+", "-", 1).Result()
 	if err != nil {
-		return "", s.fail("last event", err)
+		return "", s.fail("last_event", err)
 	}
 	if len(msgs) == 0 {
 		return "0-0", nil
@@ -555,7 +611,7 @@ func (s *Redis) EventsAfter(ctx context.Context, ws, after string, limit int, bl
 			return nil, nil
 		}
 		if err != nil {
-			return nil, s.fail("read events", err)
+			return nil, s.fail("read_events", err)
 		}
 		for _, st := range streams {
 			msgs = append(msgs, st.Messages...)
@@ -564,7 +620,7 @@ func (s *Redis) EventsAfter(ctx context.Context, ws, after string, limit int, bl
 		var err error
 		msgs, err = s.client.XRangeN(ctx, key, nextEventID(after), "+", int64(limit)).Result()
 		if err != nil {
-			return nil, s.fail("read events", err)
+			return nil, s.fail("read_events", err)
 		}
 	}
 	out := make([]engine.Event, len(msgs))
@@ -592,7 +648,7 @@ func (s *Redis) TrimmedThrough(ctx context.Context, ws string) (string, error) {
 	if errors.Is(err, redis.Nil) {
 		return "0-0", nil
 	}
-	return id, s.fail("events trimmed", err)
+	return id, s.fail("events_trimmed", err)
 }
 
 // TrimEvents implements engine.Store with events_trim.lua: it finds the
@@ -602,13 +658,13 @@ func (s *Redis) TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge 
 	k := s.keys(ws)
 	n, err := s.client.XLen(ctx, k.events()).Result()
 	if err != nil {
-		return 0, s.fail("trim events", err)
+		return 0, s.fail(eventsTrim.name, err)
 	}
 	last := ""
 	if n > maxLen {
 		msgs, err := s.client.XRangeN(ctx, k.events(), "-", "+", n-maxLen).Result()
 		if err != nil {
-			return 0, s.fail("trim events", err)
+			return 0, s.fail(eventsTrim.name, err)
 		}
 		if len(msgs) > 0 {
 			last = msgs[len(msgs)-1].ID
@@ -618,7 +674,7 @@ func (s *Redis) TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge 
 	if cutoff > 0 {
 		msgs, err := s.client.XRevRangeN(ctx, k.events(), strconv.FormatInt(cutoff-1, 10)+"-18446744073709551615", "-", 1).Result()
 		if err != nil {
-			return 0, s.fail("trim events", err)
+			return 0, s.fail(eventsTrim.name, err)
 		}
 		if len(msgs) > 0 && (last == "" || engine.EventIDLess(last, msgs[0].ID)) {
 			last = msgs[0].ID
@@ -627,8 +683,8 @@ func (s *Redis) TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge 
 	if last == "" {
 		return 0, nil
 	}
-	removed, err := eventsTrim.Run(ctx, s.client, []string{k.events(), k.eventsTrimmed()}, last).Int64()
-	return removed, s.fail("trim events", err)
+	removed, err := eventsTrim.Script.Run(ctx, s.client, []string{k.events(), k.eventsTrimmed()}, last).Int64()
+	return removed, s.fail(eventsTrim.name, err)
 }
 
 // RepConnection implements engine.Store with rep_connection.lua.
@@ -638,7 +694,7 @@ func (s *Redis) RepConnection(ctx context.Context, ws, repID string, connect boo
 	if connect {
 		mode = "connect"
 	}
-	reply, err := s.run(ctx, "rep connection", repConnection,
+	reply, err := s.run(ctx, ws, repConnection,
 		[]string{k.presence(), k.statusChanged(), k.repState(), k.connected(), k.events()},
 		mode, repID, ms(now), msOrZero(lostBefore))
 	if err != nil {
@@ -667,13 +723,13 @@ func (s *Redis) Heartbeat(ctx context.Context, ws string, repIDs []string, now t
 func (s *Redis) LostConnections(ctx context.Context, ws string, before time.Time, limit int) ([]string, error) {
 	reps, err := s.client.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.keys(ws).connected(), ByScore: true,
 		Start: "-inf", Stop: strconv.FormatInt(before.UnixMilli(), 10), Count: int64(limit)}).Result()
-	return reps, s.fail("lost connections", err)
+	return reps, s.fail("lost_connections", err)
 }
 
 // DropTimer implements engine.Store with timer_drop.lua.
 func (s *Redis) DropTimer(ctx context.Context, ws string, t engine.Timer) error {
-	err := timerDrop.Run(ctx, s.client, []string{s.keys(ws).timers()}, string(t.Kind)+"|"+t.LeadID, ms(t.Due)).Err()
-	return s.fail("drop timer", err)
+	err := timerDrop.Script.Run(ctx, s.client, []string{s.keys(ws).timers()}, string(t.Kind)+"|"+t.LeadID, ms(t.Due)).Err()
+	return s.fail(timerDrop.name, err)
 }
 
 // DueTimers implements engine.Store.
@@ -681,7 +737,7 @@ func (s *Redis) DueTimers(ctx context.Context, ws string, now time.Time, limit i
 	due, err := s.client.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.keys(ws).timers(), ByScore: true,
 		Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit)}).Result()
 	if err != nil {
-		return nil, s.fail("due timers", err)
+		return nil, s.fail("due_timers", err)
 	}
 	out := make([]engine.Timer, 0, len(due))
 	for _, z := range due {
@@ -701,7 +757,7 @@ func (s *Redis) Escalate(ctx context.Context, ws, configID string, a *engine.Ass
 	args := []any{configID, ms(now), a.LeadID, a.PoolID, scoreArg(&a.Lead), a.Lead.Email, sticky.Milliseconds(),
 		firstIndex, queuedReason}
 	keys, args = appendTargets(k, keys, args, next)
-	reply, err := s.run(ctx, "escalate", leadEscalate, keys, args...)
+	reply, err := s.run(ctx, ws, leadEscalate, keys, args...)
 	if err != nil {
 		return false, false, err
 	}
@@ -723,7 +779,7 @@ func (s *Redis) Expire(ctx context.Context, ws, leadID, reason string, now time.
 			return false, s.fail("expire", err)
 		}
 		keys := append(k.common(), k.lead(leadID), k.queue(pool))
-		reply, rerr := s.run(ctx, "expire", leadExpire, keys, 0, ms(now), leadID, pool, reason)
+		reply, rerr := s.run(ctx, ws, leadExpire, keys, 0, ms(now), leadID, pool, reason)
 		if rerr != nil {
 			return false, rerr
 		}
@@ -739,15 +795,16 @@ func (s *Redis) Expire(ctx context.Context, ws, leadID, reason string, now time.
 }
 
 // run executes a script (EVALSHA, falling back to EVAL on NOSCRIPT) and
-// returns its reply as strings.
-func (s *Redis) run(ctx context.Context, op string, script *redis.Script, keys []string, args ...any) ([]string, error) {
-	v, err := script.Run(ctx, s.client, keys, args...).Result()
+// returns its reply as strings. The facts a routing script appends to its
+// reply go to the observer and are not part of what run returns.
+func (s *Redis) run(ctx context.Context, ws string, sc *script, keys []string, args ...any) ([]string, error) {
+	v, err := sc.Run(ctx, s.client, keys, args...).Result()
 	if err != nil {
-		return nil, s.fail(op, err)
+		return nil, s.fail(sc.name, err)
 	}
 	list, ok := v.([]any)
 	if !ok || len(list) == 0 {
-		return nil, fmt.Errorf("store %s: unexpected script reply %v", op, v)
+		return nil, fmt.Errorf("store %s: unexpected script reply %v", sc.name, v)
 	}
 	out := make([]string, len(list))
 	for i, e := range list {
@@ -757,10 +814,40 @@ func (s *Redis) run(ctx context.Context, op string, script *redis.Script, keys [
 		case int64:
 			out[i] = strconv.FormatInt(e, 10)
 		default:
-			return nil, fmt.Errorf("store %s: unexpected element %T in script reply", op, e)
+			return nil, fmt.Errorf("store %s: unexpected element %T in script reply", sc.name, e)
 		}
 	}
-	return out, nil
+	if !sc.lib {
+		return out, nil
+	}
+	reply, facts, err := splitFacts(out)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", sc.name, err)
+	}
+	if len(facts) > 0 {
+		s.obs.Recorded(ws, facts)
+	}
+	return reply, nil
+}
+
+// splitFacts parses the facts trailer of a routing script's reply:
+// {reply..., kind, pool, ms, ... (n times), n}.
+func splitFacts(list []string) ([]string, []engine.Fact, error) {
+	n, err := strconv.Atoi(list[len(list)-1])
+	start := len(list) - 1 - 3*n
+	if err != nil || n < 0 || start < 1 {
+		return nil, nil, fmt.Errorf("script reply without a facts trailer")
+	}
+	var facts []engine.Fact
+	if n > 0 {
+		facts = make([]engine.Fact, n)
+		for i := range facts {
+			f := list[start+3*i:]
+			took, _ := strconv.ParseInt(f[2], 10, 64)
+			facts[i] = engine.Fact{Kind: f[0], PoolID: f[1], Took: time.Duration(took) * time.Millisecond}
+		}
+	}
+	return list[:start], facts, nil
 }
 
 // fail classifies a Redis error: the caller's cancellation passes through;
@@ -771,7 +858,11 @@ func (s *Redis) fail(op string, err error) error {
 	if err == nil || errors.Is(err, redis.Nil) {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) {
+		return err // the caller left; Redis did nothing wrong
+	}
+	s.obs.StoreFailed(op, err)
+	if errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	var rerr redis.Error

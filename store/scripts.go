@@ -39,20 +39,37 @@ var (
 	repConnectionSrc string
 )
 
-func withLib(src string) *redis.Script { return redis.NewScript(libRouting + "\n" + src) }
+// script is one Lua script with the name its errors and metrics use.
+// Routing scripts (lib) run inside a function whose reply gets the facts
+// the call produced appended (see FACTS in lib_routing.lua):
+// {reply..., kind, pool, ms, ... (n times), n}. Store.run strips them.
+type script struct {
+	*redis.Script
+	name string
+	lib  bool
+}
+
+func withLib(name, src string) *script {
+	body := libRouting + "\nlocal function main()\n" + src + "\nend\nreturn with_facts(main())\n"
+	return &script{Script: redis.NewScript(body), name: name, lib: true}
+}
+
+func plain(name, src string) *script {
+	return &script{Script: redis.NewScript(src), name: name}
+}
 
 var (
-	leadDecide      = withLib(leadDecideSrc)
-	leadEscalate    = withLib(leadEscalateSrc)
-	leadExpire      = withLib(leadExpireSrc)
-	queueDrain      = withLib(queueDrainSrc)
-	assignmentClose = withLib(assignmentCloseSrc)
-	offerAccept     = withLib(offerAcceptSrc)
-	leadReroute     = withLib(leadRerouteSrc)
-	leadContact     = withLib(leadContactSrc)
-	configApply     = withLib(configApplySrc)
-	repSetStatus    = redis.NewScript(repSetStatusSrc)
-	timerDrop       = redis.NewScript(timerDropSrc)
-	eventsTrim      = redis.NewScript(eventsTrimSrc)
-	repConnection   = redis.NewScript(repConnectionSrc)
+	leadDecide      = withLib("lead_decide", leadDecideSrc)
+	leadEscalate    = withLib("lead_escalate", leadEscalateSrc)
+	leadExpire      = withLib("lead_expire", leadExpireSrc)
+	queueDrain      = withLib("queue_drain", queueDrainSrc)
+	assignmentClose = withLib("assignment_close", assignmentCloseSrc)
+	offerAccept     = withLib("offer_accept", offerAcceptSrc)
+	leadReroute     = withLib("lead_reroute", leadRerouteSrc)
+	leadContact     = withLib("lead_contact", leadContactSrc)
+	configApply     = withLib("config_apply", configApplySrc)
+	repSetStatus    = plain("rep_set_status", repSetStatusSrc)
+	timerDrop       = plain("timer_drop", timerDropSrc)
+	eventsTrim      = plain("events_trim", eventsTrimSrc)
+	repConnection   = plain("rep_connection", repConnectionSrc)
 )

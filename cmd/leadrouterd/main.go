@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"reflect"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/leadrouter/leadrouter/engine"
+	"github.com/leadrouter/leadrouter/metrics"
 	"github.com/leadrouter/leadrouter/server"
 	"github.com/leadrouter/leadrouter/store"
 )
@@ -31,7 +33,7 @@ import (
 type options struct {
 	listen, metricsListen, redisURL, config, workspace, logLevel, logFormat string
 	shutdownTimeout, sweepInterval                                          time.Duration
-	reflection                                                              bool
+	reflection, metricsWorkspaceLabel, pprof                                bool
 }
 
 func main() {
@@ -46,6 +48,8 @@ func parseFlags() (*options, error) {
 	fs := flag.NewFlagSet("leadrouterd", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7070", "gRPC listen address")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "127.0.0.1:9464", "Prometheus /metrics listen address (empty: off)")
+	fs.BoolVar(&o.metricsWorkspaceLabel, "metrics-workspace-label", false, "label leadrouter_* metrics with the workspace (one series set per workspace)")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the metrics listener")
 	fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL, e.g. redis://localhost:6379/0 (empty: embedded in-memory store)")
 	fs.StringVar(&o.config, "config", "", "routing config YAML applied at start")
 	fs.StringVar(&o.workspace, "workspace", engine.DefaultWorkspace, "workspace the --config file is applied to")
@@ -83,7 +87,13 @@ func run() error {
 		return err
 	}
 	defer closeStore()
-	eng := engine.New(st, engine.WithLogger(log))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mopts := metrics.Options{WorkspaceLabel: o.metricsWorkspaceLabel}
+	m := metrics.New(reg, mopts)
+	st.Observe(m)
+	eng := engine.New(st, engine.WithLogger(log), engine.WithObserver(m))
+	reg.MustRegister(metrics.NewStateCollector(eng, mopts, log))
 
 	if o.config != "" {
 		if err := applyConfigFile(ctx, eng, o.workspace, o.config); err != nil {
@@ -95,14 +105,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	srv := server.New(eng, server.Options{Logger: log, Reflection: o.reflection})
+	srv := server.New(eng, server.Options{Logger: log, Reflection: o.reflection, Metrics: m})
 	healthCtx, stopHealth := context.WithCancel(ctx)
 	defer stopHealth()
 	go srv.WatchHealth(healthCtx)
 	go eng.RunSweeper(healthCtx, o.sweepInterval)
 
 	if o.metricsListen != "" {
-		stopMetrics, err := serveMetrics(o.metricsListen, log)
+		stopMetrics, err := serveMetrics(o.metricsListen, reg, o.pprof, log)
 		if err != nil {
 			return err
 		}
@@ -126,7 +136,7 @@ func run() error {
 	return nil
 }
 
-func openStore(ctx context.Context, url string, log *slog.Logger) (engine.Store, func(), error) {
+func openStore(ctx context.Context, url string, log *slog.Logger) (*store.Redis, func(), error) {
 	if url == "" {
 		emb, err := store.StartEmbedded()
 		if err != nil {
@@ -134,7 +144,7 @@ func openStore(ctx context.Context, url string, log *slog.Logger) (engine.Store,
 		}
 		log.Warn("using the embedded in-memory store: all data is lost on exit; pass --redis-url for a real Redis",
 			"addr", emb.Addr())
-		return emb, func() { emb.Close() }, nil
+		return emb.Redis, func() { emb.Close() }, nil
 	}
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -181,11 +191,21 @@ func applyConfigFile(ctx context.Context, eng *engine.Engine, ws, path string) e
 	return nil
 }
 
-func serveMetrics(addr string, log *slog.Logger) (func(), error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+// serveMetrics serves reg on /metrics and, with withPprof, the runtime
+// profiles under /debug/pprof/ (opt-in: profiles reveal internals, so keep
+// the metrics listener on a private address).
+func serveMetrics(addr string, reg *prometheus.Registry, withPprof bool, log *slog.Logger) (func(), error) {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		Registry: reg, ErrorHandling: promhttp.ContinueOnError, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		log.Info("pprof enabled on the metrics listener", "path", "/debug/pprof/")
+	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w", err)

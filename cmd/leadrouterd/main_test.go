@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -115,6 +116,31 @@ func (d *daemon) assign(t *testing.T, ws, id string) *pb.Assignment {
 	return resp.GetAssignment()
 }
 
+// get fetches a path from the metrics listener, expecting the status code.
+func (d *daemon) get(t *testing.T, path string, code int) string {
+	t.Helper()
+	resp, err := http.Get("http://" + d.metrics + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != code {
+		t.Fatalf("GET %s: %s, want %d", path, resp.Status, code)
+	}
+	return string(body)
+}
+
+// TestPprofOptIn: --pprof serves the profiles on the metrics listener.
+func TestPprofOptIn(t *testing.T) {
+	d := startDaemon(t, nil, "--pprof")
+	if body := d.get(t, "/debug/pprof/", http.StatusOK); !strings.Contains(body, "goroutine") {
+		t.Fatalf("pprof index lacks profiles:\n%s", body)
+	}
+	d.get(t, "/debug/pprof/heap", http.StatusOK)
+	d.stop(t)
+}
+
 // stop sends SIGTERM and waits for a clean exit.
 func (d *daemon) stop(t *testing.T) {
 	t.Helper()
@@ -144,11 +170,19 @@ func TestEmbeddedWithSampleConfig(t *testing.T) {
 	if fmt.Sprint(reps) != "[felix greta felix]" {
 		t.Fatalf("dach rotation %v", reps)
 	}
-	resp, err := http.Get("http://" + d.metrics + "/metrics")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("metrics: %v %v", resp, err)
+	body := d.get(t, "/metrics", http.StatusOK)
+	for _, want := range []string{
+		`leadrouter_assignments_total{outcome="assigned",pool="emea-dach"} 3`,
+		"leadrouter_assign_duration_seconds_count 3",
+		`leadrouter_reps{status="AWAY"} 1`,
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="AssignLead",grpc_service="leadrouter.v1.RoutingService",grpc_type="unary"} 3`,
+		"go_goroutines", "process_resident_memory_bytes",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
-	resp.Body.Close()
+	d.get(t, "/debug/pprof/", http.StatusNotFound) // pprof is opt-in
 	d.stop(t)
 	for _, want := range []string{"embedded in-memory store", "data is lost on exit", "routing config loaded", "shutting down"} {
 		if !strings.Contains(d.log.String(), want) {

@@ -45,7 +45,8 @@ if not first then
     add_history(lead_key, 'sla_breached', rep, 'first contact after the SLA deadline')
     emit('sla_breached', lead_id, rep, redis.call('HGET', lead_key, 'pool'), 'first contact after the SLA deadline')
   end
-  emit('first_contact', lead_id, rep, redis.call('HGET', lead_key, 'pool'), channel)
+  emit('first_contact', lead_id, rep, redis.call('HGET', lead_key, 'pool'), channel,
+    submitted and tonumber(at) - tonumber(submitted))
 end
 redis.call('HINCRBY', lead_key, 'contacts', 1)
 add_history(lead_key, 'contacted', rep, channel)

@@ -38,6 +38,7 @@ if redis.call('ZCARD', queue) == 0 then
   redis.call('SREM', K.queued_pools, pool_id)
 end
 clear_timers(lead_id)
+observe_dequeue(lead_key, pool_id)
 redis.call('HSET', lead_key, 'state', 'UNROUTABLE', 'reason', reason, 'decided_at', NOW)
 emit('unroutable', lead_id, '', pool_id, reason)
 return { 'OK' }

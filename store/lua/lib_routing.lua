@@ -393,12 +393,44 @@ local function bind_sticky(sticky_key, email, window, rep, pool_id, lead_id)
   end
 end
 
--- emit appends an event to the workspace's event stream.
-local function emit(kind, lead_id, rep, pool_id, detail)
+-- FACTS are what this call did, for the caller's metrics: one per event
+-- written, plus 'dequeued' when a queued lead leaves its queue. Each is
+-- {kind, pool, ms}: ms is the duration the fact measures (accepted: offer to
+-- accept; first_contact: submission to contact; dequeued: time queued), or
+-- -1. with_facts appends them to the script's reply (see store/scripts.go).
+local FACTS = {}
+
+local function observe(kind, pool_id, ms)
+  FACTS[#FACTS + 1] = { kind, pool_id or '', ms or -1 }
+end
+
+local function with_facts(reply)
+  if type(reply) ~= 'table' or reply.err or reply.ok then return reply end
+  for _, f in ipairs(FACTS) do
+    reply[#reply + 1] = f[1]
+    reply[#reply + 1] = f[2]
+    reply[#reply + 1] = f[3]
+  end
+  reply[#reply + 1] = #FACTS
+  return reply
+end
+
+-- emit appends an event to the workspace's event stream and records it as a
+-- fact (ms: what the event measures, see FACTS).
+local function emit(kind, lead_id, rep, pool_id, detail, ms)
   -- No trimming here: retention (events_trim.lua) records what it removes,
   -- so a client resuming from a removed position is told to resync.
   redis.call('XADD', K.events, '*',
     'kind', kind, 'lead', lead_id, 'rep', rep or '', 'pool', pool_id or '', 'at', NOW, 'detail', detail or '')
+  observe(kind, pool_id, ms)
+end
+
+-- observe_dequeue records how long a lead leaving a queue waited there.
+local function observe_dequeue(lead_key, pool_id)
+  local state, queued_at = unpack(redis.call('HMGET', lead_key, 'state', 'queued_at'))
+  if state == 'QUEUED' and queued_at then
+    observe('dequeued', pool_id, NOW - tonumber(queued_at))
+  end
 end
 
 -- place gives the lead to a rep picked from pool: an offer, when the pool
@@ -445,6 +477,7 @@ local function place_stored(lead_key, pool, rep, lead_id, sla_from, extra)
     redis.call('HSET', lead_key, 'sla_from', NOW)
     redis.call('HDEL', lead_key, 'sla_restart')
   end
+  observe_dequeue(lead_key, pool.id)
   local offered, sla_set = unpack(redis.call('HMGET', lead_key, 'offered', 'sla_due'))
   local state, fields, line = place(pool, rep, lead_id, sla_from, offered or '', tonumber(sla_set or ''))
   append_all(fields, extra or {})

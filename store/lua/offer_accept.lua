@@ -41,7 +41,8 @@ if state == 'OFFERED' and holder == rep then
   redis.call('ZREM', K.timers, 'offer|' .. lead_id)
   redis.call('HDEL', K.repstate, 'miss:' .. rep)
   add_history(lead_key, 'accepted', rep, '')
-  emit('accepted', lead_id, rep, redis.call('HGET', lead_key, 'pool'), '')
+  local pool_id, offered_at = unpack(redis.call('HMGET', lead_key, 'pool', 'decided_at'))
+  emit('accepted', lead_id, rep, pool_id, '', offered_at and NOW - tonumber(offered_at))
 elseif state == 'ASSIGNED' and holder == rep then
   -- accepted already: nothing to do
 else

@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Observer is told what this replica's calls did, for metrics. Every fact
+// is reported once, by the replica whose call produced it, so counters
+// summed over replicas count each lead once. Implementations must be fast
+// and safe for concurrent use; they must not call back into the engine.
+type Observer interface {
+	// LeadDecided reports one AssignLead call that reached the store:
+	// its outcome, the pool it names ("" for none) and how long the call
+	// took.
+	LeadDecided(ws string, outcome DecideOutcome, pool string, took time.Duration)
+	// Recorded reports facts a store call produced (see Fact).
+	Recorded(ws string, facts []Fact)
+	// StoreFailed reports a failed store operation: op names it (a script
+	// or command), err is what the store returned.
+	StoreFailed(op string, err error)
+}
+
+// DecideOutcome is what one AssignLead call did.
+type DecideOutcome string
+
+// AssignLead outcomes.
+const (
+	OutcomeAssigned   DecideOutcome = "assigned" // placed with a rep (offered or assigned)
+	OutcomeQueued     DecideOutcome = "queued"
+	OutcomeUnroutable DecideOutcome = "unroutable"
+	OutcomeDuplicate  DecideOutcome = "duplicate" // the lead id was seen before; nothing changed
+)
+
+// Fact is one thing a store call did: an event it wrote (Kind is the
+// event's kind: offered, accepted, offer_rejected, offer_withdrawn,
+// first_contact, sla_breached, auto_paused, ...) or FactDequeued.
+type Fact struct {
+	Kind   string
+	PoolID string
+	// Took is what the fact measures, when it measures something:
+	// accepted: offer to accept; first_contact: submission to first
+	// contact (speed to lead); dequeued: time spent queued. Negative when
+	// it measures nothing.
+	Took time.Duration
+}
+
+// FactDequeued: a queued lead left its queue, placed with a rep or given
+// up on (UNROUTABLE). It is not an event of its own.
+const FactDequeued = "dequeued"
+
+// Nop is an Observer that ignores everything.
+type Nop struct{}
+
+func (Nop) LeadDecided(string, DecideOutcome, string, time.Duration) {}
+func (Nop) Recorded(string, []Fact)                                  {}
+func (Nop) StoreFailed(string, error)                                {}
+
+var _ Observer = Nop{}
+
+// queueScan bounds how many queued leads of one pool QueueState looks at to
+// find the oldest.
+const queueScan = 10000
+
+// PoolQueue is the queue of one pool of a workspace's config.
+type PoolQueue struct {
+	PoolID string
+	Queued int64
+	// OldestAge is how long the earliest arrival still queued has waited
+	// (0 for an empty queue). In a queue longer than 10,000 leads only the
+	// first 10,000 in priority order are looked at.
+	OldestAge time.Duration
+}
+
+// Workspaces lists every workspace that has a config.
+func (e *Engine) Workspaces(ctx context.Context) ([]string, error) {
+	return e.store.Workspaces(ctx)
+}
+
+// QueueState returns the queue of every pool in ws's config, in config
+// order.
+func (e *Engine) QueueState(ctx context.Context, ws string) ([]PoolQueue, error) {
+	cc, err := e.config(ctx, ws, false)
+	if err != nil {
+		return nil, err
+	}
+	stats, err := e.store.QueueStats(ctx, ws, queueScan)
+	if err != nil {
+		return nil, err
+	}
+	now := e.clock.Now()
+	out := make([]PoolQueue, len(cc.cfg.Pools))
+	for i, p := range cc.cfg.Pools {
+		st := stats[p.ID]
+		out[i] = PoolQueue{PoolID: p.ID, Queued: st.Queued}
+		if st.Queued > 0 && !st.OldestQueuedAt.IsZero() && now.After(st.OldestQueuedAt) {
+			out[i].OldestAge = now.Sub(st.OldestQueuedAt)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,223 @@
+// Package metrics is leadrouter's Prometheus instrumentation: the
+// speed-to-lead histograms and routing counters (fed by engine.Observer),
+// stream gauges, gRPC server metrics, and the gauges read from Redis at
+// scrape time (StateCollector).
+//
+// Cardinality is bounded by the routing config: labels are pools, outcomes,
+// results, kinds, statuses and store operations, never a lead, rep or
+// email. A workspace label is added only with Options.WorkspaceLabel.
+package metrics
+
+import (
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/leadrouter/leadrouter/engine"
+)
+
+const namespace = "leadrouter"
+
+// Streams, the values of the stream label.
+const (
+	StreamAssignments = "assignments" // RepService.WatchAssignments (rep desktops)
+	StreamEvents      = "events"      // EventService.WatchEvents (dashboards)
+)
+
+// Options configures Metrics.
+type Options struct {
+	// WorkspaceLabel adds a workspace label to every leadrouter_* series.
+	// Off by default: one series set per workspace multiplies cardinality.
+	WorkspaceLabel bool
+}
+
+// Metrics holds every collector of one server. Its methods are safe on a
+// nil *Metrics (they do nothing), so instrumented code needs no checks.
+type Metrics struct {
+	wsLabel bool
+
+	assignDuration *prometheus.HistogramVec
+	assignments    *prometheus.CounterVec
+	offerAccept    *prometheus.HistogramVec
+	offers         *prometheus.CounterVec
+	speedToLead    *prometheus.HistogramVec
+	slaBreaches    *prometheus.CounterVec
+	queueWait      *prometheus.HistogramVec
+	autoPaused     *prometheus.CounterVec
+	subscribers    *prometheus.GaugeVec
+	eventDelivery  *prometheus.HistogramVec
+	redisErrors    *prometheus.CounterVec
+	handlerPanics  prometheus.Counter
+	grpc           *grpcprom.ServerMetrics
+}
+
+var _ engine.Observer = (*Metrics)(nil)
+
+// Bucket layouts. Assignment is a Redis round trip (sub-millisecond to a
+// second); speed to lead is human time (a second to two days).
+var (
+	assignBuckets = []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1}
+	stlBuckets    = []float64{1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800}
+	acceptBuckets = []float64{0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600}
+	queueBuckets  = []float64{0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400}
+	deliveryBkts  = []float64{100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10}
+)
+
+// New creates the collectors and registers them, with the gRPC server
+// metrics, on reg.
+func New(reg prometheus.Registerer, o Options) *Metrics {
+	m := &Metrics{wsLabel: o.WorkspaceLabel}
+	labels := func(l ...string) []string {
+		if o.WorkspaceLabel {
+			return append([]string{"workspace"}, l...)
+		}
+		return l
+	}
+	hist := func(name, help string, buckets []float64, l ...string) *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: name, Help: help, Buckets: buckets}, labels(l...))
+	}
+	counter := func(name, help string, l ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels(l...))
+	}
+	m.assignDuration = hist("assign_duration_seconds",
+		"Server-side AssignLead decision time, from the request to the recorded decision.", assignBuckets)
+	m.assignments = counter("assignments_total",
+		"AssignLead calls by pool and outcome (assigned: placed with a rep, offered or assigned; queued; unroutable; duplicate).",
+		"pool", "outcome")
+	m.offerAccept = hist("offer_accept_seconds", "Time from an offer to its acceptance.", acceptBuckets)
+	m.offers = counter("offers_total", "Offers resolved, by pool and result (accepted, rejected, timed_out).", "pool", "result")
+	m.speedToLead = hist("speed_to_lead_seconds",
+		"Speed to lead: the lead's submission to its first recorded contact.", stlBuckets)
+	m.slaBreaches = counter("sla_breaches_total",
+		"SLA breaches by pool and kind (first_contact: no contact within first_contact_within; accept: an offer not accepted within accept_within).",
+		"pool", "kind")
+	m.queueWait = hist("queue_wait_seconds",
+		"Time leads spent queued, measured when they leave the queue (placed with a rep or given up as unroutable).", queueBuckets)
+	m.autoPaused = counter("rep_auto_paused_total", "Reps set AWAY after too many missed offers, by pool.", "pool")
+	m.subscribers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "stream_subscribers",
+		Help: "Open notification streams on this replica (assignments: rep desktops; events: dashboards)."}, []string{"stream"})
+	m.eventDelivery = hist("event_delivery_seconds",
+		"Time from an event's production (its state change in Redis) to its sending on a stream; live events only, not a resumed backlog.",
+		deliveryBkts)
+	m.redisErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "redis_errors_total",
+		Help: "Failed Redis calls by operation (script or command)."}, []string{"op"})
+	m.handlerPanics = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "handler_panics_total",
+		Help: "gRPC handler panics recovered (each became INTERNAL for its call)."})
+	m.grpc = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+		grpcprom.WithHistogramBuckets([]float64{100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10})))
+	for _, s := range []string{StreamAssignments, StreamEvents} {
+		m.subscribers.WithLabelValues(s)
+	}
+	m.redisErrors.WithLabelValues("ping") // a series from the start, so rate() sees the first error
+	reg.MustRegister(m.assignDuration, m.assignments, m.offerAccept, m.offers, m.speedToLead, m.slaBreaches,
+		m.queueWait, m.autoPaused, m.subscribers, m.eventDelivery, m.redisErrors, m.handlerPanics, m.grpc)
+	return m
+}
+
+// GRPC returns the gRPC server metrics (interceptors and InitializeMetrics);
+// nil for a nil *Metrics.
+func (m *Metrics) GRPC() *grpcprom.ServerMetrics {
+	if m == nil {
+		return nil
+	}
+	return m.grpc
+}
+
+func (m *Metrics) lv(ws string, l ...string) []string {
+	if m.wsLabel {
+		return append([]string{ws}, l...)
+	}
+	return l
+}
+
+func pool(id string) string {
+	if id == "" {
+		return "none"
+	}
+	return id
+}
+
+// LeadDecided implements engine.Observer.
+func (m *Metrics) LeadDecided(ws string, outcome engine.DecideOutcome, poolID string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.assignDuration.WithLabelValues(m.lv(ws)...).Observe(took.Seconds())
+	m.assignments.WithLabelValues(m.lv(ws, pool(poolID), string(outcome))...).Inc()
+}
+
+// Recorded implements engine.Observer: facts become offer, SLA, speed-to-
+// lead, queue and auto-pause metrics.
+func (m *Metrics) Recorded(ws string, facts []engine.Fact) {
+	if m == nil {
+		return
+	}
+	for _, f := range facts {
+		p := pool(f.PoolID)
+		switch f.Kind {
+		case "accepted":
+			m.offers.WithLabelValues(m.lv(ws, p, "accepted")...).Inc()
+			observe(m.offerAccept.WithLabelValues(m.lv(ws)...), f.Took)
+		case "offer_rejected":
+			m.offers.WithLabelValues(m.lv(ws, p, "rejected")...).Inc()
+		case "offer_withdrawn": // only ever for an offer not accepted in time
+			m.offers.WithLabelValues(m.lv(ws, p, "timed_out")...).Inc()
+			m.slaBreaches.WithLabelValues(m.lv(ws, p, "accept")...).Inc()
+		case "sla_breached":
+			m.slaBreaches.WithLabelValues(m.lv(ws, p, "first_contact")...).Inc()
+		case "first_contact":
+			observe(m.speedToLead.WithLabelValues(m.lv(ws)...), f.Took)
+		case "auto_paused":
+			m.autoPaused.WithLabelValues(m.lv(ws, p)...).Inc()
+		case engine.FactDequeued:
+			observe(m.queueWait.WithLabelValues(m.lv(ws)...), f.Took)
+		}
+	}
+}
+
+func observe(o prometheus.Observer, d time.Duration) {
+	if d >= 0 {
+		o.Observe(d.Seconds())
+	}
+}
+
+// StoreFailed implements engine.Observer.
+func (m *Metrics) StoreFailed(op string, err error) {
+	if m == nil {
+		return
+	}
+	m.redisErrors.WithLabelValues(op).Inc()
+}
+
+// StreamOpened counts an open stream of the given kind until the returned
+// function is called.
+func (m *Metrics) StreamOpened(stream string) (closed func()) {
+	if m == nil {
+		return func() {}
+	}
+	g := m.subscribers.WithLabelValues(stream)
+	g.Inc()
+	return g.Dec
+}
+
+// Delivered records an event sent on a stream, produced at producedAt.
+func (m *Metrics) Delivered(ws string, producedAt time.Time) {
+	if m == nil {
+		return
+	}
+	d := time.Since(producedAt)
+	if d < 0 {
+		d = 0 // the producing replica's clock is ahead of this one's
+	}
+	m.eventDelivery.WithLabelValues(m.lv(ws)...).Observe(d.Seconds())
+}
+
+// HandlerPanicked counts a recovered handler panic.
+func (m *Metrics) HandlerPanicked() {
+	if m == nil {
+		return
+	}
+	m.handlerPanics.Inc()
+}

@@ -1,0 +1,126 @@
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/leadrouter/leadrouter/engine"
+)
+
+// StateSource is what StateCollector reads at scrape time; *engine.Engine
+// implements it.
+type StateSource interface {
+	Workspaces(ctx context.Context) ([]string, error)
+	QueueState(ctx context.Context, ws string) ([]engine.PoolQueue, error)
+	Reps(ctx context.Context, ws string) ([]engine.RepState, error)
+}
+
+// StateCollector reports gauges that describe Redis state: queued leads and
+// their age per pool, reps by status. They are read at scrape time, so every
+// replica reports the same truth (aggregate them with max, not sum).
+type StateCollector struct {
+	src     StateSource
+	wsLabel bool
+	timeout time.Duration
+	log     *slog.Logger
+
+	queued, oldest, reps, failed *prometheus.Desc
+}
+
+// NewStateCollector returns a collector reading src; register it next to
+// the Metrics of the same server (the same Options).
+func NewStateCollector(src StateSource, o Options, log *slog.Logger) *StateCollector {
+	var ws []string
+	if o.WorkspaceLabel {
+		ws = []string{"workspace"}
+	}
+	d := func(name, help string, l ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, append(append([]string{}, ws...), l...), nil)
+	}
+	return &StateCollector{
+		src: src, wsLabel: o.WorkspaceLabel, timeout: 5 * time.Second, log: log,
+		queued: d("queued_leads", "Leads queued now, by pool (read from Redis at scrape time).", "pool"),
+		oldest: d("queued_oldest_seconds",
+			"How long the earliest arrival still queued has waited, by pool; 0 for an empty queue (read at scrape time).", "pool"),
+		reps: d("reps", "Reps of the routing config by status (read from Redis at scrape time).", "status"),
+		failed: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "state_scrape_errors"),
+			"1 when the last scrape could not read some workspace's state from Redis.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *StateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.queued
+	ch <- c.oldest
+	ch <- c.reps
+	ch <- c.failed
+}
+
+// Collect implements prometheus.Collector. Without the workspace label,
+// queue depths and rep counts are summed over workspaces and the oldest
+// age is the maximum.
+func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	failed := 0.0
+	wss, err := c.src.Workspaces(ctx)
+	if err != nil {
+		c.log.Warn("metrics: workspaces not read", "err", err)
+		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.GaugeValue, 1)
+		return
+	}
+	type poolKey struct{ ws, pool string }
+	queued := map[poolKey]float64{}
+	oldest := map[poolKey]float64{}
+	type statusKey struct{ ws, status string }
+	reps := map[statusKey]float64{}
+	statuses := []engine.RepStatus{engine.StatusAvailable, engine.StatusAway, engine.StatusOffline}
+	for _, ws := range wss {
+		key := ""
+		if c.wsLabel {
+			key = ws
+		}
+		queues, qerr := c.src.QueueState(ctx, ws)
+		rs, rerr := c.src.Reps(ctx, ws)
+		if qerr != nil || rerr != nil {
+			c.log.Warn("metrics: workspace state not read", "workspace", ws, "queues_err", qerr, "reps_err", rerr)
+			failed = 1
+			continue
+		}
+		for _, q := range queues {
+			k := poolKey{key, q.PoolID}
+			queued[k] += float64(q.Queued)
+			oldest[k] = max(oldest[k], q.OldestAge.Seconds())
+		}
+		for _, st := range statuses {
+			reps[statusKey{key, string(st)}] += 0
+		}
+		for _, r := range rs {
+			st := r.Status
+			if st == "" {
+				st = r.Rep.InitialStatus // no record yet
+			}
+			if st == "" {
+				st = engine.StatusAvailable
+			}
+			reps[statusKey{key, string(st)}]++
+		}
+	}
+	lv := func(ws string, l string) []string {
+		if c.wsLabel {
+			return []string{ws, l}
+		}
+		return []string{l}
+	}
+	for k, v := range queued {
+		ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, v, lv(k.ws, k.pool)...)
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest[k], lv(k.ws, k.pool)...)
+	}
+	for k, v := range reps {
+		ch <- prometheus.MustNewConstMetric(c.reps, prometheus.GaugeValue, v, lv(k.ws, k.status)...)
+	}
+	ch <- prometheus.MustNewConstMetric(c.failed, prometheus.GaugeValue, failed)
+}
