@@ -25,6 +25,8 @@ type handlers struct {
 	watcher *engine.Watcher
 	log     *slog.Logger
 	metrics *metrics.Metrics
+	// repStreams bounds each rep's WatchAssignments streams.
+	repStreams *repStreams
 }
 
 func (h *handlers) fail(ctx context.Context, err error) error { return toStatus(ctx, h.log, err) }

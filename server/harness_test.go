@@ -76,6 +76,12 @@ func ctxT(t testing.TB) context.Context {
 // applyYAML applies a YAML routing config through the AdminService.
 func (in *instance) applyYAML(t testing.TB, ws, yaml string) int64 {
 	t.Helper()
+	return in.applyYAMLAs(t, ctxT(t), ws, yaml)
+}
+
+// applyYAMLAs is applyYAML with the call's context (a token, say).
+func (in *instance) applyYAMLAs(t testing.TB, ctx context.Context, ws, yaml string) int64 {
+	t.Helper()
 	cfg, err := engine.ParseConfigYAML(strings.NewReader(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +94,7 @@ func (in *instance) applyYAML(t testing.TB, ws, yaml string) int64 {
 			cfg.Pools[i].AcceptWithin = &zero
 		}
 	}
-	resp, err := in.admin.ApplyRoutingConfig(ctxT(t), &pb.ApplyRoutingConfigRequest{Workspace: ws, Config: server.ConfigToProto(cfg)})
+	resp, err := in.admin.ApplyRoutingConfig(ctx, &pb.ApplyRoutingConfigRequest{Workspace: ws, Config: server.ConfigToProto(cfg)})
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}

@@ -34,6 +34,17 @@ type Options struct {
 	HealthInterval time.Duration
 	// ServerOptions are passed to grpc.NewServer after leadrouter's own.
 	ServerOptions []grpc.ServerOption
+	// Auth, when set, requires a bearer token on every leadrouter call and
+	// checks what its role may do; nil serves everyone (insecure mode).
+	Auth *Auth
+	// DefaultDeadline is a unary call's deadline when the client sets none
+	// (default DefaultDeadline).
+	DefaultDeadline time.Duration
+	// MaxRecvBytes bounds a request message (default DefaultMaxRecvBytes).
+	MaxRecvBytes int
+	// MaxStreamsPerRep bounds each rep's WatchAssignments streams on this
+	// replica (default DefaultMaxStreamsPerRep).
+	MaxStreamsPerRep int
 	// Metrics, when set, gets the gRPC server metrics (interceptors), the
 	// stream gauges and panic counts. The engine and store report to it
 	// on their own (engine.WithObserver, store.Observe).
@@ -55,8 +66,10 @@ type Server struct {
 }
 
 // New builds the gRPC server for an engine. Interceptors, outermost first:
-// logging, gRPC metrics (with Options.Metrics), then panic recovery (a
-// panic becomes INTERNAL for that call, logged with its stack and counted).
+// logging, gRPC metrics (with Options.Metrics), panic recovery (a panic
+// becomes INTERNAL for that call, logged with its stack and counted),
+// undecodable requests (INVALID_ARGUMENT), authentication and authorization
+// (with Options.Auth), and the default deadline of unary calls.
 func New(e *engine.Engine, o Options) *Server {
 	log := o.Logger
 	if log == nil {
@@ -71,12 +84,15 @@ func New(e *engine.Engine, o Options) *Server {
 		log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel)}
+	codec := newCheckedCodec()
 	opts := append([]grpc.ServerOption{
 		// Streams live for hours: ping idle connections so a desktop that
 		// vanished (sleep, roaming, a pulled cable) is detected and its
 		// stream closed, and let clients ping without open calls.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(orDefault(o.MaxRecvBytes, DefaultMaxRecvBytes)),
+		grpc.ForceServerCodecV2(codec),
 	}, o.ServerOptions...)
 	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(logger, logOpts...)}
 	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(logger, logOpts...)}
@@ -84,9 +100,14 @@ func New(e *engine.Engine, o Options) *Server {
 		unary = append(unary, g.UnaryServerInterceptor())
 		stream = append(stream, g.StreamServerInterceptor())
 	}
-	opts = append(opts,
-		grpc.ChainUnaryInterceptor(append(unary, recovery.UnaryServerInterceptor(recoverer))...),
-		grpc.ChainStreamInterceptor(append(stream, recovery.StreamServerInterceptor(recoverer))...))
+	unary = append(unary, recovery.UnaryServerInterceptor(recoverer), codec.unary())
+	stream = append(stream, recovery.StreamServerInterceptor(recoverer), codec.stream())
+	if o.Auth != nil {
+		unary = append(unary, o.Auth.UnaryInterceptor())
+		stream = append(stream, o.Auth.StreamInterceptor())
+	}
+	unary = append(unary, deadlineInterceptor(orDefault(o.DefaultDeadline, DefaultDeadline)))
+	opts = append(opts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
 	s := &Server{
 		Server:   grpc.NewServer(opts...),
 		health:   health.NewServer(),
@@ -98,7 +119,8 @@ func New(e *engine.Engine, o Options) *Server {
 		s.interval = 2 * time.Second
 	}
 	s.watcher = engine.NewWatcher(e.Store(), log, o.WatchBuffer)
-	h := &handlers{engine: e, watcher: s.watcher, log: log, metrics: o.Metrics}
+	h := &handlers{engine: e, watcher: s.watcher, log: log, metrics: o.Metrics,
+		repStreams: &repStreams{limit: orDefault(o.MaxStreamsPerRep, DefaultMaxStreamsPerRep), open: map[string]int{}}}
 	pb.RegisterRoutingServiceServer(s.Server, h)
 	pb.RegisterAdminServiceServer(s.Server, h)
 	pb.RegisterRepServiceServer(s.Server, h)
@@ -181,4 +203,11 @@ func (s *Server) WatchHealth(ctx context.Context) {
 			check()
 		}
 	}
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }

@@ -119,6 +119,11 @@ func (h *handlers) WatchAssignments(req *pb.WatchAssignmentsRequest, srv pb.RepS
 	if err := h.engine.HasRep(ctx, ws, req.GetRepId()); err != nil {
 		return h.fail(ctx, err)
 	}
+	freeSlot, err := h.repStreams.acquire(ws, req.GetRepId())
+	if err != nil {
+		return err
+	}
+	defer freeSlot()
 	release, err := h.engine.RepConnected(ctx, ws, req.GetRepId())
 	if err != nil {
 		return h.fail(ctx, err)

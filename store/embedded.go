@@ -21,7 +21,7 @@ func StartEmbedded() (*Embedded, error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("embedded redis: %w", err)
 	}
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 	return &Embedded{Redis: New(client, ""), server: srv}, nil
 }
 

@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -41,19 +43,78 @@ func New(client redis.UniversalClient, prefix string) *Redis {
 // calls (default: nobody). Set it before the store is used.
 func (s *Redis) Observe(o engine.Observer) { s.obs = o }
 
-// Open connects to the Redis at a redis:// or rediss:// URL and checks that
-// it answers.
-func Open(ctx context.Context, url string) (*Redis, error) {
+// OpenOptions are what a Redis URL cannot say.
+type OpenOptions struct {
+	// CAFile is a PEM bundle of the CAs that sign the Redis server's
+	// certificate (rediss:// URLs; default: the system's roots).
+	CAFile string
+}
+
+// Open connects to the Redis at a redis:// or rediss:// URL (user and
+// password in the URL for AUTH or an ACL user) and checks that it answers.
+func Open(ctx context.Context, url string, o OpenOptions) (*Redis, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
+	if o.CAFile != "" {
+		if opts.TLSConfig == nil {
+			return nil, errors.New("a Redis CA needs a rediss:// URL")
+		}
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis CA %s: no PEM certificates", o.CAFile)
+		}
+		opts.TLSConfig.RootCAs = pool
+	}
+	opts.ContextTimeoutEnabled = true // a call's deadline bounds its Redis round trips
 	s := New(redis.NewClient(opts), "")
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// Durability is what a Redis server says about keeping what it is given.
+type Durability struct {
+	MaxMemory      int64  // bytes; 0: no limit
+	EvictionPolicy string // maxmemory-policy
+	AppendOnly     bool   // AOF persistence on
+}
+
+// Evicts reports whether the server may drop keys when it is full: any
+// policy but noeviction, once maxmemory is set. An evicted lead record
+// would let a retried lead be assigned twice.
+func (d Durability) Evicts() bool { return d.MaxMemory > 0 && d.EvictionPolicy != "noeviction" }
+
+// Durability reads the server's memory and persistence settings from INFO
+// (which managed Redis services allow where CONFIG is refused).
+func (s *Redis) Durability(ctx context.Context) (Durability, error) {
+	info, err := s.client.Info(ctx, "memory", "persistence").Result()
+	if err != nil {
+		return Durability{}, s.fail("info", err)
+	}
+	var d Durability
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "maxmemory":
+			d.MaxMemory, _ = strconv.ParseInt(v, 10, 64)
+		case "maxmemory_policy":
+			d.EvictionPolicy = v
+		case "aof_enabled":
+			d.AppendOnly = v == "1"
+		}
+	}
+	return d, nil
 }
 
 // Prefix returns the prefix of every key the store writes.
@@ -863,7 +924,9 @@ func (s *Redis) fail(op string, err error) error {
 	}
 	s.obs.StoreFailed(op, err)
 	if errors.Is(err, context.DeadlineExceeded) {
-		return err
+		// The call's time ran out waiting for Redis: the server answers
+		// UNAVAILABLE (retry) rather than leave the client to time out.
+		return fmt.Errorf("%w: %s: redis did not answer within the call's deadline", engine.ErrUnavailable, op)
 	}
 	var rerr redis.Error
 	if errors.As(err, &rerr) && !retryable(rerr.Error()) {

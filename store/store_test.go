@@ -51,7 +51,7 @@ func TestUnreachableRedisIsUnavailable(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err = store.Open(ctx, fmt.Sprintf("redis://127.0.0.1:%d/0", port))
+	_, err = store.Open(ctx, fmt.Sprintf("redis://127.0.0.1:%d/0", port), store.OpenOptions{})
 	if !errors.Is(err, engine.ErrUnavailable) {
 		t.Fatalf("open on a closed port: %v", err)
 	}

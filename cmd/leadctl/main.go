@@ -19,7 +19,6 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -54,6 +53,9 @@ Commands:
   reps [list]                            list reps with presence and counts
   reps get REP_ID                        one rep
   reps status REP_ID STATUS              set presence: available, away, offline
+  token --role R [--workspace W] [--rep REP] [--name N]
+                                         create a bearer token and print its
+                                         --token-file entry (talks to no server)
 
 Global flags:
 `
@@ -85,6 +87,8 @@ func run(args []string, out io.Writer) error {
 	ws := fs.String("workspace", os.Getenv("LEADROUTER_WORKSPACE"), "workspace (LEADROUTER_WORKSPACE; empty: default)")
 	timeout := fs.Duration("timeout", 10*time.Second, "deadline of each call")
 	asJSON := fs.Bool("json", false, "print replies as protobuf JSON")
+	var tr transport
+	tr.flags(fs)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -93,7 +97,14 @@ func run(args []string, out io.Writer) error {
 		fs.Usage()
 		return nil
 	}
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if fs.Arg(0) == "token" {
+		return tokenCommand(fs.Args()[1:], out)
+	}
+	dial, err := tr.dialOptions()
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(*addr, dial...)
 	if err != nil {
 		return err
 	}

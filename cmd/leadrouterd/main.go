@@ -34,6 +34,13 @@ type options struct {
 	listen, metricsListen, redisURL, config, workspace, logLevel, logFormat string
 	shutdownTimeout, sweepInterval                                          time.Duration
 	reflection, metricsWorkspaceLabel, pprof                                bool
+
+	// Transport, identity and limits (security.go).
+	tlsCert, tlsKey, tlsClientCA, tokenFile, redisCA string
+	insecure                                         bool
+	assignRate                                       float64
+	assignBurst, maxMsgBytes, maxStreamsPerRep       int
+	defaultDeadline                                  time.Duration
 }
 
 func main() {
@@ -58,6 +65,17 @@ func parseFlags() (*options, error) {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish on SIGTERM")
 	fs.BoolVar(&o.reflection, "reflection", true, "register gRPC server reflection")
 	fs.DurationVar(&o.sweepInterval, "sweep-interval", 100*time.Millisecond, "how often due timers are fired (queues drain every 10 sweeps)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) of the gRPC listener")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key (PEM) of the gRPC listener")
+	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "CA (PEM) client certificates must be signed by (mTLS)")
+	fs.BoolVar(&o.insecure, "insecure", false, "serve plaintext gRPC (local development only)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "bearer token file (YAML, see leadctl token); reloaded on SIGHUP")
+	fs.Float64Var(&o.assignRate, "assign-rate", 500, "AssignLead calls per second per token, unless its entry says otherwise (0: unlimited)")
+	fs.IntVar(&o.assignBurst, "assign-burst", 1000, "AssignLead burst per token")
+	fs.DurationVar(&o.defaultDeadline, "default-deadline", server.DefaultDeadline, "deadline of a unary call whose client sets none")
+	fs.IntVar(&o.maxMsgBytes, "max-msg-bytes", server.DefaultMaxRecvBytes, "largest request message accepted")
+	fs.IntVar(&o.maxStreamsPerRep, "max-streams-per-rep", server.DefaultMaxStreamsPerRep, "WatchAssignments streams one rep may hold open on this replica")
+	fs.StringVar(&o.redisCA, "redis-ca", "", "CA (PEM) that signs the Redis server's certificate (rediss:// URLs)")
 	// LEADROUTER_<FLAG> (dashes as underscores) sets a flag's default.
 	fs.VisitAll(func(f *flag.Flag) {
 		env := "LEADROUTER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -81,8 +99,17 @@ func run() error {
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	sec, err := newSecurity(o, log)
+	if err != nil {
+		return err
+	}
+	go sec.reloadOnHUP(ctx)
+	transport, err := sec.serverOption()
+	if err != nil {
+		return err
+	}
 
-	st, closeStore, err := openStore(ctx, o.redisURL, log)
+	st, closeStore, err := openStore(ctx, o.redisURL, o.redisCA, log)
 	if err != nil {
 		return err
 	}
@@ -105,7 +132,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	srv := server.New(eng, server.Options{Logger: log, Reflection: o.reflection, Metrics: m})
+	srv := server.New(eng, server.Options{Logger: log, Reflection: o.reflection, Metrics: m, Auth: sec.auth,
+		DefaultDeadline: o.defaultDeadline, MaxRecvBytes: o.maxMsgBytes, MaxStreamsPerRep: o.maxStreamsPerRep,
+		ServerOptions: transport})
 	healthCtx, stopHealth := context.WithCancel(ctx)
 	defer stopHealth()
 	go srv.WatchHealth(healthCtx)
@@ -136,7 +165,7 @@ func run() error {
 	return nil
 }
 
-func openStore(ctx context.Context, url string, log *slog.Logger) (*store.Redis, func(), error) {
+func openStore(ctx context.Context, url, ca string, log *slog.Logger) (*store.Redis, func(), error) {
 	if url == "" {
 		emb, err := store.StartEmbedded()
 		if err != nil {
@@ -148,11 +177,20 @@ func openStore(ctx context.Context, url string, log *slog.Logger) (*store.Redis,
 	}
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	r, err := store.Open(octx, url)
+	r, err := store.Open(octx, url, store.OpenOptions{CAFile: ca})
 	if err != nil {
 		return nil, nil, err
 	}
 	log.Info("using redis", "url", redactURL(url))
+	switch d, err := r.Durability(octx); {
+	case err != nil:
+		log.Warn("could not read the Redis memory and persistence settings", "err", err)
+	case d.Evicts():
+		log.Warn("this Redis evicts keys when full (maxmemory-policy "+d.EvictionPolicy+"): set maxmemory-policy noeviction, or an evicted lead could be assigned twice",
+			"maxmemory", d.MaxMemory, "policy", d.EvictionPolicy)
+	case !d.AppendOnly:
+		log.Info("this Redis keeps no append-only file: a Redis restart loses assignments, queues and deadlines (set appendonly yes)")
+	}
 	return r, func() { r.Close() }, nil
 }
 

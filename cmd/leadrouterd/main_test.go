@@ -70,7 +70,7 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemon {
 	grpcPort, _ := redistest.FreePort()
 	metricsPort, _ := redistest.FreePort()
 	d := &daemon{log: &bytes.Buffer{}, metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
-	d.cmd = exec.Command(build(t), append([]string{"--metrics-listen", d.metrics}, args...)...)
+	d.cmd = exec.Command(build(t), append([]string{"--insecure", "--metrics-listen", d.metrics}, args...)...)
 	d.cmd.Env = append(append(os.Environ(), fmt.Sprintf("LEADROUTER_LISTEN=127.0.0.1:%d", grpcPort)), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {

@@ -156,6 +156,7 @@ func RealStore(tb testing.TB) *store.Redis {
 		tb.Fatal(err)
 	}
 	opts.PoolSize = 64
+	opts.ContextTimeoutEnabled = true
 	s := store.New(redis.NewClient(opts), Prefix(tb))
 	tb.Cleanup(func() { s.Close() })
 	return s

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/leadrouter/leadrouter/auth"
+	"github.com/leadrouter/leadrouter/server"
+)
+
+// security is the gRPC listener's transport and the token check, both
+// reloaded from their files on SIGHUP.
+type security struct {
+	o    *options
+	log  *slog.Logger
+	cert atomic.Pointer[tls.Certificate]
+	auth *server.Auth // nil: auth off
+}
+
+// newSecurity checks the transport and auth flags together and loads their
+// files. Plaintext needs --insecure; TLS needs tokens (a TLS listener that
+// lets every caller do everything would only look safe).
+func newSecurity(o *options, log *slog.Logger) (*security, error) {
+	s := &security{o: o, log: log}
+	tlsOn := o.tlsCert != "" || o.tlsKey != ""
+	switch {
+	case tlsOn && (o.tlsCert == "" || o.tlsKey == ""):
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	case o.tlsClientCA != "" && !tlsOn:
+		return nil, errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+	case tlsOn && o.insecure:
+		return nil, errors.New("--insecure and --tls-cert contradict each other: choose one")
+	case !tlsOn && !o.insecure:
+		return nil, errors.New("refusing to serve plaintext gRPC: give --tls-cert and --tls-key, or --insecure for local development")
+	case tlsOn && o.tokenFile == "":
+		return nil, errors.New("--tls-cert needs --token-file: without tokens every caller could do everything")
+	}
+	if tlsOn {
+		if err := s.loadCert(); err != nil {
+			return nil, err
+		}
+	}
+	if o.tokenFile != "" {
+		t, err := auth.LoadFile(o.tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		s.auth = server.NewAuth(t, server.AuthOptions{AssignRate: o.assignRate, AssignBurst: o.assignBurst})
+		log.Info("bearer tokens required", "file", o.tokenFile, "tokens", t.Len())
+	}
+	switch {
+	case o.insecure && s.auth == nil:
+		log.Warn("INSECURE: plaintext gRPC and no --token-file: auth is off, every caller may do everything")
+	case o.insecure:
+		log.Warn("INSECURE: plaintext gRPC (--insecure): tokens and leads cross the network unencrypted")
+	}
+	return s, nil
+}
+
+func (s *security) loadCert() error {
+	c, err := tls.LoadX509KeyPair(s.o.tlsCert, s.o.tlsKey)
+	if err != nil {
+		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	s.cert.Store(&c)
+	return nil
+}
+
+// serverOption is the listener's transport credentials (none with
+// --insecure).
+func (s *security) serverOption() ([]grpc.ServerOption, error) {
+	if s.o.insecure {
+		return nil, nil
+	}
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.cert.Load(), nil
+		},
+	}
+	if s.o.tlsClientCA != "" {
+		pem, err := os.ReadFile(s.o.tlsClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-client-ca %s: no PEM certificates", s.o.tlsClientCA)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		s.log.Info("client certificates required (mTLS)", "ca", s.o.tlsClientCA)
+	}
+	s.log.Info("gRPC over TLS", "cert", s.o.tlsCert)
+	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(cfg))}, nil
+}
+
+// reloadOnHUP reloads the token file and the certificate on every SIGHUP
+// until ctx ends. Open connections and streams are untouched; a file that
+// does not load leaves the previous one in force.
+func (s *security) reloadOnHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			s.reload()
+		}
+	}
+}
+
+func (s *security) reload() {
+	if s.auth != nil {
+		t, err := auth.LoadFile(s.o.tokenFile)
+		if err != nil {
+			s.log.Error("SIGHUP: token file not reloaded; the previous tokens stay in force", "err", err)
+		} else {
+			s.auth.SetTokens(t)
+			s.log.Info("SIGHUP: token file reloaded", "file", s.o.tokenFile, "tokens", t.Len())
+		}
+	}
+	if s.o.tlsCert != "" {
+		if err := s.loadCert(); err != nil {
+			s.log.Error("SIGHUP: certificate not reloaded; the previous one stays in force", "err", err)
+		} else {
+			s.log.Info("SIGHUP: certificate reloaded", "cert", s.o.tlsCert)
+		}
+	}
+}

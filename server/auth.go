@@ -1,0 +1,239 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/leadrouter/leadrouter/auth"
+	"github.com/leadrouter/leadrouter/engine"
+)
+
+// apiPrefix starts the full method name of every leadrouter RPC. Calls to
+// other services (health, reflection) need no token.
+const apiPrefix = "/leadrouter.v1."
+
+// methodRoles says which roles may call each RPC; admin may call all of
+// them. An RPC missing here is refused to every role but admin (fail
+// closed).
+var methodRoles = map[string][]auth.Role{
+	"/leadrouter.v1.RoutingService/AssignLead":        {auth.RoleIntake},
+	"/leadrouter.v1.RoutingService/PreviewAssignment": {auth.RoleIntake},
+	"/leadrouter.v1.RoutingService/GetAssignment":     {auth.RoleManager},
+	"/leadrouter.v1.AdminService/GetRep":              {auth.RoleManager},
+	"/leadrouter.v1.AdminService/ListReps":            {auth.RoleManager},
+	"/leadrouter.v1.EventService/WatchEvents":         {auth.RoleManager},
+	"/leadrouter.v1.RepService/SetRepStatus":          {auth.RoleRep},
+	"/leadrouter.v1.RepService/AcceptOffer":           {auth.RoleRep},
+	"/leadrouter.v1.RepService/RejectOffer":           {auth.RoleRep},
+	"/leadrouter.v1.RepService/RecordContact":         {auth.RoleRep},
+	"/leadrouter.v1.RepService/SetDisposition":        {auth.RoleRep},
+	"/leadrouter.v1.RepService/WatchAssignments":      {auth.RoleRep},
+}
+
+const assignLeadMethod = "/leadrouter.v1.RoutingService/AssignLead"
+
+// Auth checks bearer tokens and what their role may do, and rate-limits
+// AssignLead per token. Tokens can be replaced at any time (SIGHUP) without
+// touching open connections.
+type Auth struct {
+	tokens atomic.Pointer[auth.Tokens]
+	rate   rate.Limit // default AssignLead rate per token (0: unlimited)
+	burst  int
+
+	mu       sync.Mutex
+	limiters map[*auth.Identity]*rate.Limiter
+}
+
+// AuthOptions configure NewAuth.
+type AuthOptions struct {
+	// AssignRate is each token's AssignLead rate per second when its entry
+	// sets none (0: unlimited); AssignBurst its burst (default: one
+	// second's worth, at least 1).
+	AssignRate  float64
+	AssignBurst int
+}
+
+// NewAuth returns an Auth accepting the given tokens.
+func NewAuth(t *auth.Tokens, o AuthOptions) *Auth {
+	a := &Auth{rate: rate.Limit(o.AssignRate), burst: o.AssignBurst, limiters: map[*auth.Identity]*rate.Limiter{}}
+	a.SetTokens(t)
+	return a
+}
+
+// SetTokens replaces the accepted tokens; calls in flight keep the identity
+// they started with.
+func (a *Auth) SetTokens(t *auth.Tokens) {
+	a.tokens.Store(t)
+	a.mu.Lock()
+	a.limiters = map[*auth.Identity]*rate.Limiter{} // identities of the old file are gone
+	a.mu.Unlock()
+}
+
+type identityKey struct{}
+
+// IdentityFrom returns the caller's identity (nil when auth is off).
+func IdentityFrom(ctx context.Context) *auth.Identity {
+	id, _ := ctx.Value(identityKey{}).(*auth.Identity)
+	return id
+}
+
+// authenticate reads the bearer token of the call.
+func (a *Auth) authenticate(ctx context.Context) (*auth.Identity, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return nil, status.Error(codes.Unauthenticated, "missing bearer token: send metadata authorization: Bearer <token>")
+	}
+	scheme, token, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
+		return nil, status.Error(codes.Unauthenticated, "malformed authorization metadata: want Bearer <token>")
+	}
+	id, err := a.tokens.Load().Lookup(strings.TrimSpace(token))
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, "unknown or revoked token")
+	}
+	return id, nil
+}
+
+// authorize checks that id may call method with req: its role, its
+// workspace and, for a rep, its rep id.
+func authorize(id *auth.Identity, method string, req any) error {
+	if id.Role != auth.RoleAdmin {
+		allowed := false
+		for _, r := range methodRoles[method] {
+			allowed = allowed || r == id.Role
+		}
+		if !allowed {
+			return status.Errorf(codes.PermissionDenied, "role %s may not call %s", id.Role, strings.TrimPrefix(method, apiPrefix))
+		}
+	}
+	if w, ok := req.(interface{ GetWorkspace() string }); ok {
+		ws, err := engine.NormalizeWorkspace(w.GetWorkspace())
+		if err != nil || ws != id.Workspace {
+			return status.Errorf(codes.PermissionDenied, "this token is for workspace %q, not %q", id.Workspace, w.GetWorkspace())
+		}
+	}
+	if id.Role == auth.RoleRep {
+		r, ok := req.(interface{ GetRepId() string })
+		if !ok || r.GetRepId() != id.RepID {
+			return status.Errorf(codes.PermissionDenied, "this token is for rep %q only", id.RepID)
+		}
+	}
+	return nil
+}
+
+// allow applies the AssignLead token bucket of id.
+func (a *Auth) allow(id *auth.Identity) error {
+	limit, burst := a.rate, a.burst
+	if id.AssignRate > 0 {
+		limit, burst = rate.Limit(id.AssignRate), id.AssignBurst
+	}
+	if limit <= 0 {
+		return nil
+	}
+	if burst <= 0 {
+		burst = max(1, int(limit))
+	}
+	a.mu.Lock()
+	l, ok := a.limiters[id]
+	if !ok {
+		l = rate.NewLimiter(limit, burst)
+		a.limiters[id] = l
+	}
+	a.mu.Unlock()
+	r := l.Reserve()
+	delay := r.Delay()
+	if delay == 0 {
+		return nil
+	}
+	r.Cancel() // not taken: the call is refused
+	st := status.New(codes.ResourceExhausted,
+		fmt.Sprintf("AssignLead rate limit of this token (%.4g/s, burst %d): retry in %s", float64(limit), burst, delay.Round(time.Millisecond)))
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// check runs authentication, authorization and the rate limit for a call.
+func (a *Auth) check(ctx context.Context, method string, req any) (*auth.Identity, error) {
+	id, err := a.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(id, method, req); err != nil {
+		return nil, err
+	}
+	if method == assignLeadMethod {
+		if err := a.allow(id); err != nil {
+			return nil, err
+		}
+	}
+	return id, nil
+}
+
+// UnaryInterceptor authenticates and authorizes unary calls.
+func (a *Auth) UnaryInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !strings.HasPrefix(info.FullMethod, apiPrefix) {
+			return handler(ctx, req)
+		}
+		id, err := a.check(ctx, info.FullMethod, req)
+		if err != nil {
+			return nil, err
+		}
+		return handler(context.WithValue(ctx, identityKey{}, id), req)
+	}
+}
+
+// StreamInterceptor authenticates a stream when it opens and authorizes it
+// with its request message (every leadrouter stream is server-streaming:
+// one request, then events).
+func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if !strings.HasPrefix(info.FullMethod, apiPrefix) {
+			return handler(srv, ss)
+		}
+		id, err := a.authenticate(ss.Context())
+		if err != nil {
+			return err
+		}
+		return handler(srv, &authorizedStream{ServerStream: ss, id: id, method: info.FullMethod,
+			ctx: context.WithValue(ss.Context(), identityKey{}, id)})
+	}
+}
+
+type authorizedStream struct {
+	grpc.ServerStream
+	id      *auth.Identity
+	method  string
+	ctx     context.Context
+	checked bool
+}
+
+func (s *authorizedStream) Context() context.Context { return s.ctx }
+
+func (s *authorizedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if !s.checked {
+		if err := authorize(s.id, s.method, m); err != nil {
+			return err
+		}
+		s.checked = true
+	}
+	return nil
+}

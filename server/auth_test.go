@@ -1,0 +1,321 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/leadrouter/leadrouter/auth"
+	"github.com/leadrouter/leadrouter/engine"
+	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/redistest"
+	"github.com/leadrouter/leadrouter/server"
+)
+
+// tokenSet makes one token per entry and the parsed file holding them.
+func tokenSet(t *testing.T, entries ...auth.Entry) (map[string]string, *auth.Tokens) {
+	t.Helper()
+	tokens := map[string]string{}
+	var b strings.Builder
+	b.WriteString("tokens:\n")
+	for _, e := range entries {
+		tok, e, err := auth.NewToken(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[e.Name] = tok
+		fmt.Fprintf(&b, "  - {sha256: %s, name: %s, workspace: %q, role: %s, rep_id: %q, assign_rate: %g, assign_burst: %d}\n",
+			e.SHA256, e.Name, e.Workspace, e.Role, e.RepID, e.AssignRate, e.AssignBurst)
+	}
+	set, err := auth.ParseFile(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	return tokens, set
+}
+
+func as(t *testing.T, token string) context.Context {
+	return metadata.AppendToOutgoingContext(ctxT(t), "authorization", "Bearer "+token)
+}
+
+// TestRolesAndWorkspaces: every RPC against every role. A call the role may
+// make gets past authorization (it may still fail on its own terms, say
+// NOT_FOUND); any other is PERMISSION_DENIED. A token of another workspace
+// is PERMISSION_DENIED everywhere; no or an unknown token is
+// UNAUTHENTICATED; health needs no token.
+func TestRolesAndWorkspaces(t *testing.T) {
+	ws := redistest.Workspace(t)
+	tokens, set := tokenSet(t,
+		auth.Entry{Name: "intake", Workspace: ws, Role: auth.RoleIntake},
+		auth.Entry{Name: "rep-a", Workspace: ws, Role: auth.RoleRep, RepID: "a"},
+		auth.Entry{Name: "manager", Workspace: ws, Role: auth.RoleManager},
+		auth.Entry{Name: "admin", Workspace: ws, Role: auth.RoleAdmin},
+		auth.Entry{Name: "admin-elsewhere", Workspace: "elsewhere", Role: auth.RoleAdmin},
+	)
+	in := startWith(t, redistest.RealStore(t), server.Options{Auth: server.NewAuth(set, server.AuthOptions{})})
+	in.applyYAMLAs(t, as(t, tokens["admin"]), ws, watchConfig)
+	cfg, _ := engine.ParseConfigYAML(strings.NewReader(watchConfig))
+	events := pb.NewEventServiceClient(in.conn)
+	stream := func(open func(ctx context.Context) (interface{ Recv() error }, error)) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			s, err := open(ctx)
+			if err != nil {
+				return err
+			}
+			if err := s.Recv(); status.Code(err) == codes.DeadlineExceeded {
+				return nil // authorized: it waited for events
+			} else {
+				return err
+			}
+		}
+	}
+	watchRep := func(rep string) func(context.Context) error {
+		return stream(func(ctx context.Context) (interface{ Recv() error }, error) {
+			s, err := in.rep.WatchAssignments(ctx, &pb.WatchAssignmentsRequest{Workspace: ws, RepId: rep})
+			return recvOnly{func() error { _, err := s.Recv(); return err }}, err
+		})
+	}
+	watchEvents := stream(func(ctx context.Context) (interface{ Recv() error }, error) {
+		s, err := events.WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws})
+		return recvOnly{func() error { _, err := s.Recv(); return err }}, err
+	})
+	n := 0
+	lead := func() *pb.Lead { n++; return &pb.Lead{Id: fmt.Sprint("lead-", n)} }
+	calls := map[string]func(ctx context.Context) error{
+		"AssignLead": func(ctx context.Context) error {
+			_, err := in.routing.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws, Lead: lead()})
+			return err
+		},
+		"PreviewAssignment": func(ctx context.Context) error {
+			_, err := in.routing.PreviewAssignment(ctx, &pb.PreviewAssignmentRequest{Workspace: ws, Lead: lead()})
+			return err
+		},
+		"GetAssignment": func(ctx context.Context) error {
+			_, err := in.routing.GetAssignment(ctx, &pb.GetAssignmentRequest{Workspace: ws, LeadId: "nope"})
+			return err
+		},
+		"ApplyRoutingConfig": func(ctx context.Context) error {
+			_, err := in.admin.ApplyRoutingConfig(ctx, &pb.ApplyRoutingConfigRequest{Workspace: ws, Config: server.ConfigToProto(cfg)})
+			return err
+		},
+		"GetRoutingConfig": func(ctx context.Context) error {
+			_, err := in.admin.GetRoutingConfig(ctx, &pb.GetRoutingConfigRequest{Workspace: ws})
+			return err
+		},
+		"ListReps": func(ctx context.Context) error {
+			_, err := in.admin.ListReps(ctx, &pb.ListRepsRequest{Workspace: ws})
+			return err
+		},
+		"GetRep": func(ctx context.Context) error {
+			_, err := in.admin.GetRep(ctx, &pb.GetRepRequest{Workspace: ws, RepId: "a"})
+			return err
+		},
+		"ReleaseAssignment": func(ctx context.Context) error {
+			_, err := in.admin.ReleaseAssignment(ctx, &pb.ReleaseAssignmentRequest{Workspace: ws, LeadId: "nope"})
+			return err
+		},
+		"SetRepStatus(a)": func(ctx context.Context) error {
+			_, err := in.rep.SetRepStatus(ctx, &pb.SetRepStatusRequest{Workspace: ws, RepId: "a", Status: pb.RepStatus_REP_STATUS_AVAILABLE})
+			return err
+		},
+		"SetRepStatus(b)": func(ctx context.Context) error {
+			_, err := in.rep.SetRepStatus(ctx, &pb.SetRepStatusRequest{Workspace: ws, RepId: "b", Status: pb.RepStatus_REP_STATUS_AVAILABLE})
+			return err
+		},
+		"AcceptOffer(a)": func(ctx context.Context) error {
+			_, err := in.rep.AcceptOffer(ctx, &pb.AcceptOfferRequest{Workspace: ws, RepId: "a", LeadId: "nope"})
+			return err
+		},
+		"AcceptOffer(b)": func(ctx context.Context) error {
+			_, err := in.rep.AcceptOffer(ctx, &pb.AcceptOfferRequest{Workspace: ws, RepId: "b", LeadId: "nope"})
+			return err
+		},
+		"RejectOffer(b)": func(ctx context.Context) error {
+			_, err := in.rep.RejectOffer(ctx, &pb.RejectOfferRequest{Workspace: ws, RepId: "b", LeadId: "nope"})
+			return err
+		},
+		"RecordContact(b)": func(ctx context.Context) error {
+			_, err := in.rep.RecordContact(ctx, &pb.RecordContactRequest{Workspace: ws, RepId: "b", LeadId: "nope"})
+			return err
+		},
+		"SetDisposition(b)": func(ctx context.Context) error {
+			_, err := in.rep.SetDisposition(ctx, &pb.SetDispositionRequest{Workspace: ws, RepId: "b", LeadId: "nope"})
+			return err
+		},
+		"WatchAssignments(a)": watchRep("a"),
+		"WatchAssignments(b)": watchRep("b"),
+		"WatchEvents":         watchEvents,
+	}
+	allowed := map[string][]string{
+		"intake":  {"AssignLead", "PreviewAssignment"},
+		"rep-a":   {"SetRepStatus(a)", "AcceptOffer(a)", "WatchAssignments(a)"},
+		"manager": {"GetAssignment", "ListReps", "GetRep", "WatchEvents"},
+		"admin":   nil, // everything
+	}
+	for who, ok := range allowed {
+		for name, call := range calls {
+			want := who == "admin"
+			for _, o := range ok {
+				want = want || o == name
+			}
+			err := call(as(t, tokens[who]))
+			code := status.Code(err)
+			switch {
+			case want && (code == codes.PermissionDenied || code == codes.Unauthenticated):
+				t.Errorf("%s %s: %v, want it authorized", who, name, err)
+			case !want && code != codes.PermissionDenied:
+				t.Errorf("%s %s: %v, want PERMISSION_DENIED", who, name, err)
+			}
+		}
+	}
+	for name, call := range calls {
+		if err := call(as(t, tokens["admin-elsewhere"])); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("admin of another workspace, %s: %v, want PERMISSION_DENIED", name, err)
+		}
+		if err := call(ctxT(t)); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("no token, %s: %v, want UNAUTHENTICATED", name, err)
+		}
+		if err := call(as(t, "lr_not-a-token")); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("unknown token, %s: %v, want UNAUTHENTICATED", name, err)
+		}
+	}
+	if _, err := healthpb.NewHealthClient(in.conn).Check(ctxT(t), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health without a token: %v", err)
+	}
+}
+
+type recvOnly struct{ recv func() error }
+
+func (r recvOnly) Recv() error { return r.recv() }
+
+// TestAssignRateLimit: a token's AssignLead bucket refuses the call past
+// its burst with RESOURCE_EXHAUSTED and when to retry; other tokens are not
+// affected.
+func TestAssignRateLimit(t *testing.T) {
+	ws := redistest.Workspace(t)
+	tokens, set := tokenSet(t,
+		auth.Entry{Name: "slow", Workspace: ws, Role: auth.RoleIntake, AssignRate: 0.5, AssignBurst: 3},
+		auth.Entry{Name: "fast", Workspace: ws, Role: auth.RoleIntake},
+		auth.Entry{Name: "admin", Workspace: ws, Role: auth.RoleAdmin},
+	)
+	in := startWith(t, redistest.RealStore(t), server.Options{Auth: server.NewAuth(set, server.AuthOptions{AssignRate: 1000})})
+	in.applyYAMLAs(t, as(t, tokens["admin"]), ws, watchConfig)
+	assign := func(who string, i int) error {
+		_, err := in.routing.AssignLead(as(t, tokens[who]), &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: fmt.Sprint(who, i)}})
+		return err
+	}
+	for i := 0; i < 3; i++ {
+		if err := assign("slow", i); err != nil {
+			t.Fatalf("call %d within the burst: %v", i, err)
+		}
+	}
+	err := assign("slow", 3)
+	st := wantCode(t, err, codes.ResourceExhausted)
+	var retry *errdetails.RetryInfo
+	for _, d := range st.Details() {
+		if r, ok := d.(*errdetails.RetryInfo); ok {
+			retry = r
+		}
+	}
+	if retry == nil || retry.GetRetryDelay().AsDuration() <= 0 || retry.GetRetryDelay().AsDuration() > 2*time.Second {
+		t.Fatalf("RetryInfo %v: want a delay within one token's refill (2s)", retry)
+	}
+	if _, err := in.routing.GetAssignment(as(t, tokens["admin"]), &pb.GetAssignmentRequest{Workspace: ws, LeadId: "slow3"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("the refused lead was recorded: %v", err)
+	}
+	for i := 0; i < 50; i++ {
+		if err := assign("fast", i); err != nil {
+			t.Fatalf("another token is limited too: %v", err)
+		}
+	}
+}
+
+// TestTokenReload: replacing the tokens (SIGHUP in leadrouterd) revokes the
+// old ones at once on open connections, admits the new ones, and leaves
+// open streams running.
+func TestTokenReload(t *testing.T) {
+	ws := redistest.Workspace(t)
+	old, oldSet := tokenSet(t, auth.Entry{Name: "admin", Workspace: ws, Role: auth.RoleAdmin})
+	a := server.NewAuth(oldSet, server.AuthOptions{})
+	in := startWith(t, redistest.RealStore(t), server.Options{Auth: a})
+	in.applyYAMLAs(t, as(t, old["admin"]), ws, watchConfig)
+	ctx, cancel := context.WithTimeout(as(t, old["admin"]), 20*time.Second)
+	defer cancel()
+	s, err := pb.NewEventServiceClient(in.conn).WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Header(); err != nil {
+		t.Fatal(err)
+	}
+
+	fresh, freshSet := tokenSet(t, auth.Entry{Name: "admin", Workspace: ws, Role: auth.RoleAdmin})
+	a.SetTokens(freshSet)
+	if _, err := in.routing.AssignLead(as(t, old["admin"]), &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: "x"}}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("revoked token: %v, want UNAUTHENTICATED", err)
+	}
+	if _, err := in.routing.AssignLead(as(t, fresh["admin"]), &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: "y"}}); err != nil {
+		t.Fatalf("new token: %v", err)
+	}
+	// The stream opened before the reload still gets the new lead's event.
+	e, err := s.Recv()
+	if err != nil || e.GetEvent().GetLeadId() != "y" {
+		t.Fatalf("stream after reload: %v %v", e, err)
+	}
+}
+
+// TestStreamsPerRep: a rep may hold MaxStreamsPerRep assignment streams on
+// one replica; one more is RESOURCE_EXHAUSTED, and closing one frees a slot.
+func TestStreamsPerRep(t *testing.T) {
+	in := startWith(t, redistest.RealStore(t), server.Options{MaxStreamsPerRep: 2})
+	ws := redistest.Workspace(t)
+	in.applyYAML(t, ws, watchConfig)
+	open := func() (context.CancelFunc, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		s, err := in.rep.WatchAssignments(ctx, &pb.WatchAssignmentsRequest{Workspace: ws, RepId: "a"})
+		if err == nil {
+			// The server sends headers once subscribed; a refused stream
+			// ends without them.
+			if md, _ := s.Header(); len(md.Get("leadrouter-epoch")) == 0 {
+				_, err = s.Recv()
+			}
+		}
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		return cancel, nil
+	}
+	first, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("third stream: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	first()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := open()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed stream's slot was not freed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
