@@ -15,7 +15,7 @@ help: ## list the targets
 
 .PHONY: run
 run: ## run leadrouterd on the embedded store with examples/routing.yaml loaded
-	$(GO) run ./cmd/leadrouterd --config examples/routing.yaml
+	$(GO) run ./cmd/leadrouterd --insecure --config examples/routing.yaml
 
 .PHONY: build
 build: ## build leadrouterd and leadctl into bin/
