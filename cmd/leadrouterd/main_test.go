@@ -39,6 +39,7 @@ type daemon struct {
 	cmd     *exec.Cmd
 	log     *bytes.Buffer
 	conn    *grpc.ClientConn
+	addr    string // gRPC
 	metrics string
 }
 
@@ -63,14 +64,21 @@ func build(t *testing.T) string {
 	return binary
 }
 
-// startDaemon runs leadrouterd with the flags and environment given and
-// waits until its health service says SERVING.
+// startDaemon runs leadrouterd (plaintext, --insecure) with the flags and
+// environment given and waits until its health service says SERVING.
 func startDaemon(t *testing.T, env []string, args ...string) *daemon {
+	t.Helper()
+	return launch(t, env, grpc.WithTransportCredentials(insecure.NewCredentials()), append([]string{"--insecure"}, args...)...)
+}
+
+// launch runs leadrouterd, connects with the credentials given and waits
+// until its health service says SERVING.
+func launch(t *testing.T, env []string, creds grpc.DialOption, args ...string) *daemon {
 	t.Helper()
 	grpcPort, _ := redistest.FreePort()
 	metricsPort, _ := redistest.FreePort()
 	d := &daemon{log: &bytes.Buffer{}, metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
-	d.cmd = exec.Command(build(t), append([]string{"--insecure", "--metrics-listen", d.metrics}, args...)...)
+	d.cmd = exec.Command(build(t), append([]string{"--metrics-listen", d.metrics}, args...)...)
 	d.cmd.Env = append(append(os.Environ(), fmt.Sprintf("LEADROUTER_LISTEN=127.0.0.1:%d", grpcPort)), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
@@ -82,7 +90,8 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemon {
 			d.cmd.Wait()
 		}
 	})
-	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	d.addr = fmt.Sprintf("127.0.0.1:%d", grpcPort)
+	conn, err := grpc.NewClient(d.addr, creds)
 	if err != nil {
 		t.Fatal(err)
 	}
