@@ -53,9 +53,10 @@ Commands:
   reps [list]                            list reps with presence and counts
   reps get REP_ID                        one rep
   reps status REP_ID STATUS              set presence: available, away, offline
-  token --role R [--workspace W] [--rep REP] [--name N]
-                                         create a bearer token and print its
-                                         --token-file entry (talks to no server)
+  token --role R [--workspace W] [--rep REP] [--name N] [--file F]
+                                         create a bearer token; print it and its
+                                         token-file entry, or add the entry to F
+                                         (talks to no server)
 
 Global flags:
 `

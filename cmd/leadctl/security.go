@@ -85,17 +85,19 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 // --insecure server too; over the network, use TLS.
 func (b bearer) RequireTransportSecurity() bool { return false }
 
-// token creates a token and prints it with its token-file entry.
+// tokenCommand creates a token and prints it with its token-file entry, or
+// appends the entry to a token file (--file; created when missing).
 func tokenCommand(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	var e auth.Entry
-	var role string
+	var role, file string
 	fs.StringVar(&e.Workspace, "workspace", "default", "workspace the token is bound to")
 	fs.StringVar(&role, "role", "", "intake, rep, manager or admin")
 	fs.StringVar(&e.RepID, "rep", "", "the rep a rep token acts for")
 	fs.StringVar(&e.Name, "name", "", "a name for logs (e.g. web-forms, ava-desktop)")
 	fs.Float64Var(&e.AssignRate, "assign-rate", 0, "this token's AssignLead calls per second (0: the server's --assign-rate)")
 	fs.IntVar(&e.AssignBurst, "assign-burst", 0, "this token's AssignLead burst")
+	fs.StringVar(&file, "file", "", "append the entry to this token file (then kill -HUP leadrouterd)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,15 +106,37 @@ func tokenCommand(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The entry must load: check it the way the server will.
-	body, err := yaml.Marshal(auth.File{Tokens: []auth.Entry{entry}})
+	var f auth.File
+	if file != "" {
+		body, err := os.ReadFile(file)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := yaml.Unmarshal(body, &f); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	f.Tokens = append(f.Tokens, entry)
+	body, err := yaml.Marshal(f)
 	if err != nil {
 		return err
 	}
+	// The file must load: check it the way the server will.
 	if _, err := auth.ParseFile(bytes.NewReader(body)); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "# token (shown once; give it to the client, e.g. LEADROUTER_TOKEN):\n# %s\n", token)
-	fmt.Fprintf(out, "# token file entry (append under tokens: in the --token-file, then SIGHUP leadrouterd):\n%s", body)
+	fmt.Fprintf(out, "# token (shown once; give it to the client, e.g. as LEADROUTER_TOKEN):\n# %s\n", token)
+	if file == "" {
+		fmt.Fprintf(out, "# token file entry (add it under tokens: in the --token-file, then kill -HUP leadrouterd):\n%s", body)
+		return nil
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, body, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "# added to %s (%d tokens): kill -HUP leadrouterd to load it\n", file, len(f.Tokens))
 	return nil
 }

@@ -37,6 +37,13 @@ func TestTokenCommand(t *testing.T) {
 	if _, err := leadctl(t, "unused", "token", "--role", "root"); err == nil {
 		t.Fatal("role root accepted")
 	}
+	// --file appends to a token file, creating it first.
+	file := t.TempDir() + "/tokens.yaml"
+	mustRun(t, "unused", "token", "--file", file, "--role", "intake", "--workspace", "acme")
+	mustRun(t, "unused", "token", "--file", file, "--role", "manager", "--workspace", "acme")
+	if set, err := auth.LoadFile(file); err != nil || set.Len() != 2 {
+		t.Fatalf("token file after two appends: %v %v", set, err)
+	}
 }
 
 // TestTLSAndToken: leadctl reaches a TLS server with --ca and a token, and
