@@ -49,6 +49,14 @@ func TestUndecodableRequests(t *testing.T) {
 	lead := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "\xc3\x28")
 	badLead := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), lead)
 	truncated := protowire.AppendTag(nil, 2, protowire.BytesType) // a length that never comes
+	// An unknown field nested 20,000 groups deep.
+	var deep []byte
+	for i := 0; i < 20000; i++ {
+		deep = protowire.AppendTag(deep, 99, protowire.StartGroupType)
+	}
+	for i := 0; i < 20000; i++ {
+		deep = protowire.AppendTag(deep, 99, protowire.EndGroupType)
+	}
 	for name, c := range map[string]struct {
 		method string
 		body   []byte
@@ -57,6 +65,7 @@ func TestUndecodableRequests(t *testing.T) {
 		"invalid UTF-8 lead id":   {"/leadrouter.v1.RoutingService/AssignLead", badLead},
 		"truncated message":       {"/leadrouter.v1.RoutingService/AssignLead", truncated},
 		"invalid UTF-8 rep call":  {"/leadrouter.v1.RepService/AcceptOffer", badUTF8},
+		"deeply nested":           {"/leadrouter.v1.RoutingService/AssignLead", deep},
 	} {
 		err := in.conn.Invoke(ctxT(t), c.method, &rawMsg{c.body}, &rawMsg{}, grpc.ForceCodecV2(rawCodec{}))
 		if st := wantCode(t, err, codes.InvalidArgument); !strings.Contains(st.Message(), "does not decode") {
