@@ -26,6 +26,10 @@ test: redis-server ## run every test (race detector when cgo is available) again
 	@[ -n "$(RACE)" ] || echo "note: no C compiler for cgo; running without -race"
 	$(GO) test $(RACE) -count=1 -timeout 20m $(PKGS)
 
+.PHONY: chaos
+chaos: redis-server ## the fault tests (part of make test) against real redis-server and leadrouterd processes; prints what each checked
+	$(GO) test $(RACE) -count=1 -v -run Chaos ./chaos/
+
 .PHONY: redis-server
 redis-server: # the tests start their own redis-server (or use REDIS_URL); install it when missing
 	@if [ -z "$$REDIS_URL" ] && ! command -v redis-server >/dev/null 2>&1; then \
@@ -36,8 +40,18 @@ redis-server: # the tests start their own redis-server (or use REDIS_URL); insta
 	fi
 
 .PHONY: bench
-bench: redis-server ## run the Go benchmarks of the hot path (allocs/op included)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./engine/... ./server/...
+bench: redis-server ## AssignLead vs a one-EVALSHA gRPC baseline (leadbench), config scale, stream delivery, allocs/op; see BENCHMARKS.md
+# Every step runs, and the target fails at the end if any step failed.
+# LEADBENCH_FLAGS passes flags to leadbench (go run ./cmd/leadbench -h).
+	@set -u; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; failed=""; \
+	step() { echo "+ $$*"; "$$@" || failed="$$failed\n  $$*"; }; \
+	echo "+ $(GO) build -o $$dir/ ./cmd/leadrouterd ./cmd/leadbench"; \
+	$(GO) build -o "$$dir/" ./cmd/leadrouterd ./cmd/leadbench || exit 1; \
+	step "$$dir/leadbench" --leadrouterd "$$dir/leadrouterd" $(LEADBENCH_FLAGS); \
+	step $(GO) test -run '^$$' -bench ConfigScale -benchtime 3000x -benchmem ./server; \
+	step $(GO) test -run '^$$' -bench WatchAssignmentsFanout -benchtime 1x -benchmem ./server; \
+	step $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./engine/...; \
+	if [ -n "$$failed" ]; then printf "make bench: failed:$$failed\n" >&2; exit 1; fi
 
 .PHONY: proto
 proto: ## regenerate gen/ from proto/ with buf and the plugins pinned in go.mod
@@ -58,6 +72,8 @@ lint: ## gofmt, go vet, buf lint and buf format
 	$(BUF) format -d --exit-code
 
 .PHONY: fuzz
-fuzz: ## run each fuzzer for FUZZTIME (default 30s)
+fuzz: ## run each fuzzer for FUZZTIME (default 30s); seed corpora are in */testdata/fuzz
 	$(GO) test ./engine -run '^$$' -fuzz FuzzNormalizeLead -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./engine -run '^$$' -fuzz FuzzParseConfigYAML -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./server -run '^$$' -fuzz FuzzConfigFromProto -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./auth -run '^$$' -fuzz FuzzParseFile -fuzztime $${FUZZTIME:-30s}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/leadrouter/leadrouter/engine"
+	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/redistest"
+	"github.com/leadrouter/leadrouter/store"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+// TestBenchConfig: the config is valid and nothing in it can hold a lead
+// back (offers, caps, capacity, working hours).
+func TestBenchConfig(t *testing.T) {
+	cfg := benchConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range cfg.Pools {
+		if p.Accept() != 0 {
+			t.Errorf("pool %s offers (accept_within %v): leads would not be assigned at once", p.ID, p.Accept())
+		}
+		for _, m := range p.Members {
+			if m.DailyCap != 0 {
+				t.Errorf("pool %s caps %s", p.ID, m.RepID)
+			}
+		}
+	}
+	for _, r := range cfg.Reps {
+		if r.MaxOpen != 0 || r.DailyCap != 0 || r.WorkingHours != nil || len(r.OutOfOffice) > 0 || r.InitialStatus != engine.StatusAvailable {
+			t.Errorf("rep %s can become ineligible", r.ID)
+		}
+	}
+}
+
+func leadFromProto(l *pb.Lead) engine.Lead {
+	return engine.Lead{ID: l.Id, Email: l.Email, FirstName: l.FirstName, LastName: l.LastName, Company: l.Company,
+		CompanyDomain: l.CompanyDomain, Country: l.Country, Region: l.Region, PostalCode: l.PostalCode,
+		Industry: l.Industry, EmployeeCount: l.EmployeeCount, Source: l.Source, Product: l.Product,
+		Language: l.Language, Score: l.Score, Attributes: l.Attributes, SubmittedAt: l.SubmittedAt.AsTime()}
+}
+
+// TestLeadsAreAssignedAcrossRules routes generated leads through the engine
+// (embedded store): every one is valid and ASSIGNED, ids are unique, and
+// the leads exercise most rules, pools and routes.
+func TestLeadsAreAssignedAcrossRules(t *testing.T) {
+	emb, err := store.StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	eng := engine.New(emb, engine.WithLogger(slog.New(slog.DiscardHandler)))
+	ctx := context.Background()
+	if _, err := eng.ApplyConfig(ctx, "bench", benchConfig(), nil); err != nil {
+		t.Fatal(err)
+	}
+	g := newLeadGen(1, "abcdef-a01-c008-w000")
+	ids := map[string]bool{}
+	rules, pools, routes := map[string]int{}, map[string]int{}, map[string]int{}
+	n := 600
+	if testing.Short() {
+		n = 150
+	}
+	for range n {
+		l := g.next(time.Now())
+		if ids[l.Id] {
+			t.Fatalf("duplicate lead id %s", l.Id)
+		}
+		ids[l.Id] = true
+		a, dup, err := eng.AssignLead(ctx, "bench", leadFromProto(l))
+		if err != nil {
+			t.Fatalf("lead %+v: %v", l, err)
+		}
+		if dup || a.State != engine.StateAssigned {
+			t.Fatalf("lead %s: state %s, duplicate %v: %s", l.Id, a.State, dup, a.Reason)
+		}
+		rules[a.RuleID]++
+		pools[a.PoolID]++
+		routes[a.Route]++
+	}
+	t.Logf("rules %v\npools %v\nroutes %v", rules, pools, routes)
+	if len(rules) < 10 || len(pools) < 8 {
+		t.Errorf("leads matched %d rules and %d pools; want a varied mix", len(rules), len(pools))
+	}
+	if routes["account owner"] == 0 || routes["sticky owner"] == 0 {
+		t.Errorf("routes %v: want account-owner and sticky leads too", routes)
+	}
+}
+
+// TestSameSeedSameLeads: both servers receive the same leads, of the same
+// size, but for the ids' server letter.
+func TestSameSeedSameLeads(t *testing.T) {
+	a, b := newLeadGen(42, "abcdef-a01-c032-w007"), newLeadGen(42, "abcdef-b01-c032-w007")
+	now := time.Now()
+	for range 200 {
+		la, lb := a.next(now), b.next(now)
+		if proto.Size(la) != proto.Size(lb) {
+			t.Fatalf("sizes differ: %d, %d", proto.Size(la), proto.Size(lb))
+		}
+		la.Id, la.Email = lb.Id, lb.Email
+		if !proto.Equal(la, lb) {
+			t.Fatalf("leads differ:\n%v\n%v", la, lb)
+		}
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	inf := math.Inf(1)
+	// 100 observations: 50 in (0, 1ms], 40 in (1ms, 2ms], 9 in (2ms, 4ms], 1 above.
+	h := &histogram{bounds: []float64{0.001, 0.002, 0.004, inf}, counts: []float64{50, 90, 99, 100}, count: 100, sum: 0.15}
+	for _, c := range []struct{ q, want float64 }{
+		{0.5, 0.001},     // the top of the first bucket
+		{0.25, 0.0005},   // half way through the first bucket
+		{0.7, 0.0015},    // half way through the second
+		{0.99, 0.004},    // the top of the third
+		{0.995, 0.004},   // in +Inf: the largest finite bound
+		{0.945, 0.003},   // half way through the third
+		{0.90, 0.002},    // the top of the second
+		{0.0001, 2e-7},   // near zero
+		{0.9999, 0.004},  // +Inf again
+		{0.6, 0.00125},   // a quarter into the second
+		{0.1, 0.0002},    // a fifth into the first
+		{0.95, 0.003111}, // 5/9 into the third
+	} {
+		if got := h.quantile(c.q); math.Abs(got-c.want) > 1e-6 {
+			t.Errorf("quantile(%v) = %v, want %v", c.q, got, c.want)
+		}
+	}
+	before := &histogram{bounds: h.bounds, counts: []float64{40, 40, 40, 40}, count: 40, sum: 0.01}
+	d := h.sub(before)
+	if d.count != 60 || d.counts[0] != 10 || d.counts[3] != 60 || math.Abs(d.sum-0.14) > 1e-9 {
+		t.Errorf("sub: %+v", d)
+	}
+	if !math.IsNaN((&histogram{bounds: h.bounds, counts: make([]float64, 4)}).quantile(0.5)) {
+		t.Error("an empty histogram has no quantile")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	s := newSample()
+	for i := 100; i >= 1; i-- {
+		s.lat = append(s.lat, time.Duration(i)*time.Millisecond)
+	}
+	s.finish()
+	for p, want := range map[float64]time.Duration{50: 50 * time.Millisecond, 99: 99 * time.Millisecond, 100: 100 * time.Millisecond, 0.1: time.Millisecond} {
+		if got := s.pct(p); got != want {
+			t.Errorf("pct(%v) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func TestComma(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -12345: "-12,345"} {
+		if got := comma(n); got != want {
+			t.Errorf("comma(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// startBaseline serves the baseline in-process on a real listener and
+// returns a client of it and the Redis it uses.
+func startTestBaseline(t *testing.T) (pb.RoutingServiceClient, *redis.Client) {
+	t.Helper()
+	opts, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	sha, err := rdb.ScriptLoad(context.Background(), baselineScript).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	pb.RegisterRoutingServiceServer(srv, &baselineServer{rdb: rdb, sha: sha})
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return pb.NewRoutingServiceClient(conn), rdb
+}
+
+// TestBaselineOneEvalsha: the baseline's AssignLead is exactly one EVALSHA
+// (and the one command the script runs) per call.
+func TestBaselineOneEvalsha(t *testing.T) {
+	c, rdb := startTestBaseline(t)
+	ctx := context.Background()
+	g := newLeadGen(3, "abcdef-b01-c001-w000")
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for range n {
+		resp, err := c.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: "bench", Lead: g.next(time.Now())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetAssignment().GetState() != pb.AssignmentState_ASSIGNMENT_STATE_ASSIGNED {
+			t.Fatalf("state %v", resp.GetAssignment().GetState())
+		}
+	}
+	stats, err := redisCommandStats(ctx, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range stats {
+		switch name {
+		case "evalsha", "hincrby":
+			if st.calls != n {
+				t.Errorf("%s: %d calls for %d requests", name, st.calls, n)
+			}
+		case "info", "config|resetstat":
+		default:
+			t.Errorf("unexpected command %s (%d calls)", name, st.calls)
+		}
+	}
+}
+
+// TestLoops runs both load generators briefly against the baseline.
+func TestLoops(t *testing.T) {
+	c, _ := startTestBaseline(t)
+	clients := []pb.RoutingServiceClient{c, c}
+	ctx := context.Background()
+	gens := func(n int, letter byte) []*leadGen {
+		gs := make([]*leadGen, n)
+		for w := range gs {
+			gs[w] = newLeadGen(uint64(w), fmt.Sprintf("abcdef-%c01-c004-w%03d", letter, w))
+		}
+		return gs
+	}
+	s := closedLoop(ctx, clients, "bench", 200*time.Millisecond, gens(4, 'b'))
+	if s.errs > 0 || s.n() == 0 || s.elapsed < 200*time.Millisecond || s.pct(50) > s.pct(99) {
+		t.Errorf("closed loop: %d calls, %d failed (%v), %v, p50 %v p99 %v", s.n(), s.errs, s.firstErr, s.elapsed, s.pct(50), s.pct(99))
+	}
+	if s.notAssigned() != 0 || s.respSize() == 0 {
+		t.Errorf("closed loop: %d not assigned, response %d B", s.notAssigned(), s.respSize())
+	}
+	o := openLoop(ctx, clients, "bench", 500, 300*time.Millisecond, gens(4, 'c'))
+	if o.errs > 0 || o.sent != 150 || o.n() != 150 || o.service.n() != 150 {
+		t.Errorf("open loop: %d sent, %d answered, %d failed (%v)", o.sent, o.n(), o.errs, o.firstErr)
+	}
+	if o.pct(99) < o.service.pct(0.1) {
+		t.Errorf("open loop: latency from the schedule %v below the service time %v", o.pct(99), o.service.pct(0.1))
+	}
+}
