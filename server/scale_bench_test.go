@@ -15,14 +15,16 @@ import (
 
 // scaleConfig builds a routing config of US postal territories: rules
 // territories with 4-digit prefixes, reps reps in pools of poolSize, and a
-// default rule.
+// default rule. Pools assign at once (accept_within: 0s), so the benchmark
+// measures routing, not reps running out of room for open offers.
 func scaleConfig(rules, reps, poolSize int) *engine.Config {
 	cfg := &engine.Config{}
 	for i := 0; i < reps; i++ {
 		cfg.Reps = append(cfg.Reps, engine.Rep{ID: fmt.Sprint("r", i), Timezone: "America/New_York"})
 	}
 	for p := 0; p < reps/poolSize; p++ {
-		pool := engine.Pool{ID: fmt.Sprint("p", p)}
+		var now engine.Duration
+		pool := engine.Pool{ID: fmt.Sprint("p", p), AcceptWithin: &now}
 		for j := 0; j < poolSize; j++ {
 			pool.Members = append(pool.Members, engine.Member{RepID: fmt.Sprint("r", p*poolSize+j)})
 		}
