@@ -9,6 +9,8 @@
 package metrics
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -48,6 +50,7 @@ type Metrics struct {
 	subscribers    *prometheus.GaugeVec
 	eventDelivery  *prometheus.HistogramVec
 	redisErrors    *prometheus.CounterVec
+	redisTimeouts  *prometheus.CounterVec
 	handlerPanics  prometheus.Counter
 	grpc           *grpcprom.ServerMetrics
 }
@@ -102,7 +105,9 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 		"Time from an event's production (its state change in Redis) to its sending on a stream; live events only, not a resumed backlog.",
 		deliveryBkts)
 	m.redisErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "redis_errors_total",
-		Help: "Failed Redis calls by operation (script or command)."}, []string{"op"})
+		Help: "Failed Redis calls by operation (script or command): errors from Redis or its connection, and health pings Redis did not answer in time."}, []string{"op"})
+	m.redisTimeouts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "redis_timeouts_total",
+		Help: "Calls whose deadline ran out while they waited for Redis, by operation: a slow Redis, or callers with tight deadlines (each was answered UNAVAILABLE)."}, []string{"op"})
 	m.handlerPanics = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "handler_panics_total",
 		Help: "gRPC handler panics recovered (each became INTERNAL for its call)."})
 	m.grpc = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
@@ -111,8 +116,9 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 		m.subscribers.WithLabelValues(s)
 	}
 	m.redisErrors.WithLabelValues("ping") // a series from the start, so rate() sees the first error
+	m.redisTimeouts.WithLabelValues("lead_decide")
 	reg.MustRegister(m.assignDuration, m.assignments, m.offerAccept, m.offers, m.speedToLead, m.slaBreaches,
-		m.queueWait, m.autoPaused, m.subscribers, m.eventDelivery, m.redisErrors, m.handlerPanics, m.grpc)
+		m.queueWait, m.autoPaused, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.grpc)
 	return m
 }
 
@@ -183,9 +189,17 @@ func observe(o prometheus.Observer, d time.Duration) {
 	}
 }
 
-// StoreFailed implements engine.Observer.
+// StoreFailed implements engine.Observer. A call whose deadline ran out
+// is a timeout, not an error: the deadline is often the caller's own (a
+// client that allows 5 ms), and Redis may be healthy. The health ping's
+// deadline is the service's own, so a ping Redis does not answer in time
+// is an error: that is how a hung Redis shows up in redis_errors_total.
 func (m *Metrics) StoreFailed(op string, err error) {
 	if m == nil {
+		return
+	}
+	if errors.Is(err, context.DeadlineExceeded) && op != "ping" {
+		m.redisTimeouts.WithLabelValues(op).Inc()
 		return
 	}
 	m.redisErrors.WithLabelValues(op).Inc()

@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -350,5 +351,36 @@ func TestRedisErrorsCounted(t *testing.T) {
 	}
 	if got := r.value(t, "leadrouter_state_scrape_errors", ""); got != 1 {
 		t.Errorf("state_scrape_errors = %v, want 1 with Redis gone", got)
+	}
+}
+
+// TestDeadlinesAreTimeouts: a call whose deadline runs out on a healthy
+// Redis (a client allowing too little time) is a timeout, not a Redis
+// error, so LeadrouterRedisErrors stays quiet; the health ping's deadline
+// is the service's own, so a ping that runs out is an error.
+func TestDeadlinesAreTimeouts(t *testing.T) {
+	emb, err := store.StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	r := newReplica(t, emb.Redis, engine.SystemClock{}, metrics.Options{})
+	emb.Observe(r.m)
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if _, err := emb.LoadConfig(expired, "default"); !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("LoadConfig past its deadline: %v, want ErrUnavailable", err)
+	}
+	if err := emb.Ping(expired); err == nil {
+		t.Fatal("Ping past its deadline succeeded")
+	}
+	if got := r.value(t, "leadrouter_redis_timeouts_total", "op=load_config"); got != 1 {
+		t.Errorf("redis_timeouts_total{op=load_config} = %v, want 1", got)
+	}
+	if got := r.value(t, "leadrouter_redis_errors_total", "op=load_config"); got != -1 {
+		t.Errorf("redis_errors_total{op=load_config} = %v, want no such series (Redis is healthy)", got)
+	}
+	if got := r.value(t, "leadrouter_redis_errors_total", "op=ping"); got != 1 {
+		t.Errorf("redis_errors_total{op=ping} = %v, want 1", got)
 	}
 }
