@@ -24,13 +24,17 @@ import (
 	"github.com/leadrouter/leadrouter/metrics"
 )
 
+// DefaultHealthInterval is how often the store is pinged to set the health
+// status: NOT_SERVING follows a Redis outage within about two intervals.
+const DefaultHealthInterval = 2 * time.Second
+
 // Options configure New.
 type Options struct {
 	Logger *slog.Logger
 	// Reflection registers server reflection (grpcurl works without protos).
 	Reflection bool
 	// HealthInterval is how often the store is pinged to set the health
-	// status (default 2s).
+	// status (default DefaultHealthInterval).
 	HealthInterval time.Duration
 	// ServerOptions are passed to grpc.NewServer after leadrouter's own.
 	ServerOptions []grpc.ServerOption
@@ -116,7 +120,7 @@ func New(e *engine.Engine, o Options) *Server {
 		interval: o.HealthInterval,
 	}
 	if s.interval <= 0 {
-		s.interval = 2 * time.Second
+		s.interval = DefaultHealthInterval
 	}
 	s.watcher = engine.NewWatcher(e.Store(), log, o.WatchBuffer)
 	h := &handlers{engine: e, watcher: s.watcher, log: log, metrics: o.Metrics,

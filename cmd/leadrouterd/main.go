@@ -32,7 +32,7 @@ import (
 
 type options struct {
 	listen, metricsListen, redisURL, config, workspace, logLevel, logFormat string
-	shutdownTimeout, sweepInterval                                          time.Duration
+	shutdownTimeout, sweepInterval, healthInterval                          time.Duration
 	reflection, metricsWorkspaceLabel, pprof                                bool
 
 	// Transport, identity and limits (security.go).
@@ -63,6 +63,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish on SIGTERM")
+	fs.DurationVar(&o.healthInterval, "health-interval", server.DefaultHealthInterval, "how often Redis is pinged to set the health service (a ping gets the same time to answer)")
 	fs.BoolVar(&o.reflection, "reflection", true, "register gRPC server reflection")
 	fs.DurationVar(&o.sweepInterval, "sweep-interval", 100*time.Millisecond, "how often due timers are fired (queues drain every 10 sweeps)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) of the gRPC listener")
@@ -134,7 +135,7 @@ func run() error {
 	}
 	srv := server.New(eng, server.Options{Logger: log, Reflection: o.reflection, Metrics: m, Auth: sec.auth,
 		DefaultDeadline: o.defaultDeadline, MaxRecvBytes: o.maxMsgBytes, MaxStreamsPerRep: o.maxStreamsPerRep,
-		ServerOptions: transport})
+		HealthInterval: o.healthInterval, ServerOptions: transport})
 	healthCtx, stopHealth := context.WithCancel(ctx)
 	defer stopHealth()
 	go srv.WatchHealth(healthCtx)
