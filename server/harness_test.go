@@ -41,16 +41,19 @@ func start(t testing.TB, st engine.Store, opts ...engine.Option) *instance {
 	return startWith(t, st, server.Options{}, opts...)
 }
 
-// startWith is start with server options (logger, reflection and health
-// interval are set here).
+// startWith is start with server options (reflection and health interval
+// are set here; the logger, unless given, discards).
 func startWith(t testing.TB, st engine.Store, o server.Options, opts ...engine.Option) *instance {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Logger, o.Reflection, o.HealthInterval = quiet, true, 50*time.Millisecond
-	srv := server.New(engine.New(st, append([]engine.Option{engine.WithLogger(quiet)}, opts...)...), o)
+	if o.Logger == nil {
+		o.Logger = quiet
+	}
+	o.Reflection, o.HealthInterval = true, 50*time.Millisecond
+	srv := server.New(engine.New(st, append([]engine.Option{engine.WithLogger(o.Logger)}, opts...)...), o)
 	ctx, cancel := context.WithCancel(context.Background())
 	go srv.WatchHealth(ctx)
 	go srv.Serve(lis)
