@@ -50,7 +50,10 @@ func validRole(r Role) bool {
 
 // Identity is who a token says the caller is.
 type Identity struct {
-	Name      string // the token's name in the file, for logs
+	Name string // the token's name in the file, or a JWT's subject, for logs
+	// Key names the credential for per-token limits: "token:<sha256>"
+	// for a token file entry, "jwt:<issuer>|<subject>" for a JWT.
+	Key       string
 	Workspace string
 	Role      Role
 	RepID     string // RoleRep only
@@ -83,9 +86,21 @@ type File struct {
 	Tokens []Entry `yaml:"tokens"`
 }
 
-// Tokens is a parsed, checked token file: token hash -> identity.
+// Tokens are the credentials a server accepts: a parsed, checked token
+// file (token hash -> identity) and, optionally, JWTs a key verifies.
 type Tokens struct {
 	byHash map[string]*Identity
+	jwt    *JWT
+}
+
+// WithJWT returns t also accepting the JWTs j verifies (t may be nil: JWTs
+// only).
+func (t *Tokens) WithJWT(j *JWT) *Tokens {
+	c := Tokens{jwt: j}
+	if t != nil {
+		c.byHash = t.byHash
+	}
+	return &c
 }
 
 // Len is the number of tokens.
@@ -123,31 +138,46 @@ func ParseFile(r io.Reader) (*Tokens, error) {
 		} else if _, dup := t.byHash[h]; dup {
 			bad(i, "sha256", "the same token appears twice")
 		}
-		ws, err := engine.NormalizeWorkspace(e.Workspace)
-		if e.Workspace == "" {
-			bad(i, "workspace", "required (a token is bound to one workspace)")
-		} else if err != nil {
-			bad(i, "workspace", "%v", err)
-		}
-		if !validRole(e.Role) {
-			bad(i, "role", "%q: want one of intake, rep, manager, admin", e.Role)
-		}
-		switch {
-		case e.Role == RoleRep && e.RepID == "":
-			bad(i, "rep_id", "required for role rep")
-		case e.Role != RoleRep && e.RepID != "":
-			bad(i, "rep_id", "only a rep token names a rep")
+		ws, problems := checkBinding(e.Workspace, e.Role, e.RepID)
+		for _, p := range problems {
+			bad(i, p.field, "%s", p.msg)
 		}
 		if e.AssignRate < 0 || e.AssignBurst < 0 {
 			bad(i, "assign_rate", "must not be negative")
 		}
-		t.byHash[h] = &Identity{Name: e.Name, Workspace: ws, Role: e.Role, RepID: e.RepID,
+		t.byHash[h] = &Identity{Name: e.Name, Key: "token:" + h, Workspace: ws, Role: e.Role, RepID: e.RepID,
 			AssignRate: e.AssignRate, AssignBurst: e.AssignBurst}
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("token file: %s", strings.Join(problems, "; "))
 	}
 	return t, nil
+}
+
+// problem is one thing wrong with a credential's binding.
+type problem struct{ field, msg string }
+
+// checkBinding checks what a credential is bound to, the same for a token
+// file entry and a JWT's claims: one workspace, a role, and for a rep
+// (only) the rep's id. It returns the normalized workspace.
+func checkBinding(workspace string, role Role, repID string) (string, []problem) {
+	var out []problem
+	ws, err := engine.NormalizeWorkspace(workspace)
+	if workspace == "" {
+		out = append(out, problem{"workspace", "required (a credential is bound to one workspace)"})
+	} else if err != nil {
+		out = append(out, problem{"workspace", err.Error()})
+	}
+	if !validRole(role) {
+		out = append(out, problem{"role", fmt.Sprintf("%q: want one of intake, rep, manager, admin", role)})
+	}
+	switch {
+	case role == RoleRep && repID == "":
+		out = append(out, problem{"rep_id", "required for role rep"})
+	case role != RoleRep && repID != "":
+		out = append(out, problem{"rep_id", "only a rep credential names a rep"})
+	}
+	return ws, out
 }
 
 // LoadFile parses the token file at path.
@@ -167,10 +197,14 @@ func LoadFile(path string) (*Tokens, error) {
 // ErrUnknownToken: no token of the file has this hash.
 var ErrUnknownToken = errors.New("unknown token")
 
-// Lookup returns the identity of a presented token.
+// Lookup returns the identity of a presented token: a JWT when a JWT key
+// is set and the token has a JWT's three parts, else a token of the file.
 func (t *Tokens) Lookup(token string) (*Identity, error) {
 	if token == "" {
 		return nil, ErrUnknownToken
+	}
+	if t.jwt != nil && looksLikeJWT(token) {
+		return t.jwt.Verify(token)
 	}
 	id, ok := t.byHash[Hash(token)]
 	if !ok {

@@ -47,7 +47,7 @@ func TestParseFileProblems(t *testing.T) {
 		{"bad workspace", "tokens: [{sha256: " + hashA + ", workspace: 'a b', role: intake}]", "tokens[0].workspace"},
 		{"unknown role", "tokens: [{sha256: " + hashA + ", workspace: w, role: root}]", `tokens[0].role: "root"`},
 		{"rep without rep_id", "tokens: [{sha256: " + hashA + ", workspace: w, role: rep}]", "tokens[0].rep_id: required"},
-		{"rep_id on intake", "tokens: [{sha256: " + hashA + ", workspace: w, role: intake, rep_id: ava}]", "tokens[0].rep_id: only a rep token"},
+		{"rep_id on intake", "tokens: [{sha256: " + hashA + ", workspace: w, role: intake, rep_id: ava}]", "tokens[0].rep_id: only a rep credential"},
 		{"negative rate", "tokens: [{sha256: " + hashA + ", workspace: w, role: intake, assign_rate: -1}]", "tokens[0].assign_rate"},
 		{"unknown field", "tokens: [{sha256: " + hashA + ", workspace: w, role: intake, scope: all}]", "scope"},
 		{"not yaml", "tokens: [", "token file"},

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -53,8 +54,13 @@ type Auth struct {
 	burst  int
 
 	mu       sync.Mutex
-	limiters map[*auth.Identity]*rate.Limiter
+	limiters map[string]*rate.Limiter // by Identity.Key
 }
+
+// maxLimiters bounds the limiters kept: JWT subjects are not listed
+// anywhere, so a flood of distinct valid JWTs must not grow memory without
+// end. Past it the buckets start over (full), which errs towards serving.
+const maxLimiters = 100_000
 
 // AuthOptions configure NewAuth.
 type AuthOptions struct {
@@ -67,7 +73,7 @@ type AuthOptions struct {
 
 // NewAuth returns an Auth accepting the given tokens.
 func NewAuth(t *auth.Tokens, o AuthOptions) *Auth {
-	a := &Auth{rate: rate.Limit(o.AssignRate), burst: o.AssignBurst, limiters: map[*auth.Identity]*rate.Limiter{}}
+	a := &Auth{rate: rate.Limit(o.AssignRate), burst: o.AssignBurst, limiters: map[string]*rate.Limiter{}}
 	a.SetTokens(t)
 	return a
 }
@@ -77,7 +83,7 @@ func NewAuth(t *auth.Tokens, o AuthOptions) *Auth {
 func (a *Auth) SetTokens(t *auth.Tokens) {
 	a.tokens.Store(t)
 	a.mu.Lock()
-	a.limiters = map[*auth.Identity]*rate.Limiter{} // identities of the old file are gone
+	a.limiters = map[string]*rate.Limiter{} // limits may have changed with the file
 	a.mu.Unlock()
 }
 
@@ -101,8 +107,11 @@ func (a *Auth) authenticate(ctx context.Context) (*auth.Identity, error) {
 		return nil, status.Error(codes.Unauthenticated, "malformed authorization metadata: want Bearer <token>")
 	}
 	id, err := a.tokens.Load().Lookup(strings.TrimSpace(token))
-	if err != nil {
+	switch {
+	case errors.Is(err, auth.ErrUnknownToken):
 		return nil, status.Error(codes.Unauthenticated, "unknown or revoked token")
+	case err != nil: // a JWT that does not verify says why (expired, wrong issuer, ...)
+		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	return id, nil
 }
@@ -147,10 +156,13 @@ func (a *Auth) allow(id *auth.Identity) error {
 		burst = max(1, int(limit))
 	}
 	a.mu.Lock()
-	l, ok := a.limiters[id]
+	l, ok := a.limiters[id.Key]
 	if !ok {
+		if len(a.limiters) >= maxLimiters {
+			clear(a.limiters)
+		}
 		l = rate.NewLimiter(limit, burst)
-		a.limiters[id] = l
+		a.limiters[id.Key] = l
 	}
 	a.mu.Unlock()
 	r := l.Reserve()

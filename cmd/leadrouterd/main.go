@@ -37,6 +37,7 @@ type options struct {
 
 	// Transport, identity and limits (security.go).
 	tlsCert, tlsKey, tlsClientCA, tokenFile, redisCA string
+	jwtKey, jwtIssuer, jwtAudience                   string
 	insecure                                         bool
 	assignRate                                       float64
 	assignBurst, maxMsgBytes, maxStreamsPerRep       int
@@ -71,6 +72,9 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "CA (PEM) client certificates must be signed by (mTLS)")
 	fs.BoolVar(&o.insecure, "insecure", false, "serve plaintext gRPC (local development only)")
 	fs.StringVar(&o.tokenFile, "token-file", "", "bearer token file (YAML, see leadctl token); reloaded on SIGHUP")
+	fs.StringVar(&o.jwtKey, "jwt-key", "", "accept JWTs verified with this key file: a PEM public key (RS256, ES256, EdDSA) or an HS256 secret; reloaded on SIGHUP")
+	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "required iss claim of JWTs")
+	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "required aud claim of JWTs")
 	fs.Float64Var(&o.assignRate, "assign-rate", 500, "AssignLead calls per second per token, unless its entry says otherwise (0: unlimited)")
 	fs.IntVar(&o.assignBurst, "assign-burst", 1000, "AssignLead burst per token")
 	fs.DurationVar(&o.defaultDeadline, "default-deadline", server.DefaultDeadline, "deadline of a unary call whose client sets none")

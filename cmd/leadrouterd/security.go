@@ -43,21 +43,23 @@ func newSecurity(o *options, log *slog.Logger) (*security, error) {
 		return nil, errors.New("--insecure and --tls-cert contradict each other: choose one")
 	case !tlsOn && !o.insecure:
 		return nil, errors.New("refusing to serve plaintext gRPC: give --tls-cert and --tls-key, or --insecure for local development")
-	case tlsOn && o.tokenFile == "":
-		return nil, errors.New("--tls-cert needs --token-file: without tokens every caller could do everything")
+	case tlsOn && o.tokenFile == "" && o.jwtKey == "":
+		return nil, errors.New("--tls-cert needs --token-file or --jwt-key: without tokens every caller could do everything")
+	case o.jwtKey == "" && (o.jwtIssuer != "" || o.jwtAudience != ""):
+		return nil, errors.New("--jwt-issuer and --jwt-audience need --jwt-key")
 	}
 	if tlsOn {
 		if err := s.loadCert(); err != nil {
 			return nil, err
 		}
 	}
-	if o.tokenFile != "" {
-		t, err := auth.LoadFile(o.tokenFile)
+	if o.tokenFile != "" || o.jwtKey != "" {
+		t, err := s.loadCredentials()
 		if err != nil {
 			return nil, err
 		}
 		s.auth = server.NewAuth(t, server.AuthOptions{AssignRate: o.assignRate, AssignBurst: o.assignBurst})
-		log.Info("bearer tokens required", "file", o.tokenFile, "tokens", t.Len())
+		log.Info("bearer tokens required", "file", o.tokenFile, "tokens", t.Len(), "jwt_key", o.jwtKey)
 	}
 	switch {
 	case o.insecure && s.auth == nil:
@@ -66,6 +68,27 @@ func newSecurity(o *options, log *slog.Logger) (*security, error) {
 		log.Warn("INSECURE: plaintext gRPC (--insecure): tokens and leads cross the network unencrypted")
 	}
 	return s, nil
+}
+
+// loadCredentials loads the token file and the JWT key, whichever are
+// given.
+func (s *security) loadCredentials() (*auth.Tokens, error) {
+	var t *auth.Tokens
+	if s.o.tokenFile != "" {
+		var err error
+		if t, err = auth.LoadFile(s.o.tokenFile); err != nil {
+			return nil, err
+		}
+	}
+	if s.o.jwtKey != "" {
+		j, err := auth.LoadJWT(s.o.jwtKey, auth.JWTOptions{Issuer: s.o.jwtIssuer, Audience: s.o.jwtAudience})
+		if err != nil {
+			return nil, fmt.Errorf("--jwt-key: %w", err)
+		}
+		t = t.WithJWT(j)
+		s.log.Info("JWTs accepted", "key", s.o.jwtKey, "algorithms", j.Algorithms(), "issuer", s.o.jwtIssuer, "audience", s.o.jwtAudience)
+	}
+	return t, nil
 }
 
 func (s *security) loadCert() error {
@@ -105,7 +128,7 @@ func (s *security) serverOption() ([]grpc.ServerOption, error) {
 	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(cfg))}, nil
 }
 
-// reloadOnHUP reloads the token file and the certificate on every SIGHUP
+// reloadOnHUP reloads the token file, the JWT key and the certificate on every SIGHUP
 // until ctx ends. Open connections and streams are untouched; a file that
 // does not load leaves the previous one in force.
 func (s *security) reloadOnHUP(ctx context.Context) {
@@ -124,12 +147,12 @@ func (s *security) reloadOnHUP(ctx context.Context) {
 
 func (s *security) reload() {
 	if s.auth != nil {
-		t, err := auth.LoadFile(s.o.tokenFile)
+		t, err := s.loadCredentials()
 		if err != nil {
-			s.log.Error("SIGHUP: token file not reloaded; the previous tokens stay in force", "err", err)
+			s.log.Error("SIGHUP: tokens not reloaded; the previous ones stay in force", "err", err)
 		} else {
 			s.auth.SetTokens(t)
-			s.log.Info("SIGHUP: token file reloaded", "file", s.o.tokenFile, "tokens", t.Len())
+			s.log.Info("SIGHUP: tokens reloaded", "file", s.o.tokenFile, "tokens", t.Len(), "jwt_key", s.o.jwtKey)
 		}
 	}
 	if s.o.tlsCert != "" {

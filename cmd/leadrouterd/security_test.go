@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -122,7 +123,7 @@ func TestTLSTokensAndReload(t *testing.T) {
 		t.Fatalf("after a bad reload: %v", err)
 	}
 	d.stop(t)
-	for _, want := range []string{"gRPC over TLS", "client certificates required", "bearer tokens required", "token file reloaded", "token file not reloaded"} {
+	for _, want := range []string{"gRPC over TLS", "client certificates required", "bearer tokens required", "tokens reloaded", "tokens not reloaded"} {
 		if !strings.Contains(d.log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, d.log)
 		}
@@ -133,12 +134,18 @@ func TestTLSTokensAndReload(t *testing.T) {
 // pairs of flags go together.
 func TestRefusedStarts(t *testing.T) {
 	pki := testpki.New(t)
+	shortSecret := filepath.Join(t.TempDir(), "short.key")
+	if err := os.WriteFile(shortSecret, []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
 		{nil, "refusing to serve plaintext gRPC"},
-		{[]string{"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey}, "--tls-cert needs --token-file"},
+		{[]string{"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey}, "--tls-cert needs --token-file or --jwt-key"},
+		{[]string{"--insecure", "--jwt-issuer", "idp"}, "need --jwt-key"},
+		{[]string{"--insecure", "--jwt-key", shortSecret}, "at least 32"},
 		{[]string{"--tls-cert", pki.ServerCert}, "--tls-cert and --tls-key go together"},
 		{[]string{"--insecure", "--tls-client-ca", pki.CA}, "--tls-client-ca needs --tls-cert"},
 		{[]string{"--insecure", "--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey}, "contradict"},
@@ -149,6 +156,59 @@ func TestRefusedStarts(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), c.want) {
 			t.Errorf("%v: exit %v, output %q; want a refusal saying %q", c.args, err, out, c.want)
 		}
+	}
+}
+
+// TestJWTKeyAndReload: with --jwt-key alone (no token file) leadrouterd
+// accepts JWTs the key verifies; SIGHUP after a key rotation accepts the
+// new key's JWTs and refuses the old key's.
+func TestJWTKeyAndReload(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "jwt.key")
+	rotate := func(secret string) {
+		if err := os.WriteFile(keyFile, []byte(secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue := func(secret string) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "ops", "workspace": "default",
+			"role": "admin", "iss": "idp", "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	const first, second = "first-secret-0123456789abcdef0123456789", "second-secret-0123456789abcdef012345678"
+	rotate(first)
+	d := startDaemon(t, nil, "--jwt-key", keyFile, "--jwt-issuer", "idp", "--config", "../../examples/routing.yaml")
+	assign := func(token, id string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+		_, err := pb.NewRoutingServiceClient(d.conn).AssignLead(ctx, &pb.AssignLeadRequest{Lead: &pb.Lead{Id: id, Country: "DE"}})
+		return err
+	}
+	if err := assign(issue(first), "jwt-1"); err != nil {
+		t.Fatalf("JWT of the key: %v\n%s", err, d.log)
+	}
+	if err := assign(issue(second), "jwt-2"); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("JWT of another key: %v, want UNAUTHENTICATED", err)
+	}
+	rotate(second)
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for assign(issue(second), "jwt-3") != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rotated key's JWT is not accepted after SIGHUP\n%s", d.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := assign(issue(first), "jwt-4"); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("old key's JWT after the rotation: %v, want UNAUTHENTICATED", err)
+	}
+	if !strings.Contains(d.log.String(), "JWTs accepted") {
+		t.Errorf("log lacks the JWT line:\n%s", d.log)
 	}
 }
 
