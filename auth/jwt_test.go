@@ -216,3 +216,29 @@ func TestJWTBesideTokenFile(t *testing.T) {
 		t.Fatal("a server without a JWT key accepted a JWT")
 	}
 }
+
+// FuzzVerifyJWT: whatever arrives in the authorization metadata, Lookup
+// neither panics nor accepts a token the key did not sign.
+func FuzzVerifyJWT(f *testing.F) {
+	secret := []byte("fuzz-secret-0123456789abcdef0123456789")
+	j, err := auth.NewJWT(secret, auth.JWTOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	other, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"workspace": "w", "role": "admin",
+		"exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte("another-secret-0123456789abcdef0123456"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(other)
+	f.Add("eyJhbGciOiJub25lIn0.eyJ3b3Jrc3BhY2UiOiJ3Iiwicm9sZSI6ImFkbWluIn0.")
+	f.Add("a.b.c")
+	f.Add("..")
+	f.Add("lr_notajwt")
+	tokens := (*auth.Tokens)(nil).WithJWT(j)
+	f.Fuzz(func(t *testing.T, token string) {
+		if id, err := tokens.Lookup(token); err == nil {
+			t.Fatalf("accepted a token not signed with the key: %q -> %+v", token, id)
+		}
+	})
+}
