@@ -922,6 +922,11 @@ func (s *Redis) fail(op string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err // the caller left; Redis did nothing wrong
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
+		// The connection's read deadline (the call's deadline, with
+		// ContextTimeoutEnabled) passed: the same thing as the context's.
+		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	}
 	s.obs.StoreFailed(op, err)
 	if errors.Is(err, context.DeadlineExceeded) {
 		// The call's time ran out waiting for Redis: the server answers
