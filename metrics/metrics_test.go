@@ -383,4 +383,27 @@ func TestDeadlinesAreTimeouts(t *testing.T) {
 	if got := r.value(t, "leadrouter_redis_errors_total", "op=ping"); got != 1 {
 		t.Errorf("redis_errors_total{op=ping} = %v, want 1", got)
 	}
+
+	// A Redis that stops answering mid-call: the connection's read
+	// deadline (the call's) passes, which is a timeout too.
+	rs := redistest.StartServer(t)
+	real, err := store.Open(context.Background(), rs.URL, store.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer real.Close()
+	real.Observe(r.m)
+	rs.Pause(t)
+	defer rs.Resume(t)
+	ctx, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	if _, err := real.LoadConfig(ctx, "default"); !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("LoadConfig on a paused Redis: %v, want ErrUnavailable", err)
+	}
+	if got := r.value(t, "leadrouter_redis_timeouts_total", "op=load_config"); got != 2 {
+		t.Errorf("redis_timeouts_total{op=load_config} = %v, want 2", got)
+	}
+	if got := r.value(t, "leadrouter_redis_errors_total", "op=load_config"); got != -1 {
+		t.Errorf("redis_errors_total{op=load_config} = %v, want no such series", got)
+	}
 }
