@@ -339,11 +339,22 @@ func (s *Redis) Decide(ctx context.Context, d *engine.Decision) (*engine.Outcome
 	if reply[0] == "STALE" {
 		return nil, engine.ErrStaleConfig
 	}
-	a, err := parseRecord(d.Lead.ID, pairs(reply[2:]))
-	if err != nil {
-		return nil, err
+	if reply[0] == "DUP" {
+		a, err := parseRecord(d.Lead.ID, pairs(reply[2:]))
+		if err != nil {
+			return nil, err
+		}
+		return &engine.Outcome{Assignment: a, Duplicate: true}, nil
 	}
-	return &engine.Outcome{Assignment: a, Duplicate: reply[0] == "DUP", Backlog: reply[1] == "1"}, nil
+	// A new record: the reply leaves out the lead and the rule trace, which
+	// are the ones this call sent, as they read back from the record.
+	a := recordFields(d.Lead.ID, pairs(reply[2:]))
+	a.Lead = *d.Lead
+	if len(a.Lead.Attributes) == 0 {
+		a.Lead.Attributes = nil
+	}
+	a.Trace.Rules = d.Rules
+	return &engine.Outcome{Assignment: a, Backlog: reply[1] == "1"}, nil
 }
 
 // Assignment implements engine.Store.

@@ -186,10 +186,10 @@ end
 -- eligible member (nil when none) and a function that records the pick in
 -- the pool's rotation state. Skipped members are traced.
 
-local function pick_round_robin(pool, lines)
-  local n = tonumber(redis.call('HGET', pool.key, 'n') or '0')
-  local cursor = tonumber(redis.call('HGET', pool.key, 'cursor') or '-1')
-  local catch_up = redis.call('HGET', pool.key, 'policy') == 'CATCH_UP'
+local function pick_round_robin(pool, settings, lines)
+  local n = tonumber(settings.n or '0')
+  local cursor = tonumber(settings.cursor or '-1')
+  local catch_up = settings.policy == 'CATCH_UP'
   if catch_up then
     -- Members owed turns from an absence get them first, most owed first.
     local owed = redis.call('ZREVRANGE', pool.owed, 0, -1)
@@ -215,7 +215,7 @@ local function pick_round_robin(pool, lines)
       return rep, function()
         redis.call('HSET', pool.key, 'cursor', idx)
         if catch_up then
-          local limit = tonumber(redis.call('HGET', pool.key, 'limit') or '0')
+          local limit = tonumber(settings.limit or '0')
           for i = 1, #absent do
             local owed = tonumber(redis.call('ZSCORE', pool.owed, absent[i]) or '0')
             if owed < limit then redis.call('ZADD', pool.owed, owed + 1, absent[i]) end
@@ -237,9 +237,9 @@ end
 -- heavier than all the others present together (whose stride is shorter
 -- than the pool's progress per decision) would fall further behind at each
 -- skip and take a burst of leads on return.
-local function pick_weighted(pool, lines)
-  local catch_up = redis.call('HGET', pool.key, 'policy') == 'CATCH_UP'
-  local limit = tonumber(redis.call('HGET', pool.key, 'limit') or '0')
+local function pick_weighted(pool, settings, lines)
+  local catch_up = settings.policy == 'CATCH_UP'
+  local limit = tonumber(settings.limit or '0')
   local skipped = {}
   local i = 0
   while true do
@@ -322,16 +322,20 @@ local function pick_ranked(pool, strategy, lines)
 end
 
 -- pick scans one pool with its strategy. pool = {id, key, rank, owed, queue}.
+-- The pool's settings are read in one HMGET per pick (never cached across
+-- picks: a drain picks from the same pool again after advancing it).
 local function pick(pool, lines)
-  local strategy = redis.call('HGET', pool.key, 'strategy') or 'ROUND_ROBIN'
-  lines[#lines + 1] = 'P\t' .. pool.id .. '\t' .. strategy .. '\t' .. (redis.call('HGET', pool.key, 'last') or '')
+  local v = redis.call('HMGET', pool.key, 'strategy', 'last', 'n', 'cursor', 'policy', 'limit')
+  local settings = { n = v[3], cursor = v[4], policy = v[5], limit = v[6] }
+  local strategy = v[1] or 'ROUND_ROBIN'
+  lines[#lines + 1] = 'P\t' .. pool.id .. '\t' .. strategy .. '\t' .. (v[2] or '')
   local rep, advance
   if strategy == 'WEIGHTED_ROUND_ROBIN' then
-    rep, advance = pick_weighted(pool, lines)
+    rep, advance = pick_weighted(pool, settings, lines)
   elseif strategy == 'LEAST_LOADED' or strategy == 'LONGEST_IDLE' then
     rep, advance = pick_ranked(pool, strategy, lines)
   else
-    rep, advance = pick_round_robin(pool, lines)
+    rep, advance = pick_round_robin(pool, settings, lines)
   end
   if not rep then return nil end
   return rep, function()
@@ -442,9 +446,8 @@ end
 -- (nil for none): the same window is never armed twice, so a warning or
 -- breach that fired stays fired.
 local function place(pool, rep, lead_id, sla_from, offered, sla_set)
-  local accept = tonumber(redis.call('HGET', pool.key, 'accept') or '0')
-  local sla = tonumber(redis.call('HGET', pool.key, 'sla') or '0')
-  local warn = tonumber(redis.call('HGET', pool.key, 'warn') or '0')
+  local v = redis.call('HMGET', pool.key, 'accept', 'sla', 'warn')
+  local accept, sla, warn = tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0')
   local fields = { 'rep', rep, 'pool', pool.id, 'policy_pool', pool.id, 'decided_at', NOW, 'reason', '',
     'offered', (offered ~= '' and offered or '|') .. rep .. '|' }
   if sla > 0 and sla_from + sla ~= sla_set then
