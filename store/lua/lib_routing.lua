@@ -85,13 +85,18 @@ local function local_time(zone)
   return day, ((day + 3) % 7) * 1440 + math.floor((t - day * DAY_MS) / 60000)
 end
 
--- daily_count returns a daily counter's value for a local day.
-local function daily_count(field, day)
-  local raw = redis.call('HGET', K.daily, field)
+-- day_count returns a daily counter's value ("day:count", or nil) for a
+-- local day.
+local function day_count(raw, day)
   if not raw then return 0 end
   local d, c = string.match(raw, '^(%d+):(%d+)$')
   if tonumber(d) ~= day then return 0 end
   return tonumber(c)
+end
+
+-- daily_count returns a daily counter's value for a local day.
+local function daily_count(field, day)
+  return day_count(redis.call('HGET', K.daily, field), day)
 end
 
 -- ineligible returns nil when rep may take a lead now (from pool_key, when
@@ -173,8 +178,14 @@ local function commit_rep(rep, pool_id)
     end
   end
   local day = local_time(profile(rep).zone)
-  bump_daily(rep, day)
-  if pool_id ~= '' then bump_daily(pool_id .. '/' .. rep, day) end
+  if pool_id ~= '' then
+    local in_pool = pool_id .. '/' .. rep
+    local v = redis.call('HMGET', K.daily, rep, in_pool)
+    redis.call('HSET', K.daily, rep, day .. ':' .. (day_count(v[1], day) + 1),
+      in_pool, day .. ':' .. (day_count(v[2], day) + 1))
+  else
+    bump_daily(rep, day)
+  end
   return day .. '|' .. pool_id
 end
 
@@ -213,7 +224,7 @@ local function pick_round_robin(pool, settings, lines)
     if not why then
       lines[#lines + 1] = 'C\t' .. rep .. '\t'
       return rep, function()
-        redis.call('HSET', pool.key, 'cursor', idx)
+        redis.call('HSET', pool.key, 'cursor', idx, 'last', rep)
         if catch_up then
           local limit = tonumber(settings.limit or '0')
           for i = 1, #absent do
@@ -221,6 +232,7 @@ local function pick_round_robin(pool, settings, lines)
             if owed < limit then redis.call('ZADD', pool.owed, owed + 1, absent[i]) end
           end
         end
+        return true
       end
     end
     lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
@@ -338,9 +350,9 @@ local function pick(pool, lines)
     rep, advance = pick_round_robin(pool, settings, lines)
   end
   if not rep then return nil end
+  -- An advance that returns true wrote 'last' itself.
   return rep, function()
-    advance()
-    redis.call('HSET', pool.key, 'last', rep)
+    if not advance() then redis.call('HSET', pool.key, 'last', rep) end
   end
 end
 
@@ -453,8 +465,11 @@ local function place(pool, rep, lead_id, sla_from, offered, sla_set)
   if sla > 0 and sla_from + sla ~= sla_set then
     append_all(fields, { 'sla_due', sla_from + sla })
     if not DRY then
-      redis.call('ZADD', K.timers, sla_from + sla, 'sla|' .. lead_id)
-      if warn > 0 then redis.call('ZADD', K.timers, sla_from + warn, 'warn|' .. lead_id) end
+      if warn > 0 then
+        redis.call('ZADD', K.timers, sla_from + sla, 'sla|' .. lead_id, sla_from + warn, 'warn|' .. lead_id)
+      else
+        redis.call('ZADD', K.timers, sla_from + sla, 'sla|' .. lead_id)
+      end
     end
   end
   if accept > 0 then
