@@ -22,7 +22,10 @@ func scaleConfig(rules, reps, poolSize int) *engine.Config {
 		cfg.Reps = append(cfg.Reps, engine.Rep{ID: fmt.Sprint("r", i), Timezone: "America/New_York"})
 	}
 	for p := 0; p < reps/poolSize; p++ {
-		pool := engine.Pool{ID: fmt.Sprint("p", p)}
+		// Assign at once (pools offer by default): the benchmark expects
+		// ASSIGNED.
+		var now engine.Duration
+		pool := engine.Pool{ID: fmt.Sprint("p", p), AcceptWithin: &now}
 		for j := 0; j < poolSize; j++ {
 			pool.Members = append(pool.Members, engine.Member{RepID: fmt.Sprint("r", p*poolSize+j)})
 		}
