@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -195,6 +197,9 @@ func checkAttributes(v *violations, field string, attrs map[string]string) {
 
 // checkEmail accepts a bare address (no display name, no angle brackets).
 func checkEmail(s string) error {
+	if plainAddress(s) {
+		return nil
+	}
 	addr, err := mail.ParseAddress(s)
 	if err != nil {
 		return err
@@ -207,6 +212,40 @@ func checkEmail(s string) error {
 		return fmt.Errorf("domain has no dot")
 	}
 	return nil
+}
+
+// plainAddress reports whether s is the common form of an address, which
+// net/mail accepts exactly as it is: local@domain, both dot-atoms of ASCII
+// letters, digits and RFC 5322 atext symbols, with a dot in the domain.
+// checkEmail takes the net/mail path for everything else.
+func plainAddress(s string) bool {
+	at := strings.IndexByte(s, '@')
+	if at < 0 {
+		return false
+	}
+	domain := s[at+1:]
+	return dotAtom(s[:at]) && dotAtom(domain) && strings.IndexByte(domain, '.') >= 0
+}
+
+// dotAtom reports whether s is atext runs joined by single dots.
+func dotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			if s[i-1] == '.' {
+				return false
+			}
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func isPrintable(s string) bool {
@@ -222,11 +261,29 @@ func isPrintable(s string) bool {
 }
 
 // canonicalLanguage returns the canonical form of a BCP 47 tag ("pt-br" ->
-// "pt-BR").
+// "pt-BR"). Leads carry few distinct tags, so valid ones are remembered
+// (up to maxLanguageCache of them): parsing one costs more than the rest of
+// a lead's validation.
 func canonicalLanguage(s string) (string, error) {
+	if c, ok := languageCache.Load(s); ok {
+		return c.(string), nil
+	}
 	tag, err := language.Parse(s)
 	if err != nil {
 		return s, err
 	}
-	return tag.String(), nil
+	c := tag.String()
+	if languageCacheSize.Load() < maxLanguageCache {
+		if _, loaded := languageCache.LoadOrStore(s, c); !loaded {
+			languageCacheSize.Add(1)
+		}
+	}
+	return c, nil
 }
+
+const maxLanguageCache = 4096
+
+var (
+	languageCache     sync.Map // tag as given -> canonical form
+	languageCacheSize atomic.Int64
+)

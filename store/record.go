@@ -41,6 +41,21 @@ import (
 
 // parseRecord turns a record's fields into an Assignment.
 func parseRecord(leadID string, f map[string]string) (*engine.Assignment, error) {
+	a := recordFields(leadID, f)
+	if err := json.Unmarshal([]byte(f["lead"]), &a.Lead); err != nil {
+		return nil, fmt.Errorf("lead %q: corrupt record: %w", leadID, err)
+	}
+	if r := f["rules"]; r != "" {
+		if err := json.Unmarshal([]byte(r), &a.Trace.Rules); err != nil {
+			return nil, fmt.Errorf("lead %q: corrupt rule trace: %w", leadID, err)
+		}
+	}
+	return a, nil
+}
+
+// recordFields turns a record's fields but the lead and the rule trace (the
+// JSON ones) into an Assignment.
+func recordFields(leadID string, f map[string]string) *engine.Assignment {
 	a := &engine.Assignment{
 		LeadID:      leadID,
 		State:       engine.State(f["state"]),
@@ -72,16 +87,8 @@ func parseRecord(leadID string, f map[string]string) (*engine.Assignment, error)
 	if a.State != engine.StateOffered {
 		a.OfferExpiresAt = time.Time{}
 	}
-	if err := json.Unmarshal([]byte(f["lead"]), &a.Lead); err != nil {
-		return nil, fmt.Errorf("lead %q: corrupt record: %w", leadID, err)
-	}
-	if r := f["rules"]; r != "" {
-		if err := json.Unmarshal([]byte(r), &a.Trace.Rules); err != nil {
-			return nil, fmt.Errorf("lead %q: corrupt rule trace: %w", leadID, err)
-		}
-	}
 	a.Trace.Targets = parsePicks(f["picks"])
-	return a, nil
+	return a
 }
 
 // parsePicks reads the pick trace lines the scripts write (their format is

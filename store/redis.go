@@ -339,11 +339,22 @@ func (s *Redis) Decide(ctx context.Context, d *engine.Decision) (*engine.Outcome
 	if reply[0] == "STALE" {
 		return nil, engine.ErrStaleConfig
 	}
-	a, err := parseRecord(d.Lead.ID, pairs(reply[2:]))
-	if err != nil {
-		return nil, err
+	if reply[0] == "DUP" {
+		a, err := parseRecord(d.Lead.ID, pairs(reply[2:]))
+		if err != nil {
+			return nil, err
+		}
+		return &engine.Outcome{Assignment: a, Duplicate: true}, nil
 	}
-	return &engine.Outcome{Assignment: a, Duplicate: reply[0] == "DUP", Backlog: reply[1] == "1"}, nil
+	// A new record: the reply leaves out the lead and the rule trace, which
+	// are the ones this call sent, as they read back from the record.
+	a := recordFields(d.Lead.ID, pairs(reply[2:]))
+	a.Lead = *d.Lead
+	if len(a.Lead.Attributes) == 0 {
+		a.Lead.Attributes = nil
+	}
+	a.Trace.Rules = d.Rules
+	return &engine.Outcome{Assignment: a, Backlog: reply[1] == "1"}, nil
 }
 
 // Assignment implements engine.Store.
@@ -712,40 +723,37 @@ func (s *Redis) TrimmedThrough(ctx context.Context, ws string) (string, error) {
 	return id, s.fail("events_trimmed", err)
 }
 
-// TrimEvents implements engine.Store with events_trim.lua: it finds the
-// newest event over the length or the age limit and removes it with every
-// older one.
+// trimBatch is how many events TrimEvents removes for the length limit per
+// script call: each call reads them (to learn the newest removed id), so a
+// large surplus is removed in several short steps (each well under a
+// millisecond of Redis time) rather than one long one.
+const trimBatch = 100
+
+// TrimEvents implements engine.Store with events_trim.lua: each call removes
+// the events over the length limit (up to trimBatch of them) and those over
+// the age limit, and remembers the newest it removed; it repeats while the
+// history is over the length limit. Nothing to remove costs O(1).
 func (s *Redis) TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge time.Duration, now time.Time) (int64, error) {
 	k := s.keys(ws)
-	n, err := s.client.XLen(ctx, k.events()).Result()
-	if err != nil {
-		return 0, s.fail(eventsTrim.name, err)
-	}
-	last := ""
-	if n > maxLen {
-		msgs, err := s.client.XRangeN(ctx, k.events(), "-", "+", n-maxLen).Result()
-		if err != nil {
-			return 0, s.fail(eventsTrim.name, err)
-		}
-		if len(msgs) > 0 {
-			last = msgs[len(msgs)-1].ID
-		}
-	}
 	cutoff := now.Add(-maxAge).UnixMilli()
-	if cutoff > 0 {
-		msgs, err := s.client.XRevRangeN(ctx, k.events(), strconv.FormatInt(cutoff-1, 10)+"-18446744073709551615", "-", 1).Result()
+	if cutoff < 0 {
+		cutoff = 0
+	}
+	var total int64
+	for {
+		reply, err := eventsTrim.Script.Run(ctx, s.client, []string{k.events(), k.eventsTrimmed()},
+			maxLen, cutoff, trimBatch).Int64Slice()
 		if err != nil {
-			return 0, s.fail(eventsTrim.name, err)
+			return total, s.fail(eventsTrim.name, err)
 		}
-		if len(msgs) > 0 && (last == "" || engine.EventIDLess(last, msgs[0].ID)) {
-			last = msgs[0].ID
+		if len(reply) != 2 {
+			return total, fmt.Errorf("store %s: unexpected script reply %v", eventsTrim.name, reply)
+		}
+		total += reply[0]
+		if reply[1] == 0 || reply[0] == 0 {
+			return total, nil
 		}
 	}
-	if last == "" {
-		return 0, nil
-	}
-	removed, err := eventsTrim.Script.Run(ctx, s.client, []string{k.events(), k.eventsTrimmed()}, last).Int64()
-	return removed, s.fail(eventsTrim.name, err)
 }
 
 // RepConnection implements engine.Store with rep_connection.lua.

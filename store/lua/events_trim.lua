@@ -1,23 +1,62 @@
--- events_trim: apply retention to a workspace's event history: remove every
--- event up to and including last_removed, and remember that id, so that a
--- client resuming from an older position is told its history is gone.
+-- events_trim: apply retention to a workspace's event history: remove the
+-- events over the length limit and those older than the age limit, and
+-- remember the newest removed id, so that a client resuming from an older
+-- position is told its history is gone.
+--
+-- The work is in proportion to what is removed, never to the stream's
+-- length: with nothing to remove it is two O(1) reads (the oldest entry and
+-- the length). The length limit removes at most limit events per call (they
+-- are read to learn the newest removed id); the caller calls again while
+-- the reply says more.
 --
 -- KEYS[1]  events   STREAM
 -- KEYS[2]  trimmed  STRING  id of the newest removed event
 --
--- ARGV[1]  last_removed: the newest id to remove ("<ms>-<seq>")
+-- ARGV[1]  max_len: events kept at most
+-- ARGV[2]  cutoff, unix ms: events before it are removed (0: no age limit)
+-- ARGV[3]  limit: events removed for the length limit in this call at most
 --
--- Returns the number of events removed.
+-- Returns {removed, more}: the number of events removed, and 1 when the
+-- stream is still over max_len (call again), else 0.
 
 local events = KEYS[1]
 local trimmed = KEYS[2]
-local last_removed = ARGV[1]
+local max_len = tonumber(ARGV[1])
+local cutoff = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
 
-local ms, seq = string.match(last_removed, '^(%d+)-(%d+)$')
+local function split(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+
+local function less(a, b)
+  local am, as = split(a)
+  local bm, bs = split(b)
+  return am < bm or (am == bm and as < bs)
+end
+
+local oldest = redis.call('XRANGE', events, '-', '+', 'COUNT', 1)
+if #oldest == 0 then return { 0, 0 } end
+
+local last = nil
+local n = redis.call('XLEN', events)
+if n > max_len then
+  local over = redis.call('XRANGE', events, '-', '+', 'COUNT', math.min(n - max_len, limit))
+  last = over[#over][1]
+end
+-- Only when the oldest event is too old: XREVRANGE from an end before every
+-- entry scans the whole stream.
+if cutoff > 0 and split(oldest[1][1]) < cutoff then
+  local aged = redis.call('XREVRANGE', events, (cutoff - 1) .. '-18446744073709551615', '-', 'COUNT', 1)
+  if #aged > 0 and (last == nil or less(last, aged[1][1])) then last = aged[1][1] end
+end
+if last == nil then return { 0, 0 } end
+
+local ms, seq = string.match(last, '^(%d+)-(%d+)$')
 local removed = redis.call('XTRIM', events, 'MINID', ms .. '-' .. (tonumber(seq) + 1))
 local cur = redis.call('GET', trimmed)
-local cms, cseq = string.match(cur or '0-0', '^(%d+)-(%d+)$')
-if tonumber(ms) > tonumber(cms) or (tonumber(ms) == tonumber(cms) and tonumber(seq) > tonumber(cseq)) then
-  redis.call('SET', trimmed, last_removed)
+if cur == false or less(cur, last) then
+  redis.call('SET', trimmed, last)
 end
-return removed
+return { removed, redis.call('XLEN', events) > max_len and 1 or 0 }

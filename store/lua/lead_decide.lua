@@ -37,9 +37,11 @@
 --   {'STALE'}                           config id is not current
 --   {'DUP', '0', field, value, ...}     lead already recorded: the record
 --   {'OK', backlog, field, value, ...}  the new record (written unless dry
---                                       run); backlog '1' when the lead was
---                                       queued behind earlier leads on a pool
---                                       that has an eligible member
+--                                       run) without its lead and rules
+--                                       fields (ARGV[4] and ARGV[7]); backlog
+--                                       '1' when the lead was queued behind
+--                                       earlier leads on a pool that has an
+--                                       eligible member
 
 local lead_key = KEYS[15]
 local sticky_key = KEYS[16]
@@ -104,8 +106,10 @@ if state ~= 'ASSIGNED' then
   end
 end
 
+-- The record but the lead and its rule trace, which the reply leaves out:
+-- the caller sent them and has them.
 local record = {
-  'lead', lead_json, 'rule', rule_id, 'rules', rules_trace, 'received_at', NOW, 'decided_at', NOW,
+  'rule', rule_id, 'received_at', NOW, 'decided_at', NOW,
   'cfgv', string.match(CONFIG_ID, '^(%d+)') or '0', 'state', state, 'rep', rep, 'pool', pool_id, 'reason', reason, 'route', route,
   'target', target_index, 'email', email, 'picks', table.concat(lines, '\n'), 'submitted_at', submitted,
 }
@@ -135,10 +139,9 @@ end
 append_all(record, { 'history', history })
 
 if not DRY then
-  redis.call('HSET', lead_key, unpack(record))
   if state == 'ASSIGNED' or state == 'OFFERED' then
     if outcome then outcome.advance() end
-    redis.call('HSET', lead_key, 'counted', commit_rep(rep, outcome and pool_id or ''))
+    append_all(record, { 'counted', commit_rep(rep, outcome and pool_id or '') })
     -- A sticky lead leaves the key on the person's earlier open lead: that
     -- one still binds them to the rep when this one closes first.
     if route ~= 'sticky owner' then
@@ -150,6 +153,7 @@ if not DRY then
   else
     emit('unroutable', lead_id, '', '', reason)
   end
+  redis.call('HSET', lead_key, 'lead', lead_json, 'rules', rules_trace, unpack(record))
 end
 local reply = { 'OK', backlog }
 append_all(reply, record)

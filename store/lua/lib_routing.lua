@@ -85,13 +85,18 @@ local function local_time(zone)
   return day, ((day + 3) % 7) * 1440 + math.floor((t - day * DAY_MS) / 60000)
 end
 
--- daily_count returns a daily counter's value for a local day.
-local function daily_count(field, day)
-  local raw = redis.call('HGET', K.daily, field)
+-- day_count returns a daily counter's value ("day:count", or nil) for a
+-- local day.
+local function day_count(raw, day)
   if not raw then return 0 end
   local d, c = string.match(raw, '^(%d+):(%d+)$')
   if tonumber(d) ~= day then return 0 end
   return tonumber(c)
+end
+
+-- daily_count returns a daily counter's value for a local day.
+local function daily_count(field, day)
+  return day_count(redis.call('HGET', K.daily, field), day)
 end
 
 -- ineligible returns nil when rep may take a lead now (from pool_key, when
@@ -173,8 +178,14 @@ local function commit_rep(rep, pool_id)
     end
   end
   local day = local_time(profile(rep).zone)
-  bump_daily(rep, day)
-  if pool_id ~= '' then bump_daily(pool_id .. '/' .. rep, day) end
+  if pool_id ~= '' then
+    local in_pool = pool_id .. '/' .. rep
+    local v = redis.call('HMGET', K.daily, rep, in_pool)
+    redis.call('HSET', K.daily, rep, day .. ':' .. (day_count(v[1], day) + 1),
+      in_pool, day .. ':' .. (day_count(v[2], day) + 1))
+  else
+    bump_daily(rep, day)
+  end
   return day .. '|' .. pool_id
 end
 
@@ -186,10 +197,10 @@ end
 -- eligible member (nil when none) and a function that records the pick in
 -- the pool's rotation state. Skipped members are traced.
 
-local function pick_round_robin(pool, lines)
-  local n = tonumber(redis.call('HGET', pool.key, 'n') or '0')
-  local cursor = tonumber(redis.call('HGET', pool.key, 'cursor') or '-1')
-  local catch_up = redis.call('HGET', pool.key, 'policy') == 'CATCH_UP'
+local function pick_round_robin(pool, settings, lines)
+  local n = tonumber(settings.n or '0')
+  local cursor = tonumber(settings.cursor or '-1')
+  local catch_up = settings.policy == 'CATCH_UP'
   if catch_up then
     -- Members owed turns from an absence get them first, most owed first.
     local owed = redis.call('ZREVRANGE', pool.owed, 0, -1)
@@ -213,14 +224,15 @@ local function pick_round_robin(pool, lines)
     if not why then
       lines[#lines + 1] = 'C\t' .. rep .. '\t'
       return rep, function()
-        redis.call('HSET', pool.key, 'cursor', idx)
+        redis.call('HSET', pool.key, 'cursor', idx, 'last', rep)
         if catch_up then
-          local limit = tonumber(redis.call('HGET', pool.key, 'limit') or '0')
+          local limit = tonumber(settings.limit or '0')
           for i = 1, #absent do
             local owed = tonumber(redis.call('ZSCORE', pool.owed, absent[i]) or '0')
             if owed < limit then redis.call('ZADD', pool.owed, owed + 1, absent[i]) end
           end
         end
+        return true
       end
     end
     lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
@@ -237,9 +249,9 @@ end
 -- heavier than all the others present together (whose stride is shorter
 -- than the pool's progress per decision) would fall further behind at each
 -- skip and take a burst of leads on return.
-local function pick_weighted(pool, lines)
-  local catch_up = redis.call('HGET', pool.key, 'policy') == 'CATCH_UP'
-  local limit = tonumber(redis.call('HGET', pool.key, 'limit') or '0')
+local function pick_weighted(pool, settings, lines)
+  local catch_up = settings.policy == 'CATCH_UP'
+  local limit = tonumber(settings.limit or '0')
   local skipped = {}
   local i = 0
   while true do
@@ -322,21 +334,25 @@ local function pick_ranked(pool, strategy, lines)
 end
 
 -- pick scans one pool with its strategy. pool = {id, key, rank, owed, queue}.
+-- The pool's settings are read in one HMGET per pick (never cached across
+-- picks: a drain picks from the same pool again after advancing it).
 local function pick(pool, lines)
-  local strategy = redis.call('HGET', pool.key, 'strategy') or 'ROUND_ROBIN'
-  lines[#lines + 1] = 'P\t' .. pool.id .. '\t' .. strategy .. '\t' .. (redis.call('HGET', pool.key, 'last') or '')
+  local v = redis.call('HMGET', pool.key, 'strategy', 'last', 'n', 'cursor', 'policy', 'limit')
+  local settings = { n = v[3], cursor = v[4], policy = v[5], limit = v[6] }
+  local strategy = v[1] or 'ROUND_ROBIN'
+  lines[#lines + 1] = 'P\t' .. pool.id .. '\t' .. strategy .. '\t' .. (v[2] or '')
   local rep, advance
   if strategy == 'WEIGHTED_ROUND_ROBIN' then
-    rep, advance = pick_weighted(pool, lines)
+    rep, advance = pick_weighted(pool, settings, lines)
   elseif strategy == 'LEAST_LOADED' or strategy == 'LONGEST_IDLE' then
     rep, advance = pick_ranked(pool, strategy, lines)
   else
-    rep, advance = pick_round_robin(pool, lines)
+    rep, advance = pick_round_robin(pool, settings, lines)
   end
   if not rep then return nil end
+  -- An advance that returns true wrote 'last' itself.
   return rep, function()
-    advance()
-    redis.call('HSET', pool.key, 'last', rep)
+    if not advance() then redis.call('HSET', pool.key, 'last', rep) end
   end
 end
 
@@ -442,16 +458,18 @@ end
 -- (nil for none): the same window is never armed twice, so a warning or
 -- breach that fired stays fired.
 local function place(pool, rep, lead_id, sla_from, offered, sla_set)
-  local accept = tonumber(redis.call('HGET', pool.key, 'accept') or '0')
-  local sla = tonumber(redis.call('HGET', pool.key, 'sla') or '0')
-  local warn = tonumber(redis.call('HGET', pool.key, 'warn') or '0')
+  local v = redis.call('HMGET', pool.key, 'accept', 'sla', 'warn')
+  local accept, sla, warn = tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0')
   local fields = { 'rep', rep, 'pool', pool.id, 'policy_pool', pool.id, 'decided_at', NOW, 'reason', '',
     'offered', (offered ~= '' and offered or '|') .. rep .. '|' }
   if sla > 0 and sla_from + sla ~= sla_set then
     append_all(fields, { 'sla_due', sla_from + sla })
     if not DRY then
-      redis.call('ZADD', K.timers, sla_from + sla, 'sla|' .. lead_id)
-      if warn > 0 then redis.call('ZADD', K.timers, sla_from + warn, 'warn|' .. lead_id) end
+      if warn > 0 then
+        redis.call('ZADD', K.timers, sla_from + sla, 'sla|' .. lead_id, sla_from + warn, 'warn|' .. lead_id)
+      else
+        redis.call('ZADD', K.timers, sla_from + sla, 'sla|' .. lead_id)
+      end
     end
   end
   if accept > 0 then
