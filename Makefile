@@ -77,3 +77,4 @@ fuzz: ## run each fuzzer for FUZZTIME (default 30s); seed corpora are in */testd
 	$(GO) test ./engine -run '^$$' -fuzz FuzzParseConfigYAML -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./server -run '^$$' -fuzz FuzzConfigFromProto -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./auth -run '^$$' -fuzz FuzzParseFile -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./store -run '^$$' -fuzz FuzzParseURL -fuzztime $${FUZZTIME:-30s}
