@@ -219,24 +219,36 @@ func Prefix(tb testing.TB) string {
 // so every suite spreads its workspaces over all of them.
 func Workspace(tb testing.TB) string {
 	tb.Helper()
-	var c *Cluster
-	if ClusterMode() {
-		c = SharedCluster(tb)
+	if !ClusterMode() {
+		mu.Lock()
+		defer mu.Unlock()
+		seq++
+		return fmt.Sprintf("t%d-%d", os.Getpid(), seq)
 	}
+	c := SharedCluster(tb)
 	mu.Lock()
-	defer mu.Unlock()
-	for {
+	shard := nextShard % c.Shards()
+	nextShard++
+	perShard[shard]++
+	mu.Unlock()
+	return c.WorkspaceOn(tb, shard)
+}
+
+// WorkspaceOn returns a workspace name unique to this test whose keys
+// live on shard i of the cluster (the master of its i-th slot range).
+func (c *Cluster) WorkspaceOn(tb testing.TB, i int) string {
+	tb.Helper()
+	for tries := 0; tries < 1000; tries++ {
+		mu.Lock()
 		seq++
 		ws := fmt.Sprintf("t%d-%d", os.Getpid(), seq)
-		if c == nil {
-			return ws
-		}
-		if m := c.shardOf(ws); m == nextShard%c.Shards() {
-			nextShard++
-			perShard[m]++
+		mu.Unlock()
+		if c.shardOf(ws) == i {
 			return ws
 		}
 	}
+	tb.Fatalf("no workspace name lands on shard %d", i)
+	return ""
 }
 
 // WorkspacesPerMaster counts the workspaces Workspace handed out per
