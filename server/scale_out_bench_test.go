@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +43,10 @@ func BenchmarkScaleOut(b *testing.B) {
 	cluster := redistest.StartCluster(b)
 	for _, be := range []struct{ name, url string }{{"redis", single.URL}, {"cluster-3-masters", cluster.URL}} {
 		b.Run(be.name, func(b *testing.B) {
-			in := start(b, redistest.OpenStore(b, be.url))
+			st := redistest.OpenStore(b, be.url)
+			sent := &commandCounter{}
+			st.Client().AddHook(sent)
+			in := start(b, st)
 			wss := make([]string, workspaces)
 			for i := range wss {
 				wss[i] = redistest.Workspace(b)
@@ -75,7 +79,7 @@ func BenchmarkScaleOut(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "assign/s")
 			if be.name != "redis" {
-				perShard(b, ctx, in, cluster)
+				perShard(b, ctx, in, cluster, sent)
 			}
 		})
 	}
@@ -89,7 +93,7 @@ func assignOK(tb testing.TB, in *instance, ws, id string) {
 }
 
 // perShard reports what one assignment costs the master of its workspace.
-func perShard(b *testing.B, ctx context.Context, in *instance, c *redistest.Cluster) {
+func perShard(b *testing.B, ctx context.Context, in *instance, c *redistest.Cluster, sent *commandCounter) {
 	const n = 1000
 	ws := c.WorkspaceOn(b, 1)
 	in.applyYAML(b, ws, scaleOutConfig)
@@ -104,11 +108,12 @@ func perShard(b *testing.B, ctx context.Context, in *instance, c *redistest.Clus
 	}
 	mc := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer mc.Close()
-	before := shardStats(b, ctx, mc)
+	before, sent0 := shardStats(b, ctx, mc), sent.n.Load()
 	for i := 0; i < n; i++ {
 		assignOK(b, in, ws, fmt.Sprint("shard-", i))
 	}
-	after := shardStats(b, ctx, mc)
+	after, sent1 := shardStats(b, ctx, mc), sent.n.Load()
+	b.ReportMetric(float64(sent1-sent0)/n, "client-cmds/assign")
 	calls := func(s map[string]float64, cmd string) float64 { return s["cmdstat_"+cmd] }
 	total := func(s map[string]float64) float64 {
 		sum := 0.0
@@ -119,6 +124,7 @@ func perShard(b *testing.B, ctx context.Context, in *instance, c *redistest.Clus
 		}
 		return sum
 	}
+	// commandstats counts the commands a script calls too.
 	b.ReportMetric((total(after)-total(before))/n, "shard-cmds/assign")
 	b.ReportMetric((calls(after, "evalsha")-calls(before, "evalsha"))/n, "shard-evalsha/assign")
 	b.ReportMetric((after["cpu"]-before["cpu"])/n*1e6, "shard-cpu-µs/assign")
@@ -128,7 +134,27 @@ func perShard(b *testing.B, ctx context.Context, in *instance, c *redistest.Clus
 			others = append(others, fmt.Sprintf("%s %.2f", strings.TrimPrefix(k, "cmdstat_"), d/n))
 		}
 	}
-	b.Logf("per assignment on the shard of one workspace: %s", strings.Join(others, ", "))
+	slices.Sort(others)
+	b.Logf("per assignment on the shard of one workspace (calls, scripts' included): %s", strings.Join(others, ", "))
+}
+
+// commandCounter counts the commands (a pipeline's each) a client sends.
+type commandCounter struct{ n atomic.Int64 }
+
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
 }
 
 // shardStats reads the calls of each command and the CPU seconds (user +
