@@ -49,8 +49,8 @@ func TestSentinelFailover(t *testing.T) {
 		assign(fmt.Sprint("before-", i))
 	}
 	// Replication is asynchronous: wait until the replica has it all.
-	if err := st.Client().Do(ctx, "WAIT", 1, 5000).Err(); err != nil {
-		t.Fatal(err)
+	if n, err := st.Client().Do(ctx, "WAIT", 1, 30000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT for the replica: %d %v", n, err)
 	}
 	sn.Failover(t)
 	for i := 0; i < 10; i++ {

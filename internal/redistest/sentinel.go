@@ -134,6 +134,18 @@ func (st *Sentinel) check(ctx context.Context, m *Server, replica bool) error {
 			return fmt.Errorf("sentinel %s sees no replica up", s.Addr())
 		}
 	}
+	if replica {
+		err := st.Replica.with(ctx, func(c *redis.Client) error {
+			info, err := c.Info(ctx, "replication").Result()
+			if err == nil && !strings.Contains(info, "master_link_status:up") {
+				err = fmt.Errorf("replica %s not in sync", st.Replica.Addr())
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
 	return m.with(ctx, func(c *redis.Client) error {
 		role, err := c.Do(ctx, "ROLE").Slice()
 		if err != nil {
