@@ -27,12 +27,14 @@ test: redis-server ## run every test (race detector when cgo is available) again
 	$(GO) test $(RACE) -count=1 -timeout 20m $(PKGS)
 
 .PHONY: test-cluster
-test-cluster: redis-server redis-cli ## the store, engine and server suites on a local 6-node Redis Cluster, then the master-failover test (prints its window)
+test-cluster: redis-server redis-cli ## the store, engine, server, metrics and leadrouterd tests on a local 6-node Redis Cluster, then the master-failover test (prints its window)
 # LEADROUTER_TEST_CLUSTER=1: internal/redistest starts 3 masters and 3
 # replicas from redis-server on loopback ports for each test binary and
 # runs every real-Redis test on them, plus the cluster-only tests (spread
-# over masters, SCRIPT FLUSH on every master, Ping of every master).
-	LEADROUTER_TEST_CLUSTER=1 $(GO) test $(RACE) -count=1 -timeout 20m -skip TestClusterMasterFailover ./store/... ./engine/... ./server/...
+# over masters, SCRIPT FLUSH on every master, Ping of every master);
+# cmd/leadrouterd's tests run leadrouterd processes with a redis+cluster:// URL.
+	LEADROUTER_TEST_CLUSTER=1 $(GO) test $(RACE) -count=1 -timeout 20m -skip TestClusterMasterFailover \
+		./store/... ./engine/... ./server/... ./metrics/... ./cmd/leadrouterd/...
 	LEADROUTER_TEST_CLUSTER=1 $(GO) test $(RACE) -count=1 -timeout 10m -v -run TestClusterMasterFailover ./server/
 
 .PHONY: chaos
