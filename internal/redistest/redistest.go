@@ -1,6 +1,9 @@
 // Package redistest gives tests the Redis servers they run against: a real
 // redis-server (REDIS_URL when set, else one started from PATH on a free
-// loopback port for the test binary) and the embedded miniredis. A missing
+// loopback port for the test binary), with LEADROUTER_TEST_CLUSTER=1 a
+// local Redis Cluster instead (cluster.go), and the embedded miniredis.
+// Tests that kill or pause Redis start servers, clusters and Sentinel
+// setups of their own (server.go, cluster.go, sentinel.go). A missing
 // redis-server fails the test binary; it never skips.
 package redistest
 
