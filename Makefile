@@ -60,7 +60,7 @@ redis-cli: # the cluster tests create clusters with redis-cli; install it when m
 	fi
 
 .PHONY: bench
-bench: redis-server ## AssignLead vs a one-EVALSHA gRPC baseline (leadbench), config scale, stream delivery, allocs/op; see BENCHMARKS.md
+bench: redis-server redis-cli ## AssignLead vs a one-EVALSHA gRPC baseline (leadbench), config scale, stream delivery, allocs/op, 1 Redis vs cluster, memory sizing; see BENCHMARKS.md
 # Every step runs, and the target fails at the end if any step failed.
 # LEADBENCH_FLAGS passes flags to leadbench (go run ./cmd/leadbench -h).
 	@set -u; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; failed=""; \
@@ -71,6 +71,8 @@ bench: redis-server ## AssignLead vs a one-EVALSHA gRPC baseline (leadbench), co
 	step $(GO) test -run '^$$' -bench ConfigScale -benchtime 3000x -benchmem ./server; \
 	step $(GO) test -run '^$$' -bench WatchAssignmentsFanout -benchtime 1x -benchmem ./server; \
 	step $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./engine/...; \
+	step $(GO) test -run '^$$' -bench ScaleOut -benchtime 6000x -benchmem ./server; \
+	step $(GO) test -run '^$$' -bench Sizing -benchtime 1x ./store; \
 	if [ -n "$$failed" ]; then printf "make bench: failed:$$failed\n" >&2; exit 1; fi
 
 .PHONY: proto
