@@ -26,6 +26,17 @@ test: redis-server ## run every test (race detector when cgo is available) again
 	@[ -n "$(RACE)" ] || echo "note: no C compiler for cgo; running without -race"
 	$(GO) test $(RACE) -count=1 -timeout 20m $(PKGS)
 
+.PHONY: test-cluster
+test-cluster: redis-server redis-cli ## the store, engine, server, metrics and leadrouterd tests on a local 6-node Redis Cluster, then the master-failover test (prints its window)
+# LEADROUTER_TEST_CLUSTER=1: internal/redistest starts 3 masters and 3
+# replicas from redis-server on loopback ports for each test binary and
+# runs every real-Redis test on them, plus the cluster-only tests (spread
+# over masters, SCRIPT FLUSH on every master, Ping of every master);
+# cmd/leadrouterd's tests run leadrouterd processes with a redis+cluster:// URL.
+	LEADROUTER_TEST_CLUSTER=1 $(GO) test $(RACE) -count=1 -timeout 20m -skip TestClusterMasterFailover \
+		./store/... ./engine/... ./server/... ./metrics/... ./cmd/leadrouterd/...
+	LEADROUTER_TEST_CLUSTER=1 $(GO) test $(RACE) -count=1 -timeout 10m -v -run TestClusterMasterFailover ./server/
+
 .PHONY: chaos
 chaos: redis-server ## the fault tests (part of make test) against real redis-server and leadrouterd processes; prints what each checked
 	$(GO) test $(RACE) -count=1 -v -run Chaos ./chaos/
@@ -39,8 +50,17 @@ redis-server: # the tests start their own redis-server (or use REDIS_URL); insta
 		|| { echo "install redis-server (or set REDIS_URL) and run make test again" >&2; exit 1; }; \
 	fi
 
+.PHONY: redis-cli
+redis-cli: # the cluster tests create clusters with redis-cli; install it when missing
+	@if ! command -v redis-cli >/dev/null 2>&1; then \
+		echo "redis-cli not found: installing Debian's redis-tools package"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends redis-tools >/dev/null \
+		|| { echo "install redis-tools (redis-cli) and run make test-cluster again" >&2; exit 1; }; \
+	fi
+
 .PHONY: bench
-bench: redis-server ## AssignLead vs a one-EVALSHA gRPC baseline (leadbench), config scale, stream delivery, allocs/op; see BENCHMARKS.md
+bench: redis-server redis-cli ## AssignLead vs a one-EVALSHA gRPC baseline (leadbench), config scale, stream delivery, allocs/op, 1 Redis vs cluster, memory sizing; see BENCHMARKS.md
 # Every step runs, and the target fails at the end if any step failed.
 # LEADBENCH_FLAGS passes flags to leadbench (go run ./cmd/leadbench -h).
 	@set -u; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; failed=""; \
@@ -51,6 +71,8 @@ bench: redis-server ## AssignLead vs a one-EVALSHA gRPC baseline (leadbench), co
 	step $(GO) test -run '^$$' -bench ConfigScale -benchtime 3000x -benchmem ./server; \
 	step $(GO) test -run '^$$' -bench WatchAssignmentsFanout -benchtime 1x -benchmem ./server; \
 	step $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./engine/...; \
+	step $(GO) test -run '^$$' -bench ScaleOut -benchtime 6000x -benchmem ./server; \
+	step $(GO) test -run '^$$' -bench Sizing -benchtime 1x ./store; \
 	if [ -n "$$failed" ]; then printf "make bench: failed:$$failed\n" >&2; exit 1; fi
 
 .PHONY: proto
@@ -78,3 +100,4 @@ fuzz: ## run each fuzzer for FUZZTIME (default 30s); seed corpora are in */testd
 	$(GO) test ./server -run '^$$' -fuzz FuzzConfigFromProto -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./auth -run '^$$' -fuzz FuzzParseFile -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./auth -run '^$$' -fuzz FuzzVerifyJWT -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./store -run '^$$' -fuzz FuzzParseURL -fuzztime $${FUZZTIME:-30s}

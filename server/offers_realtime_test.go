@@ -47,12 +47,11 @@ type replica struct {
 // test ends.
 func startReplica(tb testing.TB, interval time.Duration) *replica {
 	tb.Helper()
-	opts, err := redis.ParseURL(redistest.URL(tb))
+	client, err := store.NewClient(redistest.URL(tb), store.OpenOptions{PoolSize: 64})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	opts.PoolSize = 64
-	st := store.New(redis.NewClient(opts), redistest.Prefix(tb))
+	st := store.New(client, redistest.Prefix(tb))
 	eng := engine.New(st, engine.WithLogger(quiet))
 	srv := server.New(eng, server.Options{Logger: quiet, HealthInterval: 50 * time.Millisecond})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -45,34 +45,23 @@ func (s *Redis) Observe(o engine.Observer) { s.obs = o }
 
 // OpenOptions are what a Redis URL cannot say.
 type OpenOptions struct {
-	// CAFile is a PEM bundle of the CAs that sign the Redis server's
-	// certificate (rediss:// URLs; default: the system's roots).
+	// CAFile is a PEM bundle of the CAs that sign the Redis servers'
+	// certificates (TLS URLs; default: the system's roots).
 	CAFile string
+	// PoolSize is the connection pool size of each Redis node (default:
+	// go-redis's, 10 per CPU).
+	PoolSize int
 }
 
-// Open connects to the Redis at a redis:// or rediss:// URL (user and
-// password in the URL for AUTH or an ACL user) and checks that it answers.
+// Open connects to the Redis at a URL of any form NewClient accepts (one
+// server, a cluster, or Sentinel; user and password in the URL for AUTH
+// or an ACL user) and checks that it answers: on a cluster, every master.
 func Open(ctx context.Context, url string, o OpenOptions) (*Redis, error) {
-	opts, err := redis.ParseURL(url)
+	client, err := NewClient(url, o)
 	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
+		return nil, err
 	}
-	if o.CAFile != "" {
-		if opts.TLSConfig == nil {
-			return nil, errors.New("a Redis CA needs a rediss:// URL")
-		}
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("redis CA %s: no PEM certificates", o.CAFile)
-		}
-		opts.TLSConfig.RootCAs = pool
-	}
-	opts.ContextTimeoutEnabled = true // a call's deadline bounds its Redis round trips
-	s := New(redis.NewClient(opts), "")
+	s := New(client, "")
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -93,9 +82,34 @@ type Durability struct {
 func (d Durability) Evicts() bool { return d.MaxMemory > 0 && d.EvictionPolicy != "noeviction" }
 
 // Durability reads the server's memory and persistence settings from INFO
-// (which managed Redis services allow where CONFIG is refused).
+// (which managed Redis services allow where CONFIG is refused). On a
+// cluster it reads every master and reports the weakest: eviction if any
+// master evicts, append-only only if all keep one.
 func (s *Redis) Durability(ctx context.Context) (Durability, error) {
-	info, err := s.client.Info(ctx, "memory", "persistence").Result()
+	c, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return s.durability(ctx, s.client)
+	}
+	var mu sync.Mutex
+	all := Durability{AppendOnly: true}
+	err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		d, err := s.durability(ctx, m)
+		mu.Lock()
+		defer mu.Unlock()
+		if d.Evicts() || !all.Evicts() && d.MaxMemory > all.MaxMemory {
+			all.MaxMemory, all.EvictionPolicy = d.MaxMemory, d.EvictionPolicy
+		}
+		all.AppendOnly = all.AppendOnly && d.AppendOnly
+		return err
+	})
+	if err != nil {
+		return Durability{}, err
+	}
+	return all, nil
+}
+
+func (s *Redis) durability(ctx context.Context, c redis.Cmdable) (Durability, error) {
+	info, err := c.Info(ctx, "memory", "persistence").Result()
 	if err != nil {
 		return Durability{}, s.fail("info", err)
 	}
@@ -128,8 +142,15 @@ func (s *Redis) Close() error { return s.client.Close() }
 
 func (s *Redis) keys(ws string) keys { return keysFor(s.prefix, ws) }
 
-// Ping reports whether Redis answers.
+// Ping reports whether Redis answers. On a cluster every master must
+// answer, so health reflects the whole cluster: a workspace on a master
+// that is down cannot be served.
 func (s *Redis) Ping(ctx context.Context) error {
+	if c, ok := s.client.(*redis.ClusterClient); ok {
+		return s.fail("ping", c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			return m.Ping(ctx).Err()
+		}))
+	}
 	return s.fail("ping", s.client.Ping(ctx).Err())
 }
 

@@ -58,7 +58,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.metricsListen, "metrics-listen", "127.0.0.1:9464", "Prometheus /metrics listen address (empty: off)")
 	fs.BoolVar(&o.metricsWorkspaceLabel, "metrics-workspace-label", false, "label leadrouter_* metrics with the workspace (one series set per workspace)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the metrics listener")
-	fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL, e.g. redis://localhost:6379/0 (empty: embedded in-memory store)")
+	fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL: redis://host:6379/0, rediss:// (TLS), unix:///path, redis+cluster://host1:7001,host2:7002 (Redis Cluster), redis+sentinel://host1:26379,host2:26379/mastername (Sentinel); empty: embedded in-memory store")
 	fs.StringVar(&o.config, "config", "", "routing config YAML applied at start")
 	fs.StringVar(&o.workspace, "workspace", engine.DefaultWorkspace, "workspace the --config file is applied to")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -80,7 +80,7 @@ func parseFlags() (*options, error) {
 	fs.DurationVar(&o.defaultDeadline, "default-deadline", server.DefaultDeadline, "deadline of a unary call whose client sets none")
 	fs.IntVar(&o.maxMsgBytes, "max-msg-bytes", server.DefaultMaxRecvBytes, "largest request message accepted")
 	fs.IntVar(&o.maxStreamsPerRep, "max-streams-per-rep", server.DefaultMaxStreamsPerRep, "WatchAssignments streams one rep may hold open on this replica")
-	fs.StringVar(&o.redisCA, "redis-ca", "", "CA (PEM) that signs the Redis server's certificate (rediss:// URLs)")
+	fs.StringVar(&o.redisCA, "redis-ca", "", "CA (PEM) that signs the Redis servers' certificates (rediss://, rediss+cluster://, rediss+sentinel:// URLs)")
 	// LEADROUTER_<FLAG> (dashes as underscores) sets a flag's default.
 	fs.VisitAll(func(f *flag.Flag) {
 		env := "LEADROUTER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -279,6 +279,9 @@ func newLogger(level, format string) (*slog.Logger, error) {
 
 // redactURL hides a password in a Redis URL for logging.
 func redactURL(u string) string {
+	if base, _, ok := strings.Cut(u, "?"); ok {
+		u = base + "?***" // sentinel_password=... and the like
+	}
 	at := strings.LastIndex(u, "@")
 	scheme := strings.Index(u, "://")
 	if at < 0 || scheme < 0 {

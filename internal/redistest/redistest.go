@@ -1,6 +1,9 @@
 // Package redistest gives tests the Redis servers they run against: a real
 // redis-server (REDIS_URL when set, else one started from PATH on a free
-// loopback port for the test binary) and the embedded miniredis. A missing
+// loopback port for the test binary), with LEADROUTER_TEST_CLUSTER=1 a
+// local Redis Cluster instead (cluster.go), and the embedded miniredis.
+// Tests that kill or pause Redis start servers, clusters and Sentinel
+// setups of their own (server.go, cluster.go, sentinel.go). A missing
 // redis-server fails the test binary; it never skips.
 package redistest
 
@@ -9,8 +12,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"strconv"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -23,21 +25,41 @@ import (
 var (
 	once     sync.Once
 	url      string
-	started  *exec.Cmd
+	shared   *Server  // the redis-server this package started, if any
+	cluster  *Cluster // the cluster this package started (LEADROUTER_TEST_CLUSTER=1)
 	dir      string
 	startErr error
 )
 
-// Main runs a package's tests and stops the redis-server it started, if
-// any. Use it from TestMain: os.Exit(redistest.Main(m)).
+// ClusterMode reports whether the tests run against a Redis Cluster: set
+// LEADROUTER_TEST_CLUSTER=1 and URL, RealStore and Backends use a local
+// 6-node cluster (3 masters, 3 replicas) that this package starts, so the
+// whole conformance and concurrency suites run on it.
+func ClusterMode() bool { return os.Getenv("LEADROUTER_TEST_CLUSTER") == "1" }
+
+// Main runs a package's tests and stops the redis-server or cluster it
+// started, if any. Use it from TestMain: os.Exit(redistest.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
+	if ClusterMode() && cluster != nil {
+		// Every suite must have spread its workspaces over all masters.
+		per := WorkspacesPerMaster()
+		fmt.Fprintf(os.Stderr, "redistest: workspaces per cluster master (slot range): %v\n", per)
+		total := 0
+		for _, n := range per {
+			total += n
+		}
+		if code == 0 && total >= len(per) && slices.Contains(per, 0) {
+			fmt.Fprintln(os.Stderr, "redistest: FAIL: some cluster master got no workspace")
+			code = 1
+		}
+	}
 	Stop()
 	return code
 }
 
 // URL returns the URL of the real Redis for this test binary, starting
-// redis-server on first use.
+// redis-server (or, in ClusterMode, the cluster) on first use.
 func URL(tb testing.TB) string {
 	tb.Helper()
 	once.Do(func() { url, startErr = start() })
@@ -47,12 +69,23 @@ func URL(tb testing.TB) string {
 	return url
 }
 
-// Stop stops the redis-server this package started.
+// SharedCluster returns the cluster of this test binary in ClusterMode
+// (starting it on first use), else nil.
+func SharedCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	URL(tb)
+	return cluster
+}
+
+// Stop stops the redis-server or cluster this package started.
 func Stop() {
-	if started != nil && started.Process != nil {
-		_ = started.Process.Kill()
-		_ = started.Wait()
-		started = nil
+	if shared != nil {
+		shared.stop()
+		shared = nil
+	}
+	if cluster != nil {
+		cluster.Stop()
+		cluster = nil
 	}
 	if dir != "" {
 		os.RemoveAll(dir)
@@ -60,38 +93,34 @@ func Stop() {
 }
 
 func start() (string, error) {
+	var err error
+	if ClusterMode() {
+		if dir, err = os.MkdirTemp("", "leadrouter-cluster-"); err != nil {
+			return "", err
+		}
+		if cluster, err = startCluster(dir); err != nil {
+			return "", err
+		}
+		return cluster.URL, nil
+	}
 	if u := os.Getenv("REDIS_URL"); u != "" {
 		return u, nil
 	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return "", fmt.Errorf("redis-server is not on PATH (install it, e.g. apt-get install redis-server, or set REDIS_URL): %w", err)
-	}
-	dir, err = os.MkdirTemp("", "leadrouter-redis-")
-	if err != nil {
+	if dir, err = os.MkdirTemp("", "leadrouter-redis-"); err != nil {
 		return "", err
 	}
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		port, err := FreePort()
+	for attempt := 0; attempt < 5; attempt++ { // a free port can be taken before the server binds it
+		s, err := newServer(dir, "--maxclients", "10000")
 		if err != nil {
 			return "", err
 		}
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no",
-			"--loglevel", "warning", "--maxclients", "10000")
-		if err := cmd.Start(); err != nil {
-			return "", err
+		if err = s.start(); err == nil {
+			shared = s
+			return s.URL, nil
 		}
-		u := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-		if lastErr = waitReady(u, 5*time.Second); lastErr == nil {
-			started = cmd
-			return u, nil
-		}
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		startErr = err
 	}
-	return "", fmt.Errorf("redis-server did not start: %w", lastErr)
+	return "", fmt.Errorf("redis-server did not start: %w", startErr)
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
@@ -130,8 +159,13 @@ type Backend struct {
 	Open func(tb testing.TB) *store.Redis
 }
 
-// Backends are the embedded default and a real Redis server.
+// Backends are the embedded default and a real Redis server (in
+// ClusterMode, the cluster).
 func Backends() []Backend {
+	real := "redis"
+	if ClusterMode() {
+		real = "cluster"
+	}
 	return []Backend{
 		{Name: "embedded", Open: func(tb testing.TB) *store.Redis {
 			tb.Helper()
@@ -142,22 +176,28 @@ func Backends() []Backend {
 			tb.Cleanup(func() { e.Close() })
 			return e.Redis
 		}},
-		{Name: "redis", Open: RealStore},
+		{Name: real, Open: RealStore},
 	}
 }
 
-// RealStore returns a store on the real Redis, closed when the test ends.
-// All stores of one test share a key prefix of their own (Prefix), so a
-// test's sweeper never fires another parallel test's timers.
+// RealStore returns a store on the real Redis (in ClusterMode, the
+// cluster), closed when the test ends. All stores of one test share a key
+// prefix of their own (Prefix), so a test's sweeper never fires another
+// parallel test's timers.
 func RealStore(tb testing.TB) *store.Redis {
 	tb.Helper()
-	opts, err := redis.ParseURL(URL(tb))
+	return OpenStore(tb, URL(tb))
+}
+
+// OpenStore returns a store with the test's prefix on the Redis at url (any
+// form store.NewClient reads), closed when the test ends.
+func OpenStore(tb testing.TB, url string) *store.Redis {
+	tb.Helper()
+	client, err := store.NewClient(url, store.OpenOptions{PoolSize: 64})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	opts.PoolSize = 64
-	opts.ContextTimeoutEnabled = true
-	s := store.New(redis.NewClient(opts), Prefix(tb))
+	s := store.New(client, Prefix(tb))
 	tb.Cleanup(func() { s.Close() })
 	return s
 }
@@ -177,17 +217,64 @@ func Prefix(tb testing.TB) string {
 }
 
 // Workspace returns a workspace name unique to this test, so tests share a
-// Redis without FLUSHALL and can run in parallel.
+// Redis without FLUSHALL and can run in parallel. In ClusterMode the names
+// go round the cluster's masters in turn (by the slot of their hash tag),
+// so every suite spreads its workspaces over all of them.
 func Workspace(tb testing.TB) string {
 	tb.Helper()
+	if !ClusterMode() {
+		mu.Lock()
+		defer mu.Unlock()
+		seq++
+		return fmt.Sprintf("t%d-%d", os.Getpid(), seq)
+	}
+	c := SharedCluster(tb)
+	mu.Lock()
+	shard := nextShard % c.Shards()
+	nextShard++
+	perShard[shard]++
+	mu.Unlock()
+	return c.WorkspaceOn(tb, shard)
+}
+
+// WorkspaceOn returns a workspace name unique to this test whose keys
+// live on shard i of the cluster (the master of its i-th slot range).
+func (c *Cluster) WorkspaceOn(tb testing.TB, i int) string {
+	tb.Helper()
+	for tries := 0; tries < 1000; tries++ {
+		mu.Lock()
+		seq++
+		ws := fmt.Sprintf("t%d-%d", os.Getpid(), seq)
+		mu.Unlock()
+		if c.shardOf(ws) == i {
+			return ws
+		}
+	}
+	tb.Fatalf("no workspace name lands on shard %d", i)
+	return ""
+}
+
+// WorkspacesPerMaster counts the workspaces Workspace handed out per
+// cluster master (by slot range, in ClusterMode).
+func WorkspacesPerMaster() []int {
 	mu.Lock()
 	defer mu.Unlock()
-	seq++
-	return fmt.Sprintf("t%d-%d", os.Getpid(), seq)
+	if cluster == nil {
+		return nil
+	}
+	out := make([]int, cluster.Shards())
+	for i := range out {
+		out[i] = perShard[i]
+	}
+	return out
 }
 
 var (
 	mu       sync.Mutex
 	seq      int
 	prefixes = map[string]string{}
+	// nextShard is the cluster shard (index of a master's slot range) the
+	// next Workspace lands on; perShard counts what each one got.
+	nextShard int
+	perShard  = map[int]int{}
 )

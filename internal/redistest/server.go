@@ -10,9 +10,11 @@ import (
 	"time"
 )
 
-// Server is a redis-server of one test's own, for tests that stop, kill,
-// pause or restart it. It keeps its port and data directory across
-// restarts, so a restart with persistence finds its files again.
+// Server is a redis-server of its own, for tests that stop, kill, pause or
+// restart it, and the one launcher of every redis-server this package
+// starts (the shared one, cluster nodes, sentinels). It keeps its port and
+// data directory across restarts, so a restart with persistence finds its
+// files again.
 type Server struct {
 	URL  string
 	Port int
@@ -26,38 +28,70 @@ type Server struct {
 // ends. Without persistence arguments it keeps nothing on disk.
 func StartServer(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
-	port, err := FreePort()
+	s, err := newServer(tb.TempDir(), extra...)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &Server{Port: port, Dir: tb.TempDir(), URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port)}
-	s.args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", s.Dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"}, extra...)
-	tb.Cleanup(func() { s.Kill(tb) })
+	tb.Cleanup(s.stop)
 	s.Start(tb)
 	return s
 }
+
+// newServer prepares (does not start) a redis-server on a free loopback
+// port that keeps nothing on disk unless extra says otherwise.
+func newServer(dir string, extra ...string) (*Server, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Port: port, Dir: dir, URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port)}
+	s.args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"}, extra...)
+	return s, nil
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 
 // Start starts the server (again), on its port and directory, and waits
 // until it answers.
 func (s *Server) Start(tb testing.TB) {
 	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		tb.Fatalf("redis-server is not on PATH (apt-get install redis-server): %v", err)
-	}
-	s.cmd = exec.Command(bin, s.args...)
-	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
-	if err := s.cmd.Start(); err != nil {
+	if err := s.start(); err != nil {
 		tb.Fatal(err)
-	}
-	if err := waitReady(s.URL, 10*time.Second); err != nil {
-		tb.Fatalf("redis-server on port %d: %v", s.Port, err)
 	}
 }
 
+func (s *Server) start() error {
+	return s.startBinary("redis-server")
+}
+
+// startBinary runs name (redis-server, or redis-sentinel) with the
+// server's arguments and waits until it answers PING.
+func (s *Server) startBinary(name string, args ...string) error {
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		return fmt.Errorf("%s is not on PATH (apt-get install redis-server, or set REDIS_URL): %w", name, err)
+	}
+	s.cmd = exec.Command(bin, append(args, s.args...)...)
+	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	if err := waitReady(s.URL, 10*time.Second); err != nil {
+		s.stop()
+		return fmt.Errorf("%s on port %d: %w", name, s.Port, err)
+	}
+	return nil
+}
+
 // Kill stops the server at once (SIGKILL), as a crash would.
-func (s *Server) Kill(tb testing.TB) {
+func (s *Server) Kill(tb testing.TB) { s.stop() }
+
+// Running reports whether the server process is running (not killed).
+func (s *Server) Running() bool { return s.cmd != nil }
+
+func (s *Server) stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
