@@ -222,7 +222,9 @@ func TestOfferTimeoutsAcrossReplicas(t *testing.T) {
 	rs := []*replica{startReplica(t, sweepEvery), startReplica(t, sweepEvery), startReplica(t, sweepEvery)}
 	cl := &cluster{alive: slices.Clone(rs)}
 	ws := redistest.Workspace(t)
-	rs[0].applyYAML(t, ws, offerPool(10, "1s"))
+	// 2s to accept: a loaded CI machine must not make the leads accepted
+	// at once expire first.
+	rs[0].applyYAML(t, ws, offerPool(10, "2s"))
 	rdb := rs[0].st.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
