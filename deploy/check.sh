@@ -92,6 +92,7 @@ SPEC = {
     "leadrouter_stream_subscribers": ("gauge", {"stream": {"assignments", "events"}}),
     "leadrouter_event_delivery_seconds": ("histogram", {}),
     "leadrouter_redis_errors_total": ("counter", {"op": None}),
+    "leadrouter_redis_timeouts_total": ("counter", {"op": None}),
     "leadrouter_handler_panics_total": ("counter", {}),
     "leadrouter_state_scrape_errors": ("gauge", {}),
 }
