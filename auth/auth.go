@@ -52,7 +52,8 @@ func validRole(r Role) bool {
 type Identity struct {
 	Name string // the token's name in the file, or a JWT's subject, for logs
 	// Key names the credential for per-token limits: "token:<sha256>"
-	// for a token file entry, "jwt:<issuer>|<subject>" for a JWT.
+	// for a token file entry, "jwt:" and the JSON array of its issuer,
+	// subject, workspace, role and rep id for a JWT.
 	Key       string
 	Workspace string
 	Role      Role

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -79,6 +80,11 @@ func NewJWT(keyPEM []byte, o JWTOptions) (*JWT, error) {
 		j.key = key
 	} else {
 		secret := bytes.TrimSpace(keyPEM)
+		if looksLikePublicKey(secret) {
+			// A damaged PEM, a JWK or an SSH public key is public: taken
+			// as an HMAC secret, anyone could sign with it.
+			return nil, errors.New("the key file looks like a public key but holds no complete PEM block (PUBLIC KEY); refusing to use it as an HS256 secret")
+		}
 		if len(secret) < minSecret {
 			return nil, fmt.Errorf("HS256 secret of %d bytes: want at least %d (or a PEM public key)", len(secret), minSecret)
 		}
@@ -128,38 +134,63 @@ func parsePublicKey(block *pem.Block) (any, error) {
 	}
 }
 
+// looksLikePublicKey: text that is a key in some form, never a secret.
+func looksLikePublicKey(b []byte) bool {
+	s := string(b)
+	for _, p := range []string{"-----BEGIN", "{", "ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return strings.Contains(s, "PUBLIC KEY") || strings.Contains(s, "PRIVATE KEY")
+}
+
 // Algorithms are the JWT algorithms the key accepts.
 func (j *JWT) Algorithms() []string { return j.methods }
 
-type claims struct {
-	jwt.RegisteredClaims
-	Workspace string `json:"workspace"`
-	Role      Role   `json:"role"`
-	RepID     string `json:"rep_id,omitempty"`
-}
-
 // Verify checks a JWT's signature, times, issuer and audience, and its
 // binding (workspace, role, rep id) the way a token file entry is checked.
+// The binding claims are read by their exact names: a "Role" beside
+// "role" (say, a user-editable attribute the identity provider copied in)
+// is not a role.
 func (j *JWT) Verify(token string) (*Identity, error) {
-	var c claims
-	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return j.key, nil }, j.opts...)
-	if err != nil {
+	c := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return j.key, nil }, j.opts...); err != nil {
 		return nil, fmt.Errorf("jwt: %w", err)
 	}
-	ws, problems := checkBinding(c.Workspace, c.Role, c.RepID)
-	if len(problems) > 0 {
+	var problems []problem
+	str := func(name string) string {
+		v, ok := c[name]
+		if !ok {
+			return ""
+		}
+		s, ok := v.(string)
+		if !ok {
+			problems = append(problems, problem{name, "must be a string"})
+		}
+		return s
+	}
+	workspace, role, repID := str("workspace"), Role(str("role")), str("rep_id")
+	issuer, subject := str("iss"), str("sub")
+	ws, bad := checkBinding(workspace, role, repID)
+	if problems = append(problems, bad...); len(problems) > 0 {
 		msgs := make([]string, len(problems))
 		for i, p := range problems {
 			msgs[i] = p.field + ": " + p.msg
 		}
 		return nil, fmt.Errorf("jwt claims: %s", strings.Join(msgs, "; "))
 	}
-	name := c.Subject
+	name := subject
 	if name == "" {
 		name = "jwt"
 	}
-	return &Identity{Name: name, Key: "jwt:" + c.Issuer + "|" + c.Subject + "|" + ws + "|" + string(c.Role) + "|" + c.RepID,
-		Workspace: ws, Role: c.Role, RepID: c.RepID}, nil
+	// The fields are JSON-encoded so that no two credentials share a key
+	// (a "|" in a subject cannot shift one field into the next).
+	key, err := json.Marshal([]string{issuer, subject, ws, string(role), repID})
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{Name: name, Key: "jwt:" + string(key), Workspace: ws, Role: role, RepID: repID}, nil
 }
 
 // looksLikeJWT: three base64url parts. Tokens NewToken makes have no dots.

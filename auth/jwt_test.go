@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -129,20 +130,21 @@ func TestJWTRefused(t *testing.T) {
 	cases := map[string]struct {
 		token, want string
 	}{
-		"expired":            {sign(t, rs, with("exp", time.Now().Add(-time.Hour).Unix())), "expired"},
-		"no exp":             {sign(t, rs, with("exp", nil)), "exp"},
-		"not yet valid":      {sign(t, rs, with("nbf", time.Now().Add(time.Hour).Unix())), "not valid yet"},
-		"wrong issuer":       {sign(t, rs, with("iss", "https://evil.example")), "issuer"},
-		"wrong audience":     {sign(t, rs, with("aud", "someone-else")), "audience"},
-		"other key":          {sign(t, signers(t)["RS256"], repClaims()), "verification"},
-		"other algorithm":    {sign(t, ss["ES256"], repClaims()), "signing method"},
-		"algorithm confused": {confused, "signing method"},
-		"alg none":           {none, "signing method"},
-		"tampered claims":    {strings.Join(parts, "."), "verification"},
-		"rep without rep_id": {sign(t, rs, with("rep_id", nil)), "rep_id: required"},
-		"no workspace":       {sign(t, rs, with("workspace", nil)), "workspace: required"},
-		"unknown role":       {sign(t, rs, with("role", "root")), "role"},
-		"intake with rep_id": {sign(t, rs, with("role", "intake")), "rep_id: only a rep"},
+		"expired":             {sign(t, rs, with("exp", time.Now().Add(-time.Hour).Unix())), "expired"},
+		"no exp":              {sign(t, rs, with("exp", nil)), "exp"},
+		"not yet valid":       {sign(t, rs, with("nbf", time.Now().Add(time.Hour).Unix())), "not valid yet"},
+		"wrong issuer":        {sign(t, rs, with("iss", "https://evil.example")), "issuer"},
+		"wrong audience":      {sign(t, rs, with("aud", "someone-else")), "audience"},
+		"other key":           {sign(t, signers(t)["RS256"], repClaims()), "verification"},
+		"other algorithm":     {sign(t, ss["ES256"], repClaims()), "signing method"},
+		"algorithm confused":  {confused, "signing method"},
+		"alg none":            {none, "signing method"},
+		"tampered claims":     {strings.Join(parts, "."), "verification"},
+		"rep without rep_id":  {sign(t, rs, with("rep_id", nil)), "rep_id: required"},
+		"no workspace":        {sign(t, rs, with("workspace", nil)), "workspace: required"},
+		"unknown role":        {sign(t, rs, with("role", "root")), "role"},
+		"intake with rep_id":  {sign(t, rs, with("role", "intake")), "rep_id: only a rep"},
+		"rep_id not a string": {sign(t, rs, with("rep_id", 7)), "rep_id: must be a string"},
 	}
 	tokens := (*auth.Tokens)(nil).WithJWT(j)
 	for name, c := range cases {
@@ -176,6 +178,11 @@ func TestJWTKeyFiles(t *testing.T) {
 		"private key":  {pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: priv}), "never a private key"},
 		"small RSA":    {publicPEM(t, &small.PublicKey), "at least 2048"},
 		"garbage PEM":  {pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("nope")}), "asn1"},
+		// Public keys in forms that are not a complete PEM block must not
+		// become HS256 secrets: anyone holding the public key could sign.
+		"damaged PEM": {bytes.TrimRight(publicPEM(t, &small.PublicKey), "-\n"), "looks like a public key"},
+		"JWK":         {[]byte(`{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB"}`), "looks like a public key"},
+		"SSH key":     {[]byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example"), "looks like a public key"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -241,4 +248,47 @@ func FuzzVerifyJWT(f *testing.F) {
 			t.Fatalf("accepted a token not signed with the key: %q -> %+v", token, id)
 		}
 	})
+}
+
+// TestJWTClaimNamesAreExact: a claim named like a binding claim in another
+// case ("Role", say, a user-editable attribute an identity provider
+// copied in) does not override it.
+func TestJWTClaimNamesAreExact(t *testing.T) {
+	s := signers(t)["HS256"]
+	j, err := auth.NewJWT(s.keyFile, auth.JWTOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := repClaims()
+	c["Role"], c["Rep_id"], c["WORKSPACE"] = "admin", "", "other"
+	id, err := (*auth.Tokens)(nil).WithJWT(j).Lookup(sign(t, s, c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Role != auth.RoleRep || id.RepID != "ava" || id.Workspace != "acme" {
+		t.Fatalf("identity %+v, want rep ava of acme", id)
+	}
+}
+
+// TestJWTKeysDoNotCollide: two credentials whose fields concatenate to the
+// same text still have their own rate-limit keys.
+func TestJWTKeysDoNotCollide(t *testing.T) {
+	s := signers(t)["HS256"]
+	j, err := auth.NewJWT(s.keyFile, auth.JWTOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := (*auth.Tokens)(nil).WithJWT(j)
+	exp := time.Now().Add(time.Hour).Unix()
+	a, err := tokens.Lookup(sign(t, s, jwt.MapClaims{"iss": "a", "sub": "b|acme|rep|x", "workspace": "acme", "role": "intake", "exp": exp}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tokens.Lookup(sign(t, s, jwt.MapClaims{"iss": "a|b", "sub": "acme|rep|x", "workspace": "acme", "role": "intake", "exp": exp}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Key == b.Key {
+		t.Fatalf("two credentials share the key %q", a.Key)
+	}
 }
