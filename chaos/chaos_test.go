@@ -486,7 +486,7 @@ func TestChaosRedisRestartAOF(t *testing.T) {
 	}
 	t.Logf("checked: the escalation timer of gb-1 fired (assigned to e1 via backup); us-1, us-2, ca-3 still queued with their max_queue_age timers pending")
 	if log := d.log.String(); strings.Contains(log, "evicts keys") || strings.Contains(log, "keeps no append-only file") {
-		t.Fatalf("leadrouterd warned about a durable Redis:\n%s", d.log.tail(20))
+		t.Fatalf("leadrouterd warned about a durable Redis:\n%s", d.log.Tail(20))
 	}
 }
 

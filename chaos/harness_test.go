@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/logbuf"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 	"github.com/leadrouter/leadrouter/server"
 )
@@ -98,33 +98,6 @@ func startRedis(t *testing.T, extra ...string) *redistest.Server {
 	return rs
 }
 
-// logBuffer collects a process's output; safe to read while it is written.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// tail returns the last n lines.
-func (l *logBuffer) tail(n int) string {
-	lines := strings.Split(strings.TrimRight(l.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // daemon is one leadrouterd process a test started, and a gRPC connection
 // to it. The connection outlives restarts: the process comes back on the
 // same ports and the client reconnects, as a load balancer's would.
@@ -134,7 +107,7 @@ type daemon struct {
 	args    []string
 	addr    string // gRPC listener
 	metrics string // Prometheus listener
-	log     *logBuffer
+	log     *logbuf.Buffer
 	conn    *grpc.ClientConn
 	routing pb.RoutingServiceClient
 	admin   pb.AdminServiceClient
@@ -162,7 +135,7 @@ func startDaemon(t *testing.T, name, redisURL string, extra ...string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, name: name, log: &logBuffer{},
+	d := &daemon{t: t, name: name, log: &logbuf.Buffer{},
 		addr: fmt.Sprintf("127.0.0.1:%d", grpcPort), metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
 	d.args = append([]string{"--insecure", "--redis-url", redisURL, "--listen", d.addr,
 		"--metrics-listen", d.metrics, "--log-level", "info", "--health-interval", "500ms"}, extra...)
@@ -188,7 +161,7 @@ func startDaemon(t *testing.T, name, redisURL string, extra ...string) *daemon {
 			}
 		}
 		if t.Failed() {
-			t.Logf("--- %s (%s): last 60 log lines ---\n%s", d.name, d.addr, d.log.tail(60))
+			t.Logf("--- %s (%s): last 60 log lines ---\n%s", d.name, d.addr, d.log.Tail(60))
 		}
 	})
 	d.start()
@@ -270,10 +243,10 @@ func (d *daemon) waitHealth(want healthpb.HealthCheckResponse_ServingStatus, wit
 			return time.Since(start)
 		}
 		if !d.running() {
-			d.t.Fatalf("%s is not running (waiting for health %s)\n%s", d.name, want, d.log.tail(40))
+			d.t.Fatalf("%s is not running (waiting for health %s)\n%s", d.name, want, d.log.Tail(40))
 		}
 		if time.Since(start) > within {
-			d.t.Fatalf("%s: health is %s (err %v), not %s, after %s\n%s", d.name, st, err, want, within, d.log.tail(40))
+			d.t.Fatalf("%s: health is %s (err %v), not %s, after %s\n%s", d.name, st, err, want, within, d.log.Tail(40))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

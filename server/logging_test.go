@@ -1,10 +1,8 @@
 package server_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -12,26 +10,9 @@ import (
 	"github.com/leadrouter/leadrouter/server"
 
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/logbuf"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 )
-
-// lockedBuffer collects log output written from the server's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestLogsCarryNoPersonalDataAtInfo: at debug level every decision is one
 // "lead decided" line; at info level nothing of a lead's email or name is
@@ -40,7 +21,7 @@ func TestLogsCarryNoPersonalDataAtInfo(t *testing.T) {
 	const email, name = "jane.private@acme.example", "Janeprivate"
 	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
 		t.Run(level.String(), func(t *testing.T) {
-			var out lockedBuffer
+			var out logbuf.Buffer
 			log := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: level}))
 			in := startWith(t, redistest.RealStore(t), server.Options{Logger: log})
 			ws := redistest.Workspace(t)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/logbuf"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 )
 
@@ -37,29 +37,10 @@ func TestMain(m *testing.M) {
 // daemon is a leadrouterd process started by a test.
 type daemon struct {
 	cmd     *exec.Cmd
-	log     *syncBuffer
+	log     *logbuf.Buffer
 	conn    *grpc.ClientConn
 	addr    string // gRPC
 	metrics string
-}
-
-// syncBuffer is the daemon's output: the process writes it (through the
-// goroutine exec copies its pipes with) while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 var (
@@ -96,7 +77,7 @@ func launch(t *testing.T, env []string, creds grpc.DialOption, args ...string) *
 	t.Helper()
 	grpcPort, _ := redistest.FreePort()
 	metricsPort, _ := redistest.FreePort()
-	d := &daemon{log: &syncBuffer{}, metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
+	d := &daemon{log: &logbuf.Buffer{}, metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
 	d.cmd = exec.Command(build(t), append([]string{"--metrics-listen", d.metrics}, args...)...)
 	d.cmd.Env = append(append(os.Environ(), fmt.Sprintf("LEADROUTER_LISTEN=127.0.0.1:%d", grpcPort)), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
