@@ -817,15 +817,13 @@ func TestChaosClientCancels(t *testing.T) {
 	}
 	t.Logf("client outcomes: %v", byCode)
 	// A call whose own deadline runs out while its script runs is a
-	// timeout, not a Redis error: Redis is healthy. (The health ping is
-	// the exception by design: its deadline is the service's own, and on
-	// a machine starved of CPU it may be missed; it is reported.)
-	pings := d.metric(t, `leadrouter_redis_errors_total{op="ping"}`)
-	if errs := d.metric(t, "leadrouter_redis_errors_total") - pings; errs != 0 {
-		t.Errorf("leadrouter_redis_errors_total is %v (besides health pings) after clients gave up on a healthy Redis, want 0", errs)
+	// timeout, not a Redis error: Redis is healthy, so the
+	// LeadrouterRedisErrors alert must stay quiet.
+	if errs := d.metric(t, "leadrouter_redis_errors_total"); errs != 0 {
+		t.Errorf("leadrouter_redis_errors_total is %v after clients gave up on a healthy Redis, want 0", errs)
 	}
-	t.Logf("checked: leadrouter_redis_errors_total stays 0 (health pings missed: %v); leadrouter_redis_timeouts_total counts %v calls that ran out of time",
-		pings, d.metric(t, "leadrouter_redis_timeouts_total"))
+	t.Logf("checked: leadrouter_redis_errors_total stays 0; leadrouter_redis_timeouts_total counts %v calls that ran out of time (health pings among them: %v)",
+		d.metric(t, "leadrouter_redis_timeouts_total"), d.metric(t, `leadrouter_redis_timeouts_total{op="ping"}`))
 	t.Logf("checked: %d AssignLead calls cancelled or timed out at 0-5ms (some at 10s): %d leads recorded (%d of them although the client gave up), %d absent, none half-written; the reps' counters sum to %d = the leads recorded", n, found, gaveUp, n-found, counted)
 
 	// Retrying every id completes the rest; recorded leads come back as

@@ -105,9 +105,9 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 		"Time from an event's production (its state change in Redis) to its sending on a stream; live events only, not a resumed backlog.",
 		deliveryBkts)
 	m.redisErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "redis_errors_total",
-		Help: "Failed Redis calls by operation (script or command): errors from Redis or its connection, and health pings Redis did not answer in time."}, []string{"op"})
+		Help: "Failed Redis calls by operation (script or command): errors from Redis or its connection."}, []string{"op"})
 	m.redisTimeouts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "redis_timeouts_total",
-		Help: "Calls whose deadline ran out while they waited for Redis, by operation: a slow Redis, or callers with tight deadlines (each was answered UNAVAILABLE)."}, []string{"op"})
+		Help: "Calls whose deadline ran out while they waited for Redis, by operation: a slow Redis, or callers with tight deadlines (answered UNAVAILABLE). op=ping is the health check, whose deadline is the service's own: a hung Redis."}, []string{"op"})
 	m.handlerPanics = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "handler_panics_total",
 		Help: "gRPC handler panics recovered (each became INTERNAL for its call)."})
 	m.grpc = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
@@ -116,7 +116,7 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 		m.subscribers.WithLabelValues(s)
 	}
 	m.redisErrors.WithLabelValues("ping") // a series from the start, so rate() sees the first error
-	m.redisTimeouts.WithLabelValues("lead_decide")
+	m.redisTimeouts.WithLabelValues("ping")
 	reg.MustRegister(m.assignDuration, m.assignments, m.offerAccept, m.offers, m.speedToLead, m.slaBreaches,
 		m.queueWait, m.autoPaused, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.grpc)
 	return m
@@ -191,14 +191,14 @@ func observe(o prometheus.Observer, d time.Duration) {
 
 // StoreFailed implements engine.Observer. A call whose deadline ran out
 // is a timeout, not an error: the deadline is often the caller's own (a
-// client that allows 5 ms), and Redis may be healthy. The health ping's
-// deadline is the service's own, so a ping Redis does not answer in time
-// is an error: that is how a hung Redis shows up in redis_errors_total.
+// client that allows 5 ms), and Redis may be healthy. Timeouts of the
+// health ping, whose deadline is the service's own, are how a hung Redis
+// shows (the LeadrouterRedisNotAnswering alert).
 func (m *Metrics) StoreFailed(op string, err error) {
 	if m == nil {
 		return
 	}
-	if errors.Is(err, context.DeadlineExceeded) && op != "ping" {
+	if errors.Is(err, context.DeadlineExceeded) {
 		m.redisTimeouts.WithLabelValues(op).Inc()
 		return
 	}

@@ -356,8 +356,8 @@ func TestRedisErrorsCounted(t *testing.T) {
 
 // TestDeadlinesAreTimeouts: a call whose deadline runs out on a healthy
 // Redis (a client allowing too little time) is a timeout, not a Redis
-// error, so LeadrouterRedisErrors stays quiet; the health ping's deadline
-// is the service's own, so a ping that runs out is an error.
+// error, so LeadrouterRedisErrors stays quiet; a health ping that runs
+// out is a timeout of op ping (LeadrouterRedisNotAnswering).
 func TestDeadlinesAreTimeouts(t *testing.T) {
 	emb, err := store.StartEmbedded()
 	if err != nil {
@@ -380,8 +380,11 @@ func TestDeadlinesAreTimeouts(t *testing.T) {
 	if got := r.value(t, "leadrouter_redis_errors_total", "op=load_config"); got != -1 {
 		t.Errorf("redis_errors_total{op=load_config} = %v, want no such series (Redis is healthy)", got)
 	}
-	if got := r.value(t, "leadrouter_redis_errors_total", "op=ping"); got != 1 {
-		t.Errorf("redis_errors_total{op=ping} = %v, want 1", got)
+	if got := r.value(t, "leadrouter_redis_timeouts_total", "op=ping"); got != 1 {
+		t.Errorf("redis_timeouts_total{op=ping} = %v, want 1", got)
+	}
+	if got := r.value(t, "leadrouter_redis_errors_total", "op=ping"); got != 0 {
+		t.Errorf("redis_errors_total{op=ping} = %v, want 0", got)
 	}
 
 	// A Redis that stops answering mid-call: the connection's read
