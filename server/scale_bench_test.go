@@ -14,22 +14,9 @@ import (
 )
 
 // scaleConfig builds a routing config of US postal territories: rules
-// territories with 4-digit prefixes, reps reps in pools of poolSize, and a
-// default rule. Pools assign at once (accept_within: 0s), so the benchmark
-// measures routing, not reps running out of room for open offers.
+// territories with 4-digit prefixes over instantTeams, and a default rule.
 func scaleConfig(rules, reps, poolSize int) *engine.Config {
-	cfg := &engine.Config{}
-	for i := 0; i < reps; i++ {
-		cfg.Reps = append(cfg.Reps, engine.Rep{ID: fmt.Sprint("r", i), Timezone: "America/New_York"})
-	}
-	for p := 0; p < reps/poolSize; p++ {
-		var now engine.Duration
-		pool := engine.Pool{ID: fmt.Sprint("p", p), AcceptWithin: &now}
-		for j := 0; j < poolSize; j++ {
-			pool.Members = append(pool.Members, engine.Member{RepID: fmt.Sprint("r", p*poolSize+j)})
-		}
-		cfg.Pools = append(cfg.Pools, pool)
-	}
+	cfg := instantTeams(reps, poolSize, "America/New_York")
 	pools := len(cfg.Pools)
 	for i := 0; i < rules-1; i++ {
 		prefix := fmt.Sprintf("%04d", i*10000/(rules-1))

@@ -27,13 +27,13 @@ import (
 	"github.com/leadrouter/leadrouter/server"
 )
 
-// fanoutConfig builds reps reps (r0, r1, ...) in pools of poolSize (p0,
-// p1, ...) that assign at once (accept_within: 0s), one rule per pool
-// (rule i takes leads of source s<i> to pool p<i>) and a default rule.
-func fanoutConfig(reps, poolSize int) *engine.Config {
+// instantTeams builds reps reps (r0, r1, ...) in pools of poolSize (p0,
+// p1, ...) that assign at once (accept_within: 0s), so benchmarks measure
+// routing, not reps running out of room for open offers.
+func instantTeams(reps, poolSize int, timezone string) *engine.Config {
 	cfg := &engine.Config{}
 	for i := 0; i < reps; i++ {
-		cfg.Reps = append(cfg.Reps, engine.Rep{ID: fmt.Sprint("r", i)})
+		cfg.Reps = append(cfg.Reps, engine.Rep{ID: fmt.Sprint("r", i), Timezone: timezone})
 	}
 	for p := 0; p < reps/poolSize; p++ {
 		var now engine.Duration
@@ -42,8 +42,18 @@ func fanoutConfig(reps, poolSize int) *engine.Config {
 			pool.Members = append(pool.Members, engine.Member{RepID: fmt.Sprint("r", p*poolSize+j)})
 		}
 		cfg.Pools = append(cfg.Pools, pool)
-		cfg.Rules = append(cfg.Rules, engine.Rule{ID: fmt.Sprint("s", p),
-			Match: engine.Match{Sources: []string{fmt.Sprint("s", p)}}, Targets: []engine.Target{{PoolID: pool.ID}}})
+	}
+	return cfg
+}
+
+// fanoutConfig is instantTeams with one rule per pool (rule i takes leads
+// of source s<i> to pool p<i>) and a default rule.
+func fanoutConfig(reps, poolSize int) *engine.Config {
+	cfg := instantTeams(reps, poolSize, "")
+	for p, pool := range cfg.Pools {
+		source := fmt.Sprint("s", p)
+		cfg.Rules = append(cfg.Rules, engine.Rule{ID: source, Match: engine.Match{Sources: []string{source}},
+			Targets: []engine.Target{{PoolID: pool.ID}}})
 	}
 	cfg.Rules = append(cfg.Rules, engine.Rule{ID: "default", Targets: []engine.Target{{PoolID: "p0"}}})
 	return cfg
