@@ -180,17 +180,18 @@ func checkAttributes(v *violations, field string, attrs map[string]string) {
 		v.add(field, "%d attributes, at most %d allowed", len(attrs), MaxAttributes)
 		return
 	}
+	// The field path is formatted only for a violation: most leads have none.
+	path := func(k string) string { return fmt.Sprintf("%s[%q]", field, k) }
 	for k, val := range attrs {
-		path := fmt.Sprintf("%s[%q]", field, k)
 		switch {
 		case k == "":
 			v.add(field, "empty attribute key")
 		case len(k) > MaxAttrKeyBytes:
-			v.add(path, "key is %d bytes, at most %d allowed", len(k), MaxAttrKeyBytes)
+			v.add(path(k), "key is %d bytes, at most %d allowed", len(k), MaxAttrKeyBytes)
 		case !utf8.ValidString(k) || !utf8.ValidString(val):
-			v.add(path, "not valid UTF-8")
+			v.add(path(k), "not valid UTF-8")
 		case len(val) > MaxAttrValueBytes:
-			v.add(path, "value is %d bytes, at most %d allowed", len(val), MaxAttrValueBytes)
+			v.add(path(k), "value is %d bytes, at most %d allowed", len(val), MaxAttrValueBytes)
 		}
 	}
 }

@@ -97,6 +97,10 @@ func New(e *engine.Engine, o Options) *Server {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(orDefault(o.MaxRecvBytes, DefaultMaxRecvBytes)),
 		grpc.ForceServerCodecV2(codec),
+		// Calls run on long-lived worker goroutines (a call finding them all
+		// busy gets a goroutine of its own): a fresh goroutine per call grows
+		// its stack on every call, a few percent of AssignLead's CPU.
+		grpc.NumStreamWorkers(streamWorkers),
 	}, o.ServerOptions...)
 	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(logger, logOpts...)}
 	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(logger, logOpts...)}
@@ -159,6 +163,10 @@ func (s *Server) Watcher() *engine.Watcher { return s.watcher }
 
 // callLevel logs finished calls at debug level, client mistakes at info and
 // server failures at warn, so info logs carry no lead data per request.
+// streamWorkers is how many goroutines wait for calls: enough for the
+// calls one replica has in flight at once under load.
+const streamWorkers = 128
+
 func callLevel(c codes.Code) logging.Level {
 	switch c {
 	case codes.OK, codes.Canceled, codes.NotFound:
