@@ -275,11 +275,11 @@ func run(args []string, out io.Writer) error {
 	printSummary(out, rows, o.targetConcurrency)
 
 	for i, rate := range o.rates {
-		rs, dec, err := b.rateStep(ctx, i, rate)
+		rs, dec, st, err := b.rateStep(ctx, i, rate)
 		if err != nil {
 			return err
 		}
-		printRate(out, o, rate, rs, dec)
+		printRate(out, o, rate, rs, dec, st)
 		v.errors += rs.errs
 		if rate == o.targetRate {
 			v.achieved, v.rateJudged = float64(rs.n())/rs.duration.Seconds(), true
@@ -448,24 +448,32 @@ func (b *bench) cpuNow(t *target) cpuUse {
 }
 
 // rateStep runs fixed-rate step i at rate calls/s against leadrouterd and
-// returns its sample and the decision-time histogram over the step (nil
-// when not exported).
-func (b *bench) rateStep(ctx context.Context, i int, rate float64) (*openSample, *histogram, error) {
+// returns its sample, the decision-time histogram over the step (nil when
+// not exported) and the Redis commands that stalled during it.
+func (b *bench) rateStep(ctx context.Context, i int, rate float64) (*openSample, *histogram, *stalls, error) {
 	o := b.o
 	before, err := scrapeHistogram(ctx, b.metrics, assignDurationMetric)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	readStalls, err := watchStalls(ctx, b.rdb)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	gens := make([]*leadGen, o.rateWorkers)
 	for w := range gens {
 		gens[w] = newLeadGen(uint64(1+i)<<48|uint64(w), fmt.Sprintf("%s-r%02d-c000-w%03d", b.runID, i, w))
 	}
 	s := openLoop(ctx, b.assign.clients, o.workspace, rate, o.rateDuration, gens)
+	st, err := readStalls(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	after, err := scrapeHistogram(ctx, b.metrics, assignDurationMetric)
 	if err != nil || after == nil {
-		return s, nil, err
+		return s, nil, st, err
 	}
-	return s, after.sub(before), nil
+	return s, after.sub(before), st, nil
 }
 
 // profile records CPU profiles of leadrouterd and of leadbench itself (the

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,5 +263,52 @@ func TestLoops(t *testing.T) {
 	}
 	if o.pct(99) < o.service.pct(0.1) {
 		t.Errorf("open loop: latency from the schedule %v below the service time %v", o.pct(99), o.service.pct(0.1))
+	}
+}
+
+// TestStalls: a command that runs past the threshold is reported with its
+// name and duration, fast commands are not, and watching again starts
+// from an empty log.
+func TestStalls(t *testing.T) {
+	_, rdb := startTestBaseline(t)
+	ctx := context.Background()
+	busy := func() {
+		// A script that spins for 5 ms of Redis's time.
+		const spin = `local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start >= 5000
+return 1`
+		if err := rdb.Eval(ctx, spin, nil).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busy() // before watching: must not be counted
+	read, err := watchStalls(ctx, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busy()
+	st, err := read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Exactly the one EVAL since the watch began. (A PING is counted only
+	// if this machine stalled Redis during it, which it may.)
+	if st.byCmd["EVAL"] != 1 || st.n != 1+st.byCmd["PING"] || st.longest < 5*time.Millisecond {
+		t.Fatalf("stalls = %+v, want the one EVAL of at least 5ms", st)
+	}
+	if got := st.String(); !strings.Contains(got, " longest ") || !strings.Contains(got, "EVAL 1") {
+		t.Errorf("String() = %q", got)
+	}
+	if read, err = watchStalls(ctx, rdb); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = read(ctx); err != nil || st.n != 0 || st.String() != "none" {
+		t.Errorf("after a new watch: %+v, %v; want none", st, err)
 	}
 }

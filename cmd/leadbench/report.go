@@ -141,7 +141,7 @@ func printSummary(out io.Writer, rows []row, judgedAt int) {
 }
 
 // printRate writes the fixed-rate step.
-func printRate(out io.Writer, o *options, rate float64, s *openSample, dec *histogram) {
+func printRate(out io.Writer, o *options, rate float64, s *openSample, dec *histogram, st *stalls) {
 	fmt.Fprintf(out, "fixed rate: %s AssignLead/s scheduled for %v (open loop, %d workers over %d connections)\n",
 		comma(int(rate)), o.rateDuration, o.rateWorkers, o.conns)
 	fmt.Fprintf(out, "  achieved: %s answered/s (%s scheduled, %s answered, %d failed, %s started over 1ms late)\n",
@@ -154,6 +154,7 @@ func printRate(out io.Writer, o *options, rate float64, s *openSample, dec *hist
 		fmt.Fprintf(out, "  leadrouterd decision time (%s, %s calls): p50 %s, p99 %s, mean %s\n", assignDurationMetric,
 			comma(int(dec.count)), fmtDur(seconds(dec.quantile(0.5))), fmtDur(seconds(dec.quantile(0.99))), fmtDur(seconds(dec.mean())))
 	}
+	fmt.Fprintf(out, "  Redis commands that took %v or more (SLOWLOG; a command inside a script counts too): %s\n", stallThreshold, st)
 	if s.errs > 0 {
 		fmt.Fprintf(out, "FAILED CALLS: %d, the first: %v\n", s.errs, s.firstErr)
 	}
