@@ -28,6 +28,7 @@ import (
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
 	"github.com/leadrouter/leadrouter/internal/logbuf"
+	"github.com/leadrouter/leadrouter/internal/redisproc"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 	"github.com/leadrouter/leadrouter/server"
 )
@@ -127,11 +128,11 @@ type daemon struct {
 // log fails the test.
 func startDaemon(t *testing.T, name, redisURL string, extra ...string) *daemon {
 	t.Helper()
-	grpcPort, err := redistest.FreePort()
+	grpcPort, err := redisproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	metricsPort, err := redistest.FreePort()
+	metricsPort, err := redisproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/leadrouter/leadrouter/engine"
+	"github.com/leadrouter/leadrouter/internal/redisproc"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 	"github.com/leadrouter/leadrouter/store"
 )
@@ -45,7 +46,7 @@ rules: [{id: all, targets: [{pool_id: p}]}]
 // TestUnreachableRedisIsUnavailable: a store whose Redis is gone reports
 // engine.ErrUnavailable promptly, which callers may retry.
 func TestUnreachableRedisIsUnavailable(t *testing.T) {
-	port, err := redistest.FreePort()
+	port, err := redisproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

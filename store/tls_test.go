@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leadrouter/leadrouter/internal/redistest"
+	"github.com/leadrouter/leadrouter/internal/redisproc"
 	"github.com/leadrouter/leadrouter/internal/testpki"
 	"github.com/leadrouter/leadrouter/store"
 )
@@ -19,7 +19,7 @@ import (
 // CA does not.
 func TestOpenTLSWithACLUser(t *testing.T) {
 	pki := testpki.New(t)
-	port, err := redistest.FreePort()
+	port, err := redisproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

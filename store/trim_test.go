@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leadrouter/leadrouter/internal/redistest"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/leadrouter/leadrouter/internal/redistest"
 )
 
 // TestTrimEvents: retention removes exactly the events over the length and

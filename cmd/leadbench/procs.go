@@ -15,10 +15,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/leadrouter/leadrouter/internal/redisproc"
 )
 
 // proc is a child process the benchmark started: redis-server, leadrouterd
@@ -71,19 +72,9 @@ func (p *proc) stop() {
 	}
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // freeAddr returns 127.0.0.1:<free port>.
 func freeAddr() (string, error) {
-	p, err := freePort()
+	p, err := redisproc.FreePort()
 	if err != nil {
 		return "", err
 	}
@@ -116,21 +107,21 @@ func waitFor(p *proc, within time.Duration, check func(context.Context) error) e
 func startRedis(dir string, log io.Writer) (*proc, string, error) {
 	var lastErr error
 	for range 5 { // another process may take the port between look-up and bind
-		port, err := freePort()
+		port, err := redisproc.FreePort()
 		if err != nil {
 			return nil, "", err
 		}
-		p, err := startProc("redis-server", log, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning",
-			"--maxclients", "10000")
+		p, err := startProc("redis-server", log, "redis-server", redisproc.Args(port, dir, "--maxclients", "10000")...)
 		if err != nil {
 			return nil, "", err
 		}
-		url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-		opts, _ := redis.ParseURL(url)
-		c := redis.NewClient(opts)
-		lastErr = waitFor(p, 5*time.Second, func(ctx context.Context) error { return c.Ping(ctx).Err() })
-		c.Close()
+		url := redisproc.URL(port)
+		lastErr = redisproc.WaitReady(url, 5*time.Second, func() error {
+			if ok, err := p.exited(); ok {
+				return fmt.Errorf("redis-server exited during start-up: %v", err)
+			}
+			return nil
+		})
 		if lastErr == nil {
 			return p, url, nil
 		}

@@ -20,6 +20,7 @@ import (
 
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
 	"github.com/leadrouter/leadrouter/internal/logbuf"
+	"github.com/leadrouter/leadrouter/internal/redisproc"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 )
 
@@ -75,8 +76,8 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemon {
 // until its health service says SERVING.
 func launch(t *testing.T, env []string, creds grpc.DialOption, args ...string) *daemon {
 	t.Helper()
-	grpcPort, _ := redistest.FreePort()
-	metricsPort, _ := redistest.FreePort()
+	grpcPort, _ := redisproc.FreePort()
+	metricsPort, _ := redisproc.FreePort()
 	d := &daemon{log: &logbuf.Buffer{}, metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
 	d.cmd = exec.Command(build(t), append([]string{"--metrics-listen", d.metrics}, args...)...)
 	d.cmd.Env = append(append(os.Environ(), fmt.Sprintf("LEADROUTER_LISTEN=127.0.0.1:%d", grpcPort)), env...)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/leadrouter/leadrouter/internal/redisproc"
 )
 
 // Cluster is a local Redis Cluster of redis-server processes on loopback
@@ -59,7 +61,7 @@ func startCluster(dir string, extra ...string) (*Cluster, error) {
 	}()
 	var addrs []string
 	for i := 0; i < 2*masters; i++ {
-		bus, err := FreePort() // port+10000 may be past 65535: name the bus port
+		bus, err := redisproc.FreePort() // port+10000 may be past 65535: name the bus port
 		if err != nil {
 			return nil, err
 		}

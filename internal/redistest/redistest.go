@@ -8,16 +8,11 @@
 package redistest
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/leadrouter/leadrouter/store"
 )
@@ -121,35 +116,6 @@ func start() (string, error) {
 		startErr = err
 	}
 	return "", fmt.Errorf("redis-server did not start: %w", startErr)
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitReady(u string, within time.Duration) error {
-	opts, err := redis.ParseURL(u)
-	if err != nil {
-		return err
-	}
-	c := redis.NewClient(opts)
-	defer c.Close()
-	deadline := time.Now().Add(within)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // Backend is one store implementation the conformance suites run against.

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/leadrouter/leadrouter/internal/redisproc"
 )
 
 // Server is a redis-server of its own, for tests that stop, kill, pause or
@@ -40,14 +42,11 @@ func StartServer(tb testing.TB, extra ...string) *Server {
 // newServer prepares (does not start) a redis-server on a free loopback
 // port that keeps nothing on disk unless extra says otherwise.
 func newServer(dir string, extra ...string) (*Server, error) {
-	port, err := FreePort()
+	port, err := redisproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Port: port, Dir: dir, URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port)}
-	s.args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"}, extra...)
-	return s, nil
+	return &Server{Port: port, Dir: dir, URL: redisproc.URL(port), args: redisproc.Args(port, dir, extra...)}, nil
 }
 
 // Addr is the server's host:port.
@@ -78,7 +77,7 @@ func (s *Server) startBinary(name string, args ...string) error {
 	if err := s.cmd.Start(); err != nil {
 		return err
 	}
-	if err := waitReady(s.URL, 10*time.Second); err != nil {
+	if err := redisproc.WaitReady(s.URL, 10*time.Second, nil); err != nil {
 		s.stop()
 		return fmt.Errorf("%s on port %d: %w", name, s.Port, err)
 	}
