@@ -71,8 +71,8 @@ func recordFields(leadID string, f map[string]string) *engine.Assignment {
 		CloseReason: f["close_reason"],
 		PolicyPool:  f["policy_pool"],
 	}
-	a.ConfigVersion, _ = strconv.ParseInt(f["cfgv"], 10, 64)
-	a.TargetIndex, _ = strconv.Atoi(f["target"])
+	a.ConfigVersion = int64(count(f["cfgv"]))
+	a.TargetIndex = count(f["target"])
 	a.OfferExpiresAt = msTime(f["offer_expires"])
 	a.AcceptedAt = msTime(f["accepted_at"])
 	a.FirstContactAt = msTime(f["first_contact_at"])
@@ -80,9 +80,9 @@ func recordFields(leadID string, f map[string]string) *engine.Assignment {
 	a.FirstContactDue = msTime(f["sla_due"])
 	a.Disposition = engine.Disposition(f["disposition"])
 	a.ReasonCode = f["reason_code"]
-	a.Offers, _ = strconv.Atoi(f["offers"])
-	a.Contacts, _ = strconv.Atoi(f["contacts"])
-	a.Breaches, _ = strconv.Atoi(f["breaches"])
+	a.Offers = count(f["offers"])
+	a.Contacts = count(f["contacts"])
+	a.Breaches = count(f["breaches"])
 	a.History = parseHistory(f["history"])
 	if a.State != engine.StateOffered {
 		a.OfferExpiresAt = time.Time{}
@@ -156,7 +156,20 @@ func field(parts []string, i int) string {
 	return ""
 }
 
+// count reads a numeric field; an absent one is 0. (Most of a new
+// record's fields are absent: parsing "" would allocate an error each.)
+func count(s string) int {
+	if s == "" {
+		return 0
+	}
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
 func msTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
 	ms, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || ms == 0 {
 		return time.Time{}
