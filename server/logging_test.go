@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -49,6 +50,59 @@ func TestLogsCarryNoPersonalDataAtInfo(t *testing.T) {
 				}
 				if strings.Contains(logged, email) || strings.Contains(logged, name) {
 					t.Errorf("info: the log carries a lead's email or name:\n%s", logged)
+				}
+			}
+		})
+	}
+}
+
+// TestFinishedCallLog: each finished call is one "finished call" line with
+// the service, method, code and time, at debug level when it succeeded and
+// at info level for a client's mistake (with the error); at info level a
+// successful call logs nothing.
+func TestFinishedCallLog(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
+		t.Run(level.String(), func(t *testing.T) {
+			var out logbuf.Buffer
+			log := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: level}))
+			in := startWith(t, redistest.RealStore(t), server.Options{Logger: log})
+			ws := redistest.Workspace(t)
+			in.applyYAML(t, ws, threeReps)
+			if _, err := in.routing.AssignLead(ctxT(t), &pb.AssignLeadRequest{Workspace: ws,
+				Lead: &pb.Lead{Id: "ok", Email: "a@acme.example", Country: "DE"}}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := in.routing.AssignLead(ctxT(t), &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Country: "DE"}})
+			wantCode(t, err, codes.InvalidArgument)
+
+			var lines []map[string]any
+			for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err != nil {
+					t.Fatalf("log line %q: %v", l, err)
+				}
+				if m["msg"] == "finished call" && m["grpc.method"] == "AssignLead" {
+					lines = append(lines, m)
+				}
+			}
+			want := []string{"OK", "InvalidArgument"}
+			if level == slog.LevelInfo {
+				want = want[1:]
+			}
+			if len(lines) != len(want) {
+				t.Fatalf("%d finished AssignLead lines, want %d:\n%s", len(lines), len(want), out.String())
+			}
+			for i, m := range lines {
+				wantLevel := map[string]string{"OK": "DEBUG", "InvalidArgument": "INFO"}[want[i]]
+				if m["grpc.code"] != want[i] || m["level"] != wantLevel || m["grpc.service"] != "leadrouter.v1.RoutingService" ||
+					m["grpc.method_type"] != "unary" || m["peer.address"] == nil {
+					t.Errorf("line %d = %v, want code %s at %s", i, m, want[i], wantLevel)
+				}
+				if ms, ok := m["grpc.time_ms"].(float64); !ok || ms <= 0 {
+					t.Errorf("line %d: grpc.time_ms = %v", i, m["grpc.time_ms"])
+				}
+				if _, hasErr := m["grpc.error"]; hasErr != (want[i] != "OK") {
+					t.Errorf("line %d: grpc.error = %v", i, m["grpc.error"])
 				}
 			}
 		})

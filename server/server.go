@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -84,10 +83,6 @@ func New(e *engine.Engine, o Options) *Server {
 		o.Metrics.HandlerPanicked()
 		return status.Error(codes.Internal, "internal error")
 	})
-	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		log.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel)}
 	codec := newCheckedCodec()
 	opts := append([]grpc.ServerOption{
 		// Streams live for hours: ping idle connections so a desktop that
@@ -102,8 +97,9 @@ func New(e *engine.Engine, o Options) *Server {
 		// its stack on every call, a few percent of AssignLead's CPU.
 		grpc.NumStreamWorkers(streamWorkers),
 	}, o.ServerOptions...)
-	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(logger, logOpts...)}
-	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(logger, logOpts...)}
+	calls := callLog{log: log}
+	unary := []grpc.UnaryServerInterceptor{calls.unary}
+	stream := []grpc.StreamServerInterceptor{calls.stream}
 	if g := o.Metrics.GRPC(); g != nil {
 		unary = append(unary, g.UnaryServerInterceptor())
 		stream = append(stream, g.StreamServerInterceptor())
@@ -161,22 +157,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 // Watcher returns the server's event fan-out.
 func (s *Server) Watcher() *engine.Watcher { return s.watcher }
 
-// callLevel logs finished calls at debug level, client mistakes at info and
-// server failures at warn, so info logs carry no lead data per request.
 // streamWorkers is how many goroutines wait for calls: enough for the
 // calls one replica has in flight at once under load.
 const streamWorkers = 128
-
-func callLevel(c codes.Code) logging.Level {
-	switch c {
-	case codes.OK, codes.Canceled, codes.NotFound:
-		return logging.LevelDebug
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.Aborted, codes.AlreadyExists, codes.PermissionDenied, codes.Unauthenticated:
-		return logging.LevelInfo
-	default:
-		return logging.LevelWarn
-	}
-}
 
 // services are the names whose health follows the store.
 var services = []string{
