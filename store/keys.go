@@ -1,5 +1,7 @@
 package store
 
+import "sync"
+
 // Every key of a workspace starts with "<prefix>:{<workspace>}:". The braces
 // make the workspace the Redis Cluster hash tag, so all keys of one
 // workspace live in one slot and every script below is legal on a cluster.
@@ -94,12 +96,23 @@ func workspacesKey(prefix string) string { return prefix + ":workspaces" }
 func (k keys) repState() string { return k.base + "repstate" }
 
 // common are the fourteen workspace keys every routing script starts with
-// (lib_routing.lua), in that order.
+// (lib_routing.lua), in that order, in a new slice with room for the call's
+// own keys after them.
 func (k keys) common() []string {
-	return []string{k.config(), k.presence(), k.open(), k.daily(), k.profile(), k.zones(),
-		k.assigned(), k.lastAssigned(), k.seq(), k.timers(), k.events(), k.queuedPools(),
-		k.repState(), k.statusChanged()}
+	v, ok := commonKeys.Load(k.base)
+	if !ok {
+		v, _ = commonKeys.LoadOrStore(k.base, []string{k.config(), k.presence(), k.open(), k.daily(), k.profile(),
+			k.zones(), k.assigned(), k.lastAssigned(), k.seq(), k.timers(), k.events(), k.queuedPools(),
+			k.repState(), k.statusChanged()})
+	}
+	names := v.([]string)
+	return append(make([]string, 0, len(names)+16), names...)
 }
+
+// commonKeys holds each workspace's common key names by key base: they
+// never change, and building them was fourteen strings per script call.
+// It holds one entry per workspace this process has served.
+var commonKeys sync.Map
 
 // target appends the four keys of a target pool (pool, rank, owed, queue).
 func (k keys) target(dst []string, poolID string) []string {
