@@ -81,11 +81,25 @@ func assignmentToProto(a *engine.Assignment) *pb.Assignment {
 	if d := a.SpeedToLead(); d != 0 {
 		out.SpeedToLead = durationpb.New(d)
 	}
-	for _, h := range a.History {
-		out.History = append(out.History, &pb.LifecycleEvent{At: ts(h.At), Kind: h.Kind, RepId: h.RepID, Detail: h.Detail})
+	// Every answer carries the history and the whole rule trace: their
+	// messages are allocated together, one array each, not one by one.
+	if len(a.History) > 0 {
+		events := make([]pb.LifecycleEvent, len(a.History))
+		out.History = make([]*pb.LifecycleEvent, len(a.History))
+		for i, h := range a.History {
+			e := &events[i]
+			e.At, e.Kind, e.RepId, e.Detail = ts(h.At), h.Kind, h.RepID, h.Detail
+			out.History[i] = e
+		}
 	}
-	for _, r := range a.Trace.Rules {
-		out.Trace.Rules = append(out.Trace.Rules, &pb.RuleEvaluation{RuleId: r.RuleID, Matched: r.Matched, Detail: r.Detail})
+	if len(a.Trace.Rules) > 0 {
+		rules := make([]pb.RuleEvaluation, len(a.Trace.Rules))
+		out.Trace.Rules = make([]*pb.RuleEvaluation, len(a.Trace.Rules))
+		for i, r := range a.Trace.Rules {
+			e := &rules[i]
+			e.RuleId, e.Matched, e.Detail = r.RuleID, r.Matched, r.Detail
+			out.Trace.Rules[i] = e
+		}
 	}
 	for _, t := range a.Trace.Targets {
 		te := &pb.TargetEvaluation{PoolId: t.PoolID, Strategy: strategyToProto[t.Strategy],
