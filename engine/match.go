@@ -47,6 +47,8 @@ type compiledRule struct {
 	// Trace texts of the lists above, formatted once at compile time:
 	// a miss is reported for most rules of most decisions.
 	postalText, languagesText, employeesText, scoreText string
+	// description is describe's text, the trace of a match.
+	description string
 }
 
 // set is a case-insensitive string set that remembers its spelling for
@@ -140,6 +142,7 @@ func compile(cfg *Config, sc *StoredConfig) *compiledConfig {
 		if cr.score != nil {
 			cr.scoreText = cr.score.String()
 		}
+		cr.description = cr.describe()
 		cc.rules = append(cc.rules, cr)
 	}
 	cc.index = buildIndex(cc.rules)
@@ -171,7 +174,7 @@ func (cc *compiledConfig) scan(l *Lead) (*compiledRule, []RuleEvaluation) {
 			evals = append(evals, RuleEvaluation{RuleID: r.id, Detail: miss})
 			continue
 		}
-		return r, append(evals, RuleEvaluation{RuleID: r.id, Matched: true, Detail: r.describe()})
+		return r, append(evals, RuleEvaluation{RuleID: r.id, Matched: true, Detail: r.description})
 	}
 	return nil, evals
 }
@@ -200,7 +203,7 @@ func (cc *compiledConfig) search(l *Lead) (*compiledRule, []RuleEvaluation) {
 		r := &cc.rules[i]
 		miss := r.miss(l)
 		if miss == "" {
-			return r, finish(i, &RuleEvaluation{RuleID: r.id, Matched: true, Detail: r.describe()})
+			return r, finish(i, &RuleEvaluation{RuleID: r.id, Matched: true, Detail: r.description})
 		}
 		if evaluated++; len(evals) < maxRuleTrace {
 			evals = append(evals, RuleEvaluation{RuleID: r.id, Detail: miss})
