@@ -251,7 +251,7 @@ func (r *compiledRule) miss(l *Lead) string {
 	}
 	for k, want := range r.attributes {
 		if got, ok := l.Attributes[k]; !ok || got != want {
-			return fmt.Sprintf("attribute %s is %q, want %q", k, got, want)
+			return "attribute " + k + " is " + strconv.Quote(got) + ", want " + strconv.Quote(want)
 		}
 	}
 	return ""
