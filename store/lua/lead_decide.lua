@@ -108,27 +108,36 @@ end
 
 -- The record but the lead and its rule trace, which the reply leaves out:
 -- the caller sent them and has them.
+-- Each field once: the reply repeats the record, and every field is a
+-- string to build, send and read.
 local record = {
-  'rule', rule_id, 'received_at', NOW, 'decided_at', NOW,
-  'cfgv', string.match(CONFIG_ID, '^(%d+)') or '0', 'state', state, 'rep', rep, 'pool', pool_id, 'reason', reason, 'route', route,
+  'rule', rule_id, 'received_at', NOW,
+  'cfgv', string.match(CONFIG_ID, '^(%d+)') or '0', 'route', route,
   'target', target_index, 'email', email, 'picks', table.concat(lines, '\n'), 'submitted_at', submitted,
 }
 local history = history_line('received', '', '')
-if state == 'QUEUED' then
-  append_all(record, { 'queued_at', NOW })
-  history = history .. history_line('queued', '', reason)
-elseif state == 'UNROUTABLE' then
-  history = history .. history_line('unroutable', '', reason)
+if state == 'QUEUED' or state == 'UNROUTABLE' then
+  append_all(record, { 'decided_at', NOW, 'state', state, 'rep', rep, 'pool', pool_id, 'reason', reason })
+  if state == 'QUEUED' then
+    append_all(record, { 'queued_at', NOW })
+    history = history .. history_line('queued', '', reason)
+  else
+    history = history .. history_line('unroutable', '', reason)
+  end
 else
   -- A rep was picked: an offer or the assignment, under the pool's policy.
   local policy = (outcome and targets[outcome.index] or targets[1] or {}).pool
   local placed, fields, line
   if policy then
     placed, fields, line = place(policy, rep, lead_id, submitted, '')
-    append_all(fields, { 'pool', pool_id })
+    -- The record's pool is the one the lead was routed by ('' for an
+    -- account owner), not necessarily the pool whose policy applied.
+    for i = 1, #fields, 2 do
+      if fields[i] == 'pool' then fields[i + 1] = pool_id end
+    end
   else
-    placed, fields, line = 'ASSIGNED', { 'state', 'ASSIGNED', 'accepted_at', NOW, 'offered', '|' .. rep .. '|' },
-      history_line('assigned', rep, '')
+    placed, fields, line = 'ASSIGNED', { 'decided_at', NOW, 'state', 'ASSIGNED', 'rep', rep, 'pool', pool_id,
+      'reason', reason, 'accepted_at', NOW, 'offered', '|' .. rep .. '|' }, history_line('assigned', rep, '')
     if not DRY then emit('assigned', lead_id, rep, pool_id, route) end
   end
   append_all(record, fields)
