@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/parallel"
 	"github.com/leadrouter/leadrouter/store"
 )
 
@@ -545,6 +547,9 @@ func TestChaosDurabilityWarnings(t *testing.T) {
 	}
 }
 
+// errStopped ends a load worker when its test is ending.
+var errStopped = errors.New("the test is ending")
+
 // TestChaosReplicaKilled: three replicas share one Redis; 16 clients assign
 // 3,000 leads round-robin over them, each call with a 2s deadline, retrying
 // a failed call with the same lead id on the next replica. A third of the
@@ -580,67 +585,54 @@ rules: [{id: all, targets: [{pool_id: team}]}]
 	}
 	var (
 		results  = make([]result, leads)
-		next     atomic.Int64
 		finished atomic.Int64
 		inFlight [3]atomic.Int64 // calls in flight per replica
 		served   [3]atomic.Int64 // successful calls per replica
 		mu       sync.Mutex
 		failures = map[string]int{} // "replica code" -> failed calls
-		wg       sync.WaitGroup
-		stopped  atomic.Bool // the test is ending: workers return
+		stopped  atomic.Bool        // the test is ending: workers return
 		giveUp   = time.Now().Add(90 * time.Second)
 	)
-	// However the test ends, no worker outlives it.
-	defer func() { stopped.Store(true); wg.Wait() }()
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= leads {
-					return
-				}
-				req := &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: fmt.Sprintf("lead-%04d", i), Country: "US"}}
-				r := i % len(replicas)
-				for attempt := 1; ; attempt++ {
-					if stopped.Load() {
-						return
-					}
-					ctx, cancel := context.WithTimeout(context.Background(), callTime)
-					inFlight[r].Add(1)
-					resp, err := replicas[r].routing.AssignLead(ctx, req)
-					inFlight[r].Add(-1)
-					cancel()
-					if err == nil {
-						a := resp.GetAssignment()
-						if a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_ASSIGNED || a.GetRepId() == "" {
-							t.Errorf("lead %s: %v", req.Lead.Id, a)
-						}
-						if resp.GetDuplicate() && attempt == 1 {
-							t.Errorf("lead %s: a new lead id answered as a duplicate on the first attempt", req.Lead.Id)
-						}
-						served[r].Add(1)
-						results[i] = result{rep: a.GetRepId(), duplicate: resp.GetDuplicate(), attempts: attempt}
-						break
-					}
-					mu.Lock()
-					failures[fmt.Sprintf("%s %s", replicas[r].name, codeOf(err))]++
-					mu.Unlock()
-					if time.Now().After(giveUp) {
-						t.Errorf("lead %s: still failing after %d attempts: %v", req.Lead.Id, attempt, err)
-						return
-					}
-					r = (r + 1) % len(replicas) // the same lead id, on the next replica
-					if attempt%len(replicas) == 0 {
-						time.Sleep(20 * time.Millisecond) // every replica failed: do not spin
-					}
-				}
-				finished.Add(1)
+	load := parallel.Go(workers, leads, func(i int) error {
+		req := &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: fmt.Sprintf("lead-%04d", i), Country: "US"}}
+		r := i % len(replicas)
+		for attempt := 1; ; attempt++ {
+			if stopped.Load() {
+				return errStopped
 			}
-		}()
-	}
-
+			ctx, cancel := context.WithTimeout(context.Background(), callTime)
+			inFlight[r].Add(1)
+			resp, err := replicas[r].routing.AssignLead(ctx, req)
+			inFlight[r].Add(-1)
+			cancel()
+			if err == nil {
+				a := resp.GetAssignment()
+				if a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_ASSIGNED || a.GetRepId() == "" {
+					t.Errorf("lead %s: %v", req.Lead.Id, a)
+				}
+				if resp.GetDuplicate() && attempt == 1 {
+					t.Errorf("lead %s: a new lead id answered as a duplicate on the first attempt", req.Lead.Id)
+				}
+				served[r].Add(1)
+				results[i] = result{rep: a.GetRepId(), duplicate: resp.GetDuplicate(), attempts: attempt}
+				break
+			}
+			mu.Lock()
+			failures[fmt.Sprintf("%s %s", replicas[r].name, codeOf(err))]++
+			mu.Unlock()
+			if time.Now().After(giveUp) {
+				return fmt.Errorf("lead %s: still failing after %d attempts: %v", req.Lead.Id, attempt, err)
+			}
+			r = (r + 1) % len(replicas) // the same lead id, on the next replica
+			if attempt%len(replicas) == 0 {
+				time.Sleep(20 * time.Millisecond) // every replica failed: do not spin
+			}
+		}
+		finished.Add(1)
+		return nil
+	})
+	// However the test ends, no worker outlives it.
+	defer func() { stopped.Store(true); load.Wait() }()
 	// Kill the victim a third of the way through, restart it at half way.
 	waitLoad := func(n int64) {
 		t.Helper()
@@ -658,7 +650,9 @@ rules: [{id: all, targets: [{pool_id: team}]}]
 	replicas[victim].start()
 	servedBefore := served[victim].Load()
 	t.Logf("measured: %s restarted and SERVING in %s (at lead %d)", replicas[victim].name, time.Since(start).Round(time.Millisecond), restartAt)
-	wg.Wait()
+	for _, err := range load.Wait() {
+		t.Error(err)
+	}
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -744,37 +738,30 @@ func TestChaosClientCancels(t *testing.T) {
 		workers = 8
 	)
 	outcome := make([]codes.Code, n)
-	var wg sync.WaitGroup
-	for g := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; i < n; i += workers {
-				// After 0 to ~5 ms, spread evenly: before the request is
-				// sent, while the script runs, after it ran. One in 40
-				// gets 10 s, so some complete however slow the machine.
-				after := time.Duration(i%40) * 125 * time.Microsecond
-				if i%40 == 39 {
-					after = 10 * time.Second
-				}
-				// Even leads: the client cancels (the server learns it
-				// mid-call). Odd: a deadline, which the server knows
-				// from the start.
-				var ctx context.Context
-				var cancel context.CancelFunc
-				if i%2 == 0 {
-					ctx, cancel = context.WithCancel(context.Background())
-					time.AfterFunc(after, cancel)
-				} else {
-					ctx, cancel = context.WithTimeout(context.Background(), after)
-				}
-				_, err := d.routing.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: fmt.Sprint("c", i), Country: "DE"}})
-				cancel() // a pending AfterFunc then cancels a finished context: harmless
-				outcome[i] = codeOf(err)
-			}
-		}()
-	}
-	wg.Wait()
+	parallel.Each(workers, n, func(i int) error {
+		// After 0 to ~5 ms, spread evenly: before the request is
+		// sent, while the script runs, after it ran. One in 40
+		// gets 10 s, so some complete however slow the machine.
+		after := time.Duration(i%40) * 125 * time.Microsecond
+		if i%40 == 39 {
+			after = 10 * time.Second
+		}
+		// Even leads: the client cancels (the server learns it
+		// mid-call). Odd: a deadline, which the server knows
+		// from the start.
+		var ctx context.Context
+		var cancel context.CancelFunc
+		if i%2 == 0 {
+			ctx, cancel = context.WithCancel(context.Background())
+			time.AfterFunc(after, cancel)
+		} else {
+			ctx, cancel = context.WithTimeout(context.Background(), after)
+		}
+		_, err := d.routing.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: fmt.Sprint("c", i), Country: "DE"}})
+		cancel() // a pending AfterFunc then cancels a finished context: harmless
+		outcome[i] = codeOf(err)
+		return nil
+	})
 
 	found, ok, gaveUp := 0, 0, 0
 	byCode := map[codes.Code]int{}

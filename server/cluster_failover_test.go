@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/parallel"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 )
 
@@ -54,14 +55,12 @@ rules: [{id: all, targets: [{pool_id: team}]}]
 
 	var (
 		reps                = make([]string, leads)
-		next, unavailable   atomic.Int64
+		unavailable         atomic.Int64
 		mu                  sync.Mutex
 		firstFail, lastFail time.Time
 		killed              = make(chan time.Time, 1)
 		killOnce            sync.Once
 		retriedLeads        = map[int]bool{}
-		wg                  sync.WaitGroup
-		errs                = make(chan error, workers)
 		started             = time.Now()
 	)
 	assign := func(i int) (string, bool, error) {
@@ -86,33 +85,20 @@ rules: [{id: all, targets: [{pool_id: team}]}]
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= leads {
-					return
-				}
-				if i == killAt {
-					killOnce.Do(func() {
-						victim.Kill(t)
-						killed <- time.Now()
-					})
-				}
-				rep, dup, err := assign(i)
-				if err == nil && (dup || rep == "") {
-					err = fmt.Errorf("lead %d: rep %q duplicate %v on first send", i, rep, dup)
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-				reps[i] = rep
-			}
-		}()
-	}
+	load := parallel.Go(workers, leads, func(i int) error {
+		if i == killAt {
+			killOnce.Do(func() {
+				victim.Kill(t)
+				killed <- time.Now()
+			})
+		}
+		rep, dup, err := assign(i)
+		if err == nil && (dup || rep == "") {
+			err = fmt.Errorf("lead %d: rep %q duplicate %v on first send", i, rep, dup)
+		}
+		reps[i] = rep
+		return err
+	})
 	// Promotion: from the kill until another node serves the victim's
 	// slots and every live node says the cluster is ok.
 	killedAt := <-killed
@@ -133,9 +119,7 @@ rules: [{id: all, targets: [{pool_id: team}]}]
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range load.Wait() {
 		t.Fatal(err)
 	}
 	elapsed := time.Since(started)

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/parallel"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 )
 
@@ -40,31 +40,9 @@ rules: [{id: all, targets: [{pool_id: team}]}]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	reps := make([]string, leads)
-	var next atomic.Int64
 	run := func(work func(i int) error) {
 		t.Helper()
-		next.Store(0)
-		var wg sync.WaitGroup
-		errs := make(chan error, workers)
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= leads {
-						return
-					}
-					if err := work(i); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
+		for _, err := range parallel.Each(workers, leads, work) {
 			t.Fatal(err)
 		}
 	}

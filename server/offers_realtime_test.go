@@ -22,6 +22,7 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/parallel"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 	"github.com/leadrouter/leadrouter/server"
 	"github.com/leadrouter/leadrouter/store"
@@ -305,7 +306,7 @@ func TestOfferTimeoutsAcrossReplicas(t *testing.T) {
 		}()
 	}
 
-	var next, sent atomic.Int64
+	var sent atomic.Int64
 	begin := time.Now()
 	killedAt := make(chan time.Duration, 1)
 	go func() {
@@ -315,51 +316,43 @@ func TestOfferTimeoutsAcrossReplicas(t *testing.T) {
 		cl.kill(rs[1])
 		killedAt <- time.Since(begin)
 	}()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= leads || ctx.Err() != nil {
-					return
-				}
-				time.Sleep(time.Until(begin.Add(time.Duration(i) * pace)))
-				var resp *pb.AssignLeadResponse
-				err := cl.call(i, func(r *replica) (err error) {
-					resp, err = r.routing.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws,
-						Lead: &pb.Lead{Id: leadID(i), Country: "US"}})
-					return err
-				})
-				replied := time.Now()
-				sent.Add(1)
-				if err != nil {
-					fail(fmt.Errorf("lead %d: %w", i, err))
-					continue
-				}
-				a := resp.GetAssignment()
-				if a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_OFFERED || a.GetRepId() == "" {
-					fail(fmt.Errorf("lead %d: %v, want an offer", i, a.GetState()))
-					continue
-				}
-				if !acceptFirst[i] {
-					continue
-				}
-				if err := accept(i, a.GetRepId()); err != nil {
-					fail(fmt.Errorf("lead %d: accepting the first offer (to %s): %w", i, a.GetRepId(), err))
-					continue
-				}
-				if time.Since(replied) > 200*time.Millisecond {
-					mu.Lock()
-					slow++
-					mu.Unlock()
-				}
-				finish(leadID(i))
-			}
-		}()
-	}
-	wg.Wait()
+	parallel.Each(workers, leads, func(i int) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(time.Until(begin.Add(time.Duration(i) * pace)))
+		var resp *pb.AssignLeadResponse
+		err := cl.call(i, func(r *replica) (err error) {
+			resp, err = r.routing.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws,
+				Lead: &pb.Lead{Id: leadID(i), Country: "US"}})
+			return err
+		})
+		replied := time.Now()
+		sent.Add(1)
+		if err != nil {
+			fail(fmt.Errorf("lead %d: %w", i, err))
+			return nil
+		}
+		a := resp.GetAssignment()
+		if a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_OFFERED || a.GetRepId() == "" {
+			fail(fmt.Errorf("lead %d: %v, want an offer", i, a.GetState()))
+			return nil
+		}
+		if !acceptFirst[i] {
+			return nil
+		}
+		if err := accept(i, a.GetRepId()); err != nil {
+			fail(fmt.Errorf("lead %d: accepting the first offer (to %s): %w", i, a.GetRepId(), err))
+			return nil
+		}
+		if time.Since(replied) > 200*time.Millisecond {
+			mu.Lock()
+			slow++
+			mu.Unlock()
+		}
+		finish(leadID(i))
+		return nil
+	})
 	t.Logf("%d leads sent in %v; replica 1 killed after %v", leads, time.Since(begin).Round(time.Millisecond), <-killedAt)
 	select {
 	case <-allDone:
@@ -389,25 +382,14 @@ func TestOfferTimeoutsAcrossReplicas(t *testing.T) {
 
 	// Every record, from a live replica, 8 at a time.
 	records := make([]*pb.Assignment, leads)
-	next.Store(0)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= leads {
-					return
-				}
-				_ = cl.call(i, func(r *replica) error {
-					resp, err := r.routing.GetAssignment(ctx, &pb.GetAssignmentRequest{Workspace: ws, LeadId: leadID(i)})
-					records[i] = resp.GetAssignment()
-					return err
-				})
-			}
-		}()
-	}
-	wg.Wait()
+	parallel.Each(8, leads, func(i int) error {
+		_ = cl.call(i, func(r *replica) error {
+			resp, err := r.routing.GetAssignment(ctx, &pb.GetAssignmentRequest{Workspace: ws, LeadId: leadID(i)})
+			records[i] = resp.GetAssignment()
+			return err
+		})
+		return nil
+	})
 	left, expiredTotal, bad := 0, 0, 0
 	report := func(format string, args ...any) {
 		if bad++; bad <= 20 {
@@ -630,32 +612,14 @@ func BenchmarkTimerLateness(b *testing.B) {
 	// The far deadlines, through an engine on a store of their own.
 	seeded := time.Now()
 	eng := engine.New(redistest.RealStore(b), engine.WithLogger(quiet))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errc := make(chan error, workers)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= far {
-					return
-				}
-				a, _, err := eng.AssignLead(ctx, ws, engine.Lead{ID: fmt.Sprint("far-", i), Country: "DE"})
-				if err == nil && a.State != engine.StateOffered {
-					err = fmt.Errorf("far-%d: %s, want an offer", i, a.State)
-				}
-				if err != nil {
-					errc <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
+	errs := parallel.Each(workers, far, func(i int) error {
+		a, _, err := eng.AssignLead(ctx, ws, engine.Lead{ID: fmt.Sprint("far-", i), Country: "DE"})
+		if err == nil && a.State != engine.StateOffered {
+			err = fmt.Errorf("far-%d: %s, want an offer", i, a.State)
+		}
+		return err
+	})
+	for _, err := range errs {
 		b.Fatal(err)
 	}
 	b.Logf("%d far offers made in %v", far, time.Since(seeded).Round(time.Millisecond))
@@ -695,41 +659,26 @@ func BenchmarkTimerLateness(b *testing.B) {
 	sample()
 	b.ResetTimer()
 	begin := time.Now()
-	next.Store(0)
-	errc = make(chan error, 8)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= dueN {
-					return
-				}
-				time.Sleep(time.Until(begin.Add(time.Duration(i) * spread / dueN)))
-				resp, err := rs[i%3].routing.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws,
-					Lead: &pb.Lead{Id: fmt.Sprint("due-", i), Country: "US"}})
-				if err != nil {
-					errc <- err
-					return
-				}
-				a := resp.GetAssignment()
-				if a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_OFFERED {
-					errc <- fmt.Errorf("due-%d: %v, want an offer", i, a.GetState())
-					return
-				}
-				mu.Lock()
-				dueAt[a.GetLeadId()] = a.GetOfferExpiresAt().AsTime().UnixMilli()
-				mu.Unlock()
-				if i%100 == 0 {
-					sample()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
+	errs = parallel.Each(8, dueN, func(i int) error {
+		time.Sleep(time.Until(begin.Add(time.Duration(i) * spread / dueN)))
+		resp, err := rs[i%3].routing.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws,
+			Lead: &pb.Lead{Id: fmt.Sprint("due-", i), Country: "US"}})
+		if err != nil {
+			return err
+		}
+		a := resp.GetAssignment()
+		if a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_OFFERED {
+			return fmt.Errorf("due-%d: %v, want an offer", i, a.GetState())
+		}
+		mu.Lock()
+		dueAt[a.GetLeadId()] = a.GetOfferExpiresAt().AsTime().UnixMilli()
+		mu.Unlock()
+		if i%100 == 0 {
+			sample()
+		}
+		return nil
+	})
+	for _, err := range errs {
 		b.Fatal(err)
 	}
 	sample()

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/parallel"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 )
 
@@ -56,25 +56,13 @@ func BenchmarkScaleOut(b *testing.B) {
 			for i := 0; i < 2*workspaces; i++ { // warm the config cache and the scripts
 				assignOK(b, in, wss[i%workspaces], fmt.Sprint("warm-", i))
 			}
-			var next atomic.Int64
-			var wg sync.WaitGroup
 			b.ReportAllocs()
 			b.ResetTimer()
 			t0 := time.Now()
-			for c := 0; c < clients; c++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := int(next.Add(1)) - 1
-						if i >= b.N {
-							return
-						}
-						assignOK(b, in, wss[i%workspaces], fmt.Sprint("lead-", i))
-					}
-				}()
-			}
-			wg.Wait()
+			parallel.Each(clients, b.N, func(i int) error {
+				assignOK(b, in, wss[i%workspaces], fmt.Sprint("lead-", i))
+				return nil
+			})
 			elapsed := time.Since(t0)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "assign/s")
