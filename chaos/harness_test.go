@@ -427,17 +427,24 @@ type keyState struct {
 	expireAt time.Time // zero: persistent
 }
 
-// redisSnapshot reads every key of a Redis server with its type, content
-// and expiry. Two snapshots are equal exactly when the stored data is:
-// encodings (listpack or hashtable) do not matter, only what a reader sees.
-func redisSnapshot(t *testing.T, url string) map[string]keyState {
+// redisClient is a client of the Redis at url, closed when the test ends.
+func redisClient(t *testing.T, url string) *redis.Client {
 	t.Helper()
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := redis.NewClient(opts)
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// redisSnapshot reads every key of a Redis server with its type, content
+// and expiry. Two snapshots are equal exactly when the stored data is:
+// encodings (listpack or hashtable) do not matter, only what a reader sees.
+func redisSnapshot(t *testing.T, url string) map[string]keyState {
+	t.Helper()
+	c := redisClient(t, url)
 	ctx := ctxT(t)
 	keys, err := c.Keys(ctx, "*").Result()
 	if err != nil {
@@ -514,13 +521,7 @@ func diffSnapshots(before, after map[string]keyState) string {
 // zsetMembers returns the members of a sorted set, lowest score first.
 func zsetMembers(t *testing.T, url, key string) []string {
 	t.Helper()
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	defer c.Close()
-	m, err := c.ZRange(ctxT(t), key, 0, -1).Result()
+	m, err := redisClient(t, url).ZRange(ctxT(t), key, 0, -1).Result()
 	if err != nil {
 		t.Fatalf("ZRANGE %s: %v", key, err)
 	}

@@ -22,11 +22,7 @@ func TestLogsCarryNoPersonalDataAtInfo(t *testing.T) {
 	const email, name = "jane.private@acme.example", "Janeprivate"
 	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
 		t.Run(level.String(), func(t *testing.T) {
-			var out logbuf.Buffer
-			log := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: level}))
-			in := startWith(t, redistest.RealStore(t), server.Options{Logger: log})
-			ws := redistest.Workspace(t)
-			in.applyYAML(t, ws, threeReps)
+			in, ws, out := startLogging(t, level)
 			for _, id := range []string{"l1", "l2", "l3"} {
 				if _, err := in.routing.AssignLead(ctxT(t), &pb.AssignLeadRequest{Workspace: ws,
 					Lead: &pb.Lead{Id: id, Email: email, FirstName: name, LastName: name, Country: "DE"}}); err != nil {
@@ -63,11 +59,7 @@ func TestLogsCarryNoPersonalDataAtInfo(t *testing.T) {
 func TestFinishedCallLog(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
 		t.Run(level.String(), func(t *testing.T) {
-			var out logbuf.Buffer
-			log := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: level}))
-			in := startWith(t, redistest.RealStore(t), server.Options{Logger: log})
-			ws := redistest.Workspace(t)
-			in.applyYAML(t, ws, threeReps)
+			in, ws, out := startLogging(t, level)
 			if _, err := in.routing.AssignLead(ctxT(t), &pb.AssignLeadRequest{Workspace: ws,
 				Lead: &pb.Lead{Id: "ok", Email: "a@acme.example", Country: "DE"}}); err != nil {
 				t.Fatal(err)
@@ -107,4 +99,16 @@ func TestFinishedCallLog(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startLogging starts a server logging JSON at level into the returned
+// buffer, with a workspace of three reps.
+func startLogging(t *testing.T, level slog.Level) (*instance, string, *logbuf.Buffer) {
+	t.Helper()
+	out := &logbuf.Buffer{}
+	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}))
+	in := startWith(t, redistest.RealStore(t), server.Options{Logger: log})
+	ws := redistest.Workspace(t)
+	in.applyYAML(t, ws, threeReps)
+	return in, ws, out
 }

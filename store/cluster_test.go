@@ -21,6 +21,17 @@ pools: [{id: p, members: [{rep_id: a}, {rep_id: b}]}]
 rules: [{id: all, targets: [{pool_id: p}]}]
 `
 
+// onCluster skips the test unless it runs on a Redis Cluster, and gives
+// it the cluster, a store on it and an engine on the store.
+func onCluster(t *testing.T) (*redistest.Cluster, *store.Redis, *engine.Engine) {
+	t.Helper()
+	if !redistest.ClusterMode() {
+		t.Skip("runs on a Redis Cluster: LEADROUTER_TEST_CLUSTER=1 (make test-cluster)")
+	}
+	st := redistest.RealStore(t)
+	return redistest.SharedCluster(t), st, engine.New(st)
+}
+
 func applyTwoReps(t *testing.T, eng *engine.Engine, ws string) {
 	t.Helper()
 	cfg, err := engine.ParseConfigYAML(strings.NewReader(twoReps))
@@ -38,12 +49,7 @@ func applyTwoReps(t *testing.T, eng *engine.Engine, ws string) {
 // on every master, and each master holds exactly the keys of its own
 // workspaces: one workspace, one slot, one master.
 func TestClusterWorkspacesSpreadOverMasters(t *testing.T) {
-	if !redistest.ClusterMode() {
-		t.Skip("runs on a Redis Cluster: LEADROUTER_TEST_CLUSTER=1 (make test-cluster)")
-	}
-	c := redistest.SharedCluster(t)
-	st := redistest.RealStore(t)
-	eng := engine.New(st)
+	c, st, eng := onCluster(t)
 	ctx := context.Background()
 	var wss []string
 	for i := 0; i < 2*c.Shards(); i++ {
@@ -86,12 +92,7 @@ func TestClusterWorkspacesSpreadOverMasters(t *testing.T) {
 // master (as after failovers everywhere) each workspace's master answers
 // NOSCRIPT once and the store falls back to EVAL there.
 func TestClusterScriptsReloadOnEveryMaster(t *testing.T) {
-	if !redistest.ClusterMode() {
-		t.Skip("runs on a Redis Cluster: LEADROUTER_TEST_CLUSTER=1 (make test-cluster)")
-	}
-	c := redistest.SharedCluster(t)
-	st := redistest.RealStore(t)
-	eng := engine.New(st)
+	c, _, eng := onCluster(t)
 	ctx := context.Background()
 	var wss []string
 	for i := 0; i < c.Shards(); i++ {
