@@ -87,14 +87,6 @@ func (a *Auth) SetTokens(t *auth.Tokens) {
 	a.mu.Unlock()
 }
 
-type identityKey struct{}
-
-// IdentityFrom returns the caller's identity (nil when auth is off).
-func IdentityFrom(ctx context.Context) *auth.Identity {
-	id, _ := ctx.Value(identityKey{}).(*auth.Identity)
-	return id
-}
-
 // authenticate reads the bearer token of the call.
 func (a *Auth) authenticate(ctx context.Context) (*auth.Identity, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -180,20 +172,18 @@ func (a *Auth) allow(id *auth.Identity) error {
 }
 
 // check runs authentication, authorization and the rate limit for a call.
-func (a *Auth) check(ctx context.Context, method string, req any) (*auth.Identity, error) {
+func (a *Auth) check(ctx context.Context, method string, req any) error {
 	id, err := a.authenticate(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := authorize(id, method, req); err != nil {
-		return nil, err
+		return err
 	}
 	if method == assignLeadMethod {
-		if err := a.allow(id); err != nil {
-			return nil, err
-		}
+		return a.allow(id)
 	}
-	return id, nil
+	return nil
 }
 
 // UnaryInterceptor authenticates and authorizes unary calls.
@@ -202,11 +192,10 @@ func (a *Auth) UnaryInterceptor() grpc.UnaryServerInterceptor {
 		if !strings.HasPrefix(info.FullMethod, apiPrefix) {
 			return handler(ctx, req)
 		}
-		id, err := a.check(ctx, info.FullMethod, req)
-		if err != nil {
+		if err := a.check(ctx, info.FullMethod, req); err != nil {
 			return nil, err
 		}
-		return handler(context.WithValue(ctx, identityKey{}, id), req)
+		return handler(ctx, req)
 	}
 }
 
@@ -222,8 +211,7 @@ func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
 		if err != nil {
 			return err
 		}
-		return handler(srv, &authorizedStream{ServerStream: ss, id: id, method: info.FullMethod,
-			ctx: context.WithValue(ss.Context(), identityKey{}, id)})
+		return handler(srv, &authorizedStream{ServerStream: ss, id: id, method: info.FullMethod})
 	}
 }
 
@@ -231,11 +219,8 @@ type authorizedStream struct {
 	grpc.ServerStream
 	id      *auth.Identity
 	method  string
-	ctx     context.Context
 	checked bool
 }
-
-func (s *authorizedStream) Context() context.Context { return s.ctx }
 
 func (s *authorizedStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
