@@ -1,16 +1,18 @@
 // Command leadbench answers "how fast, compared to what?" for leadrouter.
 //
-// It starts its own redis-server, a leadrouterd and a baseline gRPC server
-// (this binary's baseline-server subcommand: AssignLead doing exactly one
-// Redis EVALSHA and nothing else, the practical floor for any design that
-// keeps its state in Redis), applies a realistic routing config, and loads
-// both servers with the same realistic leads through real gRPC clients:
+// It starts its own redis-server, a leadrouterd and two reference gRPC
+// servers (this binary's baseline-server subcommand, baseline.go): the
+// baseline, AssignLead doing exactly one Redis EVALSHA and nothing else, the
+// practical floor for any design that keeps its state in Redis; and the
+// store floor, one EVALSHA that only stores the lead as any design must. It
+// applies a realistic routing config and loads the servers with the same
+// realistic leads through real gRPC clients:
 //
 //   - closed loop, per concurrency (default 8, 32, 128 workers over a few
 //     shared connections): requests/s, p50 and p99 of AssignLead and of the
-//     baseline, and their ratios. The two alternate in short segments
-//     (AssignLead, baseline, baseline, AssignLead, ...) so that machine
-//     noise hits both alike;
+//     references, and their ratios. They alternate in short segments
+//     (AssignLead, baseline, store floor, store floor, baseline,
+//     AssignLead, ...) so that machine noise hits them alike;
 //   - open loop at fixed rates (default 1,000 and 5,000 leads/s): the
 //     achieved rate, client-side latency, and leadrouterd's own decision
 //     time from its leadrouter_assign_duration_seconds histogram,
@@ -23,6 +25,7 @@
 //
 //	leadbench [flags]                                   run the benchmark
 //	leadbench baseline-server --redis-url U --listen A  serve the baseline
+//	  [--store-floor]                                   (or the store floor)
 package main
 
 import (
@@ -42,10 +45,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
@@ -79,6 +84,7 @@ type options struct {
 	strict            bool
 	keepTemp          bool
 	configOnly        bool
+	storeFloor        bool
 }
 
 func main() {
@@ -104,7 +110,7 @@ func parseFlags(args []string) (*options, error) {
 	conc := fs.String("concurrency", "8,32,128", "closed-loop concurrencies (workers), comma-separated")
 	fs.IntVar(&o.targetConcurrency, "target-concurrency", 32, "concurrency at which the throughput and p99 targets are judged")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per server per concurrency")
-	fs.IntVar(&o.segments, "segments", 2, "segments each server's measured time is split into, alternating AssignLead and baseline (ABBA...)")
+	fs.IntVar(&o.segments, "segments", 2, "segments each server's measured time is split into, the servers in turn, the order reversed every other segment (ABBA...)")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load per server before each concurrency")
 	fs.IntVar(&o.conns, "conns", 4, "gRPC connections per server, shared by the workers (worker i uses connection i mod conns)")
 	rates := fs.String("rates", "1000,5000", "fixed-rate steps: AssignLead calls per second, comma-separated (empty: none)")
@@ -117,6 +123,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed (failed calls always do)")
 	fs.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory (the Redis log; the leadrouterd binary when leadbench built it)")
 	fs.BoolVar(&o.configOnly, "print-config", false, "print the routing config as YAML and exit")
+	fs.BoolVar(&o.storeFloor, "store-floor", true, "also measure the store floor, a reference server that only stores each lead (closed loop)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -172,6 +179,7 @@ type bench struct {
 	runID    string
 	assign   *target
 	baseline *target
+	floor    *target // the store floor; nil when not measured
 	daemon   *daemon
 	redis    *proc
 	rdb      *redis.Client // for INFO commandstats
@@ -236,7 +244,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer b.daemon.stop()
-	bp, baselineAddr, err := startBaseline(redisURL, os.Stderr)
+	bp, baselineAddr, err := startBaseline(redisURL, false, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -251,6 +259,17 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer b.baseline.close()
+	if o.storeFloor {
+		fp, floorAddr, err := startBaseline(redisURL, true, os.Stderr)
+		if err != nil {
+			return err
+		}
+		defer fp.stop()
+		if b.floor, err = dialTarget("store floor", 'f', floorAddr, o.conns, fp.pid()); err != nil {
+			return err
+		}
+		defer b.floor.close()
+	}
 	if err := applyConfig(ctx, b.daemon.addr, o.workspace, cfg); err != nil {
 		return err
 	}
@@ -267,7 +286,9 @@ func run(args []string, out io.Writer) error {
 		}
 		r.print(out, c == o.targetConcurrency)
 		rows = append(rows, r)
-		v.errors += r.a.errs + r.b.errs
+		for _, sd := range r.sides() {
+			v.errors += sd.s.errs
+		}
 		if c == o.targetConcurrency {
 			v.throughput, v.p99, v.judged = r.rpsRatio(), r.p99Ratio(), true
 		}
@@ -275,12 +296,20 @@ func run(args []string, out io.Writer) error {
 	printSummary(out, rows, o.targetConcurrency)
 
 	for i, rate := range o.rates {
-		rs, dec, st, err := b.rateStep(ctx, i, rate)
+		rs, dec, st, err := b.rateStep(ctx, b.assign, i, rate)
 		if err != nil {
 			return err
 		}
-		printRate(out, o, rate, rs, dec, st)
+		printRate(out, o, b.assign.name, rate, rs, dec, st)
 		v.errors += rs.errs
+		if b.floor != nil {
+			fs, _, fst, err := b.rateStep(ctx, b.floor, i, rate)
+			if err != nil {
+				return err
+			}
+			printRate(out, o, b.floor.name, rate, fs, nil, fst)
+			v.errors += fs.errs
+		}
 		if rate == o.targetRate {
 			v.achieved, v.rateJudged = float64(rs.n())/rs.duration.Seconds(), true
 			if dec != nil && dec.count > 0 {
@@ -331,12 +360,13 @@ func applyConfig(ctx context.Context, addr, ws string, cfg *engine.Config) error
 	return nil
 }
 
-// row is one concurrency's result: AssignLead (a) and the baseline (b).
+// row is one concurrency's result: AssignLead (a), the baseline (b) and
+// the store floor (f, nil when not measured).
 type row struct {
 	conc, conns     int
 	segment, warmup time.Duration
 	segments        int
-	a, b            *sample
+	a, b, f         *sample
 	decision        *histogram // leadrouterd's decision times during a's segments
 	cpu             map[string]cpuUse
 	redis           map[string]map[string]cmdStat // Redis commands run while each server was under load
@@ -359,19 +389,41 @@ func (c cpuUse) add(o cpuUse) cpuUse {
 		ok: o.ok && (c.ok || c == cpuUse{})}
 }
 
+// rpsRatio and p99Ratio compare AssignLead with the baseline: the targets.
 func (r row) rpsRatio() float64 { return r.a.rps() / r.b.rps() }
 func (r row) p99Ratio() float64 { return float64(r.a.pct(99)) / float64(r.b.pct(99)) }
 
+// ratios compares two servers' req/s and p99.
+func ratios(x, y *sample) (rps, p99 float64) {
+	return x.rps() / y.rps(), float64(x.pct(99)) / float64(y.pct(99))
+}
+
+// targets are the servers a closed-loop step loads, in the first
+// segment's order.
+func (b *bench) targets() []*target {
+	ts := []*target{b.assign, b.baseline}
+	if b.floor != nil {
+		ts = append(ts, b.floor)
+	}
+	return ts
+}
+
 // step measures one concurrency: a warm-up of each server, then segments
-// alternating between them (A B B A ...), each worker sending the same
-// sequence of leads to both.
+// taking the servers in turn, the order reversed every other segment
+// (A B F F B A ...), each worker sending the same sequence of leads to
+// every server.
 func (b *bench) step(ctx context.Context, conc int) (row, error) {
 	o := b.o
 	seg := o.duration / time.Duration(o.segments)
 	r := row{conc: conc, conns: o.conns, segment: seg, warmup: o.warmup, segments: o.segments,
 		a: newSample(), b: newSample(), cpu: map[string]cpuUse{}, redis: map[string]map[string]cmdStat{}}
+	samples := map[*target]*sample{b.assign: r.a, b.baseline: r.b}
+	if b.floor != nil {
+		r.f = newSample()
+		samples[b.floor] = r.f
+	}
 	if o.warmup > 0 {
-		for _, t := range []*target{b.assign, b.baseline} {
+		for _, t := range b.targets() {
 			w := closedLoop(ctx, t.clients, o.workspace, o.warmup, b.gens(conc, 0, t.letter))
 			if w.errs > 0 {
 				return r, fmt.Errorf("%s warm-up at concurrency %d: %d failed calls, first: %v", t.name, conc, w.errs, w.firstErr)
@@ -379,9 +431,9 @@ func (b *bench) step(ctx context.Context, conc int) (row, error) {
 		}
 	}
 	for i := range o.segments {
-		order := []*target{b.assign, b.baseline}
+		order := b.targets()
 		if i%2 == 1 {
-			order[0], order[1] = order[1], order[0]
+			slices.Reverse(order)
 		}
 		for _, t := range order {
 			if ctx.Err() != nil {
@@ -407,8 +459,8 @@ func (b *bench) step(ctx context.Context, conc int) (row, error) {
 			}
 			r.redis[t.name] = subStats(r.redis[t.name], stats1, stats0)
 			r.cpu[t.name] = r.cpu[t.name].add(u)
+			samples[t].merge(s)
 			if t == b.assign {
-				r.a.merge(s)
 				after, err := scrapeHistogram(ctx, b.metrics, assignDurationMetric)
 				if err != nil {
 					return r, err
@@ -416,13 +468,12 @@ func (b *bench) step(ctx context.Context, conc int) (row, error) {
 				if after != nil { // nil: this leadrouterd does not export it
 					r.decision = after.sub(before).add(r.decision)
 				}
-			} else {
-				r.b.merge(s)
 			}
 		}
 	}
-	r.a.finish()
-	r.b.finish()
+	for _, s := range samples {
+		s.finish()
+	}
 	return r, nil
 }
 
@@ -447,14 +498,18 @@ func (b *bench) cpuNow(t *target) cpuUse {
 	return cpuUse{server: s, redis: r, client: c, ok: ok1 && ok2 && ok3}
 }
 
-// rateStep runs fixed-rate step i at rate calls/s against leadrouterd and
-// returns its sample, the decision-time histogram over the step (nil when
-// not exported) and the Redis commands that stalled during it.
-func (b *bench) rateStep(ctx context.Context, i int, rate float64) (*openSample, *histogram, *stalls, error) {
+// rateStep runs fixed-rate step i at rate calls/s against t and returns
+// its sample, leadrouterd's decision-time histogram over the step (nil for
+// a reference server, or when not exported) and the Redis commands that
+// stalled during it.
+func (b *bench) rateStep(ctx context.Context, t *target, i int, rate float64) (*openSample, *histogram, *stalls, error) {
 	o := b.o
-	before, err := scrapeHistogram(ctx, b.metrics, assignDurationMetric)
-	if err != nil {
-		return nil, nil, nil, err
+	var before *histogram
+	var err error
+	if t == b.assign {
+		if before, err = scrapeHistogram(ctx, b.metrics, assignDurationMetric); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	readStalls, err := watchStalls(ctx, b.rdb)
 	if err != nil {
@@ -462,12 +517,14 @@ func (b *bench) rateStep(ctx context.Context, i int, rate float64) (*openSample,
 	}
 	gens := make([]*leadGen, o.rateWorkers)
 	for w := range gens {
-		gens[w] = newLeadGen(uint64(1+i)<<48|uint64(w), fmt.Sprintf("%s-r%02d-c000-w%03d", b.runID, i, w))
+		// The server's letter in capitals: apart from the closed loop's ids.
+		id := fmt.Sprintf("%s-%c%02d-c000-w%03d", b.runID, unicode.ToUpper(rune(t.letter)), i, w)
+		gens[w] = newLeadGen(uint64(1+i)<<48|uint64(w), id)
 	}
-	s := openLoop(ctx, b.assign.clients, o.workspace, rate, o.rateDuration, gens)
+	s := openLoop(ctx, t.clients, o.workspace, rate, o.rateDuration, gens)
 	st, err := readStalls(ctx)
-	if err != nil {
-		return nil, nil, nil, err
+	if err != nil || t != b.assign {
+		return s, nil, st, err
 	}
 	after, err := scrapeHistogram(ctx, b.metrics, assignDurationMetric)
 	if err != nil || after == nil {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,9 +173,15 @@ func TestComma(t *testing.T) {
 	}
 }
 
-// startBaseline serves the baseline in-process on a real listener and
+// startTestBaseline serves the baseline in-process on a real listener and
 // returns a client of it and the Redis it uses.
 func startTestBaseline(t *testing.T) (pb.RoutingServiceClient, *redis.Client) {
+	t.Helper()
+	return startTestRef(t, false)
+}
+
+// startTestRef serves the baseline, or the store floor, in-process.
+func startTestRef(t *testing.T, floor bool) (pb.RoutingServiceClient, *redis.Client) {
 	t.Helper()
 	opts, err := redis.ParseURL(redistest.URL(t))
 	if err != nil {
@@ -182,7 +189,7 @@ func startTestBaseline(t *testing.T) (pb.RoutingServiceClient, *redis.Client) {
 	}
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { rdb.Close() })
-	sha, err := rdb.ScriptLoad(context.Background(), baselineScript).Result()
+	ref, err := newRefServer(context.Background(), rdb, floor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +198,7 @@ func startTestBaseline(t *testing.T) (pb.RoutingServiceClient, *redis.Client) {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	pb.RegisterRoutingServiceServer(srv, &baselineServer{rdb: rdb, sha: sha})
+	pb.RegisterRoutingServiceServer(srv, ref)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -235,6 +242,82 @@ func TestBaselineOneEvalsha(t *testing.T) {
 		default:
 			t.Errorf("unexpected command %s (%d calls)", name, st.calls)
 		}
+	}
+}
+
+// TestStoreFloor: the store floor keeps each new lead with its rep (the
+// lead readable from its record), takes the reps in rotation, counts each
+// rep's open leads and emits one event per new lead, all in one EVALSHA;
+// a repeat of a lead id gets its first rep and changes nothing.
+func TestStoreFloor(t *testing.T) {
+	c, rdb := startTestRef(t, true)
+	ctx := context.Background()
+	g := newLeadGen(5, "abcdef-f01-c001-w000")
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 70 // past one turn of the rotation
+	var first *pb.Lead
+	var firstRep string
+	for i := range n {
+		lead := g.next(time.Now())
+		resp, err := c.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: "bench", Lead: lead})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := resp.GetAssignment()
+		if want := fmt.Sprintf("rep-%d", (i+1)%storeFloorReps); a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_ASSIGNED || a.GetRepId() != want || a.GetLeadId() != lead.GetId() {
+			t.Fatalf("lead %d: %v %q %q, want ASSIGNED to %s", i, a.GetState(), a.GetLeadId(), a.GetRepId(), want)
+		}
+		if i == 0 {
+			first, firstRep = lead, a.GetRepId()
+		}
+	}
+	again, err := c.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: "bench", Lead: first})
+	if err != nil || again.GetAssignment().GetRepId() != firstRep {
+		t.Fatalf("repeat of the first lead: %v, %v; want %s", again, err, firstRep)
+	}
+	stats, err := redisCommandStats(ctx, rdb) // before this test's own reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	const prefix = "{leadbench}:floor:"
+	rec, err := rdb.HGetAll(ctx, prefix+"lead:"+first.GetId()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored pb.Lead
+	if err := proto.Unmarshal([]byte(rec["lead"]), &stored); err != nil || !proto.Equal(&stored, first) || rec["rep"] != firstRep || rec["state"] != "ASSIGNED" {
+		t.Fatalf("record %v (lead %v, %v), want the first lead assigned to %s", rec, &stored, err, firstRep)
+	}
+	if events, err := rdb.XLen(ctx, prefix+"events").Result(); err != nil || events != n {
+		t.Errorf("%d events (%v), want %d", events, err, n)
+	}
+	open, err := rdb.HGetAll(ctx, prefix+"open").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, v := range open {
+		k, _ := strconv.Atoi(v)
+		total += k
+	}
+	if len(open) != storeFloorReps || total != n {
+		t.Errorf("open counts over %d reps sum to %d, want %d reps and %d", len(open), total, storeFloorReps, n)
+	}
+	want := map[string]int64{"evalsha": n + 1, "hget": n + 1, "hincrby": 2 * n, "hset": n, "xadd": n}
+	for name, st := range stats {
+		switch name {
+		case "info", "config|resetstat":
+		default:
+			if st.calls != want[name] {
+				t.Errorf("%s: %d calls, want %d", name, st.calls, want[name])
+			}
+			delete(want, name)
+		}
+	}
+	for name := range want {
+		t.Errorf("%s: not run", name)
 	}
 }
 

@@ -23,7 +23,7 @@ import (
 )
 
 // proc is a child process the benchmark started: redis-server, leadrouterd
-// or the baseline server.
+// or a reference server.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
@@ -204,8 +204,9 @@ func startDaemon(bin, redisURL string, log io.Writer) (*daemon, error) {
 }
 
 // startBaseline starts this program's baseline-server subcommand on a free
-// port and waits until it accepts connections.
-func startBaseline(redisURL string, log io.Writer) (*proc, string, error) {
+// port, serving the baseline or the store floor, and waits until it
+// accepts connections.
+func startBaseline(redisURL string, floor bool, log io.Writer) (*proc, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", err
@@ -214,7 +215,11 @@ func startBaseline(redisURL string, log io.Writer) (*proc, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc("baseline-server", log, self, "baseline-server", "--redis-url", redisURL, "--listen", addr)
+	name, args := "baseline-server", []string{"baseline-server", "--redis-url", redisURL, "--listen", addr}
+	if floor {
+		name, args = "store-floor-server", append(args, "--store-floor")
+	}
+	p, err := startProc(name, log, self, args...)
 	if err != nil {
 		return nil, "", err
 	}

@@ -20,7 +20,13 @@ type side struct {
 	s    *sample
 }
 
-func (r row) sides() []side { return []side{{"AssignLead", r.a}, {"baseline", r.b}} }
+func (r row) sides() []side {
+	sd := []side{{"AssignLead", r.a}, {"baseline", r.b}}
+	if r.f != nil {
+		sd = append(sd, side{"store floor", r.f})
+	}
+	return sd
+}
 
 // print writes one concurrency's table. Targets are marked PASS or FAIL at
 // the concurrency they are judged at, and (pass) or (fail) elsewhere.
@@ -51,6 +57,16 @@ func (r row) print(out io.Writer, judged bool) {
 	fmt.Fprintf(out, "AssignLead/baseline: req/s %.2fx (target >= %.2fx: %s), p99 %.2fx (target <= %.1fx: %s)\n",
 		r.rpsRatio(), minThroughputRatio, mark(r.rpsRatio() >= minThroughputRatio),
 		r.p99Ratio(), maxP99Ratio, mark(r.p99Ratio() <= maxP99Ratio))
+	if r.f != nil {
+		fb, fbp := ratios(r.f, r.b)
+		af, afp := ratios(r.a, r.f)
+		fmt.Fprintf(out, "store floor/baseline: req/s %.2fx, p99 %.2fx (storing the lead, as any design must); AssignLead/store floor: req/s %.2fx, p99 %.2fx (the decision on top)\n",
+			fb, fbp, af, afp)
+		// Time per call goes as 1/req/s: at the target, a decision may cost
+		// this much more than the store floor's.
+		fmt.Fprintf(out, "per call, AssignLead takes %+.0f%% of the store floor's time; the %.2fx target allows %+.0f%%\n",
+			100*(1/af-1), minThroughputRatio, 100*(fb/minThroughputRatio-1))
+	}
 	if r.decision != nil && r.decision.count > 0 {
 		fmt.Fprintf(out, "leadrouterd decision time (%s): p50 %s, p99 %s, mean %s over %s calls\n", assignDurationMetric,
 			fmtDur(seconds(r.decision.quantile(0.5))), fmtDur(seconds(r.decision.quantile(0.99))),
@@ -122,28 +138,33 @@ func noteStates(out io.Writer, s *sample) {
 
 // printSummary writes all concurrencies in one table.
 func printSummary(out io.Writer, rows []row, judgedAt int) {
-	fmt.Fprintln(out, "summary (closed loop; ratios are AssignLead/baseline)")
+	fmt.Fprintln(out, "summary (closed loop; ratios are AssignLead/baseline, and the store floor's over the baseline's)")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "concurrency\tAssignLead req/s\tp50\tp99\tbaseline req/s\tp50\tp99\treq/s ratio\tp99 ratio\t")
+	fmt.Fprintln(tw, "concurrency\tAssignLead req/s\tp50\tp99\tbaseline req/s\tp50\tp99\treq/s ratio\tp99 ratio\tstore floor req/s\tp99\treq/s ratio\tp99 ratio\t")
 	for _, r := range rows {
 		m1, m2 := "", ""
 		if r.conc == judgedAt {
 			m1 = " " + passFail(r.rpsRatio() >= minThroughputRatio)
 			m2 = " " + passFail(r.p99Ratio() <= maxP99Ratio)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2fx%s\t%.2fx%s\t\n", r.conc,
+		floor := "-\t-\t-\t-"
+		if r.f != nil {
+			fb, fbp := ratios(r.f, r.b)
+			floor = fmt.Sprintf("%s\t%s\t%.2fx\t%.2fx", comma(int(math.Round(r.f.rps()))), fmtDur(r.f.pct(99)), fb, fbp)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2fx%s\t%.2fx%s\t%s\t\n", r.conc,
 			comma(int(math.Round(r.a.rps()))), fmtDur(r.a.pct(50)), fmtDur(r.a.pct(99)),
 			comma(int(math.Round(r.b.rps()))), fmtDur(r.b.pct(50)), fmtDur(r.b.pct(99)),
-			r.rpsRatio(), m1, r.p99Ratio(), m2)
+			r.rpsRatio(), m1, r.p99Ratio(), m2, floor)
 	}
 	tw.Flush()
 	fmt.Fprintln(out)
 }
 
-// printRate writes the fixed-rate step.
-func printRate(out io.Writer, o *options, rate float64, s *openSample, dec *histogram, st *stalls) {
-	fmt.Fprintf(out, "fixed rate: %s AssignLead/s scheduled for %v (open loop, %d workers over %d connections)\n",
-		comma(int(rate)), o.rateDuration, o.rateWorkers, o.conns)
+// printRate writes a fixed-rate step against the server named.
+func printRate(out io.Writer, o *options, name string, rate float64, s *openSample, dec *histogram, st *stalls) {
+	fmt.Fprintf(out, "fixed rate: %s calls/s to %s scheduled for %v (open loop, %d workers over %d connections)\n",
+		comma(int(rate)), name, o.rateDuration, o.rateWorkers, o.conns)
 	fmt.Fprintf(out, "  achieved: %s answered/s (%s scheduled, %s answered, %d failed, %s started over 1ms late)\n",
 		comma(int(math.Round(float64(s.n())/s.duration.Seconds()))), comma(s.sent), comma(s.n()), s.errs, comma(s.late))
 	fmt.Fprintf(out, "  client latency from the scheduled send: p50 %s, p99 %s, max %s\n",
