@@ -7,19 +7,24 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/metrics"
 )
 
 // leadbench measures AssignLead against two reference servers. Both serve
@@ -70,12 +75,15 @@ return rep`
 const storeFloorReps = 60
 
 // refServer is a reference server: the baseline, or the store floor when
-// floor is set.
+// floor is set. With obs, it times each call as leadrouterd does (from the
+// handler's start to the answer, the Redis round trip included) in the
+// same leadrouter_assign_duration_seconds histogram.
 type refServer struct {
 	pb.UnimplementedRoutingServiceServer
 	rdb   *redis.Client
 	sha   string
 	floor bool
+	obs   *metrics.Metrics // nil: not timed
 }
 
 // newRefServer loads the reference's script into Redis.
@@ -93,6 +101,7 @@ func newRefServer(ctx context.Context, rdb *redis.Client, floor bool) (*refServe
 
 // AssignLead runs the reference's one EVALSHA and answers ASSIGNED.
 func (s *refServer) AssignLead(ctx context.Context, req *pb.AssignLeadRequest) (*pb.AssignLeadResponse, error) {
+	start := time.Now()
 	id := req.GetLead().GetId()
 	var rep string
 	var err error
@@ -104,9 +113,11 @@ func (s *refServer) AssignLead(ctx context.Context, req *pb.AssignLeadRequest) (
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
-	return &pb.AssignLeadResponse{Assignment: &pb.Assignment{
+	resp := &pb.AssignLeadResponse{Assignment: &pb.Assignment{
 		LeadId: id, State: pb.AssignmentState_ASSIGNMENT_STATE_ASSIGNED, RepId: rep,
-	}}, nil
+	}}
+	s.obs.LeadDecided(req.GetWorkspace(), engine.OutcomeAssigned, "", time.Since(start))
+	return resp, nil
 }
 
 // count is the baseline: one increment of a counter chosen by the lead id.
@@ -137,6 +148,7 @@ func runBaselineServer(args []string) error {
 	redisURL := fs.String("redis-url", "", "Redis URL (required)")
 	listen := fs.String("listen", "127.0.0.1:7071", "gRPC listen address")
 	floor := fs.Bool("store-floor", false, "serve the store floor instead of the baseline")
+	metricsListen := fs.String("metrics-listen", "", "serve the call-time histogram (leadrouter_assign_duration_seconds) on this address at /metrics (empty: calls are not timed)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -156,6 +168,19 @@ func runBaselineServer(args []string) error {
 	ref, err := newRefServer(ctx, rdb, *floor)
 	if err != nil {
 		return err
+	}
+	if *metricsListen != "" {
+		reg := prometheus.NewRegistry()
+		ref.obs = metrics.New(reg, metrics.Options{})
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mlis, err := net.Listen("tcp", *metricsListen)
+		if err != nil {
+			return err
+		}
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go msrv.Serve(mlis)
+		defer msrv.Close()
 	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {

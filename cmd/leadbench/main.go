@@ -164,6 +164,7 @@ type target struct {
 	conns   []*grpc.ClientConn
 	clients []pb.RoutingServiceClient // one per connection
 	pid     int
+	metrics string // URL of its leadrouter_assign_duration_seconds; "" for none
 }
 
 func (t *target) close() {
@@ -244,7 +245,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer b.daemon.stop()
-	bp, baselineAddr, err := startBaseline(redisURL, false, os.Stderr)
+	bp, baselineAddr, _, err := startBaseline(redisURL, false, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -255,12 +256,13 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer b.assign.close()
+	b.assign.metrics = b.metrics
 	if b.baseline, err = dialTarget("baseline", 'b', baselineAddr, o.conns, bp.pid()); err != nil {
 		return err
 	}
 	defer b.baseline.close()
 	if o.storeFloor {
-		fp, floorAddr, err := startBaseline(redisURL, true, os.Stderr)
+		fp, floorAddr, floorMetrics, err := startBaseline(redisURL, true, os.Stderr)
 		if err != nil {
 			return err
 		}
@@ -268,6 +270,7 @@ func run(args []string, out io.Writer) error {
 		if b.floor, err = dialTarget("store floor", 'f', floorAddr, o.conns, fp.pid()); err != nil {
 			return err
 		}
+		b.floor.metrics = floorMetrics
 		defer b.floor.close()
 	}
 	if err := applyConfig(ctx, b.daemon.addr, o.workspace, cfg); err != nil {
@@ -303,11 +306,11 @@ func run(args []string, out io.Writer) error {
 		printRate(out, o, b.assign.name, rate, rs, dec, st)
 		v.errors += rs.errs
 		if b.floor != nil {
-			fs, _, fst, err := b.rateStep(ctx, b.floor, i, rate)
+			fs, fdec, fst, err := b.rateStep(ctx, b.floor, i, rate)
 			if err != nil {
 				return err
 			}
-			printRate(out, o, b.floor.name, rate, fs, nil, fst)
+			printRate(out, o, b.floor.name, rate, fs, fdec, fst)
 			v.errors += fs.errs
 		}
 		if rate == o.targetRate {
@@ -499,15 +502,14 @@ func (b *bench) cpuNow(t *target) cpuUse {
 }
 
 // rateStep runs fixed-rate step i at rate calls/s against t and returns
-// its sample, leadrouterd's decision-time histogram over the step (nil for
-// a reference server, or when not exported) and the Redis commands that
-// stalled during it.
+// its sample, its server-side call-time histogram over the step (nil when
+// t exports none) and the Redis commands that stalled during it.
 func (b *bench) rateStep(ctx context.Context, t *target, i int, rate float64) (*openSample, *histogram, *stalls, error) {
 	o := b.o
 	var before *histogram
 	var err error
-	if t == b.assign {
-		if before, err = scrapeHistogram(ctx, b.metrics, assignDurationMetric); err != nil {
+	if t.metrics != "" {
+		if before, err = scrapeHistogram(ctx, t.metrics, assignDurationMetric); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -523,10 +525,10 @@ func (b *bench) rateStep(ctx context.Context, t *target, i int, rate float64) (*
 	}
 	s := openLoop(ctx, t.clients, o.workspace, rate, o.rateDuration, gens)
 	st, err := readStalls(ctx)
-	if err != nil || t != b.assign {
+	if err != nil || t.metrics == "" {
 		return s, nil, st, err
 	}
-	after, err := scrapeHistogram(ctx, b.metrics, assignDurationMetric)
+	after, err := scrapeHistogram(ctx, t.metrics, assignDurationMetric)
 	if err != nil || after == nil {
 		return s, nil, st, err
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -20,6 +21,7 @@ import (
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
 	"github.com/leadrouter/leadrouter/internal/redistest"
+	"github.com/leadrouter/leadrouter/metrics"
 	"github.com/leadrouter/leadrouter/store"
 )
 
@@ -177,11 +179,12 @@ func TestComma(t *testing.T) {
 // returns a client of it and the Redis it uses.
 func startTestBaseline(t *testing.T) (pb.RoutingServiceClient, *redis.Client) {
 	t.Helper()
-	return startTestRef(t, false)
+	return startTestRef(t, false, nil)
 }
 
-// startTestRef serves the baseline, or the store floor, in-process.
-func startTestRef(t *testing.T, floor bool) (pb.RoutingServiceClient, *redis.Client) {
+// startTestRef serves the baseline, or the store floor, in-process, timing
+// its calls in obs (nil: not timed).
+func startTestRef(t *testing.T, floor bool, obs *metrics.Metrics) (pb.RoutingServiceClient, *redis.Client) {
 	t.Helper()
 	opts, err := redis.ParseURL(redistest.URL(t))
 	if err != nil {
@@ -193,6 +196,7 @@ func startTestRef(t *testing.T, floor bool) (pb.RoutingServiceClient, *redis.Cli
 	if err != nil {
 		t.Fatal(err)
 	}
+	ref.obs = obs
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -248,9 +252,11 @@ func TestBaselineOneEvalsha(t *testing.T) {
 // TestStoreFloor: the store floor keeps each new lead with its rep (the
 // lead readable from its record), takes the reps in rotation, counts each
 // rep's open leads and emits one event per new lead, all in one EVALSHA;
-// a repeat of a lead id gets its first rep and changes nothing.
+// a repeat of a lead id gets its first rep and changes nothing. Every call
+// is timed in the histogram leadrouterd uses.
 func TestStoreFloor(t *testing.T) {
-	c, rdb := startTestRef(t, true)
+	reg := prometheus.NewRegistry()
+	c, rdb := startTestRef(t, true, metrics.New(reg, metrics.Options{}))
 	ctx := context.Background()
 	g := newLeadGen(5, "abcdef-f01-c001-w000")
 	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
@@ -318,6 +324,19 @@ func TestStoreFloor(t *testing.T) {
 	}
 	for name := range want {
 		t.Errorf("%s: not run", name)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var timed uint64
+	for _, mf := range mfs {
+		if mf.GetName() == assignDurationMetric && len(mf.GetMetric()) == 1 {
+			timed = mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	if timed != n+1 {
+		t.Errorf("%d calls timed in %s, want %d", timed, assignDurationMetric, n+1)
 	}
 }
 

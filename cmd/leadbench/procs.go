@@ -205,23 +205,27 @@ func startDaemon(bin, redisURL string, log io.Writer) (*daemon, error) {
 
 // startBaseline starts this program's baseline-server subcommand on a free
 // port, serving the baseline or the store floor, and waits until it
-// accepts connections.
-func startBaseline(redisURL string, floor bool, log io.Writer) (*proc, string, error) {
+// accepts connections. The store floor also times its calls, served at
+// metricsURL.
+func startBaseline(redisURL string, floor bool, log io.Writer) (p *proc, addr, metricsURL string, err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
+	if addr, err = freeAddr(); err != nil {
+		return nil, "", "", err
 	}
 	name, args := "baseline-server", []string{"baseline-server", "--redis-url", redisURL, "--listen", addr}
 	if floor {
-		name, args = "store-floor-server", append(args, "--store-floor")
+		maddr, err := freeAddr()
+		if err != nil {
+			return nil, "", "", err
+		}
+		name, args = "store-floor-server", append(args, "--store-floor", "--metrics-listen", maddr)
+		metricsURL = "http://" + maddr + "/metrics"
 	}
-	p, err := startProc(name, log, self, args...)
-	if err != nil {
-		return nil, "", err
+	if p, err = startProc(name, log, self, args...); err != nil {
+		return nil, "", "", err
 	}
 	err = waitFor(p, 10*time.Second, func(ctx context.Context) error {
 		var d net.Dialer
@@ -233,9 +237,9 @@ func startBaseline(redisURL string, floor bool, log io.Writer) (*proc, string, e
 	})
 	if err != nil {
 		p.stop()
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return p, addr, nil
+	return p, addr, metricsURL, nil
 }
 
 // buildDaemon builds ./cmd/leadrouterd into dir; the benchmark must run

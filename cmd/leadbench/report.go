@@ -172,7 +172,7 @@ func printRate(out io.Writer, o *options, name string, rate float64, s *openSamp
 	fmt.Fprintf(out, "  client latency from the call's start:   p50 %s, p99 %s, max %s\n",
 		fmtDur(s.service.pct(50)), fmtDur(s.service.pct(99)), fmtDur(s.service.pct(100)))
 	if dec != nil && dec.count > 0 {
-		fmt.Fprintf(out, "  leadrouterd decision time (%s, %s calls): p50 %s, p99 %s, mean %s\n", assignDurationMetric,
+		fmt.Fprintf(out, "  server-side time (%s, %s calls): p50 %s, p99 %s, mean %s\n", assignDurationMetric,
 			comma(int(dec.count)), fmtDur(seconds(dec.quantile(0.5))), fmtDur(seconds(dec.quantile(0.99))), fmtDur(seconds(dec.mean())))
 	}
 	fmt.Fprintf(out, "  Redis commands that took %v or more (SLOWLOG; a command inside a script counts too): %s\n", stallThreshold, st)
