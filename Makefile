@@ -60,7 +60,7 @@ redis-cli: # the cluster tests create clusters with redis-cli; install it when m
 	fi
 
 .PHONY: bench
-bench: redis-server redis-cli ## AssignLead vs a one-EVALSHA gRPC baseline (leadbench), config scale, stream delivery, allocs/op, 1 Redis vs cluster, memory sizing; see BENCHMARKS.md
+bench: redis-server redis-cli ## AssignLead vs a one-EVALSHA gRPC baseline and a store floor (leadbench), config scale, stream delivery, allocs/op, 1 Redis vs cluster, memory sizing; see BENCHMARKS.md
 # Every step runs, and the target fails at the end if any step failed.
 # LEADBENCH_FLAGS passes flags to leadbench (go run ./cmd/leadbench -h).
 	@set -u; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; failed=""; \
