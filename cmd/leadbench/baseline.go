@@ -71,19 +71,25 @@ redis.call('XADD', KEYS[4], '*', 'kind', 'assigned', 'lead', ARGV[2], 'rep', rep
 return rep`
 
 // storeFloorReps is the store floor's rotation length: the benchmark
-// config's number of reps.
+// config's number of reps (a test checks they agree).
 const storeFloorReps = 60
 
+// storeFloorPrefix starts the store floor's keys, one hash tag for all.
+const storeFloorPrefix = "{leadbench}:floor:"
+
 // refServer is a reference server: the baseline, or the store floor when
-// floor is set. With obs, it times each call as leadrouterd does (from the
-// handler's start to the answer, the Redis round trip included) in the
-// same leadrouter_assign_duration_seconds histogram.
+// floor is set. With obs, it times each call in the same
+// leadrouter_assign_duration_seconds histogram as leadrouterd, from the
+// handler's start to the answer built: the Redis round trip, encoding the
+// lead and building the answer included (leadrouterd's span is the
+// engine's decision, from the lead converted to the decision made).
 type refServer struct {
 	pb.UnimplementedRoutingServiceServer
-	rdb   *redis.Client
-	sha   string
-	floor bool
-	obs   *metrics.Metrics // nil: not timed
+	rdb    *redis.Client
+	sha    string
+	floor  bool
+	prefix string           // the store floor's keys start with it
+	obs    *metrics.Metrics // nil: not timed
 }
 
 // newRefServer loads the reference's script into Redis.
@@ -96,7 +102,7 @@ func newRefServer(ctx context.Context, rdb *redis.Client, floor bool) (*refServe
 	if err != nil {
 		return nil, fmt.Errorf("load the reference script: %w", err)
 	}
-	return &refServer{rdb: rdb, sha: sha, floor: floor}, nil
+	return &refServer{rdb: rdb, sha: sha, floor: floor, prefix: storeFloorPrefix}, nil
 }
 
 // AssignLead runs the reference's one EVALSHA and answers ASSIGNED.
@@ -136,8 +142,8 @@ func (s *refServer) store(ctx context.Context, lead *pb.Lead) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	const prefix = "{leadbench}:floor:"
-	keys := []string{prefix + "lead:" + lead.GetId(), prefix + "rotation", prefix + "open", prefix + "events"}
+	p := s.prefix
+	keys := []string{p + "lead:" + lead.GetId(), p + "rotation", p + "open", p + "events"}
 	return s.rdb.EvalSha(ctx, s.sha, keys, b, lead.GetId(), time.Now().UnixMilli(), storeFloorReps).Text()
 }
 

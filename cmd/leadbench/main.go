@@ -13,10 +13,11 @@
 //     references, and their ratios. They alternate in short segments
 //     (AssignLead, baseline, store floor, store floor, baseline,
 //     AssignLead, ...) so that machine noise hits them alike;
-//   - open loop at fixed rates (default 1,000 and 5,000 leads/s): the
-//     achieved rate, client-side latency, and leadrouterd's own decision
-//     time from its leadrouter_assign_duration_seconds histogram,
-//     differenced over the step.
+//   - open loop at fixed rates (default 1,000 and 5,000 leads/s), against
+//     AssignLead and the store floor in turn: the achieved rate,
+//     client-side latency, and the server-side time from each one's
+//     leadrouter_assign_duration_seconds histogram (leadrouterd's decision
+//     time), differenced over the step.
 //
 // Run it from the module root (make bench does). Any failed call fails the
 // run; missed targets are marked FAIL (and fail the run with --strict).
@@ -113,7 +114,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.segments, "segments", 2, "segments each server's measured time is split into, the servers in turn, the order reversed every other segment (ABBA...)")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load per server before each concurrency")
 	fs.IntVar(&o.conns, "conns", 4, "gRPC connections per server, shared by the workers (worker i uses connection i mod conns)")
-	rates := fs.String("rates", "1000,5000", "fixed-rate steps: AssignLead calls per second, comma-separated (empty: none)")
+	rates := fs.String("rates", "1000,5000", "fixed-rate steps: calls per second to AssignLead (and the store floor), comma-separated (empty: none)")
 	fs.Float64Var(&o.targetRate, "target-rate", 5000, "rate at which the decision-time target is judged")
 	fs.DurationVar(&o.rateDuration, "rate-duration", 10*time.Second, "length of each fixed-rate step")
 	fs.IntVar(&o.rateWorkers, "rate-workers", 256, "fixed-rate steps: workers taking the scheduled calls")
@@ -123,7 +124,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed (failed calls always do)")
 	fs.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory (the Redis log; the leadrouterd binary when leadbench built it)")
 	fs.BoolVar(&o.configOnly, "print-config", false, "print the routing config as YAML and exit")
-	fs.BoolVar(&o.storeFloor, "store-floor", true, "also measure the store floor, a reference server that only stores each lead (closed loop)")
+	fs.BoolVar(&o.storeFloor, "store-floor", true, "also measure the store floor, a reference server that only stores each lead (closed loop and fixed rates)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -156,6 +157,14 @@ func parseFlags(args []string) (*options, error) {
 	}
 	return &o, nil
 }
+
+// The servers' names, in the report and as keys of a row's CPU and Redis
+// readings.
+const (
+	assignName   = "AssignLead"
+	baselineName = "baseline"
+	floorName    = "store floor"
+)
 
 // target is one server under load.
 type target struct {
@@ -245,29 +254,29 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer b.daemon.stop()
-	bp, baselineAddr, _, err := startBaseline(redisURL, false, os.Stderr)
+	bp, baselineAddr, _, err := startRef(redisURL, false, os.Stderr)
 	if err != nil {
 		return err
 	}
 	defer bp.stop()
 	b.metrics = "http://" + b.daemon.metricsAddr + "/metrics"
 
-	if b.assign, err = dialTarget("AssignLead", 'a', b.daemon.addr, o.conns, b.daemon.pid()); err != nil {
+	if b.assign, err = dialTarget(assignName, 'a', b.daemon.addr, o.conns, b.daemon.pid()); err != nil {
 		return err
 	}
 	defer b.assign.close()
 	b.assign.metrics = b.metrics
-	if b.baseline, err = dialTarget("baseline", 'b', baselineAddr, o.conns, bp.pid()); err != nil {
+	if b.baseline, err = dialTarget(baselineName, 'b', baselineAddr, o.conns, bp.pid()); err != nil {
 		return err
 	}
 	defer b.baseline.close()
 	if o.storeFloor {
-		fp, floorAddr, floorMetrics, err := startBaseline(redisURL, true, os.Stderr)
+		fp, floorAddr, floorMetrics, err := startRef(redisURL, true, os.Stderr)
 		if err != nil {
 			return err
 		}
 		defer fp.stop()
-		if b.floor, err = dialTarget("store floor", 'f', floorAddr, o.conns, fp.pid()); err != nil {
+		if b.floor, err = dialTarget(floorName, 'f', floorAddr, o.conns, fp.pid()); err != nil {
 			return err
 		}
 		b.floor.metrics = floorMetrics
@@ -299,19 +308,27 @@ func run(args []string, out io.Writer) error {
 	printSummary(out, rows, o.targetConcurrency)
 
 	for i, rate := range o.rates {
-		rs, dec, st, err := b.rateStep(ctx, b.assign, i, rate)
-		if err != nil {
-			return err
-		}
-		printRate(out, o, b.assign.name, rate, rs, dec, st)
-		v.errors += rs.errs
+		// AssignLead and the store floor in turn, the first alternating
+		// from rate to rate.
+		order := []*target{b.assign}
 		if b.floor != nil {
-			fs, fdec, fst, err := b.rateStep(ctx, b.floor, i, rate)
+			order = append(order, b.floor)
+			if i%2 == 1 {
+				slices.Reverse(order)
+			}
+		}
+		var rs *openSample
+		var dec *histogram
+		for _, t := range order {
+			s, h, st, err := b.rateStep(ctx, t, i, rate)
 			if err != nil {
 				return err
 			}
-			printRate(out, o, b.floor.name, rate, fs, fdec, fst)
-			v.errors += fs.errs
+			printRate(out, o, t.name, rate, s, h, st)
+			v.errors += s.errs
+			if t == b.assign {
+				rs, dec = s, h
+			}
 		}
 		if rate == o.targetRate {
 			v.achieved, v.rateJudged = float64(rs.n())/rs.duration.Seconds(), true
@@ -393,8 +410,8 @@ func (c cpuUse) add(o cpuUse) cpuUse {
 }
 
 // rpsRatio and p99Ratio compare AssignLead with the baseline: the targets.
-func (r row) rpsRatio() float64 { return r.a.rps() / r.b.rps() }
-func (r row) p99Ratio() float64 { return float64(r.a.pct(99)) / float64(r.b.pct(99)) }
+func (r row) rpsRatio() float64 { rps, _ := ratios(r.a, r.b); return rps }
+func (r row) p99Ratio() float64 { _, p99 := ratios(r.a, r.b); return p99 }
 
 // ratios compares two servers' req/s and p99.
 func ratios(x, y *sample) (rps, p99 float64) {

@@ -179,12 +179,14 @@ func TestComma(t *testing.T) {
 // returns a client of it and the Redis it uses.
 func startTestBaseline(t *testing.T) (pb.RoutingServiceClient, *redis.Client) {
 	t.Helper()
-	return startTestRef(t, false, nil)
+	c, rdb, _ := startTestRef(t, false, nil)
+	return c, rdb
 }
 
 // startTestRef serves the baseline, or the store floor, in-process, timing
-// its calls in obs (nil: not timed).
-func startTestRef(t *testing.T, floor bool, obs *metrics.Metrics) (pb.RoutingServiceClient, *redis.Client) {
+// its calls in obs (nil: not timed). The store floor's keys start with the
+// prefix returned, this test's own.
+func startTestRef(t *testing.T, floor bool, obs *metrics.Metrics) (pb.RoutingServiceClient, *redis.Client, string) {
 	t.Helper()
 	opts, err := redis.ParseURL(redistest.URL(t))
 	if err != nil {
@@ -197,6 +199,7 @@ func startTestRef(t *testing.T, floor bool, obs *metrics.Metrics) (pb.RoutingSer
 		t.Fatal(err)
 	}
 	ref.obs = obs
+	ref.prefix = "{" + redistest.Workspace(t) + "}:floor:"
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +213,7 @@ func startTestRef(t *testing.T, floor bool, obs *metrics.Metrics) (pb.RoutingSer
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return pb.NewRoutingServiceClient(conn), rdb
+	return pb.NewRoutingServiceClient(conn), rdb, ref.prefix
 }
 
 // TestBaselineOneEvalsha: the baseline's AssignLead is exactly one EVALSHA
@@ -256,7 +259,7 @@ func TestBaselineOneEvalsha(t *testing.T) {
 // is timed in the histogram leadrouterd uses.
 func TestStoreFloor(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c, rdb := startTestRef(t, true, metrics.New(reg, metrics.Options{}))
+	c, rdb, prefix := startTestRef(t, true, metrics.New(reg, metrics.Options{}))
 	ctx := context.Background()
 	g := newLeadGen(5, "abcdef-f01-c001-w000")
 	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
@@ -287,7 +290,6 @@ func TestStoreFloor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const prefix = "{leadbench}:floor:"
 	rec, err := rdb.HGetAll(ctx, prefix+"lead:"+first.GetId()).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -298,6 +300,12 @@ func TestStoreFloor(t *testing.T) {
 	}
 	if events, err := rdb.XLen(ctx, prefix+"events").Result(); err != nil || events != n {
 		t.Errorf("%d events (%v), want %d", events, err, n)
+	}
+	// The last event is the last new lead's (lead n-1, on rep n % reps).
+	last, err := rdb.XRevRangeN(ctx, prefix+"events", "+", "-", 1).Result()
+	if want := fmt.Sprintf("rep-%d", n%storeFloorReps); err != nil || len(last) != 1 ||
+		last[0].Values["kind"] != "assigned" || last[0].Values["rep"] != want || last[0].Values["lead"] == first.GetId() {
+		t.Errorf("last event %v (%v), want an assigned event of the last lead to %s", last, err, want)
 	}
 	open, err := rdb.HGetAll(ctx, prefix+"open").Result()
 	if err != nil {
@@ -310,6 +318,11 @@ func TestStoreFloor(t *testing.T) {
 	}
 	if len(open) != storeFloorReps || total != n {
 		t.Errorf("open counts over %d reps sum to %d, want %d reps and %d", len(open), total, storeFloorReps, n)
+	}
+	// 70 leads over 60 reps: the first ten reps twice (the repeat adds
+	// nothing), the others once.
+	if open[firstRep] != "2" || open[fmt.Sprintf("rep-%d", n%storeFloorReps+1)] != "1" {
+		t.Errorf("open counts %v: want 2 for %s and 1 from rep-%d on", open, firstRep, n%storeFloorReps+1)
 	}
 	want := map[string]int64{"evalsha": n + 1, "hget": n + 1, "hincrby": 2 * n, "hset": n, "xadd": n}
 	for name, st := range stats {
@@ -337,6 +350,33 @@ func TestStoreFloor(t *testing.T) {
 	}
 	if timed != n+1 {
 		t.Errorf("%d calls timed in %s, want %d", timed, assignDurationMetric, n+1)
+	}
+}
+
+// TestStoreFloorReps: the store floor rotates over as many reps as the
+// benchmark's config has.
+func TestStoreFloorReps(t *testing.T) {
+	if n := len(benchConfig().Reps); n != storeFloorReps {
+		t.Errorf("the config has %d reps, the store floor rotates over %d", n, storeFloorReps)
+	}
+}
+
+// TestFloorBudget: the line that says what the throughput target leaves
+// the decision on top of the store floor.
+func TestFloorBudget(t *testing.T) {
+	for _, c := range []struct {
+		af, fb float64
+		want   string
+	}{
+		// AssignLead at 0.40x the floor's req/s, the floor at 0.84x the
+		// baseline's: 2.5x the floor's time; 0.75x allows 0.84/0.75.
+		{0.40, 0.84, "2.50x the store floor's time (+150%); the 0.75x target allows at most 1.12x (+12%)"},
+		{0.80, 0.75, "1.25x the store floor's time (+25%); the 0.75x target allows at most 1.00x (+0%)"},
+		{0.40, 0.70, "2.50x the store floor's time (+150%); the 0.75x target allows nothing on top: the store floor alone is 0.70x the baseline"},
+	} {
+		if got := floorBudget(c.af, c.fb); got != c.want {
+			t.Errorf("floorBudget(%v, %v) = %q, want %q", c.af, c.fb, got, c.want)
+		}
 	}
 }
 
@@ -399,9 +439,10 @@ return 1`
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Exactly the one EVAL since the watch began. (A PING is counted only
-	// if this machine stalled Redis during it, which it may.)
-	if st.byCmd["EVAL"] != 1 || st.n != 1+st.byCmd["PING"] || st.longest < 5*time.Millisecond {
+	// Exactly the one EVAL since the watch began. (A PING, or a TIME of
+	// the spinning script, is counted only if this machine stalled Redis
+	// during it, which it may.)
+	if st.byCmd["EVAL"] != 1 || st.n != 1+st.byCmd["PING"]+st.byCmd["TIME"] || st.longest < 5*time.Millisecond {
 		t.Fatalf("stalls = %+v, want the one EVAL of at least 5ms", st)
 	}
 	if got := st.String(); !strings.Contains(got, " longest ") || !strings.Contains(got, "EVAL 1") {

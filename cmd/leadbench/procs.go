@@ -203,11 +203,11 @@ func startDaemon(bin, redisURL string, log io.Writer) (*daemon, error) {
 	return d, nil
 }
 
-// startBaseline starts this program's baseline-server subcommand on a free
+// startRef starts this program's baseline-server subcommand on a free
 // port, serving the baseline or the store floor, and waits until it
 // accepts connections. The store floor also times its calls, served at
 // metricsURL.
-func startBaseline(redisURL string, floor bool, log io.Writer) (p *proc, addr, metricsURL string, err error) {
+func startRef(redisURL string, floor bool, log io.Writer) (p *proc, addr, metricsURL string, err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", "", err
@@ -218,6 +218,9 @@ func startBaseline(redisURL string, floor bool, log io.Writer) (p *proc, addr, m
 	name, args := "baseline-server", []string{"baseline-server", "--redis-url", redisURL, "--listen", addr}
 	if floor {
 		maddr, err := freeAddr()
+		for err == nil && maddr == addr { // each free port is only free for now
+			maddr, err = freeAddr()
+		}
 		if err != nil {
 			return nil, "", "", err
 		}

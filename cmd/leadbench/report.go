@@ -21,9 +21,9 @@ type side struct {
 }
 
 func (r row) sides() []side {
-	sd := []side{{"AssignLead", r.a}, {"baseline", r.b}}
+	sd := []side{{assignName, r.a}, {baselineName, r.b}}
 	if r.f != nil {
-		sd = append(sd, side{"store floor", r.f})
+		sd = append(sd, side{floorName, r.f})
 	}
 	return sd
 }
@@ -62,10 +62,7 @@ func (r row) print(out io.Writer, judged bool) {
 		af, afp := ratios(r.a, r.f)
 		fmt.Fprintf(out, "store floor/baseline: req/s %.2fx, p99 %.2fx (storing the lead, as any design must); AssignLead/store floor: req/s %.2fx, p99 %.2fx (the decision on top)\n",
 			fb, fbp, af, afp)
-		// Time per call goes as 1/req/s: at the target, a decision may cost
-		// this much more than the store floor's.
-		fmt.Fprintf(out, "per call, AssignLead takes %+.0f%% of the store floor's time; the %.2fx target allows %+.0f%%\n",
-			100*(1/af-1), minThroughputRatio, 100*(fb/minThroughputRatio-1))
+		fmt.Fprintf(out, "per call, AssignLead takes %s\n", floorBudget(af, fb))
 	}
 	if r.decision != nil && r.decision.count > 0 {
 		fmt.Fprintf(out, "leadrouterd decision time (%s): p50 %s, p99 %s, mean %s over %s calls\n", assignDurationMetric,
@@ -73,8 +70,12 @@ func (r row) print(out io.Writer, judged bool) {
 			fmtDur(seconds(r.decision.mean())), comma(int(r.decision.count)))
 	}
 	fmt.Fprintln(out, "Redis per call (INFO commandstats over each server's segments, leadrouterd's sweeper included; calls x execution time; commands a script runs count inside its EVALSHA too):")
+	width := 0
 	for _, sd := range r.sides() {
-		fmt.Fprintf(out, "  %-11s %s\n", sd.name+":", perCall(r.redis[sd.name], sd.s.n()+sd.s.errs))
+		width = max(width, len(sd.name)+1)
+	}
+	for _, sd := range r.sides() {
+		fmt.Fprintf(out, "  %-*s %s\n", width, sd.name+":", perCall(r.redis[sd.name], sd.s.n()+sd.s.errs))
 	}
 	for _, sd := range r.sides() {
 		if sd.s.errs > 0 {
@@ -83,6 +84,21 @@ func (r row) print(out io.Writer, judged bool) {
 	}
 	noteStates(out, r.a)
 	fmt.Fprintln(out)
+}
+
+// floorBudget compares AssignLead's time per call with the store floor's
+// and says what the throughput target allows, from af (AssignLead's req/s
+// over the store floor's) and fb (the store floor's over the baseline's).
+// With the workers fixed, time per call goes as 1 / req/s (Little's law),
+// so AssignLead at the target's ratio r of the baseline's req/s takes at
+// most fb / r times the store floor's time.
+func floorBudget(af, fb float64) string {
+	s := fmt.Sprintf("%.2fx the store floor's time (%+.0f%%); ", 1/af, 100*(1/af-1))
+	allowed := fb / minThroughputRatio
+	if allowed < 1 {
+		return s + fmt.Sprintf("the %.2fx target allows nothing on top: the store floor alone is %.2fx the baseline", minThroughputRatio, fb)
+	}
+	return s + fmt.Sprintf("the %.2fx target allows at most %.2fx (%+.0f%%)", minThroughputRatio, allowed, 100*(allowed-1))
 }
 
 // perCall describes the Redis commands run per call, the three that took
@@ -140,7 +156,7 @@ func noteStates(out io.Writer, s *sample) {
 func printSummary(out io.Writer, rows []row, judgedAt int) {
 	fmt.Fprintln(out, "summary (closed loop; ratios are AssignLead/baseline, and the store floor's over the baseline's)")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "concurrency\tAssignLead req/s\tp50\tp99\tbaseline req/s\tp50\tp99\treq/s ratio\tp99 ratio\tstore floor req/s\tp99\treq/s ratio\tp99 ratio\t")
+	fmt.Fprintln(tw, "concurrency\tAssignLead req/s\tp50\tp99\tbaseline req/s\tp50\tp99\treq/s ratio\tp99 ratio\tstore floor req/s\tp99\tfloor/base req/s\tfloor/base p99\t")
 	for _, r := range rows {
 		m1, m2 := "", ""
 		if r.conc == judgedAt {
