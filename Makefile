@@ -94,7 +94,7 @@ lint: ## gofmt, go vet, buf lint and buf format
 	$(BUF) format -d --exit-code
 
 .PHONY: fuzz
-fuzz: ## run each fuzzer for FUZZTIME (default 30s); seed corpora are in */testdata/fuzz
+fuzz: ## run each fuzzer for FUZZTIME (default 30s; a count such as 40000x works too); seed corpora are in */testdata/fuzz
 	$(GO) test ./engine -run '^$$' -fuzz FuzzNormalizeLead -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./engine -run '^$$' -fuzz FuzzParseConfigYAML -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./server -run '^$$' -fuzz FuzzConfigFromProto -fuzztime $${FUZZTIME:-30s}
