@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -63,6 +64,10 @@ type Identity struct {
 	// AssignBurst); 0 uses the server's default.
 	AssignRate  float64
 	AssignBurst int
+	// Expires is when the credential stops being accepted: a JWT's exp
+	// plus the leeway. Zero for a token file entry, which lasts until the
+	// file no longer lists it.
+	Expires time.Time
 }
 
 // Entry is one token of a token file.

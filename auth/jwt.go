@@ -33,6 +33,7 @@ type JWT struct {
 	key     any
 	methods []string
 	opts    []jwt.ParserOption
+	leeway  time.Duration
 }
 
 // JWTOptions are the claims a JWT must carry besides its binding.
@@ -94,6 +95,7 @@ func NewJWT(keyPEM []byte, o JWTOptions) (*JWT, error) {
 	if leeway == 0 {
 		leeway = 30 * time.Second
 	}
+	j.leeway = leeway
 	j.opts = []jwt.ParserOption{jwt.WithValidMethods(j.methods), jwt.WithExpirationRequired(), jwt.WithLeeway(leeway)}
 	if o.Issuer != "" {
 		j.opts = append(j.opts, jwt.WithIssuer(o.Issuer))
@@ -190,7 +192,11 @@ func (j *JWT) Verify(token string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Identity{Name: name, Key: "jwt:" + string(key), Workspace: ws, Role: role, RepID: repID}, nil
+	id := &Identity{Name: name, Key: "jwt:" + string(key), Workspace: ws, Role: role, RepID: repID}
+	if exp, err := c.GetExpirationTime(); err == nil && exp != nil { // required: the parser checked it
+		id.Expires = exp.Add(j.leeway)
+	}
+	return id, nil
 }
 
 // looksLikeJWT: three base64url parts. Tokens NewToken makes have no dots.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,7 +48,9 @@ const assignLeadMethod = "/leadrouter.v1.RoutingService/AssignLead"
 
 // Auth checks bearer tokens and what their role may do, and rate-limits
 // AssignLead per token. Tokens can be replaced at any time (SIGHUP) without
-// touching open connections.
+// touching open connections. A stream lasts only as long as its
+// credential: it ends UNAUTHENTICATED when its JWT expires, or when the
+// replaced tokens no longer let it do what it does.
 type Auth struct {
 	tokens atomic.Pointer[auth.Tokens]
 	rate   rate.Limit // default AssignLead rate per token (0: unlimited)
@@ -55,6 +58,9 @@ type Auth struct {
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter // by Identity.Key
+
+	streamsMu sync.Mutex
+	streams   map[*authorizedStream]struct{} // open, for SetTokens to check again
 }
 
 // maxLimiters bounds the limiters kept: JWT subjects are not listed
@@ -73,32 +79,57 @@ type AuthOptions struct {
 
 // NewAuth returns an Auth accepting the given tokens.
 func NewAuth(t *auth.Tokens, o AuthOptions) *Auth {
-	a := &Auth{rate: rate.Limit(o.AssignRate), burst: o.AssignBurst, limiters: map[string]*rate.Limiter{}}
+	a := &Auth{rate: rate.Limit(o.AssignRate), burst: o.AssignBurst, limiters: map[string]*rate.Limiter{},
+		streams: map[*authorizedStream]struct{}{}}
 	a.SetTokens(t)
 	return a
 }
 
-// SetTokens replaces the accepted tokens; calls in flight keep the identity
-// they started with.
+// SetTokens replaces the accepted tokens. Unary calls in flight keep the
+// identity they started with; every open stream is checked again, and one
+// the new tokens would not let open ends UNAUTHENTICATED.
 func (a *Auth) SetTokens(t *auth.Tokens) {
 	a.tokens.Store(t)
 	a.mu.Lock()
 	a.limiters = map[string]*rate.Limiter{} // limits may have changed with the file
 	a.mu.Unlock()
+	a.streamsMu.Lock()
+	defer a.streamsMu.Unlock()
+	for s := range a.streams {
+		s.recheck(t)
+	}
 }
+
+// errCredentialEnded causes a stream's end when its credential does.
+var errCredentialEnded = errors.New("the stream's credential ended")
 
 // authenticate reads the bearer token of the call.
 func (a *Auth) authenticate(ctx context.Context) (*auth.Identity, error) {
+	id, _, err := a.authenticateToken(ctx, a.tokens.Load())
+	return id, err
+}
+
+// authenticateToken reads the bearer token of the call and looks it up in
+// tokens; it returns the token too.
+func (a *Auth) authenticateToken(ctx context.Context, tokens *auth.Tokens) (*auth.Identity, string, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) == 0 {
-		return nil, status.Error(codes.Unauthenticated, "missing bearer token: send metadata authorization: Bearer <token>")
+		return nil, "", status.Error(codes.Unauthenticated, "missing bearer token: send metadata authorization: Bearer <token>")
 	}
 	scheme, token, ok := strings.Cut(vals[0], " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
-		return nil, status.Error(codes.Unauthenticated, "malformed authorization metadata: want Bearer <token>")
+		return nil, "", status.Error(codes.Unauthenticated, "malformed authorization metadata: want Bearer <token>")
 	}
-	id, err := a.tokens.Load().Lookup(strings.TrimSpace(token))
+	token = strings.TrimSpace(token)
+	id, err := lookup(tokens, token)
+	return id, token, err
+}
+
+// lookup finds token's identity, or says as a gRPC status why there is
+// none.
+func lookup(tokens *auth.Tokens, token string) (*auth.Identity, error) {
+	id, err := tokens.Lookup(token)
 	switch {
 	case errors.Is(err, auth.ErrUnknownToken):
 		return nil, status.Error(codes.Unauthenticated, "unknown or revoked token")
@@ -111,14 +142,8 @@ func (a *Auth) authenticate(ctx context.Context) (*auth.Identity, error) {
 // authorize checks that id may call method with req: its role, its
 // workspace and, for a rep, its rep id.
 func authorize(id *auth.Identity, method string, req any) error {
-	if id.Role != auth.RoleAdmin {
-		allowed := false
-		for _, r := range methodRoles[method] {
-			allowed = allowed || r == id.Role
-		}
-		if !allowed {
-			return status.Errorf(codes.PermissionDenied, "role %s may not call %s", id.Role, strings.TrimPrefix(method, apiPrefix))
-		}
+	if err := authorizeRole(id, method); err != nil {
+		return err
 	}
 	if w, ok := req.(interface{ GetWorkspace() string }); ok {
 		ws, err := engine.NormalizeWorkspace(w.GetWorkspace())
@@ -131,6 +156,14 @@ func authorize(id *auth.Identity, method string, req any) error {
 		if !ok || r.GetRepId() != id.RepID {
 			return status.Errorf(codes.PermissionDenied, "this token is for rep %q only", id.RepID)
 		}
+	}
+	return nil
+}
+
+// authorizeRole checks that id's role may call method.
+func authorizeRole(id *auth.Identity, method string) error {
+	if id.Role != auth.RoleAdmin && !slices.Contains(methodRoles[method], id.Role) {
+		return status.Errorf(codes.PermissionDenied, "role %s may not call %s", id.Role, strings.TrimPrefix(method, apiPrefix))
 	}
 	return nil
 }
@@ -201,36 +234,95 @@ func (a *Auth) UnaryInterceptor() grpc.UnaryServerInterceptor {
 
 // StreamInterceptor authenticates a stream when it opens and authorizes it
 // with its request message (every leadrouter stream is server-streaming:
-// one request, then events).
+// one request, then events). The stream ends UNAUTHENTICATED when its
+// credential does: at a JWT's expiry, or at a SetTokens after which the
+// token would no longer be allowed to open it.
 func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if !strings.HasPrefix(info.FullMethod, apiPrefix) {
 			return handler(srv, ss)
 		}
-		id, err := a.authenticate(ss.Context())
+		tokens := a.tokens.Load()
+		id, token, err := a.authenticateToken(ss.Context(), tokens)
 		if err != nil {
 			return err
 		}
-		return handler(srv, &authorizedStream{ServerStream: ss, id: id, method: info.FullMethod})
+		ctx, cancel := context.WithCancelCause(ss.Context())
+		defer cancel(nil)
+		s := &authorizedStream{ServerStream: ss, ctx: ctx, end: cancel, token: token, id: id, method: info.FullMethod, auth: a}
+		if !id.Expires.IsZero() {
+			expiry := time.AfterFunc(time.Until(id.Expires), func() {
+				cancel(fmt.Errorf("%w: the token expired at %s", errCredentialEnded, id.Expires.UTC().Format(time.RFC3339)))
+			})
+			defer expiry.Stop()
+		}
+		a.streamsMu.Lock()
+		a.streams[s] = struct{}{}
+		if cur := a.tokens.Load(); cur != tokens { // replaced since the lookup
+			s.recheck(cur)
+		}
+		a.streamsMu.Unlock()
+		defer func() {
+			a.streamsMu.Lock()
+			delete(a.streams, s)
+			a.streamsMu.Unlock()
+		}()
+		err = handler(srv, s)
+		if cause := context.Cause(ctx); errors.Is(cause, errCredentialEnded) {
+			return status.Error(codes.Unauthenticated, cause.Error())
+		}
+		return err
 	}
 }
 
+// authorizedStream is an open stream with the credential it was opened
+// with. Its context ends when the credential does.
 type authorizedStream struct {
 	grpc.ServerStream
-	id      *auth.Identity
-	method  string
-	checked bool
+	ctx    context.Context
+	end    context.CancelCauseFunc
+	token  string
+	method string
+	auth   *Auth
+	// id is the token's identity (as of the last SetTokens) and req the
+	// request message once authorized (nil before), both under
+	// auth.streamsMu.
+	id  *auth.Identity
+	req any
 }
+
+// Context is the stream's context, ended with the credential.
+func (s *authorizedStream) Context() context.Context { return s.ctx }
 
 func (s *authorizedStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	if !s.checked {
+	s.auth.streamsMu.Lock()
+	defer s.auth.streamsMu.Unlock()
+	if s.req == nil {
 		if err := authorize(s.id, s.method, m); err != nil {
 			return err
 		}
-		s.checked = true
+		s.req = m
 	}
 	return nil
+}
+
+// recheck ends the stream unless tokens still let its token open it, with
+// the request it was opened with. Called under auth.streamsMu.
+func (s *authorizedStream) recheck(tokens *auth.Tokens) {
+	id, err := lookup(tokens, s.token)
+	switch {
+	case err != nil:
+	case s.req != nil:
+		err = authorize(id, s.method, s.req)
+	default: // no request yet: RecvMsg authorizes it with this identity
+		err = authorizeRole(id, s.method)
+	}
+	if err != nil {
+		s.end(fmt.Errorf("%w: the tokens were replaced and this one no longer opens this stream: %s", errCredentialEnded, status.Convert(err).Message()))
+		return
+	}
+	s.id = id
 }

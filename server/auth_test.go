@@ -241,34 +241,63 @@ func TestAssignRateLimit(t *testing.T) {
 }
 
 // TestTokenReload: replacing the tokens (SIGHUP in leadrouterd) revokes the
-// old ones at once on open connections, admits the new ones, and leaves
-// open streams running.
+// old ones at once, on open connections and on open streams, which end
+// UNAUTHENTICATED, as does a stream whose token is now bound to another
+// workspace; it admits the new tokens, and the streams of tokens the new
+// file still lets open them keep running.
 func TestTokenReload(t *testing.T) {
 	ws := redistest.Workspace(t)
-	old, oldSet := tokenSet(t, auth.Entry{Name: "admin", Workspace: ws, Role: auth.RoleAdmin})
+	old, oldSet := tokenSet(t,
+		auth.Entry{Name: "admin", Workspace: ws, Role: auth.RoleAdmin},
+		auth.Entry{Name: "dashboard", Workspace: ws, Role: auth.RoleManager},
+		auth.Entry{Name: "ops", Workspace: ws, Role: auth.RoleManager})
 	a := server.NewAuth(oldSet, server.AuthOptions{})
 	in := startWith(t, redistest.RealStore(t), server.Options{Auth: a})
 	in.applyYAMLAs(t, as(t, old["admin"]), ws, watchConfig)
-	ctx, cancel := context.WithTimeout(as(t, old["admin"]), 20*time.Second)
-	defer cancel()
-	s, err := pb.NewEventServiceClient(in.conn).WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws})
+	watch := func(token string) pb.EventService_WatchEventsClient {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(as(t, token), 20*time.Second)
+		t.Cleanup(cancel)
+		s, err := pb.NewEventServiceClient(in.conn).WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Header(); err != nil { // sent once subscribed
+			t.Fatal(err)
+		}
+		return s
+	}
+	revoked, kept, rebound := watch(old["admin"]), watch(old["dashboard"]), watch(old["ops"])
+
+	// The new file: a new admin token, the dashboard's unchanged, ops's
+	// moved to another workspace.
+	fresh, freshEntry, err := auth.NewToken(auth.Entry{Name: "admin", Workspace: ws, Role: auth.RoleAdmin})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Header(); err != nil {
+	freshSet, err := auth.ParseFile(strings.NewReader(fmt.Sprintf(`tokens:
+  - {sha256: %s, name: admin, workspace: %q, role: admin}
+  - {sha256: %s, name: dashboard, workspace: %q, role: manager}
+  - {sha256: %s, name: ops, workspace: elsewhere, role: manager}
+`, freshEntry.SHA256, ws, auth.Hash(old["dashboard"]), ws, auth.Hash(old["ops"]))))
+	if err != nil {
 		t.Fatal(err)
 	}
-
-	fresh, freshSet := tokenSet(t, auth.Entry{Name: "admin", Workspace: ws, Role: auth.RoleAdmin})
 	a.SetTokens(freshSet)
+	for name, s := range map[string]pb.EventService_WatchEventsClient{"revoked": revoked, "rebound": rebound} {
+		if _, err := s.Recv(); status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "no longer opens this stream") {
+			t.Errorf("the %s token's stream after the reload: %v, want UNAUTHENTICATED saying why", name, err)
+		}
+	}
 	if _, err := in.routing.AssignLead(as(t, old["admin"]), &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: "x"}}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("revoked token: %v, want UNAUTHENTICATED", err)
 	}
-	if _, err := in.routing.AssignLead(as(t, fresh["admin"]), &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: "y"}}); err != nil {
+	if _, err := in.routing.AssignLead(as(t, fresh), &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: "y"}}); err != nil {
 		t.Fatalf("new token: %v", err)
 	}
-	// The stream opened before the reload still gets the new lead's event.
-	e, err := s.Recv()
+	// The kept token's stream, opened before the reload, gets the new
+	// lead's event.
+	e, err := kept.Recv()
 	if err != nil || e.GetEvent().GetLeadId() != "y" {
 		t.Fatalf("stream after reload: %v %v", e, err)
 	}

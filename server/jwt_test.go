@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,61 @@ import (
 	"github.com/leadrouter/leadrouter/internal/redistest"
 	"github.com/leadrouter/leadrouter/server"
 )
+
+// TestStreamEndsWithItsJWT: a stream opened with a JWT ends UNAUTHENTICATED
+// when the JWT expires (exp plus the leeway), not before; one opened with a
+// longer-lived JWT keeps running and gets the next event.
+func TestStreamEndsWithItsJWT(t *testing.T) {
+	secret := []byte("server-test-secret-of-at-least-32-bytes")
+	const leeway = 100 * time.Millisecond
+	j, err := auth.NewJWT(secret, auth.JWTOptions{Leeway: leeway})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := redistest.Workspace(t)
+	admin, set := tokenSet(t, auth.Entry{Name: "admin", Workspace: ws, Role: auth.RoleAdmin})
+	in := startWith(t, redistest.RealStore(t), server.Options{Auth: server.NewAuth(set.WithJWT(j), server.AuthOptions{})})
+	in.applyYAMLAs(t, as(t, admin["admin"]), ws, watchConfig)
+	issue := func(exp time.Time) string {
+		t.Helper()
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub": "dash", "workspace": ws, "role": "manager", "exp": exp.Unix()}).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	watch := func(token string) pb.EventService_WatchEventsClient {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(as(t, token), 20*time.Second)
+		t.Cleanup(cancel)
+		s, err := pb.NewEventServiceClient(in.conn).WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Header(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// exp is in whole seconds: this one ends 1 to 2 s from now.
+	exp := time.Unix(time.Now().Add(2*time.Second).Unix(), 0)
+	short, long := watch(issue(exp)), watch(issue(time.Now().Add(time.Hour)))
+	_, err = short.Recv()
+	ended := time.Now()
+	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("stream of the expiring JWT: %v, want UNAUTHENTICATED saying it expired", err)
+	}
+	if ended.Before(exp.Add(leeway)) {
+		t.Errorf("ended at %v, before the JWT's exp %v plus the leeway", ended, exp)
+	}
+	if _, err := in.routing.AssignLead(as(t, admin["admin"]), &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: "after"}}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := long.Recv(); err != nil || e.GetEvent().GetLeadId() != "after" {
+		t.Fatalf("stream of the long-lived JWT: %v %v, want the next event", e, err)
+	}
+}
 
 // TestJWTCallers: JWTs carry the same binding as file tokens and get the
 // same checks: role, workspace and rep id; an expired one is

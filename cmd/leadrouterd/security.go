@@ -129,7 +129,8 @@ func (s *security) serverOption() ([]grpc.ServerOption, error) {
 }
 
 // reloadOnHUP reloads the token file, the JWT key and the certificate on every SIGHUP
-// until ctx ends. Open connections and streams are untouched; a file that
+// until ctx ends. Open connections are untouched and open streams whose
+// tokens no longer qualify end (server.Auth.SetTokens); a file that
 // does not load leaves the previous one in force.
 func (s *security) reloadOnHUP(ctx context.Context) {
 	hup := make(chan os.Signal, 1)

@@ -32,8 +32,10 @@ type EventServiceClient interface {
 	// resume_from exactly once and in order, then live events. A resume_from
 	// older than the retained history, or of another epoch, starts with a
 	// RESET event. The stream ends with UNAVAILABLE when the server shuts
-	// down (resume on another replica) and with RESOURCE_EXHAUSTED when the
-	// client reads too slowly (resume from the last position seen).
+	// down (resume on another replica), with RESOURCE_EXHAUSTED when the
+	// client reads too slowly (resume from the last position seen), and with
+	// UNAUTHENTICATED when its token expires or a reload revokes it (resume
+	// with a valid token).
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
@@ -74,8 +76,10 @@ type EventServiceServer interface {
 	// resume_from exactly once and in order, then live events. A resume_from
 	// older than the retained history, or of another epoch, starts with a
 	// RESET event. The stream ends with UNAVAILABLE when the server shuts
-	// down (resume on another replica) and with RESOURCE_EXHAUSTED when the
-	// client reads too slowly (resume from the last position seen).
+	// down (resume on another replica), with RESOURCE_EXHAUSTED when the
+	// client reads too slowly (resume from the last position seen), and with
+	// UNAUTHENTICATED when its token expires or a reload revokes it (resume
+	// with a valid token).
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedEventServiceServer()
 }
