@@ -89,12 +89,14 @@ func NewAuth(t *auth.Tokens, o AuthOptions) *Auth {
 // identity they started with; every open stream is checked again, and one
 // the new tokens would not let open ends UNAUTHENTICATED.
 func (a *Auth) SetTokens(t *auth.Tokens) {
+	// Under streamsMu from the store on: concurrent calls re-check the
+	// streams in the order they stored their tokens.
+	a.streamsMu.Lock()
+	defer a.streamsMu.Unlock()
 	a.tokens.Store(t)
 	a.mu.Lock()
 	a.limiters = map[string]*rate.Limiter{} // limits may have changed with the file
 	a.mu.Unlock()
-	a.streamsMu.Lock()
-	defer a.streamsMu.Unlock()
 	for s := range a.streams {
 		s.recheck(t)
 	}
@@ -250,29 +252,46 @@ func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
 		ctx, cancel := context.WithCancelCause(ss.Context())
 		defer cancel(nil)
 		s := &authorizedStream{ServerStream: ss, ctx: ctx, end: cancel, token: token, id: id, method: info.FullMethod, auth: a}
+		stopExpiry := func() bool { return false }
 		if !id.Expires.IsZero() {
-			expiry := time.AfterFunc(time.Until(id.Expires), func() {
-				cancel(fmt.Errorf("%w: the token expired at %s", errCredentialEnded, id.Expires.UTC().Format(time.RFC3339)))
-			})
-			defer expiry.Stop()
+			stopExpiry = time.AfterFunc(time.Until(id.Expires), func() {
+				cancel(fmt.Errorf("%w: the token expired: it was accepted until %s (its exp plus the leeway)",
+					errCredentialEnded, id.Expires.UTC().Format(time.RFC3339)))
+			}).Stop
 		}
-		a.streamsMu.Lock()
-		a.streams[s] = struct{}{}
-		if cur := a.tokens.Load(); cur != tokens { // replaced since the lookup
-			s.recheck(cur)
-		}
-		a.streamsMu.Unlock()
-		defer func() {
-			a.streamsMu.Lock()
-			delete(a.streams, s)
-			a.streamsMu.Unlock()
+		a.track(s, tokens)
+		defer func() { // also when the handler panics
+			stopExpiry()
+			a.untrack(s)
 		}()
 		err = handler(srv, s)
+		// Nothing ends it for its credential from here on, so a handler's
+		// own error is not mistaken for one.
+		stopExpiry()
+		a.untrack(s)
 		if cause := context.Cause(ctx); errors.Is(cause, errCredentialEnded) {
 			return status.Error(codes.Unauthenticated, cause.Error())
 		}
 		return err
 	}
+}
+
+// track adds an opening stream to those SetTokens checks, checking it at
+// once against tokens stored since it was authenticated with opened.
+func (a *Auth) track(s *authorizedStream, opened *auth.Tokens) {
+	a.streamsMu.Lock()
+	defer a.streamsMu.Unlock()
+	a.streams[s] = struct{}{}
+	if cur := a.tokens.Load(); cur != opened {
+		s.recheck(cur)
+	}
+}
+
+// untrack removes a stream; removing it twice is harmless.
+func (a *Auth) untrack(s *authorizedStream) {
+	a.streamsMu.Lock()
+	defer a.streamsMu.Unlock()
+	delete(a.streams, s)
 }
 
 // authorizedStream is an open stream with the credential it was opened
@@ -293,6 +312,15 @@ type authorizedStream struct {
 
 // Context is the stream's context, ended with the credential.
 func (s *authorizedStream) Context() context.Context { return s.ctx }
+
+// SendMsg sends nothing once the credential has ended: a handler replaying
+// a backlog does not look at its context between messages.
+func (s *authorizedStream) SendMsg(m any) error {
+	if cause := context.Cause(s.ctx); errors.Is(cause, errCredentialEnded) {
+		return status.Error(codes.Unauthenticated, cause.Error())
+	}
+	return s.ServerStream.SendMsg(m)
+}
 
 func (s *authorizedStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {

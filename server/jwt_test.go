@@ -52,8 +52,8 @@ func TestStreamEndsWithItsJWT(t *testing.T) {
 		}
 		return s
 	}
-	// exp is in whole seconds: this one ends 1 to 2 s from now.
-	exp := time.Unix(time.Now().Add(2*time.Second).Unix(), 0)
+	// exp is in whole seconds: this one is 2 to 3 s away.
+	exp := time.Unix(time.Now().Add(3*time.Second).Unix(), 0)
 	short, long := watch(issue(exp)), watch(issue(time.Now().Add(time.Hour)))
 	_, err = short.Recv()
 	ended := time.Now()
