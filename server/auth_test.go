@@ -254,19 +254,7 @@ func TestTokenReload(t *testing.T) {
 	a := server.NewAuth(oldSet, server.AuthOptions{})
 	in := startWith(t, redistest.RealStore(t), server.Options{Auth: a})
 	in.applyYAMLAs(t, as(t, old["admin"]), ws, watchConfig)
-	watch := func(token string) pb.EventService_WatchEventsClient {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(as(t, token), 20*time.Second)
-		t.Cleanup(cancel)
-		s, err := pb.NewEventServiceClient(in.conn).WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Header(); err != nil { // sent once subscribed
-			t.Fatal(err)
-		}
-		return s
-	}
+	watch := func(token string) pb.EventService_WatchEventsClient { return watchEventsAs(t, in, ws, token) }
 	revoked, kept, rebound := watch(old["admin"]), watch(old["dashboard"]), watch(old["ops"])
 
 	// The new file: a new admin token, the dashboard's unchanged, ops's
@@ -301,6 +289,22 @@ func TestTokenReload(t *testing.T) {
 	if err != nil || e.GetEvent().GetLeadId() != "y" {
 		t.Fatalf("stream after reload: %v %v", e, err)
 	}
+}
+
+// watchEventsAs opens a WatchEvents stream of ws with token and waits
+// until the server has subscribed it.
+func watchEventsAs(t *testing.T, in *instance, ws, token string) pb.EventService_WatchEventsClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(as(t, token), 20*time.Second)
+	t.Cleanup(cancel)
+	s, err := pb.NewEventServiceClient(in.conn).WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Header(); err != nil { // sent once subscribed
+		t.Fatal(err)
+	}
+	return s
 }
 
 // TestStreamsPerRep: a rep may hold MaxStreamsPerRep assignment streams on

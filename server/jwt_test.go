@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -39,22 +38,9 @@ func TestStreamEndsWithItsJWT(t *testing.T) {
 		}
 		return tok
 	}
-	watch := func(token string) pb.EventService_WatchEventsClient {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(as(t, token), 20*time.Second)
-		t.Cleanup(cancel)
-		s, err := pb.NewEventServiceClient(in.conn).WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Header(); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
 	// exp is in whole seconds: this one is 2 to 3 s away.
 	exp := time.Unix(time.Now().Add(3*time.Second).Unix(), 0)
-	short, long := watch(issue(exp)), watch(issue(time.Now().Add(time.Hour)))
+	short, long := watchEventsAs(t, in, ws, issue(exp)), watchEventsAs(t, in, ws, issue(time.Now().Add(time.Hour)))
 	_, err = short.Recv()
 	ended := time.Now()
 	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "expired") {
