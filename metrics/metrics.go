@@ -115,8 +115,10 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 	for _, s := range []string{StreamAssignments, StreamEvents} {
 		m.subscribers.WithLabelValues(s)
 	}
-	m.redisErrors.WithLabelValues("ping") // a series from the start, so rate() sees the first error
+	// Series from the start, so that rate() sees the first one.
+	m.redisErrors.WithLabelValues("ping")
 	m.redisTimeouts.WithLabelValues("ping")
+	m.redisTimeouts.WithLabelValues("lead_decide")
 	reg.MustRegister(m.assignDuration, m.assignments, m.offerAccept, m.offers, m.speedToLead, m.slaBreaches,
 		m.queueWait, m.autoPaused, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.grpc)
 	return m

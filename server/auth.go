@@ -105,15 +105,9 @@ func (a *Auth) SetTokens(t *auth.Tokens) {
 // errCredentialEnded causes a stream's end when its credential does.
 var errCredentialEnded = errors.New("the stream's credential ended")
 
-// authenticate reads the bearer token of the call.
-func (a *Auth) authenticate(ctx context.Context) (*auth.Identity, error) {
-	id, _, err := a.authenticateToken(ctx, a.tokens.Load())
-	return id, err
-}
-
-// authenticateToken reads the bearer token of the call and looks it up in
+// authenticate reads the bearer token of the call and looks it up in
 // tokens; it returns the token too.
-func (a *Auth) authenticateToken(ctx context.Context, tokens *auth.Tokens) (*auth.Identity, string, error) {
+func authenticate(ctx context.Context, tokens *auth.Tokens) (*auth.Identity, string, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) == 0 {
@@ -208,7 +202,7 @@ func (a *Auth) allow(id *auth.Identity) error {
 
 // check runs authentication, authorization and the rate limit for a call.
 func (a *Auth) check(ctx context.Context, method string, req any) error {
-	id, err := a.authenticate(ctx)
+	id, _, err := authenticate(ctx, a.tokens.Load())
 	if err != nil {
 		return err
 	}
@@ -245,7 +239,7 @@ func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
 			return handler(srv, ss)
 		}
 		tokens := a.tokens.Load()
-		id, token, err := a.authenticateToken(ss.Context(), tokens)
+		id, token, err := authenticate(ss.Context(), tokens)
 		if err != nil {
 			return err
 		}
@@ -260,15 +254,14 @@ func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
 			}).Stop
 		}
 		a.track(s, tokens)
-		defer func() { // also when the handler panics
-			stopExpiry()
-			a.untrack(s)
+		err = func() error {
+			// Also when the handler panics. Nothing ends the stream for
+			// its credential after this, so a handler's own error is not
+			// mistaken for one below.
+			defer stopExpiry()
+			defer a.untrack(s)
+			return handler(srv, s)
 		}()
-		err = handler(srv, s)
-		// Nothing ends it for its credential from here on, so a handler's
-		// own error is not mistaken for one.
-		stopExpiry()
-		a.untrack(s)
 		if cause := context.Cause(ctx); errors.Is(cause, errCredentialEnded) {
 			return status.Error(codes.Unauthenticated, cause.Error())
 		}
@@ -287,7 +280,7 @@ func (a *Auth) track(s *authorizedStream, opened *auth.Tokens) {
 	}
 }
 
-// untrack removes a stream; removing it twice is harmless.
+// untrack removes a stream.
 func (a *Auth) untrack(s *authorizedStream) {
 	a.streamsMu.Lock()
 	defer a.streamsMu.Unlock()

@@ -1,6 +1,9 @@
 package store
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Every key of a workspace starts with "<prefix>:{<workspace>}:". The braces
 // make the workspace the Redis Cluster hash tag, so all keys of one
@@ -99,20 +102,33 @@ func (k keys) repState() string { return k.base + "repstate" }
 // (lib_routing.lua), in that order, in a new slice with room for the call's
 // own keys after them.
 func (k keys) common() []string {
-	v, ok := commonKeys.Load(k.base)
-	if !ok {
-		v, _ = commonKeys.LoadOrStore(k.base, []string{k.config(), k.presence(), k.open(), k.daily(), k.profile(),
+	var names []string
+	if v, ok := commonKeys.Load(k.base); ok {
+		names = v.([]string)
+	} else {
+		names = []string{k.config(), k.presence(), k.open(), k.daily(), k.profile(),
 			k.zones(), k.assigned(), k.lastAssigned(), k.seq(), k.timers(), k.events(), k.queuedPools(),
-			k.repState(), k.statusChanged()})
+			k.repState(), k.statusChanged()}
+		if commonKeysSize.Load() < maxCommonKeys {
+			if _, loaded := commonKeys.LoadOrStore(k.base, names); !loaded {
+				commonKeysSize.Add(1)
+			}
+		}
 	}
-	names := v.([]string)
 	return append(make([]string, 0, len(names)+16), names...)
 }
 
-// commonKeys holds each workspace's common key names by key base: they
-// never change, and building them was fourteen strings per script call.
-// It holds one entry per workspace this process has served.
-var commonKeys sync.Map
+// maxCommonKeys bounds commonKeys: calls may name any valid workspace, so
+// past this many the names are built per call instead of kept.
+const maxCommonKeys = 10_000
+
+// commonKeys holds the common key names of up to maxCommonKeys workspaces
+// by key base: they never change, and building them was fourteen strings
+// per script call.
+var (
+	commonKeys     sync.Map
+	commonKeysSize atomic.Int64
+)
 
 // target appends the four keys of a target pool (pool, rank, owed, queue).
 func (k keys) target(dst []string, poolID string) []string {

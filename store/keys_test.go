@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -38,5 +39,21 @@ func TestEveryKeyIsHashTaggedByWorkspace(t *testing.T) {
 				t.Errorf("%s: key %q hashes by %q, want %q", v.Type().Method(i).Name, key, got, ws)
 			}
 		}
+	}
+}
+
+// TestCommonKeysCacheIsBounded: past maxCommonKeys workspaces the common
+// key names are built per call, still right, and no more are kept.
+func TestCommonKeysCacheIsBounded(t *testing.T) {
+	for i := range maxCommonKeys + 10 {
+		ws := fmt.Sprintf("bounded-%d", i)
+		k := keysFor("lrt-bound", ws)
+		got := k.common()
+		if len(got) != 14 || got[0] != k.config() || got[13] != k.statusChanged() || cap(got) < len(got)+16 {
+			t.Fatalf("%s: common() = %v (cap %d)", ws, got, cap(got))
+		}
+	}
+	if n := commonKeysSize.Load(); n > maxCommonKeys {
+		t.Errorf("%d workspaces' keys kept, want at most %d", n, maxCommonKeys)
 	}
 }
