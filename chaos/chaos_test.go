@@ -631,8 +631,20 @@ rules: [{id: all, targets: [{pool_id: team}]}]
 		finished.Add(1)
 		return nil
 	})
-	// However the test ends, no worker outlives it.
-	defer func() { stopped.Store(true); load.Wait() }()
+	// However the test ends, no worker outlives it, and a worker's error
+	// is reported even when the test stops before the load is done.
+	waited := false
+	defer func() {
+		if waited {
+			return
+		}
+		stopped.Store(true)
+		for _, err := range load.Wait() {
+			if !errors.Is(err, errStopped) {
+				t.Error(err)
+			}
+		}
+	}()
 	// Kill the victim a third of the way through, restart it at half way.
 	waitLoad := func(n int64) {
 		t.Helper()
@@ -650,6 +662,7 @@ rules: [{id: all, targets: [{pool_id: team}]}]
 	replicas[victim].start()
 	servedBefore := served[victim].Load()
 	t.Logf("measured: %s restarted and SERVING in %s (at lead %d)", replicas[victim].name, time.Since(start).Round(time.Millisecond), restartAt)
+	waited = true
 	for _, err := range load.Wait() {
 		t.Error(err)
 	}

@@ -24,14 +24,24 @@ import (
 func tokenSet(t *testing.T, entries ...auth.Entry) (map[string]string, *auth.Tokens) {
 	t.Helper()
 	tokens := map[string]string{}
-	var b strings.Builder
-	b.WriteString("tokens:\n")
-	for _, e := range entries {
+	made := make([]auth.Entry, len(entries))
+	for i, e := range entries {
 		tok, e, err := auth.NewToken(e)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tokens[e.Name] = tok
+		made[i] = e
+	}
+	return tokens, tokenFile(t, made...)
+}
+
+// tokenFile parses a token file of entries that carry their SHA256.
+func tokenFile(t *testing.T, entries ...auth.Entry) *auth.Tokens {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("tokens:\n")
+	for _, e := range entries {
 		fmt.Fprintf(&b, "  - {sha256: %s, name: %s, workspace: %q, role: %s, rep_id: %q, assign_rate: %g, assign_burst: %d}\n",
 			e.SHA256, e.Name, e.Workspace, e.Role, e.RepID, e.AssignRate, e.AssignBurst)
 	}
@@ -39,7 +49,7 @@ func tokenSet(t *testing.T, entries ...auth.Entry) (map[string]string, *auth.Tok
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b.String())
 	}
-	return tokens, set
+	return set
 }
 
 func as(t *testing.T, token string) context.Context {
@@ -263,15 +273,9 @@ func TestTokenReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	freshSet, err := auth.ParseFile(strings.NewReader(fmt.Sprintf(`tokens:
-  - {sha256: %s, name: admin, workspace: %q, role: admin}
-  - {sha256: %s, name: dashboard, workspace: %q, role: manager}
-  - {sha256: %s, name: ops, workspace: elsewhere, role: manager}
-`, freshEntry.SHA256, ws, auth.Hash(old["dashboard"]), ws, auth.Hash(old["ops"]))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.SetTokens(freshSet)
+	a.SetTokens(tokenFile(t, freshEntry,
+		auth.Entry{SHA256: auth.Hash(old["dashboard"]), Name: "dashboard", Workspace: ws, Role: auth.RoleManager},
+		auth.Entry{SHA256: auth.Hash(old["ops"]), Name: "ops", Workspace: "elsewhere", Role: auth.RoleManager}))
 	for name, s := range map[string]pb.EventService_WatchEventsClient{"revoked": revoked, "rebound": rebound} {
 		if _, err := s.Recv(); status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "no longer opens this stream") {
 			t.Errorf("the %s token's stream after the reload: %v, want UNAUTHENTICATED saying why", name, err)
@@ -297,14 +301,7 @@ func watchEventsAs(t *testing.T, in *instance, ws, token string) pb.EventService
 	t.Helper()
 	ctx, cancel := context.WithTimeout(as(t, token), 20*time.Second)
 	t.Cleanup(cancel)
-	s, err := pb.NewEventServiceClient(in.conn).WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Header(); err != nil { // sent once subscribed
-		t.Fatal(err)
-	}
-	return s
+	return openWatch(ctx, t, in, ws, nil)
 }
 
 // TestStreamsPerRep: a rep may hold MaxStreamsPerRep assignment streams on

@@ -56,7 +56,7 @@ func (l callLog) finished(ctx context.Context, method, kind string, start time.T
 		slog.String("grpc.service", service), slog.String("grpc.method", name), slog.String("grpc.method_type", kind),
 		slog.String("grpc.start_time", start.Format(time.RFC3339)),
 		slog.String("grpc.code", code.String()),
-		slog.Float64("grpc.time_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Float64("grpc.time_ms", float64(time.Since(start))/float64(time.Millisecond)),
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		attrs = append(attrs, slog.String("peer.address", p.Addr.String()))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/parallel"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 	"github.com/leadrouter/leadrouter/metrics"
 	"github.com/leadrouter/leadrouter/server"
@@ -202,25 +202,18 @@ func TestCancelledCalls(t *testing.T) {
 	ws := redistest.Workspace(t)
 	in.applyYAML(t, ws, watchConfig)
 	const n = 600
-	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; i < n; i += 8 {
-				// Cancel after 0 to ~4 ms: before, during and after the
-				// script runs.
-				d := time.Duration(i%40) * 100 * time.Microsecond
-				if i%40 == 39 {
-					d = 10 * time.Second // some calls complete, however slow the machine
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), d)
-				in.routing.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: fmt.Sprint("c", i)}})
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
+	parallel.Each(8, n, func(i int) error {
+		// Cancel after 0 to ~4 ms: before, during and after the script
+		// runs.
+		d := time.Duration(i%40) * 100 * time.Microsecond
+		if i%40 == 39 {
+			d = 10 * time.Second // some calls complete, however slow the machine
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		in.routing.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: fmt.Sprint("c", i)}})
+		return nil // any outcome is allowed; the store is checked below
+	})
 	found := 0
 	for i := 0; i < n; i++ {
 		a, err := in.routing.GetAssignment(ctxT(t), &pb.GetAssignmentRequest{Workspace: ws, LeadId: fmt.Sprint("c", i)})

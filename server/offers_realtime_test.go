@@ -499,10 +499,7 @@ func TestOverdueTimersFireAfterRestart(t *testing.T) {
 	for _, d := range due {
 		last = max(last, d)
 	}
-	time.Sleep(time.Until(time.UnixMilli(last).Add(time.Second)))
-	if now := time.Now().UnixMilli(); now <= last {
-		t.Fatalf("the last offer is not overdue yet (%d ms to go)", last-now)
-	}
+	time.Sleep(time.Until(time.UnixMilli(last).Add(time.Second))) // every offer overdue
 
 	restarted := time.Now()
 	r := startReplica(t, sweepEvery)

@@ -42,6 +42,17 @@ func produce(t *testing.T, in *instance, ws string, n int, from int) {
 func watch(t *testing.T, in *instance, ws string, from *pb.Position) (func() (*pb.Event, error), context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	s := openWatch(ctx, t, in, ws, from)
+	return func() (*pb.Event, error) {
+		r, err := s.Recv()
+		return r.GetEvent(), err
+	}, cancel
+}
+
+// openWatch opens a WatchEvents stream of ws from position from (nil:
+// live) and waits until the server has subscribed it.
+func openWatch(ctx context.Context, t *testing.T, in *instance, ws string, from *pb.Position) pb.EventService_WatchEventsClient {
+	t.Helper()
 	s, err := pb.NewEventServiceClient(in.conn).WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws, ResumeFrom: from})
 	if err != nil {
 		t.Fatal(err)
@@ -49,10 +60,7 @@ func watch(t *testing.T, in *instance, ws string, from *pb.Position) (func() (*p
 	if _, err := s.Header(); err != nil { // subscribed: live from here on
 		t.Fatal(err)
 	}
-	return func() (*pb.Event, error) {
-		r, err := s.Recv()
-		return r.GetEvent(), err
-	}, cancel
+	return s
 }
 
 func TestResumeDeliversExactlyTheMissedEvents(t *testing.T) {

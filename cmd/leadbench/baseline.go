@@ -71,8 +71,8 @@ redis.call('XADD', KEYS[4], '*', 'kind', 'assigned', 'lead', ARGV[2], 'rep', rep
 return rep`
 
 // storeFloorReps is the store floor's rotation length: the benchmark
-// config's number of reps (a test checks they agree).
-const storeFloorReps = 60
+// config's number of reps.
+var storeFloorReps = len(benchConfig().Reps)
 
 // storeFloorPrefix starts the store floor's keys, one hash tag for all.
 const storeFloorPrefix = "{leadbench}:floor:"
@@ -85,11 +85,10 @@ const storeFloorPrefix = "{leadbench}:floor:"
 // engine's decision, from the lead converted to the decision made).
 type refServer struct {
 	pb.UnimplementedRoutingServiceServer
-	rdb    *redis.Client
-	sha    string
-	floor  bool
-	prefix string           // the store floor's keys start with it
-	obs    *metrics.Metrics // nil: not timed
+	rdb   *redis.Client
+	sha   string
+	floor bool
+	obs   *metrics.Metrics // nil: not timed
 }
 
 // newRefServer loads the reference's script into Redis.
@@ -102,7 +101,7 @@ func newRefServer(ctx context.Context, rdb *redis.Client, floor bool) (*refServe
 	if err != nil {
 		return nil, fmt.Errorf("load the reference script: %w", err)
 	}
-	return &refServer{rdb: rdb, sha: sha, floor: floor, prefix: storeFloorPrefix}, nil
+	return &refServer{rdb: rdb, sha: sha, floor: floor}, nil
 }
 
 // AssignLead runs the reference's one EVALSHA and answers ASSIGNED.
@@ -142,7 +141,7 @@ func (s *refServer) store(ctx context.Context, lead *pb.Lead) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	p := s.prefix
+	const p = storeFloorPrefix
 	keys := []string{p + "lead:" + lead.GetId(), p + "rotation", p + "open", p + "events"}
 	return s.rdb.EvalSha(ctx, s.sha, keys, b, lead.GetId(), time.Now().UnixMilli(), storeFloorReps).Text()
 }

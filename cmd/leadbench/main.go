@@ -193,7 +193,6 @@ type bench struct {
 	daemon   *daemon
 	redis    *proc
 	rdb      *redis.Client // for INFO commandstats
-	metrics  string        // leadrouterd's /metrics URL
 }
 
 func run(args []string, out io.Writer) error {
@@ -259,13 +258,12 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer bp.stop()
-	b.metrics = "http://" + b.daemon.metricsAddr + "/metrics"
 
 	if b.assign, err = dialTarget(assignName, 'a', b.daemon.addr, o.conns, b.daemon.pid()); err != nil {
 		return err
 	}
 	defer b.assign.close()
-	b.assign.metrics = b.metrics
+	b.assign.metrics = "http://" + b.daemon.metricsAddr + "/metrics"
 	if b.baseline, err = dialTarget(baselineName, 'b', baselineAddr, o.conns, bp.pid()); err != nil {
 		return err
 	}
@@ -462,7 +460,7 @@ func (b *bench) step(ctx context.Context, conc int) (row, error) {
 			var before *histogram
 			var err error
 			if t == b.assign {
-				if before, err = scrapeHistogram(ctx, b.metrics, assignDurationMetric); err != nil {
+				if before, err = scrapeHistogram(ctx, t.metrics, assignDurationMetric); err != nil {
 					return r, err
 				}
 			}
@@ -481,7 +479,7 @@ func (b *bench) step(ctx context.Context, conc int) (row, error) {
 			r.cpu[t.name] = r.cpu[t.name].add(u)
 			samples[t].merge(s)
 			if t == b.assign {
-				after, err := scrapeHistogram(ctx, b.metrics, assignDurationMetric)
+				after, err := scrapeHistogram(ctx, t.metrics, assignDurationMetric)
 				if err != nil {
 					return r, err
 				}

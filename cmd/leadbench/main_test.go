@@ -179,16 +179,16 @@ func TestComma(t *testing.T) {
 // returns a client of it and the Redis it uses.
 func startTestBaseline(t *testing.T) (pb.RoutingServiceClient, *redis.Client) {
 	t.Helper()
-	c, rdb, _ := startTestRef(t, false, nil)
-	return c, rdb
+	return startTestRef(t, false, nil)
 }
 
 // startTestRef serves the baseline, or the store floor, in-process, timing
-// its calls in obs (nil: not timed). The store floor's keys start with the
-// prefix returned, this test's own.
-func startTestRef(t *testing.T, floor bool, obs *metrics.Metrics) (pb.RoutingServiceClient, *redis.Client, string) {
+// its calls in obs (nil: not timed), on a redis-server of the test's own:
+// the tests count the commands Redis ran and read its slow log, and a
+// shared Redis (REDIS_URL) runs other tests' commands too.
+func startTestRef(t *testing.T, floor bool, obs *metrics.Metrics) (pb.RoutingServiceClient, *redis.Client) {
 	t.Helper()
-	opts, err := redis.ParseURL(redistest.URL(t))
+	opts, err := redis.ParseURL(redistest.StartServer(t).URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,6 @@ func startTestRef(t *testing.T, floor bool, obs *metrics.Metrics) (pb.RoutingSer
 		t.Fatal(err)
 	}
 	ref.obs = obs
-	ref.prefix = "{" + redistest.Workspace(t) + "}:floor:"
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +212,7 @@ func startTestRef(t *testing.T, floor bool, obs *metrics.Metrics) (pb.RoutingSer
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return pb.NewRoutingServiceClient(conn), rdb, ref.prefix
+	return pb.NewRoutingServiceClient(conn), rdb
 }
 
 // TestBaselineOneEvalsha: the baseline's AssignLead is exactly one EVALSHA
@@ -259,7 +258,8 @@ func TestBaselineOneEvalsha(t *testing.T) {
 // is timed in the histogram leadrouterd uses.
 func TestStoreFloor(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c, rdb, prefix := startTestRef(t, true, metrics.New(reg, metrics.Options{}))
+	c, rdb := startTestRef(t, true, metrics.New(reg, metrics.Options{}))
+	const prefix = storeFloorPrefix
 	ctx := context.Background()
 	g := newLeadGen(5, "abcdef-f01-c001-w000")
 	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
@@ -350,14 +350,6 @@ func TestStoreFloor(t *testing.T) {
 	}
 	if timed != n+1 {
 		t.Errorf("%d calls timed in %s, want %d", timed, assignDurationMetric, n+1)
-	}
-}
-
-// TestStoreFloorReps: the store floor rotates over as many reps as the
-// benchmark's config has.
-func TestStoreFloorReps(t *testing.T) {
-	if n := len(benchConfig().Reps); n != storeFloorReps {
-		t.Errorf("the config has %d reps, the store floor rotates over %d", n, storeFloorReps)
 	}
 }
 
