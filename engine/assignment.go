@@ -105,7 +105,8 @@ type TargetEvaluation struct {
 	Label         string // for a single-rep target: "existing owner of ...", "account owner of ..."
 	Strategy      Strategy
 	PreviousRepID string      // the member picked last before this decision
-	Candidates    []Candidate // in the order the strategy considered them
+	Candidates    []Candidate // in the order the strategy considered them; at most the first few skipped are named
+	Skipped       []SkipCount // members passed over beyond those named, per reason
 	Outcome       string
 }
 
@@ -114,6 +115,7 @@ type Candidate struct {
 	RepID      string
 	Chosen     bool
 	SkipReason string // e.g. "away", "offline"; empty when chosen
+	Skip       Skip   // the reason as the store recorded it (Code empty in records older than skip codes)
 }
 
 // Chosen returns the chosen candidate of the evaluation, if any.

@@ -85,39 +85,37 @@ func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool) 
 	if err := joinViolations(wsErr, leadErr); err != nil {
 		return nil, false, err
 	}
-	for attempt := 0; attempt < maxStaleRetries; attempt++ {
-		cc, err := e.config(ctx, ws, attempt > 0)
-		if err != nil {
-			return nil, false, err
-		}
-		out, err := e.store.Decide(ctx, cc.decision(ws, &l, now, dryRun))
-		if errors.Is(err, ErrStaleConfig) {
-			continue
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		a := out.Assignment
-		// A lead queued behind others (or a repeat of a lead still queued)
-		// is drained now: arrival order holds, and a retry after a failed
-		// drain finishes the job.
-		if !dryRun && a.State == StateQueued && (out.Backlog || out.Duplicate) {
-			e.drain(ctx, ws, a.PoolID)
-			if fresh, err := e.store.Assignment(ctx, ws, l.ID); err == nil {
-				a = fresh
-			}
-		}
-		if !dryRun {
-			e.obs.LeadDecided(ws, decideOutcome(a.State, out.Duplicate), a.PoolID, time.Since(start))
-		}
-		cc.explain(a)
-		e.log.LogAttrs(ctx, slog.LevelDebug, "lead decided",
-			slog.String("workspace", ws), slog.String("lead", l.ID), slog.String("state", string(a.State)),
-			slog.String("rep", a.RepID), slog.String("pool", a.PoolID), slog.String("rule", a.RuleID),
-			slog.String("route", a.Route), slog.Bool("duplicate", out.Duplicate), slog.Bool("preview", dryRun))
-		return a, out.Duplicate, nil
+	type decided struct {
+		cc  *compiledConfig
+		out *Outcome
 	}
-	return nil, false, fmt.Errorf("%w: routing config kept changing during the decision", ErrUnavailable)
+	d, err := underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (decided, error) {
+		out, err := e.store.Decide(ctx, cc.decision(ws, &l, now, dryRun))
+		return decided{cc, out}, err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	cc, out := d.cc, d.out
+	a := out.Assignment
+	// A lead queued behind others (or a repeat of a lead still queued)
+	// is drained now: arrival order holds, and a retry after a failed
+	// drain finishes the job.
+	if !dryRun && a.State == StateQueued && (out.Backlog || out.Duplicate) {
+		e.drain(ctx, ws, a.PoolID)
+		if fresh, err := e.store.Assignment(ctx, ws, l.ID); err == nil {
+			a = fresh
+		}
+	}
+	if !dryRun {
+		e.obs.LeadDecided(ws, decideOutcome(a.State, out.Duplicate), a.PoolID, time.Since(start))
+	}
+	cc.explain(a)
+	e.log.LogAttrs(ctx, slog.LevelDebug, "lead decided",
+		slog.String("workspace", ws), slog.String("lead", l.ID), slog.String("state", string(a.State)),
+		slog.String("rep", a.RepID), slog.String("pool", a.PoolID), slog.String("rule", a.RuleID),
+		slog.String("route", a.Route), slog.Bool("duplicate", out.Duplicate), slog.Bool("preview", dryRun))
+	return a, out.Duplicate, nil
 }
 
 func decideOutcome(st State, duplicate bool) DecideOutcome {
@@ -229,21 +227,14 @@ func (e *Engine) SetRepStatus(ctx context.Context, ws, repID string, st RepStatu
 	if err := joinViolations(wsErr, v.err()); err != nil {
 		return "", err
 	}
-	for attempt := 0; attempt < maxStaleRetries; attempt++ {
-		cc, err := e.config(ctx, ws, attempt > 0)
-		if err != nil {
-			return "", err
-		}
+	return underConfig(ctx, e, ws, func(cc *compiledConfig, fresh bool) (RepStatus, error) {
 		if cc.reps[repID] == nil {
-			if attempt == 0 {
-				continue // the cache may predate the rep; look again
+			if !fresh {
+				return "", ErrStaleConfig // the cache may predate the rep; look again
 			}
 			return "", fmt.Errorf("rep %q: %w", repID, ErrNotFound)
 		}
-		prev, err := e.store.SetRepStatus(ctx, ws, cc.id, repID, st, e.clock.Now())
-		if errors.Is(err, ErrStaleConfig) {
-			continue
-		}
+		prev, err := e.store.SetRepStatus(ctx, ws, cc.id, repID, st, cc.repPools[repID], e.clock.Now())
 		if err != nil {
 			return "", err
 		}
@@ -254,8 +245,7 @@ func (e *Engine) SetRepStatus(ctx context.Context, ws, repID string, st RepStatu
 			}
 		}
 		return prev, nil
-	}
-	return "", fmt.Errorf("%w: routing config kept changing", ErrUnavailable)
+	})
 }
 
 // RepState is a rep as configured plus its runtime state.
@@ -395,6 +385,27 @@ func (e *Engine) config(ctx context.Context, ws string, refresh bool) (*compiled
 		}
 	}
 	return e.freshConfig(ctx, ws)
+}
+
+// underConfig runs op under the workspace's compiled config. When op
+// answers ErrStaleConfig (the config changed between reading it and the
+// store's check of its id) it runs again under a freshly loaded one, at
+// most maxStaleRetries times in all. fresh tells op whether its config was
+// just loaded rather than cached.
+func underConfig[T any](ctx context.Context, e *Engine, ws string, op func(cc *compiledConfig, fresh bool) (T, error)) (T, error) {
+	var zero T
+	for attempt := 0; attempt < maxStaleRetries; attempt++ {
+		cc, err := e.config(ctx, ws, attempt > 0)
+		if err != nil {
+			return zero, err
+		}
+		v, err := op(cc, attempt > 0)
+		if errors.Is(err, ErrStaleConfig) {
+			continue
+		}
+		return v, err
+	}
+	return zero, fmt.Errorf("%w: routing config kept changing", ErrUnavailable)
 }
 
 // freshConfig loads the workspace's config from the store and caches it.

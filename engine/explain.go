@@ -30,7 +30,7 @@ func (cc *compiledConfig) explain(a *Assignment) {
 		} else if te.Label != "" {
 			te.Outcome = "not eligible; routing goes on"
 		} else {
-			te.Outcome = fmt.Sprintf("nobody eligible (%d considered)", len(te.Candidates))
+			te.Outcome = fmt.Sprintf("nobody eligible (%d considered)", len(te.Candidates)+skippedCount(te.Skipped))
 		}
 	}
 	t.Summary = summarize(a)
@@ -38,7 +38,8 @@ func (cc *compiledConfig) explain(a *Assignment) {
 
 // skipReason adds when a rep outside its hours or out of office is back.
 func (cc *compiledConfig) skipReason(c Candidate, at time.Time) string {
-	if c.SkipReason != "outside working hours" && c.SkipReason != "out of office" {
+	if c.Skip.Code != SkipHours && c.Skip.Code != SkipOutOfOff &&
+		c.SkipReason != "outside working hours" && c.SkipReason != "out of office" { // the latter: older records
 		return c.SkipReason
 	}
 	s, ok := cc.schedules[c.RepID]
@@ -77,7 +78,7 @@ func summarize(a *Assignment) string {
 			c, ok := te.Chosen()
 			switch {
 			case !ok && te.Label != "":
-				fmt.Fprintf(&b, "Skipped %s: %s. ", te.Label, skippedText(te.Candidates))
+				fmt.Fprintf(&b, "Skipped %s: %s. ", te.Label, skippedText(te.Candidates, te.Skipped))
 			case !ok:
 				fmt.Fprintf(&b, "Pool %q: %s. ", te.PoolID, te.Outcome)
 			case te.Label != "":
@@ -92,7 +93,7 @@ func summarize(a *Assignment) string {
 				} else {
 					b.WriteString(" is the first eligible member in strategy order")
 				}
-				if skipped := skippedText(te.Candidates); skipped != "" {
+				if skipped := skippedText(te.Candidates, te.Skipped); skipped != "" {
 					b.WriteString("; skipped " + skipped)
 				}
 				b.WriteString(".")
@@ -115,12 +116,28 @@ func strategyName(s Strategy) string {
 	return strings.ToLower(strings.ReplaceAll(string(s), "_", " "))
 }
 
-func skippedText(cs []Candidate) string {
+func skippedText(cs []Candidate, more []SkipCount) string {
 	var parts []string
 	for _, c := range cs {
 		if !c.Chosen {
 			parts = append(parts, fmt.Sprintf("%s (%s)", c.RepID, c.SkipReason))
 		}
 	}
-	return strings.Join(parts, ", ")
+	s := strings.Join(parts, ", ")
+	if n := skippedCount(more); n > 0 {
+		counts := make([]string, len(more))
+		for i, m := range more {
+			counts[i] = fmt.Sprintf("%d %s", m.Count, m.Reason.Text())
+		}
+		s += fmt.Sprintf(" and %d more (%s)", n, strings.Join(counts, ", "))
+	}
+	return s
+}
+
+func skippedCount(more []SkipCount) int {
+	n := 0
+	for _, m := range more {
+		n += m.Count
+	}
+	return n
 }

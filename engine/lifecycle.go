@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -128,15 +127,8 @@ func (e *Engine) ReleaseAssignment(ctx context.Context, ws, leadID, reason strin
 // close closes an assignment and drains the rep's pools, whose capacity
 // grew.
 func (e *Engine) close(ctx context.Context, ws string, c *Closing) (*Assignment, error) {
-	for attempt := 0; attempt < maxStaleRetries; attempt++ {
-		cc, err := e.config(ctx, ws, attempt > 0)
-		if err != nil {
-			return nil, err
-		}
+	return underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (*Assignment, error) {
 		a, err := e.store.CloseAssignment(ctx, ws, cc.id, c, cc.rankedPools[c.RepID], e.clock.Now())
-		if errors.Is(err, ErrStaleConfig) {
-			continue
-		}
 		if err != nil {
 			return nil, err
 		}
@@ -146,18 +138,13 @@ func (e *Engine) close(ctx context.Context, ws string, c *Closing) (*Assignment,
 		}
 		cc.explain(a)
 		return a, nil
-	}
-	return nil, fmt.Errorf("%w: routing config kept changing", ErrUnavailable)
+	})
 }
 
 // reroute takes a lead from its rep for mode and routes it again over the
 // targets it may use; it drains a pool the lead queued behind.
 func (e *Engine) reroute(ctx context.Context, ws, leadID string, mode RerouteMode, repID, reason string) (*RerouteResult, error) {
-	for attempt := 0; attempt < maxStaleRetries; attempt++ {
-		cc, err := e.config(ctx, ws, attempt > 0)
-		if err != nil {
-			return nil, err
-		}
+	return underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (*RerouteResult, error) {
 		a, err := e.store.Assignment(ctx, ws, leadID)
 		if err != nil {
 			return nil, err
@@ -169,9 +156,6 @@ func (e *Engine) reroute(ctx context.Context, ws, leadID string, mode RerouteMod
 		res, err := e.store.Reroute(ctx, ws, cc.id, &Rerouting{Mode: mode, Assignment: a, RepID: repID, Reason: reason,
 			Targets: targets, FirstIndex: first, QueuedReason: why, Sticky: cc.cfg.Settings.Sticky(),
 			Ranked: cc.rankedPools[a.RepID], ExpireAt: cc.expireAt(e.clock.Now())}, e.clock.Now())
-		if errors.Is(err, ErrStaleConfig) {
-			continue
-		}
 		if err != nil {
 			return nil, err
 		}
@@ -185,8 +169,7 @@ func (e *Engine) reroute(ctx context.Context, ws, leadID string, mode RerouteMod
 			}
 		}
 		return res, nil
-	}
-	return nil, fmt.Errorf("%w: routing config kept changing", ErrUnavailable)
+	})
 }
 
 // rerouteTargets returns where a lead taken from its rep may go: the rest

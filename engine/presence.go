@@ -47,15 +47,18 @@ func (e *Engine) RepConnected(ctx context.Context, ws, repID string) (func(), er
 	if err != nil || cc.cfg.Settings.Grace() == 0 {
 		return release, nil
 	}
-	st, err := e.store.RepConnection(ctx, ws, repID, true, e.clock.Now(), e.clock.Now())
+	_, err = underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (RepStatus, error) {
+		st, err := e.store.RepConnection(ctx, ws, cc.id, repID, cc.repPools[repID], true, e.clock.Now(), e.clock.Now())
+		if err == nil && st == StatusAvailable {
+			for _, pool := range cc.repPools[repID] {
+				e.drain(ctx, ws, pool)
+			}
+		}
+		return st, err
+	})
 	if err != nil {
 		release()
 		return nil, err
-	}
-	if st == StatusAvailable {
-		for _, pool := range cc.repPools[repID] {
-			e.drain(ctx, ws, pool)
-		}
 	}
 	return release, nil
 }
@@ -87,7 +90,9 @@ func (e *Engine) sweepPresence(ctx context.Context, ws string, cc *compiledConfi
 		return err
 	}
 	for _, rep := range lost {
-		st, err := e.store.RepConnection(ctx, ws, rep, false, now.Add(-grace), now)
+		st, err := underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (RepStatus, error) {
+			return e.store.RepConnection(ctx, ws, cc.id, rep, cc.repPools[rep], false, now.Add(-grace), now)
+		})
 		if err != nil {
 			return err
 		}

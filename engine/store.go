@@ -27,9 +27,11 @@ type Store interface {
 	Decide(ctx context.Context, d *Decision) (*Outcome, error)
 	// Assignment returns a recorded assignment; ErrNotFound when none.
 	Assignment(ctx context.Context, ws, leadID string) (*Assignment, error)
-	// SetRepStatus sets a rep's presence and returns the previous one;
-	// ErrStaleConfig when configID is no longer current.
-	SetRepStatus(ctx context.Context, ws, configID, repID string, st RepStatus, now time.Time) (RepStatus, error)
+	// SetRepStatus sets a rep's presence, files the rep in the
+	// eligible-member index of its pools (the rep's pools under configID),
+	// and returns the previous status; ErrStaleConfig when configID is no
+	// longer current.
+	SetRepStatus(ctx context.Context, ws, configID, repID string, st RepStatus, pools []string, now time.Time) (RepStatus, error)
 	// RepRuntime returns the runtime state of the given reps, in order, as
 	// of now.
 	RepRuntime(ctx context.Context, ws string, repIDs []string, now time.Time) ([]RepRuntime, error)
@@ -96,8 +98,10 @@ type Store interface {
 	// RepConnection records a rep's desktop connecting (connect: restores
 	// the status an earlier lost connection took away) or, when its last
 	// heartbeat is at or before lostBefore, losing it (an AVAILABLE rep goes
-	// OFFLINE). Returns the rep's status after.
-	RepConnection(ctx context.Context, ws, repID string, connect bool, lostBefore, now time.Time) (RepStatus, error)
+	// OFFLINE). A change files the rep in the eligible-member index of its
+	// pools under configID. Returns the rep's status after; ErrStaleConfig
+	// when configID is no longer current.
+	RepConnection(ctx context.Context, ws, configID, repID string, pools []string, connect bool, lostBefore, now time.Time) (RepStatus, error)
 	// Heartbeat notes that these reps have a desktop stream open now
 	// (onlyNew: only reps with no heartbeat yet).
 	Heartbeat(ctx context.Context, ws string, repIDs []string, now time.Time, onlyNew bool) error

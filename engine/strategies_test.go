@@ -82,6 +82,12 @@ func newRRModel(catchUp bool, limit int, members ...string) *rrModel {
 }
 
 func (m *rrModel) pick(available func(string) bool) string {
+	return m.pickAbsent(available, func(r string) bool { return !available(r) })
+}
+
+// pickAbsent is pick where only the members absent says (away, offline)
+// are owed turns for being passed, not those ineligible otherwise.
+func (m *rrModel) pickAbsent(available, absent func(string) bool) string {
 	if m.catchUp {
 		var owed []string
 		for r, n := range m.owed {
@@ -118,7 +124,9 @@ func (m *rrModel) pick(available func(string) bool) string {
 			}
 			return r
 		}
-		passed = append(passed, r)
+		if absent(r) {
+			passed = append(passed, r)
+		}
 	}
 	return ""
 }

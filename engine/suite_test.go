@@ -83,12 +83,25 @@ func (f *fixture) status(rep string, st engine.RepStatus) {
 	}
 }
 
-// rawStatus sets presence directly in Redis, bypassing the engine (and so
-// the queue drain that SetRepStatus triggers).
+// rawStatus sets presence through the store, bypassing the engine (and so
+// the queue drain that SetRepStatus triggers). The store call also files
+// the rep in its pools' eligible-member index, as every presence change
+// must.
 func (f *fixture) rawStatus(rep string, st engine.RepStatus) {
 	f.t.Helper()
-	key := f.st.Prefix() + ":{" + f.ws + "}:presence"
-	if err := f.st.Client().HSet(f.ctx, key, rep, string(st)).Err(); err != nil {
+	sc, err := f.st.LoadConfig(f.ctx, f.ws)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var pools []string
+	for _, p := range sc.Config.Pools {
+		for _, m := range p.Members {
+			if m.RepID == rep {
+				pools = append(pools, p.ID)
+			}
+		}
+	}
+	if _, err := f.st.SetRepStatus(f.ctx, f.ws, sc.ID, rep, st, pools, f.clock.Now()); err != nil {
 		f.t.Fatal(err)
 	}
 }

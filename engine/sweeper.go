@@ -113,17 +113,13 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 		}
 		return err
 	case TimerEscalate:
-		for attempt := 0; attempt < maxStaleRetries; attempt++ {
-			cc, err := e.config(ctx, ws, attempt > 0)
-			if err != nil {
-				return err
-			}
+		_, err := underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (struct{}, error) {
 			a, err := e.store.Assignment(ctx, ws, t.LeadID)
 			if errors.Is(err, ErrNotFound) {
-				return e.store.DropTimer(ctx, ws, t)
+				return struct{}{}, e.store.DropTimer(ctx, ws, t)
 			}
 			if err != nil {
-				return err
+				return struct{}{}, err
 			}
 			var next []DecisionTarget
 			reason := ""
@@ -133,11 +129,8 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 				reason = "nobody eligible in " + poolList(rest)
 			}
 			fired, backlog, err := e.store.Escalate(ctx, ws, cc.id, a, next, a.TargetIndex+1, reason, cc.cfg.Settings.Sticky(), now)
-			if errors.Is(err, ErrStaleConfig) {
-				continue
-			}
 			if err != nil {
-				return err
+				return struct{}{}, err
 			}
 			if fired {
 				e.log.Info("queued lead escalated", "workspace", ws, "lead", t.LeadID, "from", a.PoolID)
@@ -147,9 +140,12 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 					}
 				}
 			}
-			return nil
+			return struct{}{}, nil
+		})
+		if err != nil {
+			return fmt.Errorf("escalating %q: %w", t.LeadID, err)
 		}
-		return fmt.Errorf("escalating %q: %w", t.LeadID, ErrStaleConfig)
+		return nil
 	case TimerOffer, TimerSLA, TimerWarn:
 		mode := map[TimerKind]RerouteMode{TimerOffer: RerouteTimeout, TimerSLA: RerouteBreach, TimerWarn: RerouteWarn}[t.Kind]
 		_, err := e.reroute(ctx, ws, t.LeadID, mode, "", "")

@@ -104,6 +104,9 @@ func assignmentToProto(a *engine.Assignment) *pb.Assignment {
 	for _, t := range a.Trace.Targets {
 		te := &pb.TargetEvaluation{PoolId: t.PoolID, Strategy: strategyToProto[t.Strategy],
 			PreviousRepId: t.PreviousRepID, Outcome: t.Outcome, Label: t.Label}
+		for _, s := range t.Skipped {
+			te.Skipped = append(te.Skipped, &pb.SkipCount{Reason: s.Reason.Text(), Count: int32(s.Count)})
+		}
 		for _, c := range t.Candidates {
 			te.Candidates = append(te.Candidates, &pb.Candidate{RepId: c.RepID, Chosen: c.Chosen, SkipReason: c.SkipReason})
 		}

@@ -76,9 +76,15 @@ func (k keys) seq() string { return k.base + "seq" }
 // (daily cap of the membership).
 func (k keys) pool(id string) string { return k.base + "pool:" + id }
 
-// rank is a ZSET of a pool's members: the pass of weighted round robin, or
-// the score of least loaded / longest idle (see lib_routing.lua).
+// rank is a ZSET, the eligible-member index of a pool: the members last
+// seen AVAILABLE, scored by rotation position (round robin), pass
+// (weighted round robin) or load / idle score (least loaded, longest
+// idle); see lib_routing.lua.
 func (k keys) rank(poolID string) string { return k.base + "rank:" + poolID }
+
+// away is a ZSET of a pool's members that are not AVAILABLE, scored as in
+// rank (a weighted member's pass as it left; a ranked member's score then).
+func (k keys) away(poolID string) string { return k.base + "away:" + poolID }
 
 // owed is a ZSET: member -> turns owed after an absence (CATCH_UP pools).
 func (k keys) owed(poolID string) string { return k.base + "owed:" + poolID }
@@ -130,7 +136,18 @@ var (
 	commonKeysSize atomic.Int64
 )
 
-// target appends the four keys of a target pool (pool, rank, owed, queue).
+// target appends the five keys of a target pool (pool, rank, owed, queue,
+// away), lib_routing.lua's TARGET_KEYS.
 func (k keys) target(dst []string, poolID string) []string {
-	return append(dst, k.pool(poolID), k.rank(poolID), k.owed(poolID), k.queue(poolID))
+	return append(dst, k.pool(poolID), k.rank(poolID), k.owed(poolID), k.queue(poolID), k.away(poolID))
+}
+
+// targets appends the keys of each pool, and returns the pool ids as
+// script arguments after args.
+func (k keys) targets(dst []string, args []any, poolIDs []string) ([]string, []any) {
+	for _, id := range poolIDs {
+		dst = k.target(dst, id)
+		args = append(args, id)
+	}
+	return dst, args
 }

@@ -125,7 +125,17 @@ func parsePicks(s string) []engine.TargetEvaluation {
 			}
 		case "S":
 			if cur >= 0 {
-				out[cur].Candidates = append(out[cur].Candidates, engine.Candidate{RepID: field(parts, 1), SkipReason: field(parts, 2)})
+				c := engine.Candidate{RepID: field(parts, 1), SkipReason: field(parts, 2)}
+				if len(parts) > 2 {
+					if s, ok := engine.ParseSkip(parts[2:], out[cur].PoolID); ok {
+						c.Skip, c.SkipReason = s, s.Text()
+					}
+				}
+				out[cur].Candidates = append(out[cur].Candidates, c)
+			}
+		case "N":
+			if cur >= 0 {
+				out[cur].Skipped = append(out[cur].Skipped, engine.SkipCount{Reason: engine.SkipCode(field(parts, 1)), Count: count(field(parts, 2))})
 			}
 		case "B":
 			if cur >= 0 {

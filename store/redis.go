@@ -187,7 +187,7 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 	inNext := make(map[string]bool, len(next.Pools))
 	for _, p := range next.Pools {
 		inNext[p.ID] = true
-		keys = append(keys, k.pool(p.ID), k.rank(p.ID), k.owed(p.ID))
+		keys = append(keys, k.pool(p.ID), k.rank(p.ID), k.owed(p.ID), k.away(p.ID))
 		args = append(args, p.ID, string(p.Strategy), string(p.AbsencePolicy), p.CatchUpLimit,
 			p.Accept().Milliseconds(), time.Duration(p.RejectCooldown).Milliseconds(), p.MissedOffersLimit(), p.MaxOffers,
 			time.Duration(p.FirstContactWithin).Milliseconds(), time.Duration(p.WarnAt).Milliseconds(), string(p.OnBreach),
@@ -201,7 +201,7 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 	if prev != nil {
 		for _, p := range prev.Pools {
 			if !inNext[p.ID] {
-				keys = append(keys, k.pool(p.ID), k.rank(p.ID), k.owed(p.ID), k.queue(p.ID))
+				keys = k.target(keys, p.ID)
 				removedPools = append(removedPools, p.ID)
 			}
 		}
@@ -391,10 +391,10 @@ func (s *Redis) Assignment(ctx context.Context, ws, leadID string) (*engine.Assi
 }
 
 // SetRepStatus implements engine.Store with rep_set_status.lua.
-func (s *Redis) SetRepStatus(ctx context.Context, ws, configID, repID string, st engine.RepStatus, now time.Time) (engine.RepStatus, error) {
+func (s *Redis) SetRepStatus(ctx context.Context, ws, configID, repID string, st engine.RepStatus, pools []string, now time.Time) (engine.RepStatus, error) {
 	k := s.keys(ws)
-	reply, err := s.run(ctx, ws, repSetStatus,
-		[]string{k.config(), k.presence(), k.statusChanged(), k.events()}, configID, repID, string(st), ms(now))
+	keys, args := k.targets(k.common(), []any{configID, ms(now), repID, string(st)}, pools)
+	reply, err := s.run(ctx, ws, repSetStatus, keys, args...)
 	if err != nil {
 		return "", err
 	}
@@ -778,17 +778,20 @@ func (s *Redis) TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge 
 }
 
 // RepConnection implements engine.Store with rep_connection.lua.
-func (s *Redis) RepConnection(ctx context.Context, ws, repID string, connect bool, lostBefore, now time.Time) (engine.RepStatus, error) {
+func (s *Redis) RepConnection(ctx context.Context, ws, configID, repID string, pools []string, connect bool, lostBefore, now time.Time) (engine.RepStatus, error) {
 	k := s.keys(ws)
 	mode := "lost"
 	if connect {
 		mode = "connect"
 	}
-	reply, err := s.run(ctx, ws, repConnection,
-		[]string{k.presence(), k.statusChanged(), k.repState(), k.connected(), k.events()},
-		mode, repID, ms(now), msOrZero(lostBefore))
+	keys, args := k.targets(append(k.common(), k.connected()),
+		[]any{configID, ms(now), mode, repID, msOrZero(lostBefore)}, pools)
+	reply, err := s.run(ctx, ws, repConnection, keys, args...)
 	if err != nil {
 		return "", err
+	}
+	if reply[0] == "STALE" {
+		return "", engine.ErrStaleConfig
 	}
 	return engine.RepStatus(reply[0]), nil
 }

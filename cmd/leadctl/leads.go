@@ -179,6 +179,9 @@ func printAssignment(w io.Writer, a *pb.Assignment, dup bool) {
 				fmt.Fprintf(w, " %s (%s)", c.GetRepId(), c.GetSkipReason())
 			}
 		}
+		for _, n := range t.GetSkipped() {
+			fmt.Fprintf(w, " +%d %s", n.GetCount(), n.GetReason())
+		}
 		fmt.Fprintf(w, " -> %s\n", t.GetOutcome())
 	}
 }

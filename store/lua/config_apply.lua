@@ -2,10 +2,10 @@
 -- rotation positions and presence.
 --
 -- KEYS[1..14]  the workspace keys (lib_routing.lua)
--- KEYS[15+3i..17+3i]  pool i of the new config (from 0): pool HASH, rank
---                     ZSET, owed ZSET
--- then 4 keys for each pool the new config removes: pool HASH, rank ZSET,
--- owed ZSET, queue ZSET
+-- KEYS[15+4i..18+4i]  pool i of the new config (from 0): pool HASH, rank
+--                     ZSET, owed ZSET, away ZSET
+-- then 5 keys for each pool the new config removes: pool HASH, rank ZSET,
+-- owed ZSET, queue ZSET, away ZSET
 --
 -- ARGV[1]  base config id: apply only if this is current ('': none yet)
 -- ARGV[2]  now, unix ms
@@ -26,7 +26,9 @@
 -- Weighted pools keep their members' passes (new members join half a
 -- stride after the pass of the member picked last); least-loaded and longest-idle pools get exact
 -- scores. A rep with no presence gets its initial status; removed reps lose
--- theirs and their profile.
+-- theirs and their profile. Every pool's members are filed in its index by
+-- presence (rank or away, see lib_routing.lua); round-robin turns owed for
+-- an absence so far are settled first.
 --
 -- Nothing is written before every check passed, and large hashes are
 -- written in chunks, so an apply either happens whole or not at all.
@@ -37,19 +39,21 @@
 --   {'OK', new version, new id}
 
 local first_pool_key = 15
+local POOL_KEYS = 4
 local base = ARGV[1]
 local body = ARGV[3]
 local nonce = ARGV[4]
 local pools = tonumber(ARGV[5])
 local removed_pools = tonumber(ARGV[6])
-local first_removed_key = first_pool_key + 3 * pools
+local first_removed_key = first_pool_key + POOL_KEYS * pools
+local REMOVED_KEYS = 5
 
 local current = redis.call('HGET', K.config, 'id') or ''
 if current ~= base then
   return { 'CONFLICT', current }
 end
 for p = 0, removed_pools - 1 do
-  local b = first_removed_key + 4 * p
+  local b = first_removed_key + REMOVED_KEYS * p
   if redis.call('ZCARD', KEYS[b + 3]) > 0 then
     return { 'QUEUED_POOL', tostring(p) }
   end
@@ -62,9 +66,24 @@ local function hset(key, fields)
   end
 end
 
+-- Presence first: the pools' indexes file members by it.
 local a = 7
+for p = 0, pools - 1 do a = a + 12 + 3 * tonumber(ARGV[a + 11]) end
+local reps = tonumber(ARGV[a])
+for j = 0, reps - 1 do
+  local rep, initial, prof = ARGV[a + 1 + 3 * j], ARGV[a + 2 + 3 * j], ARGV[a + 3 + 3 * j]
+  if redis.call('HSETNX', K.presence, rep, initial) == 1 then
+    redis.call('HSET', K.status_changed, rep, NOW)
+  end
+  redis.call('HSET', K.profile, rep, prof)
+end
+local after_reps = a + 1 + 3 * reps
+
+a = 7
 for p = 0, pools - 1 do
-  local key, rank, owed = KEYS[first_pool_key + 3 * p], KEYS[first_pool_key + 3 * p + 1], KEYS[first_pool_key + 3 * p + 2]
+  local b = first_pool_key + POOL_KEYS * p
+  local pool = { id = ARGV[a], key = KEYS[b], rank = KEYS[b + 1], owed = KEYS[b + 2], away = KEYS[b + 3] }
+  local key, rank, owed, away = pool.key, pool.rank, pool.owed, pool.away
   local strategy, policy, limit = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local offers = { 'accept', ARGV[a + 4], 'cooldown', ARGV[a + 5], 'max_missed', ARGV[a + 6],
     'max_offers', ARGV[a + 7], 'sla', ARGV[a + 8], 'warn', ARGV[a + 9], 'breach', ARGV[a + 10] }
@@ -78,59 +97,89 @@ for p = 0, pools - 1 do
   end
   a = a + 12 + 3 * m
 
-  local old_n = tonumber(redis.call('HGET', key, 'n') or '0')
+  local old = pool_state(pool)
   local old_strategy = redis.call('HGET', key, 'strategy')
-  local same = old_n == m
+  if old.ix ~= '1' and old_strategy then build_index(pool, old) end
+  -- Turns a round-robin CATCH_UP pool owes its absent members so far, under
+  -- the old positions.
+  if old.strategy == 'ROUND_ROBIN' and old.policy == 'CATCH_UP' and old.n > 0 then
+    for _, e in ipairs(redis.call('ZRANGE', away, 0, -1)) do
+      index_return(pool, old, e)
+    end
+  end
+
+  local same = old.n == m
   for j = 1, m do
     if not same then break end
     same = redis.call('HGET', key, 'm' .. (j - 1)) == members[j]
   end
   if not same then
-    local cursor = tonumber(redis.call('HGET', key, 'cursor') or '-1')
+    local cursor = old.cursor
     local last_rep = (cursor >= 0) and redis.call('HGET', key, 'm' .. cursor)
-    local last = redis.call('HGET', key, 'last')
+    local last, vt = unpack(redis.call('HMGET', key, 'last', 'vt'))
     cursor = -1
     for j = 1, m do
       if members[j] == last_rep then cursor = j - 1 end
     end
     redis.call('DEL', key)
-    local fields = { 'n', m, 'cursor', cursor }
+    local fields = { 'n', m, 'cursor', cursor, 'abs', cursor }
     for j = 1, m do
       append_all(fields, { 'm' .. (j - 1), members[j] })
     end
     if last and is_member[last] then append_all(fields, { 'last', last }) end
+    if vt then append_all(fields, { 'vt', vt }) end
     hset(key, fields)
   end
-  local fields = { 'strategy', strategy, 'policy', policy, 'limit', limit }
+  if old_strategy ~= strategy then redis.call('HDEL', key, 'vt') end
+  local fields = { 'strategy', strategy, 'policy', policy, 'limit', limit, 'ix', '1' }
   append_all(fields, offers)
   for j = 1, m do
     append_all(fields, { 'w:' .. members[j], weight[members[j]], 'cap:' .. members[j], cap[members[j]] })
   end
   hset(key, fields)
 
+  -- Each member's order in the strategy; then the index by presence.
+  local score = {}
   if strategy == 'WEIGHTED_ROUND_ROBIN' then
-    if old_strategy ~= strategy then redis.call('DEL', rank) end
-    for _, rep in ipairs(redis.call('ZRANGE', rank, 0, -1)) do
-      if not is_member[rep] then redis.call('ZREM', rank, rep) end
+    if old_strategy == strategy then
+      for _, set in ipairs({ rank, away }) do
+        local e = redis.call('ZRANGE', set, 0, -1, 'WITHSCORES')
+        for i = 1, #e, 2 do
+          if is_member[e[i]] then score[e[i]] = tonumber(e[i + 1]) end
+        end
+      end
     end
     -- New members join where the rotation stands: at the pass of the member
-    -- picked last (an absent member's lower pass would hand them its debt).
+    -- picked last (an absent member's lower pass would hand them its debt),
+    -- else the lowest pass.
     local last = redis.call('HGET', key, 'last')
-    local joining = tonumber(last and redis.call('ZSCORE', rank, last) or
-      redis.call('ZRANGE', rank, 0, 0, 'WITHSCORES')[2] or '0')
-    for j = 1, m do
-      -- A member joins half a stride after the lowest pass, so heavier
-      -- members of a new pool go first.
-      redis.call('ZADD', rank, 'NX', joining + STRIDE / tonumber(weight[members[j]]) / 2, members[j])
+    local joining = last and score[last]
+    if not joining then
+      for _, s in pairs(score) do joining = math.min(joining or s, s) end
     end
-  elseif strategy == 'LEAST_LOADED' or strategy == 'LONGEST_IDLE' then
-    redis.call('DEL', rank)
+    joining = joining or 0
     for j = 1, m do
-      redis.call('ZADD', rank, rank_score(strategy, members[j]), members[j])
+      -- A member joins half a stride after it, so heavier members of a new
+      -- pool go first.
+      score[members[j]] = score[members[j]] or joining + STRIDE / tonumber(weight[members[j]]) / 2
     end
+  elseif is_ranked(strategy) then
+    for j = 1, m do score[members[j]] = rank_score(strategy, members[j]) end
   else
-    redis.call('DEL', rank)
+    for j = 1, m do score[members[j]] = j - 1 end
   end
+  redis.call('DEL', rank, away)
+  local abs = tonumber(redis.call('HGET', key, 'abs') or '') or tonumber(redis.call('HGET', key, 'cursor') or '-1')
+  local present = m > 0 and redis.call('HMGET', K.presence, unpack(members)) or {}
+  for j = 1, m do
+    if present[j] == 'AVAILABLE' then
+      redis.call('ZADD', rank, score[members[j]], members[j])
+    else
+      redis.call('ZADD', away, score[members[j]], members[j])
+      if strategy == 'ROUND_ROBIN' and policy == 'CATCH_UP' then redis.call('HSET', key, 'x:' .. members[j], abs) end
+    end
+  end
+  redis.call('HSET', key, 'abs', abs)
   if policy ~= 'CATCH_UP' then
     redis.call('DEL', owed)
   else
@@ -141,20 +190,11 @@ for p = 0, pools - 1 do
 end
 
 for p = 0, removed_pools - 1 do
-  local b = first_removed_key + 4 * p
-  redis.call('DEL', KEYS[b], KEYS[b + 1], KEYS[b + 2])
+  local b = first_removed_key + REMOVED_KEYS * p
+  redis.call('DEL', KEYS[b], KEYS[b + 1], KEYS[b + 2], KEYS[b + 4])
 end
 
-local reps = tonumber(ARGV[a])
-for j = 0, reps - 1 do
-  local rep, initial, prof = ARGV[a + 1 + 3 * j], ARGV[a + 2 + 3 * j], ARGV[a + 3 + 3 * j]
-  if redis.call('HSETNX', K.presence, rep, initial) == 1 then
-    redis.call('HSET', K.status_changed, rep, NOW)
-  end
-  redis.call('HSET', K.profile, rep, prof)
-end
-a = a + 1 + 3 * reps
-
+a = after_reps
 local zone_count = tonumber(ARGV[a])
 redis.call('DEL', K.zones)
 for j = 0, zone_count - 1 do

@@ -9,8 +9,8 @@
 --                       for this email (the lead key again when there is
 --                       no email); it counts until until_ms by the engine's
 --                       clock, and Redis drops it a day later
--- KEYS[17+4i..20+4i]   target i (from 0): pool HASH, rank ZSET, owed ZSET,
---                       queue ZSET
+-- KEYS[17+5i..21+5i]   target i (from 0): pool HASH, rank ZSET, owed ZSET,
+--                       queue ZSET, away ZSET
 --
 -- ARGV[1]  config id the rule was matched under
 -- ARGV[2]  now, unix ms

@@ -5,7 +5,7 @@
 -- KEYS[15]     lead    HASH
 -- KEYS[16]     sticky  STRING (the lead key again when there is no email)
 -- KEYS[17]     queue   ZSET the lead waits on
--- KEYS[18+4i..21+4i]   remaining target i (from 0): pool, rank, owed, queue
+-- KEYS[18+5i..22+5i]   remaining target i (from 0): pool, rank, owed, queue, away
 --
 -- ARGV[1]  config id the caller holds
 -- ARGV[2]  now, unix ms

@@ -13,7 +13,7 @@
 -- KEYS[15]     lead    HASH
 -- KEYS[16]     sticky  STRING (the lead key again when there is no email)
 -- KEYS[17]     the pool HASH whose policies the lead's placement followed
--- KEYS[18+4i..21+4i]  target i (from 0): pool, rank, owed, queue
+-- KEYS[18+5i..22+5i]  target i (from 0): pool, rank, owed, queue, away
 --
 -- ARGV[1]  config id the caller holds
 -- ARGV[2]  now, unix ms
@@ -55,7 +55,7 @@ local target_count = tonumber(ARGV[13])
 local targets = read_targets(18, 14, target_count)
 local ranked = {}
 for i = 1, tonumber(ARGV[14 + 3 * target_count]) do
-  ranked[i] = { key = KEYS[17 + 4 * target_count + i], strategy = ARGV[14 + 3 * target_count + i] }
+  ranked[i] = { key = KEYS[17 + TARGET_KEYS * target_count + i], strategy = ARGV[14 + 3 * target_count + i] }
 end
 
 if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then

@@ -36,10 +36,13 @@ local DRY = false
 -- Trace lines (parsed by store/record.go), one per step:
 --   P <tab> pool <tab> strategy <tab> member picked last
 --   R <tab> label <tab> rep               a single-rep target (sticky, owner)
+--   S <tab> rep <tab> code [<tab> n [<tab> m]]   a member passed over (ineligible)
+--   N <tab> code <tab> count              more members passed over, not named
 --   C <tab> rep <tab> note                the chosen member
---   S <tab> rep <tab> skip reason         a member passed over
 --   B <tab> n                             eligible, but n leads queued first
 --   D <tab> queued-at ms                  assigned from a queue
+-- A pick names at most MAX_NAMED skipped members, so a trace has at most
+-- MAX_NAMED + 12 lines per pool.
 
 local DAY_MS = 86400000
 local PRIORITY_SHIFT = 1099511627776 -- 2^40: queue score = (100 - lead score) * 2^40 + arrival
@@ -100,23 +103,32 @@ local function daily_count(field, day)
 end
 
 -- ineligible returns nil when rep may take a lead now (from pool_key, when
--- given), else the skip reason and whether the rep is absent (away, offline).
+-- given), else a skip code with up to two numbers, and whether the rep is
+-- absent (not AVAILABLE). Codes, not text, go into the trace; Go renders
+-- them (engine.Skip):
+--   offered             offered this lead already
+--   away, offline, unknown   the rep's presence
+--   capacity open max   at max_open
+--   ooo, hours          out of office, outside working hours
+--   daily n cap         at the rep's daily cap
+--   cooldown until_ms   in a reject cooldown in this pool
+--   poolcap n cap       at the membership's daily cap in this pool
 local EXCLUDE = {} -- reps this lead was offered to already (see route_targets)
 
 local function ineligible(rep, pool_key, pool_id)
-  if EXCLUDE[rep] then return 'offered this lead already' end
+  if EXCLUDE[rep] then return 'offered' end
   local status = redis.call('HGET', K.presence, rep)
   if status ~= 'AVAILABLE' then
-    return string.lower(status or 'unknown'), true
+    return string.lower(status or 'unknown'), nil, nil, true
   end
   local p = profile(rep)
   if p.max_open > 0 then
     local open = tonumber(redis.call('HGET', K.open, rep) or '0')
-    if open >= p.max_open then return 'at capacity ' .. open .. '/' .. p.max_open end
+    if open >= p.max_open then return 'capacity', open, p.max_open end
   end
   local day, minute = local_time(p.zone)
   for i = 1, #p.ooo do
-    if day >= p.ooo[i][1] and day <= p.ooo[i][2] then return 'out of office' end
+    if day >= p.ooo[i][1] and day <= p.ooo[i][2] then return 'ooo' end
   end
   if #p.week > 0 then
     local working = false
@@ -126,19 +138,19 @@ local function ineligible(rep, pool_key, pool_id)
         break
       end
     end
-    if not working then return 'outside working hours' end
+    if not working then return 'hours' end
   end
   if p.daily_cap > 0 then
     local n = daily_count(rep, day)
-    if n >= p.daily_cap then return 'capped ' .. n .. '/' .. p.daily_cap .. ' today' end
+    if n >= p.daily_cap then return 'daily', n, p.daily_cap end
   end
   if pool_key then
     local cool = tonumber(redis.call('HGET', K.repstate, 'cool:' .. pool_id .. '/' .. rep) or '0')
-    if cool > NOW then return 'in cooldown after a reject until ' .. cool end
+    if cool > NOW then return 'cooldown', cool end
     local cap = tonumber(redis.call('HGET', pool_key, 'cap:' .. rep) or '0')
     if cap > 0 then
       local n = daily_count(pool_id .. '/' .. rep, day)
-      if n >= cap then return 'capped ' .. n .. '/' .. cap .. ' today in ' .. pool_id end
+      if n >= cap then return 'poolcap', n, cap end
     end
   end
   return nil
@@ -193,90 +205,302 @@ local function append_all(dst, src)
   for i = 1, #src do dst[#dst + 1] = src[i] end
 end
 
--- Each pick_* scans a pool in its strategy's order and returns the first
--- eligible member (nil when none) and a function that records the pick in
--- the pool's rotation state. Skipped members are traced.
+-- The eligible-member index. A pool's members are split over two sorted
+-- sets by presence: rank holds the members last seen AVAILABLE, away the
+-- others, both scored in the strategy's order (the rotation position for
+-- round robin, the pass for weighted round robin, the load or idle score
+-- for the ranked strategies). A pick walks rank only, so it costs about
+-- O(log n) plus the members it examines, however many are absent; the
+-- absent members it passes over are counted in away (ZCOUNT) and the first
+-- few named.
+--
+-- Every change of presence to AVAILABLE moves the rep from away to rank in
+-- each of its pools (index_return, called by rep_set_status,
+-- rep_connection and config_apply), and a change away from it moves the
+-- rep back (index_leave). A member of rank found not AVAILABLE during a
+-- pick (a rep set AWAY for missed offers) is moved there by the pick.
+--
+-- What an absence owes or forfeits is settled when the rep returns:
+--   round robin, CATCH_UP: one turn owed per time the rotation passed the
+--     rep's position while it was away, at most limit. The pool keeps an
+--     absolute cursor 'abs' (it only grows; abs mod n is the cursor), and
+--     x:<rep> holds abs when the absence began, so the passes are
+--     floor((abs - p) / n) - floor((x - p) / n) for position p.
+--   weighted round robin: 'vt' is the pass of the member picked last. A
+--     returning member forfeits the turns it missed, to at least vt
+--     (KEEP_POSITION: max(pass + stride, vt) once vt is past its pass), or
+--     keeps its pass but at most limit strides behind vt (CATCH_UP).
+--   least loaded, longest idle: the exact score.
+-- A pool applied before the index existed has no 'ix' field: the first
+-- pick or presence change builds its index (build_index, once).
 
-local function pick_round_robin(pool, settings, lines)
-  local n = tonumber(settings.n or '0')
-  local cursor = tonumber(settings.cursor or '-1')
-  local catch_up = settings.policy == 'CATCH_UP'
-  if catch_up then
+local MAX_NAMED = 10 -- skipped members named per pick; the rest are counted by code
+
+local function is_ranked(strategy)
+  return strategy == 'LEAST_LOADED' or strategy == 'LONGEST_IDLE'
+end
+
+-- passes is how often an absolute cursor moving from x to abs crossed
+-- position p of n.
+local function passes(abs, x, p, n)
+  return math.floor((abs - p) / n) - math.floor((x - p) / n)
+end
+
+local function pool_state(pool)
+  local v = redis.call('HMGET', pool.key, 'strategy', 'n', 'cursor', 'abs', 'policy', 'limit', 'vt', 'ix')
+  local st = { strategy = v[1] or 'ROUND_ROBIN', n = tonumber(v[2] or '0'), cursor = tonumber(v[3] or '-1'),
+    policy = v[5], limit = tonumber(v[6] or '0'), vt = tonumber(v[7] or ''), ix = v[8] }
+  st.abs = tonumber(v[4] or '') or st.cursor
+  return st
+end
+
+-- index_leave moves rep from rank to away. at: the absolute cursor its
+-- absence counts from (round robin; default the pool's).
+local function index_leave(pool, st, rep, at)
+  local score = redis.call('ZSCORE', pool.rank, rep)
+  if not score then return end
+  redis.call('ZREM', pool.rank, rep)
+  redis.call('ZADD', pool.away, score, rep)
+  if st.strategy == 'ROUND_ROBIN' and st.policy == 'CATCH_UP' then
+    redis.call('HSET', pool.key, 'x:' .. rep, at or st.abs)
+  end
+end
+
+-- index_return moves rep from away to rank, settling its absence.
+local function index_return(pool, st, rep)
+  local score = redis.call('ZSCORE', pool.away, rep)
+  if not score then return end
+  local p = tonumber(score)
+  redis.call('ZREM', pool.away, rep)
+  if is_ranked(st.strategy) then
+    p = rank_score(st.strategy, rep)
+  elseif st.strategy == 'WEIGHTED_ROUND_ROBIN' then
+    local stride = STRIDE / tonumber(redis.call('HGET', pool.key, 'w:' .. rep) or '1')
+    if st.vt then
+      if st.policy == 'CATCH_UP' then
+        p = math.max(p, st.vt - st.limit * stride)
+      elseif st.vt > p then
+        p = math.max(p + stride, st.vt)
+      end
+    end
+  else
+    local x = tonumber(redis.call('HGET', pool.key, 'x:' .. rep) or '')
+    if x then
+      redis.call('HDEL', pool.key, 'x:' .. rep)
+      local k = st.policy == 'CATCH_UP' and st.n > 0 and passes(st.abs, x, p, st.n) or 0
+      if k > 0 then
+        local owed = tonumber(redis.call('ZSCORE', pool.owed, rep) or '0')
+        if owed < st.limit then redis.call('ZADD', pool.owed, math.min(st.limit, owed + k), rep) end
+      end
+    end
+  end
+  redis.call('ZADD', pool.rank, p, rep)
+end
+
+-- index_presence files rep in each of pools by its presence now.
+local function index_presence(pools, rep)
+  local available = redis.call('HGET', K.presence, rep) == 'AVAILABLE'
+  for _, pool in ipairs(pools) do
+    local st = pool_state(pool)
+    if available then index_return(pool, st, rep) else index_leave(pool, st, rep) end
+  end
+end
+
+-- build_index splits a pool's members over rank and away by presence, for
+-- a pool written before the index existed (round robin kept no rank then;
+-- the other strategies kept every member in it).
+local function build_index(pool, st)
+  if st.strategy == 'ROUND_ROBIN' then
+    redis.call('DEL', pool.rank, pool.away)
+    for i = 0, st.n - 1 do
+      local rep = redis.call('HGET', pool.key, 'm' .. i)
+      if rep then
+        redis.call('ZADD', redis.call('HGET', K.presence, rep) == 'AVAILABLE' and pool.rank or pool.away, i, rep)
+      end
+    end
+  end
+  for _, e in ipairs(redis.call('ZRANGE', pool.rank, 0, -1)) do
+    if redis.call('HGET', K.presence, e) ~= 'AVAILABLE' then index_leave(pool, st, e) end
+  end
+  redis.call('HSET', pool.key, 'ix', '1', 'abs', st.abs)
+  st.ix = '1'
+end
+
+-- skipped collects a pick's passed-over members with their order in the
+-- strategy (lower first).
+local function skip(skips, order, rep, code, a, b)
+  skips[#skips + 1] = { order = order, rep = rep, code = code, a = a, b = b }
+end
+
+-- absent_in counts away's members in score ranges ({min, max} pairs, in
+-- the strategy's order) and returns the first MAX_NAMED with their order
+-- (order_of(score)), and the count.
+local function absent_in(pool, ranges, order_of)
+  local named, total = {}, 0
+  for _, r in ipairs(ranges) do
+    total = total + redis.call('ZCOUNT', pool.away, r[1], r[2])
+    if #named < MAX_NAMED then
+      local e = redis.call('ZRANGEBYSCORE', pool.away, r[1], r[2], 'WITHSCORES', 'LIMIT', 0, MAX_NAMED - #named)
+      for i = 1, #e, 2 do named[#named + 1] = { rep = e[i], order = order_of(tonumber(e[i + 1])) } end
+    end
+  end
+  return named, total
+end
+
+-- trace_skips writes a pick's skipped members: the first MAX_NAMED in the
+-- strategy's order by name ('S' lines, with the absent ones' presence), the
+-- rest as a count per code ('N' lines; 'absent' for away members not named).
+local function trace_skips(lines, skips, named, absent_total)
+  local all = {}
+  append_all(all, skips)
+  if #named > 0 then
+    local ids = {}
+    for i = 1, #named do ids[i] = named[i].rep end
+    local status = redis.call('HMGET', K.presence, unpack(ids))
+    for i = 1, #named do
+      all[#all + 1] = { order = named[i].order, rep = named[i].rep, code = string.lower(status[i] or 'unknown') }
+    end
+  end
+  table.sort(all, function(x, y)
+    if x.order ~= y.order then return x.order < y.order end
+    return x.rep < y.rep
+  end)
+  local counts, codes = {}, {}
+  for i, s in ipairs(all) do
+    if i <= MAX_NAMED then
+      local line = 'S\t' .. s.rep .. '\t' .. s.code
+      if s.a then line = line .. '\t' .. s.a end
+      if s.b then line = line .. '\t' .. s.b end
+      lines[#lines + 1] = line
+    else
+      if not counts[s.code] then codes[#codes + 1] = s.code end
+      counts[s.code] = (counts[s.code] or 0) + 1
+    end
+  end
+  if absent_total > #named then
+    if not counts.absent then codes[#codes + 1] = 'absent' end
+    counts.absent = (counts.absent or 0) + absent_total - #named
+  end
+  for _, code in ipairs(codes) do lines[#lines + 1] = 'N\t' .. code .. '\t' .. counts[code] end
+end
+
+-- move_stale moves members a pick found in rank but not AVAILABLE to away
+-- (not in a preview, which writes nothing).
+local function move_stale(pool, st, stale)
+  if DRY then return end
+  for _, s in ipairs(stale) do index_leave(pool, st, s.rep, s.at) end
+end
+
+-- Each pick_* walks a pool's index in its strategy's order and returns the
+-- first eligible member (nil when none), a function that records the pick
+-- in the pool's rotation state, and a note for the trace. It traces what it
+-- skipped (trace_skips).
+
+local function pick_round_robin(pool, st, lines)
+  local n, cursor, abs = st.n, st.cursor, st.abs
+  local skips, stale = {}, {}
+  if st.policy == 'CATCH_UP' then
     -- Members owed turns from an absence get them first, most owed first.
     local owed = redis.call('ZREVRANGE', pool.owed, 0, -1)
     for i = 1, #owed do
       local rep = owed[i]
-      local why = ineligible(rep, pool.key, pool.id)
-      if not why then
-        lines[#lines + 1] = 'C\t' .. rep .. '\tcatching up a turn missed while away'
+      local code, a, b = ineligible(rep, pool.key, pool.id)
+      if not code then
+        trace_skips(lines, skips, {}, 0)
         return rep, function()
           if tonumber(redis.call('ZINCRBY', pool.owed, -1, rep)) <= 0 then redis.call('ZREM', pool.owed, rep) end
-        end
+        end, 'catching up a turn missed while away'
       end
-      lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
+      skip(skips, i - #owed - 1, rep, code, a, b)
     end
   end
-  local absent = {}
-  for k = 1, n do
-    local idx = (cursor + k) % n
-    local rep = redis.call('HGET', pool.key, 'm' .. idx)
-    local why, is_absent = ineligible(rep, pool.key, pool.id)
-    if not why then
-      lines[#lines + 1] = 'C\t' .. rep .. '\t'
-      return rep, function()
-        redis.call('HSET', pool.key, 'cursor', idx, 'last', rep)
-        if catch_up then
-          local limit = tonumber(settings.limit or '0')
-          for i = 1, #absent do
-            local owed = tonumber(redis.call('ZSCORE', pool.owed, absent[i]) or '0')
-            if owed < limit then redis.call('ZADD', pool.owed, owed + 1, absent[i]) end
-          end
-        end
-        return true
-      end
-    end
-    lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
-    if is_absent then absent[#absent + 1] = rep end
+  -- The rotation from the member after the cursor, through rank in
+  -- position order: (cursor, +inf), then [0, cursor].
+  local chosen, chosen_idx, chosen_abs
+  local function distance(idx)
+    local k = (idx - cursor) % n
+    if k == 0 then k = n end
+    return k
   end
-  return nil
+  local function walk(min, max)
+    while true do
+      local e = redis.call('ZRANGEBYSCORE', pool.rank, min, max, 'WITHSCORES', 'LIMIT', 0, 8)
+      for i = 1, #e, 2 do
+        local rep, idx = e[i], tonumber(e[i + 1])
+        local k = distance(idx)
+        local code, a, b, absent = ineligible(rep, pool.key, pool.id)
+        if not code then
+          chosen, chosen_idx, chosen_abs = rep, idx, abs + k
+          return true
+        end
+        skip(skips, k, rep, code, a, b)
+        if absent then stale[#stale + 1] = { rep = rep, at = abs + k - 1 } end
+        min = '(' .. e[i + 1]
+      end
+      if #e < 16 then return false end
+    end
+  end
+  if n > 0 and not walk('(' .. cursor, '+inf') and cursor >= 0 then walk('-inf', cursor) end
+  -- Absent members the rotation passed: strictly between the cursor and
+  -- the chosen member (all of them when nobody was chosen).
+  local ranges
+  if not chosen then
+    ranges = { { '(' .. cursor, '+inf' }, { '-inf', cursor } }
+  elseif chosen_idx > cursor then
+    ranges = { { '(' .. cursor, '(' .. chosen_idx } }
+  else
+    ranges = { { '(' .. cursor, '+inf' }, { '-inf', '(' .. chosen_idx } }
+  end
+  local named, absent_total = absent_in(pool, ranges, distance)
+  trace_skips(lines, skips, named, absent_total)
+  move_stale(pool, st, stale)
+  if not chosen then return nil end
+  return chosen, function()
+    redis.call('HSET', pool.key, 'cursor', chosen_idx, 'abs', chosen_abs, 'last', chosen)
+    return true
+  end
 end
 
 -- Weighted round robin is stride scheduling: the member with the smallest
--- pass goes next and its pass grows by STRIDE / weight. A skipped member
--- forfeits its turn (its pass grows too, and never stays below the chosen
--- member's pass), except an absent member of a CATCH_UP pool, whose lead
--- over the others is capped at limit turns. Without that floor a member
--- heavier than all the others present together (whose stride is shorter
--- than the pool's progress per decision) would fall further behind at each
--- skip and take a burst of leads on return.
-local function pick_weighted(pool, settings, lines)
-  local catch_up = settings.policy == 'CATCH_UP'
-  local limit = tonumber(settings.limit or '0')
-  local skipped = {}
+-- pass goes next and its pass grows by STRIDE / weight. A member skipped
+-- while present forfeits its turn: its pass grows too, and never stays
+-- below the chosen member's pass. What an absent member forfeits (or, in a
+-- CATCH_UP pool, keeps: at most limit turns) is settled on its return
+-- (index_return).
+local function pick_weighted(pool, st, lines)
+  local skips, skipped, stale = {}, {}, {}
+  local chosen, chosen_pass, chosen_stride
   local i = 0
   while true do
     local e = redis.call('ZRANGE', pool.rank, i, i, 'WITHSCORES')
-    if #e == 0 then return nil end
+    if #e == 0 then break end
     local rep, pass = e[1], tonumber(e[2])
+    local code, a, b, absent = ineligible(rep, pool.key, pool.id)
     local stride = STRIDE / tonumber(redis.call('HGET', pool.key, 'w:' .. rep) or '1')
-    local why, is_absent = ineligible(rep, pool.key, pool.id)
-    if not why then
-      lines[#lines + 1] = 'C\t' .. rep .. '\t'
-      return rep, function()
-        redis.call('ZADD', pool.rank, pass + stride, rep)
-        for j = 1, #skipped do
-          local s = skipped[j]
-          if s.catch_up then
-            redis.call('ZADD', pool.rank, math.max(s.pass, pass - limit * s.stride), s.rep)
-          else
-            redis.call('ZADD', pool.rank, math.max(s.pass + s.stride, pass), s.rep)
-          end
-        end
-      end
+    if not code then
+      chosen, chosen_pass, chosen_stride = rep, pass, stride
+      break
     end
-    lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
-    skipped[#skipped + 1] = { rep = rep, pass = pass, stride = stride, catch_up = catch_up and is_absent }
+    skip(skips, pass, rep, code, a, b)
+    if absent then
+      stale[#stale + 1] = { rep = rep }
+    else
+      skipped[#skipped + 1] = { rep = rep, pass = pass, stride = stride }
+    end
     i = i + 1
+  end
+  local named, absent_total = absent_in(pool, { { '-inf', chosen and ('(' .. chosen_pass) or '+inf' } },
+    function(score) return score end)
+  trace_skips(lines, skips, named, absent_total)
+  move_stale(pool, st, stale)
+  if not chosen then return nil end
+  return chosen, function()
+    redis.call('ZADD', pool.rank, chosen_pass + chosen_stride, chosen)
+    for j = 1, #skipped do
+      local s = skipped[j]
+      redis.call('ZADD', pool.rank, math.max(s.pass + s.stride, chosen_pass), s.rep)
+    end
+    redis.call('HSET', pool.key, 'vt', chosen_pass)
   end
 end
 
@@ -285,31 +509,35 @@ end
 -- another pool raises it; releases and config applies set it exactly), so
 -- the scan corrects a lagging entry, starts again, and the first entry that
 -- is current and eligible is the answer. A preview, which may not write,
--- sorts the members itself.
-local function pick_ranked(pool, strategy, lines)
+-- sorts the present members itself.
+local function pick_ranked(pool, st, lines)
+  local strategy = st.strategy
   local fixes = 0
-  local order
+  local order, score
   if DRY then
     order = redis.call('ZRANGE', pool.rank, 0, -1)
-    local score = {}
+    score = {}
     for j = 1, #order do score[order[j]] = rank_score(strategy, order[j]) end
     table.sort(order, function(a, b)
       if score[a] ~= score[b] then return score[a] < score[b] end
       return a < b
     end)
   end
+  local skips, stale = {}, {}
+  local chosen, chosen_score
   local i = 0
   while true do
-    local rep
+    local rep, s
     if DRY then
       rep = order[i + 1]
-      if not rep then return nil end
+      if not rep then break end
+      s = score[rep]
     else
       local e = redis.call('ZRANGE', pool.rank, i, i, 'WITHSCORES')
-      if #e == 0 then return nil end
-      rep = e[1]
+      if #e == 0 then break end
+      rep, s = e[1], tonumber(e[2])
       local actual = rank_score(strategy, rep)
-      if actual ~= tonumber(e[2]) and fixes < 10000 then
+      if actual ~= s and fixes < 10000 then
         -- A lagging score only rises: the entry moves behind this
         -- position, and the scan goes on from here.
         redis.call('ZADD', pool.rank, actual, rep)
@@ -319,37 +547,45 @@ local function pick_ranked(pool, strategy, lines)
       end
     end
     if rep then
-      local why = ineligible(rep, pool.key, pool.id)
-      if not why then
-        lines[#lines + 1] = 'C\t' .. rep .. '\t'
-        return rep, function()
-          redis.call('ZADD', pool.rank, rank_score(strategy, rep), rep)
-          rank_refresh[#rank_refresh + 1] = { rank = pool.rank, strategy = strategy, rep = rep }
-        end
+      local code, a, b, absent = ineligible(rep, pool.key, pool.id)
+      if not code then
+        chosen, chosen_score = rep, s
+        break
       end
-      lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
+      skip(skips, s, rep, code, a, b)
+      if absent then stale[#stale + 1] = { rep = rep } end
     end
     i = i + 1
   end
+  local named, absent_total = absent_in(pool, { { '-inf', chosen and ('(' .. chosen_score) or '+inf' } },
+    function(x) return x end)
+  trace_skips(lines, skips, named, absent_total)
+  move_stale(pool, st, stale)
+  if not chosen then return nil end
+  return chosen, function()
+    redis.call('ZADD', pool.rank, rank_score(strategy, chosen), chosen)
+    rank_refresh[#rank_refresh + 1] = { rank = pool.rank, strategy = strategy, rep = chosen }
+  end
 end
 
--- pick scans one pool with its strategy. pool = {id, key, rank, owed, queue}.
--- The pool's settings are read in one HMGET per pick (never cached across
--- picks: a drain picks from the same pool again after advancing it).
+-- pick walks one pool with its strategy. pool = {id, key, rank, owed,
+-- queue, away}. The pool's state is read in one HMGET per pick (never
+-- cached across picks: a drain picks from the same pool again after
+-- advancing it).
 local function pick(pool, lines)
-  local v = redis.call('HMGET', pool.key, 'strategy', 'last', 'n', 'cursor', 'policy', 'limit')
-  local settings = { n = v[3], cursor = v[4], policy = v[5], limit = v[6] }
-  local strategy = v[1] or 'ROUND_ROBIN'
-  lines[#lines + 1] = 'P\t' .. pool.id .. '\t' .. strategy .. '\t' .. (v[2] or '')
-  local rep, advance
-  if strategy == 'WEIGHTED_ROUND_ROBIN' then
-    rep, advance = pick_weighted(pool, settings, lines)
-  elseif strategy == 'LEAST_LOADED' or strategy == 'LONGEST_IDLE' then
-    rep, advance = pick_ranked(pool, strategy, lines)
+  local st = pool_state(pool)
+  if st.ix ~= '1' then build_index(pool, st) end
+  lines[#lines + 1] = 'P\t' .. pool.id .. '\t' .. st.strategy .. '\t' .. (redis.call('HGET', pool.key, 'last') or '')
+  local rep, advance, note
+  if st.strategy == 'WEIGHTED_ROUND_ROBIN' then
+    rep, advance = pick_weighted(pool, st, lines)
+  elseif is_ranked(st.strategy) then
+    rep, advance = pick_ranked(pool, st, lines)
   else
-    rep, advance = pick_round_robin(pool, settings, lines)
+    rep, advance, note = pick_round_robin(pool, st, lines)
   end
   if not rep then return nil end
+  lines[#lines + 1] = 'C\t' .. rep .. '\t' .. (note or '')
   -- An advance that returns true wrote 'last' itself.
   return rep, function()
     if not advance() then redis.call('HSET', pool.key, 'last', rep) end
@@ -360,12 +596,12 @@ end
 -- account owner).
 local function try_rep(rep, label, lines)
   lines[#lines + 1] = 'R\t' .. label .. '\t' .. rep
-  local why = ineligible(rep, nil, '')
-  if not why then
+  local code, a, b = ineligible(rep, nil, '')
+  if not code then
     lines[#lines + 1] = 'C\t' .. rep .. '\t'
     return true
   end
-  lines[#lines + 1] = 'S\t' .. rep .. '\t' .. why
+  trace_skips(lines, { { order = 0, rep = rep, code = code, a = a, b = b } }, {}, 0)
   return false
 end
 
@@ -579,15 +815,22 @@ local function route_targets(targets, lines, queued_reason, exclude)
   return { state = 'QUEUED', index = queue_at or #targets, reason = queued_reason, wait = 0 }
 end
 
--- read_targets binds targets from KEYS (4 per target: pool, rank, owed,
--- queue, from key_at) and ARGV (3 per target: pool id, flag, wait ms, from
--- arg_at).
+-- TARGET_KEYS is how many keys a target pool has in KEYS: pool HASH, rank
+-- ZSET, owed ZSET, queue ZSET, away ZSET (store/keys.go target).
+local TARGET_KEYS = 5
+
+-- pool_at binds the TARGET_KEYS keys of pool id from KEYS[at].
+local function pool_at(id, at)
+  return { id = id, key = KEYS[at], rank = KEYS[at + 1], owed = KEYS[at + 2], queue = KEYS[at + 3], away = KEYS[at + 4] }
+end
+
+-- read_targets binds targets from KEYS (TARGET_KEYS per target, from
+-- key_at) and ARGV (3 per target: pool id, flag, wait ms, from arg_at).
 local function read_targets(key_at, arg_at, count)
   local targets = {}
   for t = 0, count - 1 do
     targets[#targets + 1] = {
-      pool = { id = ARGV[arg_at + 3 * t], key = KEYS[key_at + 4 * t], rank = KEYS[key_at + 4 * t + 1],
-        owed = KEYS[key_at + 4 * t + 2], queue = KEYS[key_at + 4 * t + 3] },
+      pool = pool_at(ARGV[arg_at + 3 * t], key_at + TARGET_KEYS * t),
       flag = ARGV[arg_at + 3 * t + 1], wait = tonumber(ARGV[arg_at + 3 * t + 2]),
     }
   end

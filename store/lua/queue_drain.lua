@@ -2,8 +2,8 @@
 -- then arrival), while the pool has an eligible member.
 --
 -- KEYS[1..14]  the workspace keys (lib_routing.lua)
--- KEYS[15..18] the pool: pool HASH, rank ZSET, owed ZSET, queue ZSET
--- KEYS[19+2i], KEYS[20+2i]  lead i (from 0): record HASH, sticky STRING
+-- KEYS[15..19] the pool: pool HASH, rank ZSET, owed ZSET, queue ZSET, away ZSET
+-- KEYS[20+2i], KEYS[21+2i]  lead i (from 0): record HASH, sticky STRING
 --
 -- ARGV[1]  config id the caller holds
 -- ARGV[2]  now, unix ms
@@ -22,8 +22,8 @@
 --                                   Leads no longer queued here (drained or
 --                                   escalated elsewhere) are passed over.
 
-local pool = { id = ARGV[3], key = KEYS[15], rank = KEYS[16], owed = KEYS[17], queue = KEYS[18] }
-local first_lead_key = 19
+local pool = pool_at(ARGV[3], 15)
+local first_lead_key = 15 + TARGET_KEYS
 local sticky_window = tonumber(ARGV[4])
 local first_lead_arg = 5
 

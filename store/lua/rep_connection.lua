@@ -7,35 +7,45 @@
 --            AVAILABLE rep is set OFFLINE, remembering that it was the
 --            engine's doing
 --
--- KEYS[1]  presence        HASH
--- KEYS[2]  status_changed  HASH
--- KEYS[3]  repstate        HASH  "auto:<rep>" -> status before the engine set OFFLINE
--- KEYS[4]  connected       ZSET  rep -> last heartbeat, unix ms
--- KEYS[5]  events          STREAM
+-- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[15]     connected  ZSET  rep -> last heartbeat, unix ms
+-- KEYS[16+5i..20+5i]  pool i of the rep (from 0): pool, rank, owed, queue, away
 --
--- ARGV[1]  mode: connect or lost
--- ARGV[2]  rep id
--- ARGV[3]  now, unix ms
--- ARGV[4]  lost: heartbeats at or before this unix ms are lost
+-- ARGV[1]  config id the caller holds (the rep and its pools are in that config)
+-- ARGV[2]  now, unix ms
+-- ARGV[3]  mode: connect or lost
+-- ARGV[4]  rep id
+-- ARGV[5]  lost: heartbeats at or before this unix ms are lost
+-- ARGV[6+i] pool i's id
 --
--- Returns the rep's status after the call ('' when it has none).
+-- A change of status files the rep in the eligible-member index of each of
+-- its pools (lib_routing.lua). repstate keeps "auto:<rep>": the status
+-- before the engine set the rep OFFLINE.
+--
+-- Returns {'STALE'} when the config id is not current, else {status}: the
+-- rep's status after the call ('' when it has none).
 
-local presence = KEYS[1]
-local status_changed = KEYS[2]
-local repstate = KEYS[3]
-local connected = KEYS[4]
-local events = KEYS[5]
-local mode = ARGV[1]
-local rep = ARGV[2]
-local now = ARGV[3]
-local cutoff = tonumber(ARGV[4])
+local presence = K.presence
+local repstate = K.repstate
+local connected = KEYS[15]
+local mode = ARGV[3]
+local rep = ARGV[4]
+local now = NOW
+local cutoff = tonumber(ARGV[5])
+local pools = {}
+for i = 6, #ARGV do pools[#pools + 1] = pool_at(ARGV[i], 16 + TARGET_KEYS * (i - 6)) end
+
+if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
+  return { 'STALE' }
+end
 
 local function set_status(status, detail)
   local previous = redis.call('HGET', presence, rep) or ''
   redis.call('HSET', presence, rep, status)
-  redis.call('HSET', status_changed, rep, now)
-  redis.call('XADD', events, '*', 'kind', 'rep_status_changed', 'lead', '', 'rep', rep, 'pool', '',
+  redis.call('HSET', K.status_changed, rep, now)
+  redis.call('XADD', K.events, '*', 'kind', 'rep_status_changed', 'lead', '', 'rep', rep, 'pool', '',
     'at', now, 'detail', previous .. ' -> ' .. status .. ': ' .. detail)
+  index_presence(pools, rep)
 end
 
 local current = redis.call('HGET', presence, rep)

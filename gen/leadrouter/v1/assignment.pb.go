@@ -610,13 +610,19 @@ type TargetEvaluation struct {
 	Strategy Strategy               `protobuf:"varint,2,opt,name=strategy,proto3,enum=leadrouter.v1.Strategy" json:"strategy,omitempty"`
 	// The member picked last before this decision (the rotation position).
 	PreviousRepId string `protobuf:"bytes,3,opt,name=previous_rep_id,json=previousRepId,proto3" json:"previous_rep_id,omitempty"`
-	// Members considered, in the order the strategy considered them.
+	// Members considered, in the order the strategy considered them. At most
+	// the first ten members passed over are named; the rest are counted in
+	// skipped.
 	Candidates []*Candidate `protobuf:"bytes,4,rep,name=candidates,proto3" json:"candidates,omitempty"`
 	// What happened at this target, e.g. "assigned to dave" or "nobody eligible".
 	Outcome string `protobuf:"bytes,5,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// For a target that is one rep rather than a pool: what it is, e.g.
 	// "existing owner of jane@acme.com" or "account owner of acme.com".
-	Label         string `protobuf:"bytes,6,opt,name=label,proto3" json:"label,omitempty"`
+	Label string `protobuf:"bytes,6,opt,name=label,proto3" json:"label,omitempty"`
+	// Members passed over beyond those named in candidates, per reason. A
+	// pick does not look at absent members one by one, so those are counted
+	// here as "away or offline".
+	Skipped       []*SkipCount `protobuf:"bytes,7,rep,name=skipped,proto3" json:"skipped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -693,6 +699,68 @@ func (x *TargetEvaluation) GetLabel() string {
 	return ""
 }
 
+func (x *TargetEvaluation) GetSkipped() []*SkipCount {
+	if x != nil {
+		return x.Skipped
+	}
+	return nil
+}
+
+// SkipCount is how many members a pick passed over for one reason.
+type SkipCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reason without its numbers, e.g. "away or offline", "at capacity",
+	// "outside working hours".
+	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Count         int32  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SkipCount) Reset() {
+	*x = SkipCount{}
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SkipCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SkipCount) ProtoMessage() {}
+
+func (x *SkipCount) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SkipCount.ProtoReflect.Descriptor instead.
+func (*SkipCount) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SkipCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SkipCount) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // Candidate is one rep the strategy looked at.
 type Candidate struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -708,7 +776,7 @@ type Candidate struct {
 
 func (x *Candidate) Reset() {
 	*x = Candidate{}
-	mi := &file_leadrouter_v1_assignment_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +788,7 @@ func (x *Candidate) String() string {
 func (*Candidate) ProtoMessage() {}
 
 func (x *Candidate) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_assignment_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_assignment_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +801,7 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
 func (*Candidate) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{5}
+	return file_leadrouter_v1_assignment_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Candidate) GetRepId() string {
@@ -806,7 +874,7 @@ const file_leadrouter_v1_assignment_proto_rawDesc = "" +
 	"\x0eRuleEvaluation\x12\x17\n" +
 	"\arule_id\x18\x01 \x01(\tR\x06ruleId\x12\x18\n" +
 	"\amatched\x18\x02 \x01(\bR\amatched\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xf2\x01\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xa6\x02\n" +
 	"\x10TargetEvaluation\x12\x17\n" +
 	"\apool_id\x18\x01 \x01(\tR\x06poolId\x123\n" +
 	"\bstrategy\x18\x02 \x01(\x0e2\x17.leadrouter.v1.StrategyR\bstrategy\x12&\n" +
@@ -815,7 +883,11 @@ const file_leadrouter_v1_assignment_proto_rawDesc = "" +
 	"candidates\x18\x04 \x03(\v2\x18.leadrouter.v1.CandidateR\n" +
 	"candidates\x12\x18\n" +
 	"\aoutcome\x18\x05 \x01(\tR\aoutcome\x12\x14\n" +
-	"\x05label\x18\x06 \x01(\tR\x05label\"[\n" +
+	"\x05label\x18\x06 \x01(\tR\x05label\x122\n" +
+	"\askipped\x18\a \x03(\v2\x18.leadrouter.v1.SkipCountR\askipped\"9\n" +
+	"\tSkipCount\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\"[\n" +
 	"\tCandidate\x12\x15\n" +
 	"\x06rep_id\x18\x01 \x01(\tR\x05repId\x12\x16\n" +
 	"\x06chosen\x18\x02 \x01(\bR\x06chosen\x12\x1f\n" +
@@ -847,7 +919,7 @@ func file_leadrouter_v1_assignment_proto_rawDescGZIP() []byte {
 }
 
 var file_leadrouter_v1_assignment_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_leadrouter_v1_assignment_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_leadrouter_v1_assignment_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_leadrouter_v1_assignment_proto_goTypes = []any{
 	(AssignmentState)(0),          // 0: leadrouter.v1.AssignmentState
 	(Disposition)(0),              // 1: leadrouter.v1.Disposition
@@ -856,36 +928,38 @@ var file_leadrouter_v1_assignment_proto_goTypes = []any{
 	(*Trace)(nil),                 // 4: leadrouter.v1.Trace
 	(*RuleEvaluation)(nil),        // 5: leadrouter.v1.RuleEvaluation
 	(*TargetEvaluation)(nil),      // 6: leadrouter.v1.TargetEvaluation
-	(*Candidate)(nil),             // 7: leadrouter.v1.Candidate
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*Lead)(nil),                  // 9: leadrouter.v1.Lead
-	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
-	(Strategy)(0),                 // 11: leadrouter.v1.Strategy
+	(*SkipCount)(nil),             // 7: leadrouter.v1.SkipCount
+	(*Candidate)(nil),             // 8: leadrouter.v1.Candidate
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*Lead)(nil),                  // 10: leadrouter.v1.Lead
+	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
+	(Strategy)(0),                 // 12: leadrouter.v1.Strategy
 }
 var file_leadrouter_v1_assignment_proto_depIdxs = []int32{
-	8,  // 0: leadrouter.v1.LifecycleEvent.at:type_name -> google.protobuf.Timestamp
+	9,  // 0: leadrouter.v1.LifecycleEvent.at:type_name -> google.protobuf.Timestamp
 	0,  // 1: leadrouter.v1.Assignment.state:type_name -> leadrouter.v1.AssignmentState
-	8,  // 2: leadrouter.v1.Assignment.received_at:type_name -> google.protobuf.Timestamp
-	8,  // 3: leadrouter.v1.Assignment.decided_at:type_name -> google.protobuf.Timestamp
+	9,  // 2: leadrouter.v1.Assignment.received_at:type_name -> google.protobuf.Timestamp
+	9,  // 3: leadrouter.v1.Assignment.decided_at:type_name -> google.protobuf.Timestamp
 	4,  // 4: leadrouter.v1.Assignment.trace:type_name -> leadrouter.v1.Trace
-	9,  // 5: leadrouter.v1.Assignment.lead:type_name -> leadrouter.v1.Lead
-	8,  // 6: leadrouter.v1.Assignment.closed_at:type_name -> google.protobuf.Timestamp
-	8,  // 7: leadrouter.v1.Assignment.offer_expires_at:type_name -> google.protobuf.Timestamp
-	8,  // 8: leadrouter.v1.Assignment.accepted_at:type_name -> google.protobuf.Timestamp
-	8,  // 9: leadrouter.v1.Assignment.first_contact_at:type_name -> google.protobuf.Timestamp
-	10, // 10: leadrouter.v1.Assignment.speed_to_lead:type_name -> google.protobuf.Duration
-	8,  // 11: leadrouter.v1.Assignment.first_contact_due_at:type_name -> google.protobuf.Timestamp
+	10, // 5: leadrouter.v1.Assignment.lead:type_name -> leadrouter.v1.Lead
+	9,  // 6: leadrouter.v1.Assignment.closed_at:type_name -> google.protobuf.Timestamp
+	9,  // 7: leadrouter.v1.Assignment.offer_expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 8: leadrouter.v1.Assignment.accepted_at:type_name -> google.protobuf.Timestamp
+	9,  // 9: leadrouter.v1.Assignment.first_contact_at:type_name -> google.protobuf.Timestamp
+	11, // 10: leadrouter.v1.Assignment.speed_to_lead:type_name -> google.protobuf.Duration
+	9,  // 11: leadrouter.v1.Assignment.first_contact_due_at:type_name -> google.protobuf.Timestamp
 	1,  // 12: leadrouter.v1.Assignment.disposition:type_name -> leadrouter.v1.Disposition
 	2,  // 13: leadrouter.v1.Assignment.history:type_name -> leadrouter.v1.LifecycleEvent
 	5,  // 14: leadrouter.v1.Trace.rules:type_name -> leadrouter.v1.RuleEvaluation
 	6,  // 15: leadrouter.v1.Trace.targets:type_name -> leadrouter.v1.TargetEvaluation
-	11, // 16: leadrouter.v1.TargetEvaluation.strategy:type_name -> leadrouter.v1.Strategy
-	7,  // 17: leadrouter.v1.TargetEvaluation.candidates:type_name -> leadrouter.v1.Candidate
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	12, // 16: leadrouter.v1.TargetEvaluation.strategy:type_name -> leadrouter.v1.Strategy
+	8,  // 17: leadrouter.v1.TargetEvaluation.candidates:type_name -> leadrouter.v1.Candidate
+	7,  // 18: leadrouter.v1.TargetEvaluation.skipped:type_name -> leadrouter.v1.SkipCount
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_assignment_proto_init() }
@@ -901,7 +975,7 @@ func file_leadrouter_v1_assignment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_assignment_proto_rawDesc), len(file_leadrouter_v1_assignment_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
