@@ -68,6 +68,7 @@ bench: redis-server redis-cli ## AssignLead vs a one-EVALSHA gRPC baseline and a
 	echo "+ $(GO) build -o $$dir/ ./cmd/leadrouterd ./cmd/leadbench"; \
 	$(GO) build -o "$$dir/" ./cmd/leadrouterd ./cmd/leadbench || exit 1; \
 	step "$$dir/leadbench" --leadrouterd "$$dir/leadrouterd" $(LEADBENCH_FLAGS); \
+	step "$$dir/leadbench" --leadrouterd "$$dir/leadrouterd" --view basic --concurrency 32 --rates 1000 $(LEADBENCH_FLAGS); \
 	step $(GO) test -run '^$$' -bench ConfigScale -benchtime 3000x -benchmem ./server; \
 	step $(GO) test -run '^$$' -bench WatchAssignmentsFanout -benchtime 1x -benchmem ./server; \
 	step $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./engine/...; \

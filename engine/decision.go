@@ -10,9 +10,9 @@ import (
 // sticky window, the account owner, the matched rule and its targets (or
 // the account's fallback pool), and the texts to record when nobody can
 // take the lead.
-func (cc *compiledConfig) decision(ws string, l *Lead, now time.Time, dryRun bool) *Decision {
+func (cc *compiledConfig) decision(ws string, l *Lead, now time.Time, dryRun bool) *DecideRequest {
 	rule, evals := cc.match(l)
-	d := &Decision{
+	d := &DecideRequest{
 		Workspace: ws, ConfigVersion: cc.version, ConfigID: cc.id, Lead: l, ReceivedAt: now,
 		Rules: evals, DryRun: dryRun, StickyWindow: cc.cfg.Settings.Sticky(),
 	}

@@ -68,16 +68,39 @@ func (e *Engine) Store() Store { return e.store }
 // before this one, the lead joins that queue and the queue is drained before
 // AssignLead returns, so arrival order holds.
 func (e *Engine) AssignLead(ctx context.Context, ws string, lead Lead) (*Assignment, bool, error) {
-	return e.decide(ctx, ws, lead, false)
+	return e.decide(ctx, ws, lead, false, ViewFull)
+}
+
+// View is how much of an assignment a decision's caller reads.
+type View uint8
+
+const (
+	// ViewFull is the whole assignment: trace with its summary, history,
+	// lead.
+	ViewFull View = iota
+	// ViewBasic is the decision: state, rep, pool, rule, route, reason,
+	// offer deadline, decision time and version. The assignment's trace
+	// targets, summary and history are left empty.
+	ViewBasic
+)
+
+// AssignLeadView is AssignLead answering with the given view.
+func (e *Engine) AssignLeadView(ctx context.Context, ws string, lead Lead, view View) (*Assignment, bool, error) {
+	return e.decide(ctx, ws, lead, false, view)
+}
+
+// PreviewAssignmentView is PreviewAssignment answering with the given view.
+func (e *Engine) PreviewAssignmentView(ctx context.Context, ws string, lead Lead, view View) (*Assignment, bool, error) {
+	return e.decide(ctx, ws, lead, true, view)
 }
 
 // PreviewAssignment returns the decision AssignLead would make now, with the
 // same trace, writing nothing and advancing no rotation.
 func (e *Engine) PreviewAssignment(ctx context.Context, ws string, lead Lead) (*Assignment, bool, error) {
-	return e.decide(ctx, ws, lead, true)
+	return e.decide(ctx, ws, lead, true, ViewFull)
 }
 
-func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool) (*Assignment, bool, error) {
+func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool, view View) (*Assignment, bool, error) {
 	start := time.Now() // the decision's duration is wall time, whatever e.clock says
 	now := e.clock.Now()
 	ws, wsErr := NormalizeWorkspace(ws)
@@ -90,7 +113,9 @@ func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool) 
 		out *Outcome
 	}
 	d, err := underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (decided, error) {
-		out, err := e.store.Decide(ctx, cc.decision(ws, &l, now, dryRun))
+		req := cc.decision(ws, &l, now, dryRun)
+		req.View = view
+		out, err := e.store.Decide(ctx, req)
 		return decided{cc, out}, err
 	})
 	if err != nil {
@@ -110,7 +135,11 @@ func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool) 
 	if !dryRun {
 		e.obs.LeadDecided(ws, decideOutcome(a.State, out.Duplicate), a.PoolID, time.Since(start))
 	}
-	cc.explain(a)
+	if view == ViewFull {
+		cc.explain(a)
+	} else {
+		a.Trace.Targets, a.History = nil, nil
+	}
 	e.log.LogAttrs(ctx, slog.LevelDebug, "lead decided",
 		slog.String("workspace", ws), slog.String("lead", l.ID), slog.String("state", string(a.State)),
 		slog.String("rep", a.RepID), slog.String("pool", a.PoolID), slog.String("rule", a.RuleID),

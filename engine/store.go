@@ -24,7 +24,7 @@ type Store interface {
 	// in one atomic step. It fails with ErrStaleConfig when d.ConfigID is
 	// no longer current. A lead id already recorded returns the stored
 	// assignment with Duplicate set and changes nothing.
-	Decide(ctx context.Context, d *Decision) (*Outcome, error)
+	Decide(ctx context.Context, d *DecideRequest) (*Outcome, error)
 	// Assignment returns a recorded assignment; ErrNotFound when none.
 	Assignment(ctx context.Context, ws, leadID string) (*Assignment, error)
 	// SetRepStatus sets a rep's presence, files the rep in the
@@ -147,9 +147,9 @@ type StoredConfig struct {
 	AppliedAt time.Time
 }
 
-// Decision is everything the store needs to place one lead: the engine has
+// DecideRequest is everything the store needs to place one lead: the engine has
 // matched the rule; the store picks the rep.
-type Decision struct {
+type DecideRequest struct {
 	Workspace     string
 	ConfigVersion int64
 	ConfigID      string
@@ -170,6 +170,9 @@ type Decision struct {
 	QueuedReason     string
 	UnroutableReason string
 	DryRun           bool
+	// View is how much of the assignment the caller reads: ViewBasic lets
+	// the store leave out the pick trace and the history.
+	View View
 }
 
 // DecisionTarget is one pool a decision may use.

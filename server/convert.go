@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -66,6 +67,31 @@ var breachToProto = map[engine.BreachPolicy]pb.BreachPolicy{
 }
 
 var breachFromProto = invert(breachToProto)
+
+// viewFromProto reads a request's view; unset is FULL.
+func viewFromProto(v pb.AssignmentView) (engine.View, error) {
+	switch v {
+	case pb.AssignmentView_ASSIGNMENT_VIEW_UNSPECIFIED, pb.AssignmentView_ASSIGNMENT_VIEW_FULL:
+		return engine.ViewFull, nil
+	case pb.AssignmentView_ASSIGNMENT_VIEW_BASIC:
+		return engine.ViewBasic, nil
+	}
+	return 0, &engine.ValidationError{Violations: []engine.FieldViolation{{Field: "view",
+		Description: fmt.Sprintf("%d is not one of ASSIGNMENT_VIEW_FULL, ASSIGNMENT_VIEW_BASIC", v)}}}
+}
+
+// assignmentViewToProto is the assignment as the view shows it: BASIC
+// carries the decision only.
+func assignmentViewToProto(a *engine.Assignment, view engine.View) *pb.Assignment {
+	if view == engine.ViewFull {
+		return assignmentToProto(a)
+	}
+	return &pb.Assignment{
+		LeadId: a.LeadID, State: stateToProto[a.State], RepId: a.RepID, PoolId: a.PoolID, RuleId: a.RuleID,
+		Route: a.Route, Reason: a.Reason, OfferExpiresAt: ts(a.OfferExpiresAt), DecidedAt: ts(a.DecidedAt),
+		ConfigVersion: a.ConfigVersion,
+	}
+}
 
 func assignmentToProto(a *engine.Assignment) *pb.Assignment {
 	out := &pb.Assignment{

@@ -34,19 +34,27 @@ func (h *handlers) fail(ctx context.Context, err error) error { return toStatus(
 // RoutingService
 
 func (h *handlers) AssignLead(ctx context.Context, req *pb.AssignLeadRequest) (*pb.AssignLeadResponse, error) {
-	a, dup, err := h.engine.AssignLead(ctx, req.GetWorkspace(), leadFromProto(req.GetLead()))
+	view, err := viewFromProto(req.GetView())
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	return &pb.AssignLeadResponse{Assignment: assignmentToProto(a), Duplicate: dup}, nil
+	a, dup, err := h.engine.AssignLeadView(ctx, req.GetWorkspace(), leadFromProto(req.GetLead()), view)
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.AssignLeadResponse{Assignment: assignmentViewToProto(a, view), Duplicate: dup}, nil
 }
 
 func (h *handlers) PreviewAssignment(ctx context.Context, req *pb.PreviewAssignmentRequest) (*pb.PreviewAssignmentResponse, error) {
-	a, dup, err := h.engine.PreviewAssignment(ctx, req.GetWorkspace(), leadFromProto(req.GetLead()))
+	view, err := viewFromProto(req.GetView())
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	return &pb.PreviewAssignmentResponse{Assignment: assignmentToProto(a), Duplicate: dup}, nil
+	a, dup, err := h.engine.PreviewAssignmentView(ctx, req.GetWorkspace(), leadFromProto(req.GetLead()), view)
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.PreviewAssignmentResponse{Assignment: assignmentViewToProto(a, view), Duplicate: dup}, nil
 }
 
 func (h *handlers) GetAssignment(ctx context.Context, req *pb.GetAssignmentRequest) (*pb.GetAssignmentResponse, error) {

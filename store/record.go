@@ -41,7 +41,7 @@ import (
 
 // parseRecord turns a record's fields into an Assignment.
 func parseRecord(leadID string, f map[string]string) (*engine.Assignment, error) {
-	a := recordFields(leadID, f)
+	a := recordFields(leadID, f, true)
 	if err := json.Unmarshal([]byte(f["lead"]), &a.Lead); err != nil {
 		return nil, fmt.Errorf("lead %q: corrupt record: %w", leadID, err)
 	}
@@ -54,8 +54,9 @@ func parseRecord(leadID string, f map[string]string) (*engine.Assignment, error)
 }
 
 // recordFields turns a record's fields but the lead and the rule trace (the
-// JSON ones) into an Assignment.
-func recordFields(leadID string, f map[string]string) *engine.Assignment {
+// JSON ones) into an Assignment; the pick trace and the history only when
+// full.
+func recordFields(leadID string, f map[string]string, full bool) *engine.Assignment {
 	a := &engine.Assignment{
 		LeadID:      leadID,
 		State:       engine.State(f["state"]),
@@ -83,11 +84,13 @@ func recordFields(leadID string, f map[string]string) *engine.Assignment {
 	a.Offers = count(f["offers"])
 	a.Contacts = count(f["contacts"])
 	a.Breaches = count(f["breaches"])
-	a.History = parseHistory(f["history"])
 	if a.State != engine.StateOffered {
 		a.OfferExpiresAt = time.Time{}
 	}
-	a.Trace.Targets = parsePicks(f["picks"])
+	if full {
+		a.History = parseHistory(f["history"])
+		a.Trace.Targets = parsePicks(f["picks"])
+	}
 	return a
 }
 

@@ -333,7 +333,7 @@ func msOrZero(t time.Time) int64 {
 }
 
 // Decide implements engine.Store with lead_decide.lua: one round trip.
-func (s *Redis) Decide(ctx context.Context, d *engine.Decision) (*engine.Outcome, error) {
+func (s *Redis) Decide(ctx context.Context, d *engine.DecideRequest) (*engine.Outcome, error) {
 	k := s.keys(d.Workspace)
 	leadJSON, err := json.Marshal(d.Lead)
 	if err != nil {
@@ -369,7 +369,7 @@ func (s *Redis) Decide(ctx context.Context, d *engine.Decision) (*engine.Outcome
 	}
 	// A new record: the reply leaves out the lead and the rule trace, which
 	// are the ones this call sent, as they read back from the record.
-	a := recordFields(d.Lead.ID, pairs(reply[2:]))
+	a := recordFields(d.Lead.ID, pairs(reply[2:]), d.View == engine.ViewFull)
 	a.Lead = *d.Lead
 	if len(a.Lead.Attributes) == 0 {
 		a.Lead.Attributes = nil

@@ -101,11 +101,12 @@ func (s *sample) notAssigned() int {
 	return s.n() - s.states[pb.AssignmentState_ASSIGNMENT_STATE_ASSIGNED]
 }
 
-// closedLoop runs conc workers, each sending one AssignLead after another
+// closedLoop runs conc workers, each sending one AssignLead (base's
+// workspace and view) after another
 // for dur (the last call of each may end a little later), worker w on
 // clients[w % len(clients)] with leads from gens[w]. Latency is measured
 // around the call only; building the lead is not timed.
-func closedLoop(ctx context.Context, clients []pb.RoutingServiceClient, ws string, dur time.Duration, gens []*leadGen) *sample {
+func closedLoop(ctx context.Context, clients []pb.RoutingServiceClient, base *pb.AssignLeadRequest, dur time.Duration, gens []*leadGen) *sample {
 	per := make([]*sample, len(gens))
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -116,7 +117,7 @@ func closedLoop(ctx context.Context, clients []pb.RoutingServiceClient, ws strin
 			defer wg.Done()
 			s := newSample()
 			c := clients[w%len(clients)]
-			req := &pb.AssignLeadRequest{Workspace: ws}
+			req := &pb.AssignLeadRequest{Workspace: base.Workspace, View: base.View}
 			for {
 				now := time.Now()
 				if !now.Before(deadline) || ctx.Err() != nil {
@@ -158,7 +159,7 @@ type openSample struct {
 // workers take due calls in order. The main latency is measured from
 // the due time, so time spent waiting for a free worker counts
 // (no coordinated omission); service is measured from the call's start.
-func openLoop(ctx context.Context, clients []pb.RoutingServiceClient, ws string, rate float64, dur time.Duration, gens []*leadGen) *openSample {
+func openLoop(ctx context.Context, clients []pb.RoutingServiceClient, base *pb.AssignLeadRequest, rate float64, dur time.Duration, gens []*leadGen) *openSample {
 	total := int(rate * dur.Seconds())
 	due := make(chan time.Time, total)
 	per := make([]*openSample, len(gens))
@@ -170,7 +171,7 @@ func openLoop(ctx context.Context, clients []pb.RoutingServiceClient, ws string,
 			defer wg.Done()
 			o := &openSample{sample: newSample(), service: newSample()}
 			c := clients[w%len(clients)]
-			req := &pb.AssignLeadRequest{Workspace: ws}
+			req := &pb.AssignLeadRequest{Workspace: base.Workspace, View: base.View}
 			for at := range due {
 				now := time.Now()
 				if now.Sub(at) > time.Millisecond {

@@ -70,6 +70,7 @@ const (
 )
 
 type options struct {
+	view              pb.AssignmentView
 	leadrouterd       string
 	concurrency       []int
 	targetConcurrency int
@@ -104,6 +105,11 @@ func main() {
 	}
 }
 
+// request is the AssignLead request every load step sends, but its lead.
+func (o *options) request() *pb.AssignLeadRequest {
+	return &pb.AssignLeadRequest{Workspace: o.workspace, View: o.view}
+}
+
 func parseFlags(args []string) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet("leadbench", flag.ContinueOnError)
@@ -124,9 +130,18 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed (failed calls always do)")
 	fs.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory (the Redis log; the leadrouterd binary when leadbench built it)")
 	fs.BoolVar(&o.configOnly, "print-config", false, "print the routing config as YAML and exit")
+	view := fs.String("view", "full", "the AssignmentView AssignLead answers with: full (trace, history, lead) or basic (the decision)")
 	fs.BoolVar(&o.storeFloor, "store-floor", true, "also measure the store floor, a reference server that only stores each lead (closed loop and fixed rates)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	switch *view {
+	case "full":
+		o.view = pb.AssignmentView_ASSIGNMENT_VIEW_FULL
+	case "basic":
+		o.view = pb.AssignmentView_ASSIGNMENT_VIEW_BASIC
+	default:
+		return nil, fmt.Errorf("--view: %q is not full or basic", *view)
 	}
 	for _, f := range strings.Split(*conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -285,7 +300,8 @@ func run(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "routing config: %d reps, %d pools, %d rules, %d accounts; every pool assigns at once (accept_within 0), no caps or hours (leadbench --print-config shows it)\n",
 		len(cfg.Reps), len(cfg.Pools), len(cfg.Rules), len(cfg.Accounts))
-	fmt.Fprintf(out, "load: each worker sends one AssignLead after another; %d gRPC connections per server, worker i on connection i mod %d\n\n", o.conns, o.conns)
+	fmt.Fprintf(out, "load: each worker sends one AssignLead (view %s) after another; %d gRPC connections per server, worker i on connection i mod %d\n\n",
+		strings.TrimPrefix(o.view.String(), "ASSIGNMENT_VIEW_"), o.conns, o.conns)
 
 	v := &verdict{}
 	var rows []row
@@ -442,7 +458,7 @@ func (b *bench) step(ctx context.Context, conc int) (row, error) {
 	}
 	if o.warmup > 0 {
 		for _, t := range b.targets() {
-			w := closedLoop(ctx, t.clients, o.workspace, o.warmup, b.gens(conc, 0, t.letter))
+			w := closedLoop(ctx, t.clients, o.request(), o.warmup, b.gens(conc, 0, t.letter))
 			if w.errs > 0 {
 				return r, fmt.Errorf("%s warm-up at concurrency %d: %d failed calls, first: %v", t.name, conc, w.errs, w.firstErr)
 			}
@@ -469,7 +485,7 @@ func (b *bench) step(ctx context.Context, conc int) (row, error) {
 				return r, err
 			}
 			cpu0 := b.cpuNow(t)
-			s := closedLoop(ctx, t.clients, o.workspace, seg, b.gens(conc, i+1, t.letter))
+			s := closedLoop(ctx, t.clients, o.request(), seg, b.gens(conc, i+1, t.letter))
 			u := b.cpuNow(t).sub(cpu0)
 			stats1, err := redisCommandStats(ctx, b.rdb)
 			if err != nil {
@@ -538,7 +554,7 @@ func (b *bench) rateStep(ctx context.Context, t *target, i int, rate float64) (*
 		id := fmt.Sprintf("%s-%c%02d-c000-w%03d", b.runID, unicode.ToUpper(rune(t.letter)), i, w)
 		gens[w] = newLeadGen(uint64(1+i)<<48|uint64(w), id)
 	}
-	s := openLoop(ctx, t.clients, o.workspace, rate, o.rateDuration, gens)
+	s := openLoop(ctx, t.clients, o.request(), rate, o.rateDuration, gens)
 	st, err := readStalls(ctx)
 	if err != nil || t.metrics == "" {
 		return s, nil, st, err
@@ -576,7 +592,7 @@ func (b *bench) profile(ctx context.Context) error {
 	if err := pprof.StartCPUProfile(cf); err != nil {
 		return err
 	}
-	s := closedLoop(ctx, b.assign.clients, b.o.workspace, b.o.profileDuration,
+	s := closedLoop(ctx, b.assign.clients, b.o.request(), b.o.profileDuration,
 		b.gens(b.o.targetConcurrency, 99, b.assign.letter))
 	pprof.StopCPUProfile()
 	if err := <-errc; err != nil {

@@ -384,14 +384,14 @@ func TestLoops(t *testing.T) {
 		}
 		return gs
 	}
-	s := closedLoop(ctx, clients, "bench", 200*time.Millisecond, gens(4, 'b'))
+	s := closedLoop(ctx, clients, &pb.AssignLeadRequest{Workspace: "bench"}, 200*time.Millisecond, gens(4, 'b'))
 	if s.errs > 0 || s.n() == 0 || s.elapsed < 200*time.Millisecond || s.pct(50) > s.pct(99) {
 		t.Errorf("closed loop: %d calls, %d failed (%v), %v, p50 %v p99 %v", s.n(), s.errs, s.firstErr, s.elapsed, s.pct(50), s.pct(99))
 	}
 	if s.notAssigned() != 0 || s.respSize() == 0 {
 		t.Errorf("closed loop: %d not assigned, response %d B", s.notAssigned(), s.respSize())
 	}
-	o := openLoop(ctx, clients, "bench", 500, 300*time.Millisecond, gens(4, 'c'))
+	o := openLoop(ctx, clients, &pb.AssignLeadRequest{Workspace: "bench"}, 500, 300*time.Millisecond, gens(4, 'c'))
 	if o.errs > 0 || o.sent != 150 || o.n() != 150 || o.service.n() != 150 {
 		t.Errorf("open loop: %d sent, %d answered, %d failed (%v)", o.sent, o.n(), o.errs, o.firstErr)
 	}

@@ -103,7 +103,7 @@ func (c *client) assign(args []string, preview bool) error {
 	var a *pb.Assignment
 	var dup bool
 	if preview {
-		resp, err := rs.PreviewAssignment(ctx, &pb.PreviewAssignmentRequest{Workspace: c.workspace, Lead: lead})
+		resp, err := rs.PreviewAssignment(ctx, &pb.PreviewAssignmentRequest{Workspace: c.workspace, Lead: lead, View: pb.AssignmentView_ASSIGNMENT_VIEW_FULL})
 		if err != nil {
 			return err
 		}
@@ -112,7 +112,7 @@ func (c *client) assign(args []string, preview bool) error {
 		}
 		a, dup = resp.GetAssignment(), resp.GetDuplicate()
 	} else {
-		resp, err := rs.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: c.workspace, Lead: lead})
+		resp, err := rs.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: c.workspace, Lead: lead, View: pb.AssignmentView_ASSIGNMENT_VIEW_FULL})
 		if err != nil {
 			return err
 		}

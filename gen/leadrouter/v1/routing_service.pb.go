@@ -21,11 +21,70 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// AssignmentView is how much of an assignment an answer carries.
+type AssignmentView int32
+
+const (
+	// FULL.
+	AssignmentView_ASSIGNMENT_VIEW_UNSPECIFIED AssignmentView = 0
+	// Everything: the trace, the history and the stored lead.
+	AssignmentView_ASSIGNMENT_VIEW_FULL AssignmentView = 1
+	// The decision only: lead_id, state, rep_id, pool_id, rule_id, route,
+	// reason, offer_expires_at, decided_at and config_version (and the
+	// response's duplicate flag). The engine skips building the trace's text
+	// and the history for it.
+	AssignmentView_ASSIGNMENT_VIEW_BASIC AssignmentView = 2
+)
+
+// Enum value maps for AssignmentView.
+var (
+	AssignmentView_name = map[int32]string{
+		0: "ASSIGNMENT_VIEW_UNSPECIFIED",
+		1: "ASSIGNMENT_VIEW_FULL",
+		2: "ASSIGNMENT_VIEW_BASIC",
+	}
+	AssignmentView_value = map[string]int32{
+		"ASSIGNMENT_VIEW_UNSPECIFIED": 0,
+		"ASSIGNMENT_VIEW_FULL":        1,
+		"ASSIGNMENT_VIEW_BASIC":       2,
+	}
+)
+
+func (x AssignmentView) Enum() *AssignmentView {
+	p := new(AssignmentView)
+	*p = x
+	return p
+}
+
+func (x AssignmentView) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AssignmentView) Descriptor() protoreflect.EnumDescriptor {
+	return file_leadrouter_v1_routing_service_proto_enumTypes[0].Descriptor()
+}
+
+func (AssignmentView) Type() protoreflect.EnumType {
+	return &file_leadrouter_v1_routing_service_proto_enumTypes[0]
+}
+
+func (x AssignmentView) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AssignmentView.Descriptor instead.
+func (AssignmentView) EnumDescriptor() ([]byte, []int) {
+	return file_leadrouter_v1_routing_service_proto_rawDescGZIP(), []int{0}
+}
+
 type AssignLeadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Routing domain; empty means "default".
-	Workspace     string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
-	Lead          *Lead  `protobuf:"bytes,2,opt,name=lead,proto3" json:"lead,omitempty"`
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	Lead      *Lead  `protobuf:"bytes,2,opt,name=lead,proto3" json:"lead,omitempty"`
+	// How much of the assignment to answer with; unset means FULL. A form
+	// backend that only needs the decision asks for BASIC.
+	View          AssignmentView `protobuf:"varint,3,opt,name=view,proto3,enum=leadrouter.v1.AssignmentView" json:"view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -72,6 +131,13 @@ func (x *AssignLeadRequest) GetLead() *Lead {
 		return x.Lead
 	}
 	return nil
+}
+
+func (x *AssignLeadRequest) GetView() AssignmentView {
+	if x != nil {
+		return x.View
+	}
+	return AssignmentView_ASSIGNMENT_VIEW_UNSPECIFIED
 }
 
 type AssignLeadResponse struct {
@@ -129,9 +195,11 @@ func (x *AssignLeadResponse) GetDuplicate() bool {
 }
 
 type PreviewAssignmentRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Workspace     string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
-	Lead          *Lead                  `protobuf:"bytes,2,opt,name=lead,proto3" json:"lead,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	Lead      *Lead                  `protobuf:"bytes,2,opt,name=lead,proto3" json:"lead,omitempty"`
+	// As in AssignLeadRequest; unset means FULL.
+	View          AssignmentView `protobuf:"varint,3,opt,name=view,proto3,enum=leadrouter.v1.AssignmentView" json:"view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -178,6 +246,13 @@ func (x *PreviewAssignmentRequest) GetLead() *Lead {
 		return x.Lead
 	}
 	return nil
+}
+
+func (x *PreviewAssignmentRequest) GetView() AssignmentView {
+	if x != nil {
+		return x.View
+	}
+	return AssignmentView_ASSIGNMENT_VIEW_UNSPECIFIED
 }
 
 type PreviewAssignmentResponse struct {
@@ -334,18 +409,20 @@ var File_leadrouter_v1_routing_service_proto protoreflect.FileDescriptor
 
 const file_leadrouter_v1_routing_service_proto_rawDesc = "" +
 	"\n" +
-	"#leadrouter/v1/routing_service.proto\x12\rleadrouter.v1\x1a\x1eleadrouter/v1/assignment.proto\x1a\x18leadrouter/v1/lead.proto\"Z\n" +
+	"#leadrouter/v1/routing_service.proto\x12\rleadrouter.v1\x1a\x1eleadrouter/v1/assignment.proto\x1a\x18leadrouter/v1/lead.proto\"\x8d\x01\n" +
 	"\x11AssignLeadRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12'\n" +
-	"\x04lead\x18\x02 \x01(\v2\x13.leadrouter.v1.LeadR\x04lead\"m\n" +
+	"\x04lead\x18\x02 \x01(\v2\x13.leadrouter.v1.LeadR\x04lead\x121\n" +
+	"\x04view\x18\x03 \x01(\x0e2\x1d.leadrouter.v1.AssignmentViewR\x04view\"m\n" +
 	"\x12AssignLeadResponse\x129\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
 	"assignment\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"a\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x94\x01\n" +
 	"\x18PreviewAssignmentRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12'\n" +
-	"\x04lead\x18\x02 \x01(\v2\x13.leadrouter.v1.LeadR\x04lead\"t\n" +
+	"\x04lead\x18\x02 \x01(\v2\x13.leadrouter.v1.LeadR\x04lead\x121\n" +
+	"\x04view\x18\x03 \x01(\x0e2\x1d.leadrouter.v1.AssignmentViewR\x04view\"t\n" +
 	"\x19PreviewAssignmentResponse\x129\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
@@ -357,7 +434,11 @@ const file_leadrouter_v1_routing_service_proto_rawDesc = "" +
 	"\x15GetAssignmentResponse\x129\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
-	"assignment2\xa7\x02\n" +
+	"assignment*f\n" +
+	"\x0eAssignmentView\x12\x1f\n" +
+	"\x1bASSIGNMENT_VIEW_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14ASSIGNMENT_VIEW_FULL\x10\x01\x12\x19\n" +
+	"\x15ASSIGNMENT_VIEW_BASIC\x10\x022\xa7\x02\n" +
 	"\x0eRoutingService\x12Q\n" +
 	"\n" +
 	"AssignLead\x12 .leadrouter.v1.AssignLeadRequest\x1a!.leadrouter.v1.AssignLeadResponse\x12f\n" +
@@ -376,34 +457,38 @@ func file_leadrouter_v1_routing_service_proto_rawDescGZIP() []byte {
 	return file_leadrouter_v1_routing_service_proto_rawDescData
 }
 
+var file_leadrouter_v1_routing_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_leadrouter_v1_routing_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_leadrouter_v1_routing_service_proto_goTypes = []any{
-	(*AssignLeadRequest)(nil),         // 0: leadrouter.v1.AssignLeadRequest
-	(*AssignLeadResponse)(nil),        // 1: leadrouter.v1.AssignLeadResponse
-	(*PreviewAssignmentRequest)(nil),  // 2: leadrouter.v1.PreviewAssignmentRequest
-	(*PreviewAssignmentResponse)(nil), // 3: leadrouter.v1.PreviewAssignmentResponse
-	(*GetAssignmentRequest)(nil),      // 4: leadrouter.v1.GetAssignmentRequest
-	(*GetAssignmentResponse)(nil),     // 5: leadrouter.v1.GetAssignmentResponse
-	(*Lead)(nil),                      // 6: leadrouter.v1.Lead
-	(*Assignment)(nil),                // 7: leadrouter.v1.Assignment
+	(AssignmentView)(0),               // 0: leadrouter.v1.AssignmentView
+	(*AssignLeadRequest)(nil),         // 1: leadrouter.v1.AssignLeadRequest
+	(*AssignLeadResponse)(nil),        // 2: leadrouter.v1.AssignLeadResponse
+	(*PreviewAssignmentRequest)(nil),  // 3: leadrouter.v1.PreviewAssignmentRequest
+	(*PreviewAssignmentResponse)(nil), // 4: leadrouter.v1.PreviewAssignmentResponse
+	(*GetAssignmentRequest)(nil),      // 5: leadrouter.v1.GetAssignmentRequest
+	(*GetAssignmentResponse)(nil),     // 6: leadrouter.v1.GetAssignmentResponse
+	(*Lead)(nil),                      // 7: leadrouter.v1.Lead
+	(*Assignment)(nil),                // 8: leadrouter.v1.Assignment
 }
 var file_leadrouter_v1_routing_service_proto_depIdxs = []int32{
-	6, // 0: leadrouter.v1.AssignLeadRequest.lead:type_name -> leadrouter.v1.Lead
-	7, // 1: leadrouter.v1.AssignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
-	6, // 2: leadrouter.v1.PreviewAssignmentRequest.lead:type_name -> leadrouter.v1.Lead
-	7, // 3: leadrouter.v1.PreviewAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
-	7, // 4: leadrouter.v1.GetAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
-	0, // 5: leadrouter.v1.RoutingService.AssignLead:input_type -> leadrouter.v1.AssignLeadRequest
-	2, // 6: leadrouter.v1.RoutingService.PreviewAssignment:input_type -> leadrouter.v1.PreviewAssignmentRequest
-	4, // 7: leadrouter.v1.RoutingService.GetAssignment:input_type -> leadrouter.v1.GetAssignmentRequest
-	1, // 8: leadrouter.v1.RoutingService.AssignLead:output_type -> leadrouter.v1.AssignLeadResponse
-	3, // 9: leadrouter.v1.RoutingService.PreviewAssignment:output_type -> leadrouter.v1.PreviewAssignmentResponse
-	5, // 10: leadrouter.v1.RoutingService.GetAssignment:output_type -> leadrouter.v1.GetAssignmentResponse
-	8, // [8:11] is the sub-list for method output_type
-	5, // [5:8] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	7,  // 0: leadrouter.v1.AssignLeadRequest.lead:type_name -> leadrouter.v1.Lead
+	0,  // 1: leadrouter.v1.AssignLeadRequest.view:type_name -> leadrouter.v1.AssignmentView
+	8,  // 2: leadrouter.v1.AssignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	7,  // 3: leadrouter.v1.PreviewAssignmentRequest.lead:type_name -> leadrouter.v1.Lead
+	0,  // 4: leadrouter.v1.PreviewAssignmentRequest.view:type_name -> leadrouter.v1.AssignmentView
+	8,  // 5: leadrouter.v1.PreviewAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
+	8,  // 6: leadrouter.v1.GetAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
+	1,  // 7: leadrouter.v1.RoutingService.AssignLead:input_type -> leadrouter.v1.AssignLeadRequest
+	3,  // 8: leadrouter.v1.RoutingService.PreviewAssignment:input_type -> leadrouter.v1.PreviewAssignmentRequest
+	5,  // 9: leadrouter.v1.RoutingService.GetAssignment:input_type -> leadrouter.v1.GetAssignmentRequest
+	2,  // 10: leadrouter.v1.RoutingService.AssignLead:output_type -> leadrouter.v1.AssignLeadResponse
+	4,  // 11: leadrouter.v1.RoutingService.PreviewAssignment:output_type -> leadrouter.v1.PreviewAssignmentResponse
+	6,  // 12: leadrouter.v1.RoutingService.GetAssignment:output_type -> leadrouter.v1.GetAssignmentResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_routing_service_proto_init() }
@@ -418,13 +503,14 @@ func file_leadrouter_v1_routing_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_routing_service_proto_rawDesc), len(file_leadrouter_v1_routing_service_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_leadrouter_v1_routing_service_proto_goTypes,
 		DependencyIndexes: file_leadrouter_v1_routing_service_proto_depIdxs,
+		EnumInfos:         file_leadrouter_v1_routing_service_proto_enumTypes,
 		MessageInfos:      file_leadrouter_v1_routing_service_proto_msgTypes,
 	}.Build()
 	File_leadrouter_v1_routing_service_proto = out.File
