@@ -448,8 +448,23 @@ func (e *Engine) freshConfig(ctx context.Context, ws string) (*compiledConfig, e
 		return nil, err
 	}
 	cc := compile(sc.Config, sc)
+	// Pools written by a version before the eligible-member index get it
+	// now, once; for every other pool this is one HGET.
+	if built, _, err := e.store.IndexPools(ctx, ws, cc.id, poolIDs(cc.cfg), false, e.clock.Now()); err != nil && !errors.Is(err, ErrStaleConfig) {
+		return nil, err
+	} else if built > 0 {
+		e.log.Info("pools indexed", "workspace", ws, "pools", built)
+	}
 	e.remember(ws, cc)
 	return cc, nil
+}
+
+func poolIDs(cfg *Config) []string {
+	ids := make([]string, len(cfg.Pools))
+	for i, p := range cfg.Pools {
+		ids[i] = p.ID
+	}
+	return ids
 }
 
 // remember caches what the store holds. The store is the truth: a config

@@ -38,6 +38,9 @@ func (cc *compiledConfig) explain(a *Assignment) {
 
 // skipReason adds when a rep outside its hours or out of office is back.
 func (cc *compiledConfig) skipReason(c Candidate, at time.Time) string {
+	if c.Skip.Code != "" {
+		c.SkipReason = c.Skip.Text() // from the code, so that explaining twice adds nothing twice
+	}
 	if c.Skip.Code != SkipHours && c.Skip.Code != SkipOutOfOff &&
 		c.SkipReason != "outside working hours" && c.SkipReason != "out of office" { // the latter: older records
 		return c.SkipReason

@@ -48,18 +48,7 @@ func indexConfig(strategy engine.Strategy, policy engine.AbsencePolicy) string {
 }
 
 func TestPoolIndexMatchesFullScan(t *testing.T) {
-	cases := []struct {
-		strategy engine.Strategy
-		policy   engine.AbsencePolicy
-	}{
-		{engine.StrategyRoundRobin, engine.KeepPosition},
-		{engine.StrategyRoundRobin, engine.CatchUp},
-		{engine.StrategyWeightedRoundRobin, engine.KeepPosition},
-		{engine.StrategyWeightedRoundRobin, engine.CatchUp},
-		{engine.StrategyLeastLoaded, ""},
-		{engine.StrategyLongestIdle, ""},
-	}
-	for _, c := range cases {
+	for _, c := range everyStrategy {
 		t.Run(fmt.Sprintf("%s/%s", c.strategy, c.policy), func(t *testing.T) {
 			t.Parallel()
 			forEachBackend(t, func(t *testing.T, f *fixture) {

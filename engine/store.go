@@ -102,6 +102,12 @@ type Store interface {
 	// pools under configID. Returns the rep's status after; ErrStaleConfig
 	// when configID is no longer current.
 	RepConnection(ctx context.Context, ws, configID, repID string, pools []string, connect bool, lostBefore, now time.Time) (RepStatus, error)
+	// IndexPools builds the eligible-member index of the given pools of
+	// configID that have none (written by a version before it) and, with
+	// repair, files every member of every one of them by its presence now.
+	// It returns how many pools it indexed and how many members a repair
+	// moved; ErrStaleConfig when configID is no longer current.
+	IndexPools(ctx context.Context, ws, configID string, pools []string, repair bool, now time.Time) (built, moved int, err error)
 	// Heartbeat notes that these reps have a desktop stream open now
 	// (onlyNew: only reps with no heartbeat yet).
 	Heartbeat(ctx context.Context, ws string, repIDs []string, now time.Time, onlyNew bool) error

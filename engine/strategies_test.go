@@ -776,24 +776,26 @@ func stCandidates(a *engine.Assignment) string {
 	return b.String()
 }
 
+// everyStrategy is each strategy with each absence policy it has.
+var everyStrategy = []struct {
+	strategy engine.Strategy
+	policy   engine.AbsencePolicy
+}{
+	{engine.StrategyRoundRobin, engine.KeepPosition},
+	{engine.StrategyRoundRobin, engine.CatchUp},
+	{engine.StrategyWeightedRoundRobin, engine.KeepPosition},
+	{engine.StrategyWeightedRoundRobin, engine.CatchUp},
+	{engine.StrategyLeastLoaded, ""},
+	{engine.StrategyLongestIdle, ""},
+}
+
 // TestPreviewMatchesAssignEveryStrategy: before every decision, with
 // absences, releases and leads through another pool mixed in, a preview
 // names the rep the assignment then takes, with the same trace, and
 // changes nothing: a second preview agrees and every routing key is as it
 // was.
 func TestPreviewMatchesAssignEveryStrategy(t *testing.T) {
-	cases := []struct {
-		strategy engine.Strategy
-		policy   engine.AbsencePolicy
-	}{
-		{engine.StrategyRoundRobin, engine.KeepPosition},
-		{engine.StrategyRoundRobin, engine.CatchUp},
-		{engine.StrategyWeightedRoundRobin, engine.KeepPosition},
-		{engine.StrategyWeightedRoundRobin, engine.CatchUp},
-		{engine.StrategyLeastLoaded, ""},
-		{engine.StrategyLongestIdle, ""},
-	}
-	for _, c := range cases {
+	for _, c := range everyStrategy {
 		t.Run(strings.TrimSpace(string(c.strategy)+" "+string(c.policy)), func(t *testing.T) {
 			t.Parallel()
 			forEachBackend(t, func(t *testing.T, f *fixture) {

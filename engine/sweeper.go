@@ -17,6 +17,12 @@ const (
 	// how leads waiting for a rep whose shift starts, or whose cap resets at
 	// midnight, are assigned without any event.
 	drainEvery = 10
+	// repairEvery: every this many sweeps (a minute at the default 100 ms
+	// interval, and at the first sweep), every pool's eligible-member index
+	// is checked against presence (RepairIndexes).
+	repairEvery = 600
+	// repairMembers bounds the members one repair script call files.
+	repairMembers = 2000
 )
 
 // RunSweeper sweeps every interval until ctx ends.
@@ -26,6 +32,11 @@ func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 	for n := 0; ; n++ {
 		if err := e.Sweep(ctx, n%drainEvery == 0); err != nil && ctx.Err() == nil {
 			e.log.Warn("sweep failed", "err", err)
+		}
+		if n%repairEvery == 0 {
+			if err := e.RepairIndexes(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("index repair failed", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -49,6 +60,61 @@ func (e *Engine) Sweep(ctx context.Context, drain bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// RepairIndexes files every member of every pool of every workspace in its
+// pool's eligible-member index by its presence now, in script calls of at
+// most repairMembers members each. Every presence change keeps the index
+// itself; what this finds was written by something that does not (a
+// replica of a version before the index, during a rolling upgrade). Each
+// member it moves is logged as a count per workspace.
+func (e *Engine) RepairIndexes(ctx context.Context) error {
+	wss, err := e.store.Workspaces(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ws := range wss {
+		cc, err := e.config(ctx, ws, false)
+		if errors.Is(err, ErrNoConfig) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
+			continue
+		}
+		moved := 0
+		for _, chunk := range poolChunks(cc.cfg, repairMembers) {
+			_, n, err := e.store.IndexPools(ctx, ws, cc.id, chunk, true, e.clock.Now())
+			if err != nil && !errors.Is(err, ErrStaleConfig) { // stale: the new config's apply indexed its pools
+				errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
+				break
+			}
+			moved += n
+		}
+		if moved > 0 {
+			e.log.Warn("eligible-member index repaired", "workspace", ws, "members", moved)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// poolChunks splits a config's pools into runs of at most members members
+// (a larger pool is a run of its own).
+func poolChunks(cfg *Config, members int) [][]string {
+	var out [][]string
+	var cur []string
+	n := 0
+	for _, p := range cfg.Pools {
+		if len(cur) > 0 && n+len(p.Members) > members {
+			out, cur, n = append(out, cur), nil, 0
+		}
+		cur, n = append(cur, p.ID), n+len(p.Members)
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
 }
 
 func (e *Engine) sweepWorkspace(ctx context.Context, ws string, drain bool) error {

@@ -796,6 +796,24 @@ func (s *Redis) RepConnection(ctx context.Context, ws, configID, repID string, p
 	return engine.RepStatus(reply[0]), nil
 }
 
+// IndexPools implements engine.Store with pool_index.lua.
+func (s *Redis) IndexPools(ctx context.Context, ws, configID string, pools []string, repair bool, now time.Time) (int, int, error) {
+	k := s.keys(ws)
+	mode := "build"
+	if repair {
+		mode = "repair"
+	}
+	keys, args := k.targets(k.common(), []any{configID, ms(now), mode}, pools)
+	reply, err := s.run(ctx, ws, poolIndex, keys, args...)
+	if err != nil {
+		return 0, 0, err
+	}
+	if reply[0] == "STALE" {
+		return 0, 0, engine.ErrStaleConfig
+	}
+	return count(reply[1]), count(reply[2]), nil
+}
+
 // Heartbeat implements engine.Store.
 func (s *Redis) Heartbeat(ctx context.Context, ws string, repIDs []string, now time.Time, onlyNew bool) error {
 	if len(repIDs) == 0 {

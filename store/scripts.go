@@ -37,6 +37,8 @@ var (
 	eventsTrimSrc string
 	//go:embed lua/rep_connection.lua
 	repConnectionSrc string
+	//go:embed lua/pool_index.lua
+	poolIndexSrc string
 )
 
 // script is one Lua script with the name its errors and metrics use.
@@ -72,4 +74,5 @@ var (
 	timerDrop       = plain("timer_drop", timerDropSrc)
 	eventsTrim      = plain("events_trim", eventsTrimSrc)
 	repConnection   = withLib("rep_connection", repConnectionSrc)
+	poolIndex       = withLib("pool_index", poolIndexSrc)
 )

@@ -34,7 +34,9 @@
 -- policy of the first target pool.
 --
 -- Returns:
---   {'STALE'}                           config id is not current
+--   {'STALE'}                           config id is not current (or, in
+--                                       a preview, a target pool has no
+--                                       index yet)
 --   {'DUP', '0', field, value, ...}     lead already recorded: the record
 --   {'OK', backlog, field, value, ...}  the new record (written unless dry
 --                                       run) without its lead and rules
@@ -65,6 +67,16 @@ local targets = read_targets(first_target_key, 18, tonumber(ARGV[17]))
 
 if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
   return { 'STALE' }
+end
+-- A preview writes nothing, so it cannot index a pool written before the
+-- eligible-member index: STALE makes the engine load the config again,
+-- which indexes its pools (pool_index.lua).
+if DRY then
+  for _, t in ipairs(targets) do
+    if redis.call('HGET', t.pool.key, 'ix') ~= '1' and redis.call('EXISTS', t.pool.key) == 1 then
+      return { 'STALE' }
+    end
+  end
 end
 
 local existing = redis.call('HGETALL', lead_key)

@@ -231,8 +231,10 @@ end
 --     (KEEP_POSITION: max(pass + stride, vt) once vt is past its pass), or
 --     keeps its pass but at most limit strides behind vt (CATCH_UP).
 --   least loaded, longest idle: the exact score.
--- A pool applied before the index existed has no 'ix' field: the first
--- pick or presence change builds its index (build_index, once).
+-- A pool applied before the index existed has no 'ix' field: the engine
+-- builds its index when it loads the config (pool_index.lua), and failing
+-- that the first pick does (build_index, once); a preview, which writes
+-- nothing, answers STALE instead, so the engine loads the config again.
 
 local MAX_NAMED = 10 -- skipped members named per pick; the rest are counted by code
 
@@ -247,9 +249,9 @@ local function passes(abs, x, p, n)
 end
 
 local function pool_state(pool)
-  local v = redis.call('HMGET', pool.key, 'strategy', 'n', 'cursor', 'abs', 'policy', 'limit', 'vt', 'ix')
+  local v = redis.call('HMGET', pool.key, 'strategy', 'n', 'cursor', 'abs', 'policy', 'limit', 'vt', 'ix', 'last')
   local st = { strategy = v[1] or 'ROUND_ROBIN', n = tonumber(v[2] or '0'), cursor = tonumber(v[3] or '-1'),
-    policy = v[5], limit = tonumber(v[6] or '0'), vt = tonumber(v[7] or ''), ix = v[8] }
+    policy = v[5], limit = tonumber(v[6] or '0'), vt = tonumber(v[7] or ''), ix = v[8], last = v[9] }
   st.abs = tonumber(v[4] or '') or st.cursor
   return st
 end
@@ -315,7 +317,13 @@ local function build_index(pool, st)
     for i = 0, st.n - 1 do
       local rep = redis.call('HGET', pool.key, 'm' .. i)
       if rep then
-        redis.call('ZADD', redis.call('HGET', K.presence, rep) == 'AVAILABLE' and pool.rank or pool.away, i, rep)
+        if redis.call('HGET', K.presence, rep) == 'AVAILABLE' then
+          redis.call('ZADD', pool.rank, i, rep)
+        else
+          -- An absence that began before the index counts its passes from now.
+          redis.call('ZADD', pool.away, i, rep)
+          if st.policy == 'CATCH_UP' then redis.call('HSET', pool.key, 'x:' .. rep, st.abs) end
+        end
       end
     end
   end
@@ -338,8 +346,9 @@ end
 local function absent_in(pool, ranges, order_of)
   local named, total = {}, 0
   for _, r in ipairs(ranges) do
-    total = total + redis.call('ZCOUNT', pool.away, r[1], r[2])
-    if #named < MAX_NAMED then
+    local n = redis.call('ZCOUNT', pool.away, r[1], r[2])
+    total = total + n
+    if n > 0 and #named < MAX_NAMED then
       local e = redis.call('ZRANGEBYSCORE', pool.away, r[1], r[2], 'WITHSCORES', 'LIMIT', 0, MAX_NAMED - #named)
       for i = 1, #e, 2 do named[#named + 1] = { rep = e[i], order = order_of(tonumber(e[i + 1])) } end
     end
@@ -469,7 +478,7 @@ end
 -- (index_return).
 local function pick_weighted(pool, st, lines)
   local skips, skipped, stale = {}, {}, {}
-  local chosen, chosen_pass, chosen_stride
+  local chosen, chosen_pass, chosen_stride, bound
   local i = 0
   while true do
     local e = redis.call('ZRANGE', pool.rank, i, i, 'WITHSCORES')
@@ -478,7 +487,9 @@ local function pick_weighted(pool, st, lines)
     local code, a, b, absent = ineligible(rep, pool.key, pool.id)
     local stride = STRIDE / tonumber(redis.call('HGET', pool.key, 'w:' .. rep) or '1')
     if not code then
-      chosen, chosen_pass, chosen_stride = rep, pass, stride
+      -- The bound keeps the score as Redis wrote it: Lua prints numbers
+      -- with 14 digits, fewer than a score has.
+      chosen, chosen_pass, chosen_stride, bound = rep, pass, stride, '(' .. e[2]
       break
     end
     skip(skips, pass, rep, code, a, b)
@@ -489,8 +500,7 @@ local function pick_weighted(pool, st, lines)
     end
     i = i + 1
   end
-  local named, absent_total = absent_in(pool, { { '-inf', chosen and ('(' .. chosen_pass) or '+inf' } },
-    function(score) return score end)
+  local named, absent_total = absent_in(pool, { { '-inf', bound or '+inf' } }, function(score) return score end)
   trace_skips(lines, skips, named, absent_total)
   move_stale(pool, st, stale)
   if not chosen then return nil end
@@ -524,18 +534,19 @@ local function pick_ranked(pool, st, lines)
     end)
   end
   local skips, stale = {}, {}
-  local chosen, chosen_score
+  local chosen, bound
   local i = 0
   while true do
-    local rep, s
+    local rep, s, raw
     if DRY then
       rep = order[i + 1]
       if not rep then break end
       s = score[rep]
+      raw = string.format('%.17g', s)
     else
       local e = redis.call('ZRANGE', pool.rank, i, i, 'WITHSCORES')
       if #e == 0 then break end
-      rep, s = e[1], tonumber(e[2])
+      rep, s, raw = e[1], tonumber(e[2]), e[2]
       local actual = rank_score(strategy, rep)
       if actual ~= s and fixes < 10000 then
         -- A lagging score only rises: the entry moves behind this
@@ -549,7 +560,7 @@ local function pick_ranked(pool, st, lines)
     if rep then
       local code, a, b, absent = ineligible(rep, pool.key, pool.id)
       if not code then
-        chosen, chosen_score = rep, s
+        chosen, bound = rep, '(' .. raw
         break
       end
       skip(skips, s, rep, code, a, b)
@@ -557,8 +568,7 @@ local function pick_ranked(pool, st, lines)
     end
     i = i + 1
   end
-  local named, absent_total = absent_in(pool, { { '-inf', chosen and ('(' .. chosen_score) or '+inf' } },
-    function(x) return x end)
+  local named, absent_total = absent_in(pool, { { '-inf', bound or '+inf' } }, function(x) return x end)
   trace_skips(lines, skips, named, absent_total)
   move_stale(pool, st, stale)
   if not chosen then return nil end
@@ -574,8 +584,8 @@ end
 -- advancing it).
 local function pick(pool, lines)
   local st = pool_state(pool)
-  if st.ix ~= '1' then build_index(pool, st) end
-  lines[#lines + 1] = 'P\t' .. pool.id .. '\t' .. st.strategy .. '\t' .. (redis.call('HGET', pool.key, 'last') or '')
+  if st.ix ~= '1' and not DRY then build_index(pool, st) end
+  lines[#lines + 1] = 'P\t' .. pool.id .. '\t' .. st.strategy .. '\t' .. (st.last or '')
   local rep, advance, note
   if st.strategy == 'WEIGHTED_ROUND_ROBIN' then
     rep, advance = pick_weighted(pool, st, lines)
