@@ -70,6 +70,7 @@ bench: redis-server redis-cli ## AssignLead vs a one-EVALSHA gRPC baseline and a
 	step "$$dir/leadbench" --leadrouterd "$$dir/leadrouterd" $(LEADBENCH_FLAGS); \
 	step "$$dir/leadbench" --leadrouterd "$$dir/leadrouterd" --view basic --concurrency 32 --rates 1000 $(LEADBENCH_FLAGS); \
 	step $(GO) test -run '^$$' -bench ConfigScale -benchtime 3000x -benchmem ./server; \
+	step $(GO) test -run '^$$' -bench ApplyLargeConfig -benchtime 1x ./server; \
 	step $(GO) test -run '^$$' -bench WatchAssignmentsFanout -benchtime 1x -benchmem ./server; \
 	step $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./engine/...; \
 	step $(GO) test -run '^$$' -bench ScaleOut -benchtime 6000x -benchmem ./server; \

@@ -13,8 +13,20 @@ type keys struct{ base string }
 
 func keysFor(prefix, ws string) keys { return keys{base: prefix + ":{" + ws + "}:"} }
 
-// config is a HASH: version, body (engine.Config as JSON), applied_at (ms).
+// config is a HASH: version, id, applied_at (ms); the body is configBody.
 func (k keys) config() string { return k.base + "config" }
+
+// configBody is a STRING: the current config as JSON (engine.Config). A
+// config applied before it existed keeps its body in config's body field.
+func (k keys) configBody() string { return k.base + "config_body" }
+
+// applyPlan is a LIST: the steps of config apply <nonce> (store/apply.go),
+// gone once it is committed.
+func (k keys) applyPlan(nonce string) string { return k.base + "apply_plan:" + nonce }
+
+// applyBody is a STRING: the config apply <nonce> makes current, renamed to
+// configBody by its commit.
+func (k keys) applyBody(nonce string) string { return k.base + "apply_body:" + nonce }
 
 // presence is a HASH: rep id -> declared status (AVAILABLE, AWAY, OFFLINE).
 func (k keys) presence() string { return k.base + "presence" }

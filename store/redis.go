@@ -154,12 +154,39 @@ func (s *Redis) Ping(ctx context.Context) error {
 	return s.fail("ping", s.client.Ping(ctx).Err())
 }
 
-// LoadConfig implements engine.Store.
+// LoadConfig implements engine.Store. While a config is being applied it
+// waits for the apply to finish, and finishes it itself when its applier
+// stopped (finishApply).
 func (s *Redis) LoadConfig(ctx context.Context, ws string) (*engine.StoredConfig, error) {
-	vals, err := s.client.HMGet(ctx, s.keys(ws).config(), "version", "body", "applied_at", "id").Result()
-	if err != nil {
-		return nil, s.fail("load_config", err)
+	k := s.keys(ws)
+	for {
+		var hm *redis.SliceCmd
+		var body *redis.StringCmd
+		// One transaction: the body is the one of the version read.
+		_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			hm = p.HMGet(ctx, k.config(), "version", "body", "applied_at", "id")
+			body = p.Get(ctx, k.configBody())
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, s.fail("load_config", err)
+		}
+		vals := hm.Val()
+		if b, err := body.Result(); err == nil {
+			vals[1] = b
+		}
+		if id, _ := vals[3].(string); strings.HasPrefix(id, applyingPrefix) {
+			if err := s.finishApply(ctx, ws); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return parseConfig(ws, vals)
 	}
+}
+
+// parseConfig reads the config hash's version, body, applied_at and id.
+func parseConfig(ws string, vals []any) (*engine.StoredConfig, error) {
 	if vals[0] == nil {
 		return nil, fmt.Errorf("workspace %q: %w", ws, engine.ErrNoConfig)
 	}
@@ -173,80 +200,6 @@ func (s *Redis) LoadConfig(ctx context.Context, ws string) (*engine.StoredConfig
 	sc.AppliedAt = msTime(applied)
 	sc.ID, _ = vals[3].(string)
 	return sc, nil
-}
-
-// ApplyConfig implements engine.Store with config_apply.lua.
-func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, next *engine.Config, now time.Time) (*engine.StoredConfig, error) {
-	k := s.keys(ws)
-	body, err := json.Marshal(next)
-	if err != nil {
-		return nil, err
-	}
-	keys := k.common()
-	args := []any{base, ms(now), body, nonce(), len(next.Pools), 0}
-	inNext := make(map[string]bool, len(next.Pools))
-	for _, p := range next.Pools {
-		inNext[p.ID] = true
-		keys = append(keys, k.pool(p.ID), k.rank(p.ID), k.owed(p.ID), k.away(p.ID))
-		args = append(args, p.ID, string(p.Strategy), string(p.AbsencePolicy), p.CatchUpLimit,
-			p.Accept().Milliseconds(), time.Duration(p.RejectCooldown).Milliseconds(), p.MissedOffersLimit(), p.MaxOffers,
-			time.Duration(p.FirstContactWithin).Milliseconds(), time.Duration(p.WarnAt).Milliseconds(), string(p.OnBreach),
-			len(p.Members))
-		for _, m := range p.Members {
-			args = append(args, m.RepID, m.EffectiveWeight(), m.DailyCap)
-		}
-	}
-	var removedReps []any
-	var removedPools []string
-	if prev != nil {
-		for _, p := range prev.Pools {
-			if !inNext[p.ID] {
-				keys = k.target(keys, p.ID)
-				removedPools = append(removedPools, p.ID)
-			}
-		}
-		args[5] = len(removedPools)
-		repInNext := make(map[string]bool, len(next.Reps))
-		for _, r := range next.Reps {
-			repInNext[r.ID] = true
-		}
-		for _, r := range prev.Reps {
-			if !repInNext[r.ID] {
-				removedReps = append(removedReps, r.ID)
-			}
-		}
-	}
-	profiles, zones := engine.Profiles(next, now)
-	args = append(args, len(next.Reps))
-	for i, r := range next.Reps {
-		args = append(args, r.ID, string(r.InitialStatus), encodeProfile(&profiles[i]))
-	}
-	args = append(args, len(zones))
-	for _, z := range zones {
-		args = append(args, z.Zone, encodeOffsets(&z))
-	}
-	args = append(args, len(removedReps))
-	args = append(args, removedReps...)
-
-	reply, err := s.run(ctx, ws, configApply, keys, args...)
-	if err != nil {
-		return nil, err
-	}
-	switch reply[0] {
-	case "CONFLICT":
-		return nil, fmt.Errorf("%w: based on %q, current is %q", engine.ErrVersionConflict, base, reply[1])
-	case "QUEUED_POOL":
-		i, _ := strconv.Atoi(reply[1])
-		return nil, fmt.Errorf("pool %q: %w: assign, release or requeue them first", removedPools[i], engine.ErrPoolHasQueue)
-	}
-	if err := s.client.SAdd(ctx, workspacesKey(s.prefix), ws).Err(); err != nil {
-		return nil, s.fail("register_workspace", err)
-	}
-	version, err := strconv.ParseInt(reply[1], 10, 64)
-	if err != nil {
-		return nil, err
-	}
-	return &engine.StoredConfig{Config: next, Version: version, ID: reply[2], AppliedAt: now.Truncate(time.Millisecond)}, nil
 }
 
 // replyState reads an optional state element of a script reply.

@@ -27,8 +27,14 @@ var (
 	leadRerouteSrc string
 	//go:embed lua/lead_contact.lua
 	leadContactSrc string
-	//go:embed lua/config_apply.lua
-	configApplySrc string
+	//go:embed lua/config_begin.lua
+	configBeginSrc string
+	//go:embed lua/config_chunk.lua
+	configChunkSrc string
+	//go:embed lua/config_commit.lua
+	configCommitSrc string
+	//go:embed lua/config_lease.lua
+	configLeaseSrc string
 	//go:embed lua/rep_set_status.lua
 	repSetStatusSrc string
 	//go:embed lua/timer_drop.lua
@@ -69,7 +75,10 @@ var (
 	offerAccept     = withLib("offer_accept", offerAcceptSrc)
 	leadReroute     = withLib("lead_reroute", leadRerouteSrc)
 	leadContact     = withLib("lead_contact", leadContactSrc)
-	configApply     = withLib("config_apply", configApplySrc)
+	configBegin     = plain("config_begin", configBeginSrc)
+	configChunk     = withLib("config_chunk", configChunkSrc)
+	configCommit    = plain("config_commit", configCommitSrc)
+	configLease     = plain("config_lease", configLeaseSrc)
 	repSetStatus    = withLib("rep_set_status", repSetStatusSrc)
 	timerDrop       = plain("timer_drop", timerDropSrc)
 	eventsTrim      = plain("events_trim", eventsTrimSrc)

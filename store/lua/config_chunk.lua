@@ -1,63 +1,59 @@
--- config_apply: replace a workspace's routing config in one step, keeping
--- rotation positions and presence.
+-- config_chunk: one step of a config apply (store/apply.go). config_begin
+-- stored the apply's plan as a list of steps; each call carries out the next
+-- one, so that no single call of a large apply holds Redis for long, while
+-- every routing script sees the old config or, after config_commit, the new
+-- one: during the apply the config's id is "applying:<nonce>", which no
+-- caller holds, so they wait (STALE, then the engine loads the config again,
+-- which waits for the commit).
 --
 -- KEYS[1..14]  the workspace keys (lib_routing.lua)
--- KEYS[15+4i..18+4i]  pool i of the new config (from 0): pool HASH, rank
---                     ZSET, owed ZSET, away ZSET
--- then 5 keys for each pool the new config removes: pool HASH, rank ZSET,
--- owed ZSET, queue ZSET, away ZSET
+-- KEYS[15]     plan  LIST  the steps, JSON (store/apply.go applyStep)
+-- then, for a pools step, 4 keys per pool: pool HASH, rank ZSET, owed ZSET,
+--   away ZSET; for a removed step, 5 per removed pool: pool, rank, owed,
+--   queue, away
 --
--- ARGV[1]  base config id: apply only if this is current ('': none yet)
+-- ARGV[1]  "applying:<nonce>": the apply this step belongs to
 -- ARGV[2]  now, unix ms
--- ARGV[3]  the new config, JSON
--- ARGV[4]  a random nonce: the new id is "<version>:<nonce>"
--- ARGV[5]  P, pools in the new config; ARGV[6] R, removed pools
--- then per pool: id, strategy, absence policy, catch-up limit, accept_within
---          ms, reject_cooldown ms, max_missed_offers, max_offers,
---          first_contact_within ms, warn_at ms, on_breach, member count m,
---          then m triples: rep id, weight, daily cap
--- then N, the number of reps, and N triples: rep id, initial status,
---          profile ("max_open|daily_cap|zone|week|ooo")
--- then Z, the number of zones, and Z pairs: zone, offsets
--- then M, the number of removed reps, and M rep ids
+-- ARGV[3]  the step's index in the plan (from 0)
+-- ARGV[4]  lease ms: how long the applier may take for the next step
+--          before another replica may carry on with the plan
+--
+-- The steps, in plan order (each a JSON object, field k its kind):
+--   reps     {reps: [[id, initial status, profile], ...]}: presence for reps
+--            that have none, and every rep's profile
+--   zones    {zones: [[zone, offsets], ...]}: the time zones, replaced
+--   pools    {pools: [{id, strategy, policy, limit, accept, cooldown,
+--            max_missed, max_offers, sla, warn, breach, members: [[rep,
+--            weight, daily cap], ...]}, ...]}
+--   removed  {gone_pools: [id, ...], gone_reps: [id, ...]}: pools and reps
+--            the new config drops
 --
 -- A pool whose member list is unchanged keeps its cursor; a changed pool
 -- continues after the member picked last if that rep is still a member.
 -- Weighted pools keep their members' passes (new members join half a
--- stride after the pass of the member picked last); least-loaded and longest-idle pools get exact
--- scores. A rep with no presence gets its initial status; removed reps lose
--- theirs and their profile. Every pool's members are filed in its index by
--- presence (rank or away, see lib_routing.lua); round-robin turns owed for
--- an absence so far are settled first.
---
--- Nothing is written before every check passed, and large hashes are
--- written in chunks, so an apply either happens whole or not at all.
+-- stride after the pass of the member picked last); least-loaded and
+-- longest-idle pools get exact scores. A rep with no presence gets its
+-- initial status. Every pool's members are filed in its index by presence
+-- (rank or away, see lib_routing.lua); round-robin turns owed for an
+-- absence so far are settled first.
 --
 -- Returns:
---   {'CONFLICT', current id}
---   {'QUEUED_POOL', i}   removed pool i (from 0) still has queued leads
---   {'OK', new version, new id}
+--   {'STALE'}        the config is not being applied under this id
+--   {'DONE', next}   this step was carried out already (next: the step due)
+--   {'OK', next}     carried out; next is the step due now
 
-local first_pool_key = 15
-local POOL_KEYS = 4
-local base = ARGV[1]
-local body = ARGV[3]
-local nonce = ARGV[4]
-local pools = tonumber(ARGV[5])
-local removed_pools = tonumber(ARGV[6])
-local first_removed_key = first_pool_key + POOL_KEYS * pools
-local REMOVED_KEYS = 5
+local plan = KEYS[15]
+local step = tonumber(ARGV[3])
+local lease = tonumber(ARGV[4])
 
-local current = redis.call('HGET', K.config, 'id') or ''
-if current ~= base then
-  return { 'CONFLICT', current }
+if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
+  return { 'STALE' }
 end
-for p = 0, removed_pools - 1 do
-  local b = first_removed_key + REMOVED_KEYS * p
-  if redis.call('ZCARD', KEYS[b + 3]) > 0 then
-    return { 'QUEUED_POOL', tostring(p) }
-  end
+local due = tonumber(redis.call('HGET', K.config, 'next') or '0')
+if due ~= step then
+  return { 'DONE', due }
 end
+local s = cjson.decode(redis.call('LINDEX', plan, step))
 
 -- hset writes a field list in chunks (unpack has a limit).
 local function hset(key, fields)
@@ -66,36 +62,19 @@ local function hset(key, fields)
   end
 end
 
--- Presence first: the pools' indexes file members by it.
-local a = 7
-for p = 0, pools - 1 do a = a + 12 + 3 * tonumber(ARGV[a + 11]) end
-local reps = tonumber(ARGV[a])
-for j = 0, reps - 1 do
-  local rep, initial, prof = ARGV[a + 1 + 3 * j], ARGV[a + 2 + 3 * j], ARGV[a + 3 + 3 * j]
-  if redis.call('HSETNX', K.presence, rep, initial) == 1 then
-    redis.call('HSET', K.status_changed, rep, NOW)
-  end
-  redis.call('HSET', K.profile, rep, prof)
-end
-local after_reps = a + 1 + 3 * reps
-
-a = 7
-for p = 0, pools - 1 do
-  local b = first_pool_key + POOL_KEYS * p
-  local pool = { id = ARGV[a], key = KEYS[b], rank = KEYS[b + 1], owed = KEYS[b + 2], away = KEYS[b + 3] }
+local function apply_pool(p, b)
+  local pool = { id = p.id, key = KEYS[b], rank = KEYS[b + 1], owed = KEYS[b + 2], away = KEYS[b + 3] }
   local key, rank, owed, away = pool.key, pool.rank, pool.owed, pool.away
-  local strategy, policy, limit = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local offers = { 'accept', ARGV[a + 4], 'cooldown', ARGV[a + 5], 'max_missed', ARGV[a + 6],
-    'max_offers', ARGV[a + 7], 'sla', ARGV[a + 8], 'warn', ARGV[a + 9], 'breach', ARGV[a + 10] }
-  local m = tonumber(ARGV[a + 11])
+  local strategy, policy, limit = p.strategy, p.policy, p.limit
+  local offers = { 'accept', p.accept, 'cooldown', p.cooldown, 'max_missed', p.max_missed,
+    'max_offers', p.max_offers, 'sla', p.sla, 'warn', p.warn, 'breach', p.breach }
+  local m = #p.members
   local members, weight, cap, is_member = {}, {}, {}, {}
   for j = 1, m do
-    local b = a + 11 + 3 * (j - 1)
-    members[j] = ARGV[b + 1]
-    weight[members[j]], cap[members[j]] = ARGV[b + 2], ARGV[b + 3]
+    members[j] = p.members[j][1]
+    weight[members[j]], cap[members[j]] = p.members[j][2], p.members[j][3]
     is_member[members[j]] = true
   end
-  a = a + 12 + 3 * m
 
   local old = pool_state(pool)
   local old_strategy = redis.call('HGET', key, 'strategy')
@@ -189,28 +168,28 @@ for p = 0, pools - 1 do
   end
 end
 
-for p = 0, removed_pools - 1 do
-  local b = first_removed_key + REMOVED_KEYS * p
-  redis.call('DEL', KEYS[b], KEYS[b + 1], KEYS[b + 2], KEYS[b + 4])
+if s.k == 'reps' then
+  for _, r in ipairs(s.reps or {}) do
+    if redis.call('HSETNX', K.presence, r[1], r[2]) == 1 then
+      redis.call('HSET', K.status_changed, r[1], NOW)
+    end
+    redis.call('HSET', K.profile, r[1], r[3])
+  end
+elseif s.k == 'zones' then
+  redis.call('DEL', K.zones)
+  for _, z in ipairs(s.zones or {}) do redis.call('HSET', K.zones, z[1], z[2]) end
+elseif s.k == 'pools' then
+  for i, p in ipairs(s.pools) do apply_pool(p, 16 + 4 * (i - 1)) end
+elseif s.k == 'removed' then
+  for i = 1, #(s.gone_pools or {}) do
+    local b = 16 + TARGET_KEYS * (i - 1)
+    redis.call('DEL', KEYS[b], KEYS[b + 1], KEYS[b + 2], KEYS[b + 4])
+  end
+  for _, rep in ipairs(s.gone_reps or {}) do
+    redis.call('HDEL', K.presence, rep)
+    redis.call('HDEL', K.status_changed, rep)
+    redis.call('HDEL', K.profile, rep)
+  end
 end
-
-a = after_reps
-local zone_count = tonumber(ARGV[a])
-redis.call('DEL', K.zones)
-for j = 0, zone_count - 1 do
-  redis.call('HSET', K.zones, ARGV[a + 1 + 2 * j], ARGV[a + 2 + 2 * j])
-end
-a = a + 1 + 2 * zone_count
-
-local removed_reps = tonumber(ARGV[a])
-for j = 1, removed_reps do
-  local rep = ARGV[a + j]
-  redis.call('HDEL', K.presence, rep)
-  redis.call('HDEL', K.status_changed, rep)
-  redis.call('HDEL', K.profile, rep)
-end
-
-local version = tostring(tonumber(redis.call('HGET', K.config, 'version') or '0') + 1)
-local id = version .. ':' .. nonce
-redis.call('HSET', K.config, 'version', version, 'id', id, 'body', body, 'applied_at', NOW)
-return { 'OK', version, id }
+redis.call('HSET', K.config, 'next', step + 1, 'lease', NOW + lease)
+return { 'OK', step + 1 }

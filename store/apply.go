@@ -1,0 +1,296 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/leadrouter/leadrouter/engine"
+	"github.com/redis/go-redis/v9"
+)
+
+// A config apply runs as a plan of small steps, so that no single script
+// call of a large apply (10,000 reps, 10,000 rules) holds Redis for long and
+// every other workspace's calls are served between the steps:
+//
+//  1. The plan (one JSON step a list element) and the new body are written
+//     to keys of the apply's own, expiring; config_begin checks the apply
+//     is based on the current config, keeps them, and sets the config's id
+//     to "applying:<nonce>". No caller holds that id, so
+//     every routing script of the workspace answers STALE, and the engine,
+//     loading the config again, waits for the apply (LoadConfig).
+//  2. config_chunk carries out one step after another: the reps' presence
+//     and profiles, the time zones, the pools (merged with their rotation
+//     state and filed in their index), the removed pools and reps.
+//  3. config_commit sets the new version and id, and renames the body into
+//     place, at once.
+//
+// So an apply is all or nothing as callers see it: they route on the old
+// config until the commit and on the new one after it. The plan is complete
+// from the first call on, so an apply always finishes: when its applier
+// stops, the lease it renews at each step runs out and the next replica
+// that loads the config carries on from the step due (finishApply).
+
+// applyLease is how long an applier may take for its next step before
+// another replica carries on with the plan (a variable for tests).
+var applyLease = 5 * time.Second
+
+const (
+	applyingPrefix = "applying:"
+	// Step sizes: a step's script call stays well under 10 ms.
+	applyRepsPerStep    = 500
+	applyMembersPerStep = 250
+	applyPoolsPerStep   = 100
+)
+
+// applyWait is how often a caller waiting for an apply looks again.
+const applyWait = 2 * time.Millisecond
+
+// applyStaging is how long a staged plan and body live before config_begin
+// keeps them (an applier that stops in between leaves nothing behind).
+const applyStaging = 10 * time.Minute
+
+// applyStep is one step of a plan, as config_chunk.lua reads it.
+type applyStep struct {
+	Kind      string      `json:"k"`
+	Reps      [][3]any    `json:"reps,omitempty"`
+	Zones     [][2]string `json:"zones,omitempty"`
+	Pools     []applyPool `json:"pools,omitempty"`
+	GonePools []string    `json:"gone_pools,omitempty"`
+	GoneReps  []string    `json:"gone_reps,omitempty"`
+}
+
+// applyPool is one pool of a pools step.
+type applyPool struct {
+	ID        string   `json:"id"`
+	Strategy  string   `json:"strategy"`
+	Policy    string   `json:"policy"`
+	Limit     int32    `json:"limit"`
+	Accept    int64    `json:"accept"`
+	Cooldown  int64    `json:"cooldown"`
+	MaxMissed int32    `json:"max_missed"`
+	MaxOffers int32    `json:"max_offers"`
+	SLA       int64    `json:"sla"`
+	Warn      int64    `json:"warn"`
+	Breach    string   `json:"breach"`
+	Members   [][3]any `json:"members"`
+}
+
+// keys are the script keys of a step after the common ones and the plan.
+func (st *applyStep) keys(k keys, dst []string) []string {
+	for _, p := range st.Pools {
+		dst = append(dst, k.pool(p.ID), k.rank(p.ID), k.owed(p.ID), k.away(p.ID))
+	}
+	for _, id := range st.GonePools {
+		dst = k.target(dst, id)
+	}
+	return dst
+}
+
+// planApply returns the steps that turn prev (nil: none) into next, in the
+// order they must run: presence before the pools that file members by it,
+// removals last.
+func planApply(prev, next *engine.Config, now time.Time) []*applyStep {
+	var steps []*applyStep
+	profiles, zones := engine.Profiles(next, now)
+	for i := 0; i == 0 || i < len(next.Reps); i += applyRepsPerStep {
+		st := &applyStep{Kind: "reps"}
+		for j := i; j < min(i+applyRepsPerStep, len(next.Reps)); j++ {
+			r := next.Reps[j]
+			st.Reps = append(st.Reps, [3]any{r.ID, string(r.InitialStatus), encodeProfile(&profiles[j])})
+		}
+		steps = append(steps, st)
+	}
+	zs := &applyStep{Kind: "zones"}
+	for _, z := range zones {
+		zs.Zones = append(zs.Zones, [2]string{z.Zone, encodeOffsets(&z)})
+	}
+	steps = append(steps, zs)
+	var cur *applyStep
+	members := 0
+	for _, p := range next.Pools {
+		if cur == nil || len(cur.Pools) >= applyPoolsPerStep || members+len(p.Members) > applyMembersPerStep && len(cur.Pools) > 0 {
+			cur, members = &applyStep{Kind: "pools"}, 0
+			steps = append(steps, cur)
+		}
+		ap := applyPool{ID: p.ID, Strategy: string(p.Strategy), Policy: string(p.AbsencePolicy), Limit: p.CatchUpLimit,
+			Accept: p.Accept().Milliseconds(), Cooldown: time.Duration(p.RejectCooldown).Milliseconds(),
+			MaxMissed: p.MissedOffersLimit(), MaxOffers: p.MaxOffers,
+			SLA: time.Duration(p.FirstContactWithin).Milliseconds(), Warn: time.Duration(p.WarnAt).Milliseconds(),
+			Breach: string(p.OnBreach), Members: make([][3]any, 0, len(p.Members))}
+		for _, m := range p.Members {
+			ap.Members = append(ap.Members, [3]any{m.RepID, m.EffectiveWeight(), m.DailyCap})
+		}
+		cur.Pools = append(cur.Pools, ap)
+		members += len(p.Members)
+	}
+	if prev != nil {
+		inNext := make(map[string]bool, len(next.Pools))
+		for _, p := range next.Pools {
+			inNext[p.ID] = true
+		}
+		repInNext := make(map[string]bool, len(next.Reps))
+		for _, r := range next.Reps {
+			repInNext[r.ID] = true
+		}
+		gone := &applyStep{Kind: "removed"}
+		for _, p := range prev.Pools {
+			if !inNext[p.ID] {
+				gone.GonePools = append(gone.GonePools, p.ID)
+			}
+		}
+		for _, r := range prev.Reps {
+			if !repInNext[r.ID] {
+				gone.GoneReps = append(gone.GoneReps, r.ID)
+			}
+		}
+		if len(gone.GonePools)+len(gone.GoneReps) > 0 {
+			steps = append(steps, gone)
+		}
+	}
+	return steps
+}
+
+// ApplyConfig implements engine.Store: config_begin, one config_chunk per
+// step, config_commit (see the top of this file).
+func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, next *engine.Config, now time.Time) (*engine.StoredConfig, error) {
+	k := s.keys(ws)
+	body, err := json.Marshal(next)
+	if err != nil {
+		return nil, err
+	}
+	steps := planApply(prev, next, now)
+	n := nonce()
+	// The plan and body go in as plain commands, expiring until
+	// config_begin keeps them: no script copies megabytes.
+	staged := make([]any, 0, len(steps))
+	for _, st := range steps {
+		b, err := json.Marshal(st)
+		if err != nil {
+			return nil, err
+		}
+		staged = append(staged, b)
+	}
+	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, k.applyBody(n), body, applyStaging)
+		p.RPush(ctx, k.applyPlan(n), staged...)
+		p.PExpire(ctx, k.applyPlan(n), applyStaging)
+		return nil
+	}); err != nil {
+		return nil, s.fail("stage_config", err)
+	}
+	keys := []string{k.config(), k.applyPlan(n), k.applyBody(n)}
+	var removed []string
+	if len(steps) > 0 && steps[len(steps)-1].Kind == "removed" {
+		removed = steps[len(steps)-1].GonePools
+		for _, id := range removed {
+			keys = append(keys, k.queue(id))
+		}
+	}
+	reply, err := s.run(ctx, ws, configBegin, keys, base, ms(now), n, applyLease.Milliseconds())
+	if err != nil {
+		return nil, err
+	}
+	switch reply[0] {
+	case "CONFLICT":
+		return nil, fmt.Errorf("%w: based on %q, current is %q", engine.ErrVersionConflict, base, reply[1])
+	case "QUEUED_POOL":
+		i, _ := strconv.Atoi(reply[1])
+		return nil, fmt.Errorf("pool %q: %w: assign, release or requeue them first", removed[i], engine.ErrPoolHasQueue)
+	}
+	applying := reply[1]
+	// From here on the apply finishes whatever happens to this call: it
+	// runs on without the caller's cancellation, and another replica
+	// carries it on should this one stop.
+	actx := context.WithoutCancel(ctx)
+	if err := s.runSteps(actx, ws, applying, steps, 0); err != nil {
+		return nil, err
+	}
+	sc, err := s.LoadConfig(actx, ws)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(sc.ID, ":"+n) {
+		return nil, fmt.Errorf("%w: config %q replaced the apply", engine.ErrVersionConflict, sc.ID)
+	}
+	if err := s.client.SAdd(ctx, workspacesKey(s.prefix), ws).Err(); err != nil {
+		return nil, s.fail("register_workspace", err)
+	}
+	return sc, nil
+}
+
+// applyStopAfter, when set (tests), makes runSteps fail after that many
+// steps, as an applier that died would.
+var applyStopAfter = -1
+
+// errApplyStopped is runSteps' error at applyStopAfter.
+var errApplyStopped = errors.New("store: config apply stopped (test)")
+
+// runSteps carries out steps from index from, then commits. A step another
+// replica carried out already ends this call's part: that replica holds
+// the apply now, and LoadConfig waits for it.
+func (s *Redis) runSteps(ctx context.Context, ws, applying string, steps []*applyStep, from int) error {
+	k := s.keys(ws)
+	n := strings.TrimPrefix(applying, applyingPrefix)
+	for i := from; i < len(steps); i++ {
+		if applyStopAfter >= 0 && i >= applyStopAfter {
+			return errApplyStopped
+		}
+		keys := steps[i].keys(k, append(k.common(), k.applyPlan(n)))
+		reply, err := s.run(ctx, ws, configChunk, keys, applying, ms(time.Now()), i, applyLease.Milliseconds())
+		if err != nil {
+			return err
+		}
+		if reply[0] != "OK" {
+			return nil // STALE (committed) or DONE (another replica is on it)
+		}
+	}
+	reply, err := s.run(ctx, ws, configCommit, []string{k.config(), k.applyPlan(n), k.applyBody(n), k.configBody()},
+		applying, ms(time.Now()))
+	if err != nil {
+		return err
+	}
+	if reply[0] == "INCOMPLETE" {
+		return fmt.Errorf("store: config apply %s: commit with step %s due", applying, reply[1])
+	}
+	return nil
+}
+
+// finishApply waits for the config apply under way in ws, and carries it
+// on when its applier's lease ran out.
+func (s *Redis) finishApply(ctx context.Context, ws string) error {
+	k := s.keys(ws)
+	reply, err := s.run(ctx, ws, configLease, []string{k.config()}, ms(time.Now()), applyLease.Milliseconds())
+	if err != nil {
+		return err
+	}
+	switch reply[0] {
+	case "NONE":
+		return nil
+	case "HELD":
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: a config apply is under way: %v", engine.ErrUnavailable, ctx.Err())
+		case <-time.After(applyWait):
+			return nil
+		}
+	}
+	applying := reply[1]
+	next, _ := strconv.Atoi(reply[2])
+	raw, err := s.client.LRange(ctx, k.applyPlan(strings.TrimPrefix(applying, applyingPrefix)), 0, -1).Result()
+	if err != nil {
+		return s.fail("load_apply_plan", err)
+	}
+	steps := make([]*applyStep, len(raw))
+	for i, r := range raw {
+		steps[i] = &applyStep{}
+		if err := json.Unmarshal([]byte(r), steps[i]); err != nil {
+			return fmt.Errorf("store: config apply %s: step %d: %w", applying, i, err)
+		}
+	}
+	return s.runSteps(context.WithoutCancel(ctx), ws, applying, steps, next)
+}

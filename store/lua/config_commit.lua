@@ -1,0 +1,36 @@
+-- config_commit: finish a config apply whose steps are all carried out
+-- (store/apply.go): the new config and its id, "<version>:<nonce>", take
+-- effect at once for every caller.
+--
+-- KEYS[1]  config  HASH (config_begin.lua)
+-- KEYS[2]  plan    LIST
+-- KEYS[3]  body    STRING  the new config, renamed to KEYS[4]
+-- KEYS[4]  config_body STRING
+--
+-- ARGV[1]  "applying:<nonce>"
+-- ARGV[2]  now, unix ms
+--
+-- Returns:
+--   {'STALE', id}           not applying under this id (id: the config's now)
+--   {'INCOMPLETE', next}    steps remain
+--   {'OK', version, id}
+
+local config, plan, body, config_body = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local applying, now = ARGV[1], ARGV[2]
+
+local id = redis.call('HGET', config, 'id') or ''
+if id ~= applying then
+  return { 'STALE', id }
+end
+local v = redis.call('HMGET', config, 'next', 'steps', 'version')
+if tonumber(v[1]) ~= tonumber(v[2]) then
+  return { 'INCOMPLETE', v[1] }
+end
+local version = tostring(tonumber(v[3] or '0') + 1)
+local new_id = version .. ':' .. string.sub(applying, #'applying:' + 1)
+redis.call('RENAME', body, config_body)
+redis.call('HSET', config, 'version', version, 'id', new_id, 'applied_at', now)
+-- 'body' is where configs applied before config_body kept theirs.
+redis.call('HDEL', config, 'prev_id', 'next', 'steps', 'lease', 'body')
+redis.call('DEL', plan)
+return { 'OK', version, new_id }
