@@ -332,10 +332,17 @@ func (e *Engine) Rep(ctx context.Context, ws, repID string) (*RepState, error) {
 
 func (e *Engine) repStates(ctx context.Context, cc *compiledConfig, reps []Rep) ([]RepState, error) {
 	ids := make([]string, len(reps))
+	days := make([]int64, len(reps))
+	now := e.clock.Now()
 	for i, r := range reps {
 		ids[i] = r.ID
+		loc := time.UTC
+		if s, ok := cc.schedules[r.ID]; ok {
+			loc = s.loc
+		}
+		days[i] = LocalDay(now, loc)
 	}
-	rt, err := e.store.RepRuntime(ctx, cc.workspace, ids, e.clock.Now())
+	rt, err := e.store.RepRuntime(ctx, cc.workspace, ids, days)
 	if err != nil {
 		return nil, err
 	}

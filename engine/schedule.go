@@ -185,6 +185,15 @@ func dayNumber(t time.Time) int64 {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
 }
 
+// LocalDay is t's local day number in loc (days since 1970-01-01 of its
+// calendar date there): the day a rep's daily cap counts, the same number
+// the store's scripts compute from the zone's compiled offsets
+// (lib_routing.lua local_time), which is the one other place it is made.
+func LocalDay(t time.Time, loc *time.Location) int64 {
+	day, _ := localMinute(t, loc)
+	return day
+}
+
 // localMinute returns t's local day number and minute of the week (Monday
 // 00:00 = 0) in loc: the same arithmetic the store's script does.
 func localMinute(t time.Time, loc *time.Location) (day int64, minute int32) {

@@ -32,9 +32,10 @@ type Store interface {
 	// and returns the previous status; ErrStaleConfig when configID is no
 	// longer current.
 	SetRepStatus(ctx context.Context, ws, configID, repID string, st RepStatus, pools []string, now time.Time) (RepStatus, error)
-	// RepRuntime returns the runtime state of the given reps, in order, as
-	// of now.
-	RepRuntime(ctx context.Context, ws string, repIDs []string, now time.Time) ([]RepRuntime, error)
+	// RepRuntime returns the runtime state of the given reps, in order;
+	// days[i] is rep i's local day now (LocalDay), the day its daily count
+	// is of.
+	RepRuntime(ctx context.Context, ws string, repIDs []string, days []int64) ([]RepRuntime, error)
 	// QueuedLeads returns up to limit lead ids queued on a pool, in queue
 	// order, from offset.
 	QueuedLeads(ctx context.Context, ws, poolID string, offset, limit int) ([]string, error)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/leadrouter/leadrouter/auth"
 	"github.com/leadrouter/leadrouter/engine"
+	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
 )
 
 // apiPrefix starts the full method name of every leadrouter RPC. Calls to
@@ -30,21 +31,21 @@ const apiPrefix = "/leadrouter.v1."
 // them. An RPC missing here is refused to every role but admin (fail
 // closed).
 var methodRoles = map[string][]auth.Role{
-	"/leadrouter.v1.RoutingService/AssignLead":        {auth.RoleIntake},
-	"/leadrouter.v1.RoutingService/PreviewAssignment": {auth.RoleIntake},
-	"/leadrouter.v1.RoutingService/GetAssignment":     {auth.RoleManager},
-	"/leadrouter.v1.AdminService/GetRep":              {auth.RoleManager},
-	"/leadrouter.v1.AdminService/ListReps":            {auth.RoleManager},
-	"/leadrouter.v1.EventService/WatchEvents":         {auth.RoleManager},
-	"/leadrouter.v1.RepService/SetRepStatus":          {auth.RoleRep},
-	"/leadrouter.v1.RepService/AcceptOffer":           {auth.RoleRep},
-	"/leadrouter.v1.RepService/RejectOffer":           {auth.RoleRep},
-	"/leadrouter.v1.RepService/RecordContact":         {auth.RoleRep},
-	"/leadrouter.v1.RepService/SetDisposition":        {auth.RoleRep},
-	"/leadrouter.v1.RepService/WatchAssignments":      {auth.RoleRep},
+	pb.RoutingService_AssignLead_FullMethodName:        {auth.RoleIntake},
+	pb.RoutingService_PreviewAssignment_FullMethodName: {auth.RoleIntake},
+	pb.RoutingService_GetAssignment_FullMethodName:     {auth.RoleManager},
+	pb.AdminService_GetRep_FullMethodName:              {auth.RoleManager},
+	pb.AdminService_ListReps_FullMethodName:            {auth.RoleManager},
+	pb.EventService_WatchEvents_FullMethodName:         {auth.RoleManager},
+	pb.RepService_SetRepStatus_FullMethodName:          {auth.RoleRep},
+	pb.RepService_AcceptOffer_FullMethodName:           {auth.RoleRep},
+	pb.RepService_RejectOffer_FullMethodName:           {auth.RoleRep},
+	pb.RepService_RecordContact_FullMethodName:         {auth.RoleRep},
+	pb.RepService_SetDisposition_FullMethodName:        {auth.RoleRep},
+	pb.RepService_WatchAssignments_FullMethodName:      {auth.RoleRep},
 }
 
-const assignLeadMethod = "/leadrouter.v1.RoutingService/AssignLead"
+const assignLeadMethod = pb.RoutingService_AssignLead_FullMethodName
 
 // Auth checks bearer tokens and what their role may do, and rate-limits
 // AssignLead per token. Tokens can be replaced at any time (SIGHUP) without

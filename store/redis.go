@@ -358,7 +358,7 @@ func (s *Redis) SetRepStatus(ctx context.Context, ws, configID, repID string, st
 }
 
 // RepRuntime implements engine.Store in one pipelined round trip.
-func (s *Redis) RepRuntime(ctx context.Context, ws string, repIDs []string, now time.Time) ([]engine.RepRuntime, error) {
+func (s *Redis) RepRuntime(ctx context.Context, ws string, repIDs []string, days []int64) ([]engine.RepRuntime, error) {
 	out := make([]engine.RepRuntime, len(repIDs))
 	if len(repIDs) == 0 {
 		return out, nil
@@ -371,8 +371,6 @@ func (s *Redis) RepRuntime(ctx context.Context, ws string, repIDs []string, now 
 	last := pipe.HMGet(ctx, k.lastAssigned(), repIDs...)
 	open := pipe.HMGet(ctx, k.open(), repIDs...)
 	daily := pipe.HMGet(ctx, k.daily(), repIDs...)
-	profiles := pipe.HMGet(ctx, k.profile(), repIDs...)
-	zones := pipe.HGetAll(ctx, k.zones())
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, s.fail("rep_runtime", err)
 	}
@@ -387,36 +385,11 @@ func (s *Redis) RepRuntime(ctx context.Context, ws string, repIDs []string, now 
 			AssignedTotal:   num(assigned.Val()[i]),
 			Open:            num(open.Val()[i]),
 		}
-		zone := "UTC"
-		if parts := strings.Split(str(profiles.Val()[i]), "|"); len(parts) == 5 {
-			zone = parts[2]
-		}
-		if day, count, ok := strings.Cut(str(daily.Val()[i]), ":"); ok && day == strconv.FormatInt(localDay(zones.Val()[zone], now), 10) {
+		if day, count, ok := strings.Cut(str(daily.Val()[i]), ":"); ok && day == strconv.FormatInt(days[i], 10) {
 			out[i].AssignedToday, _ = strconv.ParseInt(count, 10, 64)
 		}
 	}
 	return out, nil
-}
-
-// localDay is the local day number at now under a zone's encoded offsets,
-// as lib_routing.lua computes it.
-func localDay(offsets string, now time.Time) int64 {
-	nowMS := now.UnixMilli()
-	var off int64
-	for _, part := range strings.Split(offsets, ",") {
-		from, o, ok := strings.Cut(part, ":")
-		f, err1 := strconv.ParseInt(from, 10, 64)
-		sec, err2 := strconv.ParseInt(o, 10, 64)
-		if !ok || err1 != nil || err2 != nil || f > nowMS {
-			break
-		}
-		off = sec * 1000
-	}
-	t := nowMS + off
-	if t < 0 {
-		return (t - 86400000 + 1) / 86400000
-	}
-	return t / 86400000
 }
 
 // QueuedLeads implements engine.Store.

@@ -61,7 +61,7 @@ func TestSentinelFailover(t *testing.T) {
 	for _, rep := range reps {
 		open[rep]++
 	}
-	rt, err := st.RepRuntime(ctx, ws, []string{"a", "b"}, time.Now())
+	rt, err := st.RepRuntime(ctx, ws, []string{"a", "b"}, []int64{0, 0}) // open counts only
 	if err != nil {
 		t.Fatal(err)
 	}
