@@ -41,7 +41,7 @@ import (
 
 // parseRecord turns a record's fields into an Assignment.
 func parseRecord(leadID string, f map[string]string) (*engine.Assignment, error) {
-	a := recordFields(leadID, f, true)
+	a := recordFields(leadID, func(k string) string { return f[k] }, true)
 	if err := json.Unmarshal([]byte(f["lead"]), &a.Lead); err != nil {
 		return nil, fmt.Errorf("lead %q: corrupt record: %w", leadID, err)
 	}
@@ -53,43 +53,62 @@ func parseRecord(leadID string, f map[string]string) (*engine.Assignment, error)
 	return a, nil
 }
 
-// recordFields turns a record's fields but the lead and the rule trace (the
-// JSON ones) into an Assignment; the pick trace and the history only when
-// full.
-func recordFields(leadID string, f map[string]string, full bool) *engine.Assignment {
+// packedRecord is a record as lead_decide.lua answers with it:
+// "field\0value\0field\0value...". Its fields are read in place, without
+// copying a value.
+type packedRecord string
+
+// get returns field k's value ("" when absent).
+func (p packedRecord) get(k string) string {
+	s := string(p)
+	for s != "" {
+		var f, v string
+		f, s, _ = strings.Cut(s, "\x00")
+		v, s, _ = strings.Cut(s, "\x00")
+		if f == k {
+			return v
+		}
+	}
+	return ""
+}
+
+// recordFields turns a record's fields (f returns one by name, "" when
+// absent) but the lead and the rule trace (the JSON ones) into an
+// Assignment; the pick trace and the history only when full.
+func recordFields(leadID string, f func(string) string, full bool) *engine.Assignment {
 	a := &engine.Assignment{
 		LeadID:      leadID,
-		State:       engine.State(f["state"]),
-		RepID:       f["rep"],
-		PoolID:      f["pool"],
-		RuleID:      f["rule"],
-		Reason:      f["reason"],
-		Route:       f["route"],
-		ReceivedAt:  msTime(f["received_at"]),
-		DecidedAt:   msTime(f["decided_at"]),
-		QueuedAt:    msTime(f["queued_at"]),
-		ClosedAt:    msTime(f["closed_at"]),
-		CloseReason: f["close_reason"],
-		PolicyPool:  f["policy_pool"],
+		State:       engine.State(f("state")),
+		RepID:       f("rep"),
+		PoolID:      f("pool"),
+		RuleID:      f("rule"),
+		Reason:      f("reason"),
+		Route:       f("route"),
+		ReceivedAt:  msTime(f("received_at")),
+		DecidedAt:   msTime(f("decided_at")),
+		QueuedAt:    msTime(f("queued_at")),
+		ClosedAt:    msTime(f("closed_at")),
+		CloseReason: f("close_reason"),
+		PolicyPool:  f("policy_pool"),
 	}
-	a.ConfigVersion = int64(count(f["cfgv"]))
-	a.TargetIndex = count(f["target"])
-	a.OfferExpiresAt = msTime(f["offer_expires"])
-	a.AcceptedAt = msTime(f["accepted_at"])
-	a.FirstContactAt = msTime(f["first_contact_at"])
-	a.FirstContactChannel = f["first_contact_channel"]
-	a.FirstContactDue = msTime(f["sla_due"])
-	a.Disposition = engine.Disposition(f["disposition"])
-	a.ReasonCode = f["reason_code"]
-	a.Offers = count(f["offers"])
-	a.Contacts = count(f["contacts"])
-	a.Breaches = count(f["breaches"])
+	a.ConfigVersion = int64(count(f("cfgv")))
+	a.TargetIndex = count(f("target"))
+	a.OfferExpiresAt = msTime(f("offer_expires"))
+	a.AcceptedAt = msTime(f("accepted_at"))
+	a.FirstContactAt = msTime(f("first_contact_at"))
+	a.FirstContactChannel = f("first_contact_channel")
+	a.FirstContactDue = msTime(f("sla_due"))
+	a.Disposition = engine.Disposition(f("disposition"))
+	a.ReasonCode = f("reason_code")
+	a.Offers = count(f("offers"))
+	a.Contacts = count(f("contacts"))
+	a.Breaches = count(f("breaches"))
 	if a.State != engine.StateOffered {
 		a.OfferExpiresAt = time.Time{}
 	}
 	if full {
-		a.History = parseHistory(f["history"])
-		a.Trace.Targets = parsePicks(f["picks"])
+		a.History = parseHistory(f("history"))
+		a.Trace.Targets = parsePicks(f("picks"))
 	}
 	return a
 }

@@ -322,7 +322,7 @@ func (s *Redis) Decide(ctx context.Context, d *engine.DecideRequest) (*engine.Ou
 	}
 	// A new record: the reply leaves out the lead and the rule trace, which
 	// are the ones this call sent, as they read back from the record.
-	a := recordFields(d.Lead.ID, pairs(reply[2:]), d.View == engine.ViewFull)
+	a := recordFields(d.Lead.ID, packedRecord(reply[2]).get, d.View == engine.ViewFull)
 	a.Lead = *d.Lead
 	if len(a.Lead.Attributes) == 0 {
 		a.Lead.Attributes = nil

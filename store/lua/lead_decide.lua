@@ -38,9 +38,10 @@
 --                                       a preview, a target pool has no
 --                                       index yet)
 --   {'DUP', '0', field, value, ...}     lead already recorded: the record
---   {'OK', backlog, field, value, ...}  the new record (written unless dry
+--   {'OK', backlog, record}             the new record (written unless dry
 --                                       run) without its lead and rules
---                                       fields (ARGV[4] and ARGV[7]); backlog
+--                                       fields (ARGV[4] and ARGV[7]), as
+--                                       "field\0value\0field\0value..."; backlog
 --                                       '1' when the lead was queued behind
 --                                       earlier leads on a pool that has an
 --                                       eligible member
@@ -176,6 +177,7 @@ if not DRY then
   end
   redis.call('HSET', lead_key, 'lead', lead_json, 'rules', rules_trace, unpack(record))
 end
-local reply = { 'OK', backlog }
-append_all(reply, record)
-return reply
+-- The record goes back as one string, its fields and values separated by
+-- NUL (no value has one: free text is stripped of control characters), so
+-- that the caller reads one reply element, not fifty.
+return { 'OK', backlog, table.concat(record, '\0') }
