@@ -19,7 +19,7 @@
 --                                 "cool:<pool>/<rep>" -> cooldown end ms
 --   KEYS[14] status_changed HASH  rep -> unix ms of the last presence change
 -- and its ARGV with:
---   ARGV[1]  config id the caller holds (version:nonce; see config_apply)
+--   ARGV[1]  config id the caller holds (version:nonce; see store/apply.go)
 --   ARGV[2]  now, unix ms
 --
 -- The script also sets DRY (true for a preview: decide, write nothing).
@@ -52,7 +52,7 @@ local STRIDE = 720720                -- weighted round robin: a member's pass gr
 
 local profiles, zones = {}, {}
 
--- profile returns a rep's limits and calendar (written by config_apply).
+-- profile returns a rep's limits and calendar (written by config_chunk).
 local function profile(rep)
   local p = profiles[rep]
   if p then return p end
@@ -216,7 +216,7 @@ end
 --
 -- Every change of presence to AVAILABLE moves the rep from away to rank in
 -- each of its pools (index_return, called by rep_set_status,
--- rep_connection and config_apply), and a change away from it moves the
+-- rep_connection and config_chunk), and a change away from it moves the
 -- rep back (index_leave). A member of rank found not AVAILABLE during a
 -- pick (a rep set AWAY for missed offers) is moved there by the pick.
 --
