@@ -21,8 +21,6 @@ const (
 	// interval, and at the first sweep), every pool's eligible-member index
 	// is checked against presence (RepairIndexes).
 	repairEvery = 600
-	// repairMembers bounds the members one repair script call files.
-	repairMembers = 2000
 )
 
 // RunSweeper sweeps every interval until ctx ends.
@@ -64,7 +62,7 @@ func (e *Engine) Sweep(ctx context.Context, drain bool) error {
 
 // RepairIndexes files every member of every pool of every workspace in its
 // pool's eligible-member index by its presence now, in script calls of at
-// most repairMembers members each. Every presence change keeps the index
+// a bounded size each (the store splits them). Every presence change keeps the index
 // itself; what this finds was written by something that does not (a
 // replica of a version before the index, during a rolling upgrade). Each
 // member it moves is logged as a count per workspace.
@@ -83,38 +81,15 @@ func (e *Engine) RepairIndexes(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
 			continue
 		}
-		moved := 0
-		for _, chunk := range poolChunks(cc.cfg, repairMembers) {
-			_, n, err := e.store.IndexPools(ctx, ws, cc.id, chunk, true, e.clock.Now())
-			if err != nil && !errors.Is(err, ErrStaleConfig) { // stale: the new config's apply indexed its pools
-				errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
-				break
-			}
-			moved += n
+		_, moved, err := e.store.IndexPools(ctx, ws, cc.id, poolIDs(cc.cfg), true, e.clock.Now())
+		if err != nil && !errors.Is(err, ErrStaleConfig) { // stale: the new config's load indexed its pools
+			errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
 		}
 		if moved > 0 {
 			e.log.Warn("eligible-member index repaired", "workspace", ws, "members", moved)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// poolChunks splits a config's pools into runs of at most members members
-// (a larger pool is a run of its own).
-func poolChunks(cfg *Config, members int) [][]string {
-	var out [][]string
-	var cur []string
-	n := 0
-	for _, p := range cfg.Pools {
-		if len(cur) > 0 && n+len(p.Members) > members {
-			out, cur, n = append(out, cur), nil, 0
-		}
-		cur, n = append(cur, p.ID), n+len(p.Members)
-	}
-	if len(cur) > 0 {
-		out = append(out, cur)
-	}
-	return out
 }
 
 func (e *Engine) sweepWorkspace(ctx context.Context, ws string, drain bool) error {

@@ -47,8 +47,12 @@ const (
 	applyPoolsPerStep   = 100
 )
 
-// applyWait is how often a caller waiting for an apply looks again.
-const applyWait = 2 * time.Millisecond
+// A caller waiting for an apply looks again after applyWait, doubling up
+// to applyWaitMax: one read of the config hash each time.
+const (
+	applyWait    = 2 * time.Millisecond
+	applyWaitMax = 32 * time.Millisecond
+)
 
 // applyStaging is how long a staged plan and body live before config_begin
 // keeps them (an applier that stops in between leaves nothing behind).
@@ -80,10 +84,11 @@ type applyPool struct {
 	Members   [][3]any `json:"members"`
 }
 
-// keys are the script keys of a step after the common ones and the plan.
+// keys are the script keys of a step after the common ones and the plan:
+// each pool's, laid out as a routing target's.
 func (st *applyStep) keys(k keys, dst []string) []string {
 	for _, p := range st.Pools {
-		dst = append(dst, k.pool(p.ID), k.rank(p.ID), k.owed(p.ID), k.away(p.ID))
+		dst = k.target(dst, p.ID)
 	}
 	for _, id := range st.GonePools {
 		dst = k.target(dst, id)
@@ -191,7 +196,7 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 			keys = append(keys, k.queue(id))
 		}
 	}
-	reply, err := s.run(ctx, ws, configBegin, keys, base, ms(now), n, applyLease.Milliseconds())
+	reply, err := s.run(ctx, ws, configBegin, keys, base, n, leaseUntil())
 	if err != nil {
 		return nil, err
 	}
@@ -207,16 +212,19 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 	// runs on without the caller's cancellation, and another replica
 	// carries it on should this one stop.
 	actx := context.WithoutCancel(ctx)
-	if err := s.runSteps(actx, ws, applying, steps, 0); err != nil {
-		return nil, err
-	}
-	sc, err := s.LoadConfig(actx, ws)
+	sc, err := s.runSteps(actx, ws, applying, steps, 0, now)
 	if err != nil {
 		return nil, err
 	}
-	if !strings.HasSuffix(sc.ID, ":"+n) {
-		return nil, fmt.Errorf("%w: config %q replaced the apply", engine.ErrVersionConflict, sc.ID)
+	if sc == nil { // another replica carried the apply on and committed it
+		if sc, err = s.LoadConfig(actx, ws); err != nil {
+			return nil, err
+		}
+		if !strings.HasSuffix(sc.ID, ":"+n) {
+			return nil, fmt.Errorf("%w: config %q replaced the apply", engine.ErrVersionConflict, sc.ID)
+		}
 	}
+	sc.Config = next
 	if err := s.client.SAdd(ctx, workspacesKey(s.prefix), ws).Err(); err != nil {
 		return nil, s.fail("register_workspace", err)
 	}
@@ -227,57 +235,65 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 // steps, as an applier that died would.
 var applyStopAfter = -1
 
+// leaseUntil is a lease taken or renewed now: unix ms by the wall clock,
+// whatever clock the engine runs on, since other replicas judge it by
+// theirs.
+func leaseUntil() int64 { return time.Now().Add(applyLease).UnixMilli() }
+
 // errApplyStopped is runSteps' error at applyStopAfter.
 var errApplyStopped = errors.New("store: config apply stopped (test)")
 
-// runSteps carries out steps from index from, then commits. A step another
-// replica carried out already ends this call's part: that replica holds
+// runSteps carries out steps from index from, then commits, and returns
+// the committed version and id (its Config unset). A step another replica
+// carried out already ends this call's part with nil: that replica holds
 // the apply now, and LoadConfig waits for it.
-func (s *Redis) runSteps(ctx context.Context, ws, applying string, steps []*applyStep, from int) error {
+//
+// now is the apply's time (the engine's clock): the new reps' status
+// change and the config's applied_at. The lease is wall time (leaseUntil).
+func (s *Redis) runSteps(ctx context.Context, ws, applying string, steps []*applyStep, from int, now time.Time) (*engine.StoredConfig, error) {
 	k := s.keys(ws)
 	n := strings.TrimPrefix(applying, applyingPrefix)
 	for i := from; i < len(steps); i++ {
 		if applyStopAfter >= 0 && i >= applyStopAfter {
-			return errApplyStopped
+			return nil, errApplyStopped
 		}
 		keys := steps[i].keys(k, append(k.common(), k.applyPlan(n)))
-		reply, err := s.run(ctx, ws, configChunk, keys, applying, ms(time.Now()), i, applyLease.Milliseconds())
+		reply, err := s.run(ctx, ws, configChunk, keys, applying, ms(now), i, leaseUntil())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if reply[0] != "OK" {
-			return nil // STALE (committed) or DONE (another replica is on it)
+			return nil, nil // STALE (committed) or DONE (another replica is on it)
 		}
 	}
 	reply, err := s.run(ctx, ws, configCommit, []string{k.config(), k.applyPlan(n), k.applyBody(n), k.configBody()},
-		applying, ms(time.Now()))
+		applying, ms(now))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if reply[0] == "INCOMPLETE" {
-		return fmt.Errorf("store: config apply %s: commit with step %s due", applying, reply[1])
+	switch reply[0] {
+	case "INCOMPLETE":
+		return nil, fmt.Errorf("store: config apply %s: commit with step %s due", applying, reply[1])
+	case "STALE":
+		return nil, nil // committed by another replica
 	}
-	return nil
+	version, err := strconv.ParseInt(reply[1], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("store: config apply %s: version %q: %w", applying, reply[1], err)
+	}
+	return &engine.StoredConfig{Version: version, ID: reply[2], AppliedAt: now.Truncate(time.Millisecond)}, nil
 }
 
-// finishApply waits for the config apply under way in ws, and carries it
-// on when its applier's lease ran out.
+// finishApply carries on the config apply under way in ws once its
+// applier's lease has run out (config_lease makes sure one replica does).
 func (s *Redis) finishApply(ctx context.Context, ws string) error {
 	k := s.keys(ws)
 	reply, err := s.run(ctx, ws, configLease, []string{k.config()}, ms(time.Now()), applyLease.Milliseconds())
 	if err != nil {
 		return err
 	}
-	switch reply[0] {
-	case "NONE":
+	if reply[0] != "TAKEN" { // NONE: done meanwhile; HELD: someone took it first
 		return nil
-	case "HELD":
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: a config apply is under way: %v", engine.ErrUnavailable, ctx.Err())
-		case <-time.After(applyWait):
-			return nil
-		}
 	}
 	applying := reply[1]
 	next, _ := strconv.Atoi(reply[2])
@@ -292,5 +308,6 @@ func (s *Redis) finishApply(ctx context.Context, ws string) error {
 			return fmt.Errorf("store: config apply %s: step %d: %w", applying, i, err)
 		}
 	}
-	return s.runSteps(context.WithoutCancel(ctx), ws, applying, steps, next)
+	_, err = s.runSteps(context.WithoutCancel(ctx), ws, applying, steps, next, time.Now())
+	return err
 }

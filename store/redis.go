@@ -159,12 +159,12 @@ func (s *Redis) Ping(ctx context.Context) error {
 // stopped (finishApply).
 func (s *Redis) LoadConfig(ctx context.Context, ws string) (*engine.StoredConfig, error) {
 	k := s.keys(ws)
-	for {
+	for wait := applyWait; ; wait = min(2*wait, applyWaitMax) {
 		var hm *redis.SliceCmd
 		var body *redis.StringCmd
 		// One transaction: the body is the one of the version read.
 		_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			hm = p.HMGet(ctx, k.config(), "version", "body", "applied_at", "id")
+			hm = p.HMGet(ctx, k.config(), "version", "body", "applied_at", "id", "lease")
 			body = p.Get(ctx, k.configBody())
 			return nil
 		})
@@ -175,13 +175,23 @@ func (s *Redis) LoadConfig(ctx context.Context, ws string) (*engine.StoredConfig
 		if b, err := body.Result(); err == nil {
 			vals[1] = b
 		}
-		if id, _ := vals[3].(string); strings.HasPrefix(id, applyingPrefix) {
-			if err := s.finishApply(ctx, ws); err != nil {
-				return nil, err
+		id, _ := vals[3].(string)
+		if !strings.HasPrefix(id, applyingPrefix) {
+			return parseConfig(ws, vals)
+		}
+		// An apply is under way: wait for its commit, or carry it on once
+		// its applier's lease has run out.
+		if lease, _ := vals[4].(string); msTime(lease).After(time.Now()) {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: a config apply is under way: %v", engine.ErrUnavailable, ctx.Err())
+			case <-time.After(wait):
 			}
 			continue
 		}
-		return parseConfig(ws, vals)
+		if err := s.finishApply(ctx, ws); err != nil {
+			return nil, err
+		}
 	}
 }
 
@@ -722,23 +732,34 @@ func (s *Redis) RepConnection(ctx context.Context, ws, configID, repID string, p
 	return engine.RepStatus(reply[0]), nil
 }
 
-// IndexPools implements engine.Store with pool_index.lua.
-func (s *Redis) IndexPools(ctx context.Context, ws, configID string, pools []string, repair bool, now time.Time) (int, int, error) {
+// IndexPools implements engine.Store with pool_index.lua, at most
+// indexPoolsPerCall pools a call, as an apply's steps are bounded.
+func (s *Redis) IndexPools(ctx context.Context, ws, configID string, pools []string, repair bool, now time.Time) (built, moved int, err error) {
 	k := s.keys(ws)
 	mode := "build"
 	if repair {
 		mode = "repair"
 	}
-	keys, args := k.targets(k.common(), []any{configID, ms(now), mode}, pools)
-	reply, err := s.run(ctx, ws, poolIndex, keys, args...)
-	if err != nil {
-		return 0, 0, err
+	for len(pools) > 0 {
+		chunk := pools[:min(len(pools), indexPoolsPerCall)]
+		pools = pools[len(chunk):]
+		keys, args := k.targets(k.common(), []any{configID, ms(now), mode}, chunk)
+		reply, err := s.run(ctx, ws, poolIndex, keys, args...)
+		if err != nil {
+			return built, moved, err
+		}
+		if reply[0] == "STALE" {
+			return built, moved, engine.ErrStaleConfig
+		}
+		built, moved = built+count(reply[1]), moved+count(reply[2])
 	}
-	if reply[0] == "STALE" {
-		return 0, 0, engine.ErrStaleConfig
-	}
-	return count(reply[1]), count(reply[2]), nil
+	return built, moved, nil
 }
+
+// indexPoolsPerCall bounds the pools one pool_index call builds or
+// repairs: the apply's pools per step (a pool's members cost there what
+// they cost here).
+const indexPoolsPerCall = applyPoolsPerStep
 
 // Heartbeat implements engine.Store.
 func (s *Redis) Heartbeat(ctx context.Context, ws string, repIDs []string, now time.Time, onlyNew bool) error {

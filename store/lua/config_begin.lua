@@ -12,9 +12,9 @@
 -- KEYS[4..] the queue ZSET of each pool the new config removes
 --
 -- ARGV[1]  base config id: apply only if this is current ('': none yet)
--- ARGV[2]  now, unix ms
--- ARGV[3]  nonce
--- ARGV[4]  lease ms
+-- ARGV[2]  nonce
+-- ARGV[3]  the applier's lease: until when it holds the apply, unix ms by
+--          the wall clock (every replica judges it by its own)
 --
 -- The plan and body lose their expiry here: an apply once begun is carried
 -- on to its commit, by another replica should the applier stop. A refused
@@ -26,7 +26,7 @@
 --   {'OK', id}                the apply's id, "applying:<nonce>"
 
 local config, plan, body = KEYS[1], KEYS[2], KEYS[3]
-local base, now, nonce, lease = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local base, nonce, lease = ARGV[1], ARGV[2], ARGV[3]
 
 local current = redis.call('HGET', config, 'id') or ''
 if current ~= base then
@@ -42,5 +42,5 @@ end
 redis.call('PERSIST', plan)
 redis.call('PERSIST', body)
 local id = 'applying:' .. nonce
-redis.call('HSET', config, 'id', id, 'prev_id', current, 'next', 0, 'steps', redis.call('LLEN', plan), 'lease', now + lease)
+redis.call('HSET', config, 'id', id, 'prev_id', current, 'next', 0, 'steps', redis.call('LLEN', plan), 'lease', lease)
 return { 'OK', id }

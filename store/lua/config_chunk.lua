@@ -8,15 +8,15 @@
 --
 -- KEYS[1..14]  the workspace keys (lib_routing.lua)
 -- KEYS[15]     plan  LIST  the steps, JSON (store/apply.go applyStep)
--- then, for a pools step, 4 keys per pool: pool HASH, rank ZSET, owed ZSET,
---   away ZSET; for a removed step, 5 per removed pool: pool, rank, owed,
---   queue, away
+-- then TARGET_KEYS per pool of the step (lib_routing.lua pool_at: pool,
+--   rank, owed, queue, away): a pools step's pools, or a removed step's
 --
 -- ARGV[1]  "applying:<nonce>": the apply this step belongs to
 -- ARGV[2]  now, unix ms
 -- ARGV[3]  the step's index in the plan (from 0)
--- ARGV[4]  lease ms: how long the applier may take for the next step
---          before another replica may carry on with the plan
+-- ARGV[4]  the applier's lease renewed: until when, unix ms by the wall
+--          clock, it may take for the next step before another replica
+--          carries on with the plan
 --
 -- The steps, in plan order (each a JSON object, field k its kind):
 --   reps     {reps: [[id, initial status, profile], ...]}: presence for reps
@@ -44,7 +44,7 @@
 
 local plan = KEYS[15]
 local step = tonumber(ARGV[3])
-local lease = tonumber(ARGV[4])
+local lease = ARGV[4]
 
 if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
   return { 'STALE' }
@@ -63,7 +63,7 @@ local function hset(key, fields)
 end
 
 local function apply_pool(p, b)
-  local pool = { id = p.id, key = KEYS[b], rank = KEYS[b + 1], owed = KEYS[b + 2], away = KEYS[b + 3] }
+  local pool = pool_at(p.id, b)
   local key, rank, owed, away = pool.key, pool.rank, pool.owed, pool.away
   local strategy, policy, limit = p.strategy, p.policy, p.limit
   local offers = { 'accept', p.accept, 'cooldown', p.cooldown, 'max_missed', p.max_missed,
@@ -179,11 +179,11 @@ elseif s.k == 'zones' then
   redis.call('DEL', K.zones)
   for _, z in ipairs(s.zones or {}) do redis.call('HSET', K.zones, z[1], z[2]) end
 elseif s.k == 'pools' then
-  for i, p in ipairs(s.pools) do apply_pool(p, 16 + 4 * (i - 1)) end
+  for i, p in ipairs(s.pools) do apply_pool(p, 16 + TARGET_KEYS * (i - 1)) end
 elseif s.k == 'removed' then
-  for i = 1, #(s.gone_pools or {}) do
-    local b = 16 + TARGET_KEYS * (i - 1)
-    redis.call('DEL', KEYS[b], KEYS[b + 1], KEYS[b + 2], KEYS[b + 4])
+  for i, id in ipairs(s.gone_pools or {}) do
+    local pool = pool_at(id, 16 + TARGET_KEYS * (i - 1))
+    redis.call('DEL', pool.key, pool.rank, pool.owed, pool.away)
   end
   for _, rep in ipairs(s.gone_reps or {}) do
     redis.call('HDEL', K.presence, rep)
@@ -191,5 +191,5 @@ elseif s.k == 'removed' then
     redis.call('HDEL', K.profile, rep)
   end
 end
-redis.call('HSET', K.config, 'next', step + 1, 'lease', NOW + lease)
+redis.call('HSET', K.config, 'next', step + 1, 'lease', lease)
 return { 'OK', step + 1 }

@@ -69,16 +69,6 @@ local targets = read_targets(first_target_key, 18, tonumber(ARGV[17]))
 if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
   return { 'STALE' }
 end
--- A preview writes nothing, so it cannot index a pool written before the
--- eligible-member index: STALE makes the engine load the config again,
--- which indexes its pools (pool_index.lua).
-if DRY then
-  for _, t in ipairs(targets) do
-    if redis.call('HGET', t.pool.key, 'ix') ~= '1' and redis.call('EXISTS', t.pool.key) == 1 then
-      return { 'STALE' }
-    end
-  end
-end
 
 local existing = redis.call('HGETALL', lead_key)
 if #existing > 0 then
@@ -117,6 +107,13 @@ if state ~= 'ASSIGNED' then
     if outcome.state == 'ASSIGNED' then rep = outcome.rep end
     if outcome.backlog then backlog = '1' end
   end
+end
+
+-- A preview writes nothing, so it cannot index a pool written before the
+-- eligible-member index (pick sets UNINDEXED): STALE makes the engine load
+-- the config again, which indexes its pools (pool_index.lua).
+if UNINDEXED then
+  return { 'STALE' }
 end
 
 -- The record but the lead and its rule trace, which the reply leaves out:

@@ -237,6 +237,7 @@ end
 -- nothing, answers STALE instead, so the engine loads the config again.
 
 local MAX_NAMED = 10 -- skipped members named per pick; the rest are counted by code
+local UNINDEXED = false -- a preview's pick found a pool with no index (see pick)
 
 local function is_ranked(strategy)
   return strategy == 'LEAST_LOADED' or strategy == 'LONGEST_IDLE'
@@ -250,7 +251,7 @@ end
 
 local function pool_state(pool)
   local v = redis.call('HMGET', pool.key, 'strategy', 'n', 'cursor', 'abs', 'policy', 'limit', 'vt', 'ix', 'last')
-  local st = { strategy = v[1] or 'ROUND_ROBIN', n = tonumber(v[2] or '0'), cursor = tonumber(v[3] or '-1'),
+  local st = { exists = v[1] ~= nil, strategy = v[1] or 'ROUND_ROBIN', n = tonumber(v[2] or '0'), cursor = tonumber(v[3] or '-1'),
     policy = v[5], limit = tonumber(v[6] or '0'), vt = tonumber(v[7] or ''), ix = v[8], last = v[9] }
   st.abs = tonumber(v[4] or '') or st.cursor
   return st
@@ -584,7 +585,9 @@ end
 -- advancing it).
 local function pick(pool, lines)
   local st = pool_state(pool)
-  if st.ix ~= '1' and not DRY then build_index(pool, st) end
+  if st.ix ~= '1' and st.exists then
+    if DRY then UNINDEXED = true else build_index(pool, st) end
+  end
   lines[#lines + 1] = 'P\t' .. pool.id .. '\t' .. st.strategy .. '\t' .. (st.last or '')
   local rep, advance, note
   if st.strategy == 'WEIGHTED_ROUND_ROBIN' then

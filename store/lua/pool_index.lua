@@ -27,7 +27,7 @@ local built, moved = 0, 0
 for i = 4, #ARGV do
   local pool = pool_at(ARGV[i], 15 + TARGET_KEYS * (i - 4))
   local st = pool_state(pool)
-  if st.ix ~= '1' and redis.call('EXISTS', pool.key) == 1 then
+  if st.ix ~= '1' and st.exists then
     build_index(pool, st)
     built = built + 1
   elseif mode == 'repair' then
