@@ -14,7 +14,7 @@ func (cc *compiledConfig) decision(ws string, l *Lead, now time.Time, dryRun boo
 	rule, evals := cc.match(l)
 	d := &DecideRequest{
 		Workspace: ws, ConfigVersion: cc.version, ConfigID: cc.id, Lead: l, ReceivedAt: now,
-		Rules: evals, DryRun: dryRun, StickyWindow: cc.cfg.Settings.Sticky(),
+		Rules: evals, DryRun: dryRun, StickyWindow: cc.cfg.Settings.Sticky(), Local: cc.localTimes(now),
 	}
 	d.ExpireAt = cc.expireAt(now)
 	if acct := cc.account(l.CompanyDomain); acct != nil {

@@ -380,7 +380,8 @@ func (e *Engine) drainPool(ctx context.Context, ws, poolID string) error {
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		res, err := e.store.DrainQueue(ctx, ws, cc.id, poolID, ids, cc.cfg.Settings.Sticky(), e.clock.Now())
+		now := e.clock.Now()
+		res, err := e.store.DrainQueue(ctx, ws, cc.id, poolID, ids, cc.cfg.Settings.Sticky(), cc.localTimes(now), now)
 		if errors.Is(err, ErrStaleConfig) {
 			refresh = true
 			continue

@@ -152,10 +152,11 @@ func (e *Engine) reroute(ctx context.Context, ws, leadID string, mode RerouteMod
 		if repID == "" {
 			repID = a.RepID
 		}
-		targets, first, why := cc.rerouteTargets(ws, a, e.clock.Now())
+		now := e.clock.Now()
+		targets, first, why := cc.rerouteTargets(ws, a, now)
 		res, err := e.store.Reroute(ctx, ws, cc.id, &Rerouting{Mode: mode, Assignment: a, RepID: repID, Reason: reason,
 			Targets: targets, FirstIndex: first, QueuedReason: why, Sticky: cc.cfg.Settings.Sticky(),
-			Ranked: cc.rankedPools[a.RepID], ExpireAt: cc.expireAt(e.clock.Now())}, e.clock.Now())
+			Ranked: cc.rankedPools[a.RepID], ExpireAt: cc.expireAt(now), Local: cc.localTimes(now)}, now)
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,8 @@ type compiledConfig struct {
 	repPools    map[string][]string // rep id -> pool ids, in config order
 	rankedPools map[string][]Pool   // rep id -> its least-loaded and longest-idle pools
 	schedules   map[string]schedule // rep id -> calendar
+	zones       []*time.Location    // every rep's time zone, once each, and UTC
+	local       atomic.Pointer[localCache]
 	accounts    map[string]*Account // company domain -> account
 	index       *ruleIndex
 }
@@ -92,12 +95,18 @@ func compile(cfg *Config, sc *StoredConfig) *compiledConfig {
 	if sc != nil {
 		cc.id, cc.version = sc.ID, sc.Version
 	}
+	seen := map[string]bool{"UTC": true}
+	cc.zones = []*time.Location{time.UTC}
 	for i := range cfg.Reps {
 		r := &cfg.Reps[i]
 		cc.reps[r.ID] = r
 		loc, err := time.LoadLocation(r.Timezone)
 		if err != nil {
 			loc = time.UTC
+		}
+		if !seen[loc.String()] {
+			seen[loc.String()] = true
+			cc.zones = append(cc.zones, loc)
 		}
 		var v violations
 		cc.schedules[r.ID] = parseSchedule(&v, "", r, loc)
@@ -312,4 +321,29 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// localCache holds the local times of one second.
+type localCache struct {
+	second int64
+	times  LocalTimes
+}
+
+// localTimes returns the local time of every zone of the config at now, for
+// the store's scripts (LocalTimes). Local minutes change on whole seconds
+// (zone offsets are whole seconds), so one second's answer serves every
+// decision made in it.
+func (cc *compiledConfig) localTimes(now time.Time) LocalTimes {
+	sec := now.Unix()
+	if c := cc.local.Load(); c != nil && c.second == sec {
+		return c.times
+	}
+	at := time.Unix(sec, 0)
+	times := make(LocalTimes, len(cc.zones))
+	for _, loc := range cc.zones {
+		day, minute := localMinute(at, loc)
+		times[loc.String()] = [2]int64{day, int64(minute)}
+	}
+	cc.local.Store(&localCache{second: sec, times: times})
+	return times
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/leadrouter/leadrouter/engine"
 )
 
-// The eligible-member index (lib_routing.lua) keeps a pool's AVAILABLE
+// The eligible-member index (lib_index.lua) keeps a pool's AVAILABLE
 // members in rank and the others in away, and a pick walks rank only. These
 // tests drive random presence, capacity and working-hours changes and check
 // after every step that the index holds exactly what a full scan of the

@@ -186,16 +186,20 @@ func dayNumber(t time.Time) int64 {
 }
 
 // LocalDay is t's local day number in loc (days since 1970-01-01 of its
-// calendar date there): the day a rep's daily cap counts, the same number
-// the store's scripts compute from the zone's compiled offsets
-// (lib_routing.lua local_time), which is the one other place it is made.
+// calendar date there): the day a rep's daily cap counts.
 func LocalDay(t time.Time, loc *time.Location) int64 {
 	day, _ := localMinute(t, loc)
 	return day
 }
 
+// LocalTimes is, per time zone, the local day number and minute of the
+// week (Monday 00:00 = 0) at one instant: what the store's scripts compare
+// reps' calendars and daily counts with. localMinute is the one place local
+// time is computed; scripts never convert a time themselves.
+type LocalTimes map[string][2]int64
+
 // localMinute returns t's local day number and minute of the week (Monday
-// 00:00 = 0) in loc: the same arithmetic the store's script does.
+// 00:00 = 0) in loc.
 func localMinute(t time.Time, loc *time.Location) (day int64, minute int32) {
 	lt := t.In(loc)
 	day = dayNumber(lt)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -717,5 +718,48 @@ func TestValidateListsEveryCalendarProblem(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), `accounts[0].owner_rep_id: unknown owner: no rep "zoe"`) {
 		t.Errorf("Error() = %q, want it to list each path with its description", err.Error())
+	}
+}
+
+// TestLocalTimes: the local times a config's scripts get are each of its
+// zones' day and minute of the week (and UTC's), across a DST change, and
+// one second's answer is reused within that second only.
+func TestLocalTimes(t *testing.T) {
+	cfg := &Config{Reps: []Rep{{ID: "a", Timezone: "Europe/Berlin"}, {ID: "b", Timezone: "America/New_York"},
+		{ID: "c", Timezone: "Europe/Berlin"}, {ID: "d", Timezone: "Asia/Kathmandu"}}}
+	cc := compile(cfg, nil)
+	if len(cc.zones) != 4 {
+		t.Fatalf("zones %v, want UTC and the three of the reps", cc.zones)
+	}
+	// 2026-03-29 00:59:59.5 UTC is one second before Berlin moves from
+	// +01:00 to +02:00; the Monday of that week began 2026-03-23.
+	before := time.Date(2026, 3, 29, 0, 59, 59, 500e6, time.UTC)
+	for _, c := range []struct {
+		at    time.Time
+		zone  string
+		local time.Time
+	}{
+		{before, "Europe/Berlin", time.Date(2026, 3, 29, 1, 59, 0, 0, time.UTC)},
+		{before.Add(time.Second), "Europe/Berlin", time.Date(2026, 3, 29, 3, 0, 0, 0, time.UTC)},
+		{before, "America/New_York", time.Date(2026, 3, 28, 20, 59, 0, 0, time.UTC)},
+		{before, "Asia/Kathmandu", time.Date(2026, 3, 29, 6, 44, 0, 0, time.UTC)},
+		{before, "UTC", time.Date(2026, 3, 29, 0, 59, 0, 0, time.UTC)},
+	} {
+		got := cc.localTimes(c.at)[c.zone]
+		wd := (int(c.local.Weekday()) + 6) % 7
+		want := [2]int64{c.local.Unix() / 86400, int64(wd*1440 + c.local.Hour()*60 + c.local.Minute())}
+		if got != want {
+			t.Errorf("%s at %s: %v, want %v", c.zone, c.at, got, want)
+		}
+		if got[0] != LocalDay(c.at, schedLoc(t, c.zone)) {
+			t.Errorf("%s at %s: day %d, LocalDay %d", c.zone, c.at, got[0], LocalDay(c.at, schedLoc(t, c.zone)))
+		}
+	}
+	first := cc.localTimes(before)
+	if again := cc.localTimes(before.Add(-400 * time.Millisecond)); reflect.ValueOf(again).Pointer() != reflect.ValueOf(first).Pointer() {
+		t.Fatal("the same second computed its answer again")
+	}
+	if next := cc.localTimes(before.Add(time.Second)); next["Europe/Berlin"] == first["Europe/Berlin"] {
+		t.Fatal("the next second reused the cached answer")
 	}
 }

@@ -42,7 +42,8 @@ type Store interface {
 	// DrainQueue assigns the given queued leads of a pool, in order, while
 	// the pool has an eligible member. Leads no longer queued (another
 	// replica drained them) are skipped. ErrStaleConfig as for Decide.
-	DrainQueue(ctx context.Context, ws, configID, poolID string, leadIDs []string, sticky time.Duration, now time.Time) (*DrainResult, error)
+	// local is the local time of the config's zones at now.
+	DrainQueue(ctx context.Context, ws, configID, poolID string, leadIDs []string, sticky time.Duration, local LocalTimes, now time.Time) (*DrainResult, error)
 	// CloseAssignment closes an ASSIGNED lead (a release or a disposition, see
 	// Closing); ranked lists the rep's least-loaded and longest-idle pools,
 	// whose scores fall with the open count. A CLOSED lead closed the same
@@ -68,7 +69,7 @@ type Store interface {
 	// Escalate fires a lead's escalation timer exactly once: the lead leaves
 	// the queue of fromPool and is routed over next. Returns false when the
 	// timer had fired already or the lead moved on; backlog as in Outcome.
-	Escalate(ctx context.Context, ws, configID string, a *Assignment, next []DecisionTarget, firstIndex int, queuedReason string, sticky time.Duration, now time.Time) (fired, backlog bool, err error)
+	Escalate(ctx context.Context, ws, configID string, a *Assignment, next []DecisionTarget, firstIndex int, queuedReason string, sticky time.Duration, local LocalTimes, now time.Time) (fired, backlog bool, err error)
 	// Expire fires a lead's expiry timer exactly once: a lead still queued
 	// becomes UNROUTABLE with the reason. Returns false when the timer had
 	// fired already or the lead is placed.
@@ -177,6 +178,8 @@ type DecideRequest struct {
 	QueuedReason     string
 	UnroutableReason string
 	DryRun           bool
+	// Local is the local time of the config's zones at ReceivedAt.
+	Local LocalTimes
 	// View is how much of the assignment the caller reads: ViewBasic lets
 	// the store leave out the pick trace and the history.
 	View View
@@ -263,6 +266,8 @@ type Rerouting struct {
 	// ExpireAt is when the lead becomes UNROUTABLE if it ends up queued
 	// (zero: never; an earlier expiry is kept).
 	ExpireAt time.Time
+	// Local is the local time of the config's zones now.
+	Local LocalTimes
 }
 
 // RerouteResult is what Store.Reroute did.

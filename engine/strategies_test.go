@@ -131,7 +131,7 @@ func (m *rrModel) pickAbsent(available, absent func(string) bool) string {
 	return ""
 }
 
-// strideUnit is lib_routing.lua's STRIDE: a member's pass grows by
+// strideUnit is lib_index.lua's STRIDE: a member's pass grows by
 // strideUnit / weight per turn.
 const strideUnit = 720720
 
@@ -607,7 +607,7 @@ func TestRoundRobinAbsencePolicies(t *testing.T) {
 		{"KEEP_POSITION", engine.KeepPosition, 0, 0},
 		{"CATCH_UP limit 3", engine.CatchUp, 3, 3},
 		// All 13 turns the rotation passed e by, not 50/5 = 10: with e
-		// away a round is 4 decisions long (see lib_routing.lua's
+		// away a round is 4 decisions long (see lib_index.lua's
 		// pick_round_robin, which counts the passes).
 		{"CATCH_UP limit 20", engine.CatchUp, 20, 13},
 	}

@@ -169,7 +169,7 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 				next = cc.targets(rest)
 				reason = "nobody eligible in " + poolList(rest)
 			}
-			fired, backlog, err := e.store.Escalate(ctx, ws, cc.id, a, next, a.TargetIndex+1, reason, cc.cfg.Settings.Sticky(), now)
+			fired, backlog, err := e.store.Escalate(ctx, ws, cc.id, a, next, a.TargetIndex+1, reason, cc.cfg.Settings.Sticky(), cc.localTimes(now), now)
 			if err != nil {
 				return struct{}{}, err
 			}

@@ -9,7 +9,7 @@ import (
 	"github.com/leadrouter/leadrouter/engine"
 )
 
-// maxNamed is lib_routing.lua's MAX_NAMED: skipped members a pick names.
+// maxNamed is lib_pick.lua's MAX_NAMED: skipped members a pick names.
 const maxNamed = 10
 
 // TestTraceBoundLargePool: in a 2,000-member pool where 1,999 members are

@@ -9,41 +9,12 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/pbconv"
 )
 
 // Conversions between the wire contract and the engine's types. Enum values
 // that the engine does not know become "" and fail its validation with the
 // field named.
-
-func leadFromProto(l *pb.Lead) engine.Lead {
-	if l == nil {
-		return engine.Lead{}
-	}
-	out := engine.Lead{
-		ID: l.GetId(), Email: l.GetEmail(), FirstName: l.GetFirstName(), LastName: l.GetLastName(),
-		Company: l.GetCompany(), CompanyDomain: l.GetCompanyDomain(), Country: l.GetCountry(),
-		Region: l.GetRegion(), PostalCode: l.GetPostalCode(), Industry: l.GetIndustry(),
-		EmployeeCount: l.GetEmployeeCount(), Source: l.GetSource(), Product: l.GetProduct(),
-		Language: l.GetLanguage(), Attributes: l.GetAttributes(), Score: l.Score,
-	}
-	if l.SubmittedAt != nil {
-		if l.SubmittedAt.CheckValid() != nil {
-			out.SubmittedAt = time.Unix(-1, 0) // outside any valid range: validation names the field
-		} else {
-			out.SubmittedAt = l.SubmittedAt.AsTime()
-		}
-	}
-	return out
-}
-
-func leadToProto(l *engine.Lead) *pb.Lead {
-	return &pb.Lead{
-		Id: l.ID, Email: l.Email, FirstName: l.FirstName, LastName: l.LastName, Company: l.Company,
-		CompanyDomain: l.CompanyDomain, Country: l.Country, Region: l.Region, PostalCode: l.PostalCode,
-		Industry: l.Industry, EmployeeCount: l.EmployeeCount, Source: l.Source, Product: l.Product,
-		Language: l.Language, Score: l.Score, Attributes: l.Attributes, SubmittedAt: ts(l.SubmittedAt),
-	}
-}
 
 var stateToProto = map[engine.State]pb.AssignmentState{
 	engine.StateAssigned:   pb.AssignmentState_ASSIGNMENT_STATE_ASSIGNED,
@@ -97,7 +68,7 @@ func assignmentToProto(a *engine.Assignment) *pb.Assignment {
 	out := &pb.Assignment{
 		LeadId: a.LeadID, State: stateToProto[a.State], RepId: a.RepID, PoolId: a.PoolID, RuleId: a.RuleID,
 		Reason: a.Reason, ReceivedAt: ts(a.ReceivedAt), DecidedAt: ts(a.DecidedAt),
-		ConfigVersion: a.ConfigVersion, Lead: leadToProto(&a.Lead),
+		ConfigVersion: a.ConfigVersion, Lead: pbconv.LeadToProto(&a.Lead),
 		Trace: &pb.Trace{Summary: a.Trace.Summary}, Route: a.Route,
 		ClosedAt: ts(a.ClosedAt), CloseReason: a.CloseReason,
 		OfferExpiresAt: ts(a.OfferExpiresAt), Offers: int32(a.Offers), AcceptedAt: ts(a.AcceptedAt),
@@ -368,9 +339,4 @@ func repStateToProto(r *engine.RepState) *pb.RepState {
 	}
 }
 
-func ts(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
-}
+func ts(t time.Time) *timestamppb.Timestamp { return pbconv.Timestamp(t) }

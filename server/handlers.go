@@ -9,6 +9,7 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/pbconv"
 	"github.com/leadrouter/leadrouter/metrics"
 )
 
@@ -38,7 +39,7 @@ func (h *handlers) AssignLead(ctx context.Context, req *pb.AssignLeadRequest) (*
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	a, dup, err := h.engine.AssignLeadView(ctx, req.GetWorkspace(), leadFromProto(req.GetLead()), view)
+	a, dup, err := h.engine.AssignLeadView(ctx, req.GetWorkspace(), pbconv.LeadFromProto(req.GetLead()), view)
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
@@ -50,7 +51,7 @@ func (h *handlers) PreviewAssignment(ctx context.Context, req *pb.PreviewAssignm
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	a, dup, err := h.engine.PreviewAssignmentView(ctx, req.GetWorkspace(), leadFromProto(req.GetLead()), view)
+	a, dup, err := h.engine.PreviewAssignmentView(ctx, req.GetWorkspace(), pbconv.LeadFromProto(req.GetLead()), view)
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}

@@ -196,18 +196,20 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 			keys = append(keys, k.queue(id))
 		}
 	}
-	reply, err := s.run(ctx, ws, configBegin, keys, base, n, leaseUntil())
+	r, err := s.call(ctx, ws, configBegin, keys, beginArgs{Base: base, Nonce: n, Lease: leaseUntil()})
 	if err != nil {
 		return nil, err
 	}
-	switch reply[0] {
-	case "CONFLICT":
-		return nil, fmt.Errorf("%w: based on %q, current is %q", engine.ErrVersionConflict, base, reply[1])
-	case "QUEUED_POOL":
-		i, _ := strconv.Atoi(reply[1])
-		return nil, fmt.Errorf("pool %q: %w: assign, release or requeue them first", removed[i], engine.ErrPoolHasQueue)
+	switch r.code {
+	case codeOK:
+	case codeConflict:
+		return nil, fmt.Errorf("%w: based on %q, current is %q", engine.ErrVersionConflict, base, r.val(0))
+	case codeQueuedPool:
+		return nil, fmt.Errorf("pool %q: %w: assign, release or requeue them first", removed[count(r.val(0))], engine.ErrPoolHasQueue)
+	default:
+		return nil, r.unexpected(configBegin)
 	}
-	applying := reply[1]
+	applying := r.val(0)
 	// From here on the apply finishes whatever happens to this call: it
 	// runs on without the caller's cancellation, and another replica
 	// carries it on should this one stop.
@@ -258,45 +260,56 @@ func (s *Redis) runSteps(ctx context.Context, ws, applying string, steps []*appl
 			return nil, errApplyStopped
 		}
 		keys := steps[i].keys(k, append(k.common(), k.applyPlan(n)))
-		reply, err := s.run(ctx, ws, configChunk, keys, applying, ms(now), i, leaseUntil())
+		r, err := s.call(ctx, ws, configChunk, keys, chunkArgs{base: at(applying, now.UnixMilli()), Step: i, Lease: leaseUntil()})
 		if err != nil {
 			return nil, err
 		}
-		if reply[0] != "OK" {
-			return nil, nil // STALE (committed) or DONE (another replica is on it)
+		switch r.code {
+		case codeOK:
+		case codeStale, codeDone:
+			return nil, nil // committed, or another replica is on it
+		default:
+			return nil, r.unexpected(configChunk)
 		}
 	}
-	reply, err := s.run(ctx, ws, configCommit, []string{k.config(), k.applyPlan(n), k.applyBody(n), k.configBody()},
-		applying, ms(now))
+	r, err := s.call(ctx, ws, configCommit, []string{k.config(), k.applyPlan(n), k.applyBody(n), k.configBody()},
+		at(applying, now.UnixMilli()))
 	if err != nil {
 		return nil, err
 	}
-	switch reply[0] {
-	case "INCOMPLETE":
-		return nil, fmt.Errorf("store: config apply %s: commit with step %s due", applying, reply[1])
-	case "STALE":
+	switch r.code {
+	case codeOK:
+	case codeIncomplete:
+		return nil, fmt.Errorf("store: config apply %s: commit with step %s due", applying, r.val(0))
+	case codeStale:
 		return nil, nil // committed by another replica
+	default:
+		return nil, r.unexpected(configCommit)
 	}
-	version, err := strconv.ParseInt(reply[1], 10, 64)
+	version, err := strconv.ParseInt(r.val(0), 10, 64)
 	if err != nil {
-		return nil, fmt.Errorf("store: config apply %s: version %q: %w", applying, reply[1], err)
+		return nil, fmt.Errorf("store: config apply %s: version %q: %w", applying, r.val(0), err)
 	}
-	return &engine.StoredConfig{Version: version, ID: reply[2], AppliedAt: now.Truncate(time.Millisecond)}, nil
+	return &engine.StoredConfig{Version: version, ID: r.val(1), AppliedAt: now.Truncate(time.Millisecond)}, nil
 }
 
 // finishApply carries on the config apply under way in ws once its
 // applier's lease has run out (config_lease makes sure one replica does).
 func (s *Redis) finishApply(ctx context.Context, ws string) error {
 	k := s.keys(ws)
-	reply, err := s.run(ctx, ws, configLease, []string{k.config()}, ms(time.Now()), applyLease.Milliseconds())
+	r, err := s.call(ctx, ws, configLease, []string{k.config()}, leaseArgs{Now: time.Now().UnixMilli(), Lease: applyLease.Milliseconds()})
 	if err != nil {
 		return err
 	}
-	if reply[0] != "TAKEN" { // NONE: done meanwhile; HELD: someone took it first
+	switch r.code {
+	case codeOK:
+	case codeDone, codeHeld: // finished meanwhile, or someone took it first
 		return nil
+	default:
+		return r.unexpected(configLease)
 	}
-	applying := reply[1]
-	next, _ := strconv.Atoi(reply[2])
+	applying := r.val(0)
+	next := count(r.val(1))
 	raw, err := s.client.LRange(ctx, k.applyPlan(strings.TrimPrefix(applying, applyingPrefix)), 0, -1).Result()
 	if err != nil {
 		return s.fail("load_apply_plan", err)

@@ -1,6 +1,9 @@
 package store
 
 import (
+	"context"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/leadrouter/leadrouter/engine"
@@ -31,4 +34,49 @@ func PlanSteps(prev, next *engine.Config, now time.Time) (kinds []string, reps, 
 		members = append(members, n)
 	}
 	return kinds, reps, members
+}
+
+// ScriptSource returns the assembled Lua of the script called name.
+func ScriptSource(name string) string {
+	for _, sc := range allScripts {
+		if sc.name == name {
+			return sc.body
+		}
+	}
+	return ""
+}
+
+// ScriptNames lists every script.
+func ScriptNames() []string {
+	names := make([]string, len(allScripts))
+	for i, sc := range allScripts {
+		names[i] = sc.name
+	}
+	return names
+}
+
+// ReplyCodes are the Go side's reply codes by name.
+func ReplyCodes() map[string]int {
+	out := map[string]int{}
+	for c, n := range codeNames {
+		out[n] = int(c)
+	}
+	return out
+}
+
+// CallScript runs the script called name with a raw request (which need
+// not be valid) on the workspace's common keys plus keys, and returns its
+// reply code and values.
+func CallScript(ctx context.Context, s *Redis, ws, name string, keys []string, request string) (int, []string, error) {
+	for _, sc := range allScripts {
+		if sc.name == name {
+			list, err := s.run(ctx, ws, sc, append(s.keys(ws).common(), keys...), request)
+			if err != nil {
+				return 0, nil, err
+			}
+			c, _ := strconv.Atoi(list[0])
+			return c, list[1:], nil
+		}
+	}
+	return 0, nil, fmt.Errorf("no script %q", name)
 }

@@ -42,7 +42,7 @@ func (k keys) open() string { return k.base + "open" }
 func (k keys) daily() string { return k.base + "daily" }
 
 // profile is a HASH: rep id -> "max_open|daily_cap|zone|week|ooo", the
-// rep's limits and calendar as lib_routing.lua reads them.
+// rep's limits and calendar as lib_eligibility.lua reads them.
 func (k keys) profile() string { return k.base + "profile" }
 
 // zones is a HASH: time zone -> "from_ms:offset_s,...", its UTC offsets.
@@ -91,7 +91,7 @@ func (k keys) pool(id string) string { return k.base + "pool:" + id }
 // rank is a ZSET, the eligible-member index of a pool: the members last
 // seen AVAILABLE, scored by rotation position (round robin), pass
 // (weighted round robin) or load / idle score (least loaded, longest
-// idle); see lib_routing.lua.
+// idle); see lib_index.lua.
 func (k keys) rank(poolID string) string { return k.base + "rank:" + poolID }
 
 // away is a ZSET of a pool's members that are not AVAILABLE, scored as in
@@ -117,7 +117,7 @@ func workspacesKey(prefix string) string { return prefix + ":workspaces" }
 func (k keys) repState() string { return k.base + "repstate" }
 
 // common are the fourteen workspace keys every routing script starts with
-// (lib_routing.lua), in that order, in a new slice with room for the call's
+// (lib_workspace.lua), in that order, in a new slice with room for the call's
 // own keys after them.
 func (k keys) common() []string {
 	var names []string
@@ -149,17 +149,15 @@ var (
 )
 
 // target appends the five keys of a target pool (pool, rank, owed, queue,
-// away), lib_routing.lua's TARGET_KEYS.
+// away), lib_index.lua's TARGET_KEYS.
 func (k keys) target(dst []string, poolID string) []string {
 	return append(dst, k.pool(poolID), k.rank(poolID), k.owed(poolID), k.queue(poolID), k.away(poolID))
 }
 
-// targets appends the keys of each pool, and returns the pool ids as
-// script arguments after args.
-func (k keys) targets(dst []string, args []any, poolIDs []string) ([]string, []any) {
+// targets appends the keys of each pool.
+func (k keys) targets(dst []string, poolIDs []string) []string {
 	for _, id := range poolIDs {
 		dst = k.target(dst, id)
-		args = append(args, id)
 	}
-	return dst, args
+	return dst
 }

@@ -7,27 +7,31 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/leadrouter/leadrouter/engine"
+	storev1 "github.com/leadrouter/leadrouter/gen/leadrouter/store/v1"
+	"github.com/leadrouter/leadrouter/internal/pbconv"
 )
 
-// A lead's record (keys.lead) has these fields, written by lead_decide.lua
-// and updated by the scripts that drain, escalate, expire and release:
+// A lead's record (keys.lead) is a HASH. Its field pb holds what no script
+// reads or changes, written once by lead_decide.lua: a LeadRecord
+// (proto/leadrouter/store/v1/record.proto: the lead, the rule trace, the
+// matched rule, when it was received, the config version). The other fields
+// are the ones scripts read or update:
 //
-//	lead         engine.Lead as JSON (written once)
-//	state        ASSIGNED, QUEUED, UNROUTABLE or CLOSED
+//	state        OFFERED, ASSIGNED, QUEUED, UNROUTABLE or CLOSED
 //	rep, pool    the assignee and its pool (pool: the queue while QUEUED)
-//	rule, target the matched rule id and 1-based index of the target in use
+//	target       1-based index of the rule's target in use
 //	route        rule, account owner or sticky owner
 //	reason       why QUEUED or UNROUTABLE
-//	rules        the rule trace, []engine.RuleEvaluation as JSON
-//	picks        the pick trace, one line per step (see lib_routing.lua)
-//	email        the lead's email, for its sticky key
-//	received_at, decided_at, queued_at, closed_at   unix ms
+//	picks        the pick trace, one line per step (see lib_pick.lua)
+//	submitted_at, decided_at, queued_at, closed_at   unix ms
 //	close_reason why it was closed
 //	offer_expires, accepted_at, offers, withdrawn, offered ("|a|b|": reps
 //	             offered the lead so far)
 //	first_contact_at, first_contact_channel, contacts, sla_due, breaches
-//	disposition, reason_code, submitted_at
+//	disposition, reason_code
 //	sla_from     when the current first-contact SLA window started (the
 //	             submission, or the placement after a breach reassignment;
 //	             sla_restart marks a reassignment not placed yet)
@@ -37,11 +41,50 @@ import (
 //	breached_by  "|a|b|": reps who breached the lead's SLA; never offered it
 //	             again
 //	history      lifecycle lines "ms<tab>kind<tab>rep<tab>detail"
-//	cfgv         the config version of the first decision
+//
+// Records written before pb existed keep those parts in fields of their own
+// (lead and rules as JSON, rule, received_at, cfgv, email); parseRecord
+// reads both (store/testdata holds records of each format).
+
+// encodeHead is a new record's pb field.
+func encodeHead(d *engine.DecideRequest) ([]byte, error) {
+	h := &storev1.LeadRecord{
+		Lead: pbconv.LeadToProto(d.Lead), RuleId: d.RuleID,
+		ReceivedAtMs: d.ReceivedAt.UnixMilli(), ConfigVersion: d.ConfigVersion,
+	}
+	if len(d.Rules) > 0 {
+		h.Rules = make([]*storev1.RuleEvaluation, len(d.Rules))
+		for i, r := range d.Rules {
+			h.Rules[i] = &storev1.RuleEvaluation{RuleId: r.RuleID, Matched: r.Matched, Detail: r.Detail}
+		}
+	}
+	b, err := proto.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("lead %q: encode record: %w", d.Lead.ID, err)
+	}
+	return b, nil
+}
 
 // parseRecord turns a record's fields into an Assignment.
 func parseRecord(leadID string, f map[string]string) (*engine.Assignment, error) {
 	a := recordFields(leadID, func(k string) string { return f[k] }, true)
+	if raw, ok := f["pb"]; ok {
+		var h storev1.LeadRecord
+		if err := proto.Unmarshal([]byte(raw), &h); err != nil {
+			return nil, fmt.Errorf("lead %q: corrupt record: %w", leadID, err)
+		}
+		a.Lead = pbconv.LeadFromProto(h.GetLead())
+		a.RuleID = h.GetRuleId()
+		if ms := h.GetReceivedAtMs(); ms != 0 {
+			a.ReceivedAt = time.UnixMilli(ms).UTC()
+		}
+		a.ConfigVersion = h.GetConfigVersion()
+		for _, r := range h.GetRules() {
+			a.Trace.Rules = append(a.Trace.Rules, engine.RuleEvaluation{RuleID: r.GetRuleId(), Matched: r.GetMatched(), Detail: r.GetDetail()})
+		}
+		return a, nil
+	}
+	// The format before pb.
 	if err := json.Unmarshal([]byte(f["lead"]), &a.Lead); err != nil {
 		return nil, fmt.Errorf("lead %q: corrupt record: %w", leadID, err)
 	}
@@ -114,7 +157,7 @@ func recordFields(leadID string, f func(string) string, full bool) *engine.Assig
 }
 
 // parsePicks reads the pick trace lines the scripts write (their format is
-// documented at the top of lib_routing.lua).
+// documented at the top of lib_pick.lua).
 func parsePicks(s string) []engine.TargetEvaluation {
 	var out []engine.TargetEvaluation
 	drained := ""

@@ -213,9 +213,9 @@ func parseConfig(ws string, vals []any) (*engine.StoredConfig, error) {
 }
 
 // replyState reads an optional state element of a script reply.
-func replyState(reply []string, i int, fallback engine.State) engine.State {
-	if i < len(reply) && reply[i] != "" {
-		return engine.State(reply[i])
+func replyState(r reply, i int, fallback engine.State) engine.State {
+	if st := r.val(i); st != "" {
+		return engine.State(st)
 	}
 	return fallback
 }
@@ -227,7 +227,7 @@ func nonce() string {
 	return hex.EncodeToString(b[:])
 }
 
-// encodeProfile writes a rep profile as lib_routing.lua reads it.
+// encodeProfile writes a rep profile as lib_eligibility.lua reads it.
 func encodeProfile(p *engine.RepProfile) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d|%d|%s|", p.MaxOpen, p.DailyCap, p.Zone)
@@ -264,23 +264,6 @@ func (k keys) stickyOr(email, fallback string) string {
 	return k.sticky(email)
 }
 
-// appendTargets adds the keys and arguments of decision targets.
-func appendTargets(k keys, keys []string, args []any, targets []engine.DecisionTarget) ([]string, []any) {
-	args = append(args, len(targets))
-	for _, t := range targets {
-		keys = k.target(keys, t.Pool.ID)
-		flag := ""
-		switch {
-		case t.SkipIfUnavailable:
-			flag = "skip"
-		case t.Wait > 0:
-			flag = "wait"
-		}
-		args = append(args, t.Pool.ID, flag, t.Wait.Milliseconds())
-	}
-	return keys, args
-}
-
 func scoreArg(l *engine.Lead) int32 {
 	if l.Score == nil {
 		return -1
@@ -295,50 +278,65 @@ func msOrZero(t time.Time) int64 {
 	return t.UnixMilli()
 }
 
+// decideArgs is lead_decide.lua's request.
+type decideArgs struct {
+	base
+	Lead       string      `json:"lead"`
+	Queued     string      `json:"queued"`
+	Unroutable string      `json:"unroutable"`
+	Email      string      `json:"email"`
+	Sticky     int64       `json:"sticky"`
+	Owner      string      `json:"owner"`
+	Domain     string      `json:"domain"`
+	Score      int32       `json:"score"`
+	Expire     int64       `json:"expire"`
+	Submitted  int64       `json:"submitted"`
+	Targets    []targetArg `json:"targets,omitempty"`
+}
+
 // Decide implements engine.Store with lead_decide.lua: one round trip.
 func (s *Redis) Decide(ctx context.Context, d *engine.DecideRequest) (*engine.Outcome, error) {
 	k := s.keys(d.Workspace)
-	leadJSON, err := json.Marshal(d.Lead)
-	if err != nil {
-		return nil, err
-	}
-	rulesJSON, err := json.Marshal(d.Rules)
+	head, err := encodeHead(d)
 	if err != nil {
 		return nil, err
 	}
 	leadKey := k.lead(d.Lead.ID)
 	keys := append(k.common(), leadKey, k.stickyOr(d.Lead.Email, leadKey))
-	dry := "0"
-	if d.DryRun {
-		dry = "1"
+	req := decideArgs{
+		base: base{Cfg: d.ConfigID, Now: d.ReceivedAt.UnixMilli(), Dry: d.DryRun, Zones: d.Local},
+		Lead: d.Lead.ID, Queued: d.QueuedReason, Unroutable: d.UnroutableReason,
+		Email: d.Lead.Email, Sticky: d.StickyWindow.Milliseconds(), Owner: d.Owner, Domain: d.Domain,
+		Score: scoreArg(d.Lead), Expire: msOrZero(d.ExpireAt), Submitted: d.Lead.SubmittedAt.UnixMilli(),
 	}
-	args := []any{d.ConfigID, ms(d.ReceivedAt), dry, leadJSON, d.Lead.ID, d.RuleID, rulesJSON,
-		d.QueuedReason, d.UnroutableReason, d.Lead.Email, d.StickyWindow.Milliseconds(), d.Owner, d.Domain,
-		scoreArg(d.Lead), msOrZero(d.ExpireAt), ms(d.Lead.SubmittedAt)}
-	keys, args = appendTargets(k, keys, args, d.Targets)
-	reply, err := s.run(ctx, d.Workspace, leadDecide, keys, args...)
+	keys, req.Targets = targetArgs(k, keys, d.Targets)
+	r, err := s.call(ctx, d.Workspace, leadDecide, keys, req, head)
 	if err != nil {
 		return nil, err
 	}
-	if reply[0] == "STALE" {
+	switch r.code {
+	case codeStale:
 		return nil, engine.ErrStaleConfig
-	}
-	if reply[0] == "DUP" {
-		a, err := parseRecord(d.Lead.ID, pairs(reply[2:]))
+	case codeDuplicate:
+		a, err := parseRecord(d.Lead.ID, pairs(r.vals))
 		if err != nil {
 			return nil, err
 		}
 		return &engine.Outcome{Assignment: a, Duplicate: true}, nil
+	case codeOK:
+	default:
+		return nil, r.unexpected(leadDecide)
 	}
-	// A new record: the reply leaves out the lead and the rule trace, which
-	// are the ones this call sent, as they read back from the record.
-	a := recordFields(d.Lead.ID, packedRecord(reply[2]).get, d.View == engine.ViewFull)
+	// A new record: the reply leaves out pb, which holds what this call
+	// sent.
+	a := recordFields(d.Lead.ID, packedRecord(r.val(1)).get, d.View == engine.ViewFull)
 	a.Lead = *d.Lead
 	if len(a.Lead.Attributes) == 0 {
 		a.Lead.Attributes = nil
 	}
 	a.Trace.Rules = d.Rules
-	return &engine.Outcome{Assignment: a, Backlog: reply[1] == "1"}, nil
+	a.RuleID, a.ReceivedAt, a.ConfigVersion = d.RuleID, time.UnixMilli(d.ReceivedAt.UnixMilli()).UTC(), d.ConfigVersion
+	return &engine.Outcome{Assignment: a, Backlog: r.val(0) == "1"}, nil
 }
 
 // Assignment implements engine.Store.
@@ -356,15 +354,18 @@ func (s *Redis) Assignment(ctx context.Context, ws, leadID string) (*engine.Assi
 // SetRepStatus implements engine.Store with rep_set_status.lua.
 func (s *Redis) SetRepStatus(ctx context.Context, ws, configID, repID string, st engine.RepStatus, pools []string, now time.Time) (engine.RepStatus, error) {
 	k := s.keys(ws)
-	keys, args := k.targets(k.common(), []any{configID, ms(now), repID, string(st)}, pools)
-	reply, err := s.run(ctx, ws, repSetStatus, keys, args...)
+	r, err := s.call(ctx, ws, repSetStatus, k.targets(k.common(), pools), repArgs{base: at(configID, now.UnixMilli()),
+		Rep: repID, Status: string(st), Pools: pools})
 	if err != nil {
 		return "", err
 	}
-	if reply[0] == "STALE" {
+	switch r.code {
+	case codeStale:
 		return "", engine.ErrStaleConfig
+	case codeOK:
+		return engine.RepStatus(r.val(0)), nil
 	}
-	return engine.RepStatus(reply[1]), nil
+	return "", r.unexpected(repSetStatus)
 }
 
 // RepRuntime implements engine.Store in one pipelined round trip.
@@ -414,7 +415,7 @@ func (s *Redis) QueuedPools(ctx context.Context, ws string) ([]string, error) {
 	return pools, s.fail("queued_pools", err)
 }
 
-// queuePriorityShift mirrors PRIORITY_SHIFT in lib_routing.lua: a queued
+// queuePriorityShift mirrors PRIORITY_SHIFT in lib_place.lua: a queued
 // lead's score is (100 - lead score) * 2^40 + its arrival number.
 const queuePriorityShift = 1 << 40
 
@@ -472,7 +473,7 @@ func (s *Redis) Workspaces(ctx context.Context) ([]string, error) {
 }
 
 // DrainQueue implements engine.Store with queue_drain.lua.
-func (s *Redis) DrainQueue(ctx context.Context, ws, configID, poolID string, leadIDs []string, sticky time.Duration, now time.Time) (*engine.DrainResult, error) {
+func (s *Redis) DrainQueue(ctx context.Context, ws, configID, poolID string, leadIDs []string, sticky time.Duration, local engine.LocalTimes, now time.Time) (*engine.DrainResult, error) {
 	k := s.keys(ws)
 	emails := make([]*redis.StringCmd, len(leadIDs))
 	pipe := s.client.Pipeline()
@@ -483,21 +484,24 @@ func (s *Redis) DrainQueue(ctx context.Context, ws, configID, poolID string, lea
 		return nil, s.fail("drain_queue", err)
 	}
 	keys := k.target(k.common(), poolID)
-	args := []any{configID, ms(now), poolID, sticky.Milliseconds()}
+	req := drainArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: local}, Pool: poolID, Sticky: sticky.Milliseconds(),
+		Leads: make([]drainLead, len(leadIDs))}
 	for i, id := range leadIDs {
 		email := emails[i].Val()
 		keys = append(keys, k.lead(id), k.stickyOr(email, k.lead(id)))
-		args = append(args, id, email)
+		req.Leads[i] = drainLead{ID: id, Email: email}
 	}
-	reply, err := s.run(ctx, ws, queueDrain, keys, args...)
+	r, err := s.call(ctx, ws, queueDrain, keys, req)
 	if err != nil {
 		return nil, err
 	}
-	if reply[0] == "STALE" {
+	switch r.code {
+	case codeStale:
 		return nil, engine.ErrStaleConfig
+	case codeOK:
+		return &engine.DrainResult{Blocked: r.val(0) == "1", Skipped: count(r.val(1)), Assigned: r.vals[2:]}, nil
 	}
-	skipped, _ := strconv.Atoi(reply[2])
-	return &engine.DrainResult{Blocked: reply[1] == "1", Skipped: skipped, Assigned: reply[3:]}, nil
+	return nil, r.unexpected(queueDrain)
 }
 
 // CloseAssignment implements engine.Store with assignment_close.lua.
@@ -508,70 +512,78 @@ func (s *Redis) CloseAssignment(ctx context.Context, ws, configID string, c *eng
 		return nil, s.fail("close", err)
 	}
 	keys := append(k.common(), k.lead(c.LeadID), k.stickyOr(email, k.lead(c.LeadID)))
-	args := []any{configID, ms(now), c.LeadID, c.RepID, c.Reason, string(c.Disposition), c.ReasonCode}
+	req := closeArgs{base: at(configID, now.UnixMilli()), Lead: c.LeadID, Rep: c.RepID, Reason: c.Reason,
+		Disposition: string(c.Disposition), ReasonCode: c.ReasonCode, Ranked: rankedArgs(ranked)}
 	for _, p := range ranked {
 		keys = append(keys, k.rank(p.ID))
-		args = append(args, string(p.Strategy))
 	}
-	reply, err := s.run(ctx, ws, assignmentClose, keys, args...)
+	r, err := s.call(ctx, ws, assignmentClose, keys, req)
 	if err != nil {
 		return nil, err
 	}
-	switch reply[0] {
-	case "STALE":
+	switch r.code {
+	case codeOK:
+		return parseRecord(c.LeadID, pairs(r.vals))
+	case codeStale:
 		return nil, engine.ErrStaleConfig
-	case "MOVED":
-		return nil, &engine.WrongRepError{LeadID: c.LeadID, Holder: reply[1], State: engine.StateAssigned}
-	case "CONFLICT":
-		return nil, fmt.Errorf("lead %q is already closed as %s: %w", c.LeadID, reply[1], engine.ErrNotAssigned)
-	case "NOT_ASSIGNED":
-		if reply[1] == "" {
-			return nil, fmt.Errorf("lead %q: %w", c.LeadID, engine.ErrNotFound)
-		}
-		return nil, fmt.Errorf("lead %q is %s: %w", c.LeadID, reply[1], engine.ErrNotAssigned)
+	case codeWrongRep:
+		return nil, &engine.WrongRepError{LeadID: c.LeadID, Holder: r.val(0), State: replyState(r, 1, engine.StateAssigned)}
+	case codeConflict:
+		return nil, fmt.Errorf("lead %q is already closed as %s: %w", c.LeadID, r.val(0), engine.ErrNotAssigned)
+	case codeNotFound:
+		return nil, fmt.Errorf("lead %q: %w", c.LeadID, engine.ErrNotFound)
+	case codeWrongState:
+		return nil, fmt.Errorf("lead %q is %s: %w", c.LeadID, r.val(0), engine.ErrNotAssigned)
 	}
-	return parseRecord(c.LeadID, pairs(reply[1:]))
+	return nil, r.unexpected(assignmentClose)
 }
 
 // Accept implements engine.Store with offer_accept.lua.
 func (s *Redis) Accept(ctx context.Context, ws, leadID, repID string, now time.Time) (*engine.Assignment, error) {
 	k := s.keys(ws)
-	reply, err := s.run(ctx, ws, offerAccept, append(k.common(), k.lead(leadID)), "", ms(now), leadID, repID)
+	r, err := s.call(ctx, ws, offerAccept, append(k.common(), k.lead(leadID)),
+		leadRepArgs{base: at("", now.UnixMilli()), Lead: leadID, Rep: repID})
 	if err != nil {
 		return nil, err
 	}
-	switch reply[0] {
-	case "WRONG_REP":
-		return nil, &engine.WrongRepError{LeadID: leadID, Holder: reply[1], State: replyState(reply, 2, engine.StateOffered)}
-	case "GONE":
-		if reply[1] == "" {
-			return nil, fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound)
-		}
-		return nil, &engine.OfferGoneError{LeadID: leadID, State: engine.State(reply[1]), ExpiredAt: msTime(reply[2])}
+	switch r.code {
+	case codeOK:
+		return parseRecord(leadID, pairs(r.vals))
+	case codeWrongRep:
+		return nil, &engine.WrongRepError{LeadID: leadID, Holder: r.val(0), State: replyState(r, 1, engine.StateOffered)}
+	case codeNotFound:
+		return nil, fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound)
+	case codeExpired:
+		return nil, &engine.OfferGoneError{LeadID: leadID, State: engine.State(r.val(0)), ExpiredAt: msTime(r.val(1))}
+	case codeWrongState:
+		return nil, &engine.OfferGoneError{LeadID: leadID, State: engine.State(r.val(0))}
 	}
-	return parseRecord(leadID, pairs(reply[1:]))
+	return nil, r.unexpected(offerAccept)
 }
 
 // Contact implements engine.Store with lead_contact.lua.
-func (s *Redis) Contact(ctx context.Context, ws, leadID, repID, channel string, at, now time.Time) (*engine.Assignment, error) {
+func (s *Redis) Contact(ctx context.Context, ws, leadID, repID, channel string, contactAt, now time.Time) (*engine.Assignment, error) {
 	k := s.keys(ws)
-	reply, err := s.run(ctx, ws, leadContact, append(k.common(), k.lead(leadID)), "", ms(now), leadID, repID, channel, ms(at))
+	r, err := s.call(ctx, ws, leadContact, append(k.common(), k.lead(leadID)),
+		contactArgs{leadRepArgs: leadRepArgs{base: at("", now.UnixMilli()), Lead: leadID, Rep: repID},
+			Channel: channel, At: contactAt.UnixMilli()})
 	if err != nil {
 		return nil, err
 	}
-	switch reply[0] {
-	case "WRONG_REP":
-		return nil, &engine.WrongRepError{LeadID: leadID, Holder: reply[1], State: replyState(reply, 2, engine.StateAssigned)}
-	case "BEFORE_SUBMISSION":
+	switch r.code {
+	case codeOK:
+		return parseRecord(leadID, pairs(r.vals))
+	case codeWrongRep:
+		return nil, &engine.WrongRepError{LeadID: leadID, Holder: r.val(0), State: replyState(r, 1, engine.StateAssigned)}
+	case codeBeforeSubmission:
 		return nil, &engine.ValidationError{Violations: []engine.FieldViolation{{Field: "contacted_at",
-			Description: "before the lead was submitted (" + msTime(reply[1]).Format(time.RFC3339) + ")"}}}
-	case "NOT_ASSIGNED":
-		if reply[1] == "" {
-			return nil, fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound)
-		}
-		return nil, fmt.Errorf("lead %q is %s; a contact needs an accepted assignment: %w", leadID, reply[1], engine.ErrNotAssigned)
+			Description: "before the lead was submitted (" + msTime(r.val(0)).Format(time.RFC3339) + ")"}}}
+	case codeNotFound:
+		return nil, fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound)
+	case codeWrongState:
+		return nil, fmt.Errorf("lead %q is %s; a contact needs an accepted assignment: %w", leadID, r.val(0), engine.ErrNotAssigned)
 	}
-	return parseRecord(leadID, pairs(reply[1:]))
+	return nil, r.unexpected(leadContact)
 }
 
 // Reroute implements engine.Store with lead_reroute.lua.
@@ -584,27 +596,28 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 		policy = a.PoolID
 	}
 	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey), k.pool(policy))
-	args := []any{configID, ms(now), a.LeadID, string(r.Mode), r.RepID, r.Reason, a.Lead.Email, r.Sticky.Milliseconds(),
-		scoreArg(&a.Lead), r.FirstIndex, r.QueuedReason, msOrZero(r.ExpireAt)}
-	keys, args = appendTargets(k, keys, args, r.Targets)
-	args = append(args, len(r.Ranked))
+	req := rerouteArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: r.Local}, Lead: a.LeadID, Mode: string(r.Mode), Rep: r.RepID,
+		Reason: r.Reason, Email: a.Lead.Email, Sticky: r.Sticky.Milliseconds(), Score: scoreArg(&a.Lead),
+		First: r.FirstIndex, Queued: r.QueuedReason, Expire: msOrZero(r.ExpireAt), Ranked: rankedArgs(r.Ranked)}
+	keys, req.Targets = targetArgs(k, keys, r.Targets)
 	for _, p := range r.Ranked {
 		keys = append(keys, k.rank(p.ID))
-		args = append(args, string(p.Strategy))
 	}
-	reply, err := s.run(ctx, ws, leadReroute, keys, args...)
+	res, err := s.call(ctx, ws, leadReroute, keys, req)
 	if err != nil {
 		return nil, err
 	}
-	switch reply[0] {
-	case "STALE":
+	switch res.code {
+	case codeOK:
+		return &engine.RerouteResult{Done: true, State: engine.State(res.val(0)), Backlog: res.val(1) == "1"}, nil
+	case codeStale:
 		return nil, engine.ErrStaleConfig
-	case "GONE":
-		return &engine.RerouteResult{State: engine.State(reply[1])}, nil
-	case "WRONG_REP":
-		return nil, &engine.WrongRepError{LeadID: a.LeadID, Holder: reply[1], State: replyState(reply, 2, engine.StateOffered)}
+	case codeClaimed, codeWrongState:
+		return &engine.RerouteResult{State: engine.State(res.val(0))}, nil
+	case codeWrongRep:
+		return nil, &engine.WrongRepError{LeadID: a.LeadID, Holder: res.val(0), State: replyState(res, 1, engine.StateOffered)}
 	}
-	return &engine.RerouteResult{Done: true, State: engine.State(reply[1]), Backlog: reply[2] == "1"}, nil
+	return nil, res.unexpected(leadReroute)
 }
 
 // EventsEpoch implements engine.Store.
@@ -698,16 +711,17 @@ func (s *Redis) TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge 
 	}
 	var total int64
 	for {
-		reply, err := eventsTrim.Script.Run(ctx, s.client, []string{k.events(), k.eventsTrimmed()},
-			maxLen, cutoff, trimBatch).Int64Slice()
+		r, err := s.call(ctx, ws, eventsTrim, []string{k.events(), k.eventsTrimmed()},
+			trimArgs{MaxLen: maxLen, Cutoff: cutoff, Limit: trimBatch})
 		if err != nil {
-			return total, s.fail(eventsTrim.name, err)
+			return total, err
 		}
-		if len(reply) != 2 {
-			return total, fmt.Errorf("store %s: unexpected script reply %v", eventsTrim.name, reply)
+		if r.code != codeOK {
+			return total, r.unexpected(eventsTrim)
 		}
-		total += reply[0]
-		if reply[1] == 0 || reply[0] == 0 {
+		removed, more := int64(count(r.val(0))), r.val(1) == "1"
+		total += removed
+		if !more || removed == 0 {
 			return total, nil
 		}
 	}
@@ -720,16 +734,19 @@ func (s *Redis) RepConnection(ctx context.Context, ws, configID, repID string, p
 	if connect {
 		mode = "connect"
 	}
-	keys, args := k.targets(append(k.common(), k.connected()),
-		[]any{configID, ms(now), mode, repID, msOrZero(lostBefore)}, pools)
-	reply, err := s.run(ctx, ws, repConnection, keys, args...)
+	r, err := s.call(ctx, ws, repConnection, k.targets(append(k.common(), k.connected()), pools),
+		connectionArgs{repArgs: repArgs{base: at(configID, now.UnixMilli()), Rep: repID, Pools: pools},
+			Mode: mode, Cutoff: msOrZero(lostBefore)})
 	if err != nil {
 		return "", err
 	}
-	if reply[0] == "STALE" {
+	switch r.code {
+	case codeStale:
 		return "", engine.ErrStaleConfig
+	case codeOK:
+		return engine.RepStatus(r.val(0)), nil
 	}
-	return engine.RepStatus(reply[0]), nil
+	return "", r.unexpected(repConnection)
 }
 
 // IndexPools implements engine.Store with pool_index.lua, at most
@@ -743,15 +760,19 @@ func (s *Redis) IndexPools(ctx context.Context, ws, configID string, pools []str
 	for len(pools) > 0 {
 		chunk := pools[:min(len(pools), indexPoolsPerCall)]
 		pools = pools[len(chunk):]
-		keys, args := k.targets(k.common(), []any{configID, ms(now), mode}, chunk)
-		reply, err := s.run(ctx, ws, poolIndex, keys, args...)
+		r, err := s.call(ctx, ws, poolIndex, k.targets(k.common(), chunk),
+			indexArgs{base: at(configID, now.UnixMilli()), Mode: mode, Pools: chunk})
 		if err != nil {
 			return built, moved, err
 		}
-		if reply[0] == "STALE" {
+		switch r.code {
+		case codeStale:
 			return built, moved, engine.ErrStaleConfig
+		case codeOK:
+		default:
+			return built, moved, r.unexpected(poolIndex)
 		}
-		built, moved = built+count(reply[1]), moved+count(reply[2])
+		built, moved = built+count(r.val(0)), moved+count(r.val(1))
 	}
 	return built, moved, nil
 }
@@ -786,8 +807,9 @@ func (s *Redis) LostConnections(ctx context.Context, ws string, before time.Time
 
 // DropTimer implements engine.Store with timer_drop.lua.
 func (s *Redis) DropTimer(ctx context.Context, ws string, t engine.Timer) error {
-	err := timerDrop.Script.Run(ctx, s.client, []string{s.keys(ws).timers()}, string(t.Kind)+"|"+t.LeadID, ms(t.Due)).Err()
-	return s.fail(timerDrop.name, err)
+	_, err := s.call(ctx, ws, timerDrop, []string{s.keys(ws).timers()},
+		timerArgs{Member: string(t.Kind) + "|" + t.LeadID, Due: t.Due.UnixMilli()})
+	return err
 }
 
 // DueTimers implements engine.Store.
@@ -808,24 +830,26 @@ func (s *Redis) DueTimers(ctx context.Context, ws string, now time.Time, limit i
 }
 
 // Escalate implements engine.Store with lead_escalate.lua.
-func (s *Redis) Escalate(ctx context.Context, ws, configID string, a *engine.Assignment, next []engine.DecisionTarget, firstIndex int, queuedReason string, sticky time.Duration, now time.Time) (bool, bool, error) {
+func (s *Redis) Escalate(ctx context.Context, ws, configID string, a *engine.Assignment, next []engine.DecisionTarget, firstIndex int, queuedReason string, sticky time.Duration, local engine.LocalTimes, now time.Time) (bool, bool, error) {
 	k := s.keys(ws)
 	leadKey := k.lead(a.LeadID)
 	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey), k.queue(a.PoolID))
-	args := []any{configID, ms(now), a.LeadID, a.PoolID, scoreArg(&a.Lead), a.Lead.Email, sticky.Milliseconds(),
-		firstIndex, queuedReason}
-	keys, args = appendTargets(k, keys, args, next)
-	reply, err := s.run(ctx, ws, leadEscalate, keys, args...)
+	req := escalateArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: local}, Lead: a.LeadID, Pool: a.PoolID, Score: scoreArg(&a.Lead),
+		Email: a.Lead.Email, Sticky: sticky.Milliseconds(), First: firstIndex, Queued: queuedReason}
+	keys, req.Targets = targetArgs(k, keys, next)
+	r, err := s.call(ctx, ws, leadEscalate, keys, req)
 	if err != nil {
 		return false, false, err
 	}
-	switch reply[0] {
-	case "STALE":
+	switch r.code {
+	case codeOK:
+		return true, r.val(0) == "1", nil
+	case codeStale:
 		return false, false, engine.ErrStaleConfig
-	case "GONE":
+	case codeClaimed, codeWrongState, codeMoved:
 		return false, false, nil
 	}
-	return true, reply[1] == "1", nil
+	return false, false, r.unexpected(leadEscalate)
 }
 
 // Expire implements engine.Store with lead_expire.lua.
@@ -837,17 +861,20 @@ func (s *Redis) Expire(ctx context.Context, ws, leadID, reason string, now time.
 			return false, s.fail("expire", err)
 		}
 		keys := append(k.common(), k.lead(leadID), k.queue(pool))
-		reply, rerr := s.run(ctx, ws, leadExpire, keys, 0, ms(now), leadID, pool, reason)
+		r, rerr := s.call(ctx, ws, leadExpire, keys, expireArgs{base: at("", now.UnixMilli()), Lead: leadID, Pool: pool, Reason: reason})
 		if rerr != nil {
 			return false, rerr
 		}
-		switch reply[0] {
-		case "OK":
+		switch r.code {
+		case codeOK:
 			return true, nil
-		case "GONE":
+		case codeClaimed, codeWrongState:
 			return false, nil
+		case codeMoved:
+			pool = r.val(0) // the lead escalated meanwhile
+		default:
+			return false, r.unexpected(leadExpire)
 		}
-		pool = reply[1] // MOVED: the lead escalated meanwhile
 	}
 	return false, fmt.Errorf("lead %q: %w", leadID, engine.ErrConflict)
 }
@@ -858,7 +885,7 @@ func (s *Redis) Expire(ctx context.Context, ws, leadID, reason string, now time.
 func (s *Redis) run(ctx context.Context, ws string, sc *script, keys []string, args ...any) ([]string, error) {
 	v, err := sc.Run(ctx, s.client, keys, args...).Result()
 	if err != nil {
-		return nil, s.fail(sc.name, err)
+		return nil, s.fail(sc.name, sc.located(err))
 	}
 	list, ok := v.([]any)
 	if !ok || len(list) == 0 {

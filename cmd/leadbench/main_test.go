@@ -20,6 +20,7 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/pbconv"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 	"github.com/leadrouter/leadrouter/metrics"
 	"github.com/leadrouter/leadrouter/store"
@@ -51,13 +52,6 @@ func TestBenchConfig(t *testing.T) {
 	}
 }
 
-func leadFromProto(l *pb.Lead) engine.Lead {
-	return engine.Lead{ID: l.Id, Email: l.Email, FirstName: l.FirstName, LastName: l.LastName, Company: l.Company,
-		CompanyDomain: l.CompanyDomain, Country: l.Country, Region: l.Region, PostalCode: l.PostalCode,
-		Industry: l.Industry, EmployeeCount: l.EmployeeCount, Source: l.Source, Product: l.Product,
-		Language: l.Language, Score: l.Score, Attributes: l.Attributes, SubmittedAt: l.SubmittedAt.AsTime()}
-}
-
 // TestLeadsAreAssignedAcrossRules routes generated leads through the engine
 // (embedded store): every one is valid and ASSIGNED, ids are unique, and
 // the leads exercise most rules, pools and routes.
@@ -85,7 +79,7 @@ func TestLeadsAreAssignedAcrossRules(t *testing.T) {
 			t.Fatalf("duplicate lead id %s", l.Id)
 		}
 		ids[l.Id] = true
-		a, dup, err := eng.AssignLead(ctx, "bench", leadFromProto(l))
+		a, dup, err := eng.AssignLead(ctx, "bench", pbconv.LeadFromProto(l))
 		if err != nil {
 			t.Fatalf("lead %+v: %v", l, err)
 		}

@@ -4,47 +4,47 @@
 -- person's sticky owner is forgotten, and the rep's least-loaded scores are
 -- corrected. Closing a closed lead again the same way changes nothing.
 --
--- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     lead    HASH
 -- KEYS[16]     sticky  STRING (the lead key again when there is no email)
 -- KEYS[17+i]   rank ZSET of each ranked pool the rep belongs to
 --
--- ARGV[1]  config id the caller holds
--- ARGV[2]  now, unix ms
--- ARGV[3]  lead id
--- ARGV[4]  the rep: read from the record (release) or the caller
---          (disposition)
--- ARGV[5]  reason
--- ARGV[6]  disposition ('' for a release)
--- ARGV[7]  reason code
--- ARGV[8+i] strategy of rank key i (LEAST_LOADED or LONGEST_IDLE)
+-- A (store/contract.go closeArgs): cfg, now, and
+--   lead         the lead's id
+--   rep          the rep: read from the record (release) or the caller
+--                (disposition)
+--   reason, disposition ('' for a release), reason_code
+--   ranked       strategy of each rank key (LEAST_LOADED or LONGEST_IDLE)
 --
 -- Returns:
---   {'STALE'}                       config id is not current
---   {'MOVED', rep}                  the record's rep is not ARGV[4]
---   {'NOT_ASSIGNED', state}         the lead is offered, queued or unroutable
---   {'CONFLICT', disposition}       already dispositioned otherwise
---   {'OK', field, value, ...}       the closed record
+--   {STALE}                     config id is not current
+--   {WRONG_REP, rep, state}     the record's rep is not A.rep
+--   {NOT_FOUND}                 no such lead
+--   {WRONG_STATE, state}        the lead is offered, queued or unroutable
+--   {CONFLICT, disposition}     already dispositioned otherwise
+--   {OK, field, value, ...}     the closed record
 
 local lead_key = KEYS[15]
 local sticky_key = KEYS[16]
 local first_rank_key = 17
-local lead_id = ARGV[3]
-local expected_rep = ARGV[4]
-local reason = ARGV[5]
-local disposition = ARGV[6]
-local reason_code = ARGV[7]
-local first_strategy = 8
+local lead_id = A.lead
+local expected_rep = A.rep
+local reason = A.reason
+local disposition = A.disposition
+local reason_code = A.reason_code
 
-if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
-  return { 'STALE' }
+if not current() then
+  return { C.STALE }
 end
 local state, rep, closed_as = unpack(redis.call('HMGET', lead_key, 'state', 'rep', 'disposition'))
+if not state then
+  return { C.NOT_FOUND }
+end
 if (state == 'ASSIGNED' or state == 'CLOSED') and rep ~= expected_rep then
-  return { 'MOVED', rep or '' }
+  return { C.WRONG_REP, rep or '', state }
 end
 if state == 'CLOSED' and disposition ~= '' and (closed_as or '') ~= disposition then
-  return { 'CONFLICT', closed_as or 'released' }
+  return { C.CONFLICT, closed_as or 'released' }
 end
 if state == 'ASSIGNED' then
   if tonumber(redis.call('HGET', K.open, rep) or '0') > 0 then
@@ -58,20 +58,20 @@ if state == 'ASSIGNED' then
   add_history(lead_key, disposition ~= '' and 'dispositioned' or 'released', rep,
     disposition ~= '' and (disposition .. (reason_code ~= '' and (' ' .. reason_code) or ''))
       or (string.gsub(reason, '%c', ' '))) -- one line: a line break must not forge entries
-  local held = (redis.call('HGET', lead_key, 'email') or '') ~= '' and redis.call('GET', sticky_key)
+  local held = sticky_key ~= lead_key and redis.call('GET', sticky_key)
   if held and select(3, string.match(held, '^([^|]*)|([^|]*)|(.*)|(%d+)$')) == lead_id then
     redis.call('DEL', sticky_key)
   end
-  for i = 0, #ARGV - first_strategy do
-    local rank = KEYS[first_rank_key + i]
+  for i, strategy in ipairs(A.ranked or {}) do
+    local rank = KEYS[first_rank_key + i - 1]
     if redis.call('ZSCORE', rank, rep) then
-      redis.call('ZADD', rank, rank_score(ARGV[first_strategy + i], rep), rep)
+      redis.call('ZADD', rank, rank_score(strategy, rep), rep)
     end
   end
   emit(disposition ~= '' and 'dispositioned' or 'released', lead_id, rep, '', disposition ~= '' and disposition or reason)
 elseif state ~= 'CLOSED' then
-  return { 'NOT_ASSIGNED', state or '' }
+  return { C.WRONG_STATE, state }
 end
-local reply = { 'OK' }
+local reply = { C.OK }
 append_all(reply, redis.call('HGETALL', lead_key))
 return reply

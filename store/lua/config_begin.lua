@@ -11,9 +11,10 @@
 -- KEYS[3]  body    STRING the new config, expiring
 -- KEYS[4..] the queue ZSET of each pool the new config removes
 --
--- ARGV[1]  base config id: apply only if this is current ('': none yet)
--- ARGV[2]  nonce
--- ARGV[3]  the applier's lease: until when it holds the apply, unix ms by
+-- A (store/contract.go beginArgs):
+--   base   base config id: apply only if this is current ('': none yet)
+--   nonce  the apply's nonce
+--   lease  the applier's lease: until when it holds the apply, unix ms by
 --          the wall clock (every replica judges it by its own)
 --
 -- The plan and body lose their expiry here: an apply once begun is carried
@@ -21,26 +22,26 @@
 -- apply deletes them.
 --
 -- Returns:
---   {'CONFLICT', current id}  (an apply under way has id "applying:...")
---   {'QUEUED_POOL', i}        removed pool i (from 0) still has queued leads
---   {'OK', id}                the apply's id, "applying:<nonce>"
+--   {CONFLICT, current id}  (an apply under way has id "applying:...")
+--   {QUEUED_POOL, i}        removed pool i (from 0) still has queued leads
+--   {OK, id}                the apply's id, "applying:<nonce>"
 
 local config, plan, body = KEYS[1], KEYS[2], KEYS[3]
-local base, nonce, lease = ARGV[1], ARGV[2], ARGV[3]
+local base, nonce, lease = A.base, A.nonce, A.lease
 
 local current = redis.call('HGET', config, 'id') or ''
 if current ~= base then
   redis.call('DEL', plan, body)
-  return { 'CONFLICT', current }
+  return { C.CONFLICT, current }
 end
 for i = 4, #KEYS do
   if redis.call('ZCARD', KEYS[i]) > 0 then
     redis.call('DEL', plan, body)
-    return { 'QUEUED_POOL', tostring(i - 4) }
+    return { C.QUEUED_POOL, i - 4 }
   end
 end
 redis.call('PERSIST', plan)
 redis.call('PERSIST', body)
 local id = 'applying:' .. nonce
 redis.call('HSET', config, 'id', id, 'prev_id', current, 'next', 0, 'steps', redis.call('LLEN', plan), 'lease', lease)
-return { 'OK', id }
+return { C.OK, id }

@@ -6,15 +6,16 @@
 -- caller holds, so they wait (STALE, then the engine loads the config again,
 -- which waits for the commit).
 --
--- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     plan  LIST  the steps, JSON (store/apply.go applyStep)
--- then TARGET_KEYS per pool of the step (lib_routing.lua pool_at: pool,
+-- then TARGET_KEYS per pool of the step (lib_index.lua pool_at: pool,
 --   rank, owed, queue, away): a pools step's pools, or a removed step's
 --
--- ARGV[1]  "applying:<nonce>": the apply this step belongs to
--- ARGV[2]  now, unix ms
--- ARGV[3]  the step's index in the plan (from 0)
--- ARGV[4]  the applier's lease renewed: until when, unix ms by the wall
+-- A (store/contract.go chunkArgs):
+--   cfg    "applying:<nonce>": the apply this step belongs to
+--   now    unix ms
+--   step   the step's index in the plan (from 0)
+--   lease  the applier's lease renewed: until when, unix ms by the wall
 --          clock, it may take for the next step before another replica
 --          carries on with the plan
 --
@@ -34,24 +35,24 @@
 -- stride after the pass of the member picked last); least-loaded and
 -- longest-idle pools get exact scores. A rep with no presence gets its
 -- initial status. Every pool's members are filed in its index by presence
--- (rank or away, see lib_routing.lua); round-robin turns owed for an
+-- (rank or away, see lib_index.lua); round-robin turns owed for an
 -- absence so far are settled first.
 --
 -- Returns:
---   {'STALE'}        the config is not being applied under this id
---   {'DONE', next}   this step was carried out already (next: the step due)
---   {'OK', next}     carried out; next is the step due now
+--   {STALE}        the config is not being applied under this id
+--   {DONE, next}   this step was carried out already (next: the step due)
+--   {OK, next}     carried out; next is the step due now
 
 local plan = KEYS[15]
-local step = tonumber(ARGV[3])
-local lease = ARGV[4]
+local step = A.step
+local lease = A.lease
 
-if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
-  return { 'STALE' }
+if not current() then
+  return { C.STALE }
 end
 local due = tonumber(redis.call('HGET', K.config, 'next') or '0')
 if due ~= step then
-  return { 'DONE', due }
+  return { C.DONE, due }
 end
 local s = cjson.decode(redis.call('LINDEX', plan, step))
 
@@ -192,4 +193,4 @@ elseif s.k == 'removed' then
   end
 end
 redis.call('HSET', K.config, 'next', step + 1, 'lease', lease)
-return { 'OK', step + 1 }
+return { C.OK, step + 1 }

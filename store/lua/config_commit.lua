@@ -7,24 +7,23 @@
 -- KEYS[3]  body    STRING  the new config, renamed to KEYS[4]
 -- KEYS[4]  config_body STRING
 --
--- ARGV[1]  "applying:<nonce>"
--- ARGV[2]  now, unix ms
+-- A (store/contract.go base): cfg ("applying:<nonce>"), now (unix ms)
 --
 -- Returns:
---   {'STALE', id}           not applying under this id (id: the config's now)
---   {'INCOMPLETE', next}    steps remain
---   {'OK', version, id}
+--   {STALE, id}           not applying under this id (id: the config's now)
+--   {INCOMPLETE, next}    steps remain
+--   {OK, version, id}
 
 local config, plan, body, config_body = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local applying, now = ARGV[1], ARGV[2]
+local applying, now = A.cfg, A.now
 
 local id = redis.call('HGET', config, 'id') or ''
 if id ~= applying then
-  return { 'STALE', id }
+  return { C.STALE, id }
 end
 local v = redis.call('HMGET', config, 'next', 'steps', 'version')
 if tonumber(v[1]) ~= tonumber(v[2]) then
-  return { 'INCOMPLETE', v[1] }
+  return { C.INCOMPLETE, v[1] }
 end
 local version = tostring(tonumber(v[3] or '0') + 1)
 local new_id = version .. ':' .. string.sub(applying, #'applying:' + 1)
@@ -33,4 +32,4 @@ redis.call('HSET', config, 'version', version, 'id', new_id, 'applied_at', now)
 -- 'body' is where configs applied before config_body kept theirs.
 redis.call('HDEL', config, 'prev_id', 'next', 'steps', 'lease', 'body')
 redis.call('DEL', plan)
-return { 'OK', version, new_id }
+return { C.OK, version, new_id }

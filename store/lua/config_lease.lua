@@ -5,23 +5,23 @@
 --
 -- KEYS[1]  config  HASH (config_begin.lua)
 --
--- ARGV[1]  now, unix ms
--- ARGV[2]  lease ms
+-- A (store/contract.go leaseArgs): now (unix ms by the wall clock), lease
+-- (ms)
 --
 -- Returns:
---   {'NONE', id}              no apply under way
---   {'HELD', id, lease}       the applier holds it until lease (unix ms)
---   {'TAKEN', id, next, steps} the caller holds it now
+--   {DONE, id}              no apply under way
+--   {HELD, id, lease}       the applier holds it until lease (unix ms)
+--   {OK, id, next, steps}   the caller holds it now
 
 local config = KEYS[1]
-local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, lease = A.now, A.lease
 local v = redis.call('HMGET', config, 'id', 'lease', 'next', 'steps')
 local id = v[1] or ''
 if string.sub(id, 1, #'applying:') ~= 'applying:' then
-  return { 'NONE', id }
+  return { C.DONE, id }
 end
 if tonumber(v[2] or '0') > now then
-  return { 'HELD', id, v[2] }
+  return { C.HELD, id, v[2] }
 end
 redis.call('HSET', config, 'lease', now + lease)
-return { 'TAKEN', id, v[3] or '0', v[4] or '0' }
+return { C.OK, id, v[3] or '0', v[4] or '0' }

@@ -12,18 +12,19 @@
 -- KEYS[1]  events   STREAM
 -- KEYS[2]  trimmed  STRING  id of the newest removed event
 --
--- ARGV[1]  max_len: events kept at most
--- ARGV[2]  cutoff, unix ms: events before it are removed (0: no age limit)
--- ARGV[3]  limit: events removed for the length limit in this call at most
+-- A (store/contract.go trimArgs):
+--   max_len  events kept at most
+--   cutoff   unix ms: events before it are removed (0: no age limit)
+--   limit    events removed for the length limit in this call at most
 --
--- Returns {removed, more}: the number of events removed, and 1 when the
+-- Returns {OK, removed, more}: the number of events removed, and 1 when the
 -- stream is still over max_len (call again), else 0.
 
 local events = KEYS[1]
 local trimmed = KEYS[2]
-local max_len = tonumber(ARGV[1])
-local cutoff = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
+local max_len = A.max_len
+local cutoff = A.cutoff
+local limit = A.limit
 
 local function split(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -37,7 +38,7 @@ local function less(a, b)
 end
 
 local oldest = redis.call('XRANGE', events, '-', '+', 'COUNT', 1)
-if #oldest == 0 then return { 0, 0 } end
+if #oldest == 0 then return { C.OK, 0, 0 } end
 
 local last = nil
 local n = redis.call('XLEN', events)
@@ -51,7 +52,7 @@ if cutoff > 0 and split(oldest[1][1]) < cutoff then
   local aged = redis.call('XREVRANGE', events, (cutoff - 1) .. '-18446744073709551615', '-', 'COUNT', 1)
   if #aged > 0 and (last == nil or less(last, aged[1][1])) then last = aged[1][1] end
 end
-if last == nil then return { 0, 0 } end
+if last == nil then return { C.OK, 0, 0 } end
 
 local ms, seq = string.match(last, '^(%d+)-(%d+)$')
 local removed = redis.call('XTRIM', events, 'MINID', ms .. '-' .. (tonumber(seq) + 1))
@@ -59,4 +60,4 @@ local cur = redis.call('GET', trimmed)
 if cur == false or less(cur, last) then
   redis.call('SET', trimmed, last)
 end
-return { removed, redis.call('XLEN', events) > max_len and 1 or 0 }
+return { C.OK, removed, redis.call('XLEN', events) > max_len and 1 or 0 }

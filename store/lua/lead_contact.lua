@@ -2,38 +2,38 @@
 -- stops the first-contact SLA timers and fixes speed to lead; later ones
 -- are counted.
 --
--- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     lead  HASH
 --
--- ARGV[1]  config id (unused; the layout is shared)
--- ARGV[2]  now, unix ms
--- ARGV[3]  lead id
--- ARGV[4]  rep id
--- ARGV[5]  channel
--- ARGV[6]  when the contact happened, unix ms
+-- A (store/contract.go contactArgs): now, lead (the lead's id), rep,
+-- channel, at (when the contact happened, unix ms)
 --
 -- Returns:
---   {'OK', field, value, ...}   the record
---   {'WRONG_REP', rep, state}   the lead is held by another rep
---   {'BEFORE_SUBMISSION', ms}   the contact is dated before the submission
---   {'NOT_ASSIGNED', state}     the lead is offered (accept first), queued...
+--   {OK, field, value, ...}     the record
+--   {WRONG_REP, rep, state}     the lead is held by another rep
+--   {BEFORE_SUBMISSION, ms}     the contact is dated before the submission
+--   {NOT_FOUND}                 no such lead
+--   {WRONG_STATE, state}        the lead is offered (accept first), queued...
 
 local lead_key = KEYS[15]
-local lead_id = ARGV[3]
-local rep = ARGV[4]
-local channel = ARGV[5]
-local at = ARGV[6]
+local lead_id = A.lead
+local rep = A.rep
+local channel = A.channel
+local at = A.at
 
 local state, holder, first, submitted, due, breaches = unpack(redis.call('HMGET', lead_key,
   'state', 'rep', 'first_contact_at', 'submitted_at', 'sla_due', 'breaches'))
+if not state then
+  return { C.NOT_FOUND }
+end
 if state ~= 'ASSIGNED' and state ~= 'CLOSED' then
-  return { 'NOT_ASSIGNED', state or '' }
+  return { C.WRONG_STATE, state }
 end
 if holder ~= rep then
-  return { 'WRONG_REP', holder, state }
+  return { C.WRONG_REP, holder, state }
 end
-if tonumber(at) < tonumber(submitted or '0') then
-  return { 'BEFORE_SUBMISSION', submitted }
+if at < tonumber(submitted or '0') then
+  return { C.BEFORE_SUBMISSION, submitted }
 end
 if not first then
   redis.call('HSET', lead_key, 'first_contact_at', at, 'first_contact_channel', channel)
@@ -50,6 +50,6 @@ if not first then
 end
 redis.call('HINCRBY', lead_key, 'contacts', 1)
 add_history(lead_key, 'contacted', rep, channel)
-local reply = { 'OK' }
+local reply = { C.OK }
 append_all(reply, redis.call('HGETALL', lead_key))
 return reply

@@ -3,7 +3,7 @@
 -- pool's strategy and every rep's eligibility, the rotation state, the
 -- record, and queueing with its timers.
 --
--- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     lead    HASH  this lead's record (store/record.go)
 -- KEYS[16]     sticky  STRING "rep|pool|lead|until_ms" of the open assignment
 --                       for this email (the lead key again when there is
@@ -12,74 +12,55 @@
 -- KEYS[17+5i..21+5i]   target i (from 0): pool HASH, rank ZSET, owed ZSET,
 --                       queue ZSET, away ZSET
 --
--- ARGV[1]  config id the rule was matched under
--- ARGV[2]  now, unix ms
--- ARGV[3]  '1' for a dry run (preview)
--- ARGV[4]  the lead, JSON
--- ARGV[5]  lead id
--- ARGV[6]  rule id ('' when no rule matched)
--- ARGV[7]  rule trace, JSON
--- ARGV[8]  reason recorded when the lead is queued with nobody eligible
--- ARGV[9]  reason recorded when no rule matched
--- ARGV[10] email ('' for none); ARGV[11] sticky window ms (0: off)
--- ARGV[12] account owner rep ('' for none); ARGV[13] account domain
--- ARGV[14] lead score (-1: unscored), for queue priority
--- ARGV[15] queue expiry, unix ms (0: none)
--- ARGV[16] the lead's submitted_at, unix ms (the first-contact SLA's start)
--- ARGV[17] number of targets; then 3 per target: pool id, flag ('skip',
---          'wait' or ''), wait ms
+-- A (store/contract.go decideArgs): cfg, now, dry, and
+--   lead        the lead's id
+--   queued      reason recorded when the lead is queued with nobody eligible
+--   unroutable  reason recorded when no rule matched
+--   email       '' for none; sticky: the sticky window, ms (0: off)
+--   owner       account owner rep ('' for none); domain: the account's domain
+--   score       lead score (-1: unscored), for queue priority
+--   expire      queue expiry, unix ms (0: none)
+--   submitted   the lead's submitted_at, unix ms (the first-contact SLA's start)
+--   targets     the rule's targets
+-- ARGV[2]  the record's part no script reads (a LeadRecord, protobuf),
+--          stored as it is in field pb
 --
 -- A picked rep gets an offer or the assignment as the pool's accept_within
--- says (lib_routing place); a sticky or account owner is placed under the
+-- says (lib_place place); a sticky or account owner is placed under the
 -- policy of the first target pool.
 --
 -- Returns:
---   {'STALE'}                           config id is not current (or, in
---                                       a preview, a target pool has no
---                                       index yet)
---   {'DUP', '0', field, value, ...}     lead already recorded: the record
---   {'OK', backlog, record}             the new record (written unless dry
---                                       run) without its lead and rules
---                                       fields (ARGV[4] and ARGV[7]), as
---                                       "field\0value\0field\0value..."; backlog
---                                       '1' when the lead was queued behind
---                                       earlier leads on a pool that has an
---                                       eligible member
+--   {STALE}                     config id is not current (or, in a preview,
+--                               a target pool has no index yet)
+--   {DUPLICATE, field, value, ...}  lead already recorded: the record
+--   {OK, backlog, record}       the new record (written unless dry run)
+--                               without pb, as "field\0value\0field..."; backlog
+--                               1 when the lead was queued behind earlier
+--                               leads on a pool that has an eligible member
 
 local lead_key = KEYS[15]
 local sticky_key = KEYS[16]
-local first_target_key = 17
+local lead_id = A.lead
+local email = A.email
+local sticky_window = A.sticky
+local owner = A.owner
+local domain = A.domain
+local targets = read_targets(17, A.targets)
 
-DRY = ARGV[3] == '1'
-local lead_json = ARGV[4]
-local lead_id = ARGV[5]
-local rule_id = ARGV[6]
-local rules_trace = ARGV[7]
-local queued_reason = ARGV[8]
-local unroutable_reason = ARGV[9]
-local email = ARGV[10]
-local sticky_window = tonumber(ARGV[11])
-local owner = ARGV[12]
-local domain = ARGV[13]
-local score = tonumber(ARGV[14])
-local expire_at = tonumber(ARGV[15])
-local submitted = tonumber(ARGV[16])
-local targets = read_targets(first_target_key, 18, tonumber(ARGV[17]))
-
-if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
-  return { 'STALE' }
+if not current() then
+  return { C.STALE }
 end
 
 local existing = redis.call('HGETALL', lead_key)
 if #existing > 0 then
-  local reply = { 'DUP', '0' }
+  local reply = { C.DUPLICATE }
   append_all(reply, existing)
   return reply
 end
 
 local lines = {}
-local state, rep, pool_id, reason, route = 'UNROUTABLE', '', '', unroutable_reason, ''
-local backlog, target_index = '0', 0
+local state, rep, pool_id, reason, route = 'UNROUTABLE', '', '', A.unroutable, ''
+local backlog, target_index = 0, 0
 
 -- 1. The same person's open assignment, 2. the account's owner.
 if email ~= '' and sticky_window > 0 then
@@ -100,12 +81,12 @@ end
 -- 3. The rule's targets (or the account's fallback pool).
 local outcome = nil
 if state ~= 'ASSIGNED' then
-  outcome = route_targets(targets, lines, queued_reason)
+  outcome = route_targets(targets, lines, A.queued)
   if outcome then
     local target = targets[outcome.index]
     state, pool_id, reason, route, target_index = outcome.state, target.pool.id, outcome.reason or '', 'rule', outcome.index
     if outcome.state == 'ASSIGNED' then rep = outcome.rep end
-    if outcome.backlog then backlog = '1' end
+    if outcome.backlog then backlog = 1 end
   end
 end
 
@@ -113,17 +94,14 @@ end
 -- eligible-member index (pick sets UNINDEXED): STALE makes the engine load
 -- the config again, which indexes its pools (pool_index.lua).
 if UNINDEXED then
-  return { 'STALE' }
+  return { C.STALE }
 end
 
--- The record but the lead and its rule trace, which the reply leaves out:
--- the caller sent them and has them.
+-- The record but pb, which the reply leaves out: the caller sent it.
 -- Each field once: the reply repeats the record, and every field is a
 -- string to build, send and read.
 local record = {
-  'rule', rule_id, 'received_at', NOW,
-  'cfgv', string.match(CONFIG_ID, '^(%d+)') or '0', 'route', route,
-  'target', target_index, 'email', email, 'picks', table.concat(lines, '\n'), 'submitted_at', submitted,
+  'route', route, 'target', target_index, 'email', email, 'picks', table.concat(lines, '\n'), 'submitted_at', A.submitted,
 }
 local history = history_line('received', '', '')
 if state == 'QUEUED' or state == 'UNROUTABLE' then
@@ -139,7 +117,7 @@ else
   local policy = (outcome and targets[outcome.index] or targets[1] or {}).pool
   local placed, fields, line
   if policy then
-    placed, fields, line = place(policy, rep, lead_id, submitted, '')
+    placed, fields, line = place(policy, rep, lead_id, A.submitted, '')
     -- The record's pool is the one the lead was routed by ('' for an
     -- account owner), not necessarily the pool whose policy applied.
     for i = 1, #fields, 2 do
@@ -167,14 +145,14 @@ if not DRY then
       bind_sticky(sticky_key, email, sticky_window, rep, pool_id, lead_id)
     end
   elseif state == 'QUEUED' then
-    enqueue(targets[target_index].pool, lead_id, score, outcome.wait, expire_at)
+    enqueue(targets[target_index].pool, lead_id, A.score, outcome.wait, A.expire)
     emit('queued', lead_id, '', pool_id, reason)
   else
     emit('unroutable', lead_id, '', '', reason)
   end
-  redis.call('HSET', lead_key, 'lead', lead_json, 'rules', rules_trace, unpack(record))
+  redis.call('HSET', lead_key, 'pb', ARGV[2], unpack(record))
 end
 -- The record goes back as one string, its fields and values separated by
 -- NUL (no value has one: free text is stripped of control characters), so
 -- that the caller reads one reply element, not fifty.
-return { 'OK', backlog, table.concat(record, '\0') }
+return { C.OK, backlog, table.concat(record, '\0') }

@@ -1,53 +1,58 @@
 -- lead_escalate: fire a queued lead's escalation timer exactly once: take
 -- it off the queue it waits on and route it over the rule's next targets.
 --
--- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     lead    HASH
 -- KEYS[16]     sticky  STRING (the lead key again when there is no email)
 -- KEYS[17]     queue   ZSET the lead waits on
 -- KEYS[18+5i..22+5i]   remaining target i (from 0): pool, rank, owed, queue, away
 --
--- ARGV[1]  config id the caller holds
--- ARGV[2]  now, unix ms
--- ARGV[3]  lead id
--- ARGV[4]  pool id the lead waits on
--- ARGV[5]  lead score (-1: unscored)
--- ARGV[6]  email ('' for none); ARGV[7] sticky window ms
--- ARGV[8]  rule index of the first remaining target (1-based)
--- ARGV[9]  reason recorded when the lead is queued with nobody eligible
--- ARGV[10] number of remaining targets; then 3 per target as in lead_decide
+-- A (store/contract.go escalateArgs): cfg, now, and
+--   lead     the lead's id
+--   pool     the pool the lead waits on
+--   score    lead score (-1: unscored)
+--   email    '' for none; sticky: the sticky window, ms
+--   first    rule index of the first remaining target (1-based)
+--   queued   reason recorded when the lead is queued with nobody eligible
+--   targets  the remaining targets
 --
 -- Returns:
---   {'STALE'}      config id is not current
---   {'GONE'}       the timer was already fired, or the lead moved on
---   {'OK', backlog, state}  the lead's new state
+--   {STALE}               config id is not current
+--   {MOVED, pool}         the lead waits on another pool than the caller
+--                         read; the timer stays for the next sweep
+--   {CLAIMED}             the timer was already fired
+--   {WRONG_STATE, state}  the lead is no longer queued
+--   {OK, backlog, state}  the lead's new state
 
 local lead_key = KEYS[15]
 local sticky_key = KEYS[16]
 local old_queue = KEYS[17]
-local lead_id = ARGV[3]
-local old_pool = ARGV[4]
-local score = tonumber(ARGV[5])
-local email = ARGV[6]
-local sticky_window = tonumber(ARGV[7])
-local base_index = tonumber(ARGV[8])
-local queued_reason = ARGV[9]
-local targets = read_targets(18, 11, tonumber(ARGV[10]))
+local lead_id = A.lead
+local old_pool = A.pool
+local score = A.score
+local email = A.email
+local sticky_window = A.sticky
+local base_index = A.first
+local queued_reason = A.queued
+local targets = read_targets(18, A.targets)
 
-if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
-  return { 'STALE' }
+if not current() then
+  return { C.STALE }
 end
 local state, pool_id = unpack(redis.call('HMGET', lead_key, 'state', 'pool'))
 if state == 'QUEUED' and pool_id ~= old_pool then
-  return { 'GONE' } -- the caller read an older record; the timer stays for the next sweep
+  return { C.MOVED, pool_id }
 end
-if not claim_timer('escalate|' .. lead_id) or state ~= 'QUEUED' then
-  return { 'GONE' }
+if not claim_timer('escalate|' .. lead_id) then
+  return { C.CLAIMED }
+end
+if state ~= 'QUEUED' then
+  return { C.WRONG_STATE, state or '' }
 end
 local lines = { 'E\t' .. old_pool }
 local outcome = route_targets(targets, lines, queued_reason)
 if not outcome then
-  return { 'OK', '0', 'QUEUED' } -- no target left: it keeps waiting where it is
+  return { C.OK, 0, 'QUEUED' } -- no target left: it keeps waiting where it is
 end
 redis.call('ZREM', old_queue, lead_id)
 if redis.call('ZCARD', old_queue) == 0 then
@@ -71,4 +76,4 @@ else
   redis.call('HSET', lead_key, unpack(fields))
   enqueue(target.pool, lead_id, score, outcome.wait, 0)
 end
-return { 'OK', outcome.backlog and '1' or '0', state }
+return { C.OK, outcome.backlog and 1 or 0, state }

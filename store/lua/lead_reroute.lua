@@ -9,78 +9,79 @@
 -- the same rep twice unless nobody else is eligible; after max_offers
 -- withdrawn offers (or with nobody eligible) it is QUEUED with the reason.
 --
--- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     lead    HASH
 -- KEYS[16]     sticky  STRING (the lead key again when there is no email)
 -- KEYS[17]     the pool HASH whose policies the lead's placement followed
 -- KEYS[18+5i..22+5i]  target i (from 0): pool, rank, owed, queue, away
 --
--- ARGV[1]  config id the caller holds
--- ARGV[2]  now, unix ms
--- ARGV[3]  lead id
--- ARGV[4]  mode: timeout, reject, breach or warn
--- ARGV[5]  rep id: the rep the caller expects to hold the lead
--- ARGV[6]  reason (reject)
--- ARGV[7]  email ('' for none); ARGV[8] sticky window ms
--- ARGV[9]  lead score (-1: unscored)
--- ARGV[10] rule index of the first target (1-based)
--- ARGV[11] reason recorded when nobody is eligible
--- ARGV[12] queue expiry for the lead if it is queued, unix ms (0: none; an
---          existing expiry is kept)
--- ARGV[13] number of targets; then 3 per target as in lead_decide
--- then R, and R strategies: the rep's least-loaded and longest-idle pools,
---          whose rank keys follow the targets' keys in KEYS
+-- KEYS[17+5n+i]       the rank ZSET of the rep's ranked pool i (from 1;
+--                       after the n targets' keys)
+--
+-- A (store/contract.go rerouteArgs): cfg, now, and
+--   lead     the lead's id
+--   mode     timeout, reject, breach or warn
+--   rep      the rep the caller expects to hold the lead
+--   reason   (reject) the rep's reason
+--   email    '' for none; sticky: the sticky window, ms
+--   score    lead score (-1: unscored)
+--   first    rule index of the first target (1-based)
+--   queued   reason recorded when nobody is eligible
+--   expire   queue expiry for the lead if it is queued, unix ms (0: none;
+--            an existing expiry is kept)
+--   targets  the rule's targets
+--   ranked   the strategy of each ranked pool's rank key
 --
 -- Returns:
---   {'STALE'}                config id is not current
---   {'GONE', state}          nothing to do: the timer was fired already, the
---                            offer was accepted, the contact was made...
---   {'WRONG_REP', rep}       (reject) the lead is offered to another rep
---   {'OK', state, backlog}   the lead's new state
+--   {STALE}                  config id is not current
+--   {CLAIMED, state}         the timer was fired already
+--   {WRONG_STATE, state}     nothing to do: the offer was accepted, the
+--                            contact was made...
+--   {WRONG_REP, rep, state}  (reject) the lead is offered to another rep
+--   {OK, state, backlog}     the lead's new state
 
 local lead_key = KEYS[15]
 local sticky_key = KEYS[16]
 local current_pool_key = KEYS[17]
-local lead_id = ARGV[3]
-local mode = ARGV[4]
-local rep = ARGV[5]
-local reason = ARGV[6]
-local email = ARGV[7]
-local sticky_window = tonumber(ARGV[8])
-local score = tonumber(ARGV[9])
-local base_index = tonumber(ARGV[10])
-local queued_reason = ARGV[11]
-local expire_at = tonumber(ARGV[12])
-local target_count = tonumber(ARGV[13])
-local targets = read_targets(18, 14, target_count)
+local lead_id = A.lead
+local mode = A.mode
+local rep = A.rep
+local reason = A.reason
+local email = A.email
+local sticky_window = A.sticky
+local score = A.score
+local base_index = A.first
+local queued_reason = A.queued
+local expire_at = A.expire
+local targets = read_targets(18, A.targets)
 local ranked = {}
-for i = 1, tonumber(ARGV[14 + 3 * target_count]) do
-  ranked[i] = { key = KEYS[17 + TARGET_KEYS * target_count + i], strategy = ARGV[14 + 3 * target_count + i] }
+for i, strategy in ipairs(A.ranked or {}) do
+  ranked[i] = { key = KEYS[17 + TARGET_KEYS * #targets + i], strategy = strategy }
 end
 
-if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
-  return { 'STALE' }
+if not current() then
+  return { C.STALE }
 end
 local state, holder, pool_id, contacted = unpack(redis.call('HMGET', lead_key, 'state', 'rep', 'pool', 'first_contact_at'))
 
 -- Timers are claimed first, so each fires once whatever the record says.
 if mode == 'timeout' or mode == 'breach' or mode == 'warn' then
   local member = ({ timeout = 'offer|', breach = 'sla|', warn = 'warn|' })[mode] .. lead_id
-  if not claim_timer(member) then return { 'GONE', state or '' } end
+  if not claim_timer(member) then return { C.CLAIMED, state or '' } end
 end
-if mode == 'timeout' and (state ~= 'OFFERED' or holder ~= rep) then return { 'GONE', state or '' } end
+if mode == 'timeout' and (state ~= 'OFFERED' or holder ~= rep) then return { C.WRONG_STATE, state or '' } end
 if mode == 'reject' then
-  if state ~= 'OFFERED' then return { 'GONE', state or '' } end
-  if holder ~= rep then return { 'WRONG_REP', holder, state } end
+  if state ~= 'OFFERED' then return { C.WRONG_STATE, state or '' } end
+  if holder ~= rep then return { C.WRONG_REP, holder, state } end
 end
 if mode == 'breach' or mode == 'warn' then
-  if contacted or (state ~= 'ASSIGNED' and state ~= 'OFFERED') then return { 'GONE', state or '' } end
+  if contacted or (state ~= 'ASSIGNED' and state ~= 'OFFERED') then return { C.WRONG_STATE, state or '' } end
   local kind = mode == 'warn' and 'sla_warning' or 'sla_breached'
   emit(kind, lead_id, holder, pool_id, 'no first contact yet')
   add_history(lead_key, kind, holder, 'no first contact yet')
   redis.call('HINCRBY', lead_key, 'breaches', mode == 'breach' and 1 or 0)
   if mode == 'warn' or state ~= 'ASSIGNED' or redis.call('HGET', current_pool_key, 'breach') ~= 'REASSIGN' then
-    return { 'OK', state, '0' }
+    return { C.OK, state, 0 }
   end
 end
 
@@ -168,7 +169,7 @@ local function queue_here(why, index, wait, lines)
   return 'QUEUED'
 end
 if max_offers > 0 and withdrawn >= max_offers and mode ~= 'breach' then
-  return { 'OK', queue_here(withdrawn .. ' offers withdrawn without acceptance (max_offers ' .. max_offers .. ')'), '0' }
+  return { C.OK, queue_here(withdrawn .. ' offers withdrawn without acceptance (max_offers ' .. max_offers .. ')'), 0 }
 end
 local exclude = {}
 for r in string.gmatch(redis.call('HGET', lead_key, 'offered') or '', '[^|]+') do exclude[r] = true end
@@ -188,7 +189,7 @@ local outcome = route_targets(targets, lines, queued_reason, exclude)
 EXCLUDE = {}
 if not outcome or outcome.state ~= 'ASSIGNED' then
   local why = (outcome and outcome.reason) or queued_reason
-  return { 'OK', queue_here(why, outcome and outcome.index, outcome and outcome.wait, lines), (outcome and outcome.backlog) and '1' or '0' }
+  return { C.OK, queue_here(why, outcome and outcome.index, outcome and outcome.wait, lines), (outcome and outcome.backlog) and 1 or 0 }
 end
 local target = targets[outcome.index]
 outcome.advance()
@@ -199,4 +200,4 @@ local sla_from = tonumber(redis.call('HGET', lead_key, 'sla_from') or redis.call
 local placed = place_stored(lead_key, target.pool, outcome.rep, lead_id, sla_from,
   { 'target', base_index + outcome.index - 1, 'picks', table.concat(lines, '\n') })
 bind_sticky(sticky_key, email, sticky_window, outcome.rep, target.pool.id, lead_id)
-return { 'OK', placed, '0' }
+return { C.OK, placed, 0 }

@@ -2,39 +2,37 @@
 -- ASSIGNED, the offer timer is cancelled and the rep's missed-offer count is
 -- reset. Accepting an accepted lead again changes nothing.
 --
--- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     lead  HASH
 --
--- ARGV[1]  config id (unused; the layout is shared)
--- ARGV[2]  now, unix ms
--- ARGV[3]  lead id
--- ARGV[4]  rep id
+-- A (store/contract.go leadRepArgs): now, lead (the lead's id), rep
 --
 -- An accept after the offer's deadline fails, even before the offer timer
 -- has withdrawn it.
 --
 -- Returns:
---   {'OK', field, value, ...}       the record
---   {'WRONG_REP', rep, state}       the lead is offered to or held by rep
---                                   (state: OFFERED or ASSIGNED)
---   {'GONE', state, detail}         no offer to accept: the offer to this rep
---                                   expired (detail: when, from the history;
---                                   '' when this rep's last offer did not
---                                   expire) or the lead is queued,
---                                   unroutable or closed
+--   {OK, field, value, ...}     the record
+--   {WRONG_REP, rep, state}     the lead is offered to or held by rep
+--                               (state: OFFERED or ASSIGNED)
+--   {NOT_FOUND}                 no such lead
+--   {EXPIRED, state, at}        the offer to this rep expired at unix ms at
+--                               (from the history when it was withdrawn)
+--   {WRONG_STATE, state}        no offer to accept: the lead is queued,
+--                               unroutable or closed, or was never offered
+--                               to this rep
 
 local lead_key = KEYS[15]
-local lead_id = ARGV[3]
-local rep = ARGV[4]
+local lead_id = A.lead
+local rep = A.rep
 
 local state, holder, expires = unpack(redis.call('HMGET', lead_key, 'state', 'rep', 'offer_expires'))
 if not state then
-  return { 'GONE', '', '' }
+  return { C.NOT_FOUND }
 end
 if state == 'OFFERED' and holder == rep and tonumber(expires or '0') < NOW then
   -- Past the deadline: the offer timer withdraws it (it may not have run
   -- yet); an accept comes too late either way.
-  return { 'GONE', state, expires }
+  return { C.EXPIRED, state, expires }
 end
 if state == 'OFFERED' and holder == rep then
   redis.call('HSET', lead_key, 'state', 'ASSIGNED', 'accepted_at', NOW)
@@ -57,10 +55,10 @@ else
       rep_kind, lost = kind, at
     end
   end
-  if rep_kind == 'offer_expired' then return { 'GONE', state, lost } end
-  if (state == 'OFFERED' or state == 'ASSIGNED') and holder ~= rep then return { 'WRONG_REP', holder, state } end
-  return { 'GONE', state, '' }
+  if rep_kind == 'offer_expired' then return { C.EXPIRED, state, lost } end
+  if (state == 'OFFERED' or state == 'ASSIGNED') and holder ~= rep then return { C.WRONG_REP, holder, state } end
+  return { C.WRONG_STATE, state }
 end
-local reply = { 'OK' }
+local reply = { C.OK }
 append_all(reply, redis.call('HGETALL', lead_key))
 return reply

@@ -1,5 +1,5 @@
 -- pool_index: build or repair the eligible-member index of pools
--- (lib_routing.lua).
+-- (lib_index.lua).
 --   build   index the pools that have none yet (written by a version from
 --           before the index): once each
 --   repair  also file every member of every pool by its presence now. An
@@ -7,25 +7,23 @@
 --           was set by something that does not keep the index: a replica
 --           of an older version during a rolling upgrade, or a hand edit.
 --
--- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15+5i..19+5i]  pool i (from 0): pool, rank, owed, queue, away
 --
--- ARGV[1]  config id the caller holds (the pools are in that config)
--- ARGV[2]  now, unix ms
--- ARGV[3]  mode: build or repair
--- ARGV[4+i] pool i's id
+-- A (store/contract.go indexArgs): cfg (the pools are in that config), now,
+-- mode (build or repair), pools (their ids)
 --
 -- Returns:
---   {'STALE'}                  config id is not current
---   {'OK', built, moved}       pools indexed now; members moved by a repair
+--   {STALE}                  config id is not current
+--   {OK, built, moved}       pools indexed now; members moved by a repair
 
-local mode = ARGV[3]
-if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
-  return { 'STALE' }
+local mode = A.mode
+if not current() then
+  return { C.STALE }
 end
 local built, moved = 0, 0
-for i = 4, #ARGV do
-  local pool = pool_at(ARGV[i], 15 + TARGET_KEYS * (i - 4))
+for i, id in ipairs(A.pools or {}) do
+  local pool = pool_at(id, 15 + TARGET_KEYS * (i - 1))
   local st = pool_state(pool)
   if st.ix ~= '1' and st.exists then
     build_index(pool, st)
@@ -49,4 +47,4 @@ for i = 4, #ARGV do
     end
   end
 end
-return { 'OK', built, moved }
+return { C.OK, built, moved }

@@ -1,40 +1,38 @@
 -- queue_drain: assign leads queued on one pool, in queue order (lead score,
 -- then arrival), while the pool has an eligible member.
 --
--- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15..19] the pool: pool HASH, rank ZSET, owed ZSET, queue ZSET, away ZSET
 -- KEYS[20+2i], KEYS[21+2i]  lead i (from 0): record HASH, sticky STRING
 --
--- ARGV[1]  config id the caller holds
--- ARGV[2]  now, unix ms
--- ARGV[3]  pool id
--- ARGV[4]  sticky window ms (0: off)
--- ARGV[5+2i], ARGV[6+2i]  lead i: id, email ('' for none); the head of the
---          queue as the caller read it
+-- A (store/contract.go drainArgs): cfg, now, and
+--   pool    the pool's id
+--   sticky  the sticky window, ms (0: off)
+--   leads   [{id, email ('' for none)}, ...]: the head of the queue as the
+--           caller read it
 --
 -- Returns:
---   {'STALE'}                       config id is not current
---   {'OK', blocked, skipped, lead id, ...}
---                                   the leads assigned, in order; blocked '1'
+--   {STALE}                         config id is not current
+--   {OK, blocked, skipped, lead id, ...}
+--                                   the leads assigned, in order; blocked 1
 --                                   when the pool ran out of eligible members;
 --                                   skipped counts leads left waiting because
 --                                   every eligible member breached their SLA.
 --                                   Leads no longer queued here (drained or
 --                                   escalated elsewhere) are passed over.
 
-local pool = pool_at(ARGV[3], 15)
+local pool = pool_at(A.pool, 15)
 local first_lead_key = 15 + TARGET_KEYS
-local sticky_window = tonumber(ARGV[4])
-local first_lead_arg = 5
+local sticky_window = A.sticky
 
-if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
-  return { 'STALE' }
+if not current() then
+  return { C.STALE }
 end
 
-local reply = { 'OK', '0', '0' }
-for i = 0, (#ARGV - first_lead_arg + 1) / 2 - 1 do
-  local lead_id = ARGV[first_lead_arg + 2 * i]
-  local email = ARGV[first_lead_arg + 2 * i + 1]
+local reply = { C.OK, 0, 0 }
+for i = 0, #(A.leads or {}) - 1 do
+  local lead_id = A.leads[i + 1].id
+  local email = A.leads[i + 1].email
   local lead_key = KEYS[first_lead_key + 2 * i]
   local sticky_key = KEYS[first_lead_key + 2 * i + 1]
   if redis.call('ZSCORE', pool.queue, lead_id) then
@@ -63,11 +61,11 @@ for i = 0, (#ARGV - first_lead_arg + 1) / 2 - 1 do
     EXCLUDE = {}
     local restricted = next(never) ~= nil
     if not rep and not restricted then
-      reply[2] = '1'
+      reply[2] = 1
       break
     end
     if not rep then
-      reply[3] = tostring(tonumber(reply[3]) + 1)
+      reply[3] = reply[3] + 1
     end
     -- A restricted lead with no rep it may go to waits; the rest need not.
     if rep then

@@ -7,36 +7,36 @@
 --            AVAILABLE rep is set OFFLINE, remembering that it was the
 --            engine's doing
 --
--- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     connected  ZSET  rep -> last heartbeat, unix ms
 -- KEYS[16+5i..20+5i]  pool i of the rep (from 0): pool, rank, owed, queue, away
 --
--- ARGV[1]  config id the caller holds (the rep and its pools are in that config)
--- ARGV[2]  now, unix ms
--- ARGV[3]  mode: connect or lost
--- ARGV[4]  rep id
--- ARGV[5]  lost: heartbeats at or before this unix ms are lost
--- ARGV[6+i] pool i's id
+-- A (store/contract.go connectionArgs): cfg (the rep and its pools are in
+-- that config), now, and
+--   mode    connect or lost
+--   rep     the rep's id
+--   cutoff  lost: heartbeats at or before this unix ms are lost
+--   pools   the rep's pools' ids
 --
 -- A change of status files the rep in the eligible-member index of each of
--- its pools (lib_routing.lua). repstate keeps "auto:<rep>": the status
+-- its pools (lib_index.lua). repstate keeps "auto:<rep>": the status
 -- before the engine set the rep OFFLINE.
 --
--- Returns {'STALE'} when the config id is not current, else {status}: the
+-- Returns {STALE} when the config id is not current, else {OK, status}: the
 -- rep's status after the call ('' when it has none).
 
 local presence = K.presence
 local repstate = K.repstate
 local connected = KEYS[15]
-local mode = ARGV[3]
-local rep = ARGV[4]
+local mode = A.mode
+local rep = A.rep
 local now = NOW
-local cutoff = tonumber(ARGV[5])
+local cutoff = A.cutoff
 local pools = {}
-for i = 6, #ARGV do pools[#pools + 1] = pool_at(ARGV[i], 16 + TARGET_KEYS * (i - 6)) end
+for i, id in ipairs(A.pools or {}) do pools[i] = pool_at(id, 16 + TARGET_KEYS * (i - 1)) end
 
-if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
-  return { 'STALE' }
+if not current() then
+  return { C.STALE }
 end
 
 local function set_status(status, detail)
@@ -51,7 +51,7 @@ end
 local current = redis.call('HGET', presence, rep)
 if not current then
   redis.call('ZREM', connected, rep) -- not a rep of the config any more
-  return { '' }
+  return { C.OK, '' }
 end
 if mode == 'connect' then
   redis.call('ZADD', connected, now, rep)
@@ -60,20 +60,20 @@ if mode == 'connect' then
     redis.call('HDEL', repstate, 'auto:' .. rep)
     if current == 'OFFLINE' then
       set_status(before, 'desktop connected again')
-      return { before }
+      return { C.OK, before }
     end
   end
-  return { current }
+  return { C.OK, current }
 end
 -- lost
 local seen = redis.call('ZSCORE', connected, rep)
 if not seen or tonumber(seen) > cutoff then
-  return { current } -- a heartbeat arrived meanwhile
+  return { C.OK, current } -- a heartbeat arrived meanwhile
 end
 redis.call('ZREM', connected, rep)
 if current == 'AVAILABLE' then
   redis.call('HSET', repstate, 'auto:' .. rep, current)
   set_status('OFFLINE', 'no desktop connection')
-  return { 'OFFLINE' }
+  return { C.OK, 'OFFLINE' }
 end
-return { current }
+return { C.OK, current }

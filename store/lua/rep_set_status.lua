@@ -1,26 +1,26 @@
 -- rep_set_status: set a rep's declared presence, and file the rep in the
--- eligible-member index of each of its pools (lib_routing.lua).
+-- eligible-member index of each of its pools (lib_index.lua).
 --
--- KEYS[1..14]  the workspace keys (lib_routing.lua)
+-- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15+5i..19+5i]  pool i of the rep (from 0): pool, rank, owed, queue, away
 --
--- ARGV[1]  config id the caller holds (the rep and its pools are in that config)
--- ARGV[2]  now, unix ms
--- ARGV[3]  rep id
--- ARGV[4]  new status: AVAILABLE, AWAY or OFFLINE
--- ARGV[5+i] pool i's id
+-- A (store/contract.go repArgs): cfg (the rep and its pools are in that
+-- config), now, and
+--   rep     the rep's id
+--   status  AVAILABLE, AWAY or OFFLINE
+--   pools   the rep's pools' ids
 --
 -- Returns:
---   {'STALE'}               config id is not current
---   {'OK', previous status} ('' when the rep had none)
+--   {STALE}                 config id is not current
+--   {OK, previous status}   ('' when the rep had none)
 
-local rep = ARGV[3]
-local status = ARGV[4]
+local rep = A.rep
+local status = A.status
 local pools = {}
-for i = 5, #ARGV do pools[#pools + 1] = pool_at(ARGV[i], 15 + TARGET_KEYS * (i - 5)) end
+for i, id in ipairs(A.pools or {}) do pools[i] = pool_at(id, 15 + TARGET_KEYS * (i - 1)) end
 
-if redis.call('HGET', K.config, 'id') ~= CONFIG_ID then
-  return { 'STALE' }
+if not current() then
+  return { C.STALE }
 end
 local previous = redis.call('HGET', K.presence, rep) or ''
 if previous ~= status then
@@ -30,4 +30,4 @@ if previous ~= status then
     'at', NOW, 'detail', (previous ~= '' and previous or 'NONE') .. ' -> ' .. status)
 end
 index_presence(pools, rep)
-return { 'OK', previous }
+return { C.OK, previous }

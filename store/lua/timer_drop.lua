@@ -4,16 +4,16 @@
 --
 -- KEYS[1]  timers  ZSET
 --
--- ARGV[1]  member
--- ARGV[2]  the due time the caller read, unix ms
+-- A (store/contract.go timerArgs): member, due (the due time the caller
+-- read, unix ms)
 --
--- Returns 1 when the timer was removed, else 0.
+-- Returns {OK, 1} when the timer was removed, else {OK, 0}.
 
 local timers = KEYS[1]
-local member = ARGV[1]
-local due = ARGV[2]
+local member = A.member
+local due = A.due
 
-if redis.call('ZSCORE', timers, member) == due then
-  return redis.call('ZREM', timers, member)
+if tonumber(redis.call('ZSCORE', timers, member) or '-1') == due then
+  return { C.OK, redis.call('ZREM', timers, member) }
 end
-return 0
+return { C.OK, 0 }

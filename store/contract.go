@@ -1,0 +1,265 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/leadrouter/leadrouter/engine"
+)
+
+// The contract between Go and each script: the script's keys, and one
+// request, a JSON object its Lua reads as A (contract.lua). A script that
+// stores a payload it never reads gets it as a second argument, as bytes.
+// Every reply is {code, value, ...}: a code (below) that means the same in
+// every script, then values as the script documents them. Text meant for
+// people is rendered in Go (engine.Skip and the store's readers), not in
+// Lua.
+
+// code is a script's outcome; contract.lua's C table holds the same values.
+type code int
+
+const (
+	codeOK               code = 0  // done; the values are the script's result
+	codeStale            code = 1  // the config id the caller holds is not current
+	codeDuplicate        code = 2  // the lead is recorded already: its record
+	codeNotFound         code = 3  // no record of the lead
+	codeWrongState       code = 4  // the lead is not in a state the call acts on: its state
+	codeWrongRep         code = 5  // the lead is offered to or held by another rep: rep, state
+	codeMoved            code = 6  // the lead waits on another pool than the caller read: that pool
+	codeClaimed          code = 7  // the timer was fired already
+	codeConflict         code = 8  // the change contradicts one made before: what was made
+	codeExpired          code = 9  // the rep's offer expired: when, unix ms
+	codeBeforeSubmission code = 10 // a contact dated before the submission: the submission, unix ms
+	codeDone             code = 11 // the step was carried out already: the step due
+	codeIncomplete       code = 12 // the apply's steps are not all carried out: the step due
+	codeQueuedPool       code = 13 // a pool to remove holds queued leads: its index
+	codeHeld             code = 14 // another applier holds a live lease
+)
+
+var codeNames = map[code]string{
+	codeOK: "OK", codeStale: "STALE", codeDuplicate: "DUPLICATE", codeNotFound: "NOT_FOUND",
+	codeWrongState: "WRONG_STATE", codeWrongRep: "WRONG_REP", codeMoved: "MOVED", codeClaimed: "CLAIMED",
+	codeConflict: "CONFLICT", codeExpired: "EXPIRED", codeBeforeSubmission: "BEFORE_SUBMISSION",
+	codeDone: "DONE", codeIncomplete: "INCOMPLETE", codeQueuedPool: "QUEUED_POOL", codeHeld: "HELD",
+}
+
+func (c code) String() string {
+	if n, ok := codeNames[c]; ok {
+		return n
+	}
+	return "code " + strconv.Itoa(int(c))
+}
+
+// reply is a script's answer: its code and values.
+type reply struct {
+	code code
+	vals []string
+}
+
+// val returns value i ("" past the end).
+func (r reply) val(i int) string {
+	if i < len(r.vals) {
+		return r.vals[i]
+	}
+	return ""
+}
+
+// unexpected is the error for a code a caller does not handle.
+func (r reply) unexpected(sc *script) error {
+	return fmt.Errorf("store %s: unexpected reply %v %q", sc.name, r.code, r.vals)
+}
+
+// base is what every routing script's request starts with (lib_workspace).
+type base struct {
+	Cfg string `json:"cfg"` // the config id the caller holds
+	Now int64  `json:"now"` // unix ms
+	Dry bool   `json:"dry,omitempty"`
+	// Zones is the local time of the config's zones at now, for the scripts
+	// that check reps' calendars and count their days (lib_eligibility).
+	Zones engine.LocalTimes `json:"zones,omitempty"`
+}
+
+func at(cfg string, now int64) base { return base{Cfg: cfg, Now: now} }
+
+// targetArg is one routing target (lib_pick read_targets).
+type targetArg struct {
+	Pool string `json:"pool"`
+	Skip bool   `json:"skip"` // skip_if_unavailable
+	Wait int64  `json:"wait"` // ms to wait here before escalating (0: none)
+}
+
+// targetArgs adds the targets' keys and returns their requests.
+func targetArgs(k keys, ks []string, targets []engine.DecisionTarget) ([]string, []targetArg) {
+	out := make([]targetArg, len(targets))
+	for i, t := range targets {
+		ks = k.target(ks, t.Pool.ID)
+		out[i] = targetArg{Pool: t.Pool.ID, Skip: t.SkipIfUnavailable, Wait: t.Wait.Milliseconds()}
+	}
+	return ks, out
+}
+
+// call runs a script with its request (and payloads) and returns its reply.
+func (s *Redis) call(ctx context.Context, ws string, sc *script, keys []string, req any, payload ...any) (reply, error) {
+	arg, err := json.Marshal(req)
+	if err != nil {
+		return reply{}, fmt.Errorf("store %s: request: %w", sc.name, err)
+	}
+	args := make([]any, 0, 1+len(payload))
+	args = append(append(args, arg), payload...)
+	list, err := s.run(ctx, ws, sc, keys, args...)
+	if err != nil {
+		return reply{}, err
+	}
+	c, err := strconv.Atoi(list[0])
+	if err != nil {
+		return reply{}, fmt.Errorf("store %s: reply without a code: %q", sc.name, list)
+	}
+	return reply{code: code(c), vals: list[1:]}, nil
+}
+
+// The requests, one per script (each script's header documents its own).
+// Lists are omitted when empty (never null, which Lua's cjson decodes to a
+// value that is not a table); scripts read a missing list as empty.
+
+type drainLead struct {
+	ID    string `json:"id"`
+	Email string `json:"email"`
+}
+
+// drainArgs is queue_drain.lua's request.
+type drainArgs struct {
+	base
+	Pool   string      `json:"pool"`
+	Sticky int64       `json:"sticky"`
+	Leads  []drainLead `json:"leads,omitempty"`
+}
+
+// escalateArgs is lead_escalate.lua's request.
+type escalateArgs struct {
+	base
+	Lead    string      `json:"lead"`
+	Pool    string      `json:"pool"`
+	Score   int32       `json:"score"`
+	Email   string      `json:"email"`
+	Sticky  int64       `json:"sticky"`
+	First   int         `json:"first"`
+	Queued  string      `json:"queued"`
+	Targets []targetArg `json:"targets,omitempty"`
+}
+
+// rerouteArgs is lead_reroute.lua's request.
+type rerouteArgs struct {
+	base
+	Lead    string      `json:"lead"`
+	Mode    string      `json:"mode"`
+	Rep     string      `json:"rep"`
+	Reason  string      `json:"reason"`
+	Email   string      `json:"email"`
+	Sticky  int64       `json:"sticky"`
+	Score   int32       `json:"score"`
+	First   int         `json:"first"`
+	Queued  string      `json:"queued"`
+	Expire  int64       `json:"expire"`
+	Targets []targetArg `json:"targets,omitempty"`
+	Ranked  []string    `json:"ranked,omitempty"` // strategies of the rank keys after the targets'
+}
+
+// rankedArgs are the strategies of ranked pools whose rank keys a script
+// gets.
+func rankedArgs(pools []engine.Pool) []string {
+	out := make([]string, len(pools))
+	for i, p := range pools {
+		out[i] = string(p.Strategy)
+	}
+	return out
+}
+
+// expireArgs is lead_expire.lua's request.
+type expireArgs struct {
+	base
+	Lead   string `json:"lead"`
+	Pool   string `json:"pool"`
+	Reason string `json:"reason"`
+}
+
+// closeArgs is assignment_close.lua's request.
+type closeArgs struct {
+	base
+	Lead        string   `json:"lead"`
+	Rep         string   `json:"rep"`
+	Reason      string   `json:"reason"`
+	Disposition string   `json:"disposition"`
+	ReasonCode  string   `json:"reason_code"`
+	Ranked      []string `json:"ranked,omitempty"`
+}
+
+// leadRepArgs is offer_accept.lua's request.
+type leadRepArgs struct {
+	base
+	Lead string `json:"lead"`
+	Rep  string `json:"rep"`
+}
+
+// contactArgs is lead_contact.lua's request.
+type contactArgs struct {
+	leadRepArgs
+	Channel string `json:"channel"`
+	At      int64  `json:"at"`
+}
+
+// repArgs is rep_set_status.lua's request.
+type repArgs struct {
+	base
+	Rep    string   `json:"rep"`
+	Status string   `json:"status,omitempty"`
+	Pools  []string `json:"pools,omitempty"`
+}
+
+// connectionArgs is rep_connection.lua's request.
+type connectionArgs struct {
+	repArgs
+	Mode   string `json:"mode"`   // connect or lost
+	Cutoff int64  `json:"cutoff"` // lost: heartbeats at or before this unix ms are lost
+}
+
+// indexArgs is pool_index.lua's request.
+type indexArgs struct {
+	base
+	Mode  string   `json:"mode"` // build or repair
+	Pools []string `json:"pools,omitempty"`
+}
+
+// chunkArgs is config_chunk.lua's request.
+type chunkArgs struct {
+	base
+	Step  int   `json:"step"`
+	Lease int64 `json:"lease"`
+}
+
+// beginArgs is config_begin.lua's request.
+type beginArgs struct {
+	Base  string `json:"base"`
+	Nonce string `json:"nonce"`
+	Lease int64  `json:"lease"`
+}
+
+// leaseArgs is config_lease.lua's request.
+type leaseArgs struct {
+	Now   int64 `json:"now"`
+	Lease int64 `json:"lease"`
+}
+
+// timerArgs is timer_drop.lua's request.
+type timerArgs struct {
+	Member string `json:"member"`
+	Due    int64  `json:"due"`
+}
+
+// trimArgs is events_trim.lua's request.
+type trimArgs struct {
+	MaxLen int64 `json:"max_len"`
+	Cutoff int64 `json:"cutoff"`
+	Limit  int   `json:"limit"`
+}

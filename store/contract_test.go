@@ -1,0 +1,166 @@
+package store_test
+
+import (
+	"context"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/leadrouter/leadrouter/engine"
+	"github.com/leadrouter/leadrouter/internal/redistest"
+	"github.com/leadrouter/leadrouter/store"
+)
+
+// TestReplyCodesAgree: contract.lua's C table and the Go codes are the same
+// list, name for name and value for value.
+func TestReplyCodesAgree(t *testing.T) {
+	src, err := os.ReadFile("lua/contract.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lua := map[string]int{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+([A-Z_]+) = (\d+),`).FindAllStringSubmatch(string(src), -1) {
+		n, _ := strconv.Atoi(m[2])
+		lua[m[1]] = n
+	}
+	goCodes := store.ReplyCodes()
+	if len(lua) == 0 || len(lua) != len(goCodes) {
+		t.Fatalf("contract.lua has %d codes, Go %d: %v vs %v", len(lua), len(goCodes), lua, goCodes)
+	}
+	for name, v := range lua {
+		if goCodes[name] != v {
+			t.Errorf("%s: Lua %d, Go %d", name, v, goCodes[name])
+		}
+	}
+}
+
+// TestScriptsCarryOnlyTheirModules: a script holds the library modules it
+// uses and no others, and no script reads positional arguments beyond its
+// request (and lead_decide's payload).
+func TestScriptsCarryOnlyTheirModules(t *testing.T) {
+	has := func(name, fn string) bool {
+		return strings.Contains(store.ScriptSource(name), "local function "+fn+"(")
+	}
+	for _, c := range []struct {
+		script  string
+		with    []string
+		without []string
+	}{
+		{"lead_decide", []string{"pick", "place", "index_leave", "ineligible", "emit"}, nil},
+		{"lead_expire", []string{"claim_timer", "emit"}, []string{"pick", "ineligible", "index_leave"}},
+		{"offer_accept", []string{"emit", "add_history"}, []string{"pick", "place", "index_leave", "ineligible"}},
+		{"rep_set_status", []string{"index_presence"}, []string{"pick", "place", "ineligible"}},
+		{"config_begin", nil, []string{"emit", "pick", "index_leave"}},
+	} {
+		for _, fn := range c.with {
+			if !has(c.script, fn) {
+				t.Errorf("%s lacks %s", c.script, fn)
+			}
+		}
+		for _, fn := range c.without {
+			if has(c.script, fn) {
+				t.Errorf("%s carries %s, which it does not use", c.script, fn)
+			}
+		}
+	}
+	argv := regexp.MustCompile(`ARGV\[(\d+)\]`)
+	for _, name := range store.ScriptNames() {
+		for _, line := range strings.Split(store.ScriptSource(name), "\n") {
+			if code, _, _ := strings.Cut(line, "--"); code != "" {
+				for _, m := range argv.FindAllStringSubmatch(code, -1) {
+					if m[1] != "1" && !(name == "lead_decide" && m[1] == "2") {
+						t.Errorf("%s reads %s: arguments beyond the request", name, m[0])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestScriptErrorsNameTheirFile: an error raised inside a script names the
+// file and line it comes from, not the line of the assembled body (which
+// has the library in front of it), on both backends.
+func TestScriptErrorsNameTheirFile(t *testing.T) {
+	src, err := os.ReadFile("lua/rep_set_status.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := 0
+	for i, l := range strings.Split(string(src), "\n") {
+		if strings.Contains(l, "ipairs(A.pools") {
+			line = i + 1
+		}
+	}
+	want := "rep_set_status.lua:" + strconv.Itoa(line)
+	for _, b := range redistest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
+			// pools must be a list: a number makes ipairs fail on that line.
+			_, _, err := store.CallScript(context.Background(), st, redistest.Workspace(t), "rep_set_status", nil,
+				`{"cfg":"x","now":1,"rep":"a","status":"AWAY","pools":5}`)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %v, want it to name %s", err, want)
+			}
+			if strings.Contains(err.Error(), "user_script") {
+				t.Fatalf("error %v still names the assembled body", err)
+			}
+		})
+	}
+}
+
+// TestRecordFormat: a new record keeps what no script reads in one
+// protobuf field (pb), not in fields of their own, and reads back whole.
+func TestRecordFormat(t *testing.T) {
+	for _, b := range redistest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
+			ctx := context.Background()
+			ws := redistest.Workspace(t)
+			eng := engine.New(st)
+			cfg, err := engine.ParseConfigYAML(strings.NewReader(`
+reps: [{id: a}]
+pools: [{id: p, members: [{rep_id: a}]}]
+rules: [{id: web, match: {sources: [web]}, targets: [{pool_id: p}]}]
+`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := eng.ApplyConfig(ctx, ws, cfg, nil); err != nil {
+				t.Fatal(err)
+			}
+			score := int32(70)
+			lead := engine.Lead{ID: "l1", Email: "jane@acme.com", Source: "web", Country: "DE", Score: &score,
+				Attributes: map[string]string{"utm": "x"}}
+			made, _, err := eng.AssignLead(ctx, ws, lead)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := st.Client().HGetAll(ctx, st.Prefix()+":{"+ws+"}:lead:l1").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f["pb"] == "" {
+				t.Fatalf("record has no pb field: %v", f)
+			}
+			for _, old := range []string{"lead", "rules", "rule", "received_at", "cfgv"} {
+				if _, ok := f[old]; ok {
+					t.Errorf("record keeps %s in a field of its own", old)
+				}
+			}
+			got, err := eng.GetAssignment(ctx, ws, "l1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Lead.Email != lead.Email || got.Lead.Country != "DE" || *got.Lead.Score != 70 || got.Lead.Attributes["utm"] != "x" ||
+				!got.Lead.SubmittedAt.Equal(made.Lead.SubmittedAt) {
+				t.Errorf("lead read back as %+v, made %+v", got.Lead, made.Lead)
+			}
+			if got.RuleID != "web" || got.ConfigVersion != made.ConfigVersion || got.ConfigVersion == 0 ||
+				!got.ReceivedAt.Equal(made.ReceivedAt) || len(got.Trace.Rules) != len(made.Trace.Rules) || !got.Trace.Rules[0].Matched {
+				t.Errorf("read back %+v, made %+v", got, made)
+			}
+		})
+	}
+}
