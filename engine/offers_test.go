@@ -120,7 +120,8 @@ func ofrUntil(f *fixture, t time.Time) {
 	}
 }
 
-// ofrStream returns the workspace's events stream entries as maps.
+// ofrStream returns the workspace's events stream entries as maps, each
+// detail rendered as the store's readers render it (engine.RenderNote).
 func ofrStream(f *fixture) []map[string]any {
 	f.t.Helper()
 	msgs, err := f.st.Client().XRange(f.ctx, f.st.Prefix()+":{"+f.ws+"}:events", "-", "+").Result()
@@ -129,6 +130,9 @@ func ofrStream(f *fixture) []map[string]any {
 	}
 	out := make([]map[string]any, len(msgs))
 	for i, m := range msgs {
+		if d, ok := m.Values["detail"].(string); ok {
+			m.Values["detail"] = engine.RenderNote(d)
+		}
 		out[i] = m.Values
 	}
 	return out

@@ -24,7 +24,7 @@ import (
 //	rep, pool    the assignee and its pool (pool: the queue while QUEUED)
 //	target       1-based index of the rule's target in use
 //	route        rule, account owner or sticky owner
-//	reason       why QUEUED or UNROUTABLE
+//	reason       why QUEUED or UNROUTABLE (a note: engine.RenderNote)
 //	picks        the pick trace, one line per step (see lib_pick.lua)
 //	submitted_at, decided_at, queued_at, closed_at   unix ms
 //	close_reason why it was closed
@@ -40,7 +40,7 @@ import (
 //	rejected_by  "|a|b|": reps who rejected the lead
 //	breached_by  "|a|b|": reps who breached the lead's SLA; never offered it
 //	             again
-//	history      lifecycle lines "ms<tab>kind<tab>rep<tab>detail"
+//	history      lifecycle lines "ms<tab>kind<tab>rep<tab>detail" (detail: a note)
 //
 // Records written before pb existed keep those parts in fields of their own
 // (lead and rules as JSON, rule, received_at, cfgv, email); parseRecord
@@ -125,7 +125,7 @@ func recordFields(leadID string, f func(string) string, full bool) *engine.Assig
 		RepID:       f("rep"),
 		PoolID:      f("pool"),
 		RuleID:      f("rule"),
-		Reason:      f("reason"),
+		Reason:      engine.RenderNote(f("reason")),
 		Route:       f("route"),
 		ReceivedAt:  msTime(f("received_at")),
 		DecidedAt:   msTime(f("decided_at")),
@@ -174,12 +174,12 @@ func parsePicks(s string) []engine.TargetEvaluation {
 			out = append(out, engine.TargetEvaluation{PoolID: field(parts, 1),
 				Strategy: engine.Strategy(field(parts, 2)), PreviousRepID: field(parts, 3)})
 		case "R":
-			out = append(out, engine.TargetEvaluation{Label: field(parts, 1)})
+			out = append(out, engine.TargetEvaluation{Label: engine.RenderNote(field(parts, 1))})
 		case "C":
 			if cur < 0 {
 				continue
 			}
-			rep, note := field(parts, 1), field(parts, 2)
+			rep, note := field(parts, 1), engine.RenderNote(field(parts, 2))
 			out[cur].Candidates = append(out[cur].Candidates, engine.Candidate{RepID: rep, Chosen: true})
 			switch {
 			case drained != "":
@@ -219,7 +219,7 @@ func parseHistory(s string) []engine.LifecycleEvent {
 		if len(parts) < 2 {
 			continue
 		}
-		out = append(out, engine.LifecycleEvent{At: msTime(parts[0]), Kind: parts[1], RepID: field(parts, 2), Detail: field(parts, 3)})
+		out = append(out, engine.LifecycleEvent{At: msTime(parts[0]), Kind: parts[1], RepID: field(parts, 2), Detail: engine.RenderNote(field(parts, 3))})
 	}
 	return out
 }

@@ -669,7 +669,7 @@ func (s *Redis) EventsAfter(ctx context.Context, ws, after string, limit int, bl
 	for i, m := range msgs {
 		str := func(f string) string { v, _ := m.Values[f].(string); return v }
 		out[i] = engine.Event{ID: m.ID, At: msTime(str("at")), Kind: str("kind"), LeadID: str("lead"),
-			RepID: str("rep"), PoolID: str("pool"), Detail: str("detail")}
+			RepID: str("rep"), PoolID: str("pool"), Detail: engine.RenderNote(str("detail"))}
 	}
 	return out, nil
 }

@@ -42,8 +42,8 @@ if not first then
     -- The SLA ran out before this contact, but its timer had not fired yet:
     -- the breach is recorded all the same.
     redis.call('HINCRBY', lead_key, 'breaches', 1)
-    add_history(lead_key, 'sla_breached', rep, 'first contact after the SLA deadline')
-    emit('sla_breached', lead_id, rep, redis.call('HGET', lead_key, 'pool'), 'first contact after the SLA deadline')
+    add_history(lead_key, 'sla_breached', rep, note('late_contact'))
+    emit('sla_breached', lead_id, rep, redis.call('HGET', lead_key, 'pool'), note('late_contact'))
   end
   emit('first_contact', lead_id, rep, redis.call('HGET', lead_key, 'pool'), channel,
     submitted and tonumber(at) - tonumber(submitted))

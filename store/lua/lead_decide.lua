@@ -67,13 +67,13 @@ if email ~= '' and sticky_window > 0 then
   local held = redis.call('GET', sticky_key)
   local sticky_rep, sticky_pool, _, until_ms = string.match(held or '', '^([^|]*)|([^|]*)|(.*)|(%d+)$')
   if sticky_rep and tonumber(until_ms) > NOW then
-    if try_rep(sticky_rep, 'existing owner of ' .. email, lines) then
+    if try_rep(sticky_rep, note('sticky_owner', email), lines) then
       state, rep, pool_id, reason, route = 'ASSIGNED', sticky_rep, sticky_pool, '', 'sticky owner'
     end
   end
 end
 if state ~= 'ASSIGNED' and owner ~= '' then
-  if try_rep(owner, 'account owner of ' .. domain, lines) then
+  if try_rep(owner, note('account_owner', domain), lines) then
     state, rep, pool_id, reason, route = 'ASSIGNED', owner, '', '', 'account owner'
   end
 end

@@ -60,8 +60,8 @@ if redis.call('ZCARD', old_queue) == 0 then
 end
 local target = targets[outcome.index]
 local fields = { 'target', base_index + outcome.index - 1, 'picks', table.concat(lines, '\n') }
-emit('escalated', lead_id, '', target.pool.id, 'from ' .. old_pool)
-add_history(lead_key, 'escalated', '', 'from ' .. old_pool .. ' to ' .. target.pool.id)
+emit('escalated', lead_id, '', target.pool.id, note('from', old_pool))
+add_history(lead_key, 'escalated', '', note('escalated', old_pool, target.pool.id))
 local state = outcome.state
 if state == 'ASSIGNED' then
   outcome.advance()

@@ -77,8 +77,8 @@ end
 if mode == 'breach' or mode == 'warn' then
   if contacted or (state ~= 'ASSIGNED' and state ~= 'OFFERED') then return { C.WRONG_STATE, state or '' } end
   local kind = mode == 'warn' and 'sla_warning' or 'sla_breached'
-  emit(kind, lead_id, holder, pool_id, 'no first contact yet')
-  add_history(lead_key, kind, holder, 'no first contact yet')
+  emit(kind, lead_id, holder, pool_id, note('no_contact'))
+  add_history(lead_key, kind, holder, note('no_contact'))
   redis.call('HINCRBY', lead_key, 'breaches', mode == 'breach' and 1 or 0)
   if mode == 'warn' or state ~= 'ASSIGNED' or redis.call('HGET', current_pool_key, 'breach') ~= 'REASSIGN' then
     return { C.OK, state, 0 }
@@ -96,8 +96,8 @@ if mode == 'breach' then
   redis.call('HDEL', lead_key, 'accepted_at')
   redis.call('HSET', lead_key, 'sla_restart', 1)
   redis.call('HSET', lead_key, 'breached_by', (redis.call('HGET', lead_key, 'breached_by') or '|') .. holder .. '|')
-  add_history(lead_key, 'reassigned', holder, 'first-contact SLA breached')
-  emit('reassigned', lead_id, holder, pool_id, 'first-contact SLA breached')
+  add_history(lead_key, 'reassigned', holder, note('sla_reassign'))
+  emit('reassigned', lead_id, holder, pool_id, note('sla_reassign'))
 else
   uncommit_rep(holder, redis.call('HGET', lead_key, 'counted'))
   redis.call('ZREM', K.timers, 'offer|' .. lead_id)
@@ -112,14 +112,14 @@ else
     emit('offer_rejected', lead_id, holder, pool_id, reason)
   else
     add_history(lead_key, 'offer_expired', holder, '')
-    emit('offer_withdrawn', lead_id, holder, pool_id, 'not accepted in time')
+    emit('offer_withdrawn', lead_id, holder, pool_id, note('not_accepted'))
     local misses = redis.call('HINCRBY', K.repstate, 'miss:' .. holder, 1)
     local limit = tonumber(redis.call('HGET', current_pool_key, 'max_missed') or '0')
     if limit > 0 and misses >= limit and redis.call('HGET', K.presence, holder) == 'AVAILABLE' then
       redis.call('HSET', K.presence, holder, 'AWAY')
       redis.call('HSET', K.status_changed, holder, NOW)
       redis.call('HDEL', K.repstate, 'miss:' .. holder)
-      local why = misses .. ' offers in a row not accepted'
+      local why = note('missed_offers', misses)
       add_history(lead_key, 'auto_paused', holder, why)
       emit('auto_paused', '', holder, pool_id, why)
     end
@@ -169,7 +169,7 @@ local function queue_here(why, index, wait, lines)
   return 'QUEUED'
 end
 if max_offers > 0 and withdrawn >= max_offers and mode ~= 'breach' then
-  return { C.OK, queue_here(withdrawn .. ' offers withdrawn without acceptance (max_offers ' .. max_offers .. ')'), 0 }
+  return { C.OK, queue_here(note('max_offers', withdrawn, max_offers)), 0 }
 end
 local exclude = {}
 for r in string.gmatch(redis.call('HGET', lead_key, 'offered') or '', '[^|]+') do exclude[r] = true end

@@ -97,7 +97,7 @@ local function pick_round_robin(pool, st, lines)
         trace_skips(lines, skips, {}, 0)
         return rep, function()
           if tonumber(redis.call('ZINCRBY', pool.owed, -1, rep)) <= 0 then redis.call('ZREM', pool.owed, rep) end
-        end, 'catching up a turn missed while away'
+        end, note('catch_up')
       end
       skip(skips, i - #owed - 1, rep, code, a, b)
     end
@@ -323,15 +323,15 @@ local function route_targets(targets, lines, queued_reason, exclude)
       if waiting > 0 then
         lines[#lines + 1] = 'B\t' .. waiting
         return { state = 'QUEUED', index = t, backlog = true,
-          reason = 'waiting behind ' .. waiting .. ' earlier lead(s) queued on ' .. target.pool.id, wait = 0 }
+          reason = note('backlog', waiting, target.pool.id), wait = 0 }
       end
       return { state = 'ASSIGNED', rep = rep, index = t, advance = advance }
     end
     if target.flag == 'wait' then
       local wait = (t < #targets) and target.wait or 0
-      return { state = 'QUEUED', index = t, reason = 'nobody eligible in ' .. target.pool.id ..
-        ((wait > 0) and ('; escalates to ' .. targets[t + 1].pool.id .. ' after ' .. (target.wait / 1000) .. 's') or ''),
-        wait = wait }
+      local reason = note('nobody', target.pool.id)
+      if wait > 0 then reason = note('nobody', target.pool.id, targets[t + 1].pool.id, target.wait) end
+      return { state = 'QUEUED', index = t, reason = reason, wait = wait }
     end
     if target.flag ~= 'skip' and not queue_at then queue_at = t end
   end

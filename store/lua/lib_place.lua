@@ -47,7 +47,7 @@ local function place(pool, rep, lead_id, sla_from, offered, sla_set)
     append_all(fields, { 'state', 'OFFERED', 'offer_expires', NOW + accept })
     if not DRY then
       redis.call('ZADD', K.timers, NOW + accept, 'offer|' .. lead_id)
-      emit('offered', lead_id, rep, pool.id, 'accept within ' .. (accept / 1000) .. 's')
+      emit('offered', lead_id, rep, pool.id, note('accept_within', accept))
     end
     return 'OFFERED', fields, history_line('offered', rep, pool.id)
   end

@@ -37,6 +37,15 @@ local DRY = A.dry == true
 
 local DAY_MS = 86400000
 
+-- note is a sentence for a person (a reason, a history or event detail, a
+-- trace label) as a code and its arguments: engine.RenderNote has the
+-- codes and renders the text.
+local function note(code, ...)
+  local parts = { '\1' .. code }
+  for _, v in ipairs({ ... }) do parts[#parts + 1] = tostring(v) end
+  return table.concat(parts, '\31')
+end
+
 -- current is whether the config id the caller holds is the workspace's.
 local function current()
   return redis.call('HGET', K.config, 'id') == CONFIG_ID

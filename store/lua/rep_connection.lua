@@ -44,7 +44,7 @@ local function set_status(status, detail)
   redis.call('HSET', presence, rep, status)
   redis.call('HSET', K.status_changed, rep, now)
   redis.call('XADD', K.events, '*', 'kind', 'rep_status_changed', 'lead', '', 'rep', rep, 'pool', '',
-    'at', now, 'detail', previous .. ' -> ' .. status .. ': ' .. detail)
+    'at', now, 'detail', note('status', previous, status, detail))
   index_presence(pools, rep)
 end
 
@@ -59,7 +59,7 @@ if mode == 'connect' then
   if before then
     redis.call('HDEL', repstate, 'auto:' .. rep)
     if current == 'OFFLINE' then
-      set_status(before, 'desktop connected again')
+      set_status(before, 'desktop_back')
       return { C.OK, before }
     end
   end
@@ -73,7 +73,7 @@ end
 redis.call('ZREM', connected, rep)
 if current == 'AVAILABLE' then
   redis.call('HSET', repstate, 'auto:' .. rep, current)
-  set_status('OFFLINE', 'no desktop connection')
+  set_status('OFFLINE', 'no_desktop')
   return { C.OK, 'OFFLINE' }
 end
 return { C.OK, current }

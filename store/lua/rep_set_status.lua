@@ -27,7 +27,7 @@ if previous ~= status then
   redis.call('HSET', K.presence, rep, status)
   redis.call('HSET', K.status_changed, rep, NOW)
   redis.call('XADD', K.events, '*', 'kind', 'rep_status_changed', 'lead', '', 'rep', rep, 'pool', '',
-    'at', NOW, 'detail', (previous ~= '' and previous or 'NONE') .. ' -> ' .. status)
+    'at', NOW, 'detail', note('status', previous, status))
 end
 index_presence(pools, rep)
 return { C.OK, previous }
