@@ -63,10 +63,21 @@ redis-cli: # the cluster tests create clusters with redis-cli; install it when m
 bench: redis-server redis-cli ## AssignLead vs a one-EVALSHA gRPC baseline and a store floor (leadbench), config scale, stream delivery, allocs/op, 1 Redis vs cluster, memory sizing; see BENCHMARKS.md
 # Every step runs, and the target fails at the end if any step failed.
 # LEADBENCH_FLAGS passes flags to leadbench (go run ./cmd/leadbench -h).
-	@set -u; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; failed=""; \
+# BEFORE=<git revision> also measures that revision's leadrouterd first,
+# with the same leadbench against its own store floor, so a change reports
+# its before and after from one invocation.
+	@set -u; dir=$$(mktemp -d); trap 'git worktree remove --force "$$dir/before" 2>/dev/null; rm -rf "$$dir"' EXIT; failed=""; \
 	step() { echo "+ $$*"; "$$@" || failed="$$failed\n  $$*"; }; \
 	echo "+ $(GO) build -o $$dir/ ./cmd/leadrouterd ./cmd/leadbench"; \
 	$(GO) build -o "$$dir/" ./cmd/leadrouterd ./cmd/leadbench || exit 1; \
+	if [ -n "$(BEFORE)" ]; then \
+		echo "+ before: leadrouterd of $(BEFORE) ($$(git rev-parse --short $(BEFORE)))"; \
+		git worktree add -q --detach "$$dir/before" $(BEFORE) && mkdir -p "$$dir/b" && \
+		(cd "$$dir/before" && $(GO) build -o "$$dir/b/" ./cmd/leadrouterd) || exit 1; \
+		step "$$dir/leadbench" --leadrouterd "$$dir/b/leadrouterd" $(LEADBENCH_FLAGS); \
+		step "$$dir/leadbench" --leadrouterd "$$dir/b/leadrouterd" --view basic --concurrency 32 --rates 1000 $(LEADBENCH_FLAGS); \
+		echo "+ after: leadrouterd of the working tree"; \
+	fi; \
 	step "$$dir/leadbench" --leadrouterd "$$dir/leadrouterd" $(LEADBENCH_FLAGS); \
 	step "$$dir/leadbench" --leadrouterd "$$dir/leadrouterd" --view basic --concurrency 32 --rates 1000 $(LEADBENCH_FLAGS); \
 	step $(GO) test -run '^$$' -bench ConfigScale -benchtime 3000x -benchmem ./server; \

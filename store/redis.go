@@ -304,7 +304,7 @@ func (s *Redis) Decide(ctx context.Context, d *engine.DecideRequest) (*engine.Ou
 	leadKey := k.lead(d.Lead.ID)
 	keys := append(k.common(), leadKey, k.stickyOr(d.Lead.Email, leadKey))
 	req := decideArgs{
-		base: base{Cfg: d.ConfigID, Now: d.ReceivedAt.UnixMilli(), Dry: d.DryRun, Zones: d.Local},
+		base: base{Cfg: d.ConfigID, Now: d.ReceivedAt.UnixMilli(), Dry: d.DryRun, Zones: zonesArg(d.Local)},
 		Lead: d.Lead.ID, Queued: d.QueuedReason, Unroutable: d.UnroutableReason,
 		Email: d.Lead.Email, Sticky: d.StickyWindow.Milliseconds(), Owner: d.Owner, Domain: d.Domain,
 		Score: scoreArg(d.Lead), Expire: msOrZero(d.ExpireAt), Submitted: d.Lead.SubmittedAt.UnixMilli(),
@@ -484,7 +484,7 @@ func (s *Redis) DrainQueue(ctx context.Context, ws, configID, poolID string, lea
 		return nil, s.fail("drain_queue", err)
 	}
 	keys := k.target(k.common(), poolID)
-	req := drainArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: local}, Pool: poolID, Sticky: sticky.Milliseconds(),
+	req := drainArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: zonesArg(local)}, Pool: poolID, Sticky: sticky.Milliseconds(),
 		Leads: make([]drainLead, len(leadIDs))}
 	for i, id := range leadIDs {
 		email := emails[i].Val()
@@ -596,7 +596,7 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 		policy = a.PoolID
 	}
 	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey), k.pool(policy))
-	req := rerouteArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: r.Local}, Lead: a.LeadID, Mode: string(r.Mode), Rep: r.RepID,
+	req := rerouteArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: zonesArg(r.Local)}, Lead: a.LeadID, Mode: string(r.Mode), Rep: r.RepID,
 		Reason: r.Reason, Email: a.Lead.Email, Sticky: r.Sticky.Milliseconds(), Score: scoreArg(&a.Lead),
 		First: r.FirstIndex, Queued: r.QueuedReason, Expire: msOrZero(r.ExpireAt), Ranked: rankedArgs(r.Ranked)}
 	keys, req.Targets = targetArgs(k, keys, r.Targets)
@@ -834,7 +834,7 @@ func (s *Redis) Escalate(ctx context.Context, ws, configID string, a *engine.Ass
 	k := s.keys(ws)
 	leadKey := k.lead(a.LeadID)
 	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey), k.queue(a.PoolID))
-	req := escalateArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: local}, Lead: a.LeadID, Pool: a.PoolID, Score: scoreArg(&a.Lead),
+	req := escalateArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: zonesArg(local)}, Lead: a.LeadID, Pool: a.PoolID, Score: scoreArg(&a.Lead),
 		Email: a.Lead.Email, Sticky: sticky.Milliseconds(), First: firstIndex, Queued: queuedReason}
 	keys, req.Targets = targetArgs(k, keys, next)
 	r, err := s.call(ctx, ws, leadEscalate, keys, req)

@@ -21,14 +21,22 @@ end
 
 -- local_time returns the local day number and minute of the week (Monday
 -- 00:00 = 0) at NOW in a zone. The engine computes them (engine.LocalTimes)
--- for every zone of its config, and UTC, and sends them as A.zones: no
--- script converts a time itself. A zone not sent (a rep the config no longer
--- has) counts as UTC.
-local ZONES = A.zones or {}
+-- for every zone of its config, and UTC, and sends them as A.zones,
+-- ";zone=day,minute;..." (store/contract.go zonesArg): no script converts
+-- a time itself. A zone not sent (a rep the config no longer has) counts as
+-- UTC.
+local ZONES, zone_times = A.zones or '', {}
 
 local function local_time(zone)
-  local t = ZONES[zone] or ZONES.UTC
-  if not t then error('no local time for zone ' .. zone) end
+  local t = zone_times[zone]
+  if not t then
+    local at = string.find(ZONES, ';' .. zone .. '=', 1, true)
+    if not at and zone ~= 'UTC' then return local_time('UTC') end
+    if not at then error('no local time for zone ' .. zone) end
+    local day, minute = string.match(ZONES, '^(%d+),(%d+);', at + #zone + 2)
+    t = { tonumber(day), tonumber(minute) }
+    zone_times[zone] = t
+  end
   return t[1], t[2]
 end
 
