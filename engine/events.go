@@ -11,12 +11,40 @@ import (
 type Event struct {
 	ID     string // position in the history, "<ms>-<seq>"; grows
 	At     time.Time
-	Kind   string // offered, assigned, sla_breached, ... (see event.proto)
+	Kind   EventKind
 	LeadID string
 	RepID  string
 	PoolID string
 	Detail string
 }
+
+// EventKind is what an event records, as the store's scripts write it
+// (see event.proto for each kind's meaning).
+type EventKind string
+
+const (
+	EventOffered          EventKind = "offered"
+	EventOfferWithdrawn   EventKind = "offer_withdrawn" // an offer not accepted in time
+	EventOfferRejected    EventKind = "offer_rejected"
+	EventAccepted         EventKind = "accepted"
+	EventAssigned         EventKind = "assigned"
+	EventQueued           EventKind = "queued"
+	EventUnroutable       EventKind = "unroutable"
+	EventEscalated        EventKind = "escalated"
+	EventReassigned       EventKind = "reassigned"
+	EventSLAWarning       EventKind = "sla_warning"
+	EventSLABreached      EventKind = "sla_breached"
+	EventFirstContact     EventKind = "first_contact"
+	EventDispositioned    EventKind = "dispositioned"
+	EventReleased         EventKind = "released"
+	EventAutoPaused       EventKind = "auto_paused"
+	EventRepStatusChanged EventKind = "rep_status_changed"
+)
+
+// EventKinds lists every kind.
+var EventKinds = []EventKind{EventOffered, EventOfferWithdrawn, EventOfferRejected, EventAccepted, EventAssigned,
+	EventQueued, EventUnroutable, EventEscalated, EventReassigned, EventSLAWarning, EventSLABreached,
+	EventFirstContact, EventDispositioned, EventReleased, EventAutoPaused, EventRepStatusChanged}
 
 // Position is where a client stands in a workspace's event history.
 type Position struct {

@@ -36,7 +36,7 @@ const (
 // event's kind: offered, accepted, offer_rejected, offer_withdrawn,
 // first_contact, sla_breached, auto_paused, ...) or FactDequeued.
 type Fact struct {
-	Kind   string
+	Kind   EventKind // or FactDequeued
 	PoolID string
 	// Took is what the fact measures, when it measures something:
 	// accepted: offer to accept; first_contact: submission to first
@@ -47,7 +47,7 @@ type Fact struct {
 
 // FactDequeued: a queued lead left its queue, placed with a rep or given
 // up on (UNROUTABLE). It is not an event of its own.
-const FactDequeued = "dequeued"
+const FactDequeued EventKind = "dequeued"
 
 // Nop is an Observer that ignores everything.
 type Nop struct{}

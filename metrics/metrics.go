@@ -165,19 +165,19 @@ func (m *Metrics) Recorded(ws string, facts []engine.Fact) {
 	for _, f := range facts {
 		p := pool(f.PoolID)
 		switch f.Kind {
-		case "accepted":
+		case engine.EventAccepted:
 			m.offers.WithLabelValues(m.lv(ws, p, "accepted")...).Inc()
 			observe(m.offerAccept.WithLabelValues(m.lv(ws)...), f.Took)
-		case "offer_rejected":
+		case engine.EventOfferRejected:
 			m.offers.WithLabelValues(m.lv(ws, p, "rejected")...).Inc()
-		case "offer_withdrawn": // only ever for an offer not accepted in time
+		case engine.EventOfferWithdrawn: // only ever for an offer not accepted in time
 			m.offers.WithLabelValues(m.lv(ws, p, "timed_out")...).Inc()
 			m.slaBreaches.WithLabelValues(m.lv(ws, p, "accept")...).Inc()
-		case "sla_breached":
+		case engine.EventSLABreached:
 			m.slaBreaches.WithLabelValues(m.lv(ws, p, "first_contact")...).Inc()
-		case "first_contact":
+		case engine.EventFirstContact:
 			observe(m.speedToLead.WithLabelValues(m.lv(ws)...), f.Took)
-		case "auto_paused":
+		case engine.EventAutoPaused:
 			m.autoPaused.WithLabelValues(m.lv(ws, p)...).Inc()
 		case engine.FactDequeued:
 			observe(m.queueWait.WithLabelValues(m.lv(ws)...), f.Took)

@@ -16,15 +16,15 @@ import (
 )
 
 // eventKinds maps the store's event kinds to the wire.
-var eventKinds = map[string]pb.EventKind{
-	"offered": pb.EventKind_EVENT_KIND_OFFERED, "offer_withdrawn": pb.EventKind_EVENT_KIND_OFFER_WITHDRAWN,
-	"offer_rejected": pb.EventKind_EVENT_KIND_OFFER_REJECTED, "accepted": pb.EventKind_EVENT_KIND_ACCEPTED,
-	"assigned": pb.EventKind_EVENT_KIND_ASSIGNED, "queued": pb.EventKind_EVENT_KIND_QUEUED,
-	"unroutable": pb.EventKind_EVENT_KIND_UNROUTABLE, "escalated": pb.EventKind_EVENT_KIND_ESCALATED,
-	"reassigned": pb.EventKind_EVENT_KIND_REASSIGNED, "sla_warning": pb.EventKind_EVENT_KIND_SLA_WARNING,
-	"sla_breached": pb.EventKind_EVENT_KIND_SLA_BREACHED, "first_contact": pb.EventKind_EVENT_KIND_FIRST_CONTACT,
-	"dispositioned": pb.EventKind_EVENT_KIND_DISPOSITIONED, "released": pb.EventKind_EVENT_KIND_RELEASED,
-	"auto_paused": pb.EventKind_EVENT_KIND_AUTO_PAUSED, "rep_status_changed": pb.EventKind_EVENT_KIND_REP_STATUS_CHANGED,
+var eventKinds = map[engine.EventKind]pb.EventKind{
+	engine.EventOffered: pb.EventKind_EVENT_KIND_OFFERED, engine.EventOfferWithdrawn: pb.EventKind_EVENT_KIND_OFFER_WITHDRAWN,
+	engine.EventOfferRejected: pb.EventKind_EVENT_KIND_OFFER_REJECTED, engine.EventAccepted: pb.EventKind_EVENT_KIND_ACCEPTED,
+	engine.EventAssigned: pb.EventKind_EVENT_KIND_ASSIGNED, engine.EventQueued: pb.EventKind_EVENT_KIND_QUEUED,
+	engine.EventUnroutable: pb.EventKind_EVENT_KIND_UNROUTABLE, engine.EventEscalated: pb.EventKind_EVENT_KIND_ESCALATED,
+	engine.EventReassigned: pb.EventKind_EVENT_KIND_REASSIGNED, engine.EventSLAWarning: pb.EventKind_EVENT_KIND_SLA_WARNING,
+	engine.EventSLABreached: pb.EventKind_EVENT_KIND_SLA_BREACHED, engine.EventFirstContact: pb.EventKind_EVENT_KIND_FIRST_CONTACT,
+	engine.EventDispositioned: pb.EventKind_EVENT_KIND_DISPOSITIONED, engine.EventReleased: pb.EventKind_EVENT_KIND_RELEASED,
+	engine.EventAutoPaused: pb.EventKind_EVENT_KIND_AUTO_PAUSED, engine.EventRepStatusChanged: pb.EventKind_EVENT_KIND_REP_STATUS_CHANGED,
 }
 
 // repKinds are the events a rep's desktop is sent: its offers and

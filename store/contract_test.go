@@ -164,3 +164,26 @@ rules: [{id: web, match: {sources: [web]}, targets: [{pool_id: p}]}]
 		})
 	}
 }
+
+// TestScriptsEmitKnownKinds: every event kind a script writes is an
+// engine.EventKind (and every fact kind one, or FactDequeued).
+func TestScriptsEmitKnownKinds(t *testing.T) {
+	known := map[string]bool{string(engine.FactDequeued): true}
+	for _, k := range engine.EventKinds {
+		known[string(k)] = true
+	}
+	kinds := regexp.MustCompile(`(?:emit|observe)\('([a-z_]+)'|'kind', '([a-z_]+)'`)
+	seen := 0
+	for _, name := range store.ScriptNames() {
+		for _, m := range kinds.FindAllStringSubmatch(store.ScriptSource(name), -1) {
+			k := m[1] + m[2]
+			seen++
+			if !known[k] {
+				t.Errorf("%s writes event kind %q, which engine.EventKinds lacks", name, k)
+			}
+		}
+	}
+	if seen < 10 {
+		t.Fatalf("found %d event kinds in the scripts: the pattern is stale", seen)
+	}
+}

@@ -668,7 +668,7 @@ func (s *Redis) EventsAfter(ctx context.Context, ws, after string, limit int, bl
 	out := make([]engine.Event, len(msgs))
 	for i, m := range msgs {
 		str := func(f string) string { v, _ := m.Values[f].(string); return v }
-		out[i] = engine.Event{ID: m.ID, At: msTime(str("at")), Kind: str("kind"), LeadID: str("lead"),
+		out[i] = engine.Event{ID: m.ID, At: msTime(str("at")), Kind: engine.EventKind(str("kind")), LeadID: str("lead"),
 			RepID: str("rep"), PoolID: str("pool"), Detail: engine.RenderNote(str("detail"))}
 	}
 	return out, nil
@@ -929,7 +929,7 @@ func splitFacts(list []string) ([]string, []engine.Fact, error) {
 		for i := range facts {
 			f := list[start+3*i:]
 			took, _ := strconv.ParseInt(f[2], 10, 64)
-			facts[i] = engine.Fact{Kind: f[0], PoolID: f[1], Took: time.Duration(took) * time.Millisecond}
+			facts[i] = engine.Fact{Kind: engine.EventKind(f[0]), PoolID: f[1], Took: time.Duration(took) * time.Millisecond}
 		}
 	}
 	return list[:start], facts, nil
