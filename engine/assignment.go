@@ -127,3 +127,13 @@ func (t TargetEvaluation) Chosen() (Candidate, bool) {
 	}
 	return Candidate{}, false
 }
+
+// PlacementPolicyPool is the pool whose offer and SLA policies the lead's
+// placement followed: PolicyPool, or for records written before it, the
+// lead's pool.
+func (a *Assignment) PlacementPolicyPool() string {
+	if a.PolicyPool != "" {
+		return a.PolicyPool
+	}
+	return a.PoolID
+}

@@ -381,7 +381,7 @@ func (e *Engine) drainPool(ctx context.Context, ws, poolID string) error {
 			return err
 		}
 		now := e.clock.Now()
-		res, err := e.store.DrainQueue(ctx, ws, cc.id, poolID, ids, cc.cfg.Settings.Sticky(), cc.localTimes(now), now)
+		res, err := e.store.DrainQueue(ctx, ws, cc.id, cc.pools[poolID], ids, cc.cfg.Settings.Sticky(), cc.localTimes(now), now)
 		if errors.Is(err, ErrStaleConfig) {
 			refresh = true
 			continue

@@ -156,7 +156,8 @@ func (e *Engine) reroute(ctx context.Context, ws, leadID string, mode RerouteMod
 		targets, first, why := cc.rerouteTargets(ws, a, now)
 		res, err := e.store.Reroute(ctx, ws, cc.id, &Rerouting{Mode: mode, Assignment: a, RepID: repID, Reason: reason,
 			Targets: targets, FirstIndex: first, QueuedReason: why, Sticky: cc.cfg.Settings.Sticky(),
-			Ranked: cc.rankedPools[a.RepID], ExpireAt: cc.expireAt(now), Local: cc.localTimes(now)}, now)
+			Ranked: cc.rankedPools[a.RepID], ExpireAt: cc.expireAt(now), Local: cc.localTimes(now),
+			Policy: cc.pools[a.PlacementPolicyPool()]}, now)
 		if err != nil {
 			return nil, err
 		}

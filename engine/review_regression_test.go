@@ -17,9 +17,9 @@ type countingStore struct {
 	drains atomic.Int64
 }
 
-func (c *countingStore) DrainQueue(ctx context.Context, ws, configID, poolID string, ids []string, sticky time.Duration, local engine.LocalTimes, now time.Time) (*engine.DrainResult, error) {
+func (c *countingStore) DrainQueue(ctx context.Context, ws, configID string, pool *engine.Pool, ids []string, sticky time.Duration, local engine.LocalTimes, now time.Time) (*engine.DrainResult, error) {
 	c.drains.Add(1)
-	return c.Store.DrainQueue(ctx, ws, configID, poolID, ids, sticky, local, now)
+	return c.Store.DrainQueue(ctx, ws, configID, pool, ids, sticky, local, now)
 }
 
 // R1: after max_offers, with every member offered once, the lead waits

@@ -43,7 +43,7 @@ type Store interface {
 	// the pool has an eligible member. Leads no longer queued (another
 	// replica drained them) are skipped. ErrStaleConfig as for Decide.
 	// local is the local time of the config's zones at now.
-	DrainQueue(ctx context.Context, ws, configID, poolID string, leadIDs []string, sticky time.Duration, local LocalTimes, now time.Time) (*DrainResult, error)
+	DrainQueue(ctx context.Context, ws, configID string, pool *Pool, leadIDs []string, sticky time.Duration, local LocalTimes, now time.Time) (*DrainResult, error)
 	// CloseAssignment closes an ASSIGNED lead (a release or a disposition, see
 	// Closing); ranked lists the rep's least-loaded and longest-idle pools,
 	// whose scores fall with the open count. A CLOSED lead closed the same
@@ -268,6 +268,9 @@ type Rerouting struct {
 	ExpireAt time.Time
 	// Local is the local time of the config's zones now.
 	Local LocalTimes
+	// Policy is the pool whose offer and SLA policies the lead's placement
+	// followed (nil when the config no longer has it).
+	Policy *Pool
 }
 
 // RerouteResult is what Store.Reroute did.

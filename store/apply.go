@@ -70,18 +70,12 @@ type applyStep struct {
 
 // applyPool is one pool of a pools step.
 type applyPool struct {
-	ID        string   `json:"id"`
-	Strategy  string   `json:"strategy"`
-	Policy    string   `json:"policy"`
-	Limit     int32    `json:"limit"`
-	Accept    int64    `json:"accept"`
-	Cooldown  int64    `json:"cooldown"`
-	MaxMissed int32    `json:"max_missed"`
-	MaxOffers int32    `json:"max_offers"`
-	SLA       int64    `json:"sla"`
-	Warn      int64    `json:"warn"`
-	Breach    string   `json:"breach"`
-	Members   [][3]any `json:"members"`
+	ID       string `json:"id"`
+	Strategy string `json:"strategy"`
+	Policy   string `json:"policy"`
+	Limit    int32  `json:"limit"`
+	policyArg
+	Members [][3]any `json:"members"`
 }
 
 // keys are the script keys of a step after the common ones and the plan:
@@ -123,10 +117,7 @@ func planApply(prev, next *engine.Config, now time.Time) []*applyStep {
 			steps = append(steps, cur)
 		}
 		ap := applyPool{ID: p.ID, Strategy: string(p.Strategy), Policy: string(p.AbsencePolicy), Limit: p.CatchUpLimit,
-			Accept: p.Accept().Milliseconds(), Cooldown: time.Duration(p.RejectCooldown).Milliseconds(),
-			MaxMissed: p.MissedOffersLimit(), MaxOffers: p.MaxOffers,
-			SLA: time.Duration(p.FirstContactWithin).Milliseconds(), Warn: time.Duration(p.WarnAt).Milliseconds(),
-			Breach: string(p.OnBreach), Members: make([][3]any, 0, len(p.Members))}
+			policyArg: policyOf(&p), Members: make([][3]any, 0, len(p.Members))}
 		for _, m := range p.Members {
 			ap.Members = append(ap.Members, [3]any{m.RepID, m.EffectiveWeight(), m.DailyCap})
 		}

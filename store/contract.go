@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/leadrouter/leadrouter/engine"
 )
@@ -123,11 +124,37 @@ var lastZones atomic.Pointer[zonesCache]
 
 func at(cfg string, now int64) base { return base{Cfg: cfg, Now: now} }
 
-// targetArg is one routing target (lib_pick read_targets).
+// policyArg is a pool's offer and first-contact policies, from the config:
+// scripts read them from the request, not from the pool's hash (which
+// config_chunk still writes for replicas of older versions). Zero is off.
+type policyArg struct {
+	Accept    int64  `json:"accept"`     // ms a rep has to accept an offer (0: no offers)
+	Cooldown  int64  `json:"cooldown"`   // ms a rejecting rep is skipped in the pool
+	MaxMissed int32  `json:"max_missed"` // offers in a row not accepted that set a rep AWAY
+	MaxOffers int32  `json:"max_offers"` // withdrawn offers after which a lead is queued
+	SLA       int64  `json:"sla"`        // ms to the first contact
+	Warn      int64  `json:"warn"`       // ms to the SLA warning
+	Breach    string `json:"breach"`     // NOTIFY or REASSIGN
+}
+
+// policyOf is a pool's policyArg (all off for a pool the config lacks).
+func policyOf(p *engine.Pool) policyArg {
+	if p == nil {
+		return policyArg{}
+	}
+	return policyArg{Accept: p.Accept().Milliseconds(), Cooldown: time.Duration(p.RejectCooldown).Milliseconds(),
+		MaxMissed: p.MissedOffersLimit(), MaxOffers: p.MaxOffers,
+		SLA: time.Duration(p.FirstContactWithin).Milliseconds(), Warn: time.Duration(p.WarnAt).Milliseconds(),
+		Breach: string(p.OnBreach)}
+}
+
+// targetArg is one routing target (lib_pick read_targets) with its pool's
+// policies.
 type targetArg struct {
 	Pool string `json:"pool"`
 	Skip bool   `json:"skip"` // skip_if_unavailable
 	Wait int64  `json:"wait"` // ms to wait here before escalating (0: none)
+	policyArg
 }
 
 // targetArgs adds the targets' keys and returns their requests.
@@ -135,7 +162,7 @@ func targetArgs(k keys, ks []string, targets []engine.DecisionTarget) ([]string,
 	out := make([]targetArg, len(targets))
 	for i, t := range targets {
 		ks = k.target(ks, t.Pool.ID)
-		out[i] = targetArg{Pool: t.Pool.ID, Skip: t.SkipIfUnavailable, Wait: t.Wait.Milliseconds()}
+		out[i] = targetArg{Pool: t.Pool.ID, Skip: t.SkipIfUnavailable, Wait: t.Wait.Milliseconds(), policyArg: policyOf(t.Pool)}
 	}
 	return ks, out
 }
@@ -172,6 +199,7 @@ type drainLead struct {
 type drainArgs struct {
 	base
 	Pool   string      `json:"pool"`
+	Policy policyArg   `json:"policy"`
 	Sticky int64       `json:"sticky"`
 	Leads  []drainLead `json:"leads,omitempty"`
 }
@@ -203,6 +231,7 @@ type rerouteArgs struct {
 	Queued  string      `json:"queued"`
 	Expire  int64       `json:"expire"`
 	Targets []targetArg `json:"targets,omitempty"`
+	Policy  policyArg   `json:"policy"`           // of the pool whose policies the lead's placement followed
 	Ranked  []string    `json:"ranked,omitempty"` // strategies of the rank keys after the targets'
 }
 

@@ -473,7 +473,7 @@ func (s *Redis) Workspaces(ctx context.Context) ([]string, error) {
 }
 
 // DrainQueue implements engine.Store with queue_drain.lua.
-func (s *Redis) DrainQueue(ctx context.Context, ws, configID, poolID string, leadIDs []string, sticky time.Duration, local engine.LocalTimes, now time.Time) (*engine.DrainResult, error) {
+func (s *Redis) DrainQueue(ctx context.Context, ws, configID string, pool *engine.Pool, leadIDs []string, sticky time.Duration, local engine.LocalTimes, now time.Time) (*engine.DrainResult, error) {
 	k := s.keys(ws)
 	emails := make([]*redis.StringCmd, len(leadIDs))
 	pipe := s.client.Pipeline()
@@ -483,9 +483,9 @@ func (s *Redis) DrainQueue(ctx context.Context, ws, configID, poolID string, lea
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, s.fail("drain_queue", err)
 	}
-	keys := k.target(k.common(), poolID)
-	req := drainArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: zonesArg(local)}, Pool: poolID, Sticky: sticky.Milliseconds(),
-		Leads: make([]drainLead, len(leadIDs))}
+	keys := k.target(k.common(), pool.ID)
+	req := drainArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: zonesArg(local)}, Pool: pool.ID,
+		Policy: policyOf(pool), Sticky: sticky.Milliseconds(), Leads: make([]drainLead, len(leadIDs))}
 	for i, id := range leadIDs {
 		email := emails[i].Val()
 		keys = append(keys, k.lead(id), k.stickyOr(email, k.lead(id)))
@@ -591,14 +591,11 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 	k := s.keys(ws)
 	a := r.Assignment
 	leadKey := k.lead(a.LeadID)
-	policy := a.PolicyPool
-	if policy == "" {
-		policy = a.PoolID
-	}
-	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey), k.pool(policy))
+	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey))
 	req := rerouteArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: zonesArg(r.Local)}, Lead: a.LeadID, Mode: string(r.Mode), Rep: r.RepID,
 		Reason: r.Reason, Email: a.Lead.Email, Sticky: r.Sticky.Milliseconds(), Score: scoreArg(&a.Lead),
-		First: r.FirstIndex, Queued: r.QueuedReason, Expire: msOrZero(r.ExpireAt), Ranked: rankedArgs(r.Ranked)}
+		First: r.FirstIndex, Queued: r.QueuedReason, Expire: msOrZero(r.ExpireAt), Ranked: rankedArgs(r.Ranked),
+		Policy: policyOf(r.Policy)}
 	keys, req.Targets = targetArgs(k, keys, r.Targets)
 	for _, p := range r.Ranked {
 		keys = append(keys, k.rank(p.ID))

@@ -12,10 +12,9 @@
 -- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     lead    HASH
 -- KEYS[16]     sticky  STRING (the lead key again when there is no email)
--- KEYS[17]     the pool HASH whose policies the lead's placement followed
--- KEYS[18+5i..22+5i]  target i (from 0): pool, rank, owed, queue, away
+-- KEYS[17+5i..21+5i]  target i (from 0): pool, rank, owed, queue, away
 --
--- KEYS[17+5n+i]       the rank ZSET of the rep's ranked pool i (from 1;
+-- KEYS[16+5n+i]       the rank ZSET of the rep's ranked pool i (from 1;
 --                       after the n targets' keys)
 --
 -- A (store/contract.go rerouteArgs): cfg, now, and
@@ -30,6 +29,7 @@
 --   expire   queue expiry for the lead if it is queued, unix ms (0: none;
 --            an existing expiry is kept)
 --   targets  the rule's targets
+--   policy   the policies of the pool the lead's placement followed
 --   ranked   the strategy of each ranked pool's rank key
 --
 -- Returns:
@@ -42,7 +42,6 @@
 
 local lead_key = KEYS[15]
 local sticky_key = KEYS[16]
-local current_pool_key = KEYS[17]
 local lead_id = A.lead
 local mode = A.mode
 local rep = A.rep
@@ -53,10 +52,11 @@ local score = A.score
 local base_index = A.first
 local queued_reason = A.queued
 local expire_at = A.expire
-local targets = read_targets(18, A.targets)
+local targets = read_targets(17, A.targets)
+local policy = A.policy
 local ranked = {}
 for i, strategy in ipairs(A.ranked or {}) do
-  ranked[i] = { key = KEYS[17 + TARGET_KEYS * #targets + i], strategy = strategy }
+  ranked[i] = { key = KEYS[16 + TARGET_KEYS * #targets + i], strategy = strategy }
 end
 
 if not current() then
@@ -80,7 +80,7 @@ if mode == 'breach' or mode == 'warn' then
   emit(kind, lead_id, holder, pool_id, note('no_contact'))
   add_history(lead_key, kind, holder, note('no_contact'))
   redis.call('HINCRBY', lead_key, 'breaches', mode == 'breach' and 1 or 0)
-  if mode == 'warn' or state ~= 'ASSIGNED' or redis.call('HGET', current_pool_key, 'breach') ~= 'REASSIGN' then
+  if mode == 'warn' or state ~= 'ASSIGNED' or policy.breach ~= 'REASSIGN' then
     return { C.OK, state, 0 }
   end
 end
@@ -103,7 +103,7 @@ else
   redis.call('ZREM', K.timers, 'offer|' .. lead_id)
   redis.call('HINCRBY', lead_key, 'withdrawn', 1)
   if mode == 'reject' then
-    local cool = tonumber(redis.call('HGET', current_pool_key, 'cooldown') or '0')
+    local cool = policy.cooldown
     if cool > 0 then redis.call('HSET', K.repstate, 'cool:' .. pool_id .. '/' .. holder, NOW + cool) end
     -- One history line per entry: a line break in the reason must not
     -- forge entries.
@@ -114,7 +114,7 @@ else
     add_history(lead_key, 'offer_expired', holder, '')
     emit('offer_withdrawn', lead_id, holder, pool_id, note('not_accepted'))
     local misses = redis.call('HINCRBY', K.repstate, 'miss:' .. holder, 1)
-    local limit = tonumber(redis.call('HGET', current_pool_key, 'max_missed') or '0')
+    local limit = policy.max_missed
     if limit > 0 and misses >= limit and redis.call('HGET', K.presence, holder) == 'AVAILABLE' then
       redis.call('HSET', K.presence, holder, 'AWAY')
       redis.call('HSET', K.status_changed, holder, NOW)
@@ -138,7 +138,7 @@ if held and select(3, string.match(held, '^([^|]*)|([^|]*)|(.*)|(%d+)$')) == lea
 end
 
 -- Route again, excluding every rep offered the lead so far.
-local max_offers = tonumber(redis.call('HGET', current_pool_key, 'max_offers') or '0')
+local max_offers = policy.max_offers
 local withdrawn = tonumber(redis.call('HGET', lead_key, 'withdrawn') or '0')
 -- queue_here queues the lead on target index (the pool it was taken from
 -- when the targets do not list it), with that target's escalation wait and

@@ -19,9 +19,12 @@ end
 -- ZSET, owed ZSET, queue ZSET, away ZSET (store/keys.go target).
 local TARGET_KEYS = 5
 
--- pool_at binds the TARGET_KEYS keys of pool id from KEYS[at].
-local function pool_at(id, at)
-  return { id = id, key = KEYS[at], rank = KEYS[at + 1], owed = KEYS[at + 2], queue = KEYS[at + 3], away = KEYS[at + 4] }
+-- pool_at binds the TARGET_KEYS keys of pool id from KEYS[at], with the
+-- pool's offer and SLA policies from the request when the script places
+-- leads (store/contract.go policyArg: accept, sla, warn, ... ms).
+local function pool_at(id, at, policy)
+  return { id = id, key = KEYS[at], rank = KEYS[at + 1], owed = KEYS[at + 2], queue = KEYS[at + 3], away = KEYS[at + 4],
+    policy = policy }
 end
 
 -- The eligible-member index. A pool's members are split over two sorted

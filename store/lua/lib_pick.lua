@@ -339,8 +339,8 @@ local function route_targets(targets, lines, queued_reason, exclude)
   return { state = 'QUEUED', index = queue_at or #targets, reason = queued_reason, wait = 0 }
 end
 
--- read_targets binds a request's targets ({pool, skip, wait} each, see
--- store/contract.go targetArg) to their keys, TARGET_KEYS per target from
+-- read_targets binds a request's targets ({pool, skip, wait} and the pool's
+-- policies each, see store/contract.go targetArg) to their keys, TARGET_KEYS per target from
 -- KEYS[key_at]. A target's flag is 'skip' (skip_if_unavailable), 'wait' (queue
 -- here for wait ms, then escalate) or ''.
 local function read_targets(key_at, list)
@@ -348,7 +348,7 @@ local function read_targets(key_at, list)
   for t, arg in ipairs(list or {}) do
     local flag = ''
     if arg.skip then flag = 'skip' elseif arg.wait > 0 then flag = 'wait' end
-    targets[t] = { pool = pool_at(arg.pool, key_at + TARGET_KEYS * (t - 1)), flag = flag, wait = arg.wait }
+    targets[t] = { pool = pool_at(arg.pool, key_at + TARGET_KEYS * (t - 1), arg), flag = flag, wait = arg.wait }
   end
   return targets
 end

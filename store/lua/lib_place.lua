@@ -29,8 +29,8 @@ end
 -- (nil for none): the same window is never armed twice, so a warning or
 -- breach that fired stays fired.
 local function place(pool, rep, lead_id, sla_from, offered, sla_set)
-  local v = redis.call('HMGET', pool.key, 'accept', 'sla', 'warn')
-  local accept, sla, warn = tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0')
+  local policy = pool.policy or error('no policies for pool ' .. pool.id)
+  local accept, sla, warn = policy.accept, policy.sla, policy.warn
   local fields = { 'rep', rep, 'pool', pool.id, 'policy_pool', pool.id, 'decided_at', NOW, 'reason', '',
     'offered', (offered ~= '' and offered or '|') .. rep .. '|' }
   if sla > 0 and sla_from + sla ~= sla_set then

@@ -6,7 +6,7 @@
 -- KEYS[20+2i], KEYS[21+2i]  lead i (from 0): record HASH, sticky STRING
 --
 -- A (store/contract.go drainArgs): cfg, now, and
---   pool    the pool's id
+--   pool    the pool's id; policy: its offer and SLA policies
 --   sticky  the sticky window, ms (0: off)
 --   leads   [{id, email ('' for none)}, ...]: the head of the queue as the
 --           caller read it
@@ -21,7 +21,7 @@
 --                                   Leads no longer queued here (drained or
 --                                   escalated elsewhere) are passed over.
 
-local pool = pool_at(A.pool, 15)
+local pool = pool_at(A.pool, 15, A.policy)
 local first_lead_key = 15 + TARGET_KEYS
 local sticky_window = A.sticky
 
@@ -41,7 +41,7 @@ for i = 0, #(A.leads or {}) - 1 do
     -- offered to past max_offers, and reps who rejected it, get it only
     -- when nobody else can.
     local offered, breached, rejected, withdrawn = unpack(redis.call('HMGET', lead_key, 'offered', 'breached_by', 'rejected_by', 'withdrawn'))
-    local max_offers = tonumber(redis.call('HGET', pool.key, 'max_offers') or '0')
+    local max_offers = A.policy.max_offers
     local never, rather_not = {}, {}
     for r in string.gmatch(breached or '', '[^|]+') do never[r] = true end
     for r in string.gmatch(rejected or '', '[^|]+') do rather_not[r] = true end
