@@ -70,6 +70,26 @@ func (r reply) val(i int) string {
 	return ""
 }
 
+// leadError is the engine error of a code that means the same from every
+// script that acts on a lead: STALE, NOT_FOUND, and WRONG_REP (rep, state;
+// held is the state to report when the reply names none). ok is false for
+// the other codes, whose meaning the caller knows.
+func (r reply) leadError(leadID string, held engine.State) (err error, ok bool) {
+	switch r.code {
+	case codeStale:
+		return engine.ErrStaleConfig, true
+	case codeNotFound:
+		return fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound), true
+	case codeWrongRep:
+		state := engine.State(r.val(1))
+		if state == "" {
+			state = held
+		}
+		return &engine.WrongRepError{LeadID: leadID, Holder: r.val(0), State: state}, true
+	}
+	return nil, false
+}
+
 // unexpected is the error for a code a caller does not handle.
 func (r reply) unexpected(sc *script) error {
 	return fmt.Errorf("store %s: unexpected reply %v %q", sc.name, r.code, r.vals)

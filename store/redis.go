@@ -212,13 +212,6 @@ func parseConfig(ws string, vals []any) (*engine.StoredConfig, error) {
 	return sc, nil
 }
 
-// replyState reads an optional state element of a script reply.
-func replyState(r reply, i int, fallback engine.State) engine.State {
-	if st := r.val(i); st != "" {
-		return engine.State(st)
-	}
-	return fallback
-}
 
 // nonce returns 8 random bytes in hex: what makes a config id unique.
 func nonce() string {
@@ -521,17 +514,14 @@ func (s *Redis) CloseAssignment(ctx context.Context, ws, configID string, c *eng
 	if err != nil {
 		return nil, err
 	}
+	if err, ok := r.leadError(c.LeadID, engine.StateAssigned); ok {
+		return nil, err
+	}
 	switch r.code {
 	case codeOK:
 		return parseRecord(c.LeadID, pairs(r.vals))
-	case codeStale:
-		return nil, engine.ErrStaleConfig
-	case codeWrongRep:
-		return nil, &engine.WrongRepError{LeadID: c.LeadID, Holder: r.val(0), State: replyState(r, 1, engine.StateAssigned)}
 	case codeConflict:
 		return nil, fmt.Errorf("lead %q is already closed as %s: %w", c.LeadID, r.val(0), engine.ErrNotAssigned)
-	case codeNotFound:
-		return nil, fmt.Errorf("lead %q: %w", c.LeadID, engine.ErrNotFound)
 	case codeWrongState:
 		return nil, fmt.Errorf("lead %q is %s: %w", c.LeadID, r.val(0), engine.ErrNotAssigned)
 	}
@@ -546,13 +536,12 @@ func (s *Redis) Accept(ctx context.Context, ws, leadID, repID string, now time.T
 	if err != nil {
 		return nil, err
 	}
+	if err, ok := r.leadError(leadID, engine.StateOffered); ok {
+		return nil, err
+	}
 	switch r.code {
 	case codeOK:
 		return parseRecord(leadID, pairs(r.vals))
-	case codeWrongRep:
-		return nil, &engine.WrongRepError{LeadID: leadID, Holder: r.val(0), State: replyState(r, 1, engine.StateOffered)}
-	case codeNotFound:
-		return nil, fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound)
 	case codeExpired:
 		return nil, &engine.OfferGoneError{LeadID: leadID, State: engine.State(r.val(0)), ExpiredAt: msTime(r.val(1))}
 	case codeWrongState:
@@ -570,16 +559,15 @@ func (s *Redis) Contact(ctx context.Context, ws, leadID, repID, channel string, 
 	if err != nil {
 		return nil, err
 	}
+	if err, ok := r.leadError(leadID, engine.StateAssigned); ok {
+		return nil, err
+	}
 	switch r.code {
 	case codeOK:
 		return parseRecord(leadID, pairs(r.vals))
-	case codeWrongRep:
-		return nil, &engine.WrongRepError{LeadID: leadID, Holder: r.val(0), State: replyState(r, 1, engine.StateAssigned)}
 	case codeBeforeSubmission:
 		return nil, &engine.ValidationError{Violations: []engine.FieldViolation{{Field: "contacted_at",
 			Description: "before the lead was submitted (" + msTime(r.val(0)).Format(time.RFC3339) + ")"}}}
-	case codeNotFound:
-		return nil, fmt.Errorf("lead %q: %w", leadID, engine.ErrNotFound)
 	case codeWrongState:
 		return nil, fmt.Errorf("lead %q is %s; a contact needs an accepted assignment: %w", leadID, r.val(0), engine.ErrNotAssigned)
 	}
@@ -604,15 +592,14 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 	if err != nil {
 		return nil, err
 	}
+	if err, ok := res.leadError(a.LeadID, engine.StateOffered); ok {
+		return nil, err
+	}
 	switch res.code {
 	case codeOK:
 		return &engine.RerouteResult{Done: true, State: engine.State(res.val(0)), Backlog: res.val(1) == "1"}, nil
-	case codeStale:
-		return nil, engine.ErrStaleConfig
 	case codeClaimed, codeWrongState:
 		return &engine.RerouteResult{State: engine.State(res.val(0))}, nil
-	case codeWrongRep:
-		return nil, &engine.WrongRepError{LeadID: a.LeadID, Holder: res.val(0), State: replyState(res, 1, engine.StateOffered)}
 	}
 	return nil, res.unexpected(leadReroute)
 }
