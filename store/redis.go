@@ -212,7 +212,6 @@ func parseConfig(ws string, vals []any) (*engine.StoredConfig, error) {
 	return sc, nil
 }
 
-
 // nonce returns 8 random bytes in hex: what makes a config id unique.
 func nonce() string {
 	var b [8]byte
