@@ -36,9 +36,9 @@ func TestReplyCodesAgree(t *testing.T) {
 	}
 }
 
-// TestScriptsCarryOnlyTheirModules: a script holds the library modules it
-// uses and no others, and no script reads positional arguments beyond its
-// request (and lead_decide's payload).
+// TestScriptsCarryOnlyTheirModules: a script holds the library functions
+// it uses and no others, and no script reads positional arguments beyond
+// its request (and lead_decide's payload).
 func TestScriptsCarryOnlyTheirModules(t *testing.T) {
 	has := func(name, fn string) bool {
 		return strings.Contains(store.ScriptSource(name), "local function "+fn+"(")
@@ -48,10 +48,11 @@ func TestScriptsCarryOnlyTheirModules(t *testing.T) {
 		with    []string
 		without []string
 	}{
-		{"lead_decide", []string{"pick", "place", "index_leave", "ineligible", "emit"}, nil},
-		{"lead_expire", []string{"claim_timer", "emit"}, []string{"pick", "ineligible", "index_leave"}},
+		{"lead_decide", []string{"pick", "place", "index_leave", "ineligible", "emit"},
+			[]string{"uncommit_rep", "place_stored", "claim_timer", "index_presence"}},
+		{"lead_expire", []string{"claim_timer", "emit"}, []string{"pick", "ineligible", "index_leave", "place"}},
 		{"offer_accept", []string{"emit", "add_history"}, []string{"pick", "place", "index_leave", "ineligible"}},
-		{"rep_set_status", []string{"index_presence"}, []string{"pick", "place", "ineligible"}},
+		{"rep_set_status", []string{"index_presence"}, []string{"pick", "place", "ineligible", "add_history"}},
 		{"config_begin", nil, []string{"emit", "pick", "index_leave"}},
 	} {
 		for _, fn := range c.with {
@@ -62,6 +63,22 @@ func TestScriptsCarryOnlyTheirModules(t *testing.T) {
 		for _, fn := range c.without {
 			if has(c.script, fn) {
 				t.Errorf("%s carries %s, which it does not use", c.script, fn)
+			}
+		}
+	}
+	// Every library function a script carries is named somewhere else in
+	// it.
+	def := regexp.MustCompile(`(?m)^local function ([A-Za-z_][A-Za-z0-9_]*)\(`)
+	for _, name := range store.ScriptNames() {
+		var code strings.Builder
+		for _, line := range strings.Split(store.ScriptSource(name), "\n") {
+			c, _, _ := strings.Cut(line, "--")
+			code.WriteString(c + "\n")
+		}
+		body := code.String()
+		for _, m := range def.FindAllStringSubmatch(body, -1) {
+			if n := len(regexp.MustCompile(`\b`+m[1]+`\b`).FindAllStringIndex(body, -1)); n < 2 {
+				t.Errorf("%s carries %s, which nothing in it calls", name, m[1])
 			}
 		}
 	}
@@ -105,6 +122,50 @@ func TestScriptErrorsNameTheirFile(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "user_script") {
 				t.Fatalf("error %v still names the assembled body", err)
+			}
+		})
+	}
+}
+
+// TestModuleErrorsNameTheirFile: an error raised in a library function
+// names the module's file and the line in it, though the script carries
+// only some of the module's functions: lead_decide sent no local times
+// fails in lib_eligibility.lua's local_time.
+func TestModuleErrorsNameTheirFile(t *testing.T) {
+	src, err := os.ReadFile("lua/lib_eligibility.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := 0
+	for i, l := range strings.Split(string(src), "\n") {
+		if strings.Contains(l, "error('no local time for zone") {
+			line = i + 1
+		}
+	}
+	want := "lib_eligibility.lua:" + strconv.Itoa(line)
+	for _, b := range redistest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
+			ctx := context.Background()
+			ws := redistest.Workspace(t)
+			cfg, _ := engine.ParseConfigYAML(strings.NewReader(`
+reps: [{id: a}]
+pools: [{id: p, members: [{rep_id: a}]}]
+rules: [{id: all, targets: [{pool_id: p}]}]
+`))
+			if _, err := engine.New(st).ApplyConfig(ctx, ws, cfg, nil); err != nil {
+				t.Fatal(err)
+			}
+			id, err := st.Client().HGet(ctx, st.Prefix()+":{"+ws+"}:config", "id").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := `{"cfg":"` + id + `","now":1,"lead":"x","queued":"","unroutable":"","email":"","sticky":0,` +
+				`"owner":"","domain":"","score":-1,"expire":0,"submitted":1,"targets":[{"pool":"p","skip":false,"wait":0,` +
+				`"accept":0,"cooldown":0,"max_missed":0,"max_offers":0,"sla":0,"warn":0,"breach":""}]}`
+			_, _, err = store.CallScript(ctx, st, ws, "lead_decide", store.DecideKeys(st, ws, "x", "p"), req)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %v, want it to name %s", err, want)
 			}
 		})
 	}

@@ -80,3 +80,10 @@ func CallScript(ctx context.Context, s *Redis, ws, name string, keys []string, r
 	}
 	return 0, nil, fmt.Errorf("no script %q", name)
 }
+
+// DecideKeys are lead_decide's keys after the common ones, for a lead and
+// one target pool.
+func DecideKeys(s *Redis, ws, leadID, poolID string) []string {
+	k := s.keys(ws)
+	return k.target([]string{k.lead(leadID), k.lead(leadID)}, poolID)
+}

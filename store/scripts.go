@@ -12,8 +12,9 @@ import (
 
 // The Lua sources. Every script is contract.lua (the request decoding and
 // the reply codes, see contract.go), then the library modules it uses, in
-// this order, then its own code. A module is only in the scripts that call
-// it: lead_expire carries the placement helpers but no pick.
+// this order, then its own code. Of the modules a script takes only the
+// functions it calls (newScript): lead_expire carries two placement helpers
+// and no pick, lead_decide no withdrawal.
 //
 //go:embed lua/*.lua
 var luaFiles embed.FS
@@ -42,14 +43,17 @@ type script struct {
 	name string
 	lib  bool
 	// parts maps the body's lines back to the files they came from, for
-	// error messages: part i starts at body line parts[i].from.
+	// error messages.
 	parts []scriptPart
 	body  string
 }
 
+// scriptPart is a run of the body's lines taken from one file: body line
+// from is line fileLine of file ("" for the wrapper around a script).
 type scriptPart struct {
-	file string
-	from int // first line of the part in the body (1-based)
+	file     string
+	from     int
+	fileLine int
 }
 
 func source(name string) string {
@@ -60,29 +64,125 @@ func source(name string) string {
 	return string(b)
 }
 
-// newScript assembles contract.lua, the modules and the script's own file.
+// block is one top-level statement of a module, with the comment lines
+// right above it: a local function (fn is its name) or anything else (fn
+// is "").
+type block struct {
+	fn   string
+	text string
+	line int // its first line in the module (1-based)
+}
+
+var topFunction = regexp.MustCompile(`^local function ([A-Za-z_][A-Za-z0-9_]*)\(`)
+
+// blocks splits a module at its top-level local statements (those at the
+// start of a line). What precedes the first one (the module's header
+// comment) is a block of its own.
+func blocks(src string) []block {
+	lines := strings.SplitAfter(src, "\n")
+	var starts []int
+	for i, l := range lines {
+		if strings.HasPrefix(l, "local ") {
+			b := i // its comment lines come with it
+			for b > 0 && strings.HasPrefix(lines[b-1], "--") && (len(starts) == 0 || b-1 > starts[len(starts)-1]) {
+				b--
+			}
+			starts = append(starts, b)
+		}
+	}
+	if len(starts) == 0 || starts[0] > 0 {
+		starts = append([]int{0}, starts...)
+	}
+	out := make([]block, len(starts))
+	for i, from := range starts {
+		to := len(lines)
+		if i+1 < len(starts) {
+			to = starts[i+1]
+		}
+		text := strings.Join(lines[from:to], "")
+		out[i] = block{text: text, line: from + 1}
+		for _, l := range lines[from:to] {
+			if m := topFunction.FindStringSubmatch(l); m != nil {
+				out[i].fn = m[1]
+				break
+			}
+		}
+	}
+	return out
+}
+
+var identifier = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*`)
+
+// names adds the identifiers of Lua code, comments left out, to set.
+func names(code string, set map[string]bool) {
+	for _, l := range strings.Split(code, "\n") {
+		if i := strings.Index(l, "--"); i >= 0 {
+			l = l[:i]
+		}
+		for _, n := range identifier.FindAllString(l, -1) {
+			set[n] = true
+		}
+	}
+}
+
+// newScript assembles contract.lua, the module functions the script needs
+// and the script's own file. Of each module it takes every statement that
+// is not a function, and each function the script's code names, or a
+// function it takes names: a script carries only the functions it uses.
 func newScript(name string, modules ...module) *script {
 	sc := &script{name: name, lib: len(modules) > 0}
+	own := source(name)
+	var wrapHead, wrapTail string
+	if sc.lib {
+		wrapHead, wrapTail = "local function main()\n", "end\nreturn with_facts(main())\n"
+	}
+	mods := make([][]block, len(modules))
+	need := map[string]bool{}
+	names(own+wrapTail, need)
+	for i, m := range modules {
+		mods[i] = blocks(source(string(m)))
+		for _, b := range mods[i] {
+			if b.fn == "" {
+				names(b.text, need)
+			}
+		}
+	}
+	for grew := true; grew; {
+		grew = false
+		for _, bs := range mods {
+			for _, b := range bs {
+				if b.fn != "" && need[b.fn] && !need["\x00"+b.fn] {
+					need["\x00"+b.fn] = true // its own names are in
+					names(b.text, need)
+					grew = true
+				}
+			}
+		}
+	}
 	var body strings.Builder
 	line := 1
-	add := func(file, text string) {
+	add := func(file, text string, fileLine int) {
 		if !strings.HasSuffix(text, "\n") {
 			text += "\n"
 		}
-		sc.parts = append(sc.parts, scriptPart{file: file, from: line})
+		sc.parts = append(sc.parts, scriptPart{file: file, from: line, fileLine: fileLine})
 		body.WriteString(text)
 		line += strings.Count(text, "\n")
 	}
-	add("contract.lua", source("contract"))
-	for _, m := range modules {
-		add(string(m)+".lua", source(string(m)))
+	add("contract.lua", source("contract"), 1)
+	for i, m := range modules {
+		for _, b := range mods[i] {
+			if b.fn == "" || need[b.fn] {
+				add(string(m)+".lua", b.text, b.line)
+			}
+		}
 	}
 	if sc.lib {
-		add("", "local function main()\n")
-		add(name+".lua", source(name))
-		add("", "end\nreturn with_facts(main())\n")
+		add("", wrapHead, 1)
+		add(name+".lua", own, 1)
+		add("", wrapTail, 1)
 	} else {
-		add(name+".lua", source(name))
+		add(name+".lua", own, 1)
 	}
 	sc.body = body.String()
 	sc.Script = redis.NewScript(sc.body)
@@ -100,7 +200,7 @@ func (sc *script) where(line int) string {
 			if p.file == "" {
 				return sc.name + " (wrapper)"
 			}
-			return fmt.Sprintf("%s:%d", p.file, line-p.from+1)
+			return fmt.Sprintf("%s:%d", p.file, line-p.from+p.fileLine)
 		}
 	}
 	return strconv.Itoa(line)
