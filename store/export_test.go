@@ -87,3 +87,6 @@ func DecideKeys(s *Redis, ws, leadID, poolID string) []string {
 	k := s.keys(ws)
 	return k.target([]string{k.lead(leadID), k.lead(leadID)}, poolID)
 }
+
+// Fail classifies err as the store does for a failed call of op.
+func Fail(op string, err error) error { return New(nil, "").fail(op, err) }

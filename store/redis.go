@@ -941,17 +941,47 @@ func (s *Redis) fail(op string, err error) error {
 		return fmt.Errorf("%w: %s: redis did not answer within the call's deadline", engine.ErrUnavailable, op)
 	}
 	var rerr redis.Error
-	if errors.As(err, &rerr) && !retryable(rerr.Error()) {
+	if errors.As(err, &rerr) {
+		if c, ok := classify(rerr.Error()); ok {
+			return fmt.Errorf("%w: %s: redis answered %s: %s (%v)", engine.ErrUnavailable, op, c.prefix, c.advice, err)
+		}
 		return fmt.Errorf("store %s: %w", op, err)
 	}
 	return fmt.Errorf("%w: %s: %v", engine.ErrUnavailable, op, err)
 }
 
-func retryable(msg string) bool {
-	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK", "BUSY", "OOM"} {
-		if strings.HasPrefix(msg, p) {
-			return true
+// replyClass is a Redis error reply that says the server cannot do the
+// work now, though the request is fine: the call is UNAVAILABLE (safe to
+// retry: a refused script wrote nothing), with what the operator can do.
+type replyClass struct {
+	prefix, advice string
+}
+
+// replyClasses are the replies that make a call UNAVAILABLE. Any other
+// error reply is a bug (INTERNAL). Several come from the settings
+// docs/deployment.md recommends (min-replicas-to-write, noeviction,
+// stop-writes-on-bgsave-error).
+var replyClasses = []replyClass{
+	{"LOADING", "Redis is loading its dataset after a restart; retry in a moment"},
+	{"READONLY", "the Redis answering is a replica (a failover, or the URL names a replica); retry, and point leadrouterd at the master or at Sentinel or the cluster"},
+	{"MASTERDOWN", "the replica lost its master; retry once the failover is done"},
+	{"CLUSTERDOWN", "the Redis Cluster cannot serve this workspace's slot; retry when the cluster recovers"},
+	{"TRYAGAIN", "the workspace's cluster slot is being migrated; retry"},
+	{"MOVED", "the workspace's cluster slot moved; retry"},
+	{"ASK", "the workspace's cluster slot is being migrated; retry"},
+	{"BUSY", "Redis is busy with a long-running script; retry"},
+	{"NOREPLICAS", "Redis refused the write because fewer replicas than min-replicas-to-write are connected and in sync; bring a replica back or lower the setting"},
+	{"MISCONF", "Redis refused writes because its last RDB snapshot failed (stop-writes-on-bgsave-error); fix the snapshot's disk or permissions, see the Redis log"},
+	{"OOM", "Redis is at maxmemory and evicts nothing (noeviction, as leadrouter needs); free memory, raise maxmemory or shorten retention"},
+}
+
+// classify finds the class of an error reply by its first word.
+func classify(msg string) (replyClass, bool) {
+	word, _, _ := strings.Cut(msg, " ")
+	for _, c := range replyClasses {
+		if word == c.prefix {
+			return c, true
 		}
 	}
-	return false
+	return replyClass{}, false
 }
