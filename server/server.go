@@ -122,6 +122,11 @@ func New(e *engine.Engine, o Options) *Server {
 	if s.interval <= 0 {
 		s.interval = DefaultHealthInterval
 	}
+	// NOT_SERVING until WatchHealth's first ping of the store answers: a
+	// replica started while Redis is unreachable is never drained into.
+	for _, name := range services {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
 	s.watcher = engine.NewWatcher(e.Store(), log, o.WatchBuffer)
 	h := &handlers{engine: e, watcher: s.watcher, log: log, metrics: o.Metrics,
 		repStreams: &repStreams{limit: orDefault(o.MaxStreamsPerRep, DefaultMaxStreamsPerRep), open: map[string]int{}}}

@@ -57,16 +57,26 @@ type OpenOptions struct {
 // server, a cluster, or Sentinel; user and password in the URL for AUTH
 // or an ACL user) and checks that it answers: on a cluster, every master.
 func Open(ctx context.Context, url string, o OpenOptions) (*Redis, error) {
-	client, err := NewClient(url, o)
+	s, err := OpenLazy(url, o)
 	if err != nil {
 		return nil, err
 	}
-	s := New(client, "")
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// OpenLazy is Open without the check: the store connects when it is first
+// used, and its calls fail with engine.ErrUnavailable until Redis answers.
+// Only a malformed URL or CA file is an error.
+func OpenLazy(url string, o OpenOptions) (*Redis, error) {
+	client, err := NewClient(url, o)
+	if err != nil {
+		return nil, err
+	}
+	return New(client, ""), nil
 }
 
 // Durability is what a Redis server says about keeping what it is given.

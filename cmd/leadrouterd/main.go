@@ -128,7 +128,16 @@ func run() error {
 	reg.MustRegister(metrics.NewStateCollector(eng, mopts, log))
 
 	if o.config != "" {
-		if err := applyConfigFile(ctx, eng, o.workspace, o.config); err != nil {
+		cfg, err := readConfigFile(o.config)
+		if err != nil {
+			return err
+		}
+		if err := applyConfigFile(ctx, eng, o.workspace, o.config, cfg); errors.Is(err, engine.ErrUnavailable) {
+			// Redis is not there yet: serve (NOT_SERVING, UNAVAILABLE) and
+			// apply the file once it answers.
+			log.Warn("redis unreachable: --config is applied once it answers", "err", err)
+			go applyWhenReachable(ctx, eng, o.workspace, o.config, cfg, log)
+		} else if err != nil {
 			return err
 		}
 	}
@@ -183,11 +192,44 @@ func openStore(ctx context.Context, url, ca string, log *slog.Logger) (*store.Re
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	r, err := store.Open(octx, url, store.OpenOptions{CAFile: ca})
+	if errors.Is(err, engine.ErrUnavailable) {
+		// Start all the same: health says NOT_SERVING and calls answer
+		// UNAVAILABLE until Redis answers, with no restart (an orchestrator
+		// would otherwise crash-loop the replica with growing back-off).
+		if r, err = store.OpenLazy(url, store.OpenOptions{CAFile: ca}); err != nil {
+			return nil, nil, err
+		}
+		log.Warn("redis unreachable at start: serving NOT_SERVING until it answers", "url", redactURL(url))
+		go func() {
+			for ctx.Err() == nil {
+				pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				perr := r.Ping(pctx)
+				cancel()
+				if perr == nil {
+					log.Info("redis reachable", "url", redactURL(url))
+					checkDurability(ctx, r, log)
+					return
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}()
+		return r, func() { r.Close() }, nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	log.Info("using redis", "url", redactURL(url))
-	switch d, err := r.Durability(octx); {
+	checkDurability(octx, r, log)
+	return r, func() { r.Close() }, nil
+}
+
+// checkDurability warns about Redis settings that can lose or duplicate
+// assignments.
+func checkDurability(ctx context.Context, r *store.Redis, log *slog.Logger) {
+	switch d, err := r.Durability(ctx); {
 	case err != nil:
 		log.Warn("could not read the Redis memory and persistence settings", "err", err)
 	case d.Evicts():
@@ -196,22 +238,47 @@ func openStore(ctx context.Context, url, ca string, log *slog.Logger) (*store.Re
 	case !d.AppendOnly:
 		log.Info("this Redis keeps no append-only file: a Redis restart loses assignments, queues and deadlines (set appendonly yes)")
 	}
-	return r, func() { r.Close() }, nil
 }
 
-func applyConfigFile(ctx context.Context, eng *engine.Engine, ws, path string) error {
+// readConfigFile reads and validates a --config file: a bad file stops
+// leadrouterd at start, whether or not Redis is reachable.
+func readConfigFile(path string) (*engine.Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	cfg, err := engine.ParseConfigYAML(f)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return cfg, nil
+}
+
+// applyWhenReachable applies the --config file once Redis answers, trying
+// every second.
+func applyWhenReachable(ctx context.Context, eng *engine.Engine, ws, path string, cfg *engine.Config, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		err := applyConfigFile(ctx, eng, ws, path, cfg)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, engine.ErrUnavailable) {
+			log.Error("--config could not be applied", "file", path, "err", err)
+			return
+		}
+	}
+}
+
+func applyConfigFile(ctx context.Context, eng *engine.Engine, ws, path string, cfg *engine.Config) error {
 	// Every replica starts with the same --config: only the first applies
 	// it. A workspace already holding a different config is replaced, and
 	// the log says so.

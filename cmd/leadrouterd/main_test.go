@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
 	"github.com/leadrouter/leadrouter/internal/logbuf"
@@ -76,6 +78,14 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemon {
 // until its health service says SERVING.
 func launch(t *testing.T, env []string, creds grpc.DialOption, args ...string) *daemon {
 	t.Helper()
+	d := spawn(t, env, creds, args...)
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING, 20*time.Second)
+	return d
+}
+
+// spawn runs leadrouterd and connects with the credentials given.
+func spawn(t *testing.T, env []string, creds grpc.DialOption, args ...string) *daemon {
+	t.Helper()
 	grpcPort, _ := redisproc.FreePort()
 	metricsPort, _ := redisproc.FreePort()
 	d := &daemon{log: &logbuf.Buffer{}, metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
@@ -98,17 +108,23 @@ func launch(t *testing.T, env []string, creds grpc.DialOption, args ...string) *
 	}
 	t.Cleanup(func() { conn.Close() })
 	d.conn = conn
-	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(20 * time.Second)
+	return d
+}
+
+// waitHealth waits until the health service answers want.
+func (d *daemon) waitHealth(t *testing.T, want healthpb.HealthCheckResponse_ServingStatus, within time.Duration) {
+	t.Helper()
+	hc := healthpb.NewHealthClient(d.conn)
+	deadline := time.Now().Add(within)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
 		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return d
+		if err == nil && resp.GetStatus() == want {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("leadrouterd not serving: %v\n%s", err, d.log)
+			t.Fatalf("leadrouterd health not %s within %s: %v %v\n%s", want, within, resp.GetStatus(), err, d.log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -220,4 +236,66 @@ func TestReplicasShareRedis(t *testing.T) {
 	}
 	a.stop(t)
 	b.stop(t)
+}
+
+// TestStartsBeforeRedis: leadrouterd started while its Redis is down runs
+// (no exit, no restart), says NOT_SERVING and answers UNAVAILABLE; once
+// Redis answers it serves, with its --config applied.
+func TestStartsBeforeRedis(t *testing.T) {
+	port, err := redisproc.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := redisproc.URL(port)
+	d := spawn(t, []string{"LEADROUTER_CONFIG=../../examples/routing.yaml"}, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		"--insecure", "--redis-url", url, "--health-interval", "200ms")
+	d.waitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING, 20*time.Second)
+	// A while later, without Redis: still running (it answers), still NOT_SERVING.
+	time.Sleep(time.Second)
+	d.waitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err = pb.NewRoutingServiceClient(d.conn).AssignLead(ctx, &pb.AssignLeadRequest{Lead: &pb.Lead{Id: "early", Country: "DE"}})
+	cancel()
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("AssignLead without Redis: %v, want UNAVAILABLE", err)
+	}
+
+	srv := exec.Command("redis-server", redisproc.Args(port, t.TempDir())...)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	if err := redisproc.WaitReady(url, 10*time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING, 20*time.Second)
+	// The --config was applied once Redis answered: the sample config's
+	// rotation routes a German lead.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		resp, err := pb.NewRoutingServiceClient(d.conn).AssignLead(ctx, &pb.AssignLeadRequest{
+			Lead: &pb.Lead{Id: "late", Country: "DE", Language: "de"}})
+		cancel()
+		if err == nil {
+			if resp.GetAssignment().GetRepId() != "felix" {
+				t.Fatalf("first lead after Redis came: %v", resp.GetAssignment())
+			}
+			break
+		}
+		if status.Code(err) != codes.FailedPrecondition || time.Now().After(deadline) {
+			t.Fatalf("AssignLead once Redis answers: %v\n%s", err, d.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The reachability watch logs on its own schedule (every second).
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(d.log.String(), "redis reachable") && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.stop(t)
+	for _, want := range []string{"redis unreachable at start", "redis reachable", "routing config loaded"} {
+		if !strings.Contains(d.log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, d.log)
+		}
+	}
 }
