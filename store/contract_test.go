@@ -96,21 +96,30 @@ func TestScriptsCarryOnlyTheirModules(t *testing.T) {
 	}
 }
 
-// TestScriptErrorsNameTheirFile: an error raised inside a script names the
-// file and line it comes from, not the line of the assembled body (which
-// has the library in front of it), on both backends.
-func TestScriptErrorsNameTheirFile(t *testing.T) {
-	src, err := os.ReadFile("lua/rep_set_status.lua")
+// where is "file:line" of the last line of a Lua file holding text.
+func where(t *testing.T, file, text string) string {
+	t.Helper()
+	src, err := os.ReadFile("lua/" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	line := 0
 	for i, l := range strings.Split(string(src), "\n") {
-		if strings.Contains(l, "ipairs(A.pools") {
+		if strings.Contains(l, text) {
 			line = i + 1
 		}
 	}
-	want := "rep_set_status.lua:" + strconv.Itoa(line)
+	if line == 0 {
+		t.Fatalf("%s has no line with %q", file, text)
+	}
+	return file + ":" + strconv.Itoa(line)
+}
+
+// TestScriptErrorsNameTheirFile: an error raised inside a script names the
+// file and line it comes from, not the line of the assembled body (which
+// has the library in front of it), on both backends.
+func TestScriptErrorsNameTheirFile(t *testing.T) {
+	want := where(t, "rep_set_status.lua", "ipairs(A.pools")
 	for _, b := range redistest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			st := b.Open(t)
@@ -132,17 +141,7 @@ func TestScriptErrorsNameTheirFile(t *testing.T) {
 // only some of the module's functions: lead_decide sent no local times
 // fails in lib_eligibility.lua's local_time.
 func TestModuleErrorsNameTheirFile(t *testing.T) {
-	src, err := os.ReadFile("lua/lib_eligibility.lua")
-	if err != nil {
-		t.Fatal(err)
-	}
-	line := 0
-	for i, l := range strings.Split(string(src), "\n") {
-		if strings.Contains(l, "error('no local time for zone") {
-			line = i + 1
-		}
-	}
-	want := "lib_eligibility.lua:" + strconv.Itoa(line)
+	want := where(t, "lib_eligibility.lua", "error('no local time for zone")
 	for _, b := range redistest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			st := b.Open(t)
