@@ -252,8 +252,6 @@ func msTime(s string) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
-func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
-
 // pairs turns a flat field/value list into a map.
 func pairs(flat []string) map[string]string {
 	m := make(map[string]string, len(flat)/2)
