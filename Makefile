@@ -83,6 +83,7 @@ bench: redis-server redis-cli ## AssignLead vs a one-EVALSHA gRPC baseline and a
 	step $(GO) test -run '^$$' -bench ConfigScale -benchtime 3000x -benchmem ./server; \
 	step $(GO) test -run '^$$' -bench ApplyLargeConfig -benchtime 1x ./server; \
 	step $(GO) test -run '^$$' -bench WatchAssignmentsFanout -benchtime 1x -benchmem ./server; \
+	step $(GO) test -run '^$$' -bench AssignWhileWatching -benchtime 1x ./server; \
 	step $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./engine/...; \
 	step $(GO) test -run '^$$' -bench ScaleOut -benchtime 6000x -benchmem ./server; \
 	step $(GO) test -run '^$$' -bench Sizing -benchtime 1x ./store; \

@@ -66,7 +66,7 @@ rules: [{id: all, targets: [{pool_id: p}]}]
 			t.Fatalf("after reconnecting: a %s, c %s", status("a"), status("c"))
 		}
 		// The changes are events.
-		events, err := f.st.EventsAfter(f.ctx, f.ws, "0-0", 100, 0)
+		events, err := f.st.EventsAfter(f.ctx, f.ws, "0-0", 100)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -88,8 +88,15 @@ type Store interface {
 	// LastEventID returns the id of the newest event ("0-0" for none).
 	LastEventID(ctx context.Context, ws string) (string, error)
 	// EventsAfter returns up to limit events after the id after, oldest
-	// first, waiting up to block for the first one (0: no wait).
-	EventsAfter(ctx context.Context, ws, after string, limit int, block time.Duration) ([]Event, error)
+	// first.
+	EventsAfter(ctx context.Context, ws, after string, limit int) ([]Event, error)
+	// FeedGroup names the group of workspaces whose streams one ReadFeeds
+	// can wait on together.
+	FeedGroup(ws string) string
+	// ReadFeeds waits up to block for events after each workspace's id (the
+	// workspaces of one FeedGroup) and returns up to limit of each, oldest
+	// first, by workspace. Its connections are not the ones requests use.
+	ReadFeeds(ctx context.Context, after map[string]string, limit int, block time.Duration) (map[string][]Event, error)
 	// TrimEvents applies retention: events beyond maxLen or older than
 	// maxAge are removed, and TrimmedThrough remembers the newest of them.
 	TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge time.Duration, now time.Time) (int64, error)

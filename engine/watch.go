@@ -8,10 +8,13 @@ import (
 	"time"
 )
 
-// Watching the event history. Each replica runs one reader per workspace
-// that has watchers (a blocking read of the workspace's stream), and fans
-// every event out to in-process subscribers through bounded buffers: ten
-// thousand desktops cost one Redis connection, not ten thousand.
+// Watching the event history. Each replica reads the streams of the
+// workspaces that have watchers with one blocking read per feed group
+// (Store.FeedGroup: all of them on one Redis server, those of one hash slot
+// on a cluster), on the store's reader connections, and fans every event
+// out to in-process subscribers through bounded buffers: ten thousand
+// desktops in two hundred workspaces cost one Redis connection, and never
+// one that requests need.
 //
 // Resuming is seamless: a subscriber is registered at the feed's head under
 // the feed's lock, its backlog is read from the store up to that head, and
@@ -36,6 +39,12 @@ const (
 	feedBlock          = time.Second
 	feedBatch          = 512
 	backlogPage        = 1000
+	// groupReaders bounds the blocking reads in flight per feed group. A
+	// read cannot be interrupted (go-redis does not cancel a blocked read),
+	// so a feed that joins a group whose read is blocked starts a new read
+	// that includes it, and the older one ends once it returns; past this
+	// many, the new feed waits for the next read (at most feedBlock).
+	groupReaders = 4
 )
 
 // Watcher fans workspace events out to subscribers.
@@ -46,6 +55,7 @@ type Watcher struct {
 
 	mu     sync.Mutex
 	feeds  map[string]*feed
+	groups map[string]*group
 	closed bool
 }
 
@@ -55,7 +65,17 @@ type feed struct {
 	subs  map[*Subscription]struct{}
 	byRep map[string]map[*Subscription]struct{} // rep streams, by rep: an event reaches only its rep's
 	all   map[*Subscription]struct{}            // workspace streams: every event is checked
-	stop  context.CancelFunc
+	group *group
+}
+
+// group is the feeds one blocking read waits on together.
+type group struct {
+	name    string
+	feeds   map[string]*feed
+	ctx     context.Context
+	stop    context.CancelFunc
+	gen     int // the newest read's generation; older ones end after their read
+	readers int // reads in flight
 }
 
 // WatchFilter selects a subscriber's events. RepID, when set, promises that
@@ -75,7 +95,7 @@ func NewWatcher(store Store, log *slog.Logger, buffer int) *Watcher {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Watcher{store: store, log: log, buffer: buffer, feeds: map[string]*feed{}}
+	return &Watcher{store: store, log: log, buffer: buffer, feeds: map[string]*feed{}, groups: map[string]*group{}}
 }
 
 // Subscription receives live events until Done is closed.
@@ -157,7 +177,7 @@ func (w *Watcher) Watch(ctx context.Context, ws string, resume *Position, filter
 		return wt, nil
 	}
 	for from := resume.Offset; EventIDLess(from, head); {
-		page, err := w.store.EventsAfter(ctx, ws, from, backlogPage, 0)
+		page, err := w.store.EventsAfter(ctx, ws, from, backlogPage)
 		if err != nil {
 			sub.Close()
 			return nil, err
@@ -192,11 +212,10 @@ func (w *Watcher) add(ctx context.Context, ws string, sub *Subscription) (string
 		if err != nil {
 			return "", err
 		}
-		rctx, stop := context.WithCancel(context.Background())
-		f = &feed{ws: ws, last: last, subs: map[*Subscription]struct{}{}, stop: stop,
+		f = &feed{ws: ws, last: last, subs: map[*Subscription]struct{}{},
 			byRep: map[string]map[*Subscription]struct{}{}, all: map[*Subscription]struct{}{}}
 		w.feeds[ws] = f
-		go w.read(rctx, f)
+		w.join(f)
 	}
 	f.subs[sub] = struct{}{}
 	if rep := sub.filter.RepID; rep != "" {
@@ -226,35 +245,81 @@ func (w *Watcher) remove(sub *Subscription) {
 		}
 	}
 	if len(f.subs) == 0 && w.feeds[f.ws] == f {
-		f.stop()
 		delete(w.feeds, f.ws)
+		g := f.group
+		delete(g.feeds, f.ws)
+		if len(g.feeds) == 0 {
+			g.stop()
+			delete(w.groups, g.name)
+		}
 	}
 }
 
-// read is a workspace's reader: it blocks on the stream after the feed's
-// head and dispatches what arrives.
-func (w *Watcher) read(ctx context.Context, f *feed) {
-	for ctx.Err() == nil {
+// join adds a new feed to its group, starting a read that includes it.
+// w.mu is held.
+func (w *Watcher) join(f *feed) {
+	name := w.store.FeedGroup(f.ws)
+	g := w.groups[name]
+	if g == nil {
+		ctx, stop := context.WithCancel(context.Background())
+		g = &group{name: name, feeds: map[string]*feed{}, ctx: ctx, stop: stop}
+		w.groups[name] = g
+	}
+	g.feeds[f.ws] = f
+	f.group = g
+	if g.readers < groupReaders {
+		g.gen++
+		g.readers++
+		go w.read(g, g.gen)
+	}
+}
+
+// read is a group's reader: it blocks on the streams of the group's
+// feeds after each feed's head and dispatches what arrives, until the
+// group stops or a newer read of its group has started. Two reads of a
+// group may overlap (join); each returns a contiguous run of each stream,
+// and an event at or before its feed's head is skipped, so nothing is
+// dispatched twice or out of order.
+func (w *Watcher) read(g *group, gen int) {
+	defer func() {
 		w.mu.Lock()
-		after := f.last
+		g.readers--
 		w.mu.Unlock()
-		events, err := w.store.EventsAfter(ctx, f.ws, after, feedBatch, feedBlock)
+	}()
+	for {
+		w.mu.Lock()
+		if g.ctx.Err() != nil || gen != g.gen {
+			w.mu.Unlock()
+			return
+		}
+		after := make(map[string]string, len(g.feeds))
+		for ws, f := range g.feeds {
+			after[ws] = f.last
+		}
+		w.mu.Unlock()
+		got, err := w.store.ReadFeeds(g.ctx, after, feedBatch, feedBlock)
 		if err != nil {
-			if ctx.Err() == nil {
-				w.log.Warn("event feed read failed; retrying", "workspace", f.ws, "err", err)
+			if g.ctx.Err() == nil {
+				w.log.Warn("event feed read failed; retrying", "group", g.name, "workspaces", len(after), "err", err)
 				time.Sleep(100 * time.Millisecond)
 			}
 			continue
 		}
 		w.mu.Lock()
-		for i := range events {
-			e := events[i]
-			if !EventIDLess(f.last, e.ID) {
+		for ws, events := range got {
+			f := g.feeds[ws]
+			if f == nil {
 				continue
 			}
-			f.last = e.ID
-			w.dispatch(f, f.byRep[e.RepID], &e)
-			w.dispatch(f, f.all, &e)
+			for i := range events {
+				e := events[i]
+				if !EventIDLess(f.last, e.ID) {
+					continue
+				}
+				f.last = e.ID
+				w.dispatch(f, f.byRep[e.RepID], &e)
+				w.dispatch(f, f.all, &e)
+			}
 		}
 		w.mu.Unlock()
 	}
@@ -293,10 +358,13 @@ func (w *Watcher) Close() {
 	defer w.mu.Unlock()
 	w.closed = true
 	for ws, f := range w.feeds {
-		f.stop()
 		for sub := range f.subs {
 			sub.end(ErrShutdown)
 		}
 		delete(w.feeds, ws)
+	}
+	for name, g := range w.groups {
+		g.stop()
+		delete(w.groups, name)
 	}
 }

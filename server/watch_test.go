@@ -16,6 +16,7 @@ import (
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 	"github.com/leadrouter/leadrouter/server"
+	"github.com/leadrouter/leadrouter/store"
 )
 
 const watchConfig = `
@@ -51,7 +52,7 @@ func watch(t *testing.T, in *instance, ws string, from *pb.Position) (func() (*p
 
 // openWatch opens a WatchEvents stream of ws from position from (nil:
 // live) and waits until the server has subscribed it.
-func openWatch(ctx context.Context, t *testing.T, in *instance, ws string, from *pb.Position) pb.EventService_WatchEventsClient {
+func openWatch(ctx context.Context, t testing.TB, in *instance, ws string, from *pb.Position) pb.EventService_WatchEventsClient {
 	t.Helper()
 	s, err := pb.NewEventServiceClient(in.conn).WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws, ResumeFrom: from})
 	if err != nil {
@@ -160,7 +161,7 @@ func TestResetWhenHistoryIsGone(t *testing.T) {
 	in.applyYAML(t, ws, watchConfig)
 	produce(t, in, ws, 20, 0)
 	epoch, _ := st.EventsEpoch(context.Background(), ws)
-	ids, _ := st.EventsAfter(context.Background(), ws, "0-0", 100, 0)
+	ids, _ := st.EventsAfter(context.Background(), ws, "0-0", 100)
 	// Retention keeps the newest 5.
 	if _, err := st.TrimEvents(context.Background(), ws, 5, 24*time.Hour, time.Now()); err != nil {
 		t.Fatal(err)
@@ -352,5 +353,63 @@ func TestShutdownThenResumeElsewhere(t *testing.T) {
 			t.Fatalf("resumed event %d: %v %v (after %s)", i, e, err, prev)
 		}
 		prev = e.GetPosition().GetOffset()
+	}
+}
+
+// TestWatchedWorkspacesLeaveRequestsTheirConnections: 200 watched
+// workspaces on a replica whose request pool has 4 connections. The
+// streams' blocking reads use the store's reader connections (one read for
+// all of them on one server), so every AssignLead is answered, and every
+// stream still sees its own workspace's events.
+func TestWatchedWorkspacesLeaveRequestsTheirConnections(t *testing.T) {
+	client, err := store.NewClient(redistest.URL(t), store.OpenOptions{PoolSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(client, redistest.Prefix(t))
+	t.Cleanup(func() { st.Close() })
+	in := start(t, st)
+	const n = 200
+	wss := make([]string, n)
+	recv := make([]func() (*pb.Event, error), n)
+	for i := range wss {
+		wss[i] = redistest.Workspace(t)
+		in.applyYAML(t, wss[i], watchConfig)
+		next, cancel := watch(t, in, wss[i], nil)
+		t.Cleanup(cancel)
+		recv[i] = next
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := in.routing.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: wss[i*5], Lead: &pb.Lead{Id: fmt.Sprint("lead-", i)}})
+			if err != nil {
+				errs <- fmt.Errorf("AssignLead %d in %s: %w", i, wss[i*5], err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for i, ws := range wss {
+		if _, err := in.rep.SetRepStatus(ctxT(t), &pb.SetRepStatusRequest{Workspace: ws, RepId: "b", Status: pb.RepStatus_REP_STATUS_AWAY}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			e, err := recv[i]()
+			if err != nil {
+				t.Fatalf("stream of %s: %v", ws, err)
+			}
+			if e.GetKind() == pb.EventKind_EVENT_KIND_REP_STATUS_CHANGED && e.GetRepId() == "b" {
+				break
+			}
+		}
 	}
 }

@@ -57,3 +57,12 @@ func TestCommonKeysCacheIsBounded(t *testing.T) {
 		t.Errorf("%d workspaces' keys kept, want at most %d", n, maxCommonKeys)
 	}
 }
+
+// TestHashSlot: the slots Redis's documentation gives for these keys.
+func TestHashSlot(t *testing.T) {
+	for key, want := range map[string]uint16{"123456789": 12739, "somekey": 11058, "{user1000}.following": 3443} {
+		if got := hashSlot(key); got != want {
+			t.Errorf("hashSlot(%q) = %d, want %d", key, got, want)
+		}
+	}
+}

@@ -25,18 +25,53 @@ const DefaultPrefix = "lr"
 // miniredis).
 type Redis struct {
 	client redis.UniversalClient
-	prefix string
-	obs    engine.Observer
+	// readers is the client of blocking event reads (ReadFeeds), with a
+	// pool of its own: a reader waiting on a quiet stream never holds a
+	// connection a request needs.
+	readers redis.UniversalClient
+	prefix  string
+	obs     engine.Observer
 }
 
 var _ engine.Store = (*Redis)(nil)
 
 // New returns a store on an existing client. prefix "" means DefaultPrefix.
+// Blocking event reads get a client of their own with the same options
+// (readersOf).
 func New(client redis.UniversalClient, prefix string) *Redis {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Redis{client: client, prefix: prefix, obs: engine.Nop{}}
+	return &Redis{client: client, readers: readersOf(client), prefix: prefix, obs: engine.Nop{}}
+}
+
+// readerPool is the pool size, per node, of the readers' client. On one
+// server a replica's readers need a few connections whatever the number of
+// watched workspaces (engine.Watcher reads them together); on a cluster
+// one blocking read serves the workspaces of one hash slot, so a replica
+// watching n workspaces holds up to n of them, spread over the masters.
+// Connections are opened when needed and closed after readerIdle.
+const (
+	readerPool = 1024
+	readerIdle = time.Minute
+)
+
+// readersOf returns a client like c for blocking reads, with a pool of its
+// own. A client of another kind than one server or a cluster is shared.
+func readersOf(c redis.UniversalClient) redis.UniversalClient {
+	switch c := c.(type) {
+	case *redis.ClusterClient:
+		o := *c.Options()
+		o.PoolSize, o.MinIdleConns, o.ConnMaxIdleTime = readerPool, 0, readerIdle
+		rc := redis.NewClusterClient(&o)
+		rc.AddHook(slotReloader{rc})
+		return rc
+	case *redis.Client:
+		o := *c.Options()
+		o.PoolSize, o.MinIdleConns, o.ConnMaxIdleTime = readerPool, 0, readerIdle
+		return redis.NewClient(&o)
+	}
+	return c
 }
 
 // Observe sets who is told of the facts scripts produce and of failed
@@ -76,7 +111,15 @@ func OpenLazy(url string, o OpenOptions) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(client, ""), nil
+	// The readers' client is made from the URL too: a Sentinel client's
+	// options cannot be copied into a second one.
+	o.PoolSize = readerPool
+	readers, err := NewClient(url, o)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	return &Redis{client: client, readers: readers, prefix: DefaultPrefix, obs: engine.Nop{}}, nil
 }
 
 // Durability is what a Redis server says about keeping what it is given.
@@ -147,8 +190,14 @@ func (s *Redis) Prefix() string { return s.prefix }
 // Client returns the underlying client (tests seed and inspect keys with it).
 func (s *Redis) Client() redis.UniversalClient { return s.client }
 
-// Close closes the client.
-func (s *Redis) Close() error { return s.client.Close() }
+// Close closes the clients.
+func (s *Redis) Close() error {
+	err := s.client.Close()
+	if s.readers != s.client {
+		err = errors.Join(err, s.readers.Close())
+	}
+	return err
+}
 
 func (s *Redis) keys(ws string) keys { return keysFor(s.prefix, ws) }
 
@@ -635,36 +684,64 @@ func (s *Redis) LastEventID(ctx context.Context, ws string) (string, error) {
 	return msgs[0].ID, nil
 }
 
-// EventsAfter implements engine.Store: XRANGE, or XREAD BLOCK when block is
-// set.
-func (s *Redis) EventsAfter(ctx context.Context, ws, after string, limit int, block time.Duration) ([]engine.Event, error) {
-	key := s.keys(ws).events()
-	var msgs []redis.XMessage
-	if block > 0 {
-		streams, err := s.client.XRead(ctx, &redis.XReadArgs{Streams: []string{key, after}, Count: int64(limit), Block: block}).Result()
-		if errors.Is(err, redis.Nil) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, s.fail("read_events", err)
-		}
-		for _, st := range streams {
-			msgs = append(msgs, st.Messages...)
-		}
-	} else {
-		var err error
-		msgs, err = s.client.XRangeN(ctx, key, nextEventID(after), "+", int64(limit)).Result()
-		if err != nil {
-			return nil, s.fail("read_events", err)
-		}
+// EventsAfter implements engine.Store with XRANGE.
+func (s *Redis) EventsAfter(ctx context.Context, ws, after string, limit int) ([]engine.Event, error) {
+	msgs, err := s.client.XRangeN(ctx, s.keys(ws).events(), nextEventID(after), "+", int64(limit)).Result()
+	if err != nil {
+		return nil, s.fail("read_events", err)
 	}
 	out := make([]engine.Event, len(msgs))
-	for i, m := range msgs {
-		str := func(f string) string { v, _ := m.Values[f].(string); return v }
-		out[i] = engine.Event{ID: m.ID, At: msTime(str("at")), Kind: engine.EventKind(str("kind")), LeadID: str("lead"),
-			RepID: str("rep"), PoolID: str("pool"), Detail: engine.RenderNote(str("detail"))}
+	for i := range msgs {
+		out[i] = eventOf(&msgs[i])
 	}
 	return out, nil
+}
+
+// FeedGroup implements engine.Store: on a cluster, the workspace's hash
+// slot (one XREAD may name keys of one slot only); on one server, every
+// workspace is in one group.
+func (s *Redis) FeedGroup(ws string) string {
+	if _, ok := s.client.(*redis.ClusterClient); ok {
+		return strconv.Itoa(int(hashSlot("{" + ws + "}")))
+	}
+	return ""
+}
+
+// ReadFeeds implements engine.Store: one XREAD BLOCK over every
+// workspace's stream, on the readers' client.
+func (s *Redis) ReadFeeds(ctx context.Context, after map[string]string, limit int, block time.Duration) (map[string][]engine.Event, error) {
+	byKey := make(map[string]string, len(after))
+	streams := make([]string, 0, 2*len(after))
+	for ws := range after {
+		k := s.keys(ws).events()
+		byKey[k] = ws
+		streams = append(streams, k)
+	}
+	for _, k := range streams[:len(after)] {
+		streams = append(streams, after[byKey[k]])
+	}
+	res, err := s.readers.XRead(ctx, &redis.XReadArgs{Streams: streams, Count: int64(limit), Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.fail("read_events", err)
+	}
+	out := make(map[string][]engine.Event, len(res))
+	for _, st := range res {
+		evs := make([]engine.Event, len(st.Messages))
+		for i := range st.Messages {
+			evs[i] = eventOf(&st.Messages[i])
+		}
+		out[byKey[st.Stream]] = evs
+	}
+	return out, nil
+}
+
+func eventOf(m *redis.XMessage) engine.Event {
+	str := func(f string) string { v, _ := m.Values[f].(string); return v }
+	return engine.Event{ID: m.ID, At: msTime(str("at")), Kind: engine.EventKind(str("kind")), LeadID: str("lead"),
+		RepID: str("rep"), PoolID: str("pool"), Detail: engine.RenderNote(str("detail"))}
 }
 
 // nextEventID is the smallest id after id (XRANGE's start is inclusive).
