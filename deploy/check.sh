@@ -94,6 +94,7 @@ SPEC = {
     "leadrouter_redis_errors_total": ("counter", {"op": None}),
     "leadrouter_redis_timeouts_total": ("counter", {"op": None}),
     "leadrouter_handler_panics_total": ("counter", {}),
+    "leadrouter_clock_offset_seconds": ("gauge", {}),
     "leadrouter_state_scrape_errors": ("gauge", {}),
 }
 TARGET_LABELS = {"job", "instance"}     # added by Prometheus to every scraped series

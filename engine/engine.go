@@ -29,6 +29,7 @@ const (
 type Engine struct {
 	store Store
 	clock Clock
+	guard clockGuard
 	log   *slog.Logger
 	obs   Observer
 
@@ -102,6 +103,9 @@ func (e *Engine) PreviewAssignment(ctx context.Context, ws string, lead Lead) (*
 
 func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool, view View) (*Assignment, bool, error) {
 	start := time.Now() // the decision's duration is wall time, whatever e.clock says
+	if err := e.clockOK(); err != nil {
+		return nil, false, err
+	}
 	now := e.clock.Now()
 	ws, wsErr := NormalizeWorkspace(ws)
 	l, leadErr := NormalizeLead(lead, now)
@@ -263,6 +267,9 @@ func (e *Engine) SetRepStatus(ctx context.Context, ws, repID string, st RepStatu
 			}
 			return "", fmt.Errorf("rep %q: %w", repID, ErrNotFound)
 		}
+		if err := e.clockOK(); err != nil {
+			return "", err
+		}
 		prev, err := e.store.SetRepStatus(ctx, ws, cc.id, repID, st, cc.repPools[repID], e.clock.Now())
 		if err != nil {
 			return "", err
@@ -378,6 +385,9 @@ func (e *Engine) drainPool(ctx context.Context, ws, poolID string) error {
 		}
 		ids, err := e.store.QueuedLeads(ctx, ws, poolID, offset, drainBatch)
 		if err != nil || len(ids) == 0 {
+			return err
+		}
+		if err := e.clockOK(); err != nil {
 			return err
 		}
 		now := e.clock.Now()

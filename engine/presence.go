@@ -48,6 +48,9 @@ func (e *Engine) RepConnected(ctx context.Context, ws, repID string) (func(), er
 		return release, nil
 	}
 	_, err = underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (RepStatus, error) {
+		if err := e.clockOK(); err != nil {
+			return "", err
+		}
 		st, err := e.store.RepConnection(ctx, ws, cc.id, repID, cc.repPools[repID], true, e.clock.Now(), e.clock.Now())
 		if err == nil && st == StatusAvailable {
 			for _, pool := range cc.repPools[repID] {

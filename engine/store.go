@@ -82,6 +82,10 @@ type Store interface {
 	QueueStats(ctx context.Context, ws string, scan int) (map[string]QueueStat, error)
 	// Workspaces lists every workspace that has a config.
 	Workspaces(ctx context.Context) ([]string, error)
+	// RegisterWorkspaces finds every workspace that has a config and adds
+	// those Workspaces lacks (a registration lost between an apply and its
+	// registration), returning how many it added.
+	RegisterWorkspaces(ctx context.Context) (int, error)
 	// EventsEpoch returns the epoch of the workspace's event history,
 	// creating one when there is none (a new history, or Redis lost it).
 	EventsEpoch(ctx context.Context, ws string) (string, error)
@@ -125,6 +129,8 @@ type Store interface {
 	LostConnections(ctx context.Context, ws string, before time.Time, limit int) ([]string, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
+	// Time is the store's clock (the one every replica shares).
+	Time(ctx context.Context) (time.Time, error)
 }
 
 // Timer is a due deadline of one lead.

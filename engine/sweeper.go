@@ -18,8 +18,10 @@ const (
 	// midnight, are assigned without any event.
 	drainEvery = 10
 	// repairEvery: every this many sweeps (a minute at the default 100 ms
-	// interval, and at the first sweep), every pool's eligible-member index
-	// is checked against presence (RepairIndexes).
+	// interval, and at the first sweep), workspaces with a config missing
+	// from the workspace list are registered again (Store.
+	// RegisterWorkspaces) and every pool's eligible-member index is checked
+	// against presence (RepairIndexes).
 	repairEvery = 600
 )
 
@@ -28,6 +30,13 @@ func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for n := 0; ; n++ {
+		if n%repairEvery == 0 {
+			if added, err := e.store.RegisterWorkspaces(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("workspace registration check failed", "err", err)
+			} else if added > 0 {
+				e.log.Warn("workspaces with a config were not registered for sweeping: registered again", "workspaces", added)
+			}
+		}
 		if err := e.Sweep(ctx, n%drainEvery == 0); err != nil && ctx.Err() == nil {
 			e.log.Warn("sweep failed", "err", err)
 		}
@@ -47,6 +56,9 @@ func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 // Sweep fires the due timers of every workspace and, with drain, drains
 // every pool that has queued leads.
 func (e *Engine) Sweep(ctx context.Context, drain bool) error {
+	if err := e.clockOK(); err != nil {
+		return err
+	}
 	wss, err := e.store.Workspaces(ctx)
 	if err != nil {
 		return err

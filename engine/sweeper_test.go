@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -38,6 +39,49 @@ rules: [{id: all, targets: [{pool_id: p}]}]
 		}
 		if n, _ := f.st.Client().ZCard(f.ctx, timers).Result(); n != 1 { // b's new offer timer
 			t.Fatalf("%d timers left, want only b's offer", n)
+		}
+	})
+}
+
+// TestLostRegistrationHeals: a workspace whose entry in the workspace list
+// is gone (an apply whose registration was lost) is not swept, until the
+// sweeper's registration check finds its config and registers it again;
+// its overdue offer then fires.
+func TestLostRegistrationHeals(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, f *fixture) {
+		f.apply(`
+reps: [{id: a}, {id: b}]
+pools: [{id: p, accept_within: 30s, members: [{rep_id: a}, {rep_id: b}]}]
+rules: [{id: all, targets: [{pool_id: p}]}]
+`)
+		list := f.st.Prefix() + ":workspaces"
+		if ok, _ := f.st.Client().SIsMember(f.ctx, list, f.ws).Result(); !ok {
+			t.Fatal("the apply did not register the workspace")
+		}
+		f.assign(lead("l1")) // offered to a, due in 30s
+		if err := f.st.Client().SRem(f.ctx, list, f.ws).Err(); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(31 * time.Second)
+		f.sweep()
+		if a := f.get("l1"); a.State != engine.StateOffered || a.RepID != "a" {
+			t.Fatalf("an unregistered workspace was swept: %+v", a)
+		}
+		ctx, cancel := context.WithCancel(f.ctx)
+		defer cancel()
+		done := make(chan struct{})
+		go func() { f.eng.RunSweeper(ctx, 10*time.Millisecond); close(done) }()
+		defer func() { cancel(); <-done }()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if a := f.get("l1"); a.RepID == "b" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the overdue offer never fired: %+v", f.get("l1"))
+			}
+		}
+		if ok, _ := f.st.Client().SIsMember(f.ctx, list, f.ws).Result(); !ok {
+			t.Fatal("the workspace is not registered again")
 		}
 	})
 }

@@ -48,6 +48,7 @@ type Metrics struct {
 	queueWait      *prometheus.HistogramVec
 	autoPaused     *prometheus.CounterVec
 	subscribers    *prometheus.GaugeVec
+	clockOffset    prometheus.Gauge
 	eventDelivery  *prometheus.HistogramVec
 	redisErrors    *prometheus.CounterVec
 	redisTimeouts  *prometheus.CounterVec
@@ -108,6 +109,8 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 		Help: "Failed Redis calls by operation (script or command): errors from Redis or its connection."}, []string{"op"})
 	m.redisTimeouts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "redis_timeouts_total",
 		Help: "Calls whose deadline ran out while they waited for Redis, by operation: a slow Redis, or callers with tight deadlines (answered UNAVAILABLE). op=ping is the health check, whose deadline is the service's own: a hung Redis."}, []string{"op"})
+	m.clockOffset = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "clock_offset_seconds",
+		Help: "This replica's clock minus Redis's, measured at every health check; beyond --max-clock-offset the replica refuses calls and sweeps (NOT_SERVING)."})
 	m.handlerPanics = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "handler_panics_total",
 		Help: "gRPC handler panics recovered (each became INTERNAL for its call)."})
 	m.grpc = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
@@ -120,7 +123,7 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 	m.redisTimeouts.WithLabelValues("ping")
 	m.redisTimeouts.WithLabelValues("lead_decide")
 	reg.MustRegister(m.assignDuration, m.assignments, m.offerAccept, m.offers, m.speedToLead, m.slaBreaches,
-		m.queueWait, m.autoPaused, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.grpc)
+		m.queueWait, m.autoPaused, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.clockOffset, m.grpc)
 	return m
 }
 
@@ -228,6 +231,15 @@ func (m *Metrics) Delivered(ws string, producedAt time.Time) {
 		d = 0 // the producing replica's clock is ahead of this one's
 	}
 	m.eventDelivery.WithLabelValues(m.lv(ws)...).Observe(d.Seconds())
+}
+
+// ClockOffset records the last measurement of this replica's clock against
+// Redis's.
+func (m *Metrics) ClockOffset(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.clockOffset.Set(d.Seconds())
 }
 
 // HandlerPanicked counts a recovered handler panic.

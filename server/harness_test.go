@@ -33,6 +33,7 @@ type instance struct {
 	admin   pb.AdminServiceClient
 	rep     pb.RepServiceClient
 	srv     *server.Server
+	eng     *engine.Engine
 }
 
 // start serves an engine on st over loopback until the test ends.
@@ -53,7 +54,8 @@ func startWith(t testing.TB, st engine.Store, o server.Options, opts ...engine.O
 		o.Logger = quiet
 	}
 	o.Reflection, o.HealthInterval = true, 50*time.Millisecond
-	srv := server.New(engine.New(st, append([]engine.Option{engine.WithLogger(o.Logger)}, opts...)...), o)
+	eng := engine.New(st, append([]engine.Option{engine.WithLogger(o.Logger)}, opts...)...)
+	srv := server.New(eng, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	go srv.WatchHealth(ctx)
 	go srv.Serve(lis)
@@ -66,7 +68,7 @@ func startWith(t testing.TB, st engine.Store, o server.Options, opts ...engine.O
 		cancel()
 		srv.Stop()
 	})
-	return &instance{conn: conn, srv: srv, routing: pb.NewRoutingServiceClient(conn),
+	return &instance{conn: conn, srv: srv, eng: eng, routing: pb.NewRoutingServiceClient(conn),
 		admin: pb.NewAdminServiceClient(conn), rep: pb.NewRepServiceClient(conn)}
 }
 

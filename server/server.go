@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -65,6 +66,7 @@ type Server struct {
 	engine   *engine.Engine
 	watcher  *engine.Watcher
 	log      *slog.Logger
+	metrics  *metrics.Metrics
 	interval time.Duration
 }
 
@@ -117,6 +119,7 @@ func New(e *engine.Engine, o Options) *Server {
 		health:   health.NewServer(),
 		engine:   e,
 		log:      log,
+		metrics:  o.Metrics,
 		interval: o.HealthInterval,
 	}
 	if s.interval <= 0 {
@@ -180,15 +183,32 @@ var services = []string{
 // or NOT_SERVING accordingly, until ctx ends; then it sets NOT_SERVING for
 // good (the server is shutting down).
 func (s *Server) WatchHealth(ctx context.Context) {
+	clockOff := false
 	check := func() {
 		pctx, cancel := context.WithTimeout(ctx, s.interval)
+		defer cancel()
 		err := s.engine.Store().Ping(pctx)
-		cancel()
 		st := healthpb.HealthCheckResponse_SERVING
 		if err != nil {
 			st = healthpb.HealthCheckResponse_NOT_SERVING
 			if ctx.Err() == nil {
 				s.log.Warn("store unreachable", "err", err)
+			}
+		} else {
+			offset, err := s.engine.CheckClock(pctx)
+			if err == nil || errors.Is(err, engine.ErrClockOffset) {
+				s.metrics.ClockOffset(offset)
+			}
+			if off := errors.Is(err, engine.ErrClockOffset); off != clockOff {
+				clockOff = off
+				if off {
+					s.log.Error("clock offset from Redis beyond the maximum: NOT_SERVING, refusing calls and sweeps", "offset", offset, "err", err)
+				} else {
+					s.log.Info("clock offset from Redis back within the maximum: serving", "offset", offset)
+				}
+			}
+			if clockOff {
+				st = healthpb.HealthCheckResponse_NOT_SERVING
 			}
 		}
 		for _, name := range services {

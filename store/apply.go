@@ -218,8 +218,12 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 		}
 	}
 	sc.Config = next
-	if err := s.client.SAdd(ctx, workspacesKey(s.prefix), ws).Err(); err != nil {
-		return nil, s.fail("register_workspace", err)
+	if s.cluster() {
+		// The workspace list is in another slot than the config: registered
+		// after it, and found by RegisterWorkspaces should this be lost.
+		if err := s.client.SAdd(ctx, workspacesKey(s.prefix), ws).Err(); err != nil {
+			return nil, s.fail("register_workspace", err)
+		}
 	}
 	return sc, nil
 }
@@ -263,8 +267,12 @@ func (s *Redis) runSteps(ctx context.Context, ws, applying string, steps []*appl
 			return nil, r.unexpected(configChunk)
 		}
 	}
-	r, err := s.call(ctx, ws, configCommit, []string{k.config(), k.applyPlan(n), k.applyBody(n), k.configBody()},
-		at(applying, now.UnixMilli()))
+	keys := []string{k.config(), k.applyPlan(n), k.applyBody(n), k.configBody()}
+	req := commitArgs{base: at(applying, now.UnixMilli())}
+	if !s.cluster() { // the registration commits with the config
+		keys, req.WS = append(keys, workspacesKey(s.prefix)), ws
+	}
+	r, err := s.call(ctx, ws, configCommit, keys, req)
 	if err != nil {
 		return nil, err
 	}

@@ -106,6 +106,13 @@ type base struct {
 	Zones string `json:"zones,omitempty"`
 }
 
+// commitArgs is config_commit's request: ws, on one server, is registered
+// in the workspace list with the commit.
+type commitArgs struct {
+	base
+	WS string `json:"ws,omitempty"`
+}
+
 // zonesArg encodes local times as ";zone=day,minute;zone=day,minute;": one
 // string, which a script searches for the few zones it needs, rather than
 // an object cjson would turn into a table per zone on every call (a

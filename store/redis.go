@@ -213,6 +213,13 @@ func (s *Redis) Ping(ctx context.Context) error {
 	return s.fail("ping", s.client.Ping(ctx).Err())
 }
 
+// Time implements engine.Store with TIME (on a cluster, of the node the
+// client picks).
+func (s *Redis) Time(ctx context.Context) (time.Time, error) {
+	t, err := s.client.Time(ctx).Result()
+	return t, s.fail("time", err)
+}
+
 // LoadConfig implements engine.Store. While a config is being applied it
 // waits for the apply to finish, and finishes it itself when its applier
 // stopped (finishApply).
@@ -521,6 +528,68 @@ func (s *Redis) QueueStats(ctx context.Context, ws string, scan int) (map[string
 func (s *Redis) Workspaces(ctx context.Context) ([]string, error) {
 	ws, err := s.client.SMembers(ctx, workspacesKey(s.prefix)).Result()
 	return ws, s.fail("workspaces", err)
+}
+
+func (s *Redis) cluster() bool {
+	_, ok := s.client.(*redis.ClusterClient)
+	return ok
+}
+
+// scanPage is the COUNT of each SCAN step of RegisterWorkspaces.
+const scanPage = 1000
+
+// RegisterWorkspaces implements engine.Store: a SCAN of every master for
+// the workspaces' config keys, and an SADD of those the list lacks. Its
+// cost grows with the number of keys, which is why the sweeper runs it
+// once a repair cycle (a minute), not every sweep.
+func (s *Redis) RegisterWorkspaces(ctx context.Context) (int, error) {
+	match := globEscape(s.prefix) + ":{*}:config"
+	found := map[string]bool{}
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		it := c.ScanType(ctx, 0, match, scanPage, "hash").Iterator()
+		for it.Next(ctx) {
+			key := it.Val()
+			if ws, ok := strings.CutSuffix(strings.TrimPrefix(key, s.prefix+":{"), "}:config"); ok && !strings.ContainsAny(ws, "{}") {
+				found[ws] = true
+			}
+		}
+		return it.Err()
+	}
+	var err error
+	if c, ok := s.client.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err = c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			mu.Lock() // found is shared; one master's scan at a time
+			defer mu.Unlock()
+			return scan(ctx, m)
+		})
+	} else {
+		err = scan(ctx, s.client)
+	}
+	if err != nil {
+		return 0, s.fail("register_workspaces", err)
+	}
+	if len(found) == 0 {
+		return 0, nil
+	}
+	members := make([]any, 0, len(found))
+	for ws := range found {
+		members = append(members, ws)
+	}
+	n, err := s.client.SAdd(ctx, workspacesKey(s.prefix), members...).Result()
+	return int(n), s.fail("register_workspaces", err)
+}
+
+// globEscape quotes the characters SCAN's MATCH would read as a pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // DrainQueue implements engine.Store with queue_drain.lua.

@@ -32,7 +32,7 @@ import (
 
 type options struct {
 	listen, metricsListen, redisURL, config, workspace, logLevel, logFormat string
-	shutdownTimeout, sweepInterval, healthInterval                          time.Duration
+	shutdownTimeout, sweepInterval, healthInterval, maxClockOffset          time.Duration
 	reflection, metricsWorkspaceLabel, pprof                                bool
 
 	// Transport, identity and limits (security.go).
@@ -65,6 +65,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish on SIGTERM")
 	fs.DurationVar(&o.healthInterval, "health-interval", server.DefaultHealthInterval, "how often Redis is pinged to set the health service (a ping gets the same time to answer)")
+	fs.DurationVar(&o.maxClockOffset, "max-clock-offset", engine.DefaultMaxClockOffset, "largest offset of this replica's clock from Redis's (measured at every health check) at which it still decides and sweeps; beyond it the replica is NOT_SERVING and answers UNAVAILABLE (0: no check)")
 	fs.BoolVar(&o.reflection, "reflection", true, "register gRPC server reflection")
 	fs.DurationVar(&o.sweepInterval, "sweep-interval", 100*time.Millisecond, "how often due timers are fired (queues drain every 10 sweeps)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) of the gRPC listener")
@@ -124,7 +125,7 @@ func run() error {
 	mopts := metrics.Options{WorkspaceLabel: o.metricsWorkspaceLabel}
 	m := metrics.New(reg, mopts)
 	st.Observe(m)
-	eng := engine.New(st, engine.WithLogger(log), engine.WithObserver(m))
+	eng := engine.New(st, engine.WithLogger(log), engine.WithObserver(m), engine.WithMaxClockOffset(o.maxClockOffset))
 	reg.MustRegister(metrics.NewStateCollector(eng, mopts, log))
 
 	if o.config != "" {

@@ -6,8 +6,12 @@
 -- KEYS[2]  plan    LIST
 -- KEYS[3]  body    STRING  the new config, renamed to KEYS[4]
 -- KEYS[4]  config_body STRING
+-- KEYS[5]  workspaces SET, on one server only (store/keys.go workspacesKey;
+--          on a cluster it is in another slot, and the sweeper finds the
+--          workspace by its config instead)
 --
--- A (store/contract.go base): cfg ("applying:<nonce>"), now (unix ms)
+-- A (store/contract.go commitArgs): cfg ("applying:<nonce>"), now (unix ms),
+-- ws (the workspace, with KEYS[5])
 --
 -- Returns:
 --   {STALE, id}           not applying under this id (id: the config's now)
@@ -32,4 +36,7 @@ redis.call('HSET', config, 'version', version, 'id', new_id, 'applied_at', now)
 -- 'body' is where configs applied before config_body kept theirs.
 redis.call('HDEL', config, 'prev_id', 'next', 'steps', 'lease', 'body')
 redis.call('DEL', plan)
+if KEYS[5] then
+  redis.call('SADD', KEYS[5], A.ws)
+end
 return { C.OK, version, new_id }
