@@ -95,6 +95,10 @@ SPEC = {
     "leadrouter_redis_timeouts_total": ("counter", {"op": None}),
     "leadrouter_handler_panics_total": ("counter", {}),
     "leadrouter_clock_offset_seconds": ("gauge", {}),
+    "leadrouter_sweep_duration_seconds": ("histogram", {}),
+    "leadrouter_timers_fired_total": ("counter", {"kind": {"offer", "sla", "warn", "escalate", "expire"}}),
+    "leadrouter_timers_failed_total": ("counter", {"kind": {"offer", "sla", "warn", "escalate", "expire"}, "result": {"retry", "parked"}}),
+    "leadrouter_timer_lateness_seconds": ("histogram", {"kind": {"offer", "sla", "warn", "escalate", "expire"}}),
     "leadrouter_state_scrape_errors": ("gauge", {}),
 }
 TARGET_LABELS = {"job", "instance"}     # added by Prometheus to every scraped series

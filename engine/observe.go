@@ -19,6 +19,14 @@ type Observer interface {
 	// StoreFailed reports a failed store operation: op names it (a script
 	// or command), err is what the store returned.
 	StoreFailed(op string, err error)
+	// TimerFired reports a due timer this replica fired, late by how long
+	// after its due time (by this replica's clock).
+	TimerFired(ws string, kind TimerKind, late time.Duration)
+	// TimerFailed reports a timer whose firing failed; parked when it will
+	// not be tried again.
+	TimerFailed(ws string, kind TimerKind, parked bool)
+	// Swept reports one sweep of every workspace and how long it took.
+	Swept(took time.Duration)
 }
 
 // DecideOutcome is what one AssignLead call did.
@@ -55,6 +63,9 @@ type Nop struct{}
 func (Nop) LeadDecided(string, DecideOutcome, string, time.Duration) {}
 func (Nop) Recorded(string, []Fact)                                  {}
 func (Nop) StoreFailed(string, error)                                {}
+func (Nop) TimerFired(string, TimerKind, time.Duration)              {}
+func (Nop) TimerFailed(string, TimerKind, bool)                      {}
+func (Nop) Swept(time.Duration)                                      {}
 
 var _ Observer = Nop{}
 

@@ -64,8 +64,24 @@ type Store interface {
 	// DropTimer removes a timer that can do nothing (its lead is gone or
 	// its kind unknown), if it is still due at t.Due.
 	DropTimer(ctx context.Context, ws string, t Timer) error
-	// DueTimers returns up to limit timers due at now, oldest first.
-	DueTimers(ctx context.Context, ws string, now time.Time, limit int) ([]Timer, error)
+	// DueWorkspaces returns those of wss with a timer due at now, in one
+	// round trip: all an idle workspace costs a sweep.
+	DueWorkspaces(ctx context.Context, wss []string, now time.Time) ([]string, error)
+	// ClaimTimers claims up to limit of ws's due timers, oldest first, for
+	// lease: no other call returns one of them until its lease ends or it
+	// is set again for another deadline.
+	ClaimTimers(ctx context.Context, ws string, now time.Time, limit int, lease time.Duration) ([]Timer, error)
+	// RetryTimer moves a claimed timer whose firing failed to try again at
+	// at, counting the attempt; with park it is parked instead (taken out
+	// of the due set and kept, up to a bound; dropped is how many of the
+	// oldest parked were dropped for it). A timer fired or set again
+	// meanwhile is left alone.
+	RetryTimer(ctx context.Context, ws string, t Timer, at time.Time, park bool) (dropped int, err error)
+	// TimerRecovered forgets the failed attempts of a timer that fired.
+	TimerRecovered(ctx context.Context, ws string, t Timer) error
+	// PruneTimers forgets the failed attempts of timers that are gone,
+	// returning how many.
+	PruneTimers(ctx context.Context, ws string) (int, error)
 	// Escalate fires a lead's escalation timer exactly once: the lead leaves
 	// the queue of fromPool and is routed over next. Returns false when the
 	// timer had fired already or the lead moved on; backlog as in Outcome.
@@ -138,6 +154,8 @@ type Timer struct {
 	Kind   TimerKind
 	LeadID string
 	Due    time.Time
+	// Attempts is how many times firing it failed before (ClaimTimers).
+	Attempts int
 }
 
 // TimerKind says what a timer does when it fires.

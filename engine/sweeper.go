@@ -4,24 +4,52 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 )
 
-// Deadlines live in the store, never in a replica's memory: every replica
-// sweeps every workspace, each timer is claimed by exactly one of them in a
-// script, and a replica that dies loses nothing.
+// Deadlines live in the store, never in a replica's memory. Every replica
+// sweeps: one round trip finds the workspaces with a timer due (all an
+// idle workspace costs), then the replica claims a batch of each one's due
+// timers for a lease (Store.ClaimTimers), so each due timer is read and
+// fired by about one replica, and a replica that dies holding claims lets
+// them go when the lease ends. A round fires a batch of each due workspace
+// on a few workers, and the next round looks again at what is due: one
+// workspace's burst does not hold up another's timer. A timer
+// whose firing fails tries again later, each time after twice as long,
+// and is parked after maxAttempts; it never holds up the others.
 
 const (
-	timerBatch = 256
+	// timerBatch is how many timers one claim takes from a workspace: a
+	// round of a sweep fires at most one batch of each.
+	timerBatch = 64
+	// sweepWorkers is how many workspaces a replica fires timers of at once.
+	sweepWorkers = 4
+	// claimLease is how long claimed timers are one replica's alone.
+	claimLease = 3 * time.Second
+	// sweepBudget is how long one sweep goes on starting rounds; what is
+	// left is the next sweep's.
+	sweepBudget = time.Second
+	// A timer that failed tries again after retryBase, twice as long after
+	// each further failure up to retryMax, and is parked at its maxAttempts-th
+	// failure (about 17 minutes after its first).
+	retryBase   = time.Second
+	retryMax    = 5 * time.Minute
+	maxAttempts = 10
 	// drainEvery: every this many sweeps, queued pools are drained. That is
 	// how leads waiting for a rep whose shift starts, or whose cap resets at
 	// midnight, are assigned without any event.
 	drainEvery = 10
+	// trimEvery: every this many sweeps (10 s at the default interval),
+	// event retention is applied.
+	trimEvery = 100
 	// repairEvery: every this many sweeps (a minute at the default 100 ms
 	// interval, and at the first sweep), workspaces with a config missing
 	// from the workspace list are registered again (Store.
-	// RegisterWorkspaces) and every pool's eligible-member index is checked
-	// against presence (RepairIndexes).
+	// RegisterWorkspaces), the failure counts of timers that are gone are
+	// forgotten (Store.PruneTimers), and every pool's eligible-member index
+	// is checked against presence (RepairIndexes).
 	repairEvery = 600
 )
 
@@ -37,10 +65,13 @@ func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 				e.log.Warn("workspaces with a config were not registered for sweeping: registered again", "workspaces", added)
 			}
 		}
-		if err := e.Sweep(ctx, n%drainEvery == 0); err != nil && ctx.Err() == nil {
+		if err := e.sweep(ctx, n%drainEvery == 0, n%trimEvery == 0); err != nil && ctx.Err() == nil {
 			e.log.Warn("sweep failed", "err", err)
 		}
 		if n%repairEvery == 0 {
+			if err := e.pruneTimers(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("timer failure pruning failed", "err", err)
+			}
 			if err := e.RepairIndexes(ctx); err != nil && ctx.Err() == nil {
 				e.log.Warn("index repair failed", "err", err)
 			}
@@ -54,18 +85,144 @@ func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 }
 
 // Sweep fires the due timers of every workspace and, with drain, drains
-// every pool that has queued leads.
+// every pool that has queued leads and applies event retention.
 func (e *Engine) Sweep(ctx context.Context, drain bool) error {
+	return e.sweep(ctx, drain, drain)
+}
+
+func (e *Engine) sweep(ctx context.Context, drain, trim bool) error {
 	if err := e.clockOK(); err != nil {
 		return err
 	}
+	start := time.Now()
+	defer func() { e.obs.Swept(time.Since(start)) }()
+	wss, err := e.store.Workspaces(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for {
+		due, err := e.store.DueWorkspaces(ctx, wss, e.clock.Now())
+		if err != nil {
+			return err
+		}
+		full, ferrs := e.fireRound(ctx, due)
+		errs = append(errs, ferrs...)
+		if len(full) == 0 || time.Since(start) >= sweepBudget || ctx.Err() != nil {
+			break
+		}
+	}
+	if drain {
+		for _, ws := range wss {
+			if err := e.maintain(ctx, ws, trim); err != nil {
+				errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fireRound fires one batch of each workspace of wss, on sweepWorkers
+// workers, and returns the workspaces whose batch was full (more may be
+// due). A sweep runs rounds until no batch is full or it has run for
+// sweepBudget, each round starting with a fresh look at what is due: a
+// workspace whose timer came due during a burst elsewhere waits at most
+// one round.
+func (e *Engine) fireRound(ctx context.Context, wss []string) (full []string, errs []error) {
+	var (
+		mu    sync.Mutex
+		queue = slices.Clone(wss)
+		wg    sync.WaitGroup
+	)
+	for range min(sweepWorkers, len(queue)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if len(queue) == 0 || ctx.Err() != nil {
+					mu.Unlock()
+					return
+				}
+				ws := queue[0]
+				queue = queue[1:]
+				mu.Unlock()
+				more, err := e.fireBatch(ctx, ws)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
+				} else if more {
+					full = append(full, ws)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return full, errs
+}
+
+// fireBatch claims and fires one batch of ws's due timers; more reports a
+// full batch (more may be due).
+func (e *Engine) fireBatch(ctx context.Context, ws string) (more bool, err error) {
+	ts, err := e.store.ClaimTimers(ctx, ws, e.clock.Now(), timerBatch, claimLease)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range ts {
+		err := e.fire(ctx, ws, t)
+		switch {
+		case err == nil:
+			e.obs.TimerFired(ws, t.Kind, e.clock.Now().Sub(t.Due))
+			if t.Attempts > 0 {
+				if err := e.store.TimerRecovered(ctx, ws, t); err != nil {
+					e.log.Warn("timer fired, but its failures could not be forgotten", "workspace", ws, "timer", t.member(), "err", err)
+				}
+			}
+		case ctx.Err() != nil:
+			return false, ctx.Err()
+		case errors.Is(err, ErrUnavailable):
+			// Not the timer's fault: the rest of the batch is claimed again
+			// once the lease ends.
+			return false, err
+		default:
+			e.failed(ctx, ws, t, err)
+		}
+	}
+	return len(ts) == timerBatch, nil
+}
+
+// failed schedules a timer whose firing failed to try again, or parks it.
+func (e *Engine) failed(ctx context.Context, ws string, t Timer, cause error) {
+	attempts := t.Attempts + 1
+	park := attempts >= maxAttempts
+	delay := min(retryBase<<(attempts-1), retryMax)
+	e.obs.TimerFailed(ws, t.Kind, park)
+	dropped, err := e.store.RetryTimer(ctx, ws, t, e.clock.Now().Add(delay), park)
+	switch {
+	case err != nil:
+		e.log.Warn("timer failed and could not be rescheduled; claimed again when its lease ends", "workspace", ws, "timer", t.member(),
+			"attempt", attempts, "err", cause, "reschedule_err", err)
+	case park:
+		e.log.Error("timer failed too often: parked, it will not fire", "workspace", ws, "timer", t.member(), "attempts", attempts,
+			"due", t.Due, "err", cause, "parked_dropped", dropped)
+	default:
+		e.log.Warn("timer failed; tries again", "workspace", ws, "timer", t.member(), "attempt", attempts, "in", delay, "err", cause)
+	}
+}
+
+func (t Timer) member() string { return string(t.Kind) + "|" + t.LeadID }
+
+// pruneTimers forgets the failures of timers that are gone, in every
+// workspace.
+func (e *Engine) pruneTimers(ctx context.Context) error {
 	wss, err := e.store.Workspaces(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, ws := range wss {
-		if err := e.sweepWorkspace(ctx, ws, drain); err != nil {
+		if _, err := e.store.PruneTimers(ctx, ws); err != nil {
 			errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
 		}
 	}
@@ -104,32 +261,9 @@ func (e *Engine) RepairIndexes(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (e *Engine) sweepWorkspace(ctx context.Context, ws string, drain bool) error {
-	var last Timer
-	for {
-		due, err := e.store.DueTimers(ctx, ws, e.clock.Now(), timerBatch)
-		if err != nil {
-			return err
-		}
-		for _, t := range due {
-			// One timer that fails must not hold up the ones behind it.
-			if err := e.fire(ctx, ws, t); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				e.log.Warn("timer failed; retried next sweep", "workspace", ws, "timer", string(t.Kind)+"|"+t.LeadID, "err", err)
-			}
-		}
-		// A full batch whose head did not move is not progress: stop and
-		// let the next sweep try again.
-		if len(due) < timerBatch || due[0] == last {
-			break
-		}
-		last = due[0]
-	}
-	if !drain {
-		return nil
-	}
+// maintain drains ws's queued pools, writes its heartbeats and, with trim,
+// applies its event retention.
+func (e *Engine) maintain(ctx context.Context, ws string, trim bool) error {
 	pools, err := e.store.QueuedPools(ctx, ws)
 	if err != nil {
 		return err
@@ -137,10 +271,14 @@ func (e *Engine) sweepWorkspace(ctx context.Context, ws string, drain bool) erro
 	for _, p := range pools {
 		e.drain(ctx, ws, p)
 	}
-	if cc, err := e.config(ctx, ws, false); err == nil {
-		if err := e.sweepPresence(ctx, ws, cc); err != nil {
-			return err
-		}
+	cc, err := e.config(ctx, ws, false)
+	if err != nil {
+		return nil // no config (yet): nothing to maintain
+	}
+	if err := e.sweepPresence(ctx, ws, cc); err != nil {
+		return err
+	}
+	if trim {
 		maxLen, maxAge := cc.cfg.Settings.Retention()
 		if _, err := e.store.TrimEvents(ctx, ws, maxLen, maxAge, e.clock.Now()); err != nil {
 			return err
@@ -207,6 +345,6 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 		}
 		return err
 	}
-	e.log.Warn("dropping a timer of unknown kind", "workspace", ws, "timer", string(t.Kind)+"|"+t.LeadID)
+	e.log.Warn("dropping a timer of unknown kind", "workspace", ws, "timer", t.member())
 	return e.store.DropTimer(ctx, ws, t)
 }

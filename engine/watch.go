@@ -142,9 +142,12 @@ type Watch struct {
 	Head  string // the position the live events follow
 	// Reset: the history since the resume position is gone; the client
 	// resyncs, and live events follow.
-	Reset   bool
-	Backlog []Event // events after the resume position up to Head
+	Reset bool
 	*Subscription
+
+	store  Store
+	ws     string
+	resume string // the resume position; "" for none (live only, or Reset)
 }
 
 // Watch subscribes to a workspace's events that pass filter, from resume
@@ -163,7 +166,7 @@ func (w *Watcher) Watch(ctx context.Context, ws string, resume *Position, filter
 	if err != nil {
 		return nil, err
 	}
-	wt := &Watch{Epoch: epoch, Head: head, Subscription: sub}
+	wt := &Watch{Epoch: epoch, Head: head, Subscription: sub, store: w.store, ws: ws}
 	if resume == nil {
 		return wt, nil
 	}
@@ -176,26 +179,39 @@ func (w *Watcher) Watch(ctx context.Context, ws string, resume *Position, filter
 		wt.Reset = true
 		return wt, nil
 	}
-	for from := resume.Offset; EventIDLess(from, head); {
-		page, err := w.store.EventsAfter(ctx, ws, from, backlogPage)
+	wt.resume = resume.Offset
+	return wt, nil
+}
+
+// SendBacklog sends the events after the resume position up to Head that
+// pass the filter, oldest first, reading them a page (backlogPage) at a
+// time: what a resume holds in memory is one page, however long the
+// backlog. Live events meanwhile wait in the subscription's buffer.
+func (wt *Watch) SendBacklog(ctx context.Context, send func(*Event) error) error {
+	if wt.resume == "" {
+		return nil
+	}
+	for from := wt.resume; EventIDLess(from, wt.Head); {
+		page, err := wt.store.EventsAfter(ctx, wt.ws, from, backlogPage)
 		if err != nil {
-			sub.Close()
-			return nil, err
+			return err
 		}
 		if len(page) == 0 {
-			break
+			return nil
 		}
 		for i := range page {
-			if EventIDLess(head, page[i].ID) {
-				return wt, nil
+			if EventIDLess(wt.Head, page[i].ID) {
+				return nil
 			}
-			if filter.Match(&page[i]) {
-				wt.Backlog = append(wt.Backlog, page[i])
+			if wt.filter.Match(&page[i]) {
+				if err := send(&page[i]); err != nil {
+					return err
+				}
 			}
 		}
 		from = page[len(page)-1].ID
 	}
-	return wt, nil
+	return nil
 }
 
 // add registers sub on the workspace's feed, starting the feed's reader if

@@ -49,6 +49,10 @@ type Metrics struct {
 	autoPaused     *prometheus.CounterVec
 	subscribers    *prometheus.GaugeVec
 	clockOffset    prometheus.Gauge
+	sweepDuration  prometheus.Histogram
+	timersFired    *prometheus.CounterVec
+	timersFailed   *prometheus.CounterVec
+	timerLateness  *prometheus.HistogramVec
 	eventDelivery  *prometheus.HistogramVec
 	redisErrors    *prometheus.CounterVec
 	redisTimeouts  *prometheus.CounterVec
@@ -65,6 +69,8 @@ var (
 	stlBuckets    = []float64{1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800}
 	acceptBuckets = []float64{0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600}
 	queueBuckets  = []float64{0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400}
+	sweepBuckets  = []float64{100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5}
+	lateBuckets   = []float64{5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 150e-3, 250e-3, 500e-3, 1, 2.5, 5, 10, 30, 60}
 	deliveryBkts  = []float64{100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10}
 )
 
@@ -111,6 +117,12 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 		Help: "Calls whose deadline ran out while they waited for Redis, by operation: a slow Redis, or callers with tight deadlines (answered UNAVAILABLE). op=ping is the health check, whose deadline is the service's own: a hung Redis."}, []string{"op"})
 	m.clockOffset = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "clock_offset_seconds",
 		Help: "This replica's clock minus Redis's, measured at every health check; beyond --max-clock-offset the replica refuses calls and sweeps (NOT_SERVING)."})
+	m.sweepDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "sweep_duration_seconds",
+		Help: "One sweep of every workspace by this replica: finding due timers, firing its share, and (every tenth) draining queues.", Buckets: sweepBuckets})
+	m.timersFired = counter("timers_fired_total", "Due timers this replica fired, by kind (offer, sla, warn, escalate, expire).", "kind")
+	m.timersFailed = counter("timers_failed_total",
+		"Timers whose firing failed, by kind and result (retry: tried again later, parked: failed too often, will not fire).", "kind", "result")
+	m.timerLateness = hist("timer_lateness_seconds", "How late due timers fired: fire time minus due time, by kind.", lateBuckets, "kind")
 	m.handlerPanics = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "handler_panics_total",
 		Help: "gRPC handler panics recovered (each became INTERNAL for its call)."})
 	m.grpc = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
@@ -123,7 +135,8 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 	m.redisTimeouts.WithLabelValues("ping")
 	m.redisTimeouts.WithLabelValues("lead_decide")
 	reg.MustRegister(m.assignDuration, m.assignments, m.offerAccept, m.offers, m.speedToLead, m.slaBreaches,
-		m.queueWait, m.autoPaused, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.clockOffset, m.grpc)
+		m.queueWait, m.autoPaused, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.clockOffset,
+		m.sweepDuration, m.timersFired, m.timersFailed, m.timerLateness, m.grpc)
 	return m
 }
 
@@ -231,6 +244,35 @@ func (m *Metrics) Delivered(ws string, producedAt time.Time) {
 		d = 0 // the producing replica's clock is ahead of this one's
 	}
 	m.eventDelivery.WithLabelValues(m.lv(ws)...).Observe(d.Seconds())
+}
+
+// TimerFired implements engine.Observer.
+func (m *Metrics) TimerFired(ws string, kind engine.TimerKind, late time.Duration) {
+	if m == nil {
+		return
+	}
+	m.timersFired.WithLabelValues(m.lv(ws, string(kind))...).Inc()
+	m.timerLateness.WithLabelValues(m.lv(ws, string(kind))...).Observe(max(late, 0).Seconds())
+}
+
+// TimerFailed implements engine.Observer.
+func (m *Metrics) TimerFailed(ws string, kind engine.TimerKind, parked bool) {
+	if m == nil {
+		return
+	}
+	result := "retry"
+	if parked {
+		result = "parked"
+	}
+	m.timersFailed.WithLabelValues(m.lv(ws, string(kind), result)...).Inc()
+}
+
+// Swept implements engine.Observer.
+func (m *Metrics) Swept(took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.sweepDuration.Observe(took.Seconds())
 }
 
 // ClockOffset records the last measurement of this replica's clock against

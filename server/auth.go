@@ -45,20 +45,61 @@ var methodRoles = map[string][]auth.Role{
 	pb.RepService_WatchAssignments_FullMethodName:      {auth.RoleRep},
 }
 
-const assignLeadMethod = pb.RoutingService_AssignLead_FullMethodName
+// CostClass groups the RPCs by what a call costs Redis; each class has a
+// token bucket per token.
+type CostClass string
 
-// Auth checks bearer tokens and what their role may do, and rate-limits
-// AssignLead per token. Tokens can be replaced at any time (SIGHUP) without
+// The cost classes.
+const (
+	// ClassDecide: a routing decision (AssignLead, PreviewAssignment), the
+	// heaviest script.
+	ClassDecide CostClass = "decide"
+	// ClassWrite: a lead or rep update, or a config apply: one script.
+	ClassWrite CostClass = "write"
+	// ClassRead: a record or config read.
+	ClassRead CostClass = "read"
+	// ClassStream: opening a stream, which reads its backlog and keeps a
+	// subscription.
+	ClassStream CostClass = "stream"
+)
+
+// methodClasses gives every RPC its cost class (TestEveryMethodHasAClass).
+var methodClasses = map[string]CostClass{
+	pb.RoutingService_AssignLead_FullMethodName:        ClassDecide,
+	pb.RoutingService_PreviewAssignment_FullMethodName: ClassDecide,
+	pb.RoutingService_GetAssignment_FullMethodName:     ClassRead,
+	pb.AdminService_ApplyRoutingConfig_FullMethodName:  ClassWrite,
+	pb.AdminService_GetRoutingConfig_FullMethodName:    ClassRead,
+	pb.AdminService_GetRep_FullMethodName:              ClassRead,
+	pb.AdminService_ListReps_FullMethodName:            ClassRead,
+	pb.AdminService_ReleaseAssignment_FullMethodName:   ClassWrite,
+	pb.EventService_WatchEvents_FullMethodName:         ClassStream,
+	pb.RepService_SetRepStatus_FullMethodName:          ClassWrite,
+	pb.RepService_AcceptOffer_FullMethodName:           ClassWrite,
+	pb.RepService_RejectOffer_FullMethodName:           ClassWrite,
+	pb.RepService_RecordContact_FullMethodName:         ClassWrite,
+	pb.RepService_SetDisposition_FullMethodName:        ClassWrite,
+	pb.RepService_WatchAssignments_FullMethodName:      ClassStream,
+}
+
+// classFlags names each class's rate setting, for refusals.
+var classFlags = map[CostClass]string{ClassDecide: "--assign-rate", ClassWrite: "--write-rate", ClassRead: "--read-rate", ClassStream: "--stream-rate"}
+
+// Auth checks bearer tokens and what their role may do, rate-limits every
+// call per token and cost class, and bounds each token's open event
+// streams. Tokens can be replaced at any time (SIGHUP) without
 // touching open connections. A stream lasts only as long as its
 // credential: it ends UNAUTHENTICATED when its JWT expires, or when the
 // replaced tokens no longer let it do what it does.
 type Auth struct {
 	tokens atomic.Pointer[auth.Tokens]
-	rate   rate.Limit // default AssignLead rate per token (0: unlimited)
-	burst  int
+	rates  map[CostClass]classRate // per token (0: unlimited)
+	// maxEventStreams bounds each token's open WatchEvents streams.
+	maxEventStreams int
 
 	mu       sync.Mutex
-	limiters map[string]*rate.Limiter // by Identity.Key
+	limiters map[string]*rate.Limiter // by Identity.Key and class
+	events   map[string]int           // open WatchEvents streams by Identity.Key
 
 	streamsMu sync.Mutex
 	streams   map[*authorizedStream]struct{} // open, for SetTokens to check again
@@ -69,19 +110,64 @@ type Auth struct {
 // end. Past it the buckets start over (full), which errs towards serving.
 const maxLimiters = 100_000
 
-// AuthOptions configure NewAuth.
+type classRate struct {
+	limit rate.Limit
+	burst int
+}
+
+// Defaults of the limits AuthOptions leaves unset.
+const (
+	DefaultWriteRate       = 200
+	DefaultReadRate        = 200
+	DefaultStreamRate      = 10
+	DefaultMaxEventStreams = 16
+)
+
+// AuthOptions configure NewAuth. A rate is calls per second per token (0:
+// the default; negative: unlimited), a burst its bucket (0: one second's
+// worth, at least 1).
 type AuthOptions struct {
-	// AssignRate is each token's AssignLead rate per second when its entry
-	// sets none (0: unlimited); AssignBurst its burst (default: one
-	// second's worth, at least 1).
+	// AssignRate is each token's rate of decisions (AssignLead and
+	// PreviewAssignment) when its entry sets none (0: unlimited).
 	AssignRate  float64
 	AssignBurst int
+	// WriteRate: lead and rep updates, config applies (default
+	// DefaultWriteRate).
+	WriteRate  float64
+	WriteBurst int
+	// ReadRate: record, rep and config reads (default DefaultReadRate).
+	ReadRate  float64
+	ReadBurst int
+	// StreamRate: stream opens (default DefaultStreamRate).
+	StreamRate  float64
+	StreamBurst int
+	// MaxEventStreams bounds each token's open WatchEvents streams on this
+	// replica (default DefaultMaxEventStreams; negative: unlimited).
+	MaxEventStreams int
 }
 
 // NewAuth returns an Auth accepting the given tokens.
 func NewAuth(t *auth.Tokens, o AuthOptions) *Auth {
-	a := &Auth{rate: rate.Limit(o.AssignRate), burst: o.AssignBurst, limiters: map[string]*rate.Limiter{},
+	orDef := func(r, def float64) rate.Limit {
+		switch {
+		case r < 0:
+			return 0
+		case r == 0:
+			return rate.Limit(def)
+		}
+		return rate.Limit(r)
+	}
+	assign := rate.Limit(max(o.AssignRate, 0))
+	a := &Auth{rates: map[CostClass]classRate{
+		ClassDecide: {assign, o.AssignBurst},
+		ClassWrite:  {orDef(o.WriteRate, DefaultWriteRate), o.WriteBurst},
+		ClassRead:   {orDef(o.ReadRate, DefaultReadRate), o.ReadBurst},
+		ClassStream: {orDef(o.StreamRate, DefaultStreamRate), o.StreamBurst},
+	}, maxEventStreams: o.MaxEventStreams, limiters: map[string]*rate.Limiter{}, events: map[string]int{},
 		streams: map[*authorizedStream]struct{}{}}
+	if a.maxEventStreams == 0 {
+		a.maxEventStreams = DefaultMaxEventStreams
+	}
 	a.SetTokens(t)
 	return a
 }
@@ -165,11 +251,17 @@ func authorizeRole(id *auth.Identity, method string) error {
 	return nil
 }
 
-// allow applies the AssignLead token bucket of id.
-func (a *Auth) allow(id *auth.Identity) error {
-	limit, burst := a.rate, a.burst
-	if id.AssignRate > 0 {
-		limit, burst = rate.Limit(id.AssignRate), id.AssignBurst
+// allow applies id's token bucket of the method's cost class. A method
+// without a class (health, reflection) is not limited.
+func (a *Auth) allow(id *auth.Identity, method string) error {
+	class, ok := methodClasses[method]
+	if !ok {
+		return nil
+	}
+	r := a.rates[class]
+	limit, burst, setting := r.limit, r.burst, classFlags[class]
+	if class == ClassDecide && id.AssignRate > 0 {
+		limit, burst, setting = rate.Limit(id.AssignRate), id.AssignBurst, "the token's assign_rate"
 	}
 	if limit <= 0 {
 		return nil
@@ -177,24 +269,26 @@ func (a *Auth) allow(id *auth.Identity) error {
 	if burst <= 0 {
 		burst = max(1, int(limit))
 	}
+	key := id.Key + "\x00" + string(class)
 	a.mu.Lock()
-	l, ok := a.limiters[id.Key]
+	l, ok := a.limiters[key]
 	if !ok {
 		if len(a.limiters) >= maxLimiters {
 			clear(a.limiters)
 		}
 		l = rate.NewLimiter(limit, burst)
-		a.limiters[id.Key] = l
+		a.limiters[key] = l
 	}
 	a.mu.Unlock()
-	r := l.Reserve()
-	delay := r.Delay()
+	res := l.Reserve()
+	delay := res.Delay()
 	if delay == 0 {
 		return nil
 	}
-	r.Cancel() // not taken: the call is refused
+	res.Cancel() // not taken: the call is refused
 	st := status.New(codes.ResourceExhausted,
-		fmt.Sprintf("AssignLead rate limit of this token (%.4g/s, burst %d): retry in %s", float64(limit), burst, delay.Round(time.Millisecond)))
+		fmt.Sprintf("%s rate limit of this token (%s calls, %s: %.4g/s, burst %d): retry in %s",
+			strings.TrimPrefix(method, apiPrefix), class, setting, float64(limit), burst, delay.Round(time.Millisecond)))
 	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)}); err == nil {
 		st = d
 	}
@@ -210,10 +304,7 @@ func (a *Auth) check(ctx context.Context, method string, req any) error {
 	if err := authorize(id, method, req); err != nil {
 		return err
 	}
-	if method == assignLeadMethod {
-		return a.allow(id)
-	}
-	return nil
+	return a.allow(id, method)
 }
 
 // UnaryInterceptor authenticates and authorizes unary calls.
@@ -244,6 +335,16 @@ func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
 		if err != nil {
 			return err
 		}
+		if err := a.allow(id, info.FullMethod); err != nil {
+			return err
+		}
+		if info.FullMethod == pb.EventService_WatchEvents_FullMethodName {
+			release, err := a.openEventStream(id)
+			if err != nil {
+				return err
+			}
+			defer release()
+		}
 		ctx, cancel := context.WithCancelCause(ss.Context())
 		defer cancel(nil)
 		s := &authorizedStream{ServerStream: ss, ctx: ctx, end: cancel, token: token, id: id, method: info.FullMethod, auth: a}
@@ -268,6 +369,27 @@ func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
 		}
 		return err
 	}
+}
+
+// openEventStream takes one of id's WatchEvents slots.
+func (a *Auth) openEventStream(id *auth.Identity) (release func(), err error) {
+	if a.maxEventStreams < 0 {
+		return func() {}, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n := a.events[id.Key]; n >= a.maxEventStreams {
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"this token has %d WatchEvents streams open on this replica already (--max-event-streams-per-token: %d): close one first", n, a.maxEventStreams)
+	}
+	a.events[id.Key]++
+	return func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.events[id.Key]--; a.events[id.Key] <= 0 {
+			delete(a.events, id.Key)
+		}
+	}, nil
 }
 
 // track adds an opening stream to those SetTokens checks, checking it at

@@ -349,3 +349,98 @@ func TestStreamsPerRep(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRateLimitsByCostClass: every RPC that does Redis work is limited per
+// token by its cost class. A PreviewAssignment costs a decision and draws
+// on the AssignLead bucket; reads have their own bucket; each refusal is
+// RESOURCE_EXHAUSTED naming the class and its setting.
+func TestRateLimitsByCostClass(t *testing.T) {
+	ws := redistest.Workspace(t)
+	tokens, set := tokenSet(t,
+		auth.Entry{Name: "forms", Workspace: ws, Role: auth.RoleIntake},
+		auth.Entry{Name: "dash", Workspace: ws, Role: auth.RoleManager},
+		auth.Entry{Name: "admin", Workspace: ws, Role: auth.RoleAdmin},
+	)
+	in := startWith(t, redistest.RealStore(t), server.Options{Auth: server.NewAuth(set,
+		server.AuthOptions{AssignRate: 0.01, AssignBurst: 2, ReadRate: 0.01, ReadBurst: 3, WriteRate: -1})})
+	in.applyYAMLAs(t, as(t, tokens["admin"]), ws, watchConfig)
+	forms, dash := as(t, tokens["forms"]), as(t, tokens["dash"])
+	for i := 0; i < 2; i++ {
+		if _, err := in.routing.AssignLead(forms, &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: fmt.Sprint("l", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := in.routing.PreviewAssignment(forms, &pb.PreviewAssignmentRequest{Workspace: ws, Lead: &pb.Lead{Id: "p"}})
+	st := wantCode(t, err, codes.ResourceExhausted)
+	if !strings.Contains(st.Message(), "PreviewAssignment") || !strings.Contains(st.Message(), "decide") || !strings.Contains(st.Message(), "--assign-rate") {
+		t.Fatalf("refusal %q does not name the call, its class and the limit", st.Message())
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := in.routing.GetAssignment(dash, &pb.GetAssignmentRequest{Workspace: ws, LeadId: "l0"}); err != nil {
+			t.Fatalf("read %d within the burst: %v", i, err)
+		}
+	}
+	_, err = in.admin.ListReps(dash, &pb.ListRepsRequest{Workspace: ws})
+	st = wantCode(t, err, codes.ResourceExhausted)
+	if !strings.Contains(st.Message(), "read") || !strings.Contains(st.Message(), "--read-rate") {
+		t.Fatalf("refusal %q does not name the read limit", st.Message())
+	}
+	// The admin's buckets are its own; writes are unlimited here.
+	for i := 0; i < 5; i++ {
+		if _, err := in.rep.SetRepStatus(as(t, tokens["admin"]), &pb.SetRepStatusRequest{Workspace: ws, RepId: "a", Status: pb.RepStatus_REP_STATUS_AVAILABLE}); err != nil {
+			t.Fatalf("unlimited write %d: %v", i, err)
+		}
+	}
+}
+
+// TestEventStreamsPerToken: a token holds at most MaxEventStreams
+// WatchEvents streams on a replica; the next is RESOURCE_EXHAUSTED naming
+// the limit, and closing one frees its slot.
+func TestEventStreamsPerToken(t *testing.T) {
+	ws := redistest.Workspace(t)
+	tokens, set := tokenSet(t,
+		auth.Entry{Name: "dash", Workspace: ws, Role: auth.RoleManager},
+		auth.Entry{Name: "admin", Workspace: ws, Role: auth.RoleAdmin},
+	)
+	in := startWith(t, redistest.RealStore(t), server.Options{Auth: server.NewAuth(set, server.AuthOptions{MaxEventStreams: 2})})
+	in.applyYAMLAs(t, as(t, tokens["admin"]), ws, watchConfig)
+	open := func() (context.CancelFunc, error) {
+		ctx, cancel := context.WithCancel(as(t, tokens["dash"]))
+		s, err := pb.NewEventServiceClient(in.conn).WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws})
+		if err == nil {
+			_, err = s.Header()
+		}
+		if err == nil {
+			// A refused stream fails its first Recv; an open one blocks.
+			done := make(chan error, 1)
+			go func() { _, err := s.Recv(); done <- err }()
+			select {
+			case err = <-done:
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+		return cancel, err
+	}
+	first, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = open()
+	st := wantCode(t, err, codes.ResourceExhausted)
+	if !strings.Contains(st.Message(), "--max-event-streams-per-token") {
+		t.Fatalf("refusal %q does not name the limit", st.Message())
+	}
+	first()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err = open(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no slot after closing a stream: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -27,6 +27,15 @@ const (
 	// DefaultMaxStreamsPerRep bounds one rep's WatchAssignments streams
 	// on one replica.
 	DefaultMaxStreamsPerRep = 4
+	// DefaultMaxConcurrentStreams bounds the calls and streams open at
+	// once on one client connection (HTTP/2 MAX_CONCURRENT_STREAMS).
+	DefaultMaxConcurrentStreams = 256
+	// DefaultMaxConnectionAge is how long a client connection lives
+	// before the server asks the client to open a new one.
+	DefaultMaxConnectionAge = time.Hour
+	// connectionAgeGrace is what a connection's calls and streams get to
+	// end after its age; streams cut then resume on a new connection.
+	connectionAgeGrace = 5 * time.Minute
 	// replyMargin is kept of a call's deadline to send the answer: the
 	// work gets the rest, so a Redis that does not answer yields
 	// UNAVAILABLE before the client gives up.

@@ -49,6 +49,13 @@ type Options struct {
 	// MaxStreamsPerRep bounds each rep's WatchAssignments streams on this
 	// replica (default DefaultMaxStreamsPerRep).
 	MaxStreamsPerRep int
+	// MaxConcurrentStreams bounds the calls and streams open at once on
+	// one client connection (default DefaultMaxConcurrentStreams); more
+	// wait for one to end.
+	MaxConcurrentStreams int
+	// MaxConnectionAge is how long a client connection lives (default
+	// DefaultMaxConnectionAge).
+	MaxConnectionAge time.Duration
 	// Metrics, when set, gets the gRPC server metrics (interceptors), the
 	// stream gauges and panic counts. The engine and store report to it
 	// on their own (engine.WithObserver, store.Observe).
@@ -90,7 +97,13 @@ func New(e *engine.Engine, o Options) *Server {
 		// Streams live for hours: ping idle connections so a desktop that
 		// vanished (sleep, roaming, a pulled cable) is detected and its
 		// stream closed, and let clients ping without open calls.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// A connection lives at most MaxConnectionAge (then GOAWAY: new
+		// calls go to a new connection, which spreads clients over replicas
+		// that started later), and its streams get the grace to end; a
+		// stream cut at the end of it resumes on a new connection.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second,
+			MaxConnectionAge: orDefault(o.MaxConnectionAge, DefaultMaxConnectionAge), MaxConnectionAgeGrace: connectionAgeGrace}),
+		grpc.MaxConcurrentStreams(uint32(orDefault(o.MaxConcurrentStreams, DefaultMaxConcurrentStreams))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(orDefault(o.MaxRecvBytes, DefaultMaxRecvBytes)),
 		grpc.ForceServerCodecV2(codec),

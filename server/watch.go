@@ -82,10 +82,15 @@ func (h *handlers) stream(ctx context.Context, kind, ws string, resume *pb.Posit
 			return err
 		}
 	}
-	for i := range w.Backlog {
-		if err := send(eventToProto(w.Epoch, &w.Backlog[i])); err != nil {
-			return err
+	var sendErr error
+	if err := w.SendBacklog(ctx, func(e *engine.Event) error {
+		sendErr = send(eventToProto(w.Epoch, e))
+		return sendErr
+	}); err != nil {
+		if sendErr != nil {
+			return sendErr // the client's side
 		}
+		return h.fail(ctx, err) // reading the backlog
 	}
 	for {
 		select {

@@ -353,6 +353,30 @@ type timerArgs struct {
 	Due    int64  `json:"due"`
 }
 
+// claimArgs is timers_claim.lua's request.
+type claimArgs struct {
+	Now   int64 `json:"now"`
+	Limit int   `json:"limit"`
+	Scan  int   `json:"scan"`
+	Lease int64 `json:"lease"`
+}
+
+// retryArgs is timer_retry.lua's request.
+type retryArgs struct {
+	Member    string `json:"member"`
+	Due       int64  `json:"due"`
+	Attempts  int    `json:"attempts"`
+	At        int64  `json:"at"`
+	Park      bool   `json:"park,omitempty"`
+	MaxParked int    `json:"max_parked"`
+}
+
+// pruneArgs is timers_prune.lua's request.
+type pruneArgs struct {
+	Cursor string `json:"cursor"`
+	Count  int    `json:"count"`
+}
+
 // trimArgs is events_trim.lua's request.
 type trimArgs struct {
 	MaxLen int64 `json:"max_len"`

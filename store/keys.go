@@ -52,6 +52,20 @@ func (k keys) zones() string { return k.base + "zones" }
 // timers is a ZSET: "escalate|<lead>" or "expire|<lead>" -> due unix ms.
 func (k keys) timers() string { return k.base + "timers" }
 
+// timerClaims is a ZSET: "<timer member>@<due>" -> unix ms when a
+// sweeper's claim on that timer expires (timers_claim.lua). Bounded by the
+// timers claimed within one lease.
+func (k keys) timerClaims() string { return k.base + "timer_claims" }
+
+// timerFails is a HASH: timer member -> "<attempts>|<due>" of a timer whose
+// firing failed and that waits to try again. At most one entry per timer;
+// those of timers gone are pruned (timers_prune.lua).
+func (k keys) timerFails() string { return k.base + "timer_fails" }
+
+// timersParked is a ZSET: timer member -> due, of timers that failed too
+// often to try again (timer_retry.lua); at most maxParked of them.
+func (k keys) timersParked() string { return k.base + "timers_parked" }
+
 // events is a STREAM of the workspace's routing events.
 func (k keys) events() string { return k.base + "events" }
 

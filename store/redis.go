@@ -69,6 +69,7 @@ func readersOf(c redis.UniversalClient) redis.UniversalClient {
 	case *redis.Client:
 		o := *c.Options()
 		o.PoolSize, o.MinIdleConns, o.ConnMaxIdleTime = readerPool, 0, readerIdle
+		o.PushNotificationProcessor = nil // the client's own, made by NewClient
 		return redis.NewClient(&o)
 	}
 	return c
@@ -951,21 +952,98 @@ func (s *Redis) DropTimer(ctx context.Context, ws string, t engine.Timer) error 
 	return err
 }
 
-// DueTimers implements engine.Store.
-func (s *Redis) DueTimers(ctx context.Context, ws string, now time.Time, limit int) ([]engine.Timer, error) {
-	due, err := s.client.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.keys(ws).timers(), ByScore: true,
-		Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit)}).Result()
-	if err != nil {
-		return nil, s.fail("due_timers", err)
+// DueWorkspaces implements engine.Store: a pipeline of one ZRANGEBYSCORE
+// LIMIT 1 per workspace (on a cluster go-redis sends each master its part).
+func (s *Redis) DueWorkspaces(ctx context.Context, wss []string, now time.Time) ([]string, error) {
+	if len(wss) == 0 {
+		return nil, nil
 	}
-	out := make([]engine.Timer, 0, len(due))
-	for _, z := range due {
-		kind, lead, ok := strings.Cut(z.Member.(string), "|")
-		if ok {
-			out = append(out, engine.Timer{Kind: engine.TimerKind(kind), LeadID: lead, Due: time.UnixMilli(int64(z.Score)).UTC()})
+	max := strconv.FormatInt(now.UnixMilli(), 10)
+	cmds := make([]*redis.StringSliceCmd, len(wss))
+	pipe := s.client.Pipeline()
+	for i, ws := range wss {
+		cmds[i] = pipe.ZRangeByScore(ctx, s.keys(ws).timers(), &redis.ZRangeBy{Min: "-inf", Max: max, Count: 1})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.fail("due_workspaces", err)
+	}
+	var due []string
+	for i, c := range cmds {
+		if len(c.Val()) > 0 {
+			due = append(due, wss[i])
 		}
 	}
+	return due, nil
+}
+
+// claimScan is how many due timers timers_claim.lua looks at per timer it
+// may claim: enough to pass over the batches other replicas hold.
+const claimScan = 4
+
+// ClaimTimers implements engine.Store with timers_claim.lua.
+func (s *Redis) ClaimTimers(ctx context.Context, ws string, now time.Time, limit int, lease time.Duration) ([]engine.Timer, error) {
+	k := s.keys(ws)
+	r, err := s.call(ctx, ws, timersClaim, []string{k.timers(), k.timerClaims(), k.timerFails()},
+		claimArgs{Now: now.UnixMilli(), Limit: limit, Scan: claimScan * limit, Lease: lease.Milliseconds()})
+	if err != nil {
+		return nil, err
+	}
+	if r.code != codeOK || len(r.vals)%3 != 0 {
+		return nil, r.unexpected(timersClaim)
+	}
+	out := make([]engine.Timer, 0, len(r.vals)/3)
+	for i := 0; i < len(r.vals); i += 3 {
+		kind, lead, _ := strings.Cut(r.vals[i], "|") // the script returns "<kind>|<lead>" only
+		due, err := strconv.ParseInt(r.vals[i+1], 10, 64)
+		if err != nil {
+			return nil, r.unexpected(timersClaim)
+		}
+		out = append(out, engine.Timer{Kind: engine.TimerKind(kind), LeadID: lead, Due: time.UnixMilli(due).UTC(), Attempts: count(r.vals[i+2])})
+	}
 	return out, nil
+}
+
+// maxParked bounds each workspace's parked timers.
+const maxParked = 10_000
+
+// RetryTimer implements engine.Store with timer_retry.lua.
+func (s *Redis) RetryTimer(ctx context.Context, ws string, t engine.Timer, at time.Time, park bool) (int, error) {
+	k := s.keys(ws)
+	r, err := s.call(ctx, ws, timerRetry, []string{k.timers(), k.timerFails(), k.timersParked()},
+		retryArgs{Member: string(t.Kind) + "|" + t.LeadID, Due: t.Due.UnixMilli(), Attempts: t.Attempts + 1,
+			At: at.UnixMilli(), Park: park, MaxParked: maxParked})
+	if err != nil {
+		return 0, err
+	}
+	if r.code != codeOK {
+		return 0, r.unexpected(timerRetry)
+	}
+	return count(r.val(1)), nil
+}
+
+// TimerRecovered implements engine.Store.
+func (s *Redis) TimerRecovered(ctx context.Context, ws string, t engine.Timer) error {
+	return s.fail("timer_recovered", s.client.HDel(ctx, s.keys(ws).timerFails(), string(t.Kind)+"|"+t.LeadID).Err())
+}
+
+// PruneTimers implements engine.Store with timers_prune.lua, one HSCAN
+// step per call.
+func (s *Redis) PruneTimers(ctx context.Context, ws string) (int, error) {
+	k := s.keys(ws)
+	total, cursor := 0, "0"
+	for {
+		r, err := s.call(ctx, ws, timersPrune, []string{k.timers(), k.timerFails()}, pruneArgs{Cursor: cursor, Count: 200})
+		if err != nil {
+			return total, err
+		}
+		if r.code != codeOK {
+			return total, r.unexpected(timersPrune)
+		}
+		total += count(r.val(1))
+		if cursor = r.val(0); cursor == "0" {
+			return total, nil
+		}
+	}
 }
 
 // Escalate implements engine.Store with lead_escalate.lua.

@@ -252,10 +252,13 @@ var (
 	configCommit    = newScript("config_commit")
 	configLease     = newScript("config_lease")
 	timerDrop       = newScript("timer_drop")
+	timersClaim     = newScript("timers_claim")
+	timerRetry      = newScript("timer_retry")
+	timersPrune     = newScript("timers_prune")
 	eventsTrim      = newScript("events_trim")
 )
 
 // allScripts lists every script (for tests).
 var allScripts = []*script{leadDecide, leadEscalate, queueDrain, leadReroute, leadExpire, assignmentClose,
 	offerAccept, leadContact, configChunk, repSetStatus, repConnection, poolIndex, configBegin, configCommit,
-	configLease, timerDrop, eventsTrim}
+	configLease, timerDrop, timersClaim, timerRetry, timersPrune, eventsTrim}

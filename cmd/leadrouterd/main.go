@@ -39,9 +39,11 @@ type options struct {
 	tlsCert, tlsKey, tlsClientCA, tokenFile, redisCA string
 	jwtKey, jwtIssuer, jwtAudience                   string
 	insecure                                         bool
-	assignRate                                       float64
+	assignRate, writeRate, readRate, streamRate      float64
 	assignBurst, maxMsgBytes, maxStreamsPerRep       int
-	defaultDeadline                                  time.Duration
+	writeBurst, readBurst, streamBurst               int
+	maxEventStreams, maxConcurrentStreams            int
+	defaultDeadline, maxConnectionAge                time.Duration
 }
 
 func main() {
@@ -76,8 +78,17 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.jwtKey, "jwt-key", "", "accept JWTs verified with this key file: a PEM public key (RS256, ES256, EdDSA) or an HS256 secret; reloaded on SIGHUP")
 	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "required iss claim of JWTs")
 	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "required aud claim of JWTs")
-	fs.Float64Var(&o.assignRate, "assign-rate", 500, "AssignLead calls per second per token, unless its entry says otherwise (0: unlimited)")
-	fs.IntVar(&o.assignBurst, "assign-burst", 1000, "AssignLead burst per token")
+	fs.Float64Var(&o.assignRate, "assign-rate", 500, "decisions (AssignLead, PreviewAssignment) per second per token, unless its entry says otherwise (0: unlimited)")
+	fs.IntVar(&o.assignBurst, "assign-burst", 1000, "decision burst per token")
+	fs.Float64Var(&o.writeRate, "write-rate", server.DefaultWriteRate, "lead and rep updates and config applies per second per token (negative: unlimited)")
+	fs.IntVar(&o.writeBurst, "write-burst", 2*server.DefaultWriteRate, "write burst per token")
+	fs.Float64Var(&o.readRate, "read-rate", server.DefaultReadRate, "record, rep and config reads per second per token (negative: unlimited)")
+	fs.IntVar(&o.readBurst, "read-burst", 2*server.DefaultReadRate, "read burst per token")
+	fs.Float64Var(&o.streamRate, "stream-rate", server.DefaultStreamRate, "stream opens (WatchEvents, WatchAssignments) per second per token (negative: unlimited)")
+	fs.IntVar(&o.streamBurst, "stream-burst", 5*server.DefaultStreamRate, "stream open burst per token")
+	fs.IntVar(&o.maxEventStreams, "max-event-streams-per-token", server.DefaultMaxEventStreams, "WatchEvents streams one token may hold open on this replica (negative: unlimited)")
+	fs.IntVar(&o.maxConcurrentStreams, "max-concurrent-streams", server.DefaultMaxConcurrentStreams, "calls and streams open at once on one client connection")
+	fs.DurationVar(&o.maxConnectionAge, "max-connection-age", server.DefaultMaxConnectionAge, "how long a client connection lives before the client is asked to open a new one (its streams get 5 minutes more, then resume)")
 	fs.DurationVar(&o.defaultDeadline, "default-deadline", server.DefaultDeadline, "deadline of a unary call whose client sets none")
 	fs.IntVar(&o.maxMsgBytes, "max-msg-bytes", server.DefaultMaxRecvBytes, "largest request message accepted")
 	fs.IntVar(&o.maxStreamsPerRep, "max-streams-per-rep", server.DefaultMaxStreamsPerRep, "WatchAssignments streams one rep may hold open on this replica")
@@ -149,6 +160,7 @@ func run() error {
 	}
 	srv := server.New(eng, server.Options{Logger: log, Reflection: o.reflection, Metrics: m, Auth: sec.auth,
 		DefaultDeadline: o.defaultDeadline, MaxRecvBytes: o.maxMsgBytes, MaxStreamsPerRep: o.maxStreamsPerRep,
+		MaxConcurrentStreams: o.maxConcurrentStreams, MaxConnectionAge: o.maxConnectionAge,
 		HealthInterval: o.healthInterval, ServerOptions: transport})
 	healthCtx, stopHealth := context.WithCancel(ctx)
 	defer stopHealth()

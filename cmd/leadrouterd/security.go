@@ -58,7 +58,9 @@ func newSecurity(o *options, log *slog.Logger) (*security, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.auth = server.NewAuth(t, server.AuthOptions{AssignRate: o.assignRate, AssignBurst: o.assignBurst})
+		s.auth = server.NewAuth(t, server.AuthOptions{AssignRate: o.assignRate, AssignBurst: o.assignBurst,
+			WriteRate: o.writeRate, WriteBurst: o.writeBurst, ReadRate: o.readRate, ReadBurst: o.readBurst,
+			StreamRate: o.streamRate, StreamBurst: o.streamBurst, MaxEventStreams: o.maxEventStreams})
 		log.Info("bearer tokens required", "file", o.tokenFile, "tokens", t.Len(), "jwt_key", o.jwtKey)
 	}
 	switch {
