@@ -47,11 +47,15 @@ type WrongRepError struct {
 }
 
 func (e *WrongRepError) Error() string {
-	verb := "assigned"
+	return fmt.Sprintf("lead %q is %s to rep %s", e.LeadID, e.Verb(), e.Holder)
+}
+
+// Verb is "offered" or "assigned".
+func (e *WrongRepError) Verb() string {
 	if e.State == StateOffered {
-		verb = "offered"
+		return "offered"
 	}
-	return fmt.Sprintf("lead %q is %s to rep %s", e.LeadID, verb, e.Holder)
+	return "assigned"
 }
 
 func (e *WrongRepError) Is(target error) bool { return target == ErrWrongCaller }

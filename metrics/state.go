@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,13 @@ type StateCollector struct {
 	wsLabel bool
 	timeout time.Duration
 	log     *slog.Logger
+
+	// One scrape at a time reads Redis, and what it read serves every
+	// scrape for stateTTL: any number of scrapers cost one read of every
+	// workspace per stateTTL.
+	mu     sync.Mutex
+	last   []prometheus.Metric
+	readAt time.Time
 
 	queued, oldest, reps, failed *prometheus.Desc
 }
@@ -59,10 +67,36 @@ func (c *StateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.failed
 }
 
-// Collect implements prometheus.Collector. Without the workspace label,
-// queue depths and rep counts are summed over workspaces and the oldest
-// age is the maximum.
+// stateTTL is how long one read of the state serves scrapes.
+const stateTTL = 5 * time.Second
+
+// Collect implements prometheus.Collector with the state read at most
+// stateTTL ago (read now, one scrape at a time, when older).
 func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil || time.Since(c.readAt) >= stateTTL {
+		buf := make(chan prometheus.Metric, 64)
+		done := make(chan []prometheus.Metric)
+		go func() {
+			var ms []prometheus.Metric
+			for m := range buf {
+				ms = append(ms, m)
+			}
+			done <- ms
+		}()
+		c.read(buf)
+		close(buf)
+		c.last, c.readAt = <-done, time.Now()
+	}
+	for _, m := range c.last {
+		ch <- m
+	}
+}
+
+// read reads the state. Without the workspace label, queue depths and rep
+// counts are summed over workspaces and the oldest age is the maximum.
+func (c *StateCollector) read(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	failed := 0.0

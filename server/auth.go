@@ -295,16 +295,27 @@ func (a *Auth) allow(id *auth.Identity, method string) error {
 	return st.Err()
 }
 
-// check runs authentication, authorization and the rate limit for a call.
-func (a *Auth) check(ctx context.Context, method string, req any) error {
+// check runs authentication, authorization and the rate limit for a call
+// and returns the caller's identity.
+func (a *Auth) check(ctx context.Context, method string, req any) (*auth.Identity, error) {
 	id, _, err := authenticate(ctx, a.tokens.Load())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := authorize(id, method, req); err != nil {
-		return err
+		return nil, err
 	}
-	return a.allow(id, method)
+	return id, a.allow(id, method)
+}
+
+type identityKey struct{}
+
+// callerRole is the role of the call's token; "" when auth is off.
+func callerRole(ctx context.Context) auth.Role {
+	if id, ok := ctx.Value(identityKey{}).(*auth.Identity); ok {
+		return id.Role
+	}
+	return ""
 }
 
 // UnaryInterceptor authenticates and authorizes unary calls.
@@ -313,10 +324,11 @@ func (a *Auth) UnaryInterceptor() grpc.UnaryServerInterceptor {
 		if !strings.HasPrefix(info.FullMethod, apiPrefix) {
 			return handler(ctx, req)
 		}
-		if err := a.check(ctx, info.FullMethod, req); err != nil {
+		id, err := a.check(ctx, info.FullMethod, req)
+		if err != nil {
 			return nil, err
 		}
-		return handler(ctx, req)
+		return handler(context.WithValue(ctx, identityKey{}, id), req)
 	}
 }
 
@@ -345,7 +357,7 @@ func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
 			}
 			defer release()
 		}
-		ctx, cancel := context.WithCancelCause(ss.Context())
+		ctx, cancel := context.WithCancelCause(context.WithValue(ss.Context(), identityKey{}, id))
 		defer cancel(nil)
 		s := &authorizedStream{ServerStream: ss, ctx: ctx, end: cancel, token: token, id: id, method: info.FullMethod, auth: a}
 		stopExpiry := func() bool { return false }

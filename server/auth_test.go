@@ -444,3 +444,57 @@ func TestEventStreamsPerToken(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRolesSeeOnlyWhatTheyNeed: an intake token's decision replies carry
+// the decision only, whatever view it asks for, and a repeated lead id
+// tells it nothing of the original submission; a rep's refusal for a lead
+// that is not theirs does not say whose it is.
+func TestRolesSeeOnlyWhatTheyNeed(t *testing.T) {
+	ws := redistest.Workspace(t)
+	tokens, set := tokenSet(t,
+		auth.Entry{Name: "forms", Workspace: ws, Role: auth.RoleIntake},
+		auth.Entry{Name: "admin", Workspace: ws, Role: auth.RoleAdmin},
+		auth.Entry{Name: "b", Workspace: ws, Role: auth.RoleRep, RepID: "b"},
+	)
+	in := startWith(t, redistest.RealStore(t), server.Options{Auth: server.NewAuth(set, server.AuthOptions{})})
+	in.applyYAMLAs(t, as(t, tokens["admin"]), ws, `
+reps: [{id: a}, {id: b}]
+pools: [{id: p, accept_within: 60s, members: [{rep_id: a}, {rep_id: b}]}]
+rules: [{id: all, targets: [{pool_id: p}]}]
+`)
+	forms := as(t, tokens["forms"])
+	lead := &pb.Lead{Id: "l1", Email: "jane@acme.example", FirstName: "Jane", Attributes: map[string]string{"note": "secret"}}
+	first, err := in.routing.AssignLead(forms, &pb.AssignLeadRequest{Workspace: ws, Lead: lead, View: pb.AssignmentView_ASSIGNMENT_VIEW_FULL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := first.GetAssignment()
+	if a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_OFFERED || a.GetRepId() == "" {
+		t.Fatalf("the decision is missing: %v", a)
+	}
+	if a.GetLead() != nil || a.GetTrace() != nil || len(a.GetHistory()) > 0 {
+		t.Fatalf("an intake token read the stored lead, trace or history: %v", a)
+	}
+	// Another submission re-sending the id.
+	again, err := in.routing.PreviewAssignment(forms, &pb.PreviewAssignmentRequest{Workspace: ws, Lead: &pb.Lead{Id: "l1"}, View: pb.AssignmentView_ASSIGNMENT_VIEW_FULL})
+	if err != nil || !again.GetDuplicate() {
+		t.Fatalf("repeat: %v %v", again, err)
+	}
+	if b := again.GetAssignment(); b.GetLead() != nil || b.GetTrace() != nil || len(b.GetHistory()) > 0 || b.GetReason() != "" {
+		t.Fatalf("a repeated id read the original submission: %v", b)
+	}
+	// The admin still sees everything.
+	full, err := in.routing.GetAssignment(as(t, tokens["admin"]), &pb.GetAssignmentRequest{Workspace: ws, LeadId: "l1"})
+	if err != nil || full.GetAssignment().GetLead().GetEmail() != "jane@acme.example" {
+		t.Fatalf("admin view: %v %v", full, err)
+	}
+	holder := a.GetRepId()
+	if holder == "b" {
+		t.Fatal("the test needs the lead offered to a")
+	}
+	_, err = in.rep.AcceptOffer(as(t, tokens["b"]), &pb.AcceptOfferRequest{Workspace: ws, LeadId: "l1", RepId: "b"})
+	st := wantCode(t, err, codes.FailedPrecondition)
+	if strings.Contains(st.Message(), "rep "+holder) || !strings.Contains(st.Message(), "another rep") {
+		t.Fatalf("a rep's refusal names the holder: %q", st.Message())
+	}
+}

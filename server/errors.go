@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/leadrouter/leadrouter/auth"
 	"github.com/leadrouter/leadrouter/engine"
 )
 
@@ -21,6 +22,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return nil
 	}
 	var ve *engine.ValidationError
+	var wrong *engine.WrongRepError
 	switch {
 	case errors.As(err, &ve):
 		st := status.New(codes.InvalidArgument, ve.Error())
@@ -35,6 +37,9 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return st.Err()
 	case errors.Is(err, engine.ErrNoConfig):
 		return status.Error(codes.FailedPrecondition, err.Error()+": apply one with ApplyRoutingConfig")
+	case errors.As(err, &wrong) && callerRole(ctx) == auth.RoleRep:
+		// A rep learns that the lead is not theirs, not whose it is.
+		return status.Errorf(codes.FailedPrecondition, "lead %q is %s to another rep", wrong.LeadID, wrong.Verb())
 	case errors.Is(err, engine.ErrNotAssigned), errors.Is(err, engine.ErrPoolHasQueue), errors.Is(err, engine.ErrWrongCaller):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, engine.ErrNotFound):

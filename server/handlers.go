@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/leadrouter/leadrouter/auth"
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
 	"github.com/leadrouter/leadrouter/internal/pbconv"
@@ -35,7 +36,7 @@ func (h *handlers) fail(ctx context.Context, err error) error { return toStatus(
 // RoutingService
 
 func (h *handlers) AssignLead(ctx context.Context, req *pb.AssignLeadRequest) (*pb.AssignLeadResponse, error) {
-	view, err := viewFromProto(req.GetView())
+	view, err := decisionView(ctx, req.GetView())
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
@@ -43,11 +44,11 @@ func (h *handlers) AssignLead(ctx context.Context, req *pb.AssignLeadRequest) (*
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	return &pb.AssignLeadResponse{Assignment: assignmentViewToProto(a, view), Duplicate: dup}, nil
+	return &pb.AssignLeadResponse{Assignment: decisionToProto(ctx, a, view, dup), Duplicate: dup}, nil
 }
 
 func (h *handlers) PreviewAssignment(ctx context.Context, req *pb.PreviewAssignmentRequest) (*pb.PreviewAssignmentResponse, error) {
-	view, err := viewFromProto(req.GetView())
+	view, err := decisionView(ctx, req.GetView())
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
@@ -55,7 +56,30 @@ func (h *handlers) PreviewAssignment(ctx context.Context, req *pb.PreviewAssignm
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	return &pb.PreviewAssignmentResponse{Assignment: assignmentViewToProto(a, view), Duplicate: dup}, nil
+	return &pb.PreviewAssignmentResponse{Assignment: decisionToProto(ctx, a, view, dup), Duplicate: dup}, nil
+}
+
+// decisionView is the view a decision's caller gets: an intake token gets
+// the decision only (ViewBasic) whatever it asks for. Form backends need
+// no more, and re-sending a lead id must not read another submission's
+// stored lead, trace or history.
+func decisionView(ctx context.Context, v pb.AssignmentView) (engine.View, error) {
+	view, err := viewFromProto(v)
+	if callerRole(ctx) == auth.RoleIntake {
+		view = engine.ViewBasic
+	}
+	return view, err
+}
+
+// decisionToProto is a decision's reply. An intake token's reply to a
+// repeated lead id leaves out the original decision's reason, which can
+// quote the original submission (a sticky owner's email).
+func decisionToProto(ctx context.Context, a *engine.Assignment, view engine.View, dup bool) *pb.Assignment {
+	out := assignmentViewToProto(a, view)
+	if dup && callerRole(ctx) == auth.RoleIntake {
+		out.Reason = ""
+	}
+	return out
 }
 
 func (h *handlers) GetAssignment(ctx context.Context, req *pb.GetAssignmentRequest) (*pb.GetAssignmentResponse, error) {

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +33,7 @@ import (
 
 type options struct {
 	listen, metricsListen, redisURL, config, workspace, logLevel, logFormat string
+	metricsTokenFile                                                        string
 	shutdownTimeout, sweepInterval, healthInterval, maxClockOffset          time.Duration
 	reflection, metricsWorkspaceLabel, pprof                                bool
 
@@ -58,6 +60,7 @@ func parseFlags() (*options, error) {
 	fs := flag.NewFlagSet("leadrouterd", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7070", "gRPC listen address")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "127.0.0.1:9464", "Prometheus /metrics listen address (empty: off)")
+	fs.StringVar(&o.metricsTokenFile, "metrics-token-file", "", "file holding a bearer token the metrics listener requires (Authorization: Bearer <token>; Prometheus: authorization.credentials_file); empty: none")
 	fs.BoolVar(&o.metricsWorkspaceLabel, "metrics-workspace-label", false, "label leadrouter_* metrics with the workspace (one series set per workspace)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the metrics listener")
 	fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL: redis://host:6379/0, rediss:// (TLS), unix:///path, redis+cluster://host1:7001,host2:7002 (Redis Cluster), redis+sentinel://host1:26379,host2:26379/mastername (Sentinel); empty: embedded in-memory store")
@@ -168,7 +171,7 @@ func run() error {
 	go eng.RunSweeper(healthCtx, o.sweepInterval)
 
 	if o.metricsListen != "" {
-		stopMetrics, err := serveMetrics(o.metricsListen, reg, o.pprof, log)
+		stopMetrics, err := serveMetrics(o.metricsListen, o.metricsTokenFile, reg, o.pprof, log)
 		if err != nil {
 			return err
 		}
@@ -316,9 +319,22 @@ func applyConfigFile(ctx context.Context, eng *engine.Engine, ws, path string, c
 
 // serveMetrics serves reg on /metrics and, with withPprof, the runtime
 // profiles under /debug/pprof/ (opt-in: profiles reveal internals, so keep
-// the metrics listener on a private address).
-func serveMetrics(addr string, reg *prometheus.Registry, withPprof bool, log *slog.Logger) (func(), error) {
+// the metrics listener on a private address). With tokenFile every path
+// requires that bearer token.
+func serveMetrics(addr, tokenFile string, reg *prometheus.Registry, withPprof bool, log *slog.Logger) (func(), error) {
 	mux := http.NewServeMux()
+	var handler http.Handler = mux
+	if tokenFile != "" {
+		raw, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("metrics token: %w", err)
+		}
+		token := strings.TrimSpace(string(raw))
+		if token == "" {
+			return nil, fmt.Errorf("metrics token: %s is empty", tokenFile)
+		}
+		handler = requireBearer(token, mux)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		Registry: reg, ErrorHandling: promhttp.ContinueOnError, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	if withPprof {
@@ -333,13 +349,26 @@ func serveMetrics(addr string, reg *prometheus.Registry, withPprof bool, log *sl
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server", "err", err)
 		}
 	}()
 	return func() { hs.Close() }, nil
+}
+
+// requireBearer answers 401 to a request without the token.
+func requireBearer(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="leadrouter metrics"`)
+			http.Error(w, "bearer token required (--metrics-token-file)", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -299,3 +299,36 @@ func TestStartsBeforeRedis(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsToken: with --metrics-token-file the metrics listener answers
+// 401 without that bearer token and serves with it.
+func TestMetricsToken(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "metrics-token")
+	if err := os.WriteFile(file, []byte("scrape-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, nil, "--metrics-token-file", file)
+	defer d.stop(t)
+	get := func(auth string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+d.metrics+"/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(""); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d, want 401", code)
+	}
+	if code := get("Bearer wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d, want 401", code)
+	}
+	if code := get("Bearer scrape-secret"); code != http.StatusOK {
+		t.Fatalf("the token: %d, want 200", code)
+	}
+}
