@@ -95,6 +95,7 @@ SPEC = {
     "leadrouter_redis_timeouts_total": ("counter", {"op": None}),
     "leadrouter_handler_panics_total": ("counter", {}),
     "leadrouter_clock_offset_seconds": ("gauge", {}),
+    "leadrouter_redis_unreachable_masters": ("gauge", {}),
     "leadrouter_sweep_duration_seconds": ("histogram", {}),
     "leadrouter_timers_fired_total": ("counter", {"kind": {"offer", "sla", "warn", "escalate", "expire"}}),
     "leadrouter_timers_failed_total": ("counter", {"kind": {"offer", "sla", "warn", "escalate", "expire"}, "result": {"retry", "parked"}}),

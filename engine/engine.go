@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,7 @@ type Engine struct {
 	store Store
 	clock Clock
 	guard clockGuard
+	swept atomic.Pointer[[]string] // the last workspace list the sweeper read
 	log   *slog.Logger
 	obs   Observer
 

@@ -149,6 +149,16 @@ type Store interface {
 	Time(ctx context.Context) (time.Time, error)
 }
 
+// ShardedStore is a Store spread over several servers (a Redis Cluster's
+// masters). A server that is down fails only the calls of the workspaces it
+// holds, so a replica serves while any of them answers.
+type ShardedStore interface {
+	Store
+	// PingShards pings every server and returns how many did not answer
+	// out of how many there are.
+	PingShards(ctx context.Context) (down, total int)
+}
+
 // Timer is a due deadline of one lead.
 type Timer struct {
 	Kind   TimerKind

@@ -96,7 +96,7 @@ func (e *Engine) sweep(ctx context.Context, drain, trim bool) error {
 	}
 	start := time.Now()
 	defer func() { e.obs.Swept(time.Since(start)) }()
-	wss, err := e.store.Workspaces(ctx)
+	wss, err := e.sweepList(ctx)
 	if err != nil {
 		return err
 	}
@@ -120,6 +120,21 @@ func (e *Engine) sweep(ctx context.Context, drain, trim bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sweepList is the workspace list, or, while the server holding it does
+// not answer (a cluster master that is down), the last one read: the
+// workspaces on the other masters are still swept.
+func (e *Engine) sweepList(ctx context.Context) ([]string, error) {
+	wss, err := e.store.Workspaces(ctx)
+	if err == nil {
+		e.swept.Store(&wss)
+		return wss, nil
+	}
+	if last := e.swept.Load(); last != nil && errors.Is(err, ErrUnavailable) {
+		return *last, nil
+	}
+	return nil, err
 }
 
 // fireRound fires one batch of each workspace of wss, on sweepWorkers

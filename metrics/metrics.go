@@ -49,6 +49,7 @@ type Metrics struct {
 	autoPaused     *prometheus.CounterVec
 	subscribers    *prometheus.GaugeVec
 	clockOffset    prometheus.Gauge
+	mastersDown    prometheus.Gauge
 	sweepDuration  prometheus.Histogram
 	timersFired    *prometheus.CounterVec
 	timersFailed   *prometheus.CounterVec
@@ -117,6 +118,8 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 		Help: "Calls whose deadline ran out while they waited for Redis, by operation: a slow Redis, or callers with tight deadlines (answered UNAVAILABLE). op=ping is the health check, whose deadline is the service's own: a hung Redis."}, []string{"op"})
 	m.clockOffset = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "clock_offset_seconds",
 		Help: "This replica's clock minus Redis's, measured at every health check; beyond --max-clock-offset the replica refuses calls and sweeps (NOT_SERVING)."})
+	m.mastersDown = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "redis_unreachable_masters",
+		Help: "Redis servers (cluster masters; 1 for one server) that did not answer this replica's last health ping. The replica serves while any answers; the workspaces of one that does not get UNAVAILABLE."})
 	m.sweepDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "sweep_duration_seconds",
 		Help: "One sweep of every workspace by this replica: finding due timers, firing its share, and (every tenth) draining queues.", Buckets: sweepBuckets})
 	m.timersFired = counter("timers_fired_total", "Due timers this replica fired, by kind (offer, sla, warn, escalate, expire).", "kind")
@@ -135,7 +138,7 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 	m.redisTimeouts.WithLabelValues("ping")
 	m.redisTimeouts.WithLabelValues("lead_decide")
 	reg.MustRegister(m.assignDuration, m.assignments, m.offerAccept, m.offers, m.speedToLead, m.slaBreaches,
-		m.queueWait, m.autoPaused, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.clockOffset,
+		m.queueWait, m.autoPaused, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.clockOffset, m.mastersDown,
 		m.sweepDuration, m.timersFired, m.timersFailed, m.timerLateness, m.grpc)
 	return m
 }
@@ -273,6 +276,15 @@ func (m *Metrics) Swept(took time.Duration) {
 		return
 	}
 	m.sweepDuration.Observe(took.Seconds())
+}
+
+// UnreachableMasters records how many Redis masters the last health ping
+// found down.
+func (m *Metrics) UnreachableMasters(n int) {
+	if m == nil {
+		return
+	}
+	m.mastersDown.Set(float64(n))
 }
 
 // ClockOffset records the last measurement of this replica's clock against

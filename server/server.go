@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -194,13 +195,32 @@ var services = []string{
 
 // WatchHealth pings the store every interval and sets every service SERVING
 // or NOT_SERVING accordingly, until ctx ends; then it sets NOT_SERVING for
-// good (the server is shutting down).
+// good (the server is shutting down). On a cluster the replica serves
+// while any master answers: a master that is down fails only its own
+// workspaces' calls (UNAVAILABLE), and draining every replica for it would
+// fail everyone's; leadrouter_redis_unreachable_masters says how many.
 func (s *Server) WatchHealth(ctx context.Context) {
-	clockOff := false
+	clockOff, lastDown := false, 0
+	ping := func(ctx context.Context) error {
+		ss, ok := s.engine.Store().(engine.ShardedStore)
+		if !ok {
+			return s.engine.Store().Ping(ctx)
+		}
+		down, total := ss.PingShards(ctx)
+		s.metrics.UnreachableMasters(down)
+		if down != lastDown && total > 1 {
+			s.log.Warn("redis masters unreachable: their workspaces' calls are UNAVAILABLE, the others' are served", "down", down, "masters", total)
+			lastDown = down
+		}
+		if down == total {
+			return fmt.Errorf("%w: no Redis server answers (%d of %d down)", engine.ErrUnavailable, down, total)
+		}
+		return nil
+	}
 	check := func() {
 		pctx, cancel := context.WithTimeout(ctx, s.interval)
 		defer cancel()
-		err := s.engine.Store().Ping(pctx)
+		err := ping(pctx)
 		st := healthpb.HealthCheckResponse_SERVING
 		if err != nil {
 			st = healthpb.HealthCheckResponse_NOT_SERVING

@@ -202,9 +202,40 @@ func (s *Redis) Close() error {
 
 func (s *Redis) keys(ws string) keys { return keysFor(s.prefix, ws) }
 
+// PingShards implements engine.ShardedStore: on a cluster, every master
+// is pinged; on one server, that server.
+func (s *Redis) PingShards(ctx context.Context) (down, total int) {
+	c, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		if s.Ping(ctx) != nil {
+			return 1, 1
+		}
+		return 0, 1
+	}
+	var mu sync.Mutex
+	err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		err := m.Ping(ctx).Err()
+		mu.Lock()
+		total++
+		if err != nil {
+			down++
+		}
+		mu.Unlock()
+		return nil
+	})
+	if err != nil || total == 0 { // the slot map itself could not be read
+		s.fail("ping", err)
+		return 1, 1
+	}
+	if down > 0 {
+		s.fail("ping", fmt.Errorf("%d of %d masters do not answer", down, total))
+	}
+	return down, total
+}
+
 // Ping reports whether Redis answers. On a cluster every master must
-// answer, so health reflects the whole cluster: a workspace on a master
-// that is down cannot be served.
+// answer (Open's check); the health check uses PingShards, which serves
+// while any master answers.
 func (s *Redis) Ping(ctx context.Context) error {
 	if c, ok := s.client.(*redis.ClusterClient); ok {
 		return s.fail("ping", c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
@@ -964,14 +995,21 @@ func (s *Redis) DueWorkspaces(ctx context.Context, wss []string, now time.Time) 
 	for i, ws := range wss {
 		cmds[i] = pipe.ZRangeByScore(ctx, s.keys(ws).timers(), &redis.ZRangeBy{Min: "-inf", Max: max, Count: 1})
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, s.fail("due_workspaces", err)
-	}
+	_, err := pipe.Exec(ctx)
 	var due []string
+	failed := 0
 	for i, c := range cmds {
-		if len(c.Val()) > 0 {
+		if c.Err() != nil {
+			failed++ // a master that is down: its workspaces wait for it
+		} else if len(c.Val()) > 0 {
 			due = append(due, wss[i])
 		}
+	}
+	if failed == len(cmds) {
+		return nil, s.fail("due_workspaces", err)
+	}
+	if failed > 0 {
+		s.fail("due_workspaces", err) // counted; the others are swept
 	}
 	return due, nil
 }
