@@ -10,9 +10,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
@@ -848,4 +850,92 @@ func TestChaosClientCancels(t *testing.T) {
 		}
 	}
 	t.Logf("checked: retrying all %d ids returned the original assignment for the %d recorded and assigned the %d others once; the counters %v match", n, found, n-found, totals)
+}
+
+// TestChaosReplicaKilledHoldingTimerClaims: three replicas; 400 offers of
+// 3 s. Two replicas are frozen (SIGSTOP) so the third alone claims the due
+// timers; it is killed (SIGKILL) the moment it holds claims on timers it
+// has not fired yet, and the other two are thawed. Its claims run out
+// (3 s) and the others fire those timers: every offer is withdrawn exactly
+// once and its lead assigned to the fallback rep.
+func TestChaosReplicaKilledHoldingTimerClaims(t *testing.T) {
+	const leads = 400
+	rs := startRedis(t)
+	replicas := []*daemon{
+		startDaemon(t, "replica-0", rs.URL),
+		startDaemon(t, "victim", rs.URL),
+		startDaemon(t, "replica-2", rs.URL),
+	}
+	victim := replicas[1]
+	victim.apply(t, `
+reps: [{id: a}, {id: b}]
+pools:
+  - {id: offer, accept_within: 3s, max_missed_offers: 0, members: [{rep_id: a}]}
+  - {id: direct, accept_within: 0s, members: [{rep_id: b}]}
+rules: [{id: all, targets: [{pool_id: offer}, {pool_id: direct}]}]
+`)
+	freeze := func(d *daemon, sig syscall.Signal) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if err := d.cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	freeze(replicas[0], syscall.SIGSTOP)
+	freeze(replicas[2], syscall.SIGSTOP)
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			freeze(replicas[0], syscall.SIGCONT)
+			freeze(replicas[2], syscall.SIGCONT)
+			thawed = true
+		}
+	}
+	defer thaw()
+	for i := 0; i < leads; i++ {
+		if a := victim.assign(t, &pb.Lead{Id: fmt.Sprintf("lead-%03d", i)}).GetAssignment(); a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_OFFERED {
+			t.Fatalf("lead %d: %v, want an offer", i, a.GetState())
+		}
+	}
+	rdb := redisClient(t, rs.URL)
+	timers, claims := "lr:{"+ws+"}:timers", "lr:{"+ws+"}:timer_claims"
+	// claimedUnfired counts due timers still in the set under a live claim.
+	claimedUnfired := func() int {
+		now := time.Now().UnixMilli()
+		due, err := rdb.ZRangeByScoreWithScores(ctxT(t), timers, &redis.ZRangeBy{Min: "-inf", Max: fmt.Sprint(now)}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, z := range due {
+			exp, err := rdb.ZScore(ctxT(t), claims, fmt.Sprintf("%s@%d", z.Member, int64(z.Score))).Result()
+			if err == nil && int64(exp) > now {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, 30*time.Second, "the victim claims timers", func() (bool, string) {
+		n, _ := rdb.ZCard(ctxT(t), claims).Result()
+		return n > 0, fmt.Sprintf("%d claims", n)
+	})
+	victim.kill()
+	killed := time.Now()
+	held := claimedUnfired()
+	thaw()
+	if held == 0 {
+		t.Fatalf("the victim held no claim on an unfired timer when it was killed: nothing was tested")
+	}
+	t.Logf("killed the victim (SIGKILL) holding claims on %d due timers it had not fired", held)
+	eventually(t, 30*time.Second, "every offer withdrawn", func() (bool, string) {
+		n, _ := rdb.ZCard(ctxT(t), timers).Result()
+		return n == 0, fmt.Sprintf("%d timers left", n)
+	})
+	t.Logf("measured: the last timer fired within %s of the kill (claims last 3 s; polled every 20 ms)", time.Since(killed).Round(100*time.Millisecond))
+	for i := 0; i < leads; i++ {
+		a := replicas[0].get(t, fmt.Sprintf("lead-%03d", i))
+		if a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_ASSIGNED || a.GetRepId() != "b" || countKind(a, "offer_expired") != 1 {
+			t.Errorf("lead-%03d: %s to %s, history %v", i, stateOf(a), a.GetRepId(), kinds(a))
+		}
+	}
 }
