@@ -134,7 +134,7 @@ func (r *repStreams) acquire(ws, rep string) (release func(), err error) {
 	defer r.mu.Unlock()
 	if r.open[key] >= r.limit {
 		return nil, status.Errorf(codes.ResourceExhausted,
-			"rep %q has %d assignment streams open on this replica already (the limit): close one first", rep, r.open[key])
+			"rep %q has %d assignment streams open on this replica already (--max-streams-per-rep: %d): close one first", rep, r.open[key], r.limit)
 	}
 	r.open[key]++
 	return func() {

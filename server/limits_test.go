@@ -240,3 +240,34 @@ func TestCancelledCalls(t *testing.T) {
 		t.Fatalf("reps' counters say %d assignments, %d leads are recorded (want equal, and some but not all of %d)", counted, found, n)
 	}
 }
+
+// TestMaxConcurrentStreams: one client connection holds at most
+// MaxConcurrentStreams calls and streams at once; the next waits for one
+// to end (HTTP/2 flow control, not an error), and then goes through.
+func TestMaxConcurrentStreams(t *testing.T) {
+	in := startWith(t, redistest.RealStore(t), server.Options{MaxConcurrentStreams: 2})
+	ws := redistest.Workspace(t)
+	in.applyYAML(t, ws, watchConfig)
+	first, cancelFirst := context.WithCancel(context.Background())
+	defer cancelFirst()
+	openWatch(first, t, in, ws, nil)
+	second, cancelSecond := context.WithCancel(context.Background())
+	defer cancelSecond()
+	openWatch(second, t, in, ws, nil)
+	third := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := in.routing.GetAssignment(ctx, &pb.GetAssignmentRequest{Workspace: ws, LeadId: "none"})
+		third <- err
+	}()
+	select {
+	case err := <-third:
+		t.Fatalf("a third call on a connection limited to 2 streams ran at once: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	cancelFirst()
+	if err := <-third; status.Code(err) != codes.NotFound {
+		t.Fatalf("the waiting call, once a stream ended: %v, want NOT_FOUND", err)
+	}
+}
