@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"testing"
@@ -67,4 +68,44 @@ func BenchmarkResumeBacklog(b *testing.B) {
 		b.ReportMetric(float64(peak-base)/(1<<20), "peak-heap-growth-MB")
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// TestBacklogOutlivedByRetention: retention removes events a slow resume
+// has not sent yet; the backlog ends with ErrBacklogGone (the client gets
+// RESET) rather than skip them silently.
+func TestBacklogOutlivedByRetention(t *testing.T) {
+	st := redistest.RealStore(t)
+	ctx := context.Background()
+	ws := redistest.Workspace(t)
+	key := st.Prefix() + ":{" + ws + "}:events"
+	pipe := st.Client().Pipeline()
+	for j := 0; j < 3000; j++ {
+		pipe.Do(ctx, "XADD", key, "*", "kind", "offered", "lead", fmt.Sprint("lead-", j), "rep", "r1", "pool", "p", "at", 0, "detail", "")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w := engine.NewWatcher(st, quiet, 0)
+	defer w.Close()
+	epoch, err := st.EventsEpoch(ctx, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, err := w.Watch(ctx, ws, &engine.Position{Epoch: epoch, Offset: "0-0"}, engine.WatchFilter{Match: func(*engine.Event) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wt.Close()
+	sent := 0
+	err = wt.SendBacklog(ctx, func(*engine.Event) error {
+		if sent++; sent == 500 { // the client is slow; retention runs meanwhile
+			if _, err := st.TrimEvents(ctx, ws, 1000, 24*time.Hour, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, engine.ErrBacklogGone) || sent != 1000 {
+		t.Fatalf("sent %d, then %v; want the first page (1,000) and ErrBacklogGone", sent, err)
+	}
 }

@@ -30,13 +30,21 @@ const DefaultMaxClockOffset = 250 * time.Millisecond
 func WithMaxClockOffset(d time.Duration) Option { return func(e *Engine) { e.guard.max = d } }
 
 type clockGuard struct {
-	max    time.Duration
-	offset atomic.Int64 // ns, the last measurement
-	off    atomic.Bool  // beyond max at the last conclusive measurement
+	max      time.Duration
+	offset   atomic.Int64 // ns, the last measurement
+	off      atomic.Bool  // beyond max at the last conclusive measurement
+	measured atomic.Bool  // a measurement has concluded
 }
 
-// clockOK is nil unless the last measurement found the clock off.
-func (e *Engine) clockOK() error {
+// ClockOK is nil unless the clock is off, or, with a maximum set, not yet
+// measured: a replica judges no deadline before it knows its clock.
+func (e *Engine) ClockOK() error {
+	if e.guard.max <= 0 {
+		return nil
+	}
+	if !e.guard.measured.Load() {
+		return fmt.Errorf("%w: not yet measured against Redis's", ErrClockOffset)
+	}
 	if e.guard.off.Load() {
 		return fmt.Errorf("%w: %s from Redis's, more than the %s allowed (fix the replica's time sync)",
 			ErrClockOffset, time.Duration(e.guard.offset.Load()).Round(time.Millisecond), e.guard.max)
@@ -44,12 +52,14 @@ func (e *Engine) clockOK() error {
 	return nil
 }
 
+func (e *Engine) clockOK() error { return e.ClockOK() }
+
 // CheckClock measures the engine's clock against the store's and returns
-// the offset (positive: this replica is ahead) and, when it is beyond the
-// maximum, the error every clock-reading call now gets. The measurement
-// brackets the store's reading between two of the engine's: a round trip
-// too slow to tell (its half more than the maximum) leaves the verdict as
-// it was. Without a maximum it only measures.
+// the offset (positive: this replica is ahead) and ClockOK's verdict. The
+// measurement brackets the store's reading between two of the engine's: a
+// round trip too slow to tell (its half more than the maximum) leaves the
+// verdict as it was (and a replica never measured refuses). Without a
+// maximum it only measures.
 func (e *Engine) CheckClock(ctx context.Context) (time.Duration, error) {
 	t0 := e.clock.Now()
 	at, err := e.store.Time(ctx)
@@ -62,8 +72,9 @@ func (e *Engine) CheckClock(ctx context.Context) (time.Duration, error) {
 	e.guard.offset.Store(int64(offset))
 	if e.guard.max > 0 && half <= e.guard.max {
 		e.guard.off.Store(abs(offset)-half > e.guard.max)
+		e.guard.measured.Store(true)
 	}
-	return offset, e.clockOK()
+	return offset, e.ClockOK()
 }
 
 func abs(d time.Duration) time.Duration {

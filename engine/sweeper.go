@@ -31,6 +31,9 @@ const (
 	// sweepBudget is how long one sweep goes on starting rounds; what is
 	// left is the next sweep's.
 	sweepBudget = time.Second
+	// workspaceDeadline bounds one workspace's batch or maintenance: a
+	// master that drops packets holds up its own workspaces, not the sweep.
+	workspaceDeadline = 5 * time.Second
 	// A timer that failed tries again after retryBase, twice as long after
 	// each further failure up to retryMax, and is parked at its maxAttempts-th
 	// failure (about 17 minutes after its first).
@@ -65,7 +68,9 @@ func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 				e.log.Warn("workspaces with a config were not registered for sweeping: registered again", "workspaces", added)
 			}
 		}
-		if err := e.sweep(ctx, n%drainEvery == 0, n%trimEvery == 0); err != nil && ctx.Err() == nil {
+		if e.guard.max > 0 && !e.guard.measured.Load() {
+			// Not a failure: the first health check measures the clock.
+		} else if err := e.sweep(ctx, n%drainEvery == 0, n%trimEvery == 0); err != nil && ctx.Err() == nil {
 			e.log.Warn("sweep failed", "err", err)
 		}
 		if n%repairEvery == 0 {
@@ -114,9 +119,11 @@ func (e *Engine) sweep(ctx context.Context, drain, trim bool) error {
 	}
 	if drain {
 		for _, ws := range wss {
-			if err := e.maintain(ctx, ws, trim); err != nil {
+			mctx, cancel := context.WithTimeout(ctx, workspaceDeadline)
+			if err := e.maintain(mctx, ws, trim); err != nil {
 				errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
 			}
+			cancel()
 		}
 	}
 	return errors.Join(errs...)
@@ -162,7 +169,9 @@ func (e *Engine) fireRound(ctx context.Context, wss []string) (full []string, er
 				ws := queue[0]
 				queue = queue[1:]
 				mu.Unlock()
-				more, err := e.fireBatch(ctx, ws)
+				bctx, cancel := context.WithTimeout(ctx, workspaceDeadline)
+				more, err := e.fireBatch(bctx, ws)
+				cancel()
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
@@ -212,8 +221,8 @@ func (e *Engine) failed(ctx context.Context, ws string, t Timer, cause error) {
 	attempts := t.Attempts + 1
 	park := attempts >= maxAttempts
 	delay := min(retryBase<<(attempts-1), retryMax)
-	e.obs.TimerFailed(ws, t.Kind, park)
 	dropped, err := e.store.RetryTimer(ctx, ws, t, e.clock.Now().Add(delay), park)
+	e.obs.TimerFailed(ws, t.Kind, park && err == nil)
 	switch {
 	case err != nil:
 		e.log.Warn("timer failed and could not be rescheduled; claimed again when its lease ends", "workspace", ws, "timer", t.member(),

@@ -28,6 +28,9 @@ var (
 	// ErrShutdown ends every subscription when the server stops; clients
 	// resume on another replica.
 	ErrShutdown = errors.New("server shutting down")
+	// ErrBacklogGone: retention removed events of a backlog while it was
+	// being sent; the client resyncs (RESET), and live events follow.
+	ErrBacklogGone = errors.New("history removed while the backlog was sent")
 )
 
 const (
@@ -186,12 +189,23 @@ func (w *Watcher) Watch(ctx context.Context, ws string, resume *Position, filter
 // SendBacklog sends the events after the resume position up to Head that
 // pass the filter, oldest first, reading them a page (backlogPage) at a
 // time: what a resume holds in memory is one page, however long the
-// backlog. Live events meanwhile wait in the subscription's buffer.
+// backlog. Live events meanwhile wait in the subscription's buffer. A
+// backlog sent slowly can outlive its history: when retention has removed
+// events after the last one sent, it ends with ErrBacklogGone.
 func (wt *Watch) SendBacklog(ctx context.Context, send func(*Event) error) error {
 	if wt.resume == "" {
 		return nil
 	}
 	for from := wt.resume; EventIDLess(from, wt.Head); {
+		if from != wt.resume {
+			trimmed, err := wt.store.TrimmedThrough(ctx, wt.ws)
+			if err != nil {
+				return err
+			}
+			if EventIDLess(from, trimmed) {
+				return ErrBacklogGone
+			}
+		}
 		page, err := wt.store.EventsAfter(ctx, wt.ws, from, backlogPage)
 		if err != nil {
 			return err
@@ -223,11 +237,23 @@ func (w *Watcher) add(ctx context.Context, ws string, sub *Subscription) (string
 		return "", ErrShutdown
 	}
 	f := w.feeds[ws]
+	var last string
 	if f == nil {
-		last, err := w.store.LastEventID(ctx, ws)
+		// Read outside the lock: a slow Redis (a cluster master that is
+		// down) must not hold up every other feed's dispatch. A feed
+		// another subscriber created meanwhile is used instead.
+		w.mu.Unlock()
+		id, err := w.store.LastEventID(ctx, ws)
+		w.mu.Lock()
 		if err != nil {
 			return "", err
 		}
+		if w.closed {
+			return "", ErrShutdown
+		}
+		f, last = w.feeds[ws], id
+	}
+	if f == nil {
 		f = &feed{ws: ws, last: last, subs: map[*Subscription]struct{}{},
 			byRep: map[string]map[*Subscription]struct{}{}, all: map[*Subscription]struct{}{}}
 		w.feeds[ws] = f

@@ -228,11 +228,17 @@ func (s *Server) WatchHealth(ctx context.Context) {
 				s.log.Warn("store unreachable", "err", err)
 			}
 		} else {
-			offset, err := s.engine.CheckClock(pctx)
+			// A deadline of its own: the ping may have used up pctx.
+			cctx, ccancel := context.WithTimeout(ctx, s.interval)
+			offset, err := s.engine.CheckClock(cctx)
+			ccancel()
 			if err == nil || errors.Is(err, engine.ErrClockOffset) {
 				s.metrics.ClockOffset(offset)
 			}
-			if off := errors.Is(err, engine.ErrClockOffset); off != clockOff {
+			// The engine's verdict, whatever this measurement's fate: a
+			// failed TIME leaves it as it was.
+			err = s.engine.ClockOK()
+			if off := err != nil; off != clockOff {
 				clockOff = off
 				if off {
 					s.log.Error("clock offset from Redis beyond the maximum: NOT_SERVING, refusing calls and sweeps", "offset", offset, "err", err)

@@ -76,20 +76,31 @@ func (h *handlers) stream(ctx context.Context, kind, ws string, resume *pb.Posit
 	if err := srv.SendHeader(metadata.Pairs("leadrouter-epoch", w.Epoch, "leadrouter-head", w.Head)); err != nil {
 		return err
 	}
+	reset := func() error {
+		return send(&pb.Event{Kind: pb.EventKind_EVENT_KIND_RESET, Position: &pb.Position{Epoch: w.Epoch, Offset: w.Head},
+			ProducedAt: timestamppb.Now(), Detail: "history since resume_from is gone: resync, then live events follow"})
+	}
 	if w.Reset {
-		if err := send(&pb.Event{Kind: pb.EventKind_EVENT_KIND_RESET, Position: &pb.Position{Epoch: w.Epoch, Offset: w.Head},
-			ProducedAt: timestamppb.Now(), Detail: "history since resume_from is gone: resync, then live events follow"}); err != nil {
+		if err := reset(); err != nil {
 			return err
 		}
 	}
 	var sendErr error
-	if err := w.SendBacklog(ctx, func(e *engine.Event) error {
+	err = w.SendBacklog(ctx, func(e *engine.Event) error {
 		sendErr = send(eventToProto(w.Epoch, e))
 		return sendErr
-	}); err != nil {
-		if sendErr != nil {
-			return sendErr // the client's side
+	})
+	switch {
+	case sendErr != nil:
+		return sendErr // the client's side
+	case errors.Is(err, engine.ErrBacklogGone):
+		// Retention overtook a slow resume: what was left of the backlog
+		// is gone, and live events follow the RESET, as at a resume from
+		// a position already removed.
+		if err := reset(); err != nil {
+			return err
 		}
+	case err != nil:
 		return h.fail(ctx, err) // reading the backlog
 	}
 	for {

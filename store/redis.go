@@ -112,8 +112,9 @@ func OpenLazy(url string, o OpenOptions) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The readers' client is made from the URL too: a Sentinel client's
-	// options cannot be copied into a second one.
+	// The readers' client is made from the URL too: copied options would
+	// share a Sentinel client's failover dialer and the URL's own pool
+	// settings are what the readers' client should start from.
 	o.PoolSize = readerPool
 	readers, err := NewClient(url, o)
 	if err != nil {
@@ -245,8 +246,9 @@ func (s *Redis) Ping(ctx context.Context) error {
 	return s.fail("ping", s.client.Ping(ctx).Err())
 }
 
-// Time implements engine.Store with TIME (on a cluster, of the node the
-// client picks).
+// Time implements engine.Store with TIME. On a cluster go-redis sends it to
+// the master of a random slot: while a master is down, most health checks
+// still measure the clock, and one that fails leaves the verdict as it was.
 func (s *Redis) Time(ctx context.Context) (time.Time, error) {
 	t, err := s.client.Time(ctx).Result()
 	return t, s.fail("time", err)
