@@ -68,14 +68,8 @@ func BenchmarkTimerFairness(b *testing.B) {
 				sctx, stop := context.WithCancel(ctx)
 				var sweepers sync.WaitGroup
 				for i := range counts {
-					counts[i] = &commandCount{}
-					client, err := store.NewClient(redistest.URL(b), store.OpenOptions{})
-					if err != nil {
-						b.Fatal(err)
-					}
-					client.AddHook(counts[i])
-					st := store.New(client, redistest.Prefix(b))
-					b.Cleanup(func() { st.Close() })
+					var st *store.Redis
+					st, counts[i] = countedStore(b)
 					e := engine.New(st, engine.WithLogger(quiet), engine.WithObserver(obs))
 					sweepers.Add(1)
 					go func() { defer sweepers.Done(); e.RunSweeper(sctx, 100*time.Millisecond) }()

@@ -170,6 +170,21 @@ func TestTimerBurstDoesNotHoldUpOthers(t *testing.T) {
 	}
 }
 
+// countedStore is a store on the real Redis, with the test's prefix, whose
+// client counts the commands it sends.
+func countedStore(tb testing.TB) (*store.Redis, *commandCount) {
+	tb.Helper()
+	counts := &commandCount{}
+	client, err := store.NewClient(redistest.URL(tb), store.OpenOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	client.AddHook(counts)
+	st := store.New(client, redistest.Prefix(tb))
+	tb.Cleanup(func() { st.Close() })
+	return st, counts
+}
+
 // commandCount counts the commands a client sends, pipelined or not.
 type commandCount struct {
 	evalsha, other, trips atomic.Int64
@@ -252,14 +267,8 @@ func TestTimersFiredOnceWhateverTheReplicas(t *testing.T) {
 		counts := make([]*commandCount, replicas)
 		engines := make([]*engine.Engine, replicas)
 		for i := range engines {
-			counts[i] = &commandCount{}
-			client, err := store.NewClient(redistest.URL(t), store.OpenOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			client.AddHook(counts[i])
-			st := store.New(client, redistest.Prefix(t))
-			t.Cleanup(func() { st.Close() })
+			var st *store.Redis
+			st, counts[i] = countedStore(t)
 			engines[i] = engine.New(st, engine.WithClock(clock), engine.WithLogger(quiet))
 			if _, err := engines[i].Config(ctx, ws); err != nil { // warm: config cached, as on a running replica
 				t.Fatal(err)
@@ -335,14 +344,8 @@ func TestDeadReplicasClaimsMoveOn(t *testing.T) {
 // sends no script and makes two round trips (the workspace list, then one
 // pipeline asking each for a due timer).
 func TestIdleSweepIsOneRoundTrip(t *testing.T) {
-	counts := &commandCount{}
-	client, err := store.NewClient(redistest.URL(t), store.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client.AddHook(counts)
-	st := store.New(client, redistest.Prefix(t))
-	t.Cleanup(func() { st.Close() })
+	st, counts := countedStore(t)
+	client := st.Client()
 	ctx := context.Background()
 	wss := make([]any, 500)
 	for i := range wss {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -313,40 +314,59 @@ func TestStreamsPerRep(t *testing.T) {
 	open := func() (context.CancelFunc, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		s, err := in.rep.WatchAssignments(ctx, &pb.WatchAssignmentsRequest{Workspace: ws, RepId: "a"})
-		if err == nil {
-			// The server sends headers once subscribed; a refused stream
-			// ends without them.
-			if md, _ := s.Header(); len(md.Get("leadrouter-epoch")) == 0 {
-				_, err = s.Recv()
-			}
-		}
-		if err != nil {
+		if err = subscribed(s, &pb.WatchAssignmentsResponse{}, err); err != nil {
 			cancel()
 			return nil, err
 		}
 		return cancel, nil
 	}
-	first, err := open()
+	checkSlots(t, open, 2, "--max-streams-per-rep")
+}
+
+// subscribed returns a stream's error: the server sends headers once
+// subscribed, and a refused stream ends without them (its first message
+// is the error).
+func subscribed(s grpc.ClientStream, m any, err error) error {
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if _, err := open(); err != nil {
-		t.Fatal(err)
+	if md, _ := s.Header(); len(md.Get("leadrouter-epoch")) == 0 {
+		return s.RecvMsg(m)
 	}
-	if _, err := open(); status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("third stream: %v, want RESOURCE_EXHAUSTED", err)
+	return nil
+}
+
+// checkSlots checks a limit of n open streams: n open, the next is
+// RESOURCE_EXHAUSTED naming the limit, and closing one frees a slot.
+func checkSlots(t *testing.T, open func() (context.CancelFunc, error), n int, limit string) {
+	t.Helper()
+	var closers []context.CancelFunc
+	for i := 0; i < n; i++ {
+		c, err := open()
+		if err != nil {
+			t.Fatalf("stream %d of %d: %v", i+1, n, err)
+		}
+		closers = append(closers, c)
 	}
-	first()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, err := open()
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	_, err := open()
+	if st := wantCode(t, err, codes.ResourceExhausted); !strings.Contains(st.Message(), limit) {
+		t.Fatalf("refusal %q does not name %s", st.Message(), limit)
+	}
+	closers[0]()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := open()
 		if err == nil {
-			break
+			closers = append(closers, c)
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("a closed stream's slot was not freed: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -407,42 +427,13 @@ func TestEventStreamsPerToken(t *testing.T) {
 	open := func() (context.CancelFunc, error) {
 		ctx, cancel := context.WithCancel(as(t, tokens["dash"]))
 		s, err := pb.NewEventServiceClient(in.conn).WatchEvents(ctx, &pb.WatchEventsRequest{Workspace: ws})
-		if err == nil {
-			_, err = s.Header()
+		if err = subscribed(s, &pb.WatchEventsResponse{}, err); err != nil {
+			cancel()
+			return nil, err
 		}
-		if err == nil {
-			// A refused stream fails its first Recv; an open one blocks.
-			done := make(chan error, 1)
-			go func() { _, err := s.Recv(); done <- err }()
-			select {
-			case err = <-done:
-			case <-time.After(300 * time.Millisecond):
-			}
-		}
-		return cancel, err
+		return cancel, nil
 	}
-	first, err := open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := open(); err != nil {
-		t.Fatal(err)
-	}
-	_, err = open()
-	st := wantCode(t, err, codes.ResourceExhausted)
-	if !strings.Contains(st.Message(), "--max-event-streams-per-token") {
-		t.Fatalf("refusal %q does not name the limit", st.Message())
-	}
-	first()
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if _, err = open(); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no slot after closing a stream: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	checkSlots(t, open, 2, "--max-event-streams-per-token")
 }
 
 // TestRolesSeeOnlyWhatTheyNeed: an intake token's decision replies carry
