@@ -31,9 +31,12 @@ const (
 	// sweepBudget is how long one sweep goes on starting rounds; what is
 	// left is the next sweep's.
 	sweepBudget = time.Second
-	// workspaceDeadline bounds one workspace's batch or maintenance: a
-	// master that drops packets holds up its own workspaces, not the sweep.
+	// workspaceDeadline bounds one workspace's batch, maintenance or
+	// repair, and listDeadline a read of the workspace list or of what is
+	// due: a master that is down or drops packets holds up its own
+	// workspaces, not the sweep.
 	workspaceDeadline = 5 * time.Second
+	listDeadline      = 2 * time.Second
 	// A timer that failed tries again after retryBase, twice as long after
 	// each further failure up to retryMax, and is parked at its maxAttempts-th
 	// failure (about 17 minutes after its first).
@@ -62,7 +65,10 @@ func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	for n := 0; ; n++ {
 		if n%repairEvery == 0 {
-			if added, err := e.store.RegisterWorkspaces(ctx); err != nil && ctx.Err() == nil {
+			rctx, cancel := context.WithTimeout(ctx, listDeadline)
+			added, err := e.store.RegisterWorkspaces(rctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
 				e.log.Warn("workspace registration check failed", "err", err)
 			} else if added > 0 {
 				e.log.Warn("workspaces with a config were not registered for sweeping: registered again", "workspaces", added)
@@ -107,7 +113,9 @@ func (e *Engine) sweep(ctx context.Context, drain, trim bool) error {
 	}
 	var errs []error
 	for {
-		due, err := e.store.DueWorkspaces(ctx, wss, e.clock.Now())
+		dctx, cancel := context.WithTimeout(ctx, listDeadline)
+		due, err := e.store.DueWorkspaces(dctx, wss, e.clock.Now())
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -118,13 +126,23 @@ func (e *Engine) sweep(ctx context.Context, drain, trim bool) error {
 		}
 	}
 	if drain {
-		for _, ws := range wss {
-			mctx, cancel := context.WithTimeout(ctx, workspaceDeadline)
-			if err := e.maintain(mctx, ws, trim); err != nil {
-				errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
-			}
-			cancel()
+		errs = append(errs, e.eachWorkspace(ctx, wss, func(ctx context.Context, ws string) error {
+			return e.maintain(ctx, ws, trim)
+		}))
+	}
+	return errors.Join(errs...)
+}
+
+// eachWorkspace runs f for every workspace in turn, each under
+// workspaceDeadline, and joins their errors.
+func (e *Engine) eachWorkspace(ctx context.Context, wss []string, f func(ctx context.Context, ws string) error) error {
+	var errs []error
+	for _, ws := range wss {
+		wctx, cancel := context.WithTimeout(ctx, workspaceDeadline)
+		if err := f(wctx, ws); err != nil {
+			errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
 		}
+		cancel()
 	}
 	return errors.Join(errs...)
 }
@@ -133,7 +151,9 @@ func (e *Engine) sweep(ctx context.Context, drain, trim bool) error {
 // not answer (a cluster master that is down), the last one read: the
 // workspaces on the other masters are still swept.
 func (e *Engine) sweepList(ctx context.Context) ([]string, error) {
-	wss, err := e.store.Workspaces(ctx)
+	lctx, cancel := context.WithTimeout(ctx, listDeadline)
+	defer cancel()
+	wss, err := e.store.Workspaces(lctx)
 	if err == nil {
 		e.swept.Store(&wss)
 		return wss, nil
@@ -240,17 +260,14 @@ func (t Timer) member() string { return string(t.Kind) + "|" + t.LeadID }
 // pruneTimers forgets the failures of timers that are gone, in every
 // workspace.
 func (e *Engine) pruneTimers(ctx context.Context) error {
-	wss, err := e.store.Workspaces(ctx)
+	wss, err := e.sweepList(ctx)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, ws := range wss {
-		if _, err := e.store.PruneTimers(ctx, ws); err != nil {
-			errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
-		}
-	}
-	return errors.Join(errs...)
+	return e.eachWorkspace(ctx, wss, func(ctx context.Context, ws string) error {
+		_, err := e.store.PruneTimers(ctx, ws)
+		return err
+	})
 }
 
 // RepairIndexes files every member of every pool of every workspace in its
@@ -260,29 +277,27 @@ func (e *Engine) pruneTimers(ctx context.Context) error {
 // replica of a version before the index, during a rolling upgrade). Each
 // member it moves is logged as a count per workspace.
 func (e *Engine) RepairIndexes(ctx context.Context) error {
-	wss, err := e.store.Workspaces(ctx)
+	wss, err := e.sweepList(ctx)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, ws := range wss {
+	return e.eachWorkspace(ctx, wss, func(ctx context.Context, ws string) error {
 		cc, err := e.config(ctx, ws, false)
 		if errors.Is(err, ErrNoConfig) {
-			continue
+			return nil
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
-			continue
+			return err
 		}
 		_, moved, err := e.store.IndexPools(ctx, ws, cc.id, poolIDs(cc.cfg), true, e.clock.Now())
-		if err != nil && !errors.Is(err, ErrStaleConfig) { // stale: the new config's load indexed its pools
-			errs = append(errs, fmt.Errorf("workspace %q: %w", ws, err))
-		}
 		if moved > 0 {
 			e.log.Warn("eligible-member index repaired", "workspace", ws, "members", moved)
 		}
-	}
-	return errors.Join(errs...)
+		if errors.Is(err, ErrStaleConfig) { // the new config's load indexed its pools
+			return nil
+		}
+		return err
+	})
 }
 
 // maintain drains ws's queued pools, writes its heartbeats and, with trim,

@@ -49,6 +49,7 @@ rules: [{id: all, targets: [{pool_id: p}, {pool_id: direct}]}]
 	sweep, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	go in.eng.RunSweeper(sweep, 50*time.Millisecond)
+	time.Sleep(time.Second) // past the sweeper's start-up repairs: a running replica
 	victim, err := c.Master(ctx, c.ShardStart(0))
 	if err != nil {
 		t.Fatal(err)
