@@ -51,28 +51,37 @@ const (
 	// event retention is applied.
 	trimEvery = 100
 	// repairEvery: every this many sweeps (a minute at the default 100 ms
-	// interval, and at the first sweep), workspaces with a config missing
-	// from the workspace list are registered again (Store.
-	// RegisterWorkspaces), the failure counts of timers that are gone are
-	// forgotten (Store.PruneTimers), and every pool's eligible-member index
-	// is checked against presence (RepairIndexes).
+	// interval, and at the first sweep), the failure counts of timers that
+	// are gone are forgotten (Store.PruneTimers) and every pool's
+	// eligible-member index is checked against presence (RepairIndexes).
 	repairEvery = 600
+	// registerEvery: every this many sweeps (ten minutes, and at the
+	// first), workspaces with a config missing from the workspace list are
+	// registered again (Store.RegisterWorkspaces, a scan of every key).
+	registerEvery = 6000
 )
 
 // RunSweeper sweeps every interval until ctx ends.
 func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var registering sync.Mutex // one registration scan at a time
+	defer func() { registering.Lock(); registering.Unlock() }() // and none outlives the sweeper
 	for n := 0; ; n++ {
-		if n%repairEvery == 0 {
-			rctx, cancel := context.WithTimeout(ctx, listDeadline)
-			added, err := e.store.RegisterWorkspaces(rctx)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				e.log.Warn("workspace registration check failed", "err", err)
-			} else if added > 0 {
-				e.log.Warn("workspaces with a config were not registered for sweeping: registered again", "workspaces", added)
-			}
+		if n%registerEvery == 0 && registering.TryLock() {
+			// In the background: a scan of every key may take seconds, and
+			// sweeps go on meanwhile.
+			go func() {
+				defer registering.Unlock()
+				rctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				added, err := e.store.RegisterWorkspaces(rctx)
+				if err != nil && ctx.Err() == nil {
+					e.log.Warn("workspace registration check failed", "err", err)
+				} else if added > 0 {
+					e.log.Warn("workspaces with a config were not registered for sweeping: registered again", "workspaces", added)
+				}
+			}()
 		}
 		if e.guard.max > 0 && !e.guard.measured.Load() {
 			// Not a failure: the first health check measures the clock.

@@ -187,6 +187,15 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 			keys = append(keys, k.queue(id))
 		}
 	}
+	if s.cluster() {
+		// The workspace list is in another slot than the config: the
+		// workspace is registered before its apply begins (an apply that
+		// cannot register does not begin; a registered workspace whose
+		// apply then fails has no config, and the sweeper skips it).
+		if err := s.register(ctx, ws); err != nil {
+			return nil, err
+		}
+	}
 	r, err := s.call(ctx, ws, configBegin, keys, beginArgs{Base: base, Nonce: n, Lease: leaseUntil()})
 	if err != nil {
 		return nil, err
@@ -218,13 +227,6 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 		}
 	}
 	sc.Config = next
-	if s.cluster() {
-		// The workspace list is in another slot than the config: registered
-		// after it, and found by RegisterWorkspaces should this be lost.
-		if err := s.client.SAdd(ctx, workspacesKey(s.prefix), ws).Err(); err != nil {
-			return nil, s.fail("register_workspace", err)
-		}
-	}
 	return sc, nil
 }
 

@@ -31,6 +31,9 @@ type Redis struct {
 	readers redis.UniversalClient
 	prefix  string
 	obs     engine.Observer
+	// registered holds the workspaces this store has seen registered or
+	// registered itself since it started (LoadConfig).
+	registered sync.Map
 }
 
 var _ engine.Store = (*Redis)(nil)
@@ -277,7 +280,18 @@ func (s *Redis) LoadConfig(ctx context.Context, ws string) (*engine.StoredConfig
 		}
 		id, _ := vals[3].(string)
 		if !strings.HasPrefix(id, applyingPrefix) {
-			return parseConfig(ws, vals)
+			sc, err := parseConfig(ws, vals)
+			if err == nil {
+				// A workspace in use is on the sweeper's list, whatever
+				// happened to its registration (a master that lost it in a
+				// failover): once per store, the first time it loads.
+				// Not a reason to fail the load: the list may be on a
+				// master that is down; the next load tries again.
+				if _, seen := s.registered.Load(ws); !seen {
+					_ = s.register(ctx, ws)
+				}
+			}
+			return sc, err
 		}
 		// An apply is under way: wait for its commit, or carry it on once
 		// its applier's lease has run out.
@@ -564,18 +578,31 @@ func (s *Redis) Workspaces(ctx context.Context) ([]string, error) {
 	return ws, s.fail("workspaces", err)
 }
 
+// register adds ws to the workspace list.
+func (s *Redis) register(ctx context.Context, ws string) error {
+	if err := s.client.SAdd(ctx, workspacesKey(s.prefix), ws).Err(); err != nil {
+		return s.fail("register_workspace", err)
+	}
+	s.registered.Store(ws, true)
+	return nil
+}
+
 func (s *Redis) cluster() bool {
 	_, ok := s.client.(*redis.ClusterClient)
 	return ok
 }
 
-// scanPage is the COUNT of each SCAN step of RegisterWorkspaces.
-const scanPage = 1000
+// scanPage is the COUNT of each SCAN step of RegisterWorkspaces: a step
+// of 100 keys is well under a millisecond of Redis time, so the scan never
+// holds up a decision for long.
+const scanPage = 100
 
 // RegisterWorkspaces implements engine.Store: a SCAN of every master for
 // the workspaces' config keys, and an SADD of those the list lacks. Its
-// cost grows with the number of keys, which is why the sweeper runs it
-// once a repair cycle (a minute), not every sweep.
+// cost grows with the number of keys (every lead record is a key), which
+// is why the sweeper runs it only at start and every ten minutes; a
+// workspace in use is registered again by its first config load on any
+// replica anyway (LoadConfig).
 func (s *Redis) RegisterWorkspaces(ctx context.Context) (int, error) {
 	match := globEscape(s.prefix) + ":{*}:config"
 	found := map[string]bool{}
