@@ -29,7 +29,7 @@ const (
 	DefaultMaxStreamsPerRep = 4
 	// DefaultMaxConcurrentStreams bounds the calls and streams open at
 	// once on one client connection (HTTP/2 MAX_CONCURRENT_STREAMS).
-	DefaultMaxConcurrentStreams = 256
+	DefaultMaxConcurrentStreams = 2048
 	// DefaultMaxConnectionAge is how long a client connection lives
 	// before the server asks the client to open a new one.
 	DefaultMaxConnectionAge = time.Hour
