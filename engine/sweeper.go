@@ -65,7 +65,7 @@ const (
 func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	var registering sync.Mutex // one registration scan at a time
+	var registering sync.Mutex                                  // one registration scan at a time
 	defer func() { registering.Lock(); registering.Unlock() }() // and none outlives the sweeper
 	for n := 0; ; n++ {
 		if n%registerEvery == 0 && registering.TryLock() {
