@@ -10,7 +10,26 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	"github.com/leadrouter/leadrouter/internal/redistest"
+	"github.com/leadrouter/leadrouter/store"
 )
+
+// seedEvents appends n offered events to ws's stream, a thousand per
+// pipeline, as the scripts write them.
+func seedEvents(tb testing.TB, st *store.Redis, ws string, n int) {
+	tb.Helper()
+	ctx := context.Background()
+	key := st.Prefix() + ":{" + ws + "}:events"
+	for i := 0; i < n; i += 1000 {
+		pipe := st.Client().Pipeline()
+		for j := i; j < min(i+1000, n); j++ {
+			pipe.Do(ctx, "XADD", key, "*", "kind", "offered", "lead", fmt.Sprint("lead-", j), "rep", "r1", "pool", "p",
+				"at", time.Now().UnixMilli(), "detail", "a detail of some forty bytes, as events carry")
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
 
 // BenchmarkResumeBacklog: a stream resumed from the start of a 100,000-event
 // history on the real Redis. The backlog is read and sent a page at a time,
@@ -22,18 +41,7 @@ func BenchmarkResumeBacklog(b *testing.B) {
 	st := redistest.RealStore(b)
 	ctx := context.Background()
 	ws := redistest.Workspace(b)
-	key := st.Prefix() + ":{" + ws + "}:events"
-	c := st.Client()
-	for i := 0; i < events; i += 1000 {
-		pipe := c.Pipeline()
-		for j := i; j < i+1000; j++ {
-			pipe.Do(ctx, "XADD", key, "*", "kind", "offered", "lead", fmt.Sprint("lead-", j), "rep", "r1", "pool", "p",
-				"at", time.Now().UnixMilli(), "detail", "a detail of some forty bytes, as events carry")
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
+	seedEvents(b, st, ws, events)
 	w := engine.NewWatcher(st, quiet, 0)
 	defer w.Close()
 	epoch, err := st.EventsEpoch(ctx, ws)
@@ -77,14 +85,7 @@ func TestBacklogOutlivedByRetention(t *testing.T) {
 	st := redistest.RealStore(t)
 	ctx := context.Background()
 	ws := redistest.Workspace(t)
-	key := st.Prefix() + ":{" + ws + "}:events"
-	pipe := st.Client().Pipeline()
-	for j := 0; j < 3000; j++ {
-		pipe.Do(ctx, "XADD", key, "*", "kind", "offered", "lead", fmt.Sprint("lead-", j), "rep", "r1", "pool", "p", "at", 0, "detail", "")
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+	seedEvents(t, st, ws, 3000)
 	w := engine.NewWatcher(st, quiet, 0)
 	defer w.Close()
 	epoch, err := st.EventsEpoch(ctx, ws)

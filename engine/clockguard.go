@@ -52,8 +52,6 @@ func (e *Engine) ClockOK() error {
 	return nil
 }
 
-func (e *Engine) clockOK() error { return e.ClockOK() }
-
 // CheckClock measures the engine's clock against the store's and returns
 // the offset (positive: this replica is ahead) and ClockOK's verdict. The
 // measurement brackets the store's reading between two of the engine's: a

@@ -105,7 +105,7 @@ func (e *Engine) PreviewAssignment(ctx context.Context, ws string, lead Lead) (*
 
 func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool, view View) (*Assignment, bool, error) {
 	start := time.Now() // the decision's duration is wall time, whatever e.clock says
-	if err := e.clockOK(); err != nil {
+	if err := e.ClockOK(); err != nil {
 		return nil, false, err
 	}
 	now := e.clock.Now()
@@ -269,7 +269,7 @@ func (e *Engine) SetRepStatus(ctx context.Context, ws, repID string, st RepStatu
 			}
 			return "", fmt.Errorf("rep %q: %w", repID, ErrNotFound)
 		}
-		if err := e.clockOK(); err != nil {
+		if err := e.ClockOK(); err != nil {
 			return "", err
 		}
 		prev, err := e.store.SetRepStatus(ctx, ws, cc.id, repID, st, cc.repPools[repID], e.clock.Now())
@@ -389,7 +389,7 @@ func (e *Engine) drainPool(ctx context.Context, ws, poolID string) error {
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		if err := e.clockOK(); err != nil {
+		if err := e.ClockOK(); err != nil {
 			return err
 		}
 		now := e.clock.Now()

@@ -24,7 +24,7 @@ func (e *Engine) AcceptOffer(ctx context.Context, ws, leadID, repID string) (*As
 	if err != nil {
 		return nil, err
 	}
-	if err := e.clockOK(); err != nil {
+	if err := e.ClockOK(); err != nil {
 		return nil, err
 	}
 	a, err := e.store.Accept(ctx, ws, leadID, repID, e.clock.Now())
@@ -58,7 +58,7 @@ func (e *Engine) RejectOffer(ctx context.Context, ws, leadID, repID, reason stri
 // RecordContact records a contact with the lead by the rep holding it. The
 // first contact stops the first-contact SLA and fixes speed to lead.
 func (e *Engine) RecordContact(ctx context.Context, ws, leadID, repID, channel string, at time.Time) (*Assignment, error) {
-	if err := e.clockOK(); err != nil {
+	if err := e.ClockOK(); err != nil {
 		return nil, err
 	}
 	now := e.clock.Now()
@@ -134,7 +134,7 @@ func (e *Engine) ReleaseAssignment(ctx context.Context, ws, leadID, reason strin
 // grew.
 func (e *Engine) close(ctx context.Context, ws string, c *Closing) (*Assignment, error) {
 	return underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (*Assignment, error) {
-		if err := e.clockOK(); err != nil {
+		if err := e.ClockOK(); err != nil {
 			return nil, err
 		}
 		a, err := e.store.CloseAssignment(ctx, ws, cc.id, c, cc.rankedPools[c.RepID], e.clock.Now())
@@ -161,7 +161,7 @@ func (e *Engine) reroute(ctx context.Context, ws, leadID string, mode RerouteMod
 		if repID == "" {
 			repID = a.RepID
 		}
-		if err := e.clockOK(); err != nil {
+		if err := e.ClockOK(); err != nil {
 			return nil, err
 		}
 		now := e.clock.Now()

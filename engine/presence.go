@@ -48,7 +48,7 @@ func (e *Engine) RepConnected(ctx context.Context, ws, repID string) (func(), er
 		return release, nil
 	}
 	_, err = underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (RepStatus, error) {
-		if err := e.clockOK(); err != nil {
+		if err := e.ClockOK(); err != nil {
 			return "", err
 		}
 		st, err := e.store.RepConnection(ctx, ws, cc.id, repID, cc.repPools[repID], true, e.clock.Now(), e.clock.Now())

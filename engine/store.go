@@ -168,6 +168,10 @@ type Timer struct {
 	Attempts int
 }
 
+// Member is the timer's member of the workspace's timers set:
+// "<kind>|<lead>".
+func (t Timer) Member() string { return string(t.Kind) + "|" + t.LeadID }
+
 // TimerKind says what a timer does when it fires.
 type TimerKind string
 

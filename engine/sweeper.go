@@ -111,7 +111,7 @@ func (e *Engine) Sweep(ctx context.Context, drain bool) error {
 }
 
 func (e *Engine) sweep(ctx context.Context, drain, trim bool) error {
-	if err := e.clockOK(); err != nil {
+	if err := e.ClockOK(); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -229,7 +229,7 @@ func (e *Engine) fireBatch(ctx context.Context, ws string) (more bool, err error
 			e.obs.TimerFired(ws, t.Kind, e.clock.Now().Sub(t.Due))
 			if t.Attempts > 0 {
 				if err := e.store.TimerRecovered(ctx, ws, t); err != nil {
-					e.log.Warn("timer fired, but its failures could not be forgotten", "workspace", ws, "timer", t.member(), "err", err)
+					e.log.Warn("timer fired, but its failures could not be forgotten", "workspace", ws, "timer", t.Member(), "err", err)
 				}
 			}
 		case ctx.Err() != nil:
@@ -254,17 +254,15 @@ func (e *Engine) failed(ctx context.Context, ws string, t Timer, cause error) {
 	e.obs.TimerFailed(ws, t.Kind, park && err == nil)
 	switch {
 	case err != nil:
-		e.log.Warn("timer failed and could not be rescheduled; claimed again when its lease ends", "workspace", ws, "timer", t.member(),
+		e.log.Warn("timer failed and could not be rescheduled; claimed again when its lease ends", "workspace", ws, "timer", t.Member(),
 			"attempt", attempts, "err", cause, "reschedule_err", err)
 	case park:
-		e.log.Error("timer failed too often: parked, it will not fire", "workspace", ws, "timer", t.member(), "attempts", attempts,
+		e.log.Error("timer failed too often: parked, it will not fire", "workspace", ws, "timer", t.Member(), "attempts", attempts,
 			"due", t.Due, "err", cause, "parked_dropped", dropped)
 	default:
-		e.log.Warn("timer failed; tries again", "workspace", ws, "timer", t.member(), "attempt", attempts, "in", delay, "err", cause)
+		e.log.Warn("timer failed; tries again", "workspace", ws, "timer", t.Member(), "attempt", attempts, "in", delay, "err", cause)
 	}
 }
-
-func (t Timer) member() string { return string(t.Kind) + "|" + t.LeadID }
 
 // pruneTimers forgets the failures of timers that are gone, in every
 // workspace.
@@ -393,6 +391,6 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 		}
 		return err
 	}
-	e.log.Warn("dropping a timer of unknown kind", "workspace", ws, "timer", t.member())
+	e.log.Warn("dropping a timer of unknown kind", "workspace", ws, "timer", t.Member())
 	return e.store.DropTimer(ctx, ws, t)
 }

@@ -76,18 +76,7 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.last == nil || time.Since(c.readAt) >= stateTTL {
-		buf := make(chan prometheus.Metric, 64)
-		done := make(chan []prometheus.Metric)
-		go func() {
-			var ms []prometheus.Metric
-			for m := range buf {
-				ms = append(ms, m)
-			}
-			done <- ms
-		}()
-		c.read(buf)
-		close(buf)
-		c.last, c.readAt = <-done, time.Now()
+		c.last, c.readAt = c.read(), time.Now()
 	}
 	for _, m := range c.last {
 		ch <- m
@@ -96,15 +85,16 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 
 // read reads the state. Without the workspace label, queue depths and rep
 // counts are summed over workspaces and the oldest age is the maximum.
-func (c *StateCollector) read(ch chan<- prometheus.Metric) {
+func (c *StateCollector) read() (ms []prometheus.Metric) {
+	emit := func(m prometheus.Metric) { ms = append(ms, m) }
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	failed := 0.0
 	wss, err := c.src.Workspaces(ctx)
 	if err != nil {
 		c.log.Warn("metrics: workspaces not read", "err", err)
-		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.GaugeValue, 1)
-		return
+		emit(prometheus.MustNewConstMetric(c.failed, prometheus.GaugeValue, 1))
+		return ms
 	}
 	type poolKey struct{ ws, pool string }
 	queued := map[poolKey]float64{}
@@ -150,11 +140,12 @@ func (c *StateCollector) read(ch chan<- prometheus.Metric) {
 		return []string{l}
 	}
 	for k, v := range queued {
-		ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, v, lv(k.ws, k.pool)...)
-		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest[k], lv(k.ws, k.pool)...)
+		emit(prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, v, lv(k.ws, k.pool)...))
+		emit(prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest[k], lv(k.ws, k.pool)...))
 	}
 	for k, v := range reps {
-		ch <- prometheus.MustNewConstMetric(c.reps, prometheus.GaugeValue, v, lv(k.ws, k.status)...)
+		emit(prometheus.MustNewConstMetric(c.reps, prometheus.GaugeValue, v, lv(k.ws, k.status)...))
 	}
-	ch <- prometheus.MustNewConstMetric(c.failed, prometheus.GaugeValue, failed)
+	emit(prometheus.MustNewConstMetric(c.failed, prometheus.GaugeValue, failed))
+	return ms
 }

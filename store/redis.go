@@ -241,12 +241,13 @@ func (s *Redis) PingShards(ctx context.Context) (down, total int) {
 // answer (Open's check); the health check uses PingShards, which serves
 // while any master answers.
 func (s *Redis) Ping(ctx context.Context) error {
-	if c, ok := s.client.(*redis.ClusterClient); ok {
-		return s.fail("ping", c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-			return m.Ping(ctx).Err()
-		}))
+	if !s.cluster() {
+		return s.fail("ping", s.client.Ping(ctx).Err())
 	}
-	return s.fail("ping", s.client.Ping(ctx).Err())
+	if down, total := s.PingShards(ctx); down > 0 {
+		return fmt.Errorf("%w: ping: %d of %d masters do not answer", engine.ErrUnavailable, down, total)
+	}
+	return nil
 }
 
 // Time implements engine.Store with TIME. On a cluster go-redis sends it to
@@ -831,7 +832,7 @@ func (s *Redis) EventsAfter(ctx context.Context, ws, after string, limit int) ([
 // slot (one XREAD may name keys of one slot only); on one server, every
 // workspace is in one group.
 func (s *Redis) FeedGroup(ws string) string {
-	if _, ok := s.client.(*redis.ClusterClient); ok {
+	if s.cluster() {
 		return strconv.Itoa(int(hashSlot("{" + ws + "}")))
 	}
 	return ""
@@ -1008,7 +1009,7 @@ func (s *Redis) LostConnections(ctx context.Context, ws string, before time.Time
 // DropTimer implements engine.Store with timer_drop.lua.
 func (s *Redis) DropTimer(ctx context.Context, ws string, t engine.Timer) error {
 	_, err := s.call(ctx, ws, timerDrop, []string{s.keys(ws).timers()},
-		timerArgs{Member: string(t.Kind) + "|" + t.LeadID, Due: t.Due.UnixMilli()})
+		timerArgs{Member: t.Member(), Due: t.Due.UnixMilli()})
 	return err
 }
 
@@ -1077,7 +1078,7 @@ const maxParked = 10_000
 func (s *Redis) RetryTimer(ctx context.Context, ws string, t engine.Timer, at time.Time, park bool) (int, error) {
 	k := s.keys(ws)
 	r, err := s.call(ctx, ws, timerRetry, []string{k.timers(), k.timerFails(), k.timersParked()},
-		retryArgs{Member: string(t.Kind) + "|" + t.LeadID, Due: t.Due.UnixMilli(), Attempts: t.Attempts + 1,
+		retryArgs{Member: t.Member(), Due: t.Due.UnixMilli(), Attempts: t.Attempts + 1,
 			At: at.UnixMilli(), Park: park, MaxParked: maxParked})
 	if err != nil {
 		return 0, err
@@ -1090,7 +1091,7 @@ func (s *Redis) RetryTimer(ctx context.Context, ws string, t engine.Timer, at ti
 
 // TimerRecovered implements engine.Store.
 func (s *Redis) TimerRecovered(ctx context.Context, ws string, t engine.Timer) error {
-	return s.fail("timer_recovered", s.client.HDel(ctx, s.keys(ws).timerFails(), string(t.Kind)+"|"+t.LeadID).Err())
+	return s.fail("timer_recovered", s.client.HDel(ctx, s.keys(ws).timerFails(), t.Member()).Err())
 }
 
 // PruneTimers implements engine.Store with timers_prune.lua, one HSCAN
