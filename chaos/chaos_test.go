@@ -852,14 +852,14 @@ func TestChaosClientCancels(t *testing.T) {
 	t.Logf("checked: retrying all %d ids returned the original assignment for the %d recorded and assigned the %d others once; the counters %v match", n, found, n-found, totals)
 }
 
-// TestChaosReplicaKilledHoldingTimerClaims: three replicas; 400 offers of
-// 3 s. Two replicas are frozen (SIGSTOP) so the third alone claims the due
+// TestChaosReplicaKilledHoldingTimerClaims: three replicas; 2,000 offers of
+// 10 s (firing them all takes the lone sweeper about a second). Two replicas are frozen (SIGSTOP) so the third alone claims the due
 // timers; it is killed (SIGKILL) the moment it holds claims on timers it
 // has not fired yet, and the other two are thawed. Its claims run out
 // (3 s) and the others fire those timers: every offer is withdrawn exactly
 // once and its lead assigned to the fallback rep.
 func TestChaosReplicaKilledHoldingTimerClaims(t *testing.T) {
-	const leads = 400
+	const leads = 2000
 	rs := startRedis(t)
 	replicas := []*daemon{
 		startDaemon(t, "replica-0", rs.URL),
@@ -870,7 +870,7 @@ func TestChaosReplicaKilledHoldingTimerClaims(t *testing.T) {
 	victim.apply(t, `
 reps: [{id: a}, {id: b}]
 pools:
-  - {id: offer, accept_within: 3s, max_missed_offers: 0, members: [{rep_id: a}]}
+  - {id: offer, accept_within: 10s, max_missed_offers: 0, members: [{rep_id: a}]}
   - {id: direct, accept_within: 0s, members: [{rep_id: b}]}
 rules: [{id: all, targets: [{pool_id: offer}, {pool_id: direct}]}]
 `)
@@ -892,10 +892,13 @@ rules: [{id: all, targets: [{pool_id: offer}, {pool_id: direct}]}]
 		}
 	}
 	defer thaw()
-	for i := 0; i < leads; i++ {
-		if a := victim.assign(t, &pb.Lead{Id: fmt.Sprintf("lead-%03d", i)}).GetAssignment(); a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_OFFERED {
-			t.Fatalf("lead %d: %v, want an offer", i, a.GetState())
+	for _, err := range parallel.Each(16, leads, func(i int) error {
+		if a := victim.assign(t, &pb.Lead{Id: fmt.Sprintf("lead-%04d", i)}).GetAssignment(); a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_OFFERED {
+			return fmt.Errorf("lead %d: %v, want an offer", i, a.GetState())
 		}
+		return nil
+	}) {
+		t.Fatal(err)
 	}
 	rdb := redisClient(t, rs.URL)
 	timers, claims := "lr:{"+ws+"}:timers", "lr:{"+ws+"}:timer_claims"
@@ -906,19 +909,30 @@ rules: [{id: all, targets: [{pool_id: offer}, {pool_id: direct}]}]
 		if err != nil {
 			t.Fatal(err)
 		}
+		pipe := rdb.Pipeline()
+		scores := make([]*redis.FloatCmd, len(due))
+		for i, z := range due {
+			scores[i] = pipe.ZScore(ctxT(t), claims, fmt.Sprintf("%s@%d", z.Member, int64(z.Score)))
+		}
+		_, _ = pipe.Exec(ctxT(t))
 		n := 0
-		for _, z := range due {
-			exp, err := rdb.ZScore(ctxT(t), claims, fmt.Sprintf("%s@%d", z.Member, int64(z.Score))).Result()
-			if err == nil && int64(exp) > now {
+		for _, c := range scores {
+			if exp, err := c.Result(); err == nil && int64(exp) > now {
 				n++
 			}
 		}
 		return n
 	}
-	eventually(t, 30*time.Second, "the victim claims timers", func() (bool, string) {
-		n, _ := rdb.ZCard(ctxT(t), claims).Result()
-		return n > 0, fmt.Sprintf("%d claims", n)
-	})
+	// The first claim, polled every millisecond: the victim is then at the
+	// start of about a second of firing.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		if n, _ := rdb.ZCard(ctxT(t), claims).Result(); n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the victim never claimed a timer")
+		}
+	}
 	victim.kill()
 	killed := time.Now()
 	held := claimedUnfired()
@@ -933,9 +947,9 @@ rules: [{id: all, targets: [{pool_id: offer}, {pool_id: direct}]}]
 	})
 	t.Logf("measured: the last timer fired within %s of the kill (claims last 3 s; polled every 20 ms)", time.Since(killed).Round(100*time.Millisecond))
 	for i := 0; i < leads; i++ {
-		a := replicas[0].get(t, fmt.Sprintf("lead-%03d", i))
+		a := replicas[0].get(t, fmt.Sprintf("lead-%04d", i))
 		if a.GetState() != pb.AssignmentState_ASSIGNMENT_STATE_ASSIGNED || a.GetRepId() != "b" || countKind(a, "offer_expired") != 1 {
-			t.Errorf("lead-%03d: %s to %s, history %v", i, stateOf(a), a.GetRepId(), kinds(a))
+			t.Errorf("lead-%04d: %s to %s, history %v", i, stateOf(a), a.GetRepId(), kinds(a))
 		}
 	}
 }
