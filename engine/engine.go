@@ -385,6 +385,12 @@ func (e *Engine) drainPool(ctx context.Context, ws, poolID string) error {
 		if cc.pools[poolID] == nil {
 			return nil // not in this config; a config cannot drop a pool with a queue
 		}
+		if err := e.fileShifts(ctx, ws, cc); errors.Is(err, ErrStaleConfig) {
+			refresh = true
+			continue
+		} else if err != nil {
+			return err
+		}
 		ids, err := e.store.QueuedLeads(ctx, ws, poolID, offset, drainBatch)
 		if err != nil || len(ids) == 0 {
 			return err
@@ -445,6 +451,13 @@ func underConfig[T any](ctx context.Context, e *Engine, ws string, op func(cc *c
 	var zero T
 	for attempt := 0; attempt < maxStaleRetries; attempt++ {
 		cc, err := e.config(ctx, ws, attempt > 0)
+		if err != nil {
+			return zero, err
+		}
+		err = e.fileShifts(ctx, ws, cc)
+		if errors.Is(err, ErrStaleConfig) {
+			continue
+		}
 		if err != nil {
 			return zero, err
 		}

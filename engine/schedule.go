@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -209,21 +210,43 @@ func localMinute(t time.Time, loc *time.Location) (day int64, minute int32) {
 
 // working reports whether the schedule has the rep working at t.
 func (s schedule) working(t time.Time) bool {
+	return s.standing(t) == StandingOn
+}
+
+// standing is where the rep stands in its calendar at t.
+func (s schedule) standing(t time.Time) Standing {
+	if s.always() {
+		return StandingOn
+	}
 	day, minute := localMinute(t, s.loc)
-	for _, r := range s.ooo {
-		if day >= r[0] && day <= r[1] {
-			return false
-		}
+	if s.outOfOffice(day) {
+		return StandingOutOfOffice
 	}
 	if len(s.week) == 0 {
-		return true
+		return StandingOn
 	}
 	for _, iv := range s.week {
 		if minute >= iv[0] && minute < iv[1] {
-			return true
+			return StandingOn
 		}
 	}
-	return false
+	return StandingHours
+}
+
+// always reports whether the rep has no calendar: it is always working.
+func (s schedule) always() bool {
+	return len(s.week) == 0 && len(s.ooo) == 0
+}
+
+// nextChange returns the first instant after t, searching up to within,
+// where the rep's standing differs from its standing at t; zero when
+// there is none that soon.
+func (s schedule) nextChange(t time.Time, within time.Duration) time.Time {
+	if s.always() {
+		return time.Time{}
+	}
+	from := s.standing(t)
+	return s.next(t, within, func(at time.Time) bool { return s.standing(at) != from })
 }
 
 // nextStart returns when the rep is next working after t (at minute
@@ -238,7 +261,14 @@ func (s schedule) working(t time.Time) bool {
 // own, with wall-clock arithmetic: time.Date would move a skipped wall time
 // and pick one of two repeated ones.
 func (s schedule) nextStart(t time.Time) time.Time {
-	limit := t.Add(400 * 24 * time.Hour)
+	return s.next(t, 400*24*time.Hour, s.working)
+}
+
+// next returns the first instant after t, up to within, where hit holds,
+// of those where the rep's standing may change: a midnight, the start or
+// end of a working interval, or a change of the zone's UTC offset.
+func (s schedule) next(t time.Time, within time.Duration, hit func(time.Time) bool) time.Time {
+	limit := t.Add(within)
 	for from := t; from.Before(limit); {
 		lt := from.In(s.loc)
 		_, off := lt.Zone()
@@ -246,21 +276,18 @@ func (s schedule) nextStart(t time.Time) time.Time {
 		if end.IsZero() || end.After(limit) {
 			end = limit
 		}
-		if from.After(t) && s.working(from) {
+		if from.After(t) && hit(from) {
 			return lt
 		}
 		// Wall-clock seconds: local time as if it were UTC.
 		wallFrom, wallEnd := from.Unix()+int64(off), end.Unix()+int64(off)
 		for day := floorDiv(wallFrom, 86400); day*86400 < wallEnd; day++ {
-			if s.outOfOffice(day) {
-				continue
-			}
-			for _, st := range s.starts(int32((day%7 + 10) % 7)) { // day 0 was a Thursday
+			for _, st := range s.edges(int32((day%7 + 10) % 7)) { // day 0 was a Thursday
 				wall := day*86400 + int64(st)*60
 				if wall <= wallFrom || wall >= wallEnd {
 					continue
 				}
-				if at := time.Unix(wall-int64(off), 0).In(s.loc); s.working(at) {
+				if at := time.Unix(wall-int64(off), 0).In(s.loc); hit(at) {
 					return at
 				}
 			}
@@ -270,16 +297,20 @@ func (s schedule) nextStart(t time.Time) time.Time {
 	return time.Time{}
 }
 
-// starts lists, in order, the minutes of a weekday (Monday = 0) where the rep
-// may start working: midnight and the starts of that day's intervals.
-func (s schedule) starts(weekday int32) []int32 {
+// edges lists, in order, the minutes of a weekday (Monday = 0) where the
+// rep's standing may change: midnight and the starts and ends of that
+// day's intervals.
+func (s schedule) edges(weekday int32) []int32 {
 	out := []int32{0}
 	for _, iv := range s.week {
-		if iv[0]/minutesPerDay == weekday && iv[0]%minutesPerDay != 0 {
-			out = append(out, iv[0]%minutesPerDay)
+		for _, m := range iv {
+			if m/minutesPerDay == weekday && m%minutesPerDay != 0 {
+				out = append(out, m%minutesPerDay)
+			}
 		}
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func floorDiv(a, b int64) int64 {

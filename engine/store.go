@@ -137,6 +137,13 @@ type Store interface {
 	// It returns how many pools it indexed and how many members a repair
 	// moved; ErrStaleConfig when configID is no longer current.
 	IndexPools(ctx context.Context, ws, configID string, pools []string, repair bool, now time.Time) (built, moved int, err error)
+	// FileShifts files each rep by where it stands in its calendar at now
+	// (engine/shifts.go) in the eligible-member index of its pools under
+	// configID: inside it, a rep is ranked while AVAILABLE; outside, it is
+	// not. A standing computed at an instant no later than the one kept is
+	// ignored. It returns how many reps' standing changed; ErrStaleConfig
+	// when configID is no longer current.
+	FileShifts(ctx context.Context, ws, configID string, reps []ShiftFiling, now time.Time) (changed int, err error)
 	// Heartbeat notes that these reps have a desktop stream open now
 	// (onlyNew: only reps with no heartbeat yet).
 	Heartbeat(ctx context.Context, ws string, repIDs []string, now time.Time, onlyNew bool) error

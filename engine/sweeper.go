@@ -321,6 +321,9 @@ func (e *Engine) maintain(ctx context.Context, ws string, trim bool) error {
 	if err != nil {
 		return nil // no config (yet): nothing to maintain
 	}
+	if err := e.fileShifts(ctx, ws, cc); err != nil && !errors.Is(err, ErrStaleConfig) {
+		return err // stale: the next operation loads the new config and files it
+	}
 	if err := e.sweepPresence(ctx, ws, cc); err != nil {
 		return err
 	}

@@ -313,6 +313,14 @@ type repArgs struct {
 	Pools  []string `json:"pools,omitempty"`
 }
 
+// shiftArgs is rep_shift.lua's request: reps are [rep, standing, [pool
+// numbers from 1]].
+type shiftArgs struct {
+	base
+	Pools []string `json:"pools"`
+	Reps  [][3]any `json:"reps"`
+}
+
 // connectionArgs is rep_connection.lua's request.
 type connectionArgs struct {
 	repArgs

@@ -978,6 +978,53 @@ func (s *Redis) IndexPools(ctx context.Context, ws, configID string, pools []str
 	return built, moved, nil
 }
 
+// FileShifts implements engine.Store with rep_shift.lua, in calls of at
+// most shiftRepsPerCall reps and shiftPoolsPerCall pools.
+func (s *Redis) FileShifts(ctx context.Context, ws, configID string, reps []engine.ShiftFiling, now time.Time) (changed int, err error) {
+	k := s.keys(ws)
+	for len(reps) > 0 {
+		args := shiftArgs{base: at(configID, now.UnixMilli())}
+		number := map[string]int{}
+		n := 0
+		for ; n < len(reps) && n < shiftRepsPerCall; n++ {
+			r := reps[n]
+			if len(number)+len(r.Pools) > shiftPoolsPerCall && n > 0 {
+				break
+			}
+			refs := make([]int, len(r.Pools))
+			for i, p := range r.Pools {
+				if number[p] == 0 {
+					args.Pools = append(args.Pools, p)
+					number[p] = len(args.Pools)
+				}
+				refs[i] = number[p]
+			}
+			args.Reps = append(args.Reps, [3]any{r.Rep, string(r.Standing), refs})
+		}
+		reps = reps[n:]
+		r, err := s.call(ctx, ws, repShift, k.targets(k.common(), args.Pools), args)
+		if err != nil {
+			return changed, err
+		}
+		switch r.code {
+		case codeStale:
+			return changed, engine.ErrStaleConfig
+		case codeOK:
+		default:
+			return changed, r.unexpected(repShift)
+		}
+		changed += count(r.val(0))
+	}
+	return changed, nil
+}
+
+// shiftRepsPerCall and shiftPoolsPerCall bound one rep_shift call: a rep
+// costs a few commands per pool it is in.
+const (
+	shiftRepsPerCall  = 500
+	shiftPoolsPerCall = 64
+)
+
 // indexPoolsPerCall bounds the pools one pool_index call builds or
 // repairs: the apply's pools per step (a pool's members cost there what
 // they cost here).

@@ -248,6 +248,7 @@ var (
 	repSetStatus    = newScript("rep_set_status", modWorkspace, modIndex)
 	repConnection   = newScript("rep_connection", modWorkspace, modIndex)
 	poolIndex       = newScript("pool_index", modWorkspace, modIndex)
+	repShift        = newScript("rep_shift", modWorkspace, modIndex)
 	configBegin     = newScript("config_begin")
 	configCommit    = newScript("config_commit")
 	configLease     = newScript("config_lease")
@@ -260,5 +261,5 @@ var (
 
 // allScripts lists every script (for tests).
 var allScripts = []*script{leadDecide, leadEscalate, queueDrain, leadReroute, leadExpire, assignmentClose,
-	offerAccept, leadContact, configChunk, repSetStatus, repConnection, poolIndex, configBegin, configCommit,
+	offerAccept, leadContact, configChunk, repSetStatus, repConnection, poolIndex, repShift, configBegin, configCommit,
 	configLease, timerDrop, timersClaim, timerRetry, timersPrune, eventsTrim}

@@ -152,11 +152,18 @@ local function apply_pool(p, b)
   local abs = tonumber(redis.call('HGET', key, 'abs') or '') or tonumber(redis.call('HGET', key, 'cursor') or '-1')
   local present = m > 0 and redis.call('HMGET', K.presence, unpack(members)) or {}
   for j = 1, m do
-    if present[j] == 'AVAILABLE' then
-      redis.call('ZADD', rank, score[members[j]], members[j])
+    local rep = members[j]
+    if policy == 'CATCH_UP' then redis.call('HDEL', key, 'x:' .. rep, 'o:' .. rep) end
+    if present[j] ~= 'AVAILABLE' then
+      redis.call('ZADD', away, score[rep], rep)
+      if strategy == 'ROUND_ROBIN' and policy == 'CATCH_UP' then redis.call('HSET', key, 'x:' .. rep, abs) end
+    elseif off_shift(rep) then
+      -- Outside its calendar (as last filed: the engine files it again
+      -- under this config once it is current).
+      redis.call('ZADD', away, score[rep], rep)
+      if strategy == 'WEIGHTED_ROUND_ROBIN' and policy == 'CATCH_UP' then redis.call('HSET', key, 'o:' .. rep, '1') end
     else
-      redis.call('ZADD', away, score[members[j]], members[j])
-      if strategy == 'ROUND_ROBIN' and policy == 'CATCH_UP' then redis.call('HSET', key, 'x:' .. members[j], abs) end
+      redis.call('ZADD', rank, score[rep], rep)
     end
   end
   redis.call('HSET', key, 'abs', abs)
@@ -190,6 +197,7 @@ elseif s.k == 'removed' then
     redis.call('HDEL', K.presence, rep)
     redis.call('HDEL', K.status_changed, rep)
     redis.call('HDEL', K.profile, rep)
+    redis.call('HDEL', K.repstate, 'shift:' .. rep)
   end
 end
 redis.call('HSET', K.config, 'next', step + 1, 'lease', lease)

@@ -37,7 +37,8 @@ end
 
 -- trace_skips writes a pick's skipped members: the first MAX_NAMED in the
 -- strategy's order by name ('S' lines, with the absent ones' presence), the
--- rest as a count per code ('N' lines; 'absent' for away members not named).
+-- rest as a count per code ('N' lines; 'absent' for away members not named:
+-- away, offline or outside their calendar).
 local function trace_skips(lines, skips, named, absent_total)
   local all = {}
   append_all(all, skips)
@@ -46,7 +47,9 @@ local function trace_skips(lines, skips, named, absent_total)
     for i = 1, #named do ids[i] = named[i].rep end
     local status = redis.call('HMGET', K.presence, unpack(ids))
     for i = 1, #named do
-      all[#all + 1] = { order = named[i].order, rep = named[i].rep, code = string.lower(status[i] or 'unknown') }
+      -- An AVAILABLE member of away is there for its calendar.
+      local code = status[i] == 'AVAILABLE' and off_shift(named[i].rep) or string.lower(status[i] or 'unknown')
+      all[#all + 1] = { order = named[i].order, rep = named[i].rep, code = code }
     end
   end
   table.sort(all, function(x, y)

@@ -19,7 +19,9 @@
 --   KEYS[11] events         STREAM
 --   KEYS[12] queued_pools   SET   pools with queued leads
 --   KEYS[13] repstate       HASH  "miss:<rep>" -> consecutive missed offers,
---                                 "cool:<pool>/<rep>" -> cooldown end ms
+--                                 "cool:<pool>/<rep>" -> cooldown end ms,
+--                                 "shift:<rep>" -> "ms|hours" or "ms|ooo"
+--                                 while outside its calendar (rep_shift.lua)
 --   KEYS[14] status_changed HASH  rep -> unix ms of the last presence change
 -- and its request (A, contract.lua) with:
 --   cfg  the config id the caller holds (version:nonce; see store/apply.go)

@@ -2,10 +2,11 @@
 -- (lib_index.lua).
 --   build   index the pools that have none yet (written by a version from
 --           before the index): once each
---   repair  also file every member of every pool by its presence now. An
---           AVAILABLE rep can only be missing from rank when its presence
---           was set by something that does not keep the index: a replica
---           of an older version during a rolling upgrade, or a hand edit.
+--   repair  also file every member of every pool by its presence and
+--           shift now. An AVAILABLE rep can only be missing from rank when
+--           its presence was set by something that does not keep the
+--           index: a replica of an older version during a rolling upgrade,
+--           or a hand edit.
 --
 -- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15+5i..19+5i]  pool i (from 0): pool, rank, owed, queue, away
@@ -35,12 +36,13 @@ for i, id in ipairs(A.pools or {}) do
         local status = redis.call('HMGET', K.presence, unpack(members))
         for j = 1, #members do
           local available = status[j] == 'AVAILABLE'
-          if available and set == pool.away then
-            index_return(pool, st, members[j])
-            moved = moved + 1
-          elseif not available and set == pool.rank then
-            index_leave(pool, st, members[j])
-            moved = moved + 1
+          local off = available and off_shift(members[j])
+          if set == pool.away and available and not off then
+            moved = moved + index_return(pool, st, members[j])
+          elseif set == pool.rank and off then
+            moved = moved + index_off(pool, st, members[j])
+          elseif set == pool.rank and not available then
+            moved = moved + index_leave(pool, st, members[j])
           end
         end
       end
