@@ -200,16 +200,17 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 	if err != nil {
 		return nil, err
 	}
-	switch r.code {
+	begun := decodeBegin(r)
+	switch begun.code {
 	case codeOK:
 	case codeConflict:
-		return nil, fmt.Errorf("%w: based on %q, current is %q", engine.ErrVersionConflict, base, r.val(0))
+		return nil, fmt.Errorf("%w: based on %q, current is %q", engine.ErrVersionConflict, base, begun.id)
 	case codeQueuedPool:
-		return nil, fmt.Errorf("pool %q: %w: assign, release or requeue them first", removed[count(r.val(0))], engine.ErrPoolHasQueue)
+		return nil, fmt.Errorf("pool %q: %w: assign, release or requeue them first", removed[begun.pool], engine.ErrPoolHasQueue)
 	default:
 		return nil, r.unexpected(configBegin)
 	}
-	applying := r.val(0)
+	applying := begun.id
 	// From here on the apply finishes whatever happens to this call: it
 	// runs on without the caller's cancellation, and another replica
 	// carries it on should this one stop.
@@ -278,20 +279,21 @@ func (s *Redis) runSteps(ctx context.Context, ws, applying string, steps []*appl
 	if err != nil {
 		return nil, err
 	}
-	switch r.code {
+	c := decodeCommit(r)
+	switch c.code {
 	case codeOK:
 	case codeIncomplete:
-		return nil, fmt.Errorf("store: config apply %s: commit with step %s due", applying, r.val(0))
+		return nil, fmt.Errorf("store: config apply %s: commit with step %d due", applying, c.next)
 	case codeStale:
 		return nil, nil // committed by another replica
 	default:
 		return nil, r.unexpected(configCommit)
 	}
-	version, err := strconv.ParseInt(r.val(0), 10, 64)
+	version, err := strconv.ParseInt(c.version, 10, 64)
 	if err != nil {
-		return nil, fmt.Errorf("store: config apply %s: version %q: %w", applying, r.val(0), err)
+		return nil, fmt.Errorf("store: config apply %s: version %q: %w", applying, c.version, err)
 	}
-	return &engine.StoredConfig{Version: version, ID: r.val(1), AppliedAt: now.Truncate(time.Millisecond)}, nil
+	return &engine.StoredConfig{Version: version, ID: c.id, AppliedAt: now.Truncate(time.Millisecond)}, nil
 }
 
 // finishApply carries on the config apply under way in ws once its
@@ -302,15 +304,15 @@ func (s *Redis) finishApply(ctx context.Context, ws string) error {
 	if err != nil {
 		return err
 	}
-	switch r.code {
+	l := decodeLease(r)
+	switch l.code {
 	case codeOK:
 	case codeDone, codeHeld: // finished meanwhile, or someone took it first
 		return nil
 	default:
 		return r.unexpected(configLease)
 	}
-	applying := r.val(0)
-	next := count(r.val(1))
+	applying, next := l.id, l.next
 	raw, err := s.client.LRange(ctx, k.applyPlan(strings.TrimPrefix(applying, applyingPrefix)), 0, -1).Result()
 	if err != nil {
 		return s.fail("load_apply_plan", err)

@@ -247,3 +247,39 @@ func TestScriptsEmitKnownKinds(t *testing.T) {
 		t.Fatalf("found %d event kinds in the scripts: the pattern is stale", seen)
 	}
 }
+
+// TestRepliesMatchTheirScripts: the codes each script can return (the
+// replies it builds, "{ C.X") are the codes its Go reply declares, and
+// its header's "Returns:" block documents each of them.
+func TestRepliesMatchTheirScripts(t *testing.T) {
+	returns := regexp.MustCompile(`(?:return|=) \{ C\.([A-Z_]+)`)
+	for name, declared := range store.ScriptReplyCodes() {
+		src, err := os.ReadFile("lua/" + name + ".lua")
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := map[string]bool{}
+		for _, m := range returns.FindAllStringSubmatch(string(src), -1) {
+			found[m[1]] = true
+		}
+		want := map[string]bool{}
+		for _, c := range declared {
+			want[c] = true
+		}
+		for c := range found {
+			if !want[c] {
+				t.Errorf("%s returns %s, which its Go reply does not declare", name, c)
+			}
+		}
+		_, doc, _ := strings.Cut(string(src), "-- Returns:")
+		doc, _, _ = strings.Cut(doc, "\n\n")
+		for c := range want {
+			if !found[c] {
+				t.Errorf("%s: Go declares %s, which the script never returns", name, c)
+			}
+			if doc != "" && !strings.Contains(doc, "{"+c) {
+				t.Errorf("%s: %s is not in its Returns: block", name, c)
+			}
+		}
+	}
+}

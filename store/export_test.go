@@ -90,3 +90,19 @@ func DecideKeys(s *Redis, ws, leadID, poolID string) []string {
 
 // Fail classifies err as the store does for a failed call of op.
 func Fail(op string, err error) error { return New(nil, "").fail(op, err) }
+
+// ScriptReplyCodes is, per script name, the names of the codes replyCodes
+// says it answers.
+func ScriptReplyCodes() map[string][]string {
+	out := map[string][]string{}
+	for _, sc := range allScripts {
+		codes := replyCodes[sc]
+		if codes == nil {
+			codes = []code{codeOK}
+		}
+		for _, c := range codes {
+			out[sc.name] = append(out[sc.name], c.String())
+		}
+	}
+	return out
+}

@@ -421,11 +421,12 @@ func (s *Redis) Decide(ctx context.Context, d *engine.DecideRequest) (*engine.Ou
 	if err != nil {
 		return nil, err
 	}
-	switch r.code {
+	dr := decodeDecide(r)
+	switch dr.code {
 	case codeStale:
 		return nil, engine.ErrStaleConfig
 	case codeDuplicate:
-		a, err := parseRecord(d.Lead.ID, pairs(r.vals))
+		a, err := parseRecord(d.Lead.ID, pairs(dr.existing))
 		if err != nil {
 			return nil, err
 		}
@@ -436,14 +437,14 @@ func (s *Redis) Decide(ctx context.Context, d *engine.DecideRequest) (*engine.Ou
 	}
 	// A new record: the reply leaves out pb, which holds what this call
 	// sent.
-	a := recordFields(d.Lead.ID, packedRecord(r.val(1)).get, d.View == engine.ViewFull)
+	a := recordFields(d.Lead.ID, dr.record.get, d.View == engine.ViewFull)
 	a.Lead = *d.Lead
 	if len(a.Lead.Attributes) == 0 {
 		a.Lead.Attributes = nil
 	}
 	a.Trace.Rules = d.Rules
 	a.RuleID, a.ReceivedAt, a.ConfigVersion = d.RuleID, time.UnixMilli(d.ReceivedAt.UnixMilli()).UTC(), d.ConfigVersion
-	return &engine.Outcome{Assignment: a, Backlog: r.val(0) == "1"}, nil
+	return &engine.Outcome{Assignment: a, Backlog: dr.backlog}, nil
 }
 
 // Assignment implements engine.Store.
@@ -466,11 +467,11 @@ func (s *Redis) SetRepStatus(ctx context.Context, ws, configID, repID string, st
 	if err != nil {
 		return "", err
 	}
-	switch r.code {
+	switch st := decodeStatus(r); st.code {
 	case codeStale:
 		return "", engine.ErrStaleConfig
 	case codeOK:
-		return engine.RepStatus(r.val(0)), nil
+		return engine.RepStatus(st.status), nil
 	}
 	return "", r.unexpected(repSetStatus)
 }
@@ -677,11 +678,11 @@ func (s *Redis) DrainQueue(ctx context.Context, ws, configID string, pool *engin
 	if err != nil {
 		return nil, err
 	}
-	switch r.code {
+	switch d := decodeDrain(r); d.code {
 	case codeStale:
 		return nil, engine.ErrStaleConfig
 	case codeOK:
-		return &engine.DrainResult{Blocked: r.val(0) == "1", Skipped: count(r.val(1)), Assigned: r.vals[2:]}, nil
+		return &engine.DrainResult{Blocked: d.blocked, Skipped: d.skipped, Assigned: d.assigned}, nil
 	}
 	return nil, r.unexpected(queueDrain)
 }
@@ -706,13 +707,13 @@ func (s *Redis) CloseAssignment(ctx context.Context, ws, configID string, c *eng
 	if err, ok := r.leadError(c.LeadID, engine.StateAssigned); ok {
 		return nil, err
 	}
-	switch r.code {
+	switch l := decodeLead(r); l.code {
 	case codeOK:
-		return parseRecord(c.LeadID, pairs(r.vals))
+		return parseRecord(c.LeadID, pairs(l.record))
 	case codeConflict:
-		return nil, fmt.Errorf("lead %q is already closed as %s: %w", c.LeadID, r.val(0), engine.ErrNotAssigned)
+		return nil, fmt.Errorf("lead %q is already closed as %s: %w", c.LeadID, l.closed, engine.ErrNotAssigned)
 	case codeWrongState:
-		return nil, fmt.Errorf("lead %q is %s: %w", c.LeadID, r.val(0), engine.ErrNotAssigned)
+		return nil, fmt.Errorf("lead %q is %s: %w", c.LeadID, l.state, engine.ErrNotAssigned)
 	}
 	return nil, r.unexpected(assignmentClose)
 }
@@ -728,13 +729,13 @@ func (s *Redis) Accept(ctx context.Context, ws, leadID, repID string, now time.T
 	if err, ok := r.leadError(leadID, engine.StateOffered); ok {
 		return nil, err
 	}
-	switch r.code {
+	switch l := decodeLead(r); l.code {
 	case codeOK:
-		return parseRecord(leadID, pairs(r.vals))
+		return parseRecord(leadID, pairs(l.record))
 	case codeExpired:
-		return nil, &engine.OfferGoneError{LeadID: leadID, State: engine.State(r.val(0)), ExpiredAt: msTime(r.val(1))}
+		return nil, &engine.OfferGoneError{LeadID: leadID, State: engine.State(l.state), ExpiredAt: l.at}
 	case codeWrongState:
-		return nil, &engine.OfferGoneError{LeadID: leadID, State: engine.State(r.val(0))}
+		return nil, &engine.OfferGoneError{LeadID: leadID, State: engine.State(l.state)}
 	}
 	return nil, r.unexpected(offerAccept)
 }
@@ -751,14 +752,14 @@ func (s *Redis) Contact(ctx context.Context, ws, leadID, repID, channel string, 
 	if err, ok := r.leadError(leadID, engine.StateAssigned); ok {
 		return nil, err
 	}
-	switch r.code {
+	switch l := decodeLead(r); l.code {
 	case codeOK:
-		return parseRecord(leadID, pairs(r.vals))
+		return parseRecord(leadID, pairs(l.record))
 	case codeBeforeSubmission:
 		return nil, &engine.ValidationError{Violations: []engine.FieldViolation{{Field: "contacted_at",
-			Description: "before the lead was submitted (" + msTime(r.val(0)).Format(time.RFC3339) + ")"}}}
+			Description: "before the lead was submitted (" + l.at.Format(time.RFC3339) + ")"}}}
 	case codeWrongState:
-		return nil, fmt.Errorf("lead %q is %s; a contact needs an accepted assignment: %w", leadID, r.val(0), engine.ErrNotAssigned)
+		return nil, fmt.Errorf("lead %q is %s; a contact needs an accepted assignment: %w", leadID, l.state, engine.ErrNotAssigned)
 	}
 	return nil, r.unexpected(leadContact)
 }
@@ -784,11 +785,11 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 	if err, ok := res.leadError(a.LeadID, engine.StateOffered); ok {
 		return nil, err
 	}
-	switch res.code {
+	switch p := decodeReroute(res); p.code {
 	case codeOK:
-		return &engine.RerouteResult{Done: true, State: engine.State(res.val(0)), Backlog: res.val(1) == "1"}, nil
+		return &engine.RerouteResult{Done: true, State: engine.State(p.state), Backlog: p.backlog}, nil
 	case codeClaimed, codeWrongState:
-		return &engine.RerouteResult{State: engine.State(res.val(0))}, nil
+		return &engine.RerouteResult{State: engine.State(p.state)}, nil
 	}
 	return nil, res.unexpected(leadReroute)
 }
@@ -917,12 +918,12 @@ func (s *Redis) TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge 
 		if err != nil {
 			return total, err
 		}
-		if r.code != codeOK {
+		t := decodeTrim(r)
+		if t.code != codeOK {
 			return total, r.unexpected(eventsTrim)
 		}
-		removed, more := int64(count(r.val(0))), r.val(1) == "1"
-		total += removed
-		if !more || removed == 0 {
+		total += int64(t.n)
+		if !t.more || t.n == 0 {
 			return total, nil
 		}
 	}
@@ -941,11 +942,11 @@ func (s *Redis) RepConnection(ctx context.Context, ws, configID, repID string, p
 	if err != nil {
 		return "", err
 	}
-	switch r.code {
+	switch st := decodeStatus(r); st.code {
 	case codeStale:
 		return "", engine.ErrStaleConfig
 	case codeOK:
-		return engine.RepStatus(r.val(0)), nil
+		return engine.RepStatus(st.status), nil
 	}
 	return "", r.unexpected(repConnection)
 }
@@ -966,14 +967,15 @@ func (s *Redis) IndexPools(ctx context.Context, ws, configID string, pools []str
 		if err != nil {
 			return built, moved, err
 		}
-		switch r.code {
+		m := decodeMoved(r)
+		switch m.code {
 		case codeStale:
 			return built, moved, engine.ErrStaleConfig
 		case codeOK:
 		default:
 			return built, moved, r.unexpected(poolIndex)
 		}
-		built, moved = built+count(r.val(0)), moved+count(r.val(1))
+		built, moved = built+m.filed, moved+m.moved
 	}
 	return built, moved, nil
 }
@@ -1006,14 +1008,15 @@ func (s *Redis) FileShifts(ctx context.Context, ws, configID string, reps []engi
 		if err != nil {
 			return changed, err
 		}
-		switch r.code {
+		m := decodeMoved(r)
+		switch m.code {
 		case codeStale:
 			return changed, engine.ErrStaleConfig
 		case codeOK:
 		default:
 			return changed, r.unexpected(repShift)
 		}
-		changed += count(r.val(0))
+		changed += m.filed
 	}
 	return changed, nil
 }
@@ -1103,17 +1106,14 @@ func (s *Redis) ClaimTimers(ctx context.Context, ws string, now time.Time, limit
 	if err != nil {
 		return nil, err
 	}
-	if r.code != codeOK || len(r.vals)%3 != 0 {
+	t, err := decodeTimers(r)
+	if err != nil || t.code != codeOK {
 		return nil, r.unexpected(timersClaim)
 	}
-	out := make([]engine.Timer, 0, len(r.vals)/3)
-	for i := 0; i < len(r.vals); i += 3 {
-		kind, lead, _ := strings.Cut(r.vals[i], "|") // the script returns "<kind>|<lead>" only
-		due, err := strconv.ParseInt(r.vals[i+1], 10, 64)
-		if err != nil {
-			return nil, r.unexpected(timersClaim)
-		}
-		out = append(out, engine.Timer{Kind: engine.TimerKind(kind), LeadID: lead, Due: time.UnixMilli(due).UTC(), Attempts: count(r.vals[i+2])})
+	out := make([]engine.Timer, len(t.claimed))
+	for i, c := range t.claimed {
+		kind, lead, _ := strings.Cut(c.member, "|") // the script returns "<kind>|<lead>" only
+		out[i] = engine.Timer{Kind: engine.TimerKind(kind), LeadID: lead, Due: c.due, Attempts: c.attempts}
 	}
 	return out, nil
 }
@@ -1130,10 +1130,11 @@ func (s *Redis) RetryTimer(ctx context.Context, ws string, t engine.Timer, at ti
 	if err != nil {
 		return 0, err
 	}
-	if r.code != codeOK {
+	rr := decodeRetry(r)
+	if rr.code != codeOK {
 		return 0, r.unexpected(timerRetry)
 	}
-	return count(r.val(1)), nil
+	return rr.n, nil
 }
 
 // TimerRecovered implements engine.Store.
@@ -1151,11 +1152,12 @@ func (s *Redis) PruneTimers(ctx context.Context, ws string) (int, error) {
 		if err != nil {
 			return total, err
 		}
-		if r.code != codeOK {
+		p := decodePrune(r)
+		if p.code != codeOK {
 			return total, r.unexpected(timersPrune)
 		}
-		total += count(r.val(1))
-		if cursor = r.val(0); cursor == "0" {
+		total += p.n
+		if cursor = p.cursor; cursor == "0" {
 			return total, nil
 		}
 	}
@@ -1173,9 +1175,9 @@ func (s *Redis) Escalate(ctx context.Context, ws, configID string, a *engine.Ass
 	if err != nil {
 		return false, false, err
 	}
-	switch r.code {
+	switch p := decodeEscalate(r); p.code {
 	case codeOK:
-		return true, r.val(0) == "1", nil
+		return true, p.backlog, nil
 	case codeStale:
 		return false, false, engine.ErrStaleConfig
 	case codeClaimed, codeWrongState, codeMoved:
@@ -1197,13 +1199,13 @@ func (s *Redis) Expire(ctx context.Context, ws, leadID, reason string, now time.
 		if rerr != nil {
 			return false, rerr
 		}
-		switch r.code {
+		switch x := decodeExpire(r); x.code {
 		case codeOK:
 			return true, nil
 		case codeClaimed, codeWrongState:
 			return false, nil
 		case codeMoved:
-			pool = r.val(0) // the lead escalated meanwhile
+			pool = x.pool // the lead escalated meanwhile
 		default:
 			return false, r.unexpected(leadExpire)
 		}
