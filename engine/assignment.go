@@ -6,6 +6,22 @@ import "time"
 type State string
 
 // Every lead ends in one of these states: never lost, never assigned twice.
+// MaxHistory is how many history entries a record keeps: past it the
+// oldest are dropped and counted (Assignment.HistoryFolded). The store's
+// scripts hold the same number (lib_workspace.lua HISTORY_MAX).
+const MaxHistory = 200
+
+// MaxRecordBytes bounds what a stored record takes in Redis (MEMORY USAGE).
+// The parts at their limits: the lead about 80 KB (its field and attribute
+// limits), the rule trace about 82 KB (maxRuleTrace misses and a match,
+// each naming at most traceListItems values of traceTextBytes), the
+// history about 94 KB (MaxHistory lines of a rep id and a 256-byte
+// reason), the pick trace about 53 KB (MaxRuleTargets pools, each at most
+// 22 lines), the other fields under 2 KB: about 311 KB, and Redis's own
+// overhead on top. TestRecordSizeAtMaximum measures a record with the lead
+// and the rule trace at their limits and a full history.
+const MaxRecordBytes = 384 << 10
+
 const (
 	StateAssigned   State = "ASSIGNED"
 	StateQueued     State = "QUEUED"
@@ -71,6 +87,9 @@ type Assignment struct {
 	Disposition         Disposition
 	ReasonCode          string
 	History             []LifecycleEvent
+	// HistoryFolded is how many of the oldest history entries the record
+	// dropped to keep at most MaxHistory.
+	HistoryFolded int
 	// PolicyPool is the pool whose offer and SLA policies the lead's
 	// placement followed (for owner and sticky routes, not PoolID).
 	PolicyPool string

@@ -2,10 +2,12 @@ package engine
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // maxRuleTrace bounds how many non-matching rules a trace lists; the rest
@@ -64,7 +66,7 @@ type set struct {
 }
 
 func newSet(values []string) set {
-	s := set{list: values, text: fmt.Sprint(values)}
+	s := set{list: values, text: traceList(values)}
 	if len(values) > 0 {
 		s.m = make(map[string]struct{}, len(values))
 		for _, v := range values {
@@ -145,7 +147,7 @@ func compile(cfg *Config, sc *StoredConfig) *compiledConfig {
 		for _, l := range r.Match.Languages {
 			cr.languages = append(cr.languages, strings.ToLower(l))
 		}
-		cr.postalText, cr.languagesText = fmt.Sprint(cr.postalPrefixes), fmt.Sprint(cr.languages)
+		cr.postalText, cr.languagesText = traceList(cr.postalPrefixes), traceList(cr.languages)
 		if cr.employees != nil {
 			cr.employeesText = cr.employees.String()
 		}
@@ -261,10 +263,48 @@ func (r *compiledRule) miss(l *Lead) string {
 	}
 	for k, want := range r.attributes {
 		if got, ok := l.Attributes[k]; !ok || got != want {
-			return "attribute " + k + " is " + strconv.Quote(got) + ", want " + strconv.Quote(want)
+			return "attribute " + clip(k) + " is " + strconv.Quote(clip(got)) + ", want " + strconv.Quote(clip(want))
 		}
 	}
 	return ""
+}
+
+// A rule's trace text names at most traceListItems values of a list and at
+// most traceTextBytes of a value, so that a rule trace, and the record
+// holding it, has a bound whatever the config's lists (engine.MaxRecordBytes).
+const (
+	traceListItems = 10
+	traceTextBytes = 128
+)
+
+// traceList prints values as "[a b c]", the first traceListItems of them
+// and a count of the rest.
+func traceList(values []string) string {
+	if len(values) <= traceListItems {
+		return "[" + strings.Join(clipAll(values), " ") + "]"
+	}
+	return "[" + strings.Join(clipAll(values[:traceListItems]), " ") + " … " +
+		strconv.Itoa(len(values)-traceListItems) + " more]"
+}
+
+func clipAll(values []string) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = clip(v)
+	}
+	return out
+}
+
+// clip cuts s to traceTextBytes (at a rune boundary), marking the cut.
+func clip(s string) string {
+	if len(s) <= traceTextBytes {
+		return s
+	}
+	cut := traceTextBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // describe says what the rule requires, for the trace of a match.
@@ -275,16 +315,23 @@ func (r *compiledRule) describe() string {
 			parts = append(parts, fmt.Sprintf("%s in %v", name, v))
 		}
 	}
-	add("country", r.countries.active(), r.countries.list)
-	add("region", r.regions.active(), r.regions.list)
-	add("postal prefix", len(r.postalPrefixes) > 0, r.postalPrefixes)
-	add("industry", r.industries.active(), r.industries.list)
+	add("country", r.countries.active(), r.countries.text)
+	add("region", r.regions.active(), r.regions.text)
+	add("postal prefix", len(r.postalPrefixes) > 0, r.postalText)
+	add("industry", r.industries.active(), r.industries.text)
 	add("employee count", r.employees != nil, r.employees)
-	add("source", r.sources.active(), r.sources.list)
-	add("product", r.products.active(), r.products.list)
-	add("language", len(r.languages) > 0, r.languages)
+	add("source", r.sources.active(), r.sources.text)
+	add("product", r.products.active(), r.products.text)
+	add("language", len(r.languages) > 0, r.languagesText)
 	add("score", r.score != nil, r.score)
-	add("attributes", len(r.attributes) > 0, r.attributes)
+	if len(r.attributes) > 0 {
+		keys := make([]string, 0, len(r.attributes))
+		for k, v := range r.attributes {
+			keys = append(keys, clip(k)+":"+clip(v))
+		}
+		sort.Strings(keys)
+		add("attributes", true, "map"+traceList(keys))
+	}
 	if len(parts) == 0 {
 		return "matches every lead (default rule)"
 	}

@@ -80,6 +80,7 @@ func assignmentToProto(a *engine.Assignment) *pb.Assignment {
 	}
 	// Every answer carries the history and the whole rule trace: their
 	// messages are allocated together, one array each, not one by one.
+	out.HistoryFolded = int32(a.HistoryFolded)
 	if len(a.History) > 0 {
 		events := make([]pb.LifecycleEvent, len(a.History))
 		out.History = make([]*pb.LifecycleEvent, len(a.History))

@@ -95,6 +95,8 @@ func (r reply) unexpected(sc *script) error {
 	return fmt.Errorf("store %s: unexpected reply %v %q", sc.name, r.code, r.vals)
 }
 
+func (b base) isDry() bool { return b.Dry }
+
 // base is what every routing script's request starts with (lib_workspace).
 type base struct {
 	Cfg string `json:"cfg"` // the config id the caller holds
@@ -202,7 +204,11 @@ func (s *Redis) call(ctx context.Context, ws string, sc *script, keys []string, 
 	}
 	args := make([]any, 0, 1+len(payload))
 	args = append(append(args, arg), payload...)
-	list, err := s.run(ctx, ws, sc, keys, args...)
+	dry := false
+	if b, ok := req.(interface{ isDry() bool }); ok {
+		dry = b.isDry()
+	}
+	list, err := s.runAcked(ctx, ws, sc, !dry, keys, args...)
 	if err != nil {
 		return reply{}, err
 	}

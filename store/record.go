@@ -40,7 +40,9 @@ import (
 //	rejected_by  "|a|b|": reps who rejected the lead
 //	breached_by  "|a|b|": reps who breached the lead's SLA; never offered it
 //	             again
-//	history      lifecycle lines "ms<tab>kind<tab>rep<tab>detail" (detail: a note)
+//	history      lifecycle lines "ms<tab>kind<tab>rep<tab>detail" (detail: a note),
+//	             at most 200 (lib_workspace.lua HISTORY_MAX)
+//	history_folded  the oldest lines dropped past that bound
 //
 // Records written before pb existed keep those parts in fields of their own
 // (lead and rules as JSON, rule, received_at, cfgv, email); parseRecord
@@ -151,6 +153,7 @@ func recordFields(leadID string, f func(string) string, full bool) *engine.Assig
 	}
 	if full {
 		a.History = parseHistory(f("history"))
+		a.HistoryFolded = count(f("history_folded"))
 		a.Trace.Targets = parsePicks(f("picks"))
 	}
 	return a

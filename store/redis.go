@@ -34,7 +34,16 @@ type Redis struct {
 	// registered holds the workspaces this store has seen registered or
 	// registered itself since it started (LoadConfig).
 	registered sync.Map
+	// ackReplicas is how many replicas must confirm each state-changing
+	// script before the call succeeds (SetAckReplicas; 0: none).
+	ackReplicas int
 }
+
+// SetAckReplicas makes every state-changing script call wait (WAIT) until
+// n replicas have its writes, within the call's deadline; a call they do
+// not confirm in time answers engine.ErrUnavailable, saying the write may or
+// may not persist. 0 (the default) waits for none. Set it before use.
+func (s *Redis) SetAckReplicas(n int) { s.ackReplicas = n }
 
 var _ engine.Store = (*Redis)(nil)
 
@@ -759,6 +768,9 @@ func (s *Redis) Contact(ctx context.Context, ws, leadID, repID, channel string, 
 		return nil, &engine.ValidationError{Violations: []engine.FieldViolation{{Field: "contacted_at",
 			Description: "before the lead was submitted (" + l.at.Format(time.RFC3339) + ")"}}}
 	case codeWrongState:
+		if engine.State(l.state) == engine.StateClosed {
+			return nil, fmt.Errorf("lead %q is closed: its record takes no more contacts: %w", leadID, engine.ErrNotAssigned)
+		}
 		return nil, fmt.Errorf("lead %q is %s; a contact needs an accepted assignment: %w", leadID, l.state, engine.ErrNotAssigned)
 	}
 	return nil, r.unexpected(leadContact)
@@ -1217,7 +1229,22 @@ func (s *Redis) Expire(ctx context.Context, ws, leadID, reason string, now time.
 // returns its reply as strings. The facts a routing script appends to its
 // reply go to the observer and are not part of what run returns.
 func (s *Redis) run(ctx context.Context, ws string, sc *script, keys []string, args ...any) ([]string, error) {
-	v, err := sc.Run(ctx, s.client, keys, args...).Result()
+	return s.runAcked(ctx, ws, sc, false, keys, args...)
+}
+
+// runAcked is run; with acked and SetAckReplicas, the script and a WAIT
+// for the replicas go in one pipeline, on the connection of the master
+// that holds keys (WAIT counts the writes of its own connection).
+func (s *Redis) runAcked(ctx context.Context, ws string, sc *script, acked bool, keys []string, args ...any) ([]string, error) {
+	var (
+		v   any
+		err error
+	)
+	if acked && s.ackReplicas > 0 {
+		v, err = s.evalAcked(ctx, sc, keys, args)
+	} else {
+		v, err = sc.Run(ctx, s.client, keys, args...).Result()
+	}
 	if err != nil {
 		return nil, s.fail(sc.name, sc.located(err))
 	}

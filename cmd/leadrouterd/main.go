@@ -43,6 +43,7 @@ type options struct {
 	insecure                                         bool
 	assignRate, writeRate, readRate, streamRate      float64
 	assignBurst, maxMsgBytes, maxStreamsPerRep       int
+	ackReplicas                                      int
 	writeBurst, readBurst, streamBurst               int
 	maxEventStreams, maxConcurrentStreams            int
 	defaultDeadline, maxConnectionAge                time.Duration
@@ -95,6 +96,7 @@ func parseFlags() (*options, error) {
 	fs.DurationVar(&o.defaultDeadline, "default-deadline", server.DefaultDeadline, "deadline of a unary call whose client sets none")
 	fs.IntVar(&o.maxMsgBytes, "max-msg-bytes", server.DefaultMaxRecvBytes, "largest request message accepted")
 	fs.IntVar(&o.maxStreamsPerRep, "max-streams-per-rep", server.DefaultMaxStreamsPerRep, "WatchAssignments streams one rep may hold open on this replica")
+	fs.IntVar(&o.ackReplicas, "ack-replicas", 0, "replicas that must confirm each state change (Redis WAIT, within the call's deadline) before a call succeeds; unconfirmed, it answers UNAVAILABLE and may or may not persist (retrying with the same lead id is safe); 0: answer once the master has it (docs/deployment.md, \"What can be lost\")")
 	fs.StringVar(&o.redisCA, "redis-ca", "", "CA (PEM) that signs the Redis servers' certificates (rediss://, rediss+cluster://, rediss+sentinel:// URLs)")
 	// LEADROUTER_<FLAG> (dashes as underscores) sets a flag's default.
 	fs.VisitAll(func(f *flag.Flag) {
@@ -129,11 +131,18 @@ func run() error {
 		return err
 	}
 
+	switch {
+	case o.ackReplicas < 0:
+		return fmt.Errorf("--ack-replicas: %d is negative", o.ackReplicas)
+	case o.ackReplicas > 0 && o.redisURL == "":
+		return errors.New("--ack-replicas: the embedded store has no replicas; pass --redis-url")
+	}
 	st, closeStore, err := openStore(ctx, o.redisURL, o.redisCA, log)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	st.SetAckReplicas(o.ackReplicas)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mopts := metrics.Options{WorkspaceLabel: o.metricsWorkspaceLabel}

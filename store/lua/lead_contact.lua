@@ -13,7 +13,9 @@
 --   {WRONG_REP, rep, state}     the lead is held by another rep
 --   {BEFORE_SUBMISSION, ms}     the contact is dated before the submission
 --   {NOT_FOUND}                 no such lead
---   {WRONG_STATE, state}        the lead is offered (accept first), queued...
+--   {WRONG_STATE, state}        the lead is offered (accept first), queued,
+--                               unroutable or closed: a closed lead's record
+--                               takes no more contacts
 
 local lead_key = KEYS[15]
 local lead_id = A.lead
@@ -26,7 +28,7 @@ local state, holder, first, submitted, due, breaches = unpack(redis.call('HMGET'
 if not state then
   return { C.NOT_FOUND }
 end
-if state ~= 'ASSIGNED' and state ~= 'CLOSED' then
+if state ~= 'ASSIGNED' then
   return { C.WRONG_STATE, state }
 end
 if holder ~= rep then

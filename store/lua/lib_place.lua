@@ -71,7 +71,7 @@ local function place_stored(lead_key, pool, rep, lead_id, sla_from, extra)
   local state, fields, line = place(pool, rep, lead_id, sla_from, offered or '', tonumber(sla_set or ''))
   append_all(fields, extra or {})
   redis.call('HSET', lead_key, unpack(fields))
-  redis.call('HSET', lead_key, 'history', (redis.call('HGET', lead_key, 'history') or '') .. line)
+  append_history(lead_key, line)
   if state == 'OFFERED' then redis.call('HINCRBY', lead_key, 'offers', 1) end
   return state
 end

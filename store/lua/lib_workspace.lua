@@ -62,12 +62,32 @@ local function history_line(kind, rep, detail)
   return NOW .. '\t' .. kind .. '\t' .. (rep or '') .. '\t' .. (detail or '') .. '\n'
 end
 
--- add_history appends lifecycle events to a stored record.
+-- A record's history keeps at most HISTORY_MAX entries: past it, the
+-- oldest are dropped and counted in the record's history_folded field, so
+-- a lead contacted thousands of times keeps a bounded record
+-- (docs/design.md, "The record").
+local HISTORY_MAX = 200
+
+-- append_history appends lines (history_line's, concatenated) to a stored
+-- record's history, folding the oldest past HISTORY_MAX.
+local function append_history(lead_key, lines)
+  local text = (redis.call('HGET', lead_key, 'history') or '') .. lines
+  local _, n = string.gsub(text, '\n', '')
+  if n > HISTORY_MAX then
+    local at = 0
+    for _ = 1, n - HISTORY_MAX do at = string.find(text, '\n', at + 1, true) end
+    text = string.sub(text, at + 1)
+    redis.call('HINCRBY', lead_key, 'history_folded', n - HISTORY_MAX)
+  end
+  redis.call('HSET', lead_key, 'history', text)
+end
+
+-- add_history appends lifecycle events (kind, rep, detail, ...) to a
+-- stored record.
 local function add_history(lead_key, ...)
-  local lines = { redis.call('HGET', lead_key, 'history') or '' }
-  local events = { ... }
+  local lines, events = {}, { ... }
   for i = 1, #events, 3 do lines[#lines + 1] = history_line(events[i], events[i + 1], events[i + 2]) end
-  redis.call('HSET', lead_key, 'history', table.concat(lines))
+  append_history(lead_key, table.concat(lines))
 end
 
 -- FACTS are what this call did, for the caller's metrics: one per event

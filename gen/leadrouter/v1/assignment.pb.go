@@ -265,8 +265,11 @@ type Assignment struct {
 	FirstContactDueAt *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=first_contact_due_at,json=firstContactDueAt,proto3" json:"first_contact_due_at,omitempty"`
 	Disposition       Disposition            `protobuf:"varint,23,opt,name=disposition,proto3,enum=leadrouter.v1.Disposition" json:"disposition,omitempty"`
 	ReasonCode        string                 `protobuf:"bytes,24,opt,name=reason_code,json=reasonCode,proto3" json:"reason_code,omitempty"`
-	// Everything that happened to the lead, oldest first.
-	History       []*LifecycleEvent `protobuf:"bytes,25,rep,name=history,proto3" json:"history,omitempty"`
+	// What happened to the lead, oldest first: the latest 200 entries.
+	History []*LifecycleEvent `protobuf:"bytes,25,rep,name=history,proto3" json:"history,omitempty"`
+	// How many older entries the record no longer keeps (its history is
+	// bounded: a lead contacted thousands of times keeps a bounded record).
+	HistoryFolded int32 `protobuf:"varint,26,opt,name=history_folded,json=historyFolded,proto3" json:"history_folded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -474,6 +477,13 @@ func (x *Assignment) GetHistory() []*LifecycleEvent {
 		return x.History
 	}
 	return nil
+}
+
+func (x *Assignment) GetHistoryFolded() int32 {
+	if x != nil {
+		return x.HistoryFolded
+	}
+	return 0
 }
 
 // Trace answers "why was this lead assigned to me?".
@@ -834,7 +844,7 @@ const file_leadrouter_v1_assignment_proto_rawDesc = "" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x15\n" +
 	"\x06rep_id\x18\x03 \x01(\tR\x05repId\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detail\"\xf7\b\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"\x9e\t\n" +
 	"\n" +
 	"Assignment\x12\x17\n" +
 	"\alead_id\x18\x01 \x01(\tR\x06leadId\x124\n" +
@@ -866,7 +876,8 @@ const file_leadrouter_v1_assignment_proto_rawDesc = "" +
 	"\vdisposition\x18\x17 \x01(\x0e2\x1a.leadrouter.v1.DispositionR\vdisposition\x12\x1f\n" +
 	"\vreason_code\x18\x18 \x01(\tR\n" +
 	"reasonCode\x127\n" +
-	"\ahistory\x18\x19 \x03(\v2\x1d.leadrouter.v1.LifecycleEventR\ahistory\"\x91\x01\n" +
+	"\ahistory\x18\x19 \x03(\v2\x1d.leadrouter.v1.LifecycleEventR\ahistory\x12%\n" +
+	"\x0ehistory_folded\x18\x1a \x01(\x05R\rhistoryFolded\"\x91\x01\n" +
 	"\x05Trace\x123\n" +
 	"\x05rules\x18\x01 \x03(\v2\x1d.leadrouter.v1.RuleEvaluationR\x05rules\x129\n" +
 	"\atargets\x18\x02 \x03(\v2\x1f.leadrouter.v1.TargetEvaluationR\atargets\x12\x18\n" +
