@@ -89,6 +89,10 @@ SPEC = {
     "leadrouter_queue_wait_seconds": ("histogram", {}),
     "leadrouter_reps": ("gauge", {"status": {"AVAILABLE", "AWAY", "OFFLINE"}}),
     "leadrouter_rep_auto_paused_total": ("counter", {"pool": None}),
+    "leadrouter_records_removed_total": ("counter", {}),
+    "leadrouter_quota_refused_total": ("counter", {}),
+    "leadrouter_redis_used_memory_bytes": ("gauge", {}),
+    "leadrouter_redis_maxmemory_bytes": ("gauge", {}),
     "leadrouter_stream_subscribers": ("gauge", {"stream": {"assignments", "events"}}),
     "leadrouter_event_delivery_seconds": ("histogram", {}),
     "leadrouter_redis_errors_total": ("counter", {"op": None}),
@@ -97,9 +101,9 @@ SPEC = {
     "leadrouter_clock_offset_seconds": ("gauge", {}),
     "leadrouter_redis_unreachable_masters": ("gauge", {}),
     "leadrouter_sweep_duration_seconds": ("histogram", {}),
-    "leadrouter_timers_fired_total": ("counter", {"kind": {"offer", "sla", "warn", "escalate", "expire"}}),
-    "leadrouter_timers_failed_total": ("counter", {"kind": {"offer", "sla", "warn", "escalate", "expire"}, "result": {"retry", "parked"}}),
-    "leadrouter_timer_lateness_seconds": ("histogram", {"kind": {"offer", "sla", "warn", "escalate", "expire"}}),
+    "leadrouter_timers_fired_total": ("counter", {"kind": {"offer", "sla", "warn", "escalate", "expire", "retain"}}),
+    "leadrouter_timers_failed_total": ("counter", {"kind": {"offer", "sla", "warn", "escalate", "expire", "retain"}, "result": {"retry", "parked"}}),
+    "leadrouter_timer_lateness_seconds": ("histogram", {"kind": {"offer", "sla", "warn", "escalate", "expire", "retain"}}),
     "leadrouter_state_scrape_errors": ("gauge", {}),
 }
 TARGET_LABELS = {"job", "instance"}     # added by Prometheus to every scraped series

@@ -109,6 +109,37 @@ type Settings struct {
 	// after PresenceGrace (default 60s).
 	PresenceFollowsConnection bool     `json:"presence_follows_connection,omitempty" yaml:"presence_follows_connection,omitempty"`
 	PresenceGrace             Duration `json:"presence_grace,omitempty" yaml:"presence_grace,omitempty"`
+	// RetainClosed is how long a CLOSED or UNROUTABLE lead's record is
+	// kept (default DefaultRetainClosed); then it is removed, and its lead
+	// id may be used again.
+	RetainClosed Duration `json:"retain_closed,omitempty" yaml:"retain_closed,omitempty"`
+	// MaxStoredLeads is how many records the workspace may hold (default
+	// DefaultMaxStoredLeads); past it AssignLead answers RESOURCE_EXHAUSTED.
+	MaxStoredLeads int64 `json:"max_stored_leads,omitempty" yaml:"max_stored_leads,omitempty"`
+}
+
+// Retention and quota defaults and bounds.
+const (
+	DefaultRetainClosed   = 30 * 24 * time.Hour
+	MinRetainClosed       = time.Minute
+	MaxRetainClosed       = 10 * 365 * 24 * time.Hour
+	DefaultMaxStoredLeads = 1_000_000
+)
+
+// Retain returns how long a closed or unroutable lead's record is kept.
+func (s Settings) Retain() time.Duration {
+	if s.RetainClosed == 0 {
+		return DefaultRetainClosed
+	}
+	return time.Duration(s.RetainClosed)
+}
+
+// StoredQuota returns how many records the workspace may hold.
+func (s Settings) StoredQuota() int64 {
+	if s.MaxStoredLeads == 0 {
+		return DefaultMaxStoredLeads
+	}
+	return s.MaxStoredLeads
 }
 
 // DefaultPresenceGrace is how long a rep may be without a desktop stream
@@ -558,6 +589,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Settings.EventsMaxAge < 0 {
 		v.add("settings.events_max_age", "%s is negative", time.Duration(c.Settings.EventsMaxAge))
+	}
+	if r := time.Duration(c.Settings.RetainClosed); r != 0 && (r < MinRetainClosed || r > MaxRetainClosed) {
+		v.add("settings.retain_closed", "%s is outside 1m to 10 years", r)
+	}
+	if c.Settings.MaxStoredLeads < 0 {
+		v.add("settings.max_stored_leads", "%d is negative", c.Settings.MaxStoredLeads)
 	}
 	return v.err()
 }

@@ -17,6 +17,7 @@ func (cc *compiledConfig) decision(ws string, l *Lead, now time.Time, dryRun boo
 		Rules: evals, DryRun: dryRun, StickyWindow: cc.cfg.Settings.Sticky(), Local: cc.localTimes(now),
 	}
 	d.ExpireAt = cc.expireAt(now)
+	d.Quota, d.Retain = cc.cfg.Settings.StoredQuota(), cc.cfg.Settings.Retain()
 	if acct := cc.account(l.CompanyDomain); acct != nil {
 		d.Owner, d.Domain = acct.OwnerRepID, acct.Domain
 		if acct.FallbackPoolID != "" {

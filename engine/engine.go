@@ -32,8 +32,13 @@ type Engine struct {
 	clock Clock
 	guard clockGuard
 	swept atomic.Pointer[[]string] // the last workspace list the sweeper read
-	log   *slog.Logger
-	obs   Observer
+	// backfilled holds the workspaces whose records this replica knows have
+	// retain timers (Store.BackfillRetention); backfilling is the one
+	// backfill running on this replica.
+	backfilled  sync.Map
+	backfilling sync.Mutex
+	log         *slog.Logger
+	obs         Observer
 
 	mu      sync.RWMutex
 	configs map[string]*compiledConfig
@@ -124,6 +129,9 @@ func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool, 
 		out, err := e.store.Decide(ctx, req)
 		return decided{cc, out}, err
 	})
+	if errors.Is(err, ErrQuota) && !dryRun {
+		e.obs.QuotaRefused(ws)
+	}
 	if err != nil {
 		return nil, false, err
 	}

@@ -29,6 +29,9 @@ var (
 	// ErrPoolHasQueue: a config may not remove a pool while leads are
 	// queued on it.
 	ErrPoolHasQueue = errors.New("pool has queued leads")
+	// ErrQuota: the workspace holds as many records as its
+	// settings.max_stored_leads allows.
+	ErrQuota = errors.New("quota reached")
 	// ErrConflict: the record changed between reading and writing it; the
 	// engine reads again.
 	ErrConflict = errors.New("record changed concurrently")

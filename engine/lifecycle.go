@@ -137,6 +137,7 @@ func (e *Engine) close(ctx context.Context, ws string, c *Closing) (*Assignment,
 		if err := e.ClockOK(); err != nil {
 			return nil, err
 		}
+		c.Retain = cc.cfg.Settings.Retain()
 		a, err := e.store.CloseAssignment(ctx, ws, cc.id, c, cc.rankedPools[c.RepID], e.clock.Now())
 		if err != nil {
 			return nil, err
@@ -166,7 +167,7 @@ func (e *Engine) reroute(ctx context.Context, ws, leadID string, mode RerouteMod
 		}
 		now := e.clock.Now()
 		targets, first, why := cc.rerouteTargets(ws, a, now)
-		res, err := e.store.Reroute(ctx, ws, cc.id, &Rerouting{Mode: mode, Assignment: a, RepID: repID, Reason: reason,
+		res, err := e.store.Reroute(ctx, ws, cc.id, &Rerouting{Retain: cc.cfg.Settings.Retain(), Mode: mode, Assignment: a, RepID: repID, Reason: reason,
 			Targets: targets, FirstIndex: first, QueuedReason: why, Sticky: cc.cfg.Settings.Sticky(),
 			Ranked: cc.rankedPools[a.RepID], ExpireAt: cc.expireAt(now), Local: cc.localTimes(now),
 			Policy: cc.pools[a.PlacementPolicyPool()]}, now)

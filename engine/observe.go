@@ -14,6 +14,9 @@ type Observer interface {
 	// its outcome, the pool it names ("" for none) and how long the call
 	// took.
 	LeadDecided(ws string, outcome DecideOutcome, pool string, took time.Duration)
+	// QuotaRefused reports an AssignLead refused for the workspace's
+	// settings.max_stored_leads.
+	QuotaRefused(ws string)
 	// Recorded reports facts a store call produced (see Fact).
 	Recorded(ws string, facts []Fact)
 	// StoreFailed reports a failed store operation: op names it (a script
@@ -57,10 +60,15 @@ type Fact struct {
 // up on (UNROUTABLE). It is not an event of its own.
 const FactDequeued EventKind = "dequeued"
 
+// FactRemoved: a lead's record was removed when its retention ended
+// (settings.retain_closed). Took is how long it had been closed.
+const FactRemoved EventKind = "removed"
+
 // Nop is an Observer that ignores everything.
 type Nop struct{}
 
 func (Nop) LeadDecided(string, DecideOutcome, string, time.Duration) {}
+func (Nop) QuotaRefused(string)                                      {}
 func (Nop) Recorded(string, []Fact)                                  {}
 func (Nop) StoreFailed(string, error)                                {}
 func (Nop) TimerFired(string, TimerKind, time.Duration)              {}

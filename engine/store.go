@@ -89,7 +89,16 @@ type Store interface {
 	// Expire fires a lead's expiry timer exactly once: a lead still queued
 	// becomes UNROUTABLE with the reason. Returns false when the timer had
 	// fired already or the lead is placed.
-	Expire(ctx context.Context, ws, leadID, reason string, now time.Time) (bool, error)
+	Expire(ctx context.Context, ws, leadID, reason string, retain time.Duration, now time.Time) (bool, error)
+	// BackfillRetention gives records written before retention existed a
+	// retain timer and a place in the workspace's record count, once per
+	// workspace (done: finished before). It scans every record of ws.
+	BackfillRetention(ctx context.Context, ws string, retain time.Duration) (added int, done bool, err error)
+	// RemoveLead removes a CLOSED or UNROUTABLE lead's record whose
+	// retention has ended (its TimerRetain is due), with its timers and the
+	// sticky binding it holds; false when the timer was fired already or
+	// the lead is gone.
+	RemoveLead(ctx context.Context, ws, leadID string, now time.Time) (bool, error)
 	// QueuedPools lists the pools that have queued leads.
 	QueuedPools(ctx context.Context, ws string) ([]string, error)
 	// QueueStats returns, for each pool of ws with leads queued, how many
@@ -194,6 +203,9 @@ const (
 	TimerEscalate TimerKind = "escalate"
 	// TimerExpire makes a lead queued past max_queue_age UNROUTABLE.
 	TimerExpire TimerKind = "expire"
+	// TimerRetain removes a CLOSED or UNROUTABLE lead's record once
+	// settings.retain_closed has passed.
+	TimerRetain TimerKind = "retain"
 )
 
 // StoredConfig is a config with its version and id. The version counts
@@ -225,6 +237,11 @@ type DecideRequest struct {
 	Owner, Domain string
 	// ExpireAt is when a queued lead becomes UNROUTABLE (zero: never).
 	ExpireAt time.Time
+	// Quota is how many records the workspace may hold
+	// (settings.max_stored_leads); Retain how long a lead decided
+	// UNROUTABLE is kept (settings.retain_closed).
+	Quota  int64
+	Retain time.Duration
 	// QueuedReason is recorded when nobody in any target is eligible;
 	// UnroutableReason when no rule matched.
 	QueuedReason     string
@@ -289,6 +306,8 @@ type Closing struct {
 	LeadID, RepID, Reason string
 	Disposition           Disposition
 	ReasonCode            string
+	// Retain is how long the closed record is kept (settings.retain_closed).
+	Retain time.Duration
 }
 
 // RerouteMode says why a lead is taken from its rep (or only warned about).
@@ -304,6 +323,9 @@ const (
 
 // Rerouting is what Store.Reroute needs.
 type Rerouting struct {
+	// Retain is how long the record is kept should the lead end UNROUTABLE
+	// (settings.retain_closed).
+	Retain       time.Duration
 	Mode         RerouteMode
 	Assignment   *Assignment // the record as the caller read it
 	RepID        string      // the rep expected to hold the lead

@@ -324,6 +324,7 @@ func (e *Engine) maintain(ctx context.Context, ws string, trim bool) error {
 	if err := e.fileShifts(ctx, ws, cc); err != nil && !errors.Is(err, ErrStaleConfig) {
 		return err // stale: the next operation loads the new config and files it
 	}
+	e.backfill(ctx, ws, cc.cfg.Settings.Retain())
 	if err := e.sweepPresence(ctx, ws, cc); err != nil {
 		return err
 	}
@@ -334,6 +335,29 @@ func (e *Engine) maintain(ctx context.Context, ws string, trim bool) error {
 		}
 	}
 	return nil
+}
+
+// backfill gives ws's records from before retention their retain timers,
+// once, in the background (a scan of every record may take minutes), one
+// workspace at a time on this replica.
+func (e *Engine) backfill(ctx context.Context, ws string, retain time.Duration) {
+	if _, ok := e.backfilled.Load(ws); ok || !e.backfilling.TryLock() {
+		return
+	}
+	go func() {
+		defer e.backfilling.Unlock()
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+		defer cancel()
+		added, done, err := e.store.BackfillRetention(bctx, ws, retain)
+		switch {
+		case err != nil:
+			e.log.Warn("retention backfill failed; tried again at a later sweep", "workspace", ws, "err", err)
+			return
+		case !done:
+			e.log.Info("records from before retention given their retain timers", "workspace", ws, "timers", added)
+		}
+		e.backfilled.Store(ws, true)
+	}()
 }
 
 // fire carries out one due timer. The store's scripts make sure it happens
@@ -347,7 +371,7 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 			return err
 		}
 		reason := fmt.Sprintf("queued longer than max_queue_age (%s)", time.Duration(cc.cfg.Settings.MaxQueueAge))
-		fired, err := e.store.Expire(ctx, ws, t.LeadID, reason, now)
+		fired, err := e.store.Expire(ctx, ws, t.LeadID, reason, cc.cfg.Settings.Retain(), now)
 		if fired {
 			e.log.Warn("queued lead expired: unroutable", "workspace", ws, "lead", t.LeadID)
 		}
@@ -386,6 +410,9 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 			return fmt.Errorf("escalating %q: %w", t.LeadID, err)
 		}
 		return nil
+	case TimerRetain:
+		_, err := e.store.RemoveLead(ctx, ws, t.LeadID, now)
+		return err
 	case TimerOffer, TimerSLA, TimerWarn:
 		mode := map[TimerKind]RerouteMode{TimerOffer: RerouteTimeout, TimerSLA: RerouteBreach, TimerWarn: RerouteWarn}[t.Kind]
 		_, err := e.reroute(ctx, ws, t.LeadID, mode, "", "")

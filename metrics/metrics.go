@@ -47,8 +47,12 @@ type Metrics struct {
 	slaBreaches    *prometheus.CounterVec
 	queueWait      *prometheus.HistogramVec
 	autoPaused     *prometheus.CounterVec
+	removed        *prometheus.CounterVec
+	quotaRefused   *prometheus.CounterVec
 	subscribers    *prometheus.GaugeVec
 	clockOffset    prometheus.Gauge
+	redisUsed      prometheus.Gauge
+	redisMax       prometheus.Gauge
 	mastersDown    prometheus.Gauge
 	sweepDuration  prometheus.Histogram
 	timersFired    *prometheus.CounterVec
@@ -107,6 +111,10 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 	m.queueWait = hist("queue_wait_seconds",
 		"Time leads spent queued, measured when they leave the queue (placed with a rep or given up as unroutable).", queueBuckets)
 	m.autoPaused = counter("rep_auto_paused_total", "Reps set AWAY after too many missed offers, by pool.", "pool")
+	m.removed = counter("records_removed_total",
+		"Lead records removed once settings.retain_closed passed after they were CLOSED or UNROUTABLE.")
+	m.quotaRefused = counter("quota_refused_total",
+		"AssignLead calls refused because the workspace holds settings.max_stored_leads records.")
 	m.subscribers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "stream_subscribers",
 		Help: "Open notification streams on this replica (assignments: rep desktops; events: dashboards)."}, []string{"stream"})
 	m.eventDelivery = hist("event_delivery_seconds",
@@ -118,6 +126,10 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 		Help: "Calls whose deadline ran out while they waited for Redis, by operation: a slow Redis, or callers with tight deadlines (answered UNAVAILABLE). op=ping is the health check, whose deadline is the service's own: a hung Redis."}, []string{"op"})
 	m.clockOffset = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "clock_offset_seconds",
 		Help: "This replica's clock minus Redis's, measured at every health check; beyond --max-clock-offset the replica refuses calls and sweeps (NOT_SERVING)."})
+	m.redisUsed = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "redis_used_memory_bytes",
+		Help: "Memory the Redis uses (INFO used_memory); on a cluster, the master nearest its maxmemory. Read every 15 s."})
+	m.redisMax = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "redis_maxmemory_bytes",
+		Help: "That Redis's maxmemory (0: none, and nothing stops it filling the host)."})
 	m.mastersDown = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "redis_unreachable_masters",
 		Help: "Redis servers (cluster masters; 1 for one server) that did not answer this replica's last health ping. The replica serves while any answers; the workspaces of one that does not get UNAVAILABLE."})
 	m.sweepDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "sweep_duration_seconds",
@@ -138,7 +150,7 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 	m.redisTimeouts.WithLabelValues("ping")
 	m.redisTimeouts.WithLabelValues("lead_decide")
 	reg.MustRegister(m.assignDuration, m.assignments, m.offerAccept, m.offers, m.speedToLead, m.slaBreaches,
-		m.queueWait, m.autoPaused, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.clockOffset, m.mastersDown,
+		m.queueWait, m.autoPaused, m.removed, m.quotaRefused, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.clockOffset, m.redisUsed, m.redisMax, m.mastersDown,
 		m.sweepDuration, m.timersFired, m.timersFailed, m.timerLateness, m.grpc)
 	return m
 }
@@ -200,6 +212,8 @@ func (m *Metrics) Recorded(ws string, facts []engine.Fact) {
 			m.autoPaused.WithLabelValues(m.lv(ws, p)...).Inc()
 		case engine.FactDequeued:
 			observe(m.queueWait.WithLabelValues(m.lv(ws)...), f.Took)
+		case engine.FactRemoved:
+			m.removed.WithLabelValues(m.lv(ws)...).Inc()
 		}
 	}
 }
@@ -207,6 +221,13 @@ func (m *Metrics) Recorded(ws string, facts []engine.Fact) {
 func observe(o prometheus.Observer, d time.Duration) {
 	if d >= 0 {
 		o.Observe(d.Seconds())
+	}
+}
+
+// QuotaRefused implements engine.Observer.
+func (m *Metrics) QuotaRefused(ws string) {
+	if m != nil {
+		m.quotaRefused.WithLabelValues(m.lv(ws)...).Inc()
 	}
 }
 
@@ -294,6 +315,15 @@ func (m *Metrics) ClockOffset(d time.Duration) {
 		return
 	}
 	m.clockOffset.Set(d.Seconds())
+}
+
+// RedisMemory records the Redis's used memory and its maxmemory.
+func (m *Metrics) RedisMemory(used, max int64) {
+	if m == nil {
+		return
+	}
+	m.redisUsed.Set(float64(used))
+	m.redisMax.Set(float64(max))
 }
 
 // HandlerPanicked counts a recovered handler panic.

@@ -209,6 +209,8 @@ func ConfigFromProto(c *pb.RoutingConfig) *engine.Config {
 		out.Settings.PresenceFollowsConnection = st.GetPresenceFollowsConnection()
 		out.Settings.PresenceGrace = durationFromProto(st.GetPresenceGrace())
 		out.Settings.EventsMaxAge = durationFromProto(st.GetEventsMaxAge())
+		out.Settings.RetainClosed = durationFromProto(st.GetRetainClosed())
+		out.Settings.MaxStoredLeads = st.GetMaxStoredLeads()
 		if st.StickyWindow != nil {
 			d := durationFromProto(st.GetStickyWindow())
 			out.Settings.StickyWindow = &d
@@ -324,7 +326,8 @@ func ConfigToProto(c *engine.Config) *pb.RoutingConfig {
 	if c.Settings != (engine.Settings{}) {
 		out.Settings = &pb.WorkspaceSettings{MaxQueueAge: durationToProto(c.Settings.MaxQueueAge),
 			EventsMaxLen: c.Settings.EventsMaxLen, EventsMaxAge: durationToProto(c.Settings.EventsMaxAge),
-			PresenceFollowsConnection: c.Settings.PresenceFollowsConnection, PresenceGrace: durationToProto(c.Settings.PresenceGrace)}
+			PresenceFollowsConnection: c.Settings.PresenceFollowsConnection, PresenceGrace: durationToProto(c.Settings.PresenceGrace),
+			RetainClosed: durationToProto(c.Settings.RetainClosed), MaxStoredLeads: c.Settings.MaxStoredLeads}
 		if c.Settings.StickyWindow != nil {
 			out.Settings.StickyWindow = durationpb.New(time.Duration(*c.Settings.StickyWindow))
 		}

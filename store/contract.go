@@ -40,13 +40,14 @@ const (
 	codeIncomplete       code = 12 // the apply's steps are not all carried out: the step due
 	codeQueuedPool       code = 13 // a pool to remove holds queued leads: its index
 	codeHeld             code = 14 // another applier holds a live lease
+	codeQuota            code = 15 // the workspace holds its quota of records: the count
 )
 
 var codeNames = map[code]string{
 	codeOK: "OK", codeStale: "STALE", codeDuplicate: "DUPLICATE", codeNotFound: "NOT_FOUND",
 	codeWrongState: "WRONG_STATE", codeWrongRep: "WRONG_REP", codeMoved: "MOVED", codeClaimed: "CLAIMED",
 	codeConflict: "CONFLICT", codeExpired: "EXPIRED", codeBeforeSubmission: "BEFORE_SUBMISSION",
-	codeDone: "DONE", codeIncomplete: "INCOMPLETE", codeQueuedPool: "QUEUED_POOL", codeHeld: "HELD",
+	codeDone: "DONE", codeIncomplete: "INCOMPLETE", codeQueuedPool: "QUEUED_POOL", codeHeld: "HELD", codeQuota: "QUOTA",
 }
 
 func (c code) String() string {
@@ -102,6 +103,10 @@ type base struct {
 	Cfg string `json:"cfg"` // the config id the caller holds
 	Now int64  `json:"now"` // unix ms
 	Dry bool   `json:"dry,omitempty"`
+	// Retain is how long a lead that reaches CLOSED or UNROUTABLE is kept,
+	// ms (settings.retain_closed): the scripts that put it there set its
+	// retain timer (lib_workspace retain).
+	Retain int64 `json:"retain,omitempty"`
 	// Zones is the local time of the config's zones at now, for the scripts
 	// that check reps' calendars and count their days (lib_eligibility), as
 	// zonesArg encodes it.
@@ -226,6 +231,17 @@ func (s *Redis) call(ctx context.Context, ws string, sc *script, keys []string, 
 type drainLead struct {
 	ID    string `json:"id"`
 	Email string `json:"email"`
+}
+
+// countedArgs is records_counted.lua's request.
+type countedArgs struct {
+	Found int `json:"found"`
+}
+
+// removeArgs is lead_remove.lua's request.
+type removeArgs struct {
+	base
+	Lead string `json:"lead"`
 }
 
 // drainArgs is queue_drain.lua's request.

@@ -228,7 +228,7 @@ rules: [{id: web, match: {sources: [web]}, targets: [{pool_id: p}]}]
 // TestScriptsEmitKnownKinds: every event kind a script writes is an
 // engine.EventKind (and every fact kind one, or FactDequeued).
 func TestScriptsEmitKnownKinds(t *testing.T) {
-	known := map[string]bool{string(engine.FactDequeued): true}
+	known := map[string]bool{string(engine.FactDequeued): true, string(engine.FactRemoved): true}
 	for _, k := range engine.EventKinds {
 		known[string(k)] = true
 	}

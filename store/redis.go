@@ -138,15 +138,27 @@ func OpenLazy(url string, o OpenOptions) (*Redis, error) {
 
 // Durability is what a Redis server says about keeping what it is given.
 type Durability struct {
-	MaxMemory      int64  // bytes; 0: no limit
-	EvictionPolicy string // maxmemory-policy
-	AppendOnly     bool   // AOF persistence on
+	// UsedMemory is used_memory, bytes, and UsedOf that server's
+	// maxmemory (0: no limit): on a cluster, the master nearest its limit.
+	UsedMemory, UsedOf int64
+	MaxMemory          int64  // bytes; 0: no limit
+	EvictionPolicy     string // maxmemory-policy
+	AppendOnly         bool   // AOF persistence on
 }
 
 // Evicts reports whether the server may drop keys when it is full: any
 // policy but noeviction, once maxmemory is set. An evicted lead record
 // would let a retried lead be assigned twice.
 func (d Durability) Evicts() bool { return d.MaxMemory > 0 && d.EvictionPolicy != "noeviction" }
+
+// fuller reports whether d's server is nearer its maxmemory than o's
+// (by used memory when neither has one).
+func (d Durability) fuller(o Durability) bool {
+	if d.MaxMemory > 0 && o.UsedOf > 0 {
+		return float64(d.UsedMemory)/float64(d.MaxMemory) > float64(o.UsedMemory)/float64(o.UsedOf)
+	}
+	return d.UsedMemory > o.UsedMemory
+}
 
 // Durability reads the server's memory and persistence settings from INFO
 // (which managed Redis services allow where CONFIG is refused). On a
@@ -165,6 +177,10 @@ func (s *Redis) Durability(ctx context.Context) (Durability, error) {
 		defer mu.Unlock()
 		if d.Evicts() || !all.Evicts() && d.MaxMemory > all.MaxMemory {
 			all.MaxMemory, all.EvictionPolicy = d.MaxMemory, d.EvictionPolicy
+		}
+		// The fullest master's memory: the first to refuse writes.
+		if d.fuller(all) {
+			all.UsedMemory, all.UsedOf = d.UsedMemory, d.MaxMemory
 		}
 		all.AppendOnly = all.AppendOnly && d.AppendOnly
 		return err
@@ -189,12 +205,15 @@ func (s *Redis) durability(ctx context.Context, c redis.Cmdable) (Durability, er
 		switch k {
 		case "maxmemory":
 			d.MaxMemory, _ = strconv.ParseInt(v, 10, 64)
+		case "used_memory":
+			d.UsedMemory, _ = strconv.ParseInt(v, 10, 64)
 		case "maxmemory_policy":
 			d.EvictionPolicy = v
 		case "aof_enabled":
 			d.AppendOnly = v == "1"
 		}
 	}
+	d.UsedOf = d.MaxMemory
 	return d, nil
 }
 
@@ -407,6 +426,7 @@ type decideArgs struct {
 	Score      int32       `json:"score"`
 	Expire     int64       `json:"expire"`
 	Submitted  int64       `json:"submitted"`
+	Quota      int64       `json:"quota,omitempty"`
 	Targets    []targetArg `json:"targets,omitempty"`
 }
 
@@ -420,10 +440,11 @@ func (s *Redis) Decide(ctx context.Context, d *engine.DecideRequest) (*engine.Ou
 	leadKey := k.lead(d.Lead.ID)
 	keys := append(k.common(), leadKey, k.stickyOr(d.Lead.Email, leadKey))
 	req := decideArgs{
-		base: base{Cfg: d.ConfigID, Now: d.ReceivedAt.UnixMilli(), Dry: d.DryRun, Zones: zonesArg(d.Local)},
+		base: base{Cfg: d.ConfigID, Now: d.ReceivedAt.UnixMilli(), Dry: d.DryRun, Zones: zonesArg(d.Local), Retain: d.Retain.Milliseconds()},
 		Lead: d.Lead.ID, Queued: d.QueuedReason, Unroutable: d.UnroutableReason,
 		Email: d.Lead.Email, Sticky: d.StickyWindow.Milliseconds(), Owner: d.Owner, Domain: d.Domain,
 		Score: scoreArg(d.Lead), Expire: msOrZero(d.ExpireAt), Submitted: d.Lead.SubmittedAt.UnixMilli(),
+		Quota: d.Quota,
 	}
 	keys, req.Targets = targetArgs(k, keys, d.Targets)
 	r, err := s.call(ctx, d.Workspace, leadDecide, keys, req, head)
@@ -440,6 +461,9 @@ func (s *Redis) Decide(ctx context.Context, d *engine.DecideRequest) (*engine.Ou
 			return nil, err
 		}
 		return &engine.Outcome{Assignment: a, Duplicate: true}, nil
+	case codeQuota:
+		return nil, fmt.Errorf("workspace %q holds %d lead records, its settings.max_stored_leads quota of %d: %w (closed and unroutable leads are removed after settings.retain_closed)",
+			d.Workspace, dr.stored, d.Quota, engine.ErrQuota)
 	case codeOK:
 	default:
 		return nil, r.unexpected(leadDecide)
@@ -704,7 +728,7 @@ func (s *Redis) CloseAssignment(ctx context.Context, ws, configID string, c *eng
 		return nil, s.fail("close", err)
 	}
 	keys := append(k.common(), k.lead(c.LeadID), k.stickyOr(email, k.lead(c.LeadID)))
-	req := closeArgs{base: at(configID, now.UnixMilli()), Lead: c.LeadID, Rep: c.RepID, Reason: c.Reason,
+	req := closeArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Retain: c.Retain.Milliseconds()}, Lead: c.LeadID, Rep: c.RepID, Reason: c.Reason,
 		Disposition: string(c.Disposition), ReasonCode: c.ReasonCode, Ranked: rankedArgs(ranked)}
 	for _, p := range ranked {
 		keys = append(keys, k.rank(p.ID))
@@ -782,7 +806,7 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 	a := r.Assignment
 	leadKey := k.lead(a.LeadID)
 	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey))
-	req := rerouteArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: zonesArg(r.Local)}, Lead: a.LeadID, Mode: string(r.Mode), Rep: r.RepID,
+	req := rerouteArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: zonesArg(r.Local), Retain: r.Retain.Milliseconds()}, Lead: a.LeadID, Mode: string(r.Mode), Rep: r.RepID,
 		Reason: r.Reason, Email: a.Lead.Email, Sticky: r.Sticky.Milliseconds(), Score: scoreArg(&a.Lead),
 		First: r.FirstIndex, Queued: r.QueuedReason, Expire: msOrZero(r.ExpireAt), Ranked: rankedArgs(r.Ranked),
 		Policy: policyOf(r.Policy)}
@@ -1198,8 +1222,30 @@ func (s *Redis) Escalate(ctx context.Context, ws, configID string, a *engine.Ass
 	return false, false, r.unexpected(leadEscalate)
 }
 
+// RemoveLead implements engine.Store with lead_remove.lua.
+func (s *Redis) RemoveLead(ctx context.Context, ws, leadID string, now time.Time) (bool, error) {
+	k := s.keys(ws)
+	leadKey := k.lead(leadID)
+	email, err := s.client.HGet(ctx, leadKey, "email").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, s.fail("remove", err)
+	}
+	r, err := s.call(ctx, ws, leadRemove, append(k.common(), leadKey, k.stickyOr(email, leadKey)),
+		removeArgs{base: base{Now: now.UnixMilli()}, Lead: leadID})
+	if err != nil {
+		return false, err
+	}
+	switch r.code {
+	case codeOK:
+		return true, nil
+	case codeClaimed, codeNotFound, codeWrongState:
+		return false, nil
+	}
+	return false, r.unexpected(leadRemove)
+}
+
 // Expire implements engine.Store with lead_expire.lua.
-func (s *Redis) Expire(ctx context.Context, ws, leadID, reason string, now time.Time) (bool, error) {
+func (s *Redis) Expire(ctx context.Context, ws, leadID, reason string, retain time.Duration, now time.Time) (bool, error) {
 	k := s.keys(ws)
 	pool, err := s.client.HGet(ctx, k.lead(leadID), "pool").Result()
 	for attempt := 0; attempt < 3; attempt++ {
@@ -1207,7 +1253,8 @@ func (s *Redis) Expire(ctx context.Context, ws, leadID, reason string, now time.
 			return false, s.fail("expire", err)
 		}
 		keys := append(k.common(), k.lead(leadID), k.queue(pool))
-		r, rerr := s.call(ctx, ws, leadExpire, keys, expireArgs{base: at("", now.UnixMilli()), Lead: leadID, Pool: pool, Reason: reason})
+		r, rerr := s.call(ctx, ws, leadExpire, keys, expireArgs{base: base{Now: now.UnixMilli(), Retain: retain.Milliseconds()},
+			Lead: leadID, Pool: pool, Reason: reason})
 		if rerr != nil {
 			return false, rerr
 		}

@@ -19,6 +19,7 @@ type decideReply struct {
 	backlog  bool         // OK: queued behind earlier leads on a pool with an eligible member
 	record   packedRecord // OK: the new record, without pb
 	existing []string     // DUPLICATE: the stored record's field, value pairs
+	stored   int          // QUOTA: the workspace's records
 }
 
 func decodeDecide(r reply) decideReply {
@@ -28,6 +29,8 @@ func decodeDecide(r reply) decideReply {
 		d.backlog, d.record = r.val(0) == "1", packedRecord(r.val(1))
 	case codeDuplicate:
 		d.existing = r.vals
+	case codeQuota:
+		d.stored = count(r.val(0))
 	}
 	return d
 }
@@ -240,7 +243,8 @@ func decodeLease(r reply) applyReply {
 // them and its Store method handles them (any other is r.unexpected).
 // Scripts not listed answer OK only.
 var replyCodes = map[*script][]code{
-	leadDecide:      {codeOK, codeStale, codeDuplicate},
+	leadDecide:      {codeOK, codeStale, codeDuplicate, codeQuota},
+	leadRemove:      {codeOK, codeClaimed, codeNotFound, codeWrongState},
 	queueDrain:      {codeOK, codeStale},
 	leadEscalate:    {codeOK, codeStale, codeMoved, codeClaimed, codeWrongState},
 	leadReroute:     {codeOK, codeStale, codeClaimed, codeWrongState, codeWrongRep},

@@ -241,6 +241,7 @@ var (
 	queueDrain      = newScript("queue_drain", routing...)
 	leadReroute     = newScript("lead_reroute", routing...)
 	leadExpire      = newScript("lead_expire", modWorkspace, modPlace)
+	leadRemove      = newScript("lead_remove", modWorkspace, modPlace)
 	assignmentClose = newScript("assignment_close", modWorkspace, modIndex)
 	offerAccept     = newScript("offer_accept", modWorkspace)
 	leadContact     = newScript("lead_contact", modWorkspace)
@@ -257,9 +258,10 @@ var (
 	timerRetry      = newScript("timer_retry")
 	timersPrune     = newScript("timers_prune")
 	eventsTrim      = newScript("events_trim")
+	recordsCounted  = newScript("records_counted")
 )
 
 // allScripts lists every script (for tests).
-var allScripts = []*script{leadDecide, leadEscalate, queueDrain, leadReroute, leadExpire, assignmentClose,
+var allScripts = []*script{leadDecide, leadEscalate, queueDrain, leadReroute, leadExpire, leadRemove, assignmentClose,
 	offerAccept, leadContact, configChunk, repSetStatus, repConnection, poolIndex, repShift, configBegin, configCommit,
-	configLease, timerDrop, timersClaim, timerRetry, timersPrune, eventsTrim}
+	configLease, timerDrop, timersClaim, timerRetry, timersPrune, eventsTrim, recordsCounted}

@@ -148,6 +148,7 @@ func run() error {
 	mopts := metrics.Options{WorkspaceLabel: o.metricsWorkspaceLabel}
 	m := metrics.New(reg, mopts)
 	st.Observe(m)
+	go watchMemory(ctx, st, m, 15*time.Second)
 	eng := engine.New(st, engine.WithLogger(log), engine.WithObserver(m), engine.WithMaxClockOffset(o.maxClockOffset))
 	reg.MustRegister(metrics.NewStateCollector(eng, mopts, log))
 
@@ -254,7 +255,8 @@ func openStore(ctx context.Context, url, ca string, log *slog.Logger) (*store.Re
 // checkDurability warns about Redis settings that can lose or duplicate
 // assignments.
 func checkDurability(ctx context.Context, r *store.Redis, log *slog.Logger) {
-	switch d, err := r.Durability(ctx); {
+	d, err := r.Durability(ctx)
+	switch {
 	case err != nil:
 		log.Warn("could not read the Redis memory and persistence settings", "err", err)
 	case d.Evicts():
@@ -262,6 +264,26 @@ func checkDurability(ctx context.Context, r *store.Redis, log *slog.Logger) {
 			"maxmemory", d.MaxMemory, "policy", d.EvictionPolicy)
 	case !d.AppendOnly:
 		log.Info("this Redis keeps no append-only file: a Redis restart loses assignments, queues and deadlines (set appendonly yes)")
+	}
+	if err == nil && d.MaxMemory == 0 {
+		log.Warn("this Redis has no maxmemory: it may fill its host; set maxmemory (with maxmemory-policy noeviction) so a full Redis refuses writes and the LeadrouterRedisMemoryHigh alert can warn first")
+	}
+}
+
+// watchMemory records the Redis's memory in the metrics every interval.
+func watchMemory(ctx context.Context, r *store.Redis, m *metrics.Metrics, every time.Duration) {
+	for {
+		rctx, cancel := context.WithTimeout(ctx, every)
+		d, err := r.Durability(rctx)
+		cancel()
+		if err == nil {
+			m.RedisMemory(d.UsedMemory, d.UsedOf)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
 	}
 }
 

@@ -131,7 +131,7 @@ func TestTLSTokensAndReload(t *testing.T) {
 }
 
 // TestRefusedStarts: plaintext needs --insecure; TLS needs tokens; the
-// pairs of flags go together.
+// pairs of flags go together; --ack-replicas needs a Redis.
 func TestRefusedStarts(t *testing.T) {
 	pki := testpki.New(t)
 	shortSecret := filepath.Join(t.TempDir(), "short.key")
@@ -150,6 +150,8 @@ func TestRefusedStarts(t *testing.T) {
 		{[]string{"--insecure", "--tls-client-ca", pki.CA}, "--tls-client-ca needs --tls-cert"},
 		{[]string{"--insecure", "--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey}, "contradict"},
 		{[]string{"--insecure", "--token-file", "/nonexistent/tokens.yaml"}, "no such file"},
+		{[]string{"--insecure", "--ack-replicas", "1"}, "the embedded store has no replicas"},
+		{[]string{"--insecure", "--ack-replicas", "-1", "--redis-url", "redis://127.0.0.1:1"}, "--ack-replicas: -1 is negative"},
 	} {
 		cmd := exec.Command(build(t), append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", ""}, c.args...)...)
 		out, err := cmd.CombinedOutput()

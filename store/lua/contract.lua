@@ -20,4 +20,5 @@ local C = {
   INCOMPLETE = 12,       -- the apply's steps are not all carried out: the step due
   QUEUED_POOL = 13,      -- a pool to remove holds queued leads: pool, count
   HELD = 14,             -- another applier holds a live lease
+  QUOTA = 15,            -- the workspace holds its quota of records: the count
 }

@@ -22,6 +22,8 @@
 --   expire      queue expiry, unix ms (0: none)
 --   submitted   the lead's submitted_at, unix ms (the first-contact SLA's start)
 --   targets     the rule's targets
+--   quota       the workspace's settings.max_stored_leads
+--   retain      settings.retain_closed, ms (an UNROUTABLE lead's removal)
 -- ARGV[2]  the record's part no script reads (a LeadRecord, protobuf),
 --          stored as it is in field pb
 --
@@ -33,6 +35,7 @@
 --   {STALE}                     config id is not current (or, in a preview,
 --                               a target pool has no index yet)
 --   {DUPLICATE, field, value, ...}  lead already recorded: the record
+--   {QUOTA, count}              the workspace holds A.quota records already
 --   {OK, backlog, record}       the new record (written unless dry run)
 --                               without pb, as "field\0value\0field..."; backlog
 --                               1 when the lead was queued behind earlier
@@ -56,6 +59,12 @@ if #existing > 0 then
   local reply = { C.DUPLICATE }
   append_all(reply, existing)
   return reply
+end
+-- The workspace's records, counted in the config hash as they are written
+-- and removed (lead_remove.lua), against its quota (settings.max_stored_leads).
+local stored = tonumber(redis.call('HGET', K.config, 'stored') or '0')
+if (A.quota or 0) > 0 and stored >= A.quota then
+  return { C.QUOTA, stored }
 end
 
 local lines = {}
@@ -149,8 +158,10 @@ if not DRY then
     emit('queued', lead_id, '', pool_id, reason)
   else
     emit('unroutable', lead_id, '', '', reason)
+    retain(lead_id)
   end
   redis.call('HSET', lead_key, 'pb', ARGV[2], unpack(record))
+  redis.call('HINCRBY', K.config, 'stored', 1)
 end
 -- The record goes back as one string, its fields and values separated by
 -- NUL (no value has one: free text is stripped of control characters), so

@@ -154,6 +154,7 @@ local function queue_here(why, index, wait, lines)
   if not pool and targets[1] then pool, index = targets[1].pool, 1 end
   if not pool then
     redis.call('HSET', lead_key, 'state', 'UNROUTABLE', 'reason', why, 'decided_at', NOW, 'rep', '')
+    retain(lead_id)
     add_history(lead_key, 'unroutable', '', why)
     emit('unroutable', lead_id, '', '', why)
     return 'UNROUTABLE'

@@ -39,6 +39,15 @@ local DRY = A.dry == true
 
 local DAY_MS = 86400000
 
+-- retain sets the timer that removes a lead's record A.retain ms after it
+-- reached CLOSED or UNROUTABLE (settings.retain_closed; the engine fires it
+-- with lead_remove.lua).
+local function retain(lead_id)
+  if (A.retain or 0) > 0 then
+    redis.call('ZADD', K.timers, NOW + A.retain, 'retain|' .. lead_id)
+  end
+end
+
 -- note is a sentence for a person (a reason, a history or event detail, a
 -- trace label) as a code and its arguments: engine.RenderNote has the
 -- codes and renders the text.

@@ -347,8 +347,15 @@ type WorkspaceSettings struct {
 	// rep's desktop connects again its previous status comes back.
 	PresenceFollowsConnection bool                 `protobuf:"varint,5,opt,name=presence_follows_connection,json=presenceFollowsConnection,proto3" json:"presence_follows_connection,omitempty"`
 	PresenceGrace             *durationpb.Duration `protobuf:"bytes,6,opt,name=presence_grace,json=presenceGrace,proto3" json:"presence_grace,omitempty"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// A CLOSED or UNROUTABLE lead's record is removed this long after it got
+	// there (default 30 days; 1 minute to 10 years). Until then its lead id is
+	// idempotent: sending it again answers the record.
+	RetainClosed *durationpb.Duration `protobuf:"bytes,7,opt,name=retain_closed,json=retainClosed,proto3" json:"retain_closed,omitempty"`
+	// At most this many records (default 1,000,000); past it AssignLead
+	// answers RESOURCE_EXHAUSTED for this workspace only.
+	MaxStoredLeads int64 `protobuf:"varint,8,opt,name=max_stored_leads,json=maxStoredLeads,proto3" json:"max_stored_leads,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WorkspaceSettings) Reset() {
@@ -421,6 +428,20 @@ func (x *WorkspaceSettings) GetPresenceGrace() *durationpb.Duration {
 		return x.PresenceGrace
 	}
 	return nil
+}
+
+func (x *WorkspaceSettings) GetRetainClosed() *durationpb.Duration {
+	if x != nil {
+		return x.RetainClosed
+	}
+	return nil
+}
+
+func (x *WorkspaceSettings) GetMaxStoredLeads() int64 {
+	if x != nil {
+		return x.MaxStoredLeads
+	}
+	return 0
 }
 
 // Account maps a company domain to its owner.
@@ -1307,14 +1328,16 @@ const file_leadrouter_v1_config_proto_rawDesc = "" +
 	"\x05pools\x18\x02 \x03(\v2\x13.leadrouter.v1.PoolR\x05pools\x12)\n" +
 	"\x05rules\x18\x03 \x03(\v2\x13.leadrouter.v1.RuleR\x05rules\x122\n" +
 	"\baccounts\x18\x04 \x03(\v2\x16.leadrouter.v1.AccountR\baccounts\x12<\n" +
-	"\bsettings\x18\x05 \x01(\v2 .leadrouter.v1.WorkspaceSettingsR\bsettings\"\xfb\x02\n" +
+	"\bsettings\x18\x05 \x01(\v2 .leadrouter.v1.WorkspaceSettingsR\bsettings\"\xe5\x03\n" +
 	"\x11WorkspaceSettings\x12=\n" +
 	"\rmax_queue_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vmaxQueueAge\x12>\n" +
 	"\rsticky_window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fstickyWindow\x12$\n" +
 	"\x0eevents_max_len\x18\x03 \x01(\x05R\feventsMaxLen\x12?\n" +
 	"\x0eevents_max_age\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\feventsMaxAge\x12>\n" +
 	"\x1bpresence_follows_connection\x18\x05 \x01(\bR\x19presenceFollowsConnection\x12@\n" +
-	"\x0epresence_grace\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\rpresenceGrace\"m\n" +
+	"\x0epresence_grace\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\rpresenceGrace\x12>\n" +
+	"\rretain_closed\x18\a \x01(\v2\x19.google.protobuf.DurationR\fretainClosed\x12(\n" +
+	"\x10max_stored_leads\x18\b \x01(\x03R\x0emaxStoredLeads\"m\n" +
 	"\aAccount\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12 \n" +
 	"\fowner_rep_id\x18\x02 \x01(\tR\n" +
@@ -1469,29 +1492,30 @@ var file_leadrouter_v1_config_proto_depIdxs = []int32{
 	18, // 6: leadrouter.v1.WorkspaceSettings.sticky_window:type_name -> google.protobuf.Duration
 	18, // 7: leadrouter.v1.WorkspaceSettings.events_max_age:type_name -> google.protobuf.Duration
 	18, // 8: leadrouter.v1.WorkspaceSettings.presence_grace:type_name -> google.protobuf.Duration
-	16, // 9: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
-	0,  // 10: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
-	8,  // 11: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
-	9,  // 12: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
-	1,  // 13: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
-	11, // 14: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
-	2,  // 15: leadrouter.v1.Pool.absence_policy:type_name -> leadrouter.v1.AbsencePolicy
-	18, // 16: leadrouter.v1.Pool.accept_within:type_name -> google.protobuf.Duration
-	18, // 17: leadrouter.v1.Pool.reject_cooldown:type_name -> google.protobuf.Duration
-	18, // 18: leadrouter.v1.Pool.first_contact_within:type_name -> google.protobuf.Duration
-	18, // 19: leadrouter.v1.Pool.warn_at:type_name -> google.protobuf.Duration
-	3,  // 20: leadrouter.v1.Pool.on_breach:type_name -> leadrouter.v1.BreachPolicy
-	14, // 21: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
-	13, // 22: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
-	18, // 23: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
-	15, // 24: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
-	15, // 25: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
-	17, // 26: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	18, // 9: leadrouter.v1.WorkspaceSettings.retain_closed:type_name -> google.protobuf.Duration
+	16, // 10: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
+	0,  // 11: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
+	8,  // 12: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
+	9,  // 13: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
+	1,  // 14: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
+	11, // 15: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
+	2,  // 16: leadrouter.v1.Pool.absence_policy:type_name -> leadrouter.v1.AbsencePolicy
+	18, // 17: leadrouter.v1.Pool.accept_within:type_name -> google.protobuf.Duration
+	18, // 18: leadrouter.v1.Pool.reject_cooldown:type_name -> google.protobuf.Duration
+	18, // 19: leadrouter.v1.Pool.first_contact_within:type_name -> google.protobuf.Duration
+	18, // 20: leadrouter.v1.Pool.warn_at:type_name -> google.protobuf.Duration
+	3,  // 21: leadrouter.v1.Pool.on_breach:type_name -> leadrouter.v1.BreachPolicy
+	14, // 22: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
+	13, // 23: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
+	18, // 24: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
+	15, // 25: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
+	15, // 26: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
+	17, // 27: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_config_proto_init() }
