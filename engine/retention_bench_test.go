@@ -18,7 +18,7 @@ import (
 // retentionBenchConfig: one pool, leads assigned at once, retained for the
 // shortest retain_closed.
 const retentionBenchConfig = `
-settings: {retain_closed: 1m}
+settings: {retain_closed: 1m, events_max_len: 20000}
 reps: [{id: a}, {id: b}, {id: c}, {id: d}]
 pools: [{id: p, accept_within: 0s, members: [{rep_id: a}, {rep_id: b}, {rep_id: c}, {rep_id: d}]}]
 rules: [{id: all, targets: [{pool_id: p}]}]
@@ -73,7 +73,8 @@ func routeAndClose(b *testing.B, eng *engine.Engine, ws string, from, to int) {
 
 // BenchmarkRetentionMemoryFlat routes, closes and retains 200,000 leads
 // with retain_closed 1m on a manual clock that moves 10 s per 2,000 leads,
-// sweeping after each step, so about 12,000 records are kept at any time.
+// sweeping after each step (with event retention, events_max_len 20,000),
+// so about 12,000 records and 20,000 events are kept at any time.
 // It reports Redis's used_memory once that steady state is reached
 // (start-MB, after 20,000 leads) and at the end (end-MB), their ratio
 // (end/start, the goal: close to 1), and the records removed. Run with
@@ -88,7 +89,7 @@ func BenchmarkRetentionMemoryFlat(b *testing.B) {
 			routeAndClose(b, eng, ws, done, done+step)
 			clock.Advance(10 * time.Second)
 			for {
-				if err := eng.Sweep(ctx, false); err != nil {
+				if err := eng.Sweep(ctx, true); err != nil {
 					b.Fatal(err)
 				}
 				due, _ := c.ZCount(ctx, redistest.Prefix(b)+":{"+ws+"}:timers", "-inf", strconv.FormatInt(clock.Now().UnixMilli(), 10)).Result()
