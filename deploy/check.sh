@@ -91,6 +91,7 @@ SPEC = {
     "leadrouter_rep_auto_paused_total": ("counter", {"pool": None}),
     "leadrouter_records_removed_total": ("counter", {}),
     "leadrouter_quota_refused_total": ("counter", {}),
+    "leadrouter_store_regressions_total": ("counter", {}),
     "leadrouter_redis_used_memory_bytes": ("gauge", {}),
     "leadrouter_redis_maxmemory_bytes": ("gauge", {}),
     "leadrouter_stream_subscribers": ("gauge", {"stream": {"assignments", "events"}}),

@@ -70,6 +70,9 @@ func New(s Store, opts ...Option) *Engine {
 // Store returns the engine's store.
 func (e *Engine) Store() Store { return e.store }
 
+// Observer returns the engine's observer.
+func (e *Engine) Observer() Observer { return e.obs }
+
 // AssignLead routes one lead and records the decision. The bool is true when
 // the lead id was already recorded: the original assignment is returned and
 // nothing changes. When the rule's first eligible pool has leads queued

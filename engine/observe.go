@@ -14,6 +14,9 @@ type Observer interface {
 	// its outcome, the pool it names ("" for none) and how long the call
 	// took.
 	LeadDecided(ws string, outcome DecideOutcome, pool string, took time.Duration)
+	// StoreRegressed reports a sign that the store lost acknowledged
+	// writes: a stream resumed from past the end of the event history.
+	StoreRegressed(ws string)
 	// QuotaRefused reports an AssignLead refused for the workspace's
 	// settings.max_stored_leads.
 	QuotaRefused(ws string)
@@ -69,6 +72,7 @@ type Nop struct{}
 
 func (Nop) LeadDecided(string, DecideOutcome, string, time.Duration) {}
 func (Nop) QuotaRefused(string)                                      {}
+func (Nop) StoreRegressed(string)                                    {}
 func (Nop) Recorded(string, []Fact)                                  {}
 func (Nop) StoreFailed(string, error)                                {}
 func (Nop) TimerFired(string, TimerKind, time.Duration)              {}

@@ -54,6 +54,7 @@ const (
 type Watcher struct {
 	store  Store
 	log    *slog.Logger
+	obs    Observer
 	buffer int
 
 	mu     sync.Mutex
@@ -98,7 +99,7 @@ func NewWatcher(store Store, log *slog.Logger, buffer int) *Watcher {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Watcher{store: store, log: log, buffer: buffer, feeds: map[string]*feed{}, groups: map[string]*group{}}
+	return &Watcher{store: store, log: log, obs: Nop{}, buffer: buffer, feeds: map[string]*feed{}, groups: map[string]*group{}}
 }
 
 // Subscription receives live events until Done is closed.
@@ -138,6 +139,17 @@ func (s *Subscription) Close() {
 	s.w.mu.Unlock()
 	s.end(context.Canceled)
 }
+
+// lost reports whether the workspace's stream ends before offset (the
+// stream itself, not this replica's feed, which may not have read its
+// newest events yet). An error counts as not lost: the resume goes on.
+func (w *Watcher) lost(ctx context.Context, ws, offset string) bool {
+	last, err := w.store.LastEventID(ctx, ws)
+	return err == nil && EventIDLess(last, offset)
+}
+
+// Observe makes the watcher report to o (StoreRegressed).
+func (w *Watcher) Observe(o Observer) { w.obs = o }
 
 // Watch is a started subscription with what precedes its live events.
 type Watch struct {
@@ -179,6 +191,16 @@ func (w *Watcher) Watch(ctx context.Context, ws string, resume *Position, filter
 		return nil, err
 	}
 	if resume.Epoch != epoch || EventIDLess(resume.Offset, trimmed) {
+		wt.Reset = true
+		return wt, nil
+	}
+	if EventIDLess(head, resume.Offset) && w.lost(ctx, ws, resume.Offset) {
+		// The client saw events this history does not have, and retention
+		// did not remove them: Redis came back with less than it had (an
+		// older AOF or RDB, a failover that lost writes) but kept its epoch.
+		w.log.Warn("a stream resumed from a position past the event history's end: the store lost writes (restored from an older copy, or a failover lost them); the client resyncs",
+			"workspace", ws, "resume_from", resume.Offset, "history_ends", head)
+		w.obs.StoreRegressed(ws)
 		wt.Reset = true
 		return wt, nil
 	}

@@ -49,6 +49,7 @@ type Metrics struct {
 	autoPaused     *prometheus.CounterVec
 	removed        *prometheus.CounterVec
 	quotaRefused   *prometheus.CounterVec
+	regressions    prometheus.Counter
 	subscribers    *prometheus.GaugeVec
 	clockOffset    prometheus.Gauge
 	redisUsed      prometheus.Gauge
@@ -113,6 +114,8 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 	m.autoPaused = counter("rep_auto_paused_total", "Reps set AWAY after too many missed offers, by pool.", "pool")
 	m.removed = counter("records_removed_total",
 		"Lead records removed once settings.retain_closed passed after they were CLOSED or UNROUTABLE.")
+	m.regressions = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "store_regressions_total",
+		Help: "Streams resumed from past the end of the event history: Redis came back with less than it had (an older AOF or RDB, or a failover that lost writes)."})
 	m.quotaRefused = counter("quota_refused_total",
 		"AssignLead calls refused because the workspace holds settings.max_stored_leads records.")
 	m.subscribers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "stream_subscribers",
@@ -150,7 +153,7 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 	m.redisTimeouts.WithLabelValues("ping")
 	m.redisTimeouts.WithLabelValues("lead_decide")
 	reg.MustRegister(m.assignDuration, m.assignments, m.offerAccept, m.offers, m.speedToLead, m.slaBreaches,
-		m.queueWait, m.autoPaused, m.removed, m.quotaRefused, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.clockOffset, m.redisUsed, m.redisMax, m.mastersDown,
+		m.queueWait, m.autoPaused, m.removed, m.quotaRefused, m.regressions, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.clockOffset, m.redisUsed, m.redisMax, m.mastersDown,
 		m.sweepDuration, m.timersFired, m.timersFailed, m.timerLateness, m.grpc)
 	return m
 }
@@ -221,6 +224,13 @@ func (m *Metrics) Recorded(ws string, facts []engine.Fact) {
 func observe(o prometheus.Observer, d time.Duration) {
 	if d >= 0 {
 		o.Observe(d.Seconds())
+	}
+}
+
+// StoreRegressed implements engine.Observer.
+func (m *Metrics) StoreRegressed(string) {
+	if m != nil {
+		m.regressions.Inc()
 	}
 }
 

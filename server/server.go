@@ -145,6 +145,7 @@ func New(e *engine.Engine, o Options) *Server {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	s.watcher = engine.NewWatcher(e.Store(), log, o.WatchBuffer)
+	s.watcher.Observe(e.Observer())
 	h := &handlers{engine: e, watcher: s.watcher, log: log, metrics: o.Metrics,
 		repStreams: &repStreams{limit: orDefault(o.MaxStreamsPerRep, DefaultMaxStreamsPerRep), open: map[string]int{}}}
 	pb.RegisterRoutingServiceServer(s.Server, h)

@@ -413,3 +413,42 @@ func TestWatchedWorkspacesLeaveRequestsTheirConnections(t *testing.T) {
 		}
 	}
 }
+
+// TestResetWhenStoreLostWrites: Redis came back with less than it had (the
+// newest events gone, the epoch kept, nothing trimmed: an older AOF, or a
+// failover that lost writes). A client resuming from an event it saw that
+// the history no longer has gets RESET; one resuming from the history's
+// end does not.
+func TestResetWhenStoreLostWrites(t *testing.T) {
+	st := redistest.RealStore(t)
+	in := start(t, st)
+	ws := redistest.Workspace(t)
+	in.applyYAML(t, ws, watchConfig)
+	produce(t, in, ws, 20, 0)
+	ctx := context.Background()
+	epoch, _ := st.EventsEpoch(ctx, ws)
+	ids, _ := st.EventsAfter(ctx, ws, "0-0", 100)
+	if len(ids) < 20 {
+		t.Fatalf("%d events", len(ids))
+	}
+	last := ids[len(ids)-1].ID
+	for _, e := range ids[len(ids)-5:] {
+		if err := st.Client().XDel(ctx, st.Prefix()+":{"+ws+"}:events", e.ID).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next, cancel := watch(t, in, ws, &pb.Position{Epoch: epoch, Offset: last})
+	e, err := next()
+	cancel()
+	if err != nil || e.GetKind() != pb.EventKind_EVENT_KIND_RESET {
+		t.Fatalf("resumed past the history's end: %v %v, want RESET", e, err)
+	}
+	// From the end of what is left: nothing missed, no RESET; the next event
+	// produced arrives.
+	next, cancel = watch(t, in, ws, &pb.Position{Epoch: epoch, Offset: ids[len(ids)-6].ID})
+	defer cancel()
+	produce(t, in, ws, 1, 100)
+	if e, err := next(); err != nil || e.GetKind() == pb.EventKind_EVENT_KIND_RESET {
+		t.Fatalf("resumed from the history's end: %v %v", e, err)
+	}
+}
