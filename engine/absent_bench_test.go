@@ -112,27 +112,30 @@ type cmdstat struct {
 // evalshaUsec reads EVALSHA's call count and total microseconds inside
 // Redis from INFO commandstats.
 func evalshaUsec(ctx context.Context, tb testing.TB, c redis.UniversalClient) cmdstat {
+	var s cmdstat
+	for _, kv := range strings.Split(infoValue(ctx, tb, c, "commandstats", "cmdstat_evalsha"), ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "calls":
+			s.calls, _ = strconv.ParseInt(v, 10, 64)
+		case "usec":
+			s.usec, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return s
+}
+
+// infoValue is the value of field in an INFO section ("" when absent).
+func infoValue(ctx context.Context, tb testing.TB, c redis.UniversalClient, section, field string) string {
 	tb.Helper()
-	info, err := c.Info(ctx, "commandstats").Result()
+	info, err := c.Info(ctx, section).Result()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	for _, line := range strings.Split(info, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:")
-		if !ok {
-			continue
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v
 		}
-		var s cmdstat
-		for _, kv := range strings.Split(rest, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			switch k {
-			case "calls":
-				s.calls, _ = strconv.ParseInt(v, 10, 64)
-			case "usec":
-				s.usec, _ = strconv.ParseFloat(v, 64)
-			}
-		}
-		return s
 	}
-	return cmdstat{}
+	return ""
 }

@@ -25,19 +25,11 @@ rules: [{id: all, targets: [{pool_id: p}]}]
 `
 
 func usedMemory(ctx context.Context, tb testing.TB, c redis.UniversalClient) int64 {
-	tb.Helper()
-	info, err := c.Info(ctx, "memory").Result()
+	n, err := strconv.ParseInt(infoValue(ctx, tb, c, "memory", "used_memory"), 10, 64)
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("used_memory: %v", err)
 	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	tb.Fatal("no used_memory in INFO")
-	return 0
+	return n
 }
 
 func retentionEngine(b *testing.B) (*engine.Engine, *engine.ManualClock, string, redis.UniversalClient) {
