@@ -95,8 +95,7 @@ type Store interface {
 	// workspace (done: finished before). It scans every record of ws.
 	BackfillRetention(ctx context.Context, ws string, retain time.Duration) (added int, done bool, err error)
 	// RemoveLead removes a CLOSED or UNROUTABLE lead's record whose
-	// retention has ended (its TimerRetain is due), with its timers and the
-	// sticky binding it holds; false when the timer was fired already or
+	// retention has ended (its TimerRetain is due), with its timers; false when the timer was fired already or
 	// the lead is gone.
 	RemoveLead(ctx context.Context, ws, leadID string, now time.Time) (bool, error)
 	// QueuedPools lists the pools that have queued leads.

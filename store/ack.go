@@ -36,9 +36,8 @@ func (s *Redis) evalAcked(ctx context.Context, sc *script, keys []string, args [
 		wait = min(left/2, left-120*time.Millisecond)
 	}
 	ms := max(wait.Milliseconds(), 1)
-	for _, load := range []bool{false, true} {
-		var ev *redis.Cmd
-		var ack *redis.Cmd
+	var ev, ack *redis.Cmd
+	send := func(load bool) {
 		_, _ = node.Pipelined(ctx, func(p redis.Pipeliner) error {
 			if load { // NOSCRIPT: the server does not have it yet
 				ev = p.Eval(ctx, sc.body, keys, args...)
@@ -48,25 +47,25 @@ func (s *Redis) evalAcked(ctx context.Context, sc *script, keys []string, args [
 			ack = p.Do(ctx, "WAIT", s.ackReplicas, ms)
 			return nil
 		})
-		v, err := ev.Result()
-		if err != nil && !load && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		n, werr := ack.Int64()
-		if werr != nil {
-			return nil, fmt.Errorf("%w: the write may or may not persist: waiting for %d replica(s) failed (%v); retrying with the same lead id is safe",
-				engine.ErrUnavailable, s.ackReplicas, werr)
-		}
-		if int(n) < s.ackReplicas {
-			return nil, fmt.Errorf("%w: the write may or may not persist: %d of the %d replica(s) --ack-replicas asks for confirmed it within %s; retrying with the same lead id is safe",
-				engine.ErrUnavailable, n, s.ackReplicas, time.Duration(ms)*time.Millisecond)
-		}
-		return v, nil
 	}
-	return nil, errors.New("unreachable")
+	send(false)
+	if redis.HasErrorPrefix(ev.Err(), "NOSCRIPT") {
+		send(true)
+	}
+	v, err := ev.Result()
+	if err != nil {
+		return nil, err
+	}
+	n, werr := ack.Int64()
+	if werr != nil {
+		return nil, fmt.Errorf("%w: the write may or may not persist: waiting for %d replica(s) failed (%v); retrying with the same lead id is safe",
+			engine.ErrUnavailable, s.ackReplicas, werr)
+	}
+	if int(n) < s.ackReplicas {
+		return nil, fmt.Errorf("%w: the write may or may not persist: %d of the %d replica(s) --ack-replicas asks for confirmed it within %s; retrying with the same lead id is safe",
+			engine.ErrUnavailable, n, s.ackReplicas, time.Duration(ms)*time.Millisecond)
+	}
+	return v, nil
 }
 
 // masterOf is the client of the master that holds keys: the store's own

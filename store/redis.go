@@ -1225,12 +1225,7 @@ func (s *Redis) Escalate(ctx context.Context, ws, configID string, a *engine.Ass
 // RemoveLead implements engine.Store with lead_remove.lua.
 func (s *Redis) RemoveLead(ctx context.Context, ws, leadID string, now time.Time) (bool, error) {
 	k := s.keys(ws)
-	leadKey := k.lead(leadID)
-	email, err := s.client.HGet(ctx, leadKey, "email").Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return false, s.fail("remove", err)
-	}
-	r, err := s.call(ctx, ws, leadRemove, append(k.common(), leadKey, k.stickyOr(email, leadKey)),
+	r, err := s.call(ctx, ws, leadRemove, append(k.common(), k.lead(leadID)),
 		removeArgs{base: base{Now: now.UnixMilli()}, Lead: leadID})
 	if err != nil {
 		return false, err

@@ -1,12 +1,12 @@
 -- lead_remove: remove a CLOSED or UNROUTABLE lead's record once its
 -- retention has passed (settings.retain_closed; its retain timer, claimed
--- here), with what still refers to it: its timers and the sticky binding it
--- holds. The record's count falls (the quota, lead_decide.lua). From then
+-- here), with its timers. A final lead holds no sticky binding: closing
+-- the assignment released it (assignment_close), and an unroutable lead was
+-- never bound or was withdrawn first (lead_reroute). The record's count falls (the quota, lead_decide.lua). From then
 -- on the lead id is free: sending it again routes a new lead.
 --
 -- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     lead    HASH
--- KEYS[16]     sticky  STRING (the lead key again when there is no email)
 --
 -- A (store/contract.go removeArgs): now, lead (the lead's id)
 --
@@ -16,7 +16,7 @@
 --   {WRONG_STATE, state}  the lead is not CLOSED or UNROUTABLE
 --   {OK}                  removed
 
-local lead_key, sticky_key, lead_id = KEYS[15], KEYS[16], A.lead
+local lead_key, lead_id = KEYS[15], A.lead
 
 if not claim_timer('retain|' .. lead_id) then
   return { C.CLAIMED }
@@ -27,10 +27,6 @@ if not state then
 end
 if state ~= 'CLOSED' and state ~= 'UNROUTABLE' then
   return { C.WRONG_STATE, state }
-end
-local held = sticky_key ~= lead_key and redis.call('GET', sticky_key)
-if held and select(3, string.match(held, '^([^|]*)|([^|]*)|(.*)|(%d+)$')) == lead_id then
-  redis.call('DEL', sticky_key)
 end
 redis.call('ZREM', K.timers, 'offer|' .. lead_id, 'sla|' .. lead_id, 'warn|' .. lead_id, 'escalate|' .. lead_id,
   'expire|' .. lead_id)
