@@ -28,13 +28,15 @@ import (
 // moments before its own shift starts, and is then passed over, not
 // offered.
 
-// Standing is where a rep stands in its calendar.
+// Standing is where a rep stands in its calendar. Outside it, the standing
+// is the skip code a trace gives the rep when a pick passes it over in
+// away (lib_pick.lua trace_skips), so the two share their values.
 type Standing string
 
 const (
-	StandingOn          Standing = "on"    // inside working hours, not out of office (or no calendar)
-	StandingHours       Standing = "hours" // outside working hours
-	StandingOutOfOffice Standing = "ooo"   // on a day out of office
+	StandingOn          Standing = "on"                   // inside working hours, not out of office (or no calendar)
+	StandingHours                = Standing(SkipHours)    // outside working hours
+	StandingOutOfOffice          = Standing(SkipOutOfOff) // on a day out of office
 )
 
 // ShiftFiling is a rep's standing to file in the indexes of its pools.
