@@ -93,6 +93,9 @@ type Assignment struct {
 	// PolicyPool is the pool whose offer and SLA policies the lead's
 	// placement followed (for owner and sticky routes, not PoolID).
 	PolicyPool string
+	// Person is the person hash of the lead's email (Person; "" for none),
+	// which names their sticky binding.
+	Person string
 }
 
 // SpeedToLead is the time from the lead's submission to its first recorded
@@ -121,7 +124,7 @@ type RuleEvaluation struct {
 // TargetEvaluation records one pool tried for a lead.
 type TargetEvaluation struct {
 	PoolID        string
-	Label         string // for a single-rep target: "existing owner of ...", "account owner of ..."
+	Label         string // for a single-rep target: "owner of the person's open lead ...", "account owner of ..."
 	Strategy      Strategy
 	PreviousRepID string      // the member picked last before this decision
 	Candidates    []Candidate // in the order the strategy considered them; at most the first few skipped are named

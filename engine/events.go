@@ -39,12 +39,13 @@ const (
 	EventReleased         EventKind = "released"
 	EventAutoPaused       EventKind = "auto_paused"
 	EventRepStatusChanged EventKind = "rep_status_changed"
+	EventErased           EventKind = "erased" // the lead's record was erased (Engine.EraseLead)
 )
 
 // EventKinds lists every kind.
 var EventKinds = []EventKind{EventOffered, EventOfferWithdrawn, EventOfferRejected, EventAccepted, EventAssigned,
 	EventQueued, EventUnroutable, EventEscalated, EventReassigned, EventSLAWarning, EventSLABreached,
-	EventFirstContact, EventDispositioned, EventReleased, EventAutoPaused, EventRepStatusChanged}
+	EventFirstContact, EventDispositioned, EventReleased, EventAutoPaused, EventRepStatusChanged, EventErased}
 
 // Position is where a client stands in a workspace's event history.
 type Position struct {

@@ -130,10 +130,10 @@ func NormalizeLead(in Lead, receivedAt time.Time) (Lead, error) {
 		}
 	}
 	if l.Email != "" {
-		if err := checkEmail(l.Email); err != nil {
+		if email, err := NormalizeEmail(l.Email); err != nil {
 			v.add("lead.email", "not a valid email address (%v)", err)
 		} else {
-			l.Email = strings.ToLower(l.Email)
+			l.Email = email
 		}
 	}
 	l.CompanyDomain = strings.ToLower(strings.TrimSuffix(l.CompanyDomain, "."))

@@ -21,6 +21,7 @@ type compiledConfig struct {
 	workspace   string
 	id          string
 	version     int64
+	personKey   string // StoredConfig.PersonKey
 	cfg         *Config
 	rules       []compiledRule
 	reps        map[string]*Rep
@@ -96,7 +97,7 @@ func compile(cfg *Config, sc *StoredConfig) *compiledConfig {
 		accounts:    make(map[string]*Account, len(cfg.Accounts)),
 	}
 	if sc != nil {
-		cc.id, cc.version = sc.ID, sc.Version
+		cc.id, cc.version, cc.personKey = sc.ID, sc.Version, sc.PersonKey
 	}
 	seen := map[string]bool{"UTC": true}
 	cc.zones = []*time.Location{time.UTC}

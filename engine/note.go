@@ -17,7 +17,7 @@ type NoteCode string
 const (
 	NoteBacklog      NoteCode = "backlog"       // n, pool: queued behind n earlier leads
 	NoteNobody       NoteCode = "nobody"        // pool [, next pool, wait ms]: nobody eligible, maybe escalating
-	NoteStickyOwner  NoteCode = "sticky_owner"  // email: the person's existing owner
+	NoteStickyOwner  NoteCode = "sticky_owner"  // lead: the owner of the person's open lead (never their address)
 	NoteAccountOwner NoteCode = "account_owner" // domain: the account's owner
 	NoteAcceptWithin NoteCode = "accept_within" // ms: an offer's deadline
 	NoteFrom         NoteCode = "from"          // pool: an escalation's origin
@@ -62,7 +62,7 @@ func RenderNote(s string) string {
 		}
 		return "nobody eligible in " + arg(0)
 	case NoteStickyOwner:
-		return "existing owner of " + arg(0)
+		return "owner of the person's open lead " + arg(0)
 	case NoteAccountOwner:
 		return "account owner of " + arg(0)
 	case NoteAcceptWithin:

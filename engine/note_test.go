@@ -21,7 +21,7 @@ func TestRenderNoteEveryCode(t *testing.T) {
 	}{
 		engine.NoteBacklog:      {[]string{"3", "emea"}, "waiting behind 3 earlier lead(s) queued on emea"},
 		engine.NoteNobody:       {[]string{"emea"}, "nobody eligible in emea"},
-		engine.NoteStickyOwner:  {[]string{"jane@acme.com"}, "existing owner of jane@acme.com"},
+		engine.NoteStickyOwner:  {[]string{"web-1001"}, "owner of the person's open lead web-1001"},
 		engine.NoteAccountOwner: {[]string{"acme.com"}, "account owner of acme.com"},
 		engine.NoteAcceptWithin: {[]string{"1500"}, "accept within 1.5s"},
 		engine.NoteFrom:         {[]string{"emea"}, "from emea"},

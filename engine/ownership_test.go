@@ -62,7 +62,7 @@ func TestStickyDedupe(t *testing.T) {
 		if again.RepID != first.RepID || again.Route != engine.RouteStickyOwner {
 			t.Fatalf("second form fill: %+v (first went to %s)", again, first.RepID)
 		}
-		if lbl := again.Trace.Targets[0].Label; lbl != "existing owner of jane@acme.com" {
+		if lbl := again.Trace.Targets[0].Label; lbl != "owner of the person's open lead 1" {
 			t.Fatalf("label %q", lbl)
 		}
 		if got := f.assign(engine.Lead{ID: "3", Email: "bob@x.com"}).RepID; got != "b" {

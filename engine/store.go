@@ -94,6 +94,22 @@ type Store interface {
 	// retain timer and a place in the workspace's record count, once per
 	// workspace (done: finished before). It scans every record of ws.
 	BackfillRetention(ctx context.Context, ws string, retain time.Duration) (added int, done bool, err error)
+	// BackfillPeople gives records written before person hashes existed
+	// their person hash and person index entry, and renames sticky keys
+	// named by an address to their person hash (personKey:
+	// StoredConfig.PersonKey), once per workspace (done: finished before).
+	// It scans every record and sticky key of ws.
+	BackfillPeople(ctx context.Context, ws, personKey string) (converted int, done bool, err error)
+	// PersonLeads lists up to limit ids of the leads of person (a person
+	// hash) that have records, from the person index.
+	PersonLeads(ctx context.Context, ws, person string, limit int) ([]string, error)
+	// EraseLead erases the lead whose record was read as e.Assignment, in
+	// whatever state it is (see Erasure). moved reports a record that
+	// changed since it was read: read it again and call again. ErrNotFound
+	// when it has no record.
+	EraseLead(ctx context.Context, ws, configID string, e *Erasure, now time.Time) (moved bool, err error)
+	// ForgetPerson deletes person's sticky binding, whatever lead it names.
+	ForgetPerson(ctx context.Context, ws, person string) error
 	// RemoveLead removes a CLOSED or UNROUTABLE lead's record whose
 	// retention has ended (its TimerRetain is due), with its timers; false when the timer was fired already or
 	// the lead is gone.
@@ -216,6 +232,9 @@ type StoredConfig struct {
 	Version   int64
 	ID        string
 	AppliedAt time.Time
+	// PersonKey is the workspace's secret for person hashes (Person),
+	// made at its first apply and kept by every later one.
+	PersonKey string
 }
 
 // DecideRequest is everything the store needs to place one lead: the engine has
@@ -229,8 +248,10 @@ type DecideRequest struct {
 	RuleID        string           // empty: no rule matched
 	Rules         []RuleEvaluation // the rule trace
 	Targets       []DecisionTarget // in order; empty when no rule matched
-	// StickyWindow > 0 enables sticky dedupe on Lead.Email.
+	// StickyWindow > 0 enables sticky dedupe on Lead.Email, whose person
+	// hash is Person ("" for no email).
 	StickyWindow time.Duration
+	Person       string
 	// Owner is the account owner tried before the targets ("" for none);
 	// Domain names the account in the trace.
 	Owner, Domain string
@@ -319,6 +340,19 @@ const (
 	RerouteBreach  RerouteMode = "breach"
 	RerouteWarn    RerouteMode = "warn"
 )
+
+// Erasure is what Store.EraseLead needs: the lead as read (its state, rep,
+// pool and person choose the keys the erasure touches; only its id and
+// person when it had no record), the holder's least-loaded and
+// longest-idle pools, whose scores its open count moves, and Person, set
+// when a person is erased (EraseContact): the record must be theirs (else
+// their stale index entry for the id goes, and the answer is ErrNotFound),
+// and their sticky binding goes whatever lead it names.
+type Erasure struct {
+	Assignment *Assignment
+	Ranked     []Pool
+	Person     string
+}
 
 // Rerouting is what Store.Reroute needs.
 type Rerouting struct {

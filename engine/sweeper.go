@@ -324,7 +324,7 @@ func (e *Engine) maintain(ctx context.Context, ws string, trim bool) error {
 	if err := e.fileShifts(ctx, ws, cc); err != nil && !errors.Is(err, ErrStaleConfig) {
 		return err // stale: the next operation loads the new config and files it
 	}
-	e.backfill(ctx, ws, cc.cfg.Settings.Retain())
+	e.backfill(ctx, ws, cc)
 	if err := e.sweepPresence(ctx, ws, cc); err != nil {
 		return err
 	}
@@ -338,9 +338,10 @@ func (e *Engine) maintain(ctx context.Context, ws string, trim bool) error {
 }
 
 // backfill gives ws's records from before retention their retain timers,
+// and those from before person hashes their hash (Store.BackfillPeople),
 // once, in the background (a scan of every record may take minutes), one
 // workspace at a time on this replica.
-func (e *Engine) backfill(ctx context.Context, ws string, retain time.Duration) {
+func (e *Engine) backfill(ctx context.Context, ws string, cc *compiledConfig) {
 	if _, ok := e.backfilled.Load(ws); ok || !e.backfilling.TryLock() {
 		return
 	}
@@ -348,13 +349,21 @@ func (e *Engine) backfill(ctx context.Context, ws string, retain time.Duration) 
 		defer e.backfilling.Unlock()
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 		defer cancel()
-		added, done, err := e.store.BackfillRetention(bctx, ws, retain)
+		added, done, err := e.store.BackfillRetention(bctx, ws, cc.cfg.Settings.Retain())
 		switch {
 		case err != nil:
 			e.log.Warn("retention backfill failed; tried again at a later sweep", "workspace", ws, "err", err)
 			return
 		case !done:
 			e.log.Info("records from before retention given their retain timers", "workspace", ws, "timers", added)
+		}
+		converted, done, err := e.store.BackfillPeople(bctx, ws, cc.personKey)
+		switch {
+		case err != nil:
+			e.log.Warn("person hash backfill failed; tried again at a later sweep", "workspace", ws, "err", err)
+			return
+		case !done:
+			e.log.Info("records and sticky keys from before person hashes converted", "workspace", ws, "converted", converted)
 		}
 		e.backfilled.Store(ws, true)
 	}()

@@ -135,6 +135,14 @@ func TestRolesAndWorkspaces(t *testing.T) {
 			_, err := in.admin.ReleaseAssignment(ctx, &pb.ReleaseAssignmentRequest{Workspace: ws, LeadId: "nope"})
 			return err
 		},
+		"EraseLead": func(ctx context.Context) error {
+			_, err := in.admin.EraseLead(ctx, &pb.EraseLeadRequest{Workspace: ws, LeadId: "nope"})
+			return err
+		},
+		"EraseContact": func(ctx context.Context) error {
+			_, err := in.admin.EraseContact(ctx, &pb.EraseContactRequest{Workspace: ws, Email: "nobody@example.org"})
+			return err
+		},
 		"SetRepStatus(a)": func(ctx context.Context) error {
 			_, err := in.rep.SetRepStatus(ctx, &pb.SetRepStatusRequest{Workspace: ws, RepId: "a", Status: pb.RepStatus_REP_STATUS_AVAILABLE})
 			return err

@@ -140,6 +140,22 @@ func (h *handlers) ReleaseAssignment(ctx context.Context, req *pb.ReleaseAssignm
 	return &pb.ReleaseAssignmentResponse{Assignment: assignmentToProto(a)}, nil
 }
 
+func (h *handlers) EraseContact(ctx context.Context, req *pb.EraseContactRequest) (*pb.EraseContactResponse, error) {
+	ids, err := h.engine.EraseContact(ctx, req.GetWorkspace(), req.GetEmail())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.EraseContactResponse{Erased: int64(len(ids)), LeadIds: ids}, nil
+}
+
+func (h *handlers) EraseLead(ctx context.Context, req *pb.EraseLeadRequest) (*pb.EraseLeadResponse, error) {
+	st, err := h.engine.EraseLead(ctx, req.GetWorkspace(), req.GetLeadId())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.EraseLeadResponse{State: stateToProto[st]}, nil
+}
+
 // RepService
 
 func (h *handlers) SetRepStatus(ctx context.Context, req *pb.SetRepStatusRequest) (*pb.SetRepStatusResponse, error) {

@@ -17,7 +17,8 @@ import (
 
 // TestLogsCarryNoPersonalDataAtInfo: at debug level every decision is one
 // "lead decided" line; at info level nothing of a lead's email or name is
-// logged, for a lead that is assigned nor for one rejected as invalid.
+// logged, for a lead that is assigned nor for one rejected as invalid, nor
+// when the person is erased.
 func TestLogsCarryNoPersonalDataAtInfo(t *testing.T) {
 	const email, name = "jane.private@acme.example", "Janeprivate"
 	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
@@ -33,6 +34,16 @@ func TestLogsCarryNoPersonalDataAtInfo(t *testing.T) {
 				Lead: &pb.Lead{Id: "bad", Email: "not-an-email " + name, FirstName: name, Country: "DE"}})
 			if v := violations(wantCode(t, err, codes.InvalidArgument)); v["lead.email"] == "" {
 				t.Fatalf("bad email: violations %v, want lead.email", v)
+			}
+
+			// Erasing the person, and a malformed erasure, log no address.
+			erased, err := in.admin.EraseContact(ctxT(t), &pb.EraseContactRequest{Workspace: ws, Email: strings.ToUpper(email)})
+			if err != nil || erased.GetErased() != 3 {
+				t.Fatalf("erase: %v %v, want 3 erased", erased, err)
+			}
+			_, err = in.admin.EraseContact(ctxT(t), &pb.EraseContactRequest{Workspace: ws, Email: name + " <" + email})
+			if v := violations(wantCode(t, err, codes.InvalidArgument)); v["email"] == "" {
+				t.Fatalf("malformed erasure: violations %v, want email", v)
 			}
 
 			logged := out.String()

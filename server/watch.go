@@ -25,16 +25,19 @@ var eventKinds = map[engine.EventKind]pb.EventKind{
 	engine.EventSLABreached: pb.EventKind_EVENT_KIND_SLA_BREACHED, engine.EventFirstContact: pb.EventKind_EVENT_KIND_FIRST_CONTACT,
 	engine.EventDispositioned: pb.EventKind_EVENT_KIND_DISPOSITIONED, engine.EventReleased: pb.EventKind_EVENT_KIND_RELEASED,
 	engine.EventAutoPaused: pb.EventKind_EVENT_KIND_AUTO_PAUSED, engine.EventRepStatusChanged: pb.EventKind_EVENT_KIND_REP_STATUS_CHANGED,
+	engine.EventErased: pb.EventKind_EVENT_KIND_ERASED,
 }
 
 // repKinds are the events a rep's desktop is sent: its offers and
-// assignments, withdrawn offers, SLA warnings and breaches, auto-away.
+// assignments, withdrawn offers, SLA warnings and breaches, auto-away, and
+// its leads erased.
 var repKinds = map[pb.EventKind]bool{
 	pb.EventKind_EVENT_KIND_OFFERED: true, pb.EventKind_EVENT_KIND_OFFER_WITHDRAWN: true,
 	pb.EventKind_EVENT_KIND_ACCEPTED: true, pb.EventKind_EVENT_KIND_ASSIGNED: true,
 	pb.EventKind_EVENT_KIND_REASSIGNED: true, pb.EventKind_EVENT_KIND_SLA_WARNING: true,
 	pb.EventKind_EVENT_KIND_SLA_BREACHED: true, pb.EventKind_EVENT_KIND_AUTO_PAUSED: true,
 	pb.EventKind_EVENT_KIND_RELEASED: true, pb.EventKind_EVENT_KIND_DISPOSITIONED: true,
+	pb.EventKind_EVENT_KIND_ERASED: true,
 }
 
 func eventToProto(epoch string, e *engine.Event) *pb.Event {

@@ -271,7 +271,7 @@ func (s *Redis) runSteps(ctx context.Context, ws, applying string, steps []*appl
 		}
 	}
 	keys := []string{k.config(), k.applyPlan(n), k.applyBody(n), k.configBody()}
-	req := commitArgs{base: at(applying, now.UnixMilli())}
+	req := commitArgs{base: at(applying, now.UnixMilli()), PersonKey: newPersonKey()}
 	if !s.cluster() { // the registration commits with the config
 		keys, req.WS = append(keys, workspacesKey(s.prefix)), ws
 	}
@@ -293,7 +293,7 @@ func (s *Redis) runSteps(ctx context.Context, ws, applying string, steps []*appl
 	if err != nil {
 		return nil, fmt.Errorf("store: config apply %s: version %q: %w", applying, c.version, err)
 	}
-	return &engine.StoredConfig{Version: version, ID: c.id, AppliedAt: now.Truncate(time.Millisecond)}, nil
+	return &engine.StoredConfig{Version: version, ID: c.id, AppliedAt: now.Truncate(time.Millisecond), PersonKey: c.person}, nil
 }
 
 // finishApply carries on the config apply under way in ws once its

@@ -117,7 +117,8 @@ type base struct {
 // in the workspace list with the commit.
 type commitArgs struct {
 	base
-	WS string `json:"ws,omitempty"`
+	WS        string `json:"ws,omitempty"`
+	PersonKey string `json:"person_key"`
 }
 
 // zonesArg encodes local times as ";zone=day,minute;zone=day,minute;": one
@@ -229,8 +230,8 @@ func (s *Redis) call(ctx context.Context, ws string, sc *script, keys []string, 
 // value that is not a table); scripts read a missing list as empty.
 
 type drainLead struct {
-	ID    string `json:"id"`
-	Email string `json:"email"`
+	ID     string `json:"id"`
+	Person string `json:"person"`
 }
 
 // countedArgs is records_counted.lua's request.
@@ -242,6 +243,23 @@ type countedArgs struct {
 type removeArgs struct {
 	base
 	Lead string `json:"lead"`
+}
+
+// eraseArgs is lead_erase.lua's request.
+type eraseArgs struct {
+	base
+	Lead   string   `json:"lead"`
+	State  string   `json:"state"`
+	Rep    string   `json:"rep"`
+	Pool   string   `json:"pool"`
+	Person string   `json:"person"`
+	Ranked []string `json:"ranked,omitempty"`
+}
+
+// backfillArgs is people_backfill.lua's request.
+type backfillArgs struct {
+	Leads   []string `json:"leads"`
+	Persons []string `json:"persons"`
 }
 
 // drainArgs is queue_drain.lua's request.
@@ -259,7 +277,7 @@ type escalateArgs struct {
 	Lead    string      `json:"lead"`
 	Pool    string      `json:"pool"`
 	Score   int32       `json:"score"`
-	Email   string      `json:"email"`
+	Person  string      `json:"person"`
 	Sticky  int64       `json:"sticky"`
 	First   int         `json:"first"`
 	Queued  string      `json:"queued"`
@@ -273,7 +291,7 @@ type rerouteArgs struct {
 	Mode    string      `json:"mode"`
 	Rep     string      `json:"rep"`
 	Reason  string      `json:"reason"`
-	Email   string      `json:"email"`
+	Person  string      `json:"person"`
 	Sticky  int64       `json:"sticky"`
 	Score   int32       `json:"score"`
 	First   int         `json:"first"`

@@ -159,7 +159,7 @@ rules: [{id: all, targets: [{pool_id: p}]}]
 			if err != nil {
 				t.Fatal(err)
 			}
-			req := `{"cfg":"` + id + `","now":1,"lead":"x","queued":"","unroutable":"","email":"","sticky":0,` +
+			req := `{"cfg":"` + id + `","now":1,"lead":"x","queued":"","unroutable":"","person":"","sticky":0,` +
 				`"owner":"","domain":"","score":-1,"expire":0,"submitted":1,"targets":[{"pool":"p","skip":false,"wait":0,` +
 				`"accept":0,"cooldown":0,"max_missed":0,"max_offers":0,"sla":0,"warn":0,"breach":""}]}`
 			_, _, err = store.CallScript(ctx, st, ws, "lead_decide", store.DecideKeys(st, ws, "x", "p"), req)

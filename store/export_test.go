@@ -85,7 +85,7 @@ func CallScript(ctx context.Context, s *Redis, ws, name string, keys []string, r
 // one target pool.
 func DecideKeys(s *Redis, ws, leadID, poolID string) []string {
 	k := s.keys(ws)
-	return k.target([]string{k.lead(leadID), k.lead(leadID)}, poolID)
+	return k.target([]string{k.lead(leadID), k.lead(leadID), k.people()}, poolID)
 }
 
 // Fail classifies err as the store does for a failed call of op.

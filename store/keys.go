@@ -84,9 +84,25 @@ func (k keys) connected() string { return k.base + "connected" }
 func (k keys) queuedPools() string { return k.base + "queued_pools" }
 
 // sticky is a STRING "rep|pool|lead|until_ms": the open assignment of a
-// person (by lower-case email) and when its sticky window ends by the
-// engine's clock; Redis expires the key a day after that.
-func (k keys) sticky(email string) string { return k.base + "sticky:" + email }
+// person (by person hash, engine.Person: no key names an address) and when
+// its sticky window ends by the engine's clock; Redis expires the key a
+// day after that.
+func (k keys) sticky(person string) string { return k.base + "sticky:" + person }
+
+// stickyOr is the person's sticky key, or fallback (an existing key of the
+// workspace, never read) when the lead has no email.
+func (k keys) stickyOr(person, fallback string) string {
+	if person == "" {
+		return fallback
+	}
+	return k.sticky(person)
+}
+
+// people is a ZSET, the person index: "<person>|<lead id>" at score 0 for
+// every record of a lead with an email, so EraseContact finds a person's
+// records by range (ZRANGEBYLEX). Bounded by the records: lead_remove and
+// lead_erase drop a record's entry with the record.
+func (k keys) people() string { return k.base + "people" }
 
 // assigned is a HASH: rep id -> leads assigned since the rep joined.
 func (k keys) assigned() string { return k.base + "assigned" }

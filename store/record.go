@@ -43,6 +43,8 @@ import (
 //	history      lifecycle lines "ms<tab>kind<tab>rep<tab>detail" (detail: a note),
 //	             at most 200 (lib_workspace.lua HISTORY_MAX)
 //	history_folded  the oldest lines dropped past that bound
+//	person       the person hash of the lead's email (engine.Person), which
+//	             names its sticky binding and its person index entry
 //
 // Records written before pb existed keep those parts in fields of their own
 // (lead and rules as JSON, rule, received_at, cfgv, email); parseRecord
@@ -135,6 +137,7 @@ func recordFields(leadID string, f func(string) string, full bool) *engine.Assig
 		ClosedAt:    msTime(f("closed_at")),
 		CloseReason: f("close_reason"),
 		PolicyPool:  f("policy_pool"),
+		Person:      f("person"),
 	}
 	a.ConfigVersion = int64(count(f("cfgv")))
 	a.TargetIndex = count(f("target"))

@@ -296,7 +296,7 @@ func (s *Redis) LoadConfig(ctx context.Context, ws string) (*engine.StoredConfig
 		var body *redis.StringCmd
 		// One transaction: the body is the one of the version read.
 		_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			hm = p.HMGet(ctx, k.config(), "version", "body", "applied_at", "id", "lease")
+			hm = p.HMGet(ctx, k.config(), "version", "body", "applied_at", "id", "lease", personKeyField)
 			body = p.Get(ctx, k.configBody())
 			return nil
 		})
@@ -310,6 +310,13 @@ func (s *Redis) LoadConfig(ctx context.Context, ws string) (*engine.StoredConfig
 		id, _ := vals[3].(string)
 		if !strings.HasPrefix(id, applyingPrefix) {
 			sc, err := parseConfig(ws, vals)
+			if err == nil && sc.PersonKey == "" {
+				// A workspace applied before person hashes existed gets
+				// its key now; whichever replica sets it first wins.
+				if sc.PersonKey, err = s.ensurePersonKey(ctx, k); err != nil {
+					return nil, err
+				}
+			}
 			if err == nil {
 				// A workspace in use is on the sweeper's list, whatever
 				// happened to its registration (a master that lost it in a
@@ -352,7 +359,31 @@ func parseConfig(ws string, vals []any) (*engine.StoredConfig, error) {
 	applied, _ := vals[2].(string)
 	sc.AppliedAt = msTime(applied)
 	sc.ID, _ = vals[3].(string)
+	sc.PersonKey, _ = vals[5].(string)
 	return sc, nil
+}
+
+// personKeyField is the config hash field holding the workspace's secret
+// for person hashes (engine.Person): made by the first apply's commit
+// (config_commit.lua), never changed after.
+const personKeyField = "person_key"
+
+// newPersonKey is a new workspace secret: 32 random bytes in hex.
+func newPersonKey() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ensurePersonKey gives a workspace without a person key one, unless
+// another replica did first, and returns the key that holds.
+func (s *Redis) ensurePersonKey(ctx context.Context, k keys) (string, error) {
+	c := s.client
+	if _, err := c.HSetNX(ctx, k.config(), personKeyField, newPersonKey()).Result(); err != nil {
+		return "", s.fail("person_key", err)
+	}
+	key, err := c.HGet(ctx, k.config(), personKeyField).Result()
+	return key, s.fail("person_key", err)
 }
 
 // nonce returns 8 random bytes in hex: what makes a config id unique.
@@ -390,15 +421,6 @@ func encodeOffsets(z *engine.ZoneOffsets) string {
 	return strings.Join(parts, ",")
 }
 
-// stickyKey is the person's sticky key, or fallback (an existing key of the
-// workspace, never read) when there is no email.
-func (k keys) stickyOr(email, fallback string) string {
-	if email == "" {
-		return fallback
-	}
-	return k.sticky(email)
-}
-
 func scoreArg(l *engine.Lead) int32 {
 	if l.Score == nil {
 		return -1
@@ -419,7 +441,7 @@ type decideArgs struct {
 	Lead       string      `json:"lead"`
 	Queued     string      `json:"queued"`
 	Unroutable string      `json:"unroutable"`
-	Email      string      `json:"email"`
+	Person     string      `json:"person"`
 	Sticky     int64       `json:"sticky"`
 	Owner      string      `json:"owner"`
 	Domain     string      `json:"domain"`
@@ -438,11 +460,11 @@ func (s *Redis) Decide(ctx context.Context, d *engine.DecideRequest) (*engine.Ou
 		return nil, err
 	}
 	leadKey := k.lead(d.Lead.ID)
-	keys := append(k.common(), leadKey, k.stickyOr(d.Lead.Email, leadKey))
+	keys := append(k.common(), leadKey, k.stickyOr(d.Person, leadKey), k.people())
 	req := decideArgs{
 		base: base{Cfg: d.ConfigID, Now: d.ReceivedAt.UnixMilli(), Dry: d.DryRun, Zones: zonesArg(d.Local), Retain: d.Retain.Milliseconds()},
 		Lead: d.Lead.ID, Queued: d.QueuedReason, Unroutable: d.UnroutableReason,
-		Email: d.Lead.Email, Sticky: d.StickyWindow.Milliseconds(), Owner: d.Owner, Domain: d.Domain,
+		Person: d.Person, Sticky: d.StickyWindow.Milliseconds(), Owner: d.Owner, Domain: d.Domain,
 		Score: scoreArg(d.Lead), Expire: msOrZero(d.ExpireAt), Submitted: d.Lead.SubmittedAt.UnixMilli(),
 		Quota: d.Quota,
 	}
@@ -691,10 +713,10 @@ func globEscape(s string) string {
 // DrainQueue implements engine.Store with queue_drain.lua.
 func (s *Redis) DrainQueue(ctx context.Context, ws, configID string, pool *engine.Pool, leadIDs []string, sticky time.Duration, local engine.LocalTimes, now time.Time) (*engine.DrainResult, error) {
 	k := s.keys(ws)
-	emails := make([]*redis.StringCmd, len(leadIDs))
+	persons := make([]*redis.StringCmd, len(leadIDs))
 	pipe := s.client.Pipeline()
 	for i, id := range leadIDs {
-		emails[i] = pipe.HGet(ctx, k.lead(id), "email")
+		persons[i] = pipe.HGet(ctx, k.lead(id), "person")
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, s.fail("drain_queue", err)
@@ -703,9 +725,9 @@ func (s *Redis) DrainQueue(ctx context.Context, ws, configID string, pool *engin
 	req := drainArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: zonesArg(local)}, Pool: pool.ID,
 		Policy: policyOf(pool), Sticky: sticky.Milliseconds(), Leads: make([]drainLead, len(leadIDs))}
 	for i, id := range leadIDs {
-		email := emails[i].Val()
-		keys = append(keys, k.lead(id), k.stickyOr(email, k.lead(id)))
-		req.Leads[i] = drainLead{ID: id, Email: email}
+		person := persons[i].Val()
+		keys = append(keys, k.lead(id), k.stickyOr(person, k.lead(id)))
+		req.Leads[i] = drainLead{ID: id, Person: person}
 	}
 	r, err := s.call(ctx, ws, queueDrain, keys, req)
 	if err != nil {
@@ -723,11 +745,11 @@ func (s *Redis) DrainQueue(ctx context.Context, ws, configID string, pool *engin
 // CloseAssignment implements engine.Store with assignment_close.lua.
 func (s *Redis) CloseAssignment(ctx context.Context, ws, configID string, c *engine.Closing, ranked []engine.Pool, now time.Time) (*engine.Assignment, error) {
 	k := s.keys(ws)
-	email, err := s.client.HGet(ctx, k.lead(c.LeadID), "email").Result()
+	person, err := s.client.HGet(ctx, k.lead(c.LeadID), "person").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, s.fail("close", err)
 	}
-	keys := append(k.common(), k.lead(c.LeadID), k.stickyOr(email, k.lead(c.LeadID)))
+	keys := append(k.common(), k.lead(c.LeadID), k.stickyOr(person, k.lead(c.LeadID)))
 	req := closeArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Retain: c.Retain.Milliseconds()}, Lead: c.LeadID, Rep: c.RepID, Reason: c.Reason,
 		Disposition: string(c.Disposition), ReasonCode: c.ReasonCode, Ranked: rankedArgs(ranked)}
 	for _, p := range ranked {
@@ -805,9 +827,9 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 	k := s.keys(ws)
 	a := r.Assignment
 	leadKey := k.lead(a.LeadID)
-	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey))
+	keys := append(k.common(), leadKey, k.stickyOr(a.Person, leadKey))
 	req := rerouteArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: zonesArg(r.Local), Retain: r.Retain.Milliseconds()}, Lead: a.LeadID, Mode: string(r.Mode), Rep: r.RepID,
-		Reason: r.Reason, Email: a.Lead.Email, Sticky: r.Sticky.Milliseconds(), Score: scoreArg(&a.Lead),
+		Reason: r.Reason, Person: a.Person, Sticky: r.Sticky.Milliseconds(), Score: scoreArg(&a.Lead),
 		First: r.FirstIndex, Queued: r.QueuedReason, Expire: msOrZero(r.ExpireAt), Ranked: rankedArgs(r.Ranked),
 		Policy: policyOf(r.Policy)}
 	keys, req.Targets = targetArgs(k, keys, r.Targets)
@@ -1203,9 +1225,9 @@ func (s *Redis) PruneTimers(ctx context.Context, ws string) (int, error) {
 func (s *Redis) Escalate(ctx context.Context, ws, configID string, a *engine.Assignment, next []engine.DecisionTarget, firstIndex int, queuedReason string, sticky time.Duration, local engine.LocalTimes, now time.Time) (bool, bool, error) {
 	k := s.keys(ws)
 	leadKey := k.lead(a.LeadID)
-	keys := append(k.common(), leadKey, k.stickyOr(a.Lead.Email, leadKey), k.queue(a.PoolID))
+	keys := append(k.common(), leadKey, k.stickyOr(a.Person, leadKey), k.queue(a.PoolID))
 	req := escalateArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: zonesArg(local)}, Lead: a.LeadID, Pool: a.PoolID, Score: scoreArg(&a.Lead),
-		Email: a.Lead.Email, Sticky: sticky.Milliseconds(), First: firstIndex, Queued: queuedReason}
+		Person: a.Person, Sticky: sticky.Milliseconds(), First: firstIndex, Queued: queuedReason}
 	keys, req.Targets = targetArgs(k, keys, next)
 	r, err := s.call(ctx, ws, leadEscalate, keys, req)
 	if err != nil {
@@ -1225,7 +1247,7 @@ func (s *Redis) Escalate(ctx context.Context, ws, configID string, a *engine.Ass
 // RemoveLead implements engine.Store with lead_remove.lua.
 func (s *Redis) RemoveLead(ctx context.Context, ws, leadID string, now time.Time) (bool, error) {
 	k := s.keys(ws)
-	r, err := s.call(ctx, ws, leadRemove, append(k.common(), k.lead(leadID)),
+	r, err := s.call(ctx, ws, leadRemove, append(k.common(), k.lead(leadID), k.people()),
 		removeArgs{base: base{Now: now.UnixMilli()}, Lead: leadID})
 	if err != nil {
 		return false, err

@@ -208,6 +208,7 @@ type applyReply struct {
 	next    int    // the step due (commit INCOMPLETE, lease OK)
 	pool    int    // QUEUED_POOL: the removed pool's index
 	version string // commit OK: the new version
+	person  string // commit OK: the workspace's person key
 }
 
 func decodeBegin(r reply) applyReply {
@@ -222,7 +223,7 @@ func decodeCommit(r reply) applyReply {
 	a := applyReply{code: r.code}
 	switch r.code {
 	case codeOK:
-		a.version, a.id = r.val(0), r.val(1)
+		a.version, a.id, a.person = r.val(0), r.val(1), r.val(2)
 	case codeIncomplete:
 		a.next = count(r.val(0))
 	case codeStale:
@@ -245,6 +246,7 @@ func decodeLease(r reply) applyReply {
 var replyCodes = map[*script][]code{
 	leadDecide:      {codeOK, codeStale, codeDuplicate, codeQuota},
 	leadRemove:      {codeOK, codeClaimed, codeNotFound, codeWrongState},
+	leadErase:       {codeOK, codeStale, codeNotFound, codeMoved},
 	queueDrain:      {codeOK, codeStale},
 	leadEscalate:    {codeOK, codeStale, codeMoved, codeClaimed, codeWrongState},
 	leadReroute:     {codeOK, codeStale, codeClaimed, codeWrongState, codeWrongRep},

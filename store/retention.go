@@ -37,24 +37,9 @@ func (s *Redis) BackfillRetention(ctx context.Context, ws string, retain time.Du
 	}
 	prefix := k.lead("")
 	found := 0
-	it := node.ScanType(ctx, 0, globEscape(prefix)+"*", scanPage, "hash").Iterator()
-	var batch []string
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		cmds, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, key := range batch {
-				p.HMGet(ctx, key, "state", "closed_at", "decided_at")
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
+	err = scanRecords(ctx, node, k, []string{"state", "closed_at", "decided_at"}, func(batch []string, vals [][]any) error {
 		var timers []redis.Z
-		for i, c := range cmds {
-			v := c.(*redis.SliceCmd).Val()
+		for i, v := range vals {
 			state, _ := v[0].(string)
 			if state == "" {
 				continue // removed meanwhile
@@ -78,21 +63,9 @@ func (s *Redis) BackfillRetention(ctx context.Context, ws string, retain time.Du
 			}
 			added += int(n)
 		}
-		batch = batch[:0]
 		return nil
-	}
-	for it.Next(ctx) {
-		batch = append(batch, it.Val())
-		if len(batch) == scanPage {
-			if err := flush(); err != nil {
-				return added, false, s.fail("backfill_retention", err)
-			}
-		}
-	}
-	if err := it.Err(); err != nil {
-		return added, false, s.fail("backfill_retention", err)
-	}
-	if err := flush(); err != nil {
+	})
+	if err != nil {
 		return added, false, s.fail("backfill_retention", err)
 	}
 	// The count grows to what was found: records written during the scan
@@ -105,4 +78,45 @@ func (s *Redis) BackfillRetention(ctx context.Context, ws string, retain time.Du
 		return added, false, r.unexpected(recordsCounted)
 	}
 	return added, false, nil
+}
+
+// scanRecords reads fields of every record of k's workspace on node, a page
+// (scanPage records) at a time: fn gets the page's keys and each one's
+// values (nil where a record went meanwhile).
+func scanRecords(ctx context.Context, node redis.Cmdable, k keys, fields []string, fn func(keys []string, vals [][]any) error) error {
+	it := node.ScanType(ctx, 0, globEscape(k.lead(""))+"*", scanPage, "hash").Iterator()
+	var batch []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		cmds, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, key := range batch {
+				p.HMGet(ctx, key, fields...)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		vals := make([][]any, len(cmds))
+		for i, c := range cmds {
+			vals[i] = c.(*redis.SliceCmd).Val()
+		}
+		err = fn(batch, vals)
+		batch = batch[:0]
+		return err
+	}
+	for it.Next(ctx) {
+		batch = append(batch, it.Val())
+		if len(batch) == scanPage {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return err
+	}
+	return flush()
 }

@@ -259,6 +259,8 @@ var (
 	timersPrune     = newScript("timers_prune")
 	eventsTrim      = newScript("events_trim")
 	recordsCounted  = newScript("records_counted")
+	peopleBackfill  = newScript("people_backfill")
+	leadErase       = newScript("lead_erase", modWorkspace, modIndex, modEligibility)
 )
 
 // allScripts lists every script (for tests).

@@ -39,6 +39,8 @@ Commands:
   preview [lead flags]                   show the decision without making it
   assignment LEAD_ID                     print a lead's assignment and trace
   release LEAD_ID [--reason TEXT]        close an assignment, freeing the rep's capacity
+  erase lead LEAD_ID                     erase one lead's record, in any state (admin)
+  erase contact EMAIL                    erase every record of a person (admin)
   accept LEAD_ID --rep REP               accept an offer
   reject LEAD_ID --rep REP [--reason T]  reject an offer (it goes to the next rep)
   contact LEAD_ID --rep REP [--channel call] [--at TIME]
@@ -125,6 +127,8 @@ func run(args []string, out io.Writer) error {
 		return c.assignment(rest)
 	case "release":
 		return c.release(rest)
+	case "erase":
+		return c.erase(rest)
 	case "accept", "reject", "contact", "dispose":
 		return c.lifecycle(cmd, rest)
 	case "watch", "events":
@@ -232,6 +236,39 @@ func (c *client) release(args []string) error {
 		return c.printJSON(resp)
 	}
 	printAssignment(c.out, resp.GetAssignment(), false)
+	return nil
+}
+
+func (c *client) erase(args []string) error {
+	if len(args) != 2 || (args[0] != "lead" && args[0] != "contact") {
+		return errors.New("erase: want lead LEAD_ID, or contact EMAIL")
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	admin := pb.NewAdminServiceClient(c.conn)
+	if args[0] == "lead" {
+		resp, err := admin.EraseLead(ctx, &pb.EraseLeadRequest{Workspace: c.workspace, LeadId: args[1]})
+		if err != nil {
+			return err
+		}
+		if c.json {
+			return c.printJSON(resp)
+		}
+		fmt.Fprintf(c.out, "erased %s (it was %s)\n", args[1], strings.TrimPrefix(resp.GetState().String(), "ASSIGNMENT_STATE_"))
+		return nil
+	}
+	resp, err := admin.EraseContact(ctx, &pb.EraseContactRequest{Workspace: c.workspace, Email: args[1]})
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	fmt.Fprintf(c.out, "erased %d leads", resp.GetErased())
+	if len(resp.GetLeadIds()) > 0 {
+		fmt.Fprintf(c.out, ": %s", strings.Join(resp.GetLeadIds(), " "))
+	}
+	fmt.Fprintln(c.out)
 	return nil
 }
 

@@ -11,12 +11,13 @@
 --          workspace by its config instead)
 --
 -- A (store/contract.go commitArgs): cfg ("applying:<nonce>"), now (unix ms),
--- ws (the workspace, with KEYS[5])
+-- ws (the workspace, with KEYS[5]), person_key (a new secret for person
+-- hashes, engine.Person: kept only by the workspace's first commit)
 --
 -- Returns:
 --   {STALE, id}           not applying under this id (id: the config's now)
 --   {INCOMPLETE, next}    steps remain
---   {OK, version, id}
+--   {OK, version, id, person_key}
 
 local config, plan, body, config_body = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local applying, now = A.cfg, A.now
@@ -33,10 +34,17 @@ local version = tostring(tonumber(v[3] or '0') + 1)
 local new_id = version .. ':' .. string.sub(applying, #'applying:' + 1)
 redis.call('RENAME', body, config_body)
 redis.call('HSET', config, 'version', version, 'id', new_id, 'applied_at', now)
+redis.call('HSETNX', config, 'person_key', A.person_key)
+if not v[3] then
+  -- A new workspace has no records from before retain timers and person
+  -- hashes: nothing for the one-time backfills (store/retention.go,
+  -- store/people.go) to convert.
+  redis.call('HSET', config, 'retention', '1', 'people', '1')
+end
 -- 'body' is where configs applied before config_body kept theirs.
 redis.call('HDEL', config, 'prev_id', 'next', 'steps', 'lease', 'body')
 redis.call('DEL', plan)
 if KEYS[5] then
   redis.call('SADD', KEYS[5], A.ws)
 end
-return { C.OK, version, new_id }
+return { C.OK, version, new_id, redis.call('HGET', config, 'person_key') }

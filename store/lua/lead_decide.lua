@@ -6,17 +6,19 @@
 -- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     lead    HASH  this lead's record (store/record.go)
 -- KEYS[16]     sticky  STRING "rep|pool|lead|until_ms" of the open assignment
---                       for this email (the lead key again when there is
+--                       of this person (the lead key again when there is
 --                       no email); it counts until until_ms by the engine's
 --                       clock, and Redis drops it a day later
--- KEYS[17+5i..21+5i]   target i (from 0): pool HASH, rank ZSET, owed ZSET,
+-- KEYS[17]     people  ZSET  the person index, "<person>|<lead>" at score 0
+-- KEYS[18+5i..22+5i]   target i (from 0): pool HASH, rank ZSET, owed ZSET,
 --                       queue ZSET, away ZSET
 --
 -- A (store/contract.go decideArgs): cfg, now, dry, and
 --   lead        the lead's id
 --   queued      reason recorded when the lead is queued with nobody eligible
 --   unroutable  reason recorded when no rule matched
---   email       '' for none; sticky: the sticky window, ms (0: off)
+--   person      the person hash of the lead's email (engine.Person; '' for
+--               no email); sticky: the sticky window, ms (0: off)
 --   owner       account owner rep ('' for none); domain: the account's domain
 --   score       lead score (-1: unscored), for queue priority
 --   expire      queue expiry, unix ms (0: none)
@@ -44,11 +46,12 @@
 local lead_key = KEYS[15]
 local sticky_key = KEYS[16]
 local lead_id = A.lead
-local email = A.email
+local people_key = KEYS[17]
+local person = A.person
 local sticky_window = A.sticky
 local owner = A.owner
 local domain = A.domain
-local targets = read_targets(17, A.targets)
+local targets = read_targets(18, A.targets)
 
 if not current() then
   return { C.STALE }
@@ -72,11 +75,11 @@ local state, rep, pool_id, reason, route = 'UNROUTABLE', '', '', A.unroutable, '
 local backlog, target_index = 0, 0
 
 -- 1. The same person's open assignment, 2. the account's owner.
-if email ~= '' and sticky_window > 0 then
+if person ~= '' and sticky_window > 0 then
   local held = redis.call('GET', sticky_key)
-  local sticky_rep, sticky_pool, _, until_ms = string.match(held or '', '^([^|]*)|([^|]*)|(.*)|(%d+)$')
+  local sticky_rep, sticky_pool, held_lead, until_ms = string.match(held or '', '^([^|]*)|([^|]*)|(.*)|(%d+)$')
   if sticky_rep and tonumber(until_ms) > NOW then
-    if try_rep(sticky_rep, note('sticky_owner', email), lines) then
+    if try_rep(sticky_rep, note('sticky_owner', held_lead), lines) then
       state, rep, pool_id, reason, route = 'ASSIGNED', sticky_rep, sticky_pool, '', 'sticky owner'
     end
   end
@@ -110,7 +113,7 @@ end
 -- Each field once: the reply repeats the record, and every field is a
 -- string to build, send and read.
 local record = {
-  'route', route, 'target', target_index, 'email', email, 'picks', table.concat(lines, '\n'), 'submitted_at', A.submitted,
+  'route', route, 'target', target_index, 'person', person, 'picks', table.concat(lines, '\n'), 'submitted_at', A.submitted,
 }
 local history = history_line('received', '', '')
 if state == 'QUEUED' or state == 'UNROUTABLE' then
@@ -151,7 +154,7 @@ if not DRY then
     -- A sticky lead leaves the key on the person's earlier open lead: that
     -- one still binds them to the rep when this one closes first.
     if route ~= 'sticky owner' then
-      bind_sticky(sticky_key, email, sticky_window, rep, pool_id, lead_id)
+      bind_sticky(sticky_key, person, sticky_window, rep, pool_id, lead_id)
     end
   elseif state == 'QUEUED' then
     enqueue(targets[target_index].pool, lead_id, A.score, outcome.wait, A.expire)
@@ -162,6 +165,9 @@ if not DRY then
   end
   redis.call('HSET', lead_key, 'pb', ARGV[2], unpack(record))
   redis.call('HINCRBY', K.config, 'stored', 1)
+  if person ~= '' then
+    redis.call('ZADD', people_key, 0, person .. '|' .. lead_id)
+  end
 end
 -- The record goes back as one string, its fields and values separated by
 -- NUL (no value has one: free text is stripped of control characters), so

@@ -11,7 +11,8 @@
 --   lead     the lead's id
 --   pool     the pool the lead waits on
 --   score    lead score (-1: unscored)
---   email    '' for none; sticky: the sticky window, ms
+--   person   the lead's person hash ('' for no email); sticky: the sticky
+--            window, ms
 --   first    rule index of the first remaining target (1-based)
 --   queued   reason recorded when the lead is queued with nobody eligible
 --   targets  the remaining targets
@@ -30,7 +31,7 @@ local old_queue = KEYS[17]
 local lead_id = A.lead
 local old_pool = A.pool
 local score = A.score
-local email = A.email
+local person = A.person
 local sticky_window = A.sticky
 local base_index = A.first
 local queued_reason = A.queued
@@ -69,7 +70,7 @@ if state == 'ASSIGNED' then
   clear_timers(lead_id)
   local submitted = tonumber(redis.call('HGET', lead_key, 'submitted_at') or NOW)
   state = place_stored(lead_key, target.pool, outcome.rep, lead_id, submitted, fields)
-  bind_sticky(sticky_key, email, sticky_window, outcome.rep, target.pool.id, lead_id)
+  bind_sticky(sticky_key, person, sticky_window, outcome.rep, target.pool.id, lead_id)
 else
   append_all(fields, { 'state', 'QUEUED', 'pool', target.pool.id, 'reason', outcome.reason or '', 'decided_at', NOW,
     'queued_at', NOW })

@@ -2,11 +2,14 @@
 -- retention has passed (settings.retain_closed; its retain timer, claimed
 -- here), with its timers. A final lead holds no sticky binding: closing
 -- the assignment released it (assignment_close), and an unroutable lead was
--- never bound or was withdrawn first (lead_reroute). The record's count falls (the quota, lead_decide.lua). From then
--- on the lead id is free: sending it again routes a new lead.
+-- never bound or was withdrawn first (lead_reroute). The record's count
+-- falls (the quota, lead_decide.lua), and its entry in the person index
+-- goes. From then on the lead id is free: sending it again routes a new
+-- lead.
 --
 -- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     lead    HASH
+-- KEYS[16]     people  ZSET  the person index (lead_decide.lua)
 --
 -- A (store/contract.go removeArgs): now, lead (the lead's id)
 --
@@ -21,7 +24,8 @@ local lead_key, lead_id = KEYS[15], A.lead
 if not claim_timer('retain|' .. lead_id) then
   return { C.CLAIMED }
 end
-local state, closed_at, decided_at = unpack(redis.call('HMGET', lead_key, 'state', 'closed_at', 'decided_at'))
+local state, closed_at, decided_at, person = unpack(redis.call('HMGET', lead_key, 'state', 'closed_at', 'decided_at',
+  'person'))
 if not state then
   return { C.NOT_FOUND }
 end
@@ -31,6 +35,9 @@ end
 redis.call('ZREM', K.timers, 'offer|' .. lead_id, 'sla|' .. lead_id, 'warn|' .. lead_id, 'escalate|' .. lead_id,
   'expire|' .. lead_id)
 redis.call('DEL', lead_key)
+if person and person ~= '' then
+  redis.call('ZREM', KEYS[16], person .. '|' .. lead_id)
+end
 if tonumber(redis.call('HGET', K.config, 'stored') or '0') > 0 then
   redis.call('HINCRBY', K.config, 'stored', -1)
 end

@@ -22,7 +22,8 @@
 --   mode     timeout, reject, breach or warn
 --   rep      the rep the caller expects to hold the lead
 --   reason   (reject) the rep's reason
---   email    '' for none; sticky: the sticky window, ms
+--   person   the lead's person hash ('' for no email); sticky: the sticky
+--            window, ms
 --   score    lead score (-1: unscored)
 --   first    rule index of the first target (1-based)
 --   queued   reason recorded when nobody is eligible
@@ -46,7 +47,7 @@ local lead_id = A.lead
 local mode = A.mode
 local rep = A.rep
 local reason = A.reason
-local email = A.email
+local person = A.person
 local sticky_window = A.sticky
 local score = A.score
 local base_index = A.first
@@ -132,7 +133,7 @@ for _, r in ipairs(ranked) do
     redis.call('ZADD', r.key, rank_score(r.strategy, holder), holder)
   end
 end
-local held = email ~= '' and redis.call('GET', sticky_key)
+local held = person ~= '' and redis.call('GET', sticky_key)
 if held and select(3, string.match(held, '^([^|]*)|([^|]*)|(.*)|(%d+)$')) == lead_id then
   redis.call('DEL', sticky_key)
 end
@@ -200,5 +201,5 @@ redis.call('HSET', lead_key, 'counted', commit_rep(outcome.rep, target.pool.id))
 local sla_from = tonumber(redis.call('HGET', lead_key, 'sla_from') or redis.call('HGET', lead_key, 'submitted_at') or NOW)
 local placed = place_stored(lead_key, target.pool, outcome.rep, lead_id, sla_from,
   { 'target', base_index + outcome.index - 1, 'picks', table.concat(lines, '\n') })
-bind_sticky(sticky_key, email, sticky_window, outcome.rep, target.pool.id, lead_id)
+bind_sticky(sticky_key, person, sticky_window, outcome.rep, target.pool.id, lead_id)
 return { C.OK, placed, 0 }

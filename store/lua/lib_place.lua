@@ -3,11 +3,12 @@
 
 local PRIORITY_SHIFT = 1099511627776 -- 2^40: queue score = (100 - lead score) * 2^40 + arrival
 
--- bind_sticky binds a person (by email) to the rep who has their lead, for
+-- bind_sticky binds a person (by person hash, engine.Person) to the rep
+-- who has their lead, for
 -- the sticky window by the engine's clock ("rep|pool|lead|until_ms");
 -- Redis drops the key a day after.
-local function bind_sticky(sticky_key, email, window, rep, pool_id, lead_id)
-  if email ~= '' and window > 0 then
+local function bind_sticky(sticky_key, person, window, rep, pool_id, lead_id)
+  if person ~= '' and window > 0 then
     redis.call('SET', sticky_key, rep .. '|' .. pool_id .. '|' .. lead_id .. '|' .. (NOW + window), 'PX', window + DAY_MS)
   end
 end

@@ -8,7 +8,7 @@
 -- A (store/contract.go drainArgs): cfg, now, and
 --   pool    the pool's id; policy: its offer and SLA policies
 --   sticky  the sticky window, ms (0: off)
---   leads   [{id, email ('' for none)}, ...]: the head of the queue as the
+--   leads   [{id, person ('' for none)}, ...]: the head of the queue as the
 --           caller read it
 --
 -- Returns:
@@ -32,7 +32,7 @@ end
 local reply = { C.OK, 0, 0 }
 for i = 0, #(A.leads or {}) - 1 do
   local lead_id = A.leads[i + 1].id
-  local email = A.leads[i + 1].email
+  local person = A.leads[i + 1].person
   local lead_key = KEYS[first_lead_key + 2 * i]
   local sticky_key = KEYS[first_lead_key + 2 * i + 1]
   if redis.call('ZSCORE', pool.queue, lead_id) then
@@ -75,7 +75,7 @@ for i = 0, #(A.leads or {}) - 1 do
       clear_timers(lead_id)
       local sla_from = tonumber(redis.call('HGET', lead_key, 'sla_from') or redis.call('HGET', lead_key, 'submitted_at') or NOW)
       place_stored(lead_key, pool, rep, lead_id, sla_from, { 'picks', table.concat(lines, '\n') })
-      bind_sticky(sticky_key, email, sticky_window, rep, pool.id, lead_id)
+      bind_sticky(sticky_key, person, sticky_window, rep, pool.id, lead_id)
       reply[#reply + 1] = lead_id
     end
   end

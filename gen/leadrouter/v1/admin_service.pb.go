@@ -22,6 +22,209 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type EraseContactRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workspace     string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseContactRequest) Reset() {
+	*x = EraseContactRequest{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseContactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseContactRequest) ProtoMessage() {}
+
+func (x *EraseContactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseContactRequest.ProtoReflect.Descriptor instead.
+func (*EraseContactRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *EraseContactRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *EraseContactRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+type EraseContactResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many of the person's leads were erased.
+	Erased int64 `protobuf:"varint,1,opt,name=erased,proto3" json:"erased,omitempty"`
+	// Their ids.
+	LeadIds       []string `protobuf:"bytes,2,rep,name=lead_ids,json=leadIds,proto3" json:"lead_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseContactResponse) Reset() {
+	*x = EraseContactResponse{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseContactResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseContactResponse) ProtoMessage() {}
+
+func (x *EraseContactResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseContactResponse.ProtoReflect.Descriptor instead.
+func (*EraseContactResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EraseContactResponse) GetErased() int64 {
+	if x != nil {
+		return x.Erased
+	}
+	return 0
+}
+
+func (x *EraseContactResponse) GetLeadIds() []string {
+	if x != nil {
+		return x.LeadIds
+	}
+	return nil
+}
+
+type EraseLeadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workspace     string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	LeadId        string                 `protobuf:"bytes,2,opt,name=lead_id,json=leadId,proto3" json:"lead_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseLeadRequest) Reset() {
+	*x = EraseLeadRequest{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseLeadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseLeadRequest) ProtoMessage() {}
+
+func (x *EraseLeadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseLeadRequest.ProtoReflect.Descriptor instead.
+func (*EraseLeadRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *EraseLeadRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *EraseLeadRequest) GetLeadId() string {
+	if x != nil {
+		return x.LeadId
+	}
+	return ""
+}
+
+type EraseLeadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The state the lead was in.
+	State         AssignmentState `protobuf:"varint,1,opt,name=state,proto3,enum=leadrouter.v1.AssignmentState" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseLeadResponse) Reset() {
+	*x = EraseLeadResponse{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseLeadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseLeadResponse) ProtoMessage() {}
+
+func (x *EraseLeadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseLeadResponse.ProtoReflect.Descriptor instead.
+func (*EraseLeadResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EraseLeadResponse) GetState() AssignmentState {
+	if x != nil {
+		return x.State
+	}
+	return AssignmentState_ASSIGNMENT_STATE_UNSPECIFIED
+}
+
 type ReleaseAssignmentRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
@@ -34,7 +237,7 @@ type ReleaseAssignmentRequest struct {
 
 func (x *ReleaseAssignmentRequest) Reset() {
 	*x = ReleaseAssignmentRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[0]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +249,7 @@ func (x *ReleaseAssignmentRequest) String() string {
 func (*ReleaseAssignmentRequest) ProtoMessage() {}
 
 func (x *ReleaseAssignmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[0]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +262,7 @@ func (x *ReleaseAssignmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseAssignmentRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseAssignmentRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{0}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ReleaseAssignmentRequest) GetWorkspace() string {
@@ -92,7 +295,7 @@ type ReleaseAssignmentResponse struct {
 
 func (x *ReleaseAssignmentResponse) Reset() {
 	*x = ReleaseAssignmentResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -104,7 +307,7 @@ func (x *ReleaseAssignmentResponse) String() string {
 func (*ReleaseAssignmentResponse) ProtoMessage() {}
 
 func (x *ReleaseAssignmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -117,7 +320,7 @@ func (x *ReleaseAssignmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseAssignmentResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseAssignmentResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{1}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReleaseAssignmentResponse) GetAssignment() *Assignment {
@@ -140,7 +343,7 @@ type ApplyRoutingConfigRequest struct {
 
 func (x *ApplyRoutingConfigRequest) Reset() {
 	*x = ApplyRoutingConfigRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -152,7 +355,7 @@ func (x *ApplyRoutingConfigRequest) String() string {
 func (*ApplyRoutingConfigRequest) ProtoMessage() {}
 
 func (x *ApplyRoutingConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -165,7 +368,7 @@ func (x *ApplyRoutingConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutingConfigRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRoutingConfigRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{2}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ApplyRoutingConfigRequest) GetWorkspace() string {
@@ -198,7 +401,7 @@ type ApplyRoutingConfigResponse struct {
 
 func (x *ApplyRoutingConfigResponse) Reset() {
 	*x = ApplyRoutingConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -210,7 +413,7 @@ func (x *ApplyRoutingConfigResponse) String() string {
 func (*ApplyRoutingConfigResponse) ProtoMessage() {}
 
 func (x *ApplyRoutingConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -223,7 +426,7 @@ func (x *ApplyRoutingConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutingConfigResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRoutingConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{3}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApplyRoutingConfigResponse) GetVersion() int64 {
@@ -242,7 +445,7 @@ type GetRoutingConfigRequest struct {
 
 func (x *GetRoutingConfigRequest) Reset() {
 	*x = GetRoutingConfigRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -254,7 +457,7 @@ func (x *GetRoutingConfigRequest) String() string {
 func (*GetRoutingConfigRequest) ProtoMessage() {}
 
 func (x *GetRoutingConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -267,7 +470,7 @@ func (x *GetRoutingConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{4}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetRoutingConfigRequest) GetWorkspace() string {
@@ -288,7 +491,7 @@ type GetRoutingConfigResponse struct {
 
 func (x *GetRoutingConfigResponse) Reset() {
 	*x = GetRoutingConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +503,7 @@ func (x *GetRoutingConfigResponse) String() string {
 func (*GetRoutingConfigResponse) ProtoMessage() {}
 
 func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +516,7 @@ func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{5}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetRoutingConfigResponse) GetConfig() *RoutingConfig {
@@ -347,7 +550,7 @@ type GetRepRequest struct {
 
 func (x *GetRepRequest) Reset() {
 	*x = GetRepRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +562,7 @@ func (x *GetRepRequest) String() string {
 func (*GetRepRequest) ProtoMessage() {}
 
 func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +575,7 @@ func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepRequest.ProtoReflect.Descriptor instead.
 func (*GetRepRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{6}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetRepRequest) GetWorkspace() string {
@@ -398,7 +601,7 @@ type GetRepResponse struct {
 
 func (x *GetRepResponse) Reset() {
 	*x = GetRepResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -410,7 +613,7 @@ func (x *GetRepResponse) String() string {
 func (*GetRepResponse) ProtoMessage() {}
 
 func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -423,7 +626,7 @@ func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepResponse.ProtoReflect.Descriptor instead.
 func (*GetRepResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{7}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetRepResponse) GetRep() *RepState {
@@ -442,7 +645,7 @@ type ListRepsRequest struct {
 
 func (x *ListRepsRequest) Reset() {
 	*x = ListRepsRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +657,7 @@ func (x *ListRepsRequest) String() string {
 func (*ListRepsRequest) ProtoMessage() {}
 
 func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +670,7 @@ func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsRequest.ProtoReflect.Descriptor instead.
 func (*ListRepsRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{8}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRepsRequest) GetWorkspace() string {
@@ -486,7 +689,7 @@ type ListRepsResponse struct {
 
 func (x *ListRepsResponse) Reset() {
 	*x = ListRepsResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +701,7 @@ func (x *ListRepsResponse) String() string {
 func (*ListRepsResponse) ProtoMessage() {}
 
 func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +714,7 @@ func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsResponse.ProtoReflect.Descriptor instead.
 func (*ListRepsResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{9}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListRepsResponse) GetReps() []*RepState {
@@ -542,7 +745,7 @@ type RepState struct {
 
 func (x *RepState) Reset() {
 	*x = RepState{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +757,7 @@ func (x *RepState) String() string {
 func (*RepState) ProtoMessage() {}
 
 func (x *RepState) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +770,7 @@ func (x *RepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepState.ProtoReflect.Descriptor instead.
 func (*RepState) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{10}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RepState) GetRep() *Rep {
@@ -630,7 +833,18 @@ var File_leadrouter_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\n" +
-	"!leadrouter/v1/admin_service.proto\x12\rleadrouter.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eleadrouter/v1/assignment.proto\x1a\x1aleadrouter/v1/config.proto\"i\n" +
+	"!leadrouter/v1/admin_service.proto\x12\rleadrouter.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eleadrouter/v1/assignment.proto\x1a\x1aleadrouter/v1/config.proto\"I\n" +
+	"\x13EraseContactRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\"I\n" +
+	"\x14EraseContactResponse\x12\x16\n" +
+	"\x06erased\x18\x01 \x01(\x03R\x06erased\x12\x19\n" +
+	"\blead_ids\x18\x02 \x03(\tR\aleadIds\"I\n" +
+	"\x10EraseLeadRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\alead_id\x18\x02 \x01(\tR\x06leadId\"I\n" +
+	"\x11EraseLeadResponse\x124\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x1e.leadrouter.v1.AssignmentStateR\x05state\"i\n" +
 	"\x18ReleaseAssignmentRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
 	"\alead_id\x18\x02 \x01(\tR\x06leadId\x12\x16\n" +
@@ -670,13 +884,15 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\x0eassigned_total\x18\x05 \x01(\x03R\rassignedTotal\x12D\n" +
 	"\x10last_assigned_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastAssignedAt\x12)\n" +
 	"\x10open_assignments\x18\a \x01(\x03R\x0fopenAssignments\x12%\n" +
-	"\x0eassigned_today\x18\b \x01(\x03R\rassignedToday2\xda\x03\n" +
+	"\x0eassigned_today\x18\b \x01(\x03R\rassignedToday2\x83\x05\n" +
 	"\fAdminService\x12i\n" +
 	"\x12ApplyRoutingConfig\x12(.leadrouter.v1.ApplyRoutingConfigRequest\x1a).leadrouter.v1.ApplyRoutingConfigResponse\x12c\n" +
 	"\x10GetRoutingConfig\x12&.leadrouter.v1.GetRoutingConfigRequest\x1a'.leadrouter.v1.GetRoutingConfigResponse\x12E\n" +
 	"\x06GetRep\x12\x1c.leadrouter.v1.GetRepRequest\x1a\x1d.leadrouter.v1.GetRepResponse\x12K\n" +
 	"\bListReps\x12\x1e.leadrouter.v1.ListRepsRequest\x1a\x1f.leadrouter.v1.ListRepsResponse\x12f\n" +
-	"\x11ReleaseAssignment\x12'.leadrouter.v1.ReleaseAssignmentRequest\x1a(.leadrouter.v1.ReleaseAssignmentResponseBAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
+	"\x11ReleaseAssignment\x12'.leadrouter.v1.ReleaseAssignmentRequest\x1a(.leadrouter.v1.ReleaseAssignmentResponse\x12W\n" +
+	"\fEraseContact\x12\".leadrouter.v1.EraseContactRequest\x1a#.leadrouter.v1.EraseContactResponse\x12N\n" +
+	"\tEraseLead\x12\x1f.leadrouter.v1.EraseLeadRequest\x1a .leadrouter.v1.EraseLeadResponseBAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
 
 var (
 	file_leadrouter_v1_admin_service_proto_rawDescOnce sync.Once
@@ -690,51 +906,61 @@ func file_leadrouter_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_leadrouter_v1_admin_service_proto_rawDescData
 }
 
-var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_leadrouter_v1_admin_service_proto_goTypes = []any{
-	(*ReleaseAssignmentRequest)(nil),   // 0: leadrouter.v1.ReleaseAssignmentRequest
-	(*ReleaseAssignmentResponse)(nil),  // 1: leadrouter.v1.ReleaseAssignmentResponse
-	(*ApplyRoutingConfigRequest)(nil),  // 2: leadrouter.v1.ApplyRoutingConfigRequest
-	(*ApplyRoutingConfigResponse)(nil), // 3: leadrouter.v1.ApplyRoutingConfigResponse
-	(*GetRoutingConfigRequest)(nil),    // 4: leadrouter.v1.GetRoutingConfigRequest
-	(*GetRoutingConfigResponse)(nil),   // 5: leadrouter.v1.GetRoutingConfigResponse
-	(*GetRepRequest)(nil),              // 6: leadrouter.v1.GetRepRequest
-	(*GetRepResponse)(nil),             // 7: leadrouter.v1.GetRepResponse
-	(*ListRepsRequest)(nil),            // 8: leadrouter.v1.ListRepsRequest
-	(*ListRepsResponse)(nil),           // 9: leadrouter.v1.ListRepsResponse
-	(*RepState)(nil),                   // 10: leadrouter.v1.RepState
-	(*Assignment)(nil),                 // 11: leadrouter.v1.Assignment
-	(*RoutingConfig)(nil),              // 12: leadrouter.v1.RoutingConfig
-	(*timestamppb.Timestamp)(nil),      // 13: google.protobuf.Timestamp
-	(*Rep)(nil),                        // 14: leadrouter.v1.Rep
-	(RepStatus)(0),                     // 15: leadrouter.v1.RepStatus
+	(*EraseContactRequest)(nil),        // 0: leadrouter.v1.EraseContactRequest
+	(*EraseContactResponse)(nil),       // 1: leadrouter.v1.EraseContactResponse
+	(*EraseLeadRequest)(nil),           // 2: leadrouter.v1.EraseLeadRequest
+	(*EraseLeadResponse)(nil),          // 3: leadrouter.v1.EraseLeadResponse
+	(*ReleaseAssignmentRequest)(nil),   // 4: leadrouter.v1.ReleaseAssignmentRequest
+	(*ReleaseAssignmentResponse)(nil),  // 5: leadrouter.v1.ReleaseAssignmentResponse
+	(*ApplyRoutingConfigRequest)(nil),  // 6: leadrouter.v1.ApplyRoutingConfigRequest
+	(*ApplyRoutingConfigResponse)(nil), // 7: leadrouter.v1.ApplyRoutingConfigResponse
+	(*GetRoutingConfigRequest)(nil),    // 8: leadrouter.v1.GetRoutingConfigRequest
+	(*GetRoutingConfigResponse)(nil),   // 9: leadrouter.v1.GetRoutingConfigResponse
+	(*GetRepRequest)(nil),              // 10: leadrouter.v1.GetRepRequest
+	(*GetRepResponse)(nil),             // 11: leadrouter.v1.GetRepResponse
+	(*ListRepsRequest)(nil),            // 12: leadrouter.v1.ListRepsRequest
+	(*ListRepsResponse)(nil),           // 13: leadrouter.v1.ListRepsResponse
+	(*RepState)(nil),                   // 14: leadrouter.v1.RepState
+	(AssignmentState)(0),               // 15: leadrouter.v1.AssignmentState
+	(*Assignment)(nil),                 // 16: leadrouter.v1.Assignment
+	(*RoutingConfig)(nil),              // 17: leadrouter.v1.RoutingConfig
+	(*timestamppb.Timestamp)(nil),      // 18: google.protobuf.Timestamp
+	(*Rep)(nil),                        // 19: leadrouter.v1.Rep
+	(RepStatus)(0),                     // 20: leadrouter.v1.RepStatus
 }
 var file_leadrouter_v1_admin_service_proto_depIdxs = []int32{
-	11, // 0: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
-	12, // 1: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
-	12, // 2: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
-	13, // 3: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
-	10, // 4: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
-	10, // 5: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
-	14, // 6: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
-	15, // 7: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
-	13, // 8: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
-	13, // 9: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
-	2,  // 10: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
-	4,  // 11: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
-	6,  // 12: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
-	8,  // 13: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
-	0,  // 14: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
-	3,  // 15: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
-	5,  // 16: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
-	7,  // 17: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
-	9,  // 18: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
-	1,  // 19: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 0: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
+	16, // 1: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
+	17, // 2: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
+	17, // 3: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
+	18, // 4: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
+	14, // 5: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
+	14, // 6: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
+	19, // 7: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
+	20, // 8: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
+	18, // 9: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
+	18, // 10: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
+	6,  // 11: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
+	8,  // 12: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
+	10, // 13: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
+	12, // 14: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
+	4,  // 15: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
+	0,  // 16: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
+	2,  // 17: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
+	7,  // 18: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
+	9,  // 19: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
+	11, // 20: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
+	13, // 21: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
+	5,  // 22: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
+	1,  // 23: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
+	3,  // 24: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
+	18, // [18:25] is the sub-list for method output_type
+	11, // [11:18] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_admin_service_proto_init() }
@@ -744,14 +970,14 @@ func file_leadrouter_v1_admin_service_proto_init() {
 	}
 	file_leadrouter_v1_assignment_proto_init()
 	file_leadrouter_v1_config_proto_init()
-	file_leadrouter_v1_admin_service_proto_msgTypes[2].OneofWrappers = []any{}
+	file_leadrouter_v1_admin_service_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_admin_service_proto_rawDesc), len(file_leadrouter_v1_admin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,8 @@ const (
 	AdminService_GetRep_FullMethodName             = "/leadrouter.v1.AdminService/GetRep"
 	AdminService_ListReps_FullMethodName           = "/leadrouter.v1.AdminService/ListReps"
 	AdminService_ReleaseAssignment_FullMethodName  = "/leadrouter.v1.AdminService/ReleaseAssignment"
+	AdminService_EraseContact_FullMethodName       = "/leadrouter.v1.AdminService/EraseContact"
+	AdminService_EraseLead_FullMethodName          = "/leadrouter.v1.AdminService/EraseLead"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -53,6 +55,20 @@ type AdminServiceClient interface {
 	// assignment again changes nothing. NOT_FOUND for an unknown lead,
 	// FAILED_PRECONDITION for a lead that is not assigned.
 	ReleaseAssignment(ctx context.Context, in *ReleaseAssignmentRequest, opts ...grpc.CallOption) (*ReleaseAssignmentResponse, error)
+	// EraseContact erases every record of one person, found by their email
+	// address (compared as leads store it: trimmed, lower case), for a
+	// request to be forgotten. Each lead, in whatever state, gives back what
+	// it holds as the lifecycle would (an assignment's or an offer's place in
+	// the rep's counts, a queue place), its timers stop, the person's sticky
+	// binding goes, and its record is deleted: an `erased` event per lead
+	// names its id and no personal data. Admin tokens only. A malformed
+	// address is INVALID_ARGUMENT; an address with no records erases nothing
+	// and answers 0. A lead id erased is free again: sending it routes a new
+	// lead.
+	EraseContact(ctx context.Context, in *EraseContactRequest, opts ...grpc.CallOption) (*EraseContactResponse, error)
+	// EraseLead erases one lead as EraseContact does. Admin tokens only.
+	// NOT_FOUND for a lead with no record.
+	EraseLead(ctx context.Context, in *EraseLeadRequest, opts ...grpc.CallOption) (*EraseLeadResponse, error)
 }
 
 type adminServiceClient struct {
@@ -113,6 +129,26 @@ func (c *adminServiceClient) ReleaseAssignment(ctx context.Context, in *ReleaseA
 	return out, nil
 }
 
+func (c *adminServiceClient) EraseContact(ctx context.Context, in *EraseContactRequest, opts ...grpc.CallOption) (*EraseContactResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseContactResponse)
+	err := c.cc.Invoke(ctx, AdminService_EraseContact_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) EraseLead(ctx context.Context, in *EraseLeadRequest, opts ...grpc.CallOption) (*EraseLeadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseLeadResponse)
+	err := c.cc.Invoke(ctx, AdminService_EraseLead_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -140,6 +176,20 @@ type AdminServiceServer interface {
 	// assignment again changes nothing. NOT_FOUND for an unknown lead,
 	// FAILED_PRECONDITION for a lead that is not assigned.
 	ReleaseAssignment(context.Context, *ReleaseAssignmentRequest) (*ReleaseAssignmentResponse, error)
+	// EraseContact erases every record of one person, found by their email
+	// address (compared as leads store it: trimmed, lower case), for a
+	// request to be forgotten. Each lead, in whatever state, gives back what
+	// it holds as the lifecycle would (an assignment's or an offer's place in
+	// the rep's counts, a queue place), its timers stop, the person's sticky
+	// binding goes, and its record is deleted: an `erased` event per lead
+	// names its id and no personal data. Admin tokens only. A malformed
+	// address is INVALID_ARGUMENT; an address with no records erases nothing
+	// and answers 0. A lead id erased is free again: sending it routes a new
+	// lead.
+	EraseContact(context.Context, *EraseContactRequest) (*EraseContactResponse, error)
+	// EraseLead erases one lead as EraseContact does. Admin tokens only.
+	// NOT_FOUND for a lead with no record.
+	EraseLead(context.Context, *EraseLeadRequest) (*EraseLeadResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -164,6 +214,12 @@ func (UnimplementedAdminServiceServer) ListReps(context.Context, *ListRepsReques
 }
 func (UnimplementedAdminServiceServer) ReleaseAssignment(context.Context, *ReleaseAssignmentRequest) (*ReleaseAssignmentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseAssignment not implemented")
+}
+func (UnimplementedAdminServiceServer) EraseContact(context.Context, *EraseContactRequest) (*EraseContactResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EraseContact not implemented")
+}
+func (UnimplementedAdminServiceServer) EraseLead(context.Context, *EraseLeadRequest) (*EraseLeadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EraseLead not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -276,6 +332,42 @@ func _AdminService_ReleaseAssignment_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_EraseContact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseContactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).EraseContact(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_EraseContact_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).EraseContact(ctx, req.(*EraseContactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_EraseLead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseLeadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).EraseLead(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_EraseLead_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).EraseLead(ctx, req.(*EraseLeadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -302,6 +394,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReleaseAssignment",
 			Handler:    _AdminService_ReleaseAssignment_Handler,
+		},
+		{
+			MethodName: "EraseContact",
+			Handler:    _AdminService_EraseContact_Handler,
+		},
+		{
+			MethodName: "EraseLead",
+			Handler:    _AdminService_EraseLead_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

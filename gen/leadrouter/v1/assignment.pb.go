@@ -36,7 +36,7 @@ const (
 	// becomes eligible.
 	AssignmentState_ASSIGNMENT_STATE_QUEUED AssignmentState = 2
 	// No rule matched the lead, or it waited longer than the workspace's
-	// max_queue_age. Stored with the reason, never dropped.
+	// max_queue_age. Stored with the reason for settings.retain_closed.
 	AssignmentState_ASSIGNMENT_STATE_UNROUTABLE AssignmentState = 3
 	// The assignment was closed: with a disposition (SetDisposition), released
 	// (AdminService.ReleaseAssignment) or taken away after an SLA breach. The
@@ -627,7 +627,8 @@ type TargetEvaluation struct {
 	// What happened at this target, e.g. "assigned to dave" or "nobody eligible".
 	Outcome string `protobuf:"bytes,5,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// For a target that is one rep rather than a pool: what it is, e.g.
-	// "existing owner of jane@acme.com" or "account owner of acme.com".
+	// "owner of the person's open lead web-1001" or "account owner of
+	// acme.com".
 	Label string `protobuf:"bytes,6,opt,name=label,proto3" json:"label,omitempty"`
 	// Members passed over beyond those named in candidates, per reason. A
 	// pick does not look at absent members one by one, so those are counted

@@ -47,6 +47,9 @@ const (
 	EventKind_EVENT_KIND_RELEASED           EventKind = 15
 	EventKind_EVENT_KIND_AUTO_PAUSED        EventKind = 16
 	EventKind_EVENT_KIND_REP_STATUS_CHANGED EventKind = 17
+	// The lead was erased (AdminService.EraseLead, EraseContact): its record
+	// is gone. rep_id and pool_id are who held it and where, if anyone.
+	EventKind_EVENT_KIND_ERASED EventKind = 18
 )
 
 // Enum value maps for EventKind.
@@ -70,6 +73,7 @@ var (
 		15: "EVENT_KIND_RELEASED",
 		16: "EVENT_KIND_AUTO_PAUSED",
 		17: "EVENT_KIND_REP_STATUS_CHANGED",
+		18: "EVENT_KIND_ERASED",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED":        0,
@@ -90,6 +94,7 @@ var (
 		"EVENT_KIND_RELEASED":           15,
 		"EVENT_KIND_AUTO_PAUSED":        16,
 		"EVENT_KIND_REP_STATUS_CHANGED": 17,
+		"EVENT_KIND_ERASED":             18,
 	}
 )
 
@@ -290,7 +295,7 @@ const file_leadrouter_v1_event_proto_rawDesc = "" +
 	"\alead_id\x18\x04 \x01(\tR\x06leadId\x12\x15\n" +
 	"\x06rep_id\x18\x05 \x01(\tR\x05repId\x12\x17\n" +
 	"\apool_id\x18\x06 \x01(\tR\x06poolId\x12\x16\n" +
-	"\x06detail\x18\a \x01(\tR\x06detail*\xfa\x03\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail*\x91\x04\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10EVENT_KIND_RESET\x10\x01\x12\x16\n" +
@@ -310,7 +315,8 @@ const file_leadrouter_v1_event_proto_rawDesc = "" +
 	"\x18EVENT_KIND_DISPOSITIONED\x10\x0e\x12\x17\n" +
 	"\x13EVENT_KIND_RELEASED\x10\x0f\x12\x1a\n" +
 	"\x16EVENT_KIND_AUTO_PAUSED\x10\x10\x12!\n" +
-	"\x1dEVENT_KIND_REP_STATUS_CHANGED\x10\x11BAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
+	"\x1dEVENT_KIND_REP_STATUS_CHANGED\x10\x11\x12\x15\n" +
+	"\x11EVENT_KIND_ERASED\x10\x12BAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
 
 var (
 	file_leadrouter_v1_event_proto_rawDescOnce sync.Once
