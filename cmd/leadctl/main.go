@@ -264,7 +264,11 @@ func (c *client) erase(args []string) error {
 	if c.json {
 		return c.printJSON(resp)
 	}
-	fmt.Fprintf(c.out, "erased %d leads", resp.GetErased())
+	noun := "leads"
+	if resp.GetErased() == 1 {
+		noun = "lead"
+	}
+	fmt.Fprintf(c.out, "erased %d %s", resp.GetErased(), noun)
 	if len(resp.GetLeadIds()) > 0 {
 		fmt.Fprintf(c.out, ": %s", strings.Join(resp.GetLeadIds(), " "))
 	}

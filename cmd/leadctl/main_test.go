@@ -121,6 +121,15 @@ func TestCommands(t *testing.T) {
 	if out := mustRun(t, addr, "release", "w2", "--reason", "won"); !strings.Contains(out, "w2  CLOSED  rep=greta") {
 		t.Fatalf("release: %s", out)
 	}
+	if out := mustRun(t, addr, "erase", "contact", "JANE@acme.de"); !strings.Contains(out, "erased 1 lead: w1") {
+		t.Fatalf("erase contact: %s", out)
+	}
+	if out := mustRun(t, addr, "erase", "lead", "w2"); !strings.Contains(out, "erased w2 (it was CLOSED)") {
+		t.Fatalf("erase lead: %s", out)
+	}
+	if _, err := leadctl(t, addr, "erase", "contact", "not-an-address"); err == nil || !strings.Contains(err.Error(), "email") {
+		t.Fatalf("erase of a malformed address: %v", err)
+	}
 	if _, err := leadctl(t, addr, "assign", "--id", "bad", "--country", "XX"); err == nil {
 		t.Fatal("invalid lead accepted")
 	}
