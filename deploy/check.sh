@@ -88,6 +88,7 @@ SPEC = {
     "leadrouter_queued_oldest_seconds": ("gauge", {"pool": None}),
     "leadrouter_queue_wait_seconds": ("histogram", {}),
     "leadrouter_reps": ("gauge", {"status": {"AVAILABLE", "AWAY", "OFFLINE"}}),
+    "leadrouter_stored_leads": ("gauge", {"state": {"OFFERED", "ASSIGNED", "QUEUED", "UNROUTABLE", "CLOSED"}}),
     "leadrouter_rep_auto_paused_total": ("counter", {"pool": None}),
     "leadrouter_records_removed_total": ("counter", {}),
     "leadrouter_quota_refused_total": ("counter", {}),

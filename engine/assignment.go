@@ -30,6 +30,9 @@ const (
 	StateOffered    State = "OFFERED"
 )
 
+// States lists every state, in lifecycle order.
+var States = []State{StateOffered, StateAssigned, StateQueued, StateUnroutable, StateClosed}
+
 // Disposition is the rep's verdict, which closes an assignment.
 type Disposition string
 

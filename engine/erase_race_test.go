@@ -17,8 +17,8 @@ import (
 // replicas) and 24 goroutines: leads of five people arrive, are offered,
 // accepted, released, queued and drained while their people and single
 // leads are erased. Afterwards the counts agree with the records exactly:
-// every rep's open count is the leads it holds, the record count is the
-// records, each queue is its QUEUED leads, the person index is the records
+// every rep's open count is the leads it holds, the record count and the
+// per-state counts are the records, each queue is its QUEUED leads, the person index is the records
 // with an email, and no timer or sticky binding names an erased lead.
 func TestEraseUnderLoad(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture) {
@@ -97,11 +97,9 @@ func checkWorkspaceAgrees(t *testing.T, f *fixture) {
 	t.Helper()
 	c := f.st.Client()
 	base := f.st.Prefix() + ":{" + f.ws + "}:"
-	keys, err := c.Keys(f.ctx, base+"lead:*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := f.keys(base + "lead:*")
 	held := map[string]int64{}
+	states := map[engine.State]int64{}
 	queued := map[string][]string{}
 	var index []string
 	records := map[string]bool{}
@@ -112,6 +110,7 @@ func checkWorkspaceAgrees(t *testing.T, f *fixture) {
 		state, _ := v[0].(string)
 		rep, _ := v[1].(string)
 		pool, _ := v[2].(string)
+		states[engine.State(state)]++
 		switch state {
 		case "ASSIGNED", "OFFERED":
 			held[rep]++
@@ -131,6 +130,15 @@ func checkWorkspaceAgrees(t *testing.T, f *fixture) {
 	if got := storedCount(t, f); got != strconv.Itoa(len(keys)) {
 		t.Errorf("record count %s, %d records", got, len(keys))
 	}
+	counted, err := f.eng.StoredLeads(f.ctx, f.ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range engine.States {
+		if counted[st] != states[st] {
+			t.Errorf("%s: counted %d records, %d stored", st, counted[st], states[st])
+		}
+	}
 	for _, pool := range []string{"p", "o"} {
 		members := c.ZRange(f.ctx, base+"queue:"+pool, 0, -1).Val()
 		if fmt.Sprint(sorted(members)) != fmt.Sprint(sorted(queued[pool])) {
@@ -145,7 +153,7 @@ func checkWorkspaceAgrees(t *testing.T, f *fixture) {
 			t.Errorf("timer %s names a lead with no record", m)
 		}
 	}
-	sticky, _ := c.Keys(f.ctx, base+"sticky:*").Result()
+	sticky := f.keys(base + "sticky:*")
 	for _, k := range sticky {
 		parts := strings.Split(c.Get(f.ctx, k).Val(), "|")
 		if len(parts) != 4 || !records[parts[2]] {

@@ -37,10 +37,7 @@ func dumpWorkspace(t *testing.T, f *fixture) string {
 	t.Helper()
 	c := f.st.Client()
 	var b strings.Builder
-	keys, err := c.Keys(f.ctx, "*{"+f.ws+"}*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := f.keys("*{" + f.ws + "}*")
 	if len(keys) == 0 {
 		t.Fatal("the workspace has no keys")
 	}
@@ -105,8 +102,7 @@ func TestEraseContact(t *testing.T) {
 		if !strings.Contains(before, jane) {
 			t.Fatal("the dump does not hold the address before the erasure: the check below could not fail")
 		}
-		keys, _ := f.st.Client().Keys(f.ctx, "*{"+f.ws+"}*").Result()
-		for _, k := range keys {
+		for _, k := range f.keys("*{" + f.ws + "}*") {
 			if strings.Contains(k, "@") {
 				t.Errorf("key %s names an address", k)
 			}

@@ -100,6 +100,16 @@ func (e *Engine) Workspaces(ctx context.Context) ([]string, error) {
 	return e.store.Workspaces(ctx)
 }
 
+// StoredLeads returns how many records ws holds in each state (the counts
+// its scripts keep as records change state, read in one command).
+func (e *Engine) StoredLeads(ctx context.Context, ws string) (map[State]int64, error) {
+	ws, err := NormalizeWorkspace(ws)
+	if err != nil {
+		return nil, err
+	}
+	return e.store.StoredLeads(ctx, ws)
+}
+
 // QueueState returns the queue of every pool in ws's config, in config
 // order.
 func (e *Engine) QueueState(ctx context.Context, ws string) ([]PoolQueue, error) {

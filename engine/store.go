@@ -100,6 +100,8 @@ type Store interface {
 	// StoredConfig.PersonKey), once per workspace (done: finished before).
 	// It scans every record and sticky key of ws.
 	BackfillPeople(ctx context.Context, ws, personKey string) (converted int, done bool, err error)
+	// StoredLeads counts ws's records per state.
+	StoredLeads(ctx context.Context, ws string) (map[State]int64, error)
 	// PersonLeads lists up to limit ids of the leads of person (a person
 	// hash) that have records, from the person index.
 	PersonLeads(ctx context.Context, ws, person string, limit int) ([]string, error)
@@ -131,6 +133,13 @@ type Store interface {
 	EventsEpoch(ctx context.Context, ws string) (string, error)
 	// LastEventID returns the id of the newest event ("0-0" for none).
 	LastEventID(ctx context.Context, ws string) (string, error)
+	// HasEvent reports whether the history holds the event id.
+	HasEvent(ctx context.Context, ws, id string) (bool, error)
+	// EventTallies returns, for each workspace of one FeedGroup whose store
+	// counts appends, the history's newest id and how many events were
+	// ever appended to it (in one read, so the two agree). A store that
+	// does not count them (the embedded one) leaves its workspaces out.
+	EventTallies(ctx context.Context, wss []string) (map[string]EventTally, error)
 	// EventsAfter returns up to limit events after the id after, oldest
 	// first.
 	EventsAfter(ctx context.Context, ws, after string, limit int) ([]Event, error)
@@ -385,4 +394,12 @@ type RerouteResult struct {
 	Done    bool  // false: nothing to do (timer fired already, offer accepted...)
 	State   State // the lead's state now
 	Backlog bool  // queued behind earlier leads on a pool with an eligible rep
+}
+
+// EventTally is a history's newest id and how many events were ever
+// appended to it. Retention does not lower Added; only a store that lost
+// appends (restored from an older copy, a failover that lost writes) does.
+type EventTally struct {
+	Last  string
+	Added int64
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/leadrouter/leadrouter/engine"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 	"github.com/leadrouter/leadrouter/store"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
@@ -171,4 +172,24 @@ func wantErr(t *testing.T, err, target error) {
 	if !errors.Is(err, target) {
 		t.Fatalf("err = %v, want %v", err, target)
 	}
+}
+
+// keys lists the workspace's keys matching pattern. A workspace's keys share
+// one hash tag, so on a cluster they all live on the master serving its slot:
+// KEYS goes there, not to whichever node the client would pick.
+func (f *fixture) keys(pattern string) []string {
+	f.t.Helper()
+	var c redis.Cmdable = f.st.Client()
+	if cc, ok := f.st.Client().(*redis.ClusterClient); ok {
+		m, err := cc.MasterForKey(f.ctx, "{"+f.ws+"}")
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		c = m
+	}
+	keys, err := c.Keys(f.ctx, pattern).Result()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return keys
 }

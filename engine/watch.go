@@ -31,6 +31,12 @@ var (
 	// ErrBacklogGone: retention removed events of a backlog while it was
 	// being sent; the client resyncs (RESET), and live events follow.
 	ErrBacklogGone = errors.New("history removed while the backlog was sent")
+	// ErrHistoryLost ends every subscription of a workspace whose history
+	// lost events this replica had sent (Redis came back from an older
+	// copy, or a failover lost writes): the client resumes from the last
+	// position it received, and is answered RESET when that position is
+	// among the events lost.
+	ErrHistoryLost = errors.New("the event history lost events it had sent")
 )
 
 const (
@@ -48,6 +54,11 @@ const (
 	// that includes it, and the older one ends once it returns; past this
 	// many, the new feed waits for the next read (at most feedBlock).
 	groupReaders = 4
+	// verifyEvery is how often a group's reader checks each feed's events
+	// against its history's count of appends (and at once after a failed
+	// read): a Redis restored from an older copy keeps appending after its
+	// older head, with ids past the feed's, so only the count tells.
+	verifyEvery = 5 * time.Second
 )
 
 // Watcher fans workspace events out to subscribers.
@@ -64,8 +75,15 @@ type Watcher struct {
 }
 
 type feed struct {
-	ws    string
-	last  string // the newest event dispatched
+	ws   string
+	last string // the newest event dispatched
+	// base is the history's tally at a verify that found the feed caught
+	// up with it (based says there is one), and since counts the events
+	// dispatched after base.Last: a history that holds them all has
+	// appended at least that many since.
+	base  EventTally
+	based bool
+	since int64
 	subs  map[*Subscription]struct{}
 	byRep map[string]map[*Subscription]struct{} // rep streams, by rep: an event reaches only its rep's
 	all   map[*Subscription]struct{}            // workspace streams: every event is checked
@@ -140,12 +158,15 @@ func (s *Subscription) Close() {
 	s.end(context.Canceled)
 }
 
-// lost reports whether the workspace's stream ends before offset (the
-// stream itself, not this replica's feed, which may not have read its
-// newest events yet). An error counts as not lost: the resume goes on.
-func (w *Watcher) lost(ctx context.Context, ws, offset string) bool {
-	last, err := w.store.LastEventID(ctx, ws)
-	return err == nil && EventIDLess(last, offset)
+// lost reports whether the history no longer holds the event at offset, a
+// position a client received, though retention did not remove it. An
+// error counts as not lost: the resume goes on.
+func (w *Watcher) lost(ctx context.Context, ws, offset, trimmed string) bool {
+	if offset == "0-0" || offset == trimmed {
+		return false // the start, or the newest event retention removed
+	}
+	kept, err := w.store.HasEvent(ctx, ws, offset)
+	return err == nil && !kept
 }
 
 // Observe makes the watcher report to o (StoreRegressed).
@@ -194,11 +215,13 @@ func (w *Watcher) Watch(ctx context.Context, ws string, resume *Position, filter
 		wt.Reset = true
 		return wt, nil
 	}
-	if EventIDLess(head, resume.Offset) && w.lost(ctx, ws, resume.Offset) {
-		// The client saw events this history does not have, and retention
-		// did not remove them: Redis came back with less than it had (an
-		// older AOF or RDB, a failover that lost writes) but kept its epoch.
-		w.log.Warn("a stream resumed from a position past the event history's end: the store lost writes (restored from an older copy, or a failover lost them); the client resyncs",
+	if w.lost(ctx, ws, resume.Offset, trimmed) {
+		// The client saw an event this history does not have, and
+		// retention did not remove it: Redis came back with less than it
+		// had (an older AOF or RDB, a failover that lost writes) but kept
+		// its epoch. Events appended since may have ids past the client's,
+		// so the head alone cannot tell.
+		w.log.Warn("a stream resumed from a position the event history no longer holds: the store lost writes (restored from an older copy, or a failover lost them); the client resyncs",
 			"workspace", ws, "resume_from", resume.Offset, "history_ends", head)
 		w.obs.StoreRegressed(ws)
 		wt.Reset = true
@@ -350,7 +373,12 @@ func (w *Watcher) read(g *group, gen int) {
 		g.readers--
 		w.mu.Unlock()
 	}()
+	var verified time.Time // at once: a new feed takes its base
 	for {
+		if time.Since(verified) >= verifyEvery {
+			w.verify(g)
+			verified = time.Now()
+		}
 		w.mu.Lock()
 		if g.ctx.Err() != nil || gen != g.gen {
 			w.mu.Unlock()
@@ -366,6 +394,7 @@ func (w *Watcher) read(g *group, gen int) {
 			if g.ctx.Err() == nil {
 				w.log.Warn("event feed read failed; retrying", "group", g.name, "workspaces", len(after), "err", err)
 				time.Sleep(100 * time.Millisecond)
+				verified = time.Time{} // Redis may be back with less
 			}
 			continue
 		}
@@ -381,11 +410,54 @@ func (w *Watcher) read(g *group, gen int) {
 					continue
 				}
 				f.last = e.ID
+				if f.based && EventIDLess(f.base.Last, e.ID) {
+					f.since++
+				}
 				w.dispatch(f, f.byRep[e.RepID], &e)
 				w.dispatch(f, f.all, &e)
 			}
 		}
 		w.mu.Unlock()
+	}
+}
+
+// verify ends the subscriptions of each of g's feeds whose history
+// appended fewer events since the feed's base than the feed dispatched
+// after it (ErrHistoryLost), with a warning and StoreRegressed: the store
+// lost events this replica sent (Redis came back from an older copy, or a
+// failover lost writes). Their clients resume, and those that received a
+// lost event get RESET. A feed that has dispatched past the tally (events
+// appended after it was read) is checked at the next verify, and a feed
+// caught up with a sound tally takes it as its base.
+func (w *Watcher) verify(g *group) {
+	w.mu.Lock()
+	wss := make([]string, 0, len(g.feeds))
+	for ws := range g.feeds {
+		wss = append(wss, ws)
+	}
+	w.mu.Unlock()
+	tallies, err := w.store.EventTallies(g.ctx, wss)
+	if err != nil {
+		return // the next read fails too, and verifies again after it
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ws, t := range tallies {
+		f := g.feeds[ws]
+		if f == nil || EventIDLess(t.Last, f.last) {
+			continue
+		}
+		if f.based && t.Added-f.base.Added < f.since {
+			w.log.Warn("the event history lost events this replica had sent (Redis came back from an older copy, or a failover lost writes); the workspace's streams end and their clients resync",
+				"workspace", ws, "sent", f.since, "appended", t.Added-f.base.Added, "since", f.base.Last, "streams", len(f.subs))
+			w.obs.StoreRegressed(ws)
+			for sub := range f.subs {
+				w.remove(sub)
+				sub.end(ErrHistoryLost)
+			}
+			continue
+		}
+		f.base, f.based, f.since = t, true, 0
 	}
 }
 

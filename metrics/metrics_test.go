@@ -206,6 +206,24 @@ func TestLifecycleMetrics(t *testing.T) {
 					t.Errorf("%s{%s} = %v, want %v", c.name, c.labels, got, c.want)
 				}
 			}
+			// Stored records by state: the scripts' counts agree with the
+			// records.
+			byState := map[engine.State]float64{}
+			for _, id := range []string{"l1", "l2", "l3", "l4", "l5"} {
+				a, err := r.eng.GetAssignment(ctx, ws, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				byState[a.State]++
+			}
+			if byState[engine.StateClosed] != 1 || byState[engine.StateUnroutable] != 1 {
+				t.Fatalf("records by state %v, want l3 CLOSED and l2 UNROUTABLE", byState)
+			}
+			for _, st := range engine.States {
+				if got := r.value(t, "leadrouter_stored_leads", "state="+string(st)); got != byState[st] {
+					t.Errorf("leadrouter_stored_leads{state=%s} = %v, records %v", st, got, byState[st])
+				}
+			}
 			for _, c := range []struct {
 				name string
 				want float64

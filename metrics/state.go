@@ -17,10 +17,11 @@ type StateSource interface {
 	Workspaces(ctx context.Context) ([]string, error)
 	QueueState(ctx context.Context, ws string) ([]engine.PoolQueue, error)
 	Reps(ctx context.Context, ws string) ([]engine.RepState, error)
+	StoredLeads(ctx context.Context, ws string) (map[engine.State]int64, error)
 }
 
 // StateCollector reports gauges that describe Redis state: queued leads and
-// their age per pool, reps by status. They are read at scrape time, so every
+// their age per pool, reps by status, stored lead records by state. They are read at scrape time, so every
 // replica reports the same truth (aggregate them with max, not sum).
 type StateCollector struct {
 	src     StateSource
@@ -35,7 +36,7 @@ type StateCollector struct {
 	last   []prometheus.Metric
 	readAt time.Time
 
-	queued, oldest, reps, failed *prometheus.Desc
+	queued, oldest, reps, stored, failed *prometheus.Desc
 }
 
 // NewStateCollector returns a collector reading src; register it next to
@@ -53,7 +54,8 @@ func NewStateCollector(src StateSource, o Options, log *slog.Logger) *StateColle
 		queued: d("queued_leads", "Leads queued now, by pool (read from Redis at scrape time).", "pool"),
 		oldest: d("queued_oldest_seconds",
 			"How long the earliest arrival still queued has waited, by pool; 0 for an empty queue (read at scrape time).", "pool"),
-		reps: d("reps", "Reps of the routing config by status (read from Redis at scrape time).", "status"),
+		reps:   d("reps", "Reps of the routing config by status (read from Redis at scrape time).", "status"),
+		stored: d("stored_leads", "Lead records kept in Redis, by state; CLOSED and UNROUTABLE ones until settings.retain_closed passes (read at scrape time).", "state"),
 		failed: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "state_scrape_errors"),
 			"1 when the last scrape could not read some workspace's state from Redis.", nil, nil),
 	}
@@ -64,6 +66,7 @@ func (c *StateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.queued
 	ch <- c.oldest
 	ch <- c.reps
+	ch <- c.stored
 	ch <- c.failed
 }
 
@@ -101,6 +104,7 @@ func (c *StateCollector) read() (ms []prometheus.Metric) {
 	oldest := map[poolKey]float64{}
 	type statusKey struct{ ws, status string }
 	reps := map[statusKey]float64{}
+	stored := map[statusKey]float64{}
 	statuses := []engine.RepStatus{engine.StatusAvailable, engine.StatusAway, engine.StatusOffline}
 	for _, ws := range wss {
 		key := ""
@@ -109,10 +113,14 @@ func (c *StateCollector) read() (ms []prometheus.Metric) {
 		}
 		queues, qerr := c.src.QueueState(ctx, ws)
 		rs, rerr := c.src.Reps(ctx, ws)
-		if qerr != nil || rerr != nil {
-			c.log.Warn("metrics: workspace state not read", "workspace", ws, "queues_err", qerr, "reps_err", rerr)
+		counts, serr := c.src.StoredLeads(ctx, ws)
+		if qerr != nil || rerr != nil || serr != nil {
+			c.log.Warn("metrics: workspace state not read", "workspace", ws, "queues_err", qerr, "reps_err", rerr, "stored_err", serr)
 			failed = 1
 			continue
+		}
+		for _, st := range engine.States {
+			stored[statusKey{key, string(st)}] += float64(counts[st])
 		}
 		for _, q := range queues {
 			k := poolKey{key, q.PoolID}
@@ -145,6 +153,9 @@ func (c *StateCollector) read() (ms []prometheus.Metric) {
 	}
 	for k, v := range reps {
 		emit(prometheus.MustNewConstMetric(c.reps, prometheus.GaugeValue, v, lv(k.ws, k.status)...))
+	}
+	for k, v := range stored {
+		emit(prometheus.MustNewConstMetric(c.stored, prometheus.GaugeValue, v, lv(k.ws, k.status)...))
 	}
 	emit(prometheus.MustNewConstMetric(c.failed, prometheus.GaugeValue, failed))
 	return ms

@@ -32,6 +32,10 @@ func (s *countingSource) QueueState(context.Context, string) ([]engine.PoolQueue
 
 func (s *countingSource) Reps(context.Context, string) ([]engine.RepState, error) { return nil, nil }
 
+func (s *countingSource) StoredLeads(context.Context, string) (map[engine.State]int64, error) {
+	return map[engine.State]int64{engine.StateAssigned: 2}, nil
+}
+
 // TestStateReadOncePerScrapeBurst: twenty scrapes at once, then more right
 // after, read Redis's state once: one scrape at a time reads, and what it
 // read serves the others.
@@ -52,6 +56,17 @@ func TestStateReadOncePerScrapeBurst(t *testing.T) {
 			for _, mf := range mfs {
 				if mf.GetName() == "leadrouter_queued_leads" && mf.GetMetric()[0].GetGauge().GetValue() != 50 {
 					t.Errorf("queued_leads %v, want 50 (one per workspace)", mf.GetMetric()[0].GetGauge().GetValue())
+				}
+				if mf.GetName() == "leadrouter_stored_leads" {
+					for _, m := range mf.GetMetric() {
+						want := 0.0
+						if m.GetLabel()[0].GetValue() == "ASSIGNED" {
+							want = 100
+						}
+						if m.GetGauge().GetValue() != want {
+							t.Errorf("stored_leads %v: %v, want %v (summed over workspaces)", m.GetLabel(), m.GetGauge().GetValue(), want)
+						}
+					}
 				}
 			}
 		}()

@@ -119,6 +119,8 @@ func (h *handlers) stream(ctx context.Context, kind, ws string, resume *pb.Posit
 			switch w.Err() {
 			case engine.ErrSlowConsumer:
 				return status.Error(codes.ResourceExhausted, "events arrived faster than this client read them: resume from the last position received")
+			case engine.ErrHistoryLost:
+				return status.Error(codes.Unavailable, "the event history lost events (Redis came back from an older copy, or a failover lost writes): resume from the last position received; a lost one is answered RESET")
 			default:
 				return status.Error(codes.Unavailable, "server shutting down: resume on another replica from the last position received")
 			}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -450,5 +451,65 @@ func TestResetWhenStoreLostWrites(t *testing.T) {
 	produce(t, in, ws, 1, 100)
 	if e, err := next(); err != nil || e.GetKind() == pb.EventKind_EVENT_KIND_RESET {
 		t.Fatalf("resumed from the history's end: %v %v", e, err)
+	}
+}
+
+// TestResetWhenLostWritesAreOvertaken: the history goes back to an older
+// copy of itself (RESTORE of an earlier DUMP, as a restart from an older RDB
+// does to it) and goes on: events appended since have ids past the lost
+// ones (Redis numbers them by its clock), so the history's end no longer
+// tells. A client resuming from a lost event still gets RESET, and a live
+// stream that had sent it ends (UNAVAILABLE) at the watcher's next check of
+// the history's count of appends (every 5 s, engine/watch.go verifyEvery).
+func TestResetWhenLostWritesAreOvertaken(t *testing.T) {
+	st := redistest.RealStore(t)
+	in := start(t, st)
+	ws := redistest.Workspace(t)
+	in.applyYAML(t, ws, watchConfig)
+	produce(t, in, ws, 4, 0)
+	ctx := context.Background()
+	events := st.Prefix() + ":{" + ws + "}:events"
+
+	live, cancel := watch(t, in, ws, nil)
+	defer cancel()
+	older, err := st.Client().Dump(ctx, events).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce(t, in, ws, 2, 4)
+	var seen *pb.Event
+	for range 2 {
+		e, err := live()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = e
+	}
+	// The events sent since the copy are lost; others follow them.
+	if err := st.Client().RestoreReplace(ctx, events, 0, older).Err(); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, in, ws, 1, 6)
+	next, stop := watch(t, in, ws, seen.GetPosition())
+	e, err := next()
+	stop()
+	if err != nil || e.GetKind() != pb.EventKind_EVENT_KIND_RESET {
+		t.Fatalf("resumed from a lost event the history went past: %v %v, want RESET", e, err)
+	}
+	// The live stream delivers what follows, then ends once its check
+	// finds the event it sent gone.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		e, err := live()
+		if err != nil {
+			wantCode(t, err, codes.Unavailable)
+			if !strings.Contains(err.Error(), "lost events") {
+				t.Fatalf("live stream ended with %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live stream still runs: %v", e)
+		}
 	}
 }

@@ -15,8 +15,9 @@ import (
 // (engine.Person), never by their address: the sticky binding (keys.sticky)
 // and the person index (keys.people), which finds a person's records for
 // erasure. Records and sticky keys written before that existed are
-// converted once per workspace by BackfillPeople; the config hash's
-// "people" field marks it done.
+// converted once per workspace by BackfillPeople, which also counts the
+// records per state (the config hash's "n:<STATE>" fields, kept by every
+// script from then on); the config hash's "people" field marks it done.
 
 // peopleMark is the config hash field set once a workspace's records and
 // sticky keys are named by person hashes.
@@ -26,7 +27,9 @@ const peopleMark = "people"
 // hashes, once: a record with an address and no person hash gets one and
 // its index entry (people_backfill.lua), and a sticky key named by an
 // address is renamed to its person hash (kept as it was when one by that
-// name exists already). Several replicas may run it at once. It returns
+// name exists already), and the per-state record counts are set to what
+// the scan found (off by the transitions made during the scan, once).
+// Several replicas may run it at once. It returns
 // the records and keys converted; done reports a workspace finished
 // before. Records a replica of an older version writes after the mark are
 // not converted: upgrade every replica before the first one starts again.
@@ -41,10 +44,14 @@ func (s *Redis) BackfillPeople(ctx context.Context, ws, personKey string) (conve
 		return 0, false, err
 	}
 	prefix := k.lead("")
-	err = scanRecords(ctx, node, k, []string{"email", "person"}, func(batch []string, vals [][]any) error {
+	states := map[string]int{}
+	err = scanRecords(ctx, node, k, []string{"email", "person", "state"}, func(batch []string, vals [][]any) error {
 		keys := []string{k.people()}
 		var req backfillArgs
 		for i, v := range vals {
+			if state, _ := v[2].(string); state != "" {
+				states[state]++
+			}
 			email, _ := v[0].(string)
 			if person, _ := v[1].(string); email == "" || person != "" {
 				continue
@@ -86,7 +93,33 @@ func (s *Redis) BackfillPeople(ctx context.Context, ws, personKey string) (conve
 	if err := it.Err(); err != nil {
 		return converted, false, s.fail("backfill_people", err)
 	}
-	return converted, false, s.fail("backfill_people", s.client.HSet(ctx, k.config(), peopleMark, "1").Err())
+	mark := []any{peopleMark, "1"}
+	for _, st := range engine.States {
+		mark = append(mark, stateCountField+string(st), states[string(st)])
+	}
+	return converted, false, s.fail("backfill_people", s.client.HSet(ctx, k.config(), mark...).Err())
+}
+
+// stateCountField starts the config hash fields counting records per
+// state (lib_workspace.lua count_state).
+const stateCountField = "n:"
+
+// StoredLeads implements engine.Store: the per-state record counts.
+func (s *Redis) StoredLeads(ctx context.Context, ws string) (map[engine.State]int64, error) {
+	fields := make([]string, len(engine.States))
+	for i, st := range engine.States {
+		fields[i] = stateCountField + string(st)
+	}
+	vals, err := s.client.HMGet(ctx, s.keys(ws).config(), fields...).Result()
+	if err != nil {
+		return nil, s.fail("stored_leads", err)
+	}
+	out := make(map[engine.State]int64, len(vals))
+	for i, v := range vals {
+		str, _ := v.(string)
+		out[engine.States[i]] = int64(count(str))
+	}
+	return out, nil
 }
 
 // PersonLeads implements engine.Store: a range of the person index.

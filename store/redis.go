@@ -874,6 +874,44 @@ func (s *Redis) LastEventID(ctx context.Context, ws string) (string, error) {
 	return msgs[0].ID, nil
 }
 
+// HasEvent implements engine.Store with XRANGE.
+func (s *Redis) HasEvent(ctx context.Context, ws, id string) (bool, error) {
+	msgs, err := s.client.XRangeN(ctx, s.keys(ws).events(), id, id, 1).Result()
+	if err != nil {
+		return false, s.fail("has_event", err)
+	}
+	return len(msgs) == 1, nil
+}
+
+// EventTallies implements engine.Store with XINFO STREAM, pipelined: its
+// last-generated-id and entries-added (Redis 7). A history with no stream
+// yet is "0-0" and 0; a store that does not count appends (the embedded
+// one, Redis 6) reports a non-empty stream with nothing added, and is
+// left out.
+func (s *Redis) EventTallies(ctx context.Context, wss []string) (map[string]engine.EventTally, error) {
+	cmds := make([]*redis.XInfoStreamCmd, len(wss))
+	// Each command's own error is read below: a missing stream is one.
+	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, ws := range wss {
+			cmds[i] = p.XInfoStream(ctx, s.keys(ws).events())
+		}
+		return nil
+	})
+	out := make(map[string]engine.EventTally, len(wss))
+	for i, ws := range wss {
+		info, cerr := cmds[i].Result()
+		switch {
+		case cerr != nil && strings.Contains(cerr.Error(), "no such key"):
+			out[ws] = engine.EventTally{Last: "0-0"}
+		case cerr != nil:
+			return nil, s.fail("event_tally", cerr)
+		case info.EntriesAdded > 0 || info.Length == 0:
+			out[ws] = engine.EventTally{Last: info.LastGeneratedID, Added: info.EntriesAdded}
+		}
+	}
+	return out, nil
+}
+
 // EventsAfter implements engine.Store with XRANGE.
 func (s *Redis) EventsAfter(ctx context.Context, ws, after string, limit int) ([]engine.Event, error) {
 	msgs, err := s.client.XRangeN(ctx, s.keys(ws).events(), nextEventID(after), "+", int64(limit)).Result()

@@ -51,6 +51,7 @@ if state == 'ASSIGNED' then
     redis.call('HINCRBY', K.open, rep, -1)
   end
   redis.call('HSET', lead_key, 'state', 'CLOSED', 'closed_at', NOW, 'close_reason', reason)
+  count_state('ASSIGNED', 'CLOSED')
   retain(lead_id)
   if disposition ~= '' then
     redis.call('HSET', lead_key, 'disposition', disposition, 'reason_code', reason_code)

@@ -165,6 +165,7 @@ if not DRY then
   end
   redis.call('HSET', lead_key, 'pb', ARGV[2], unpack(record))
   redis.call('HINCRBY', K.config, 'stored', 1)
+  count_state(nil, state)
   if person ~= '' then
     redis.call('ZADD', people_key, 0, person .. '|' .. lead_id)
   end

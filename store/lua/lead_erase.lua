@@ -83,6 +83,7 @@ if held and (A.person ~= '' or select(3, string.match(held, '^([^|]*)|([^|]*)|(.
   redis.call('DEL', sticky_key)
 end
 redis.call('DEL', lead_key)
+count_state(state, nil)
 if person and person ~= '' then
   redis.call('ZREM', people_key, person .. '|' .. lead_id)
 end

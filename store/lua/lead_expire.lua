@@ -40,6 +40,7 @@ end
 clear_timers(lead_id)
 observe_dequeue(lead_key, pool_id)
 redis.call('HSET', lead_key, 'state', 'UNROUTABLE', 'reason', reason, 'decided_at', NOW)
+count_state('QUEUED', 'UNROUTABLE')
 retain(lead_id)
 emit('unroutable', lead_id, '', pool_id, reason)
 return { C.OK }

@@ -35,6 +35,7 @@ end
 redis.call('ZREM', K.timers, 'offer|' .. lead_id, 'sla|' .. lead_id, 'warn|' .. lead_id, 'escalate|' .. lead_id,
   'expire|' .. lead_id)
 redis.call('DEL', lead_key)
+count_state(state, nil)
 if person and person ~= '' then
   redis.call('ZREM', KEYS[16], person .. '|' .. lead_id)
 end

@@ -155,11 +155,13 @@ local function queue_here(why, index, wait, lines)
   if not pool and targets[1] then pool, index = targets[1].pool, 1 end
   if not pool then
     redis.call('HSET', lead_key, 'state', 'UNROUTABLE', 'reason', why, 'decided_at', NOW, 'rep', '')
+    count_state(state, 'UNROUTABLE')
     retain(lead_id)
     add_history(lead_key, 'unroutable', '', why)
     emit('unroutable', lead_id, '', '', why)
     return 'UNROUTABLE'
   end
+  count_state(state, 'QUEUED')
   redis.call('HSET', lead_key, 'state', 'QUEUED', 'pool', pool.id, 'reason', why, 'decided_at', NOW,
     'queued_at', NOW, 'rep', '', 'target', base_index + index - 1)
   if lines and #lines > 0 then

@@ -68,10 +68,11 @@ local function place_stored(lead_key, pool, rep, lead_id, sla_from, extra)
     redis.call('HDEL', lead_key, 'sla_restart')
   end
   observe_dequeue(lead_key, pool.id)
-  local offered, sla_set = unpack(redis.call('HMGET', lead_key, 'offered', 'sla_due'))
+  local offered, sla_set, was = unpack(redis.call('HMGET', lead_key, 'offered', 'sla_due', 'state'))
   local state, fields, line = place(pool, rep, lead_id, sla_from, offered or '', tonumber(sla_set or ''))
   append_all(fields, extra or {})
   redis.call('HSET', lead_key, unpack(fields))
+  count_state(was, state)
   append_history(lead_key, line)
   if state == 'OFFERED' then redis.call('HINCRBY', lead_key, 'offers', 1) end
   return state

@@ -48,6 +48,19 @@ local function retain(lead_id)
   end
 end
 
+-- count_state moves one record between the workspace's per-state record
+-- counts, the config hash's "n:<STATE>" fields (from nil: a new record; to
+-- nil: a removed one), read for leadrouter_stored_leads. Every script that
+-- changes a record's state calls it in the same step.
+local function count_state(from, to)
+  if from == to then return end
+  if from then
+    local field = 'n:' .. from
+    if tonumber(redis.call('HGET', K.config, field) or '0') > 0 then redis.call('HINCRBY', K.config, field, -1) end
+  end
+  if to then redis.call('HINCRBY', K.config, 'n:' .. to, 1) end
+end
+
 -- note is a sentence for a person (a reason, a history or event detail, a
 -- trace label) as a code and its arguments: engine.RenderNote has the
 -- codes and renders the text.

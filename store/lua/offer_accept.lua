@@ -36,6 +36,7 @@ if state == 'OFFERED' and holder == rep and tonumber(expires or '0') < NOW then
 end
 if state == 'OFFERED' and holder == rep then
   redis.call('HSET', lead_key, 'state', 'ASSIGNED', 'accepted_at', NOW)
+  count_state('OFFERED', 'ASSIGNED')
   redis.call('ZREM', K.timers, 'offer|' .. lead_id)
   redis.call('HDEL', K.repstate, 'miss:' .. rep)
   add_history(lead_key, 'accepted', rep, '')
