@@ -56,6 +56,7 @@ const (
 	RouteRule         = "rule"
 	RouteAccountOwner = "account owner"
 	RouteStickyOwner  = "sticky owner"
+	RouteOperator     = "operator" // placed by an operator (Engine.ReassignLead)
 )
 
 // Assignment is the decision for one lead with its explanation.
@@ -71,7 +72,7 @@ type Assignment struct {
 	ConfigVersion int64
 	Trace         Trace
 	Lead          Lead
-	Route         string // RouteRule, RouteAccountOwner or RouteStickyOwner
+	Route         string // RouteRule, RouteAccountOwner, RouteStickyOwner or RouteOperator
 	// TargetIndex is the 1-based index, in the rule's targets, of the pool
 	// that assigned or queues the lead (0 for none).
 	TargetIndex int
@@ -141,6 +142,15 @@ type Candidate struct {
 	Chosen     bool
 	SkipReason string // e.g. "away", "offline"; empty when chosen
 	Skip       Skip   // the reason as the store recorded it (Code empty in records older than skip codes)
+}
+
+// PlacedVerb is how the trace names the placement: "offered to" when the
+// lead is offered, or was and then accepted; else "assigned to".
+func (a *Assignment) PlacedVerb() string {
+	if a.State == StateOffered || a.AcceptedAt.After(a.DecidedAt) {
+		return "offered to"
+	}
+	return "assigned to"
 }
 
 // Chosen returns the chosen candidate of the evaluation, if any.

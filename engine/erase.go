@@ -16,9 +16,6 @@ import (
 const (
 	// erasePage is how many of a person's leads one index read lists.
 	erasePage = 100
-	// eraseAttempts bounds the reads of a lead whose record keeps changing
-	// under an erasure (a drain, an offer timing out).
-	eraseAttempts = 8
 	// maxErasePages bounds one EraseContact: 1,000 pages of 100 leads.
 	// A person with more records than that (or whose leads keep arriving)
 	// is erased in part, and the call says so.
@@ -95,7 +92,7 @@ func (e *Engine) EraseContact(ctx context.Context, ws, email string) ([]string, 
 // Erasure): it reads the record, erases what was read (again, if it
 // changed meanwhile) and drains the pools of a rep it freed.
 func (e *Engine) erase(ctx context.Context, ws string, cc *compiledConfig, leadID, person string) (State, error) {
-	for attempt := 0; attempt < eraseAttempts; attempt++ {
+	for range maxMoves {
 		a, err := e.store.Assignment(ctx, ws, leadID)
 		if errors.Is(err, ErrNotFound) && person != "" {
 			a, err = &Assignment{LeadID: leadID, Person: person}, nil // its index entry goes
@@ -121,5 +118,5 @@ func (e *Engine) erase(ctx context.Context, ws string, cc *compiledConfig, leadI
 		}
 		return a.State, nil
 	}
-	return "", fmt.Errorf("%w: lead %q kept changing while it was erased", ErrUnavailable, leadID)
+	return "", movingErr(leadID)
 }

@@ -26,7 +26,7 @@ func (cc *compiledConfig) explain(a *Assignment) {
 			continue
 		}
 		if c, ok := te.Chosen(); ok {
-			te.Outcome = "assigned to " + c.RepID
+			te.Outcome = a.PlacedVerb() + " " + c.RepID
 		} else if te.Label != "" {
 			te.Outcome = "not eligible; routing goes on"
 		} else {
@@ -84,8 +84,10 @@ func summarize(a *Assignment) string {
 				fmt.Fprintf(&b, "Skipped %s: %s. ", te.Label, skippedText(te.Candidates, te.Skipped))
 			case !ok:
 				fmt.Fprintf(&b, "Pool %q: %s. ", te.PoolID, te.Outcome)
+			case te.Label != "" && a.Route == RouteOperator:
+				fmt.Fprintf(&b, "Assigned to %s, %s.", c.RepID, te.Label)
 			case te.Label != "":
-				fmt.Fprintf(&b, "Assigned to %s, the %s, without taking a rotation turn.", c.RepID, te.Label)
+				fmt.Fprintf(&b, "%s %s, the %s, without taking a rotation turn.", upperFirst(a.PlacedVerb()), c.RepID, te.Label)
 			default:
 				fmt.Fprintf(&b, "Pool %q (%s): %s", te.PoolID, strategyName(te.Strategy), c.RepID)
 				if te.Strategy == StrategyRoundRobin || te.Strategy == "" {
@@ -143,4 +145,12 @@ func skippedCount(more []SkipCount) int {
 		n += m.Count
 	}
 	return n
+}
+
+// upperFirst capitalizes an ASCII sentence's first letter.
+func upperFirst(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -45,7 +46,7 @@ func (e *Engine) RejectOffer(ctx context.Context, ws, leadID, repID, reason stri
 	if err != nil {
 		return nil, err
 	}
-	res, err := e.reroute(ctx, ws, leadID, RerouteReject, repID, reason)
+	res, err := e.reroute(ctx, ws, leadID, RerouteReject, repID, reason, "")
 	if err != nil {
 		return nil, err
 	}
@@ -109,8 +110,9 @@ func (e *Engine) SetDisposition(ctx context.Context, ws, leadID, repID string, d
 
 // ReleaseAssignment closes an ASSIGNED lead for its rep (an operator's
 // call): the rep's open count falls and the rep's pools drain their queues.
-// Releasing a released lead returns it unchanged; a lead that is offered,
-// queued or unroutable is ErrNotAssigned.
+// A QUEUED lead is cancelled: it leaves its queue, CLOSED with the reason.
+// Releasing a released lead returns it unchanged; a lead that is offered
+// or unroutable is ErrNotAssigned (RequeueLead moves those).
 func (e *Engine) ReleaseAssignment(ctx context.Context, ws, leadID, reason string) (*Assignment, error) {
 	ws, wsErr := NormalizeWorkspace(ws)
 	var v violations
@@ -123,11 +125,35 @@ func (e *Engine) ReleaseAssignment(ctx context.Context, ws, leadID, reason strin
 	if err := joinViolations(wsErr, v.err()); err != nil {
 		return nil, err
 	}
-	cur, err := e.store.Assignment(ctx, ws, leadID)
-	if err != nil {
-		return nil, err
+	for range maxMoves {
+		cur, err := e.store.Assignment(ctx, ws, leadID)
+		if err != nil {
+			return nil, err
+		}
+		c := &Closing{LeadID: leadID, RepID: cur.RepID, Reason: reason}
+		switch cur.State {
+		case StateQueued:
+			c.Pool = cur.PoolID
+		case StateOffered, StateUnroutable:
+			return nil, fmt.Errorf("lead %q is %s: a release closes an assigned or queued lead; requeue it instead: %w",
+				leadID, cur.State, ErrNotAssigned)
+		}
+		a, err := e.close(ctx, ws, c)
+		if !errors.Is(err, ErrConflict) {
+			return a, err
+		}
 	}
-	return e.close(ctx, ws, &Closing{LeadID: leadID, RepID: cur.RepID, Reason: reason})
+	return nil, movingErr(leadID)
+}
+
+// maxMoves bounds how often an operator's call (a release, a requeue, an
+// erasure) reads a record again that kept changing between its read and
+// its write (a drain, an offer timing out).
+const maxMoves = 8
+
+// movingErr is the error of a record that kept changing.
+func movingErr(leadID string) error {
+	return fmt.Errorf("%w: lead %q kept changing; try again", ErrUnavailable, leadID)
 }
 
 // close closes an assignment and drains the rep's pools, whose capacity
@@ -152,38 +178,66 @@ func (e *Engine) close(ctx context.Context, ws string, c *Closing) (*Assignment,
 }
 
 // reroute takes a lead from its rep for mode and routes it again over the
-// targets it may use; it drains a pool the lead queued behind.
-func (e *Engine) reroute(ctx context.Context, ws, leadID string, mode RerouteMode, repID, reason string) (*RerouteResult, error) {
+// targets it may use; it drains a pool the lead queued behind. An
+// operator's move (RerouteRequeue, RerouteReassign to rep to) takes the
+// lead from wherever it is and also drains the pools of a rep it freed; it
+// reads the record again when it changed under the move.
+func (e *Engine) reroute(ctx context.Context, ws, leadID string, mode RerouteMode, repID, reason, to string) (*RerouteResult, error) {
+	operator := mode == RerouteRequeue || mode == RerouteReassign
 	return underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (*RerouteResult, error) {
-		a, err := e.store.Assignment(ctx, ws, leadID)
-		if err != nil {
-			return nil, err
-		}
-		if repID == "" {
-			repID = a.RepID
-		}
-		if err := e.ClockOK(); err != nil {
-			return nil, err
-		}
-		now := e.clock.Now()
-		targets, first, why := cc.rerouteTargets(ws, a, now)
-		res, err := e.store.Reroute(ctx, ws, cc.id, &Rerouting{Retain: cc.cfg.Settings.Retain(), Mode: mode, Assignment: a, RepID: repID, Reason: reason,
-			Targets: targets, FirstIndex: first, QueuedReason: why, Sticky: cc.cfg.Settings.Sticky(),
-			Ranked: cc.rankedPools[a.RepID], ExpireAt: cc.expireAt(now), Local: cc.localTimes(now),
-			Policy: cc.pools[a.PlacementPolicyPool()]}, now)
-		if err != nil {
-			return nil, err
-		}
-		if res.Done {
-			e.log.LogAttrs(ctx, slog.LevelInfo, "lead rerouted", slog.String("workspace", ws), slog.String("lead", leadID),
-				slog.String("mode", string(mode)), slog.String("from", repID), slog.String("state", string(res.State)))
-		}
-		if res.Backlog {
-			if cur, err := e.store.Assignment(ctx, ws, leadID); err == nil {
-				e.drain(ctx, ws, cur.PoolID)
+		for range maxMoves {
+			a, err := e.store.Assignment(ctx, ws, leadID)
+			if err != nil {
+				return nil, err
 			}
+			holder := repID
+			if holder == "" {
+				holder = a.RepID
+			}
+			if err := e.ClockOK(); err != nil {
+				return nil, err
+			}
+			now := e.clock.Now()
+			r := &Rerouting{Retain: cc.cfg.Settings.Retain(), Mode: mode, Assignment: a, RepID: holder, Reason: reason,
+				Sticky: cc.cfg.Settings.Sticky(), Ranked: cc.rankedPools[a.RepID], ExpireAt: cc.expireAt(now),
+				Local: cc.localTimes(now), Policy: cc.pools[a.PlacementPolicyPool()], To: to}
+			switch mode {
+			case RerouteRequeue:
+				r.Targets, r.FirstIndex, r.QueuedReason = cc.requeueTargets(ws, a, now)
+			case RerouteReassign:
+				pool := cc.reassignPool(a, to)
+				if pool == nil {
+					return nil, &ValidationError{Violations: []FieldViolation{{Field: "rep_id",
+						Description: fmt.Sprintf("rep %q is a member of no pool", to)}}}
+				}
+				r.Targets, r.FirstIndex = []DecisionTarget{{Pool: pool}}, 1
+			default:
+				r.Targets, r.FirstIndex, r.QueuedReason = cc.rerouteTargets(ws, a, now)
+			}
+			res, err := e.store.Reroute(ctx, ws, cc.id, r, now)
+			if operator && errors.Is(err, ErrConflict) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if res.Done {
+				e.log.LogAttrs(ctx, slog.LevelInfo, "lead rerouted", slog.String("workspace", ws), slog.String("lead", leadID),
+					slog.String("mode", string(mode)), slog.String("from", holder), slog.String("state", string(res.State)))
+			}
+			if res.Done && operator && (a.State == StateAssigned || a.State == StateOffered) {
+				for _, pool := range cc.repPools[a.RepID] {
+					e.drain(ctx, ws, pool)
+				}
+			}
+			if res.Backlog {
+				if cur, err := e.store.Assignment(ctx, ws, leadID); err == nil {
+					e.drain(ctx, ws, cur.PoolID)
+				}
+			}
+			return res, nil
 		}
-		return res, nil
+		return nil, movingErr(leadID)
 	})
 }
 

@@ -32,6 +32,7 @@ const (
 	NoteStatus       NoteCode = "status"        // from, to [, why code]: a presence change
 	NoteDesktopBack  NoteCode = "desktop_back"  // presence restored on reconnect
 	NoteNoDesktop    NoteCode = "no_desktop"    // set OFFLINE with no desktop connection
+	NoteOperator     NoteCode = "operator"      // reason: placed by an operator (ReassignLead)
 	NoteMark                  = "\x01"          // starts a coded note
 	NoteSep                   = "\x1f"          // separates a note's code and arguments
 )
@@ -98,6 +99,11 @@ func RenderNote(s string) string {
 		return "desktop connected again"
 	case NoteNoDesktop:
 		return "no desktop connection"
+	case NoteOperator:
+		if arg(0) == "" {
+			return "placed by an operator"
+		}
+		return "placed by an operator: " + arg(0)
 	}
 	return strings.Join(f, " ") // a code of a newer version: its words
 }
@@ -105,4 +111,4 @@ func RenderNote(s string) string {
 // NoteCodes lists every code, for tests and documentation.
 var NoteCodes = []NoteCode{NoteBacklog, NoteNobody, NoteStickyOwner, NoteAccountOwner, NoteAcceptWithin, NoteFrom,
 	NoteEscalated, NoteMissedOffers, NoteMaxOffers, NoteCatchUp, NoteSLAReassign, NoteNoContact, NoteLateContact,
-	NoteNotAccepted, NoteStatus, NoteDesktopBack, NoteNoDesktop}
+	NoteNotAccepted, NoteStatus, NoteDesktopBack, NoteNoDesktop, NoteOperator}

@@ -36,6 +36,7 @@ func TestRenderNoteEveryCode(t *testing.T) {
 		engine.NoteStatus:       {[]string{"", "AVAILABLE"}, "NONE -> AVAILABLE"},
 		engine.NoteDesktopBack:  {nil, "desktop connected again"},
 		engine.NoteNoDesktop:    {nil, "no desktop connection"},
+		engine.NoteOperator:     {[]string{"vip"}, "placed by an operator: vip"},
 	}
 	for _, code := range engine.NoteCodes {
 		c, ok := cases[code]

@@ -184,8 +184,12 @@ func TestReleaseAssignment(t *testing.T) {
 		}
 		f.status("a", engine.StatusAway)
 		f.assign(lead("q"))
-		_, err = f.eng.ReleaseAssignment(f.ctx, f.ws, "q", "")
-		wantErr(t, err, engine.ErrNotAssigned)
+		f.assign(lead("q2"))
+		// A queued lead is cancelled (TestReleaseCancelsQueuedLead); one stays
+		// queued for the removal below.
+		if c, err := f.eng.ReleaseAssignment(f.ctx, f.ws, "q2", ""); err != nil || c.State != engine.StateClosed {
+			t.Fatalf("release a queued lead: %v %+v", err, c)
+		}
 		_, err = f.eng.ReleaseAssignment(f.ctx, f.ws, "never", "")
 		wantErr(t, err, engine.ErrNotFound)
 		// A pool with a queue cannot be removed from the config.

@@ -45,10 +45,10 @@ type Store interface {
 	// local is the local time of the config's zones at now.
 	DrainQueue(ctx context.Context, ws, configID string, pool *Pool, leadIDs []string, sticky time.Duration, local LocalTimes, now time.Time) (*DrainResult, error)
 	// CloseAssignment closes an ASSIGNED lead (a release or a disposition, see
-	// Closing); ranked lists the rep's least-loaded and longest-idle pools,
+	// Closing), or cancels a QUEUED one (a release); ranked lists the rep's least-loaded and longest-idle pools,
 	// whose scores fall with the open count. A CLOSED lead closed the same
-	// way is returned unchanged. ErrNotAssigned when the lead is offered,
-	// queued or unroutable, or closed otherwise; *WrongRepError when another
+	// way is returned unchanged. ErrNotAssigned when the lead is offered
+	// or unroutable, queued (a disposition), or closed otherwise; *WrongRepError when another
 	// rep holds it; ErrStaleConfig as for Decide.
 	CloseAssignment(ctx context.Context, ws, configID string, c *Closing, ranked []Pool, now time.Time) (*Assignment, error)
 	// Accept turns repID's offer into the assignment (a no-op when accepted
@@ -337,6 +337,10 @@ type Closing struct {
 	ReasonCode            string
 	// Retain is how long the closed record is kept (settings.retain_closed).
 	Retain time.Duration
+	// Pool is the queue of a QUEUED lead a release cancels, as read
+	// ("" for a lead read in any other state); ErrConflict when the lead
+	// is queued elsewhere now.
+	Pool string
 }
 
 // RerouteMode says why a lead is taken from its rep (or only warned about).
@@ -348,6 +352,12 @@ const (
 	RerouteReject  RerouteMode = "reject"
 	RerouteBreach  RerouteMode = "breach"
 	RerouteWarn    RerouteMode = "warn"
+	// RerouteRequeue and RerouteReassign are an operator's moves
+	// (Engine.RequeueLead, ReassignLead): they take a QUEUED, UNROUTABLE,
+	// OFFERED or ASSIGNED lead from where it is, and fail with ErrConflict
+	// when the record is no longer as Assignment read it.
+	RerouteRequeue  RerouteMode = "requeue"
+	RerouteReassign RerouteMode = "reassign"
 )
 
 // Erasure is what Store.EraseLead needs: the lead as read (its state, rep,
@@ -387,6 +397,9 @@ type Rerouting struct {
 	// Policy is the pool whose offer and SLA policies the lead's placement
 	// followed (nil when the config no longer has it).
 	Policy *Pool
+	// To is the rep RerouteReassign gives the lead to, in Targets[0]'s
+	// pool.
+	To string
 }
 
 // RerouteResult is what Store.Reroute did.

@@ -424,7 +424,7 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 		return err
 	case TimerOffer, TimerSLA, TimerWarn:
 		mode := map[TimerKind]RerouteMode{TimerOffer: RerouteTimeout, TimerSLA: RerouteBreach, TimerWarn: RerouteWarn}[t.Kind]
-		_, err := e.reroute(ctx, ws, t.LeadID, mode, "", "")
+		_, err := e.reroute(ctx, ws, t.LeadID, mode, "", "", "")
 		if errors.Is(err, ErrNotFound) {
 			return e.store.DropTimer(ctx, ws, t) // the lead is gone; so is the point of its timer
 		}

@@ -73,6 +73,8 @@ var methodClasses = map[string]CostClass{
 	pb.AdminService_GetRep_FullMethodName:              ClassRead,
 	pb.AdminService_ListReps_FullMethodName:            ClassRead,
 	pb.AdminService_ReleaseAssignment_FullMethodName:   ClassWrite,
+	pb.AdminService_RequeueLead_FullMethodName:         ClassWrite,
+	pb.AdminService_ReassignLead_FullMethodName:        ClassWrite,
 	pb.AdminService_EraseContact_FullMethodName:        ClassWrite,
 	pb.AdminService_EraseLead_FullMethodName:           ClassWrite,
 	pb.EventService_WatchEvents_FullMethodName:         ClassStream,

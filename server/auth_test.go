@@ -135,6 +135,14 @@ func TestRolesAndWorkspaces(t *testing.T) {
 			_, err := in.admin.ReleaseAssignment(ctx, &pb.ReleaseAssignmentRequest{Workspace: ws, LeadId: "nope"})
 			return err
 		},
+		"RequeueLead": func(ctx context.Context) error {
+			_, err := in.admin.RequeueLead(ctx, &pb.RequeueLeadRequest{Workspace: ws, LeadId: "nope"})
+			return err
+		},
+		"ReassignLead": func(ctx context.Context) error {
+			_, err := in.admin.ReassignLead(ctx, &pb.ReassignLeadRequest{Workspace: ws, LeadId: "nope", RepId: "a"})
+			return err
+		},
 		"EraseLead": func(ctx context.Context) error {
 			_, err := in.admin.EraseLead(ctx, &pb.EraseLeadRequest{Workspace: ws, LeadId: "nope"})
 			return err

@@ -140,6 +140,22 @@ func (h *handlers) ReleaseAssignment(ctx context.Context, req *pb.ReleaseAssignm
 	return &pb.ReleaseAssignmentResponse{Assignment: assignmentToProto(a)}, nil
 }
 
+func (h *handlers) RequeueLead(ctx context.Context, req *pb.RequeueLeadRequest) (*pb.RequeueLeadResponse, error) {
+	a, err := h.engine.RequeueLead(ctx, req.GetWorkspace(), req.GetLeadId(), req.GetReason())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.RequeueLeadResponse{Assignment: assignmentToProto(a)}, nil
+}
+
+func (h *handlers) ReassignLead(ctx context.Context, req *pb.ReassignLeadRequest) (*pb.ReassignLeadResponse, error) {
+	a, err := h.engine.ReassignLead(ctx, req.GetWorkspace(), req.GetLeadId(), req.GetRepId(), req.GetReason())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.ReassignLeadResponse{Assignment: assignmentToProto(a)}, nil
+}
+
 func (h *handlers) EraseContact(ctx context.Context, req *pb.EraseContactRequest) (*pb.EraseContactResponse, error) {
 	ids, err := h.engine.EraseContact(ctx, req.GetWorkspace(), req.GetEmail())
 	if err != nil {

@@ -300,6 +300,9 @@ type rerouteArgs struct {
 	Targets []targetArg `json:"targets,omitempty"`
 	Policy  policyArg   `json:"policy"`           // of the pool whose policies the lead's placement followed
 	Ranked  []string    `json:"ranked,omitempty"` // strategies of the rank keys after the targets'
+	Was     string      `json:"was"`              // (requeue, reassign) the state read
+	Pool    string      `json:"pool"`             // (requeue, reassign) the pool read
+	To      string      `json:"to"`               // (reassign) the rep who gets the lead
 }
 
 // rankedArgs are the strategies of ranked pools whose rank keys a script
@@ -328,6 +331,7 @@ type closeArgs struct {
 	Reason      string   `json:"reason"`
 	Disposition string   `json:"disposition"`
 	ReasonCode  string   `json:"reason_code"`
+	Pool        string   `json:"pool"` // the queue a QUEUED lead is cancelled from
 	Ranked      []string `json:"ranked,omitempty"`
 }
 

@@ -135,6 +135,14 @@ func (k keys) owed(poolID string) string { return k.base + "owed:" + poolID }
 // queue is a ZSET: lead id -> arrival sequence, of leads queued on a pool.
 func (k keys) queue(poolID string) string { return k.base + "queue:" + poolID }
 
+// queueOr is a pool's queue key, or fallback when there is no pool.
+func (k keys) queueOr(poolID, fallback string) string {
+	if poolID == "" {
+		return fallback
+	}
+	return k.queue(poolID)
+}
+
 // lead is a HASH, the assignment record and idempotency key of one lead;
 // fields are listed in record.go.
 func (k keys) lead(id string) string { return k.base + "lead:" + id }

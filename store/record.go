@@ -45,6 +45,9 @@ import (
 //	history_folded  the oldest lines dropped past that bound
 //	person       the person hash of the lead's email (engine.Person), which
 //	             names its sticky binding and its person index entry
+//	placed_cfgv  the config version of the last placement after the
+//	             decision (a drain, an escalation, a reroute, an operator's
+//	             move): the version the lead is placed under
 //
 // Records written before pb existed keep those parts in fields of their own
 // (lead and rules as JSON, rule, received_at, cfgv, email); parseRecord
@@ -83,6 +86,9 @@ func parseRecord(leadID string, f map[string]string) (*engine.Assignment, error)
 			a.ReceivedAt = time.UnixMilli(ms).UTC()
 		}
 		a.ConfigVersion = h.GetConfigVersion()
+		if v := count(f["placed_cfgv"]); v > 0 {
+			a.ConfigVersion = int64(v)
+		}
 		for _, r := range h.GetRules() {
 			a.Trace.Rules = append(a.Trace.Rules, engine.RuleEvaluation{RuleID: r.GetRuleId(), Matched: r.GetMatched(), Detail: r.GetDetail()})
 		}
@@ -140,6 +146,9 @@ func recordFields(leadID string, f func(string) string, full bool) *engine.Assig
 		Person:      f("person"),
 	}
 	a.ConfigVersion = int64(count(f("cfgv")))
+	if v := count(f("placed_cfgv")); v > 0 {
+		a.ConfigVersion = int64(v) // placed again after the decision
+	}
 	a.TargetIndex = count(f("target"))
 	a.OfferExpiresAt = msTime(f("offer_expires"))
 	a.AcceptedAt = msTime(f("accepted_at"))
@@ -157,14 +166,15 @@ func recordFields(leadID string, f func(string) string, full bool) *engine.Assig
 	if full {
 		a.History = parseHistory(f("history"))
 		a.HistoryFolded = count(f("history_folded"))
-		a.Trace.Targets = parsePicks(f("picks"))
+		a.Trace.Targets = parsePicks(f("picks"), a.PlacedVerb())
 	}
 	return a
 }
 
 // parsePicks reads the pick trace lines the scripts write (their format is
 // documented at the top of lib_pick.lua).
-func parsePicks(s string) []engine.TargetEvaluation {
+// verb names the placement ("assigned to", "offered to").
+func parsePicks(s, verb string) []engine.TargetEvaluation {
 	var out []engine.TargetEvaluation
 	drained := ""
 	for _, line := range strings.Split(s, "\n") {
@@ -189,10 +199,10 @@ func parsePicks(s string) []engine.TargetEvaluation {
 			out[cur].Candidates = append(out[cur].Candidates, engine.Candidate{RepID: rep, Chosen: true})
 			switch {
 			case drained != "":
-				out[cur].Outcome = fmt.Sprintf("assigned to %s from the queue (queued at %s)",
-					rep, msTime(drained).Format(time.RFC3339Nano))
+				out[cur].Outcome = fmt.Sprintf("%s %s from the queue (queued at %s)",
+					verb, rep, msTime(drained).Format(time.RFC3339Nano))
 			case note != "":
-				out[cur].Outcome = fmt.Sprintf("assigned to %s (%s)", rep, note)
+				out[cur].Outcome = fmt.Sprintf("%s %s (%s)", verb, rep, note)
 			}
 		case "S":
 			if cur >= 0 {

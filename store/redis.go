@@ -749,9 +749,9 @@ func (s *Redis) CloseAssignment(ctx context.Context, ws, configID string, c *eng
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, s.fail("close", err)
 	}
-	keys := append(k.common(), k.lead(c.LeadID), k.stickyOr(person, k.lead(c.LeadID)))
+	keys := append(k.common(), k.lead(c.LeadID), k.stickyOr(person, k.lead(c.LeadID)), k.queueOr(c.Pool, k.lead(c.LeadID)))
 	req := closeArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Retain: c.Retain.Milliseconds()}, Lead: c.LeadID, Rep: c.RepID, Reason: c.Reason,
-		Disposition: string(c.Disposition), ReasonCode: c.ReasonCode, Ranked: rankedArgs(ranked)}
+		Disposition: string(c.Disposition), ReasonCode: c.ReasonCode, Pool: c.Pool, Ranked: rankedArgs(ranked)}
 	for _, p := range ranked {
 		keys = append(keys, k.rank(p.ID))
 	}
@@ -767,6 +767,8 @@ func (s *Redis) CloseAssignment(ctx context.Context, ws, configID string, c *eng
 		return parseRecord(c.LeadID, pairs(l.record))
 	case codeConflict:
 		return nil, fmt.Errorf("lead %q is already closed as %s: %w", c.LeadID, l.closed, engine.ErrNotAssigned)
+	case codeMoved:
+		return nil, fmt.Errorf("lead %q: %w", c.LeadID, engine.ErrConflict)
 	case codeWrongState:
 		return nil, fmt.Errorf("lead %q is %s: %w", c.LeadID, l.state, engine.ErrNotAssigned)
 	}
@@ -831,10 +833,18 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 	req := rerouteArgs{base: base{Cfg: configID, Now: now.UnixMilli(), Zones: zonesArg(r.Local), Retain: r.Retain.Milliseconds()}, Lead: a.LeadID, Mode: string(r.Mode), Rep: r.RepID,
 		Reason: r.Reason, Person: a.Person, Sticky: r.Sticky.Milliseconds(), Score: scoreArg(&a.Lead),
 		First: r.FirstIndex, Queued: r.QueuedReason, Expire: msOrZero(r.ExpireAt), Ranked: rankedArgs(r.Ranked),
-		Policy: policyOf(r.Policy)}
+		Policy: policyOf(r.Policy), To: r.To}
 	keys, req.Targets = targetArgs(k, keys, r.Targets)
 	for _, p := range r.Ranked {
 		keys = append(keys, k.rank(p.ID))
+	}
+	if r.Mode == engine.RerouteRequeue || r.Mode == engine.RerouteReassign {
+		req.Was, req.Pool = string(a.State), a.PoolID
+		queue := leadKey
+		if a.State == engine.StateQueued {
+			queue = k.queue(a.PoolID)
+		}
+		keys = append(keys, queue)
 	}
 	res, err := s.call(ctx, ws, leadReroute, keys, req)
 	if err != nil {
@@ -848,6 +858,8 @@ func (s *Redis) Reroute(ctx context.Context, ws, configID string, r *engine.Rero
 		return &engine.RerouteResult{Done: true, State: engine.State(p.state), Backlog: p.backlog}, nil
 	case codeClaimed, codeWrongState:
 		return &engine.RerouteResult{State: engine.State(p.state)}, nil
+	case codeMoved:
+		return nil, fmt.Errorf("lead %q: %w", a.LeadID, engine.ErrConflict)
 	}
 	return nil, res.unexpected(leadReroute)
 }

@@ -38,7 +38,12 @@ Commands:
   assign [lead flags]                    assign a lead and print the decision
   preview [lead flags]                   show the decision without making it
   assignment LEAD_ID                     print a lead's assignment and trace
-  release LEAD_ID [--reason TEXT]        close an assignment, freeing the rep's capacity
+  release LEAD_ID [--reason TEXT]        close an assignment, freeing the rep's capacity,
+                                         or cancel a queued lead
+  requeue LEAD_ID [--reason TEXT]        route a queued, unroutable, offered or assigned
+                                         lead again under the current config
+  reassign LEAD_ID --rep REP [--reason TEXT]
+                                         give a lead to a rep at once, bypassing rules
   erase lead LEAD_ID                     erase one lead's record, in any state (admin)
   erase contact EMAIL                    erase every record of a person (admin)
   accept LEAD_ID --rep REP               accept an offer
@@ -125,8 +130,8 @@ func run(args []string, out io.Writer) error {
 		return c.assign(rest, true)
 	case "assignment":
 		return c.assignment(rest)
-	case "release":
-		return c.release(rest)
+	case "release", "requeue", "reassign":
+		return c.move(cmd, rest)
 	case "erase":
 		return c.erase(rest)
 	case "accept", "reject", "contact", "dispose":
@@ -216,24 +221,41 @@ func (c *client) assignment(args []string) error {
 	return nil
 }
 
-func (c *client) release(args []string) error {
-	fs := flag.NewFlagSet("release", flag.ContinueOnError)
-	reason := fs.String("reason", "", "why, kept on the record")
+// move is an operator's move of one lead: release (close an assignment,
+// cancel a queued lead), requeue (route it again) or reassign (to --rep).
+func (c *client) move(cmd string, args []string) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	reason := fs.String("reason", "", "why, kept in the history")
+	rep := ""
+	want := "LEAD_ID [--reason TEXT]"
+	if cmd == "reassign" {
+		fs.StringVar(&rep, "rep", "", "the rep who gets the lead")
+		want = "LEAD_ID --rep REP [--reason TEXT]"
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return errors.New("release: want LEAD_ID [--reason TEXT]")
+		return fmt.Errorf("%s: want %s", cmd, want)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	ctx, cancel := c.ctx()
 	defer cancel()
-	resp, err := pb.NewAdminServiceClient(c.conn).ReleaseAssignment(ctx,
-		&pb.ReleaseAssignmentRequest{Workspace: c.workspace, LeadId: args[0], Reason: *reason})
+	admin := pb.NewAdminServiceClient(c.conn)
+	var resp interface{ GetAssignment() *pb.Assignment }
+	var err error
+	switch cmd {
+	case "release":
+		resp, err = admin.ReleaseAssignment(ctx, &pb.ReleaseAssignmentRequest{Workspace: c.workspace, LeadId: args[0], Reason: *reason})
+	case "requeue":
+		resp, err = admin.RequeueLead(ctx, &pb.RequeueLeadRequest{Workspace: c.workspace, LeadId: args[0], Reason: *reason})
+	default:
+		resp, err = admin.ReassignLead(ctx, &pb.ReassignLeadRequest{Workspace: c.workspace, LeadId: args[0], RepId: rep, Reason: *reason})
+	}
 	if err != nil {
 		return err
 	}
 	if c.json {
-		return c.printJSON(resp)
+		return c.printJSON(resp.(proto.Message))
 	}
 	printAssignment(c.out, resp.GetAssignment(), false)
 	return nil

@@ -121,6 +121,17 @@ func TestCommands(t *testing.T) {
 	if out := mustRun(t, addr, "release", "w2", "--reason", "won"); !strings.Contains(out, "w2  CLOSED  rep=greta") {
 		t.Fatalf("release: %s", out)
 	}
+	mustRun(t, addr, "assign", "--id", "w3", "--country", "DE", "--language", "de")
+	if out := mustRun(t, addr, "requeue", "w3", "--reason", "retry"); !strings.Contains(out, "w3  OFFERED") || !strings.Contains(out, "requeued") {
+		t.Fatalf("requeue: %s", out)
+	}
+	if out := mustRun(t, addr, "reassign", "w3", "--rep", "kai", "--reason", "vip"); !strings.Contains(out, "w3  ASSIGNED  rep=kai") ||
+		!strings.Contains(out, "placed by an operator: vip") {
+		t.Fatalf("reassign: %s", out)
+	}
+	if _, err := leadctl(t, addr, "reassign", "w3", "--rep", "nobody"); err == nil || !strings.Contains(err.Error(), "rep_id") {
+		t.Fatalf("reassign to an unknown rep: %v", err)
+	}
 	if out := mustRun(t, addr, "erase", "contact", "JANE@acme.de"); !strings.Contains(out, "erased 1 lead: w1") {
 		t.Fatalf("erase contact: %s", out)
 	}

@@ -42,5 +42,6 @@ observe_dequeue(lead_key, pool_id)
 redis.call('HSET', lead_key, 'state', 'UNROUTABLE', 'reason', reason, 'decided_at', NOW)
 count_state('QUEUED', 'UNROUTABLE')
 retain(lead_id)
+add_history(lead_key, 'unroutable', '', reason)
 emit('unroutable', lead_id, '', pool_id, reason)
 return { C.OK }

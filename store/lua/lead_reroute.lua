@@ -5,6 +5,13 @@
 --   breach   the first-contact SLA timer fired without a contact: notify;
 --            with on_breach REASSIGN also close the rep's assignment
 --   warn     the SLA warning timer fired without a contact: notify only
+--   requeue  an operator's call (AdminService.RequeueLead): a QUEUED,
+--            UNROUTABLE, OFFERED or ASSIGNED lead is taken from where it
+--            is (an offer withdrawn, an assignment's hold closed, a queue
+--            place given up) and routed again over the targets
+--   reassign an operator's call (AdminService.ReassignLead): the same, but
+--            the lead is ASSIGNED at once to rep A.to in the one target's
+--            pool, bypassing rules and eligibility
 -- A withdrawn lead is offered to the next eligible rep of its targets, never
 -- the same rep twice unless nobody else is eligible; after max_offers
 -- withdrawn offers (or with nobody eligible) it is QUEUED with the reason.
@@ -16,6 +23,9 @@
 --
 -- KEYS[16+5n+i]       the rank ZSET of the rep's ranked pool i (from 1;
 --                       after the n targets' keys)
+-- KEYS[17+5n+r]       (requeue, reassign) the queue ZSET of A.pool when
+--                       A.was is QUEUED, else the lead key again (after
+--                       the r ranked keys)
 --
 -- A (store/contract.go rerouteArgs): cfg, now, and
 --   lead     the lead's id
@@ -32,6 +42,9 @@
 --   targets  the rule's targets
 --   policy   the policies of the pool the lead's placement followed
 --   ranked   the strategy of each ranked pool's rank key
+--   was, pool (requeue, reassign) the record's state and pool as the
+--            caller read them (with rep, they chose the keys above)
+--   to       (reassign) the rep who gets the lead
 --
 -- Returns:
 --   {STALE}                  config id is not current
@@ -39,6 +52,8 @@
 --   {WRONG_STATE, state}     nothing to do: the offer was accepted, the
 --                            contact was made...
 --   {WRONG_REP, rep, state}  (reject) the lead is offered to another rep
+--   {MOVED, state}           (requeue, reassign) the record changed since
+--                            the caller read it: read it again, call again
 --   {OK, state, backlog}     the lead's new state
 
 local lead_key = KEYS[15]
@@ -59,6 +74,7 @@ local ranked = {}
 for i, strategy in ipairs(A.ranked or {}) do
   ranked[i] = { key = KEYS[16 + TARGET_KEYS * #targets + i], strategy = strategy }
 end
+local operator = mode == 'requeue' or mode == 'reassign'
 
 if not current() then
   return { C.STALE }
@@ -75,6 +91,17 @@ if mode == 'reject' then
   if state ~= 'OFFERED' then return { C.WRONG_STATE, state or '' } end
   if holder ~= rep then return { C.WRONG_REP, holder, state } end
 end
+if operator then
+  if state ~= 'OFFERED' and state ~= 'ASSIGNED' and state ~= 'QUEUED' and state ~= 'UNROUTABLE' then
+    return { C.WRONG_STATE, state or '' }
+  end
+  if state ~= A.was or (holder or '') ~= rep or (pool_id or '') ~= A.pool then
+    return { C.MOVED, state }
+  end
+  if mode == 'reassign' and state == 'ASSIGNED' and holder == A.to then
+    return { C.WRONG_STATE, state } -- the rep holds it already
+  end
+end
 if mode == 'breach' or mode == 'warn' then
   if contacted or (state ~= 'ASSIGNED' and state ~= 'OFFERED') then return { C.WRONG_STATE, state or '' } end
   local kind = mode == 'warn' and 'sla_warning' or 'sla_breached'
@@ -87,7 +114,29 @@ if mode == 'breach' or mode == 'warn' then
 end
 
 -- Withdraw: the rep no longer holds the lead.
-if mode == 'breach' then
+if operator then
+  -- One history line per entry: a line break in the reason must not forge
+  -- entries.
+  local why = (string.gsub(reason, '%c', ' '))
+  if state == 'OFFERED' then
+    uncommit_rep(holder, redis.call('HGET', lead_key, 'counted')) -- the rep never had the lead
+    redis.call('ZREM', K.timers, 'offer|' .. lead_id)
+    emit('offer_withdrawn', lead_id, holder, pool_id, why)
+  elseif state == 'ASSIGNED' then
+    -- As for a breach: the rep keeps the day's count, not the lead.
+    if tonumber(redis.call('HGET', K.open, holder) or '0') > 0 then redis.call('HINCRBY', K.open, holder, -1) end
+    redis.call('HDEL', lead_key, 'accepted_at')
+    emit('reassigned', lead_id, holder, pool_id, why)
+  elseif state == 'QUEUED' then
+    local queue_key = KEYS[17 + TARGET_KEYS * #targets + #ranked]
+    redis.call('ZREM', queue_key, lead_id)
+    if redis.call('ZCARD', queue_key) == 0 then redis.call('SREM', K.queued_pools, pool_id) end
+    redis.call('ZREM', K.timers, 'escalate|' .. lead_id) -- the expiry stays: routing again does not reset it
+  else
+    redis.call('ZREM', K.timers, 'retain|' .. lead_id)
+  end
+  add_history(lead_key, mode == 'reassign' and 'moved' or 'requeued', holder or '', why)
+elseif mode == 'breach' then
   -- The rep keeps the day's count (the assignment happened) but not the lead.
   if tonumber(redis.call('HGET', K.open, holder) or '0') > 0 then redis.call('HINCRBY', K.open, holder, -1) end
   -- The next rep has accepted nothing yet and gets a fresh SLA window from
@@ -163,7 +212,7 @@ local function queue_here(why, index, wait, lines)
   end
   count_state(state, 'QUEUED')
   redis.call('HSET', lead_key, 'state', 'QUEUED', 'pool', pool.id, 'reason', why, 'decided_at', NOW,
-    'queued_at', NOW, 'rep', '', 'target', base_index + index - 1)
+    'queued_at', NOW, 'rep', '', 'target', base_index + index - 1, 'placed_cfgv', config_version())
   if lines and #lines > 0 then
     redis.call('HSET', lead_key, 'picks', table.concat(lines, '\n')) -- why nobody took it
   end
@@ -172,7 +221,20 @@ local function queue_here(why, index, wait, lines)
   emit('queued', lead_id, '', pool.id, why)
   return 'QUEUED'
 end
-if max_offers > 0 and withdrawn >= max_offers and mode ~= 'breach' then
+if mode == 'reassign' then
+  -- The operator's rep holds the lead at once, whatever the pool's offer
+  -- policy and the rep's eligibility; the first-contact SLA runs on.
+  local target = targets[1]
+  local pool = { id = target.pool.id, policy = { accept = 0, sla = target.pool.policy.sla, warn = target.pool.policy.warn } }
+  clear_timers(lead_id)
+  redis.call('HSET', lead_key, 'counted', commit_rep(A.to, pool.id))
+  local sla_from = tonumber(redis.call('HGET', lead_key, 'sla_from') or redis.call('HGET', lead_key, 'submitted_at') or NOW)
+  local placed = place_stored(lead_key, pool, A.to, lead_id, sla_from,
+    { 'target', 0, 'route', 'operator', 'picks', 'R\t' .. note('operator', (string.gsub(reason, '%c', ' '))) .. '\t' .. A.to .. '\nC\t' .. A.to .. '\t' })
+  bind_sticky(sticky_key, person, sticky_window, A.to, pool.id, lead_id)
+  return { C.OK, placed, 0 }
+end
+if max_offers > 0 and withdrawn >= max_offers and mode ~= 'breach' and not operator then
   return { C.OK, queue_here(note('max_offers', withdrawn, max_offers)), 0 }
 end
 local exclude = {}
@@ -197,6 +259,7 @@ if not outcome or outcome.state ~= 'ASSIGNED' then
 end
 local target = targets[outcome.index]
 outcome.advance()
+if operator then clear_timers(lead_id) end
 redis.call('HSET', lead_key, 'counted', commit_rep(outcome.rep, target.pool.id))
 -- The first-contact SLA runs from submission, or from the last breach
 -- reassignment (a fresh window, kept by the offers that follow it).

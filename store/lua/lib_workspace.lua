@@ -75,6 +75,13 @@ local function current()
   return redis.call('HGET', K.config, 'id') == CONFIG_ID
 end
 
+-- config_version is the version of the config the caller holds (its id
+-- is "<version>:<nonce>"), recorded as placed_cfgv by a placement after
+-- the decision (drains, escalations, reroutes, an operator's moves).
+local function config_version()
+  return string.match(CONFIG_ID, '^(%d+):') or ''
+end
+
 local function append_all(dst, src)
   for i = 1, #src do dst[#dst + 1] = src[i] end
 end

@@ -330,6 +330,227 @@ func (x *ReleaseAssignmentResponse) GetAssignment() *Assignment {
 	return nil
 }
 
+type RequeueLeadRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	LeadId    string                 `protobuf:"bytes,2,opt,name=lead_id,json=leadId,proto3" json:"lead_id,omitempty"`
+	// Why, kept in the history; at most 256 bytes.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequeueLeadRequest) Reset() {
+	*x = RequeueLeadRequest{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequeueLeadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequeueLeadRequest) ProtoMessage() {}
+
+func (x *RequeueLeadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequeueLeadRequest.ProtoReflect.Descriptor instead.
+func (*RequeueLeadRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RequeueLeadRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *RequeueLeadRequest) GetLeadId() string {
+	if x != nil {
+		return x.LeadId
+	}
+	return ""
+}
+
+func (x *RequeueLeadRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RequeueLeadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lead after the move.
+	Assignment    *Assignment `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequeueLeadResponse) Reset() {
+	*x = RequeueLeadResponse{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequeueLeadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequeueLeadResponse) ProtoMessage() {}
+
+func (x *RequeueLeadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequeueLeadResponse.ProtoReflect.Descriptor instead.
+func (*RequeueLeadResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RequeueLeadResponse) GetAssignment() *Assignment {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type ReassignLeadRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	LeadId    string                 `protobuf:"bytes,2,opt,name=lead_id,json=leadId,proto3" json:"lead_id,omitempty"`
+	// The rep who gets the lead.
+	RepId string `protobuf:"bytes,3,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
+	// Why, kept in the history and the trace; at most 256 bytes.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReassignLeadRequest) Reset() {
+	*x = ReassignLeadRequest{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReassignLeadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReassignLeadRequest) ProtoMessage() {}
+
+func (x *ReassignLeadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReassignLeadRequest.ProtoReflect.Descriptor instead.
+func (*ReassignLeadRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ReassignLeadRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *ReassignLeadRequest) GetLeadId() string {
+	if x != nil {
+		return x.LeadId
+	}
+	return ""
+}
+
+func (x *ReassignLeadRequest) GetRepId() string {
+	if x != nil {
+		return x.RepId
+	}
+	return ""
+}
+
+func (x *ReassignLeadRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReassignLeadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lead after the move.
+	Assignment    *Assignment `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReassignLeadResponse) Reset() {
+	*x = ReassignLeadResponse{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReassignLeadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReassignLeadResponse) ProtoMessage() {}
+
+func (x *ReassignLeadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReassignLeadResponse.ProtoReflect.Descriptor instead.
+func (*ReassignLeadResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReassignLeadResponse) GetAssignment() *Assignment {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
 type ApplyRoutingConfigRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
@@ -343,7 +564,7 @@ type ApplyRoutingConfigRequest struct {
 
 func (x *ApplyRoutingConfigRequest) Reset() {
 	*x = ApplyRoutingConfigRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -355,7 +576,7 @@ func (x *ApplyRoutingConfigRequest) String() string {
 func (*ApplyRoutingConfigRequest) ProtoMessage() {}
 
 func (x *ApplyRoutingConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -368,7 +589,7 @@ func (x *ApplyRoutingConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutingConfigRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRoutingConfigRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{6}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ApplyRoutingConfigRequest) GetWorkspace() string {
@@ -401,7 +622,7 @@ type ApplyRoutingConfigResponse struct {
 
 func (x *ApplyRoutingConfigResponse) Reset() {
 	*x = ApplyRoutingConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +634,7 @@ func (x *ApplyRoutingConfigResponse) String() string {
 func (*ApplyRoutingConfigResponse) ProtoMessage() {}
 
 func (x *ApplyRoutingConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +647,7 @@ func (x *ApplyRoutingConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutingConfigResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRoutingConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{7}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ApplyRoutingConfigResponse) GetVersion() int64 {
@@ -445,7 +666,7 @@ type GetRoutingConfigRequest struct {
 
 func (x *GetRoutingConfigRequest) Reset() {
 	*x = GetRoutingConfigRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +678,7 @@ func (x *GetRoutingConfigRequest) String() string {
 func (*GetRoutingConfigRequest) ProtoMessage() {}
 
 func (x *GetRoutingConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +691,7 @@ func (x *GetRoutingConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{8}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetRoutingConfigRequest) GetWorkspace() string {
@@ -491,7 +712,7 @@ type GetRoutingConfigResponse struct {
 
 func (x *GetRoutingConfigResponse) Reset() {
 	*x = GetRoutingConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +724,7 @@ func (x *GetRoutingConfigResponse) String() string {
 func (*GetRoutingConfigResponse) ProtoMessage() {}
 
 func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +737,7 @@ func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{9}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetRoutingConfigResponse) GetConfig() *RoutingConfig {
@@ -550,7 +771,7 @@ type GetRepRequest struct {
 
 func (x *GetRepRequest) Reset() {
 	*x = GetRepRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +783,7 @@ func (x *GetRepRequest) String() string {
 func (*GetRepRequest) ProtoMessage() {}
 
 func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +796,7 @@ func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepRequest.ProtoReflect.Descriptor instead.
 func (*GetRepRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{10}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRepRequest) GetWorkspace() string {
@@ -601,7 +822,7 @@ type GetRepResponse struct {
 
 func (x *GetRepResponse) Reset() {
 	*x = GetRepResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[11]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +834,7 @@ func (x *GetRepResponse) String() string {
 func (*GetRepResponse) ProtoMessage() {}
 
 func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[11]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +847,7 @@ func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepResponse.ProtoReflect.Descriptor instead.
 func (*GetRepResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{11}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRepResponse) GetRep() *RepState {
@@ -645,7 +866,7 @@ type ListRepsRequest struct {
 
 func (x *ListRepsRequest) Reset() {
 	*x = ListRepsRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +878,7 @@ func (x *ListRepsRequest) String() string {
 func (*ListRepsRequest) ProtoMessage() {}
 
 func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +891,7 @@ func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsRequest.ProtoReflect.Descriptor instead.
 func (*ListRepsRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{12}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListRepsRequest) GetWorkspace() string {
@@ -689,7 +910,7 @@ type ListRepsResponse struct {
 
 func (x *ListRepsResponse) Reset() {
 	*x = ListRepsResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +922,7 @@ func (x *ListRepsResponse) String() string {
 func (*ListRepsResponse) ProtoMessage() {}
 
 func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +935,7 @@ func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsResponse.ProtoReflect.Descriptor instead.
 func (*ListRepsResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{13}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListRepsResponse) GetReps() []*RepState {
@@ -745,7 +966,7 @@ type RepState struct {
 
 func (x *RepState) Reset() {
 	*x = RepState{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +978,7 @@ func (x *RepState) String() string {
 func (*RepState) ProtoMessage() {}
 
 func (x *RepState) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +991,7 @@ func (x *RepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepState.ProtoReflect.Descriptor instead.
 func (*RepState) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{14}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RepState) GetRep() *Rep {
@@ -852,6 +1073,23 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\x19ReleaseAssignmentResponse\x129\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
+	"assignment\"c\n" +
+	"\x12RequeueLeadRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\alead_id\x18\x02 \x01(\tR\x06leadId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"P\n" +
+	"\x13RequeueLeadResponse\x129\n" +
+	"\n" +
+	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
+	"assignment\"{\n" +
+	"\x13ReassignLeadRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\alead_id\x18\x02 \x01(\tR\x06leadId\x12\x15\n" +
+	"\x06rep_id\x18\x03 \x01(\tR\x05repId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"Q\n" +
+	"\x14ReassignLeadResponse\x129\n" +
+	"\n" +
+	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
 	"assignment\"\xb4\x01\n" +
 	"\x19ApplyRoutingConfigRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x124\n" +
@@ -884,13 +1122,15 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\x0eassigned_total\x18\x05 \x01(\x03R\rassignedTotal\x12D\n" +
 	"\x10last_assigned_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastAssignedAt\x12)\n" +
 	"\x10open_assignments\x18\a \x01(\x03R\x0fopenAssignments\x12%\n" +
-	"\x0eassigned_today\x18\b \x01(\x03R\rassignedToday2\x83\x05\n" +
+	"\x0eassigned_today\x18\b \x01(\x03R\rassignedToday2\xb2\x06\n" +
 	"\fAdminService\x12i\n" +
 	"\x12ApplyRoutingConfig\x12(.leadrouter.v1.ApplyRoutingConfigRequest\x1a).leadrouter.v1.ApplyRoutingConfigResponse\x12c\n" +
 	"\x10GetRoutingConfig\x12&.leadrouter.v1.GetRoutingConfigRequest\x1a'.leadrouter.v1.GetRoutingConfigResponse\x12E\n" +
 	"\x06GetRep\x12\x1c.leadrouter.v1.GetRepRequest\x1a\x1d.leadrouter.v1.GetRepResponse\x12K\n" +
 	"\bListReps\x12\x1e.leadrouter.v1.ListRepsRequest\x1a\x1f.leadrouter.v1.ListRepsResponse\x12f\n" +
-	"\x11ReleaseAssignment\x12'.leadrouter.v1.ReleaseAssignmentRequest\x1a(.leadrouter.v1.ReleaseAssignmentResponse\x12W\n" +
+	"\x11ReleaseAssignment\x12'.leadrouter.v1.ReleaseAssignmentRequest\x1a(.leadrouter.v1.ReleaseAssignmentResponse\x12T\n" +
+	"\vRequeueLead\x12!.leadrouter.v1.RequeueLeadRequest\x1a\".leadrouter.v1.RequeueLeadResponse\x12W\n" +
+	"\fReassignLead\x12\".leadrouter.v1.ReassignLeadRequest\x1a#.leadrouter.v1.ReassignLeadResponse\x12W\n" +
 	"\fEraseContact\x12\".leadrouter.v1.EraseContactRequest\x1a#.leadrouter.v1.EraseContactResponse\x12N\n" +
 	"\tEraseLead\x12\x1f.leadrouter.v1.EraseLeadRequest\x1a .leadrouter.v1.EraseLeadResponseBAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
 
@@ -906,7 +1146,7 @@ func file_leadrouter_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_leadrouter_v1_admin_service_proto_rawDescData
 }
 
-var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_leadrouter_v1_admin_service_proto_goTypes = []any{
 	(*EraseContactRequest)(nil),        // 0: leadrouter.v1.EraseContactRequest
 	(*EraseContactResponse)(nil),       // 1: leadrouter.v1.EraseContactResponse
@@ -914,53 +1154,63 @@ var file_leadrouter_v1_admin_service_proto_goTypes = []any{
 	(*EraseLeadResponse)(nil),          // 3: leadrouter.v1.EraseLeadResponse
 	(*ReleaseAssignmentRequest)(nil),   // 4: leadrouter.v1.ReleaseAssignmentRequest
 	(*ReleaseAssignmentResponse)(nil),  // 5: leadrouter.v1.ReleaseAssignmentResponse
-	(*ApplyRoutingConfigRequest)(nil),  // 6: leadrouter.v1.ApplyRoutingConfigRequest
-	(*ApplyRoutingConfigResponse)(nil), // 7: leadrouter.v1.ApplyRoutingConfigResponse
-	(*GetRoutingConfigRequest)(nil),    // 8: leadrouter.v1.GetRoutingConfigRequest
-	(*GetRoutingConfigResponse)(nil),   // 9: leadrouter.v1.GetRoutingConfigResponse
-	(*GetRepRequest)(nil),              // 10: leadrouter.v1.GetRepRequest
-	(*GetRepResponse)(nil),             // 11: leadrouter.v1.GetRepResponse
-	(*ListRepsRequest)(nil),            // 12: leadrouter.v1.ListRepsRequest
-	(*ListRepsResponse)(nil),           // 13: leadrouter.v1.ListRepsResponse
-	(*RepState)(nil),                   // 14: leadrouter.v1.RepState
-	(AssignmentState)(0),               // 15: leadrouter.v1.AssignmentState
-	(*Assignment)(nil),                 // 16: leadrouter.v1.Assignment
-	(*RoutingConfig)(nil),              // 17: leadrouter.v1.RoutingConfig
-	(*timestamppb.Timestamp)(nil),      // 18: google.protobuf.Timestamp
-	(*Rep)(nil),                        // 19: leadrouter.v1.Rep
-	(RepStatus)(0),                     // 20: leadrouter.v1.RepStatus
+	(*RequeueLeadRequest)(nil),         // 6: leadrouter.v1.RequeueLeadRequest
+	(*RequeueLeadResponse)(nil),        // 7: leadrouter.v1.RequeueLeadResponse
+	(*ReassignLeadRequest)(nil),        // 8: leadrouter.v1.ReassignLeadRequest
+	(*ReassignLeadResponse)(nil),       // 9: leadrouter.v1.ReassignLeadResponse
+	(*ApplyRoutingConfigRequest)(nil),  // 10: leadrouter.v1.ApplyRoutingConfigRequest
+	(*ApplyRoutingConfigResponse)(nil), // 11: leadrouter.v1.ApplyRoutingConfigResponse
+	(*GetRoutingConfigRequest)(nil),    // 12: leadrouter.v1.GetRoutingConfigRequest
+	(*GetRoutingConfigResponse)(nil),   // 13: leadrouter.v1.GetRoutingConfigResponse
+	(*GetRepRequest)(nil),              // 14: leadrouter.v1.GetRepRequest
+	(*GetRepResponse)(nil),             // 15: leadrouter.v1.GetRepResponse
+	(*ListRepsRequest)(nil),            // 16: leadrouter.v1.ListRepsRequest
+	(*ListRepsResponse)(nil),           // 17: leadrouter.v1.ListRepsResponse
+	(*RepState)(nil),                   // 18: leadrouter.v1.RepState
+	(AssignmentState)(0),               // 19: leadrouter.v1.AssignmentState
+	(*Assignment)(nil),                 // 20: leadrouter.v1.Assignment
+	(*RoutingConfig)(nil),              // 21: leadrouter.v1.RoutingConfig
+	(*timestamppb.Timestamp)(nil),      // 22: google.protobuf.Timestamp
+	(*Rep)(nil),                        // 23: leadrouter.v1.Rep
+	(RepStatus)(0),                     // 24: leadrouter.v1.RepStatus
 }
 var file_leadrouter_v1_admin_service_proto_depIdxs = []int32{
-	15, // 0: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
-	16, // 1: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
-	17, // 2: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
-	17, // 3: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
-	18, // 4: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
-	14, // 5: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
-	14, // 6: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
-	19, // 7: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
-	20, // 8: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
-	18, // 9: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
-	18, // 10: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
-	6,  // 11: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
-	8,  // 12: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
-	10, // 13: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
-	12, // 14: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
-	4,  // 15: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
-	0,  // 16: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
-	2,  // 17: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
-	7,  // 18: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
-	9,  // 19: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
-	11, // 20: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
-	13, // 21: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
-	5,  // 22: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
-	1,  // 23: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
-	3,  // 24: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	19, // 0: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
+	20, // 1: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
+	20, // 2: leadrouter.v1.RequeueLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	20, // 3: leadrouter.v1.ReassignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	21, // 4: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
+	21, // 5: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
+	22, // 6: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
+	18, // 7: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
+	18, // 8: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
+	23, // 9: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
+	24, // 10: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
+	22, // 11: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
+	22, // 12: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
+	10, // 13: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
+	12, // 14: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
+	14, // 15: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
+	16, // 16: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
+	4,  // 17: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
+	6,  // 18: leadrouter.v1.AdminService.RequeueLead:input_type -> leadrouter.v1.RequeueLeadRequest
+	8,  // 19: leadrouter.v1.AdminService.ReassignLead:input_type -> leadrouter.v1.ReassignLeadRequest
+	0,  // 20: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
+	2,  // 21: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
+	11, // 22: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
+	13, // 23: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
+	15, // 24: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
+	17, // 25: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
+	5,  // 26: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
+	7,  // 27: leadrouter.v1.AdminService.RequeueLead:output_type -> leadrouter.v1.RequeueLeadResponse
+	9,  // 28: leadrouter.v1.AdminService.ReassignLead:output_type -> leadrouter.v1.ReassignLeadResponse
+	1,  // 29: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
+	3,  // 30: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
+	22, // [22:31] is the sub-list for method output_type
+	13, // [13:22] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_admin_service_proto_init() }
@@ -970,14 +1220,14 @@ func file_leadrouter_v1_admin_service_proto_init() {
 	}
 	file_leadrouter_v1_assignment_proto_init()
 	file_leadrouter_v1_config_proto_init()
-	file_leadrouter_v1_admin_service_proto_msgTypes[6].OneofWrappers = []any{}
+	file_leadrouter_v1_admin_service_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_admin_service_proto_rawDesc), len(file_leadrouter_v1_admin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,8 @@ const (
 	AdminService_GetRep_FullMethodName             = "/leadrouter.v1.AdminService/GetRep"
 	AdminService_ListReps_FullMethodName           = "/leadrouter.v1.AdminService/ListReps"
 	AdminService_ReleaseAssignment_FullMethodName  = "/leadrouter.v1.AdminService/ReleaseAssignment"
+	AdminService_RequeueLead_FullMethodName        = "/leadrouter.v1.AdminService/RequeueLead"
+	AdminService_ReassignLead_FullMethodName       = "/leadrouter.v1.AdminService/ReassignLead"
 	AdminService_EraseContact_FullMethodName       = "/leadrouter.v1.AdminService/EraseContact"
 	AdminService_EraseLead_FullMethodName          = "/leadrouter.v1.AdminService/EraseLead"
 )
@@ -51,10 +53,30 @@ type AdminServiceClient interface {
 	ListReps(ctx context.Context, in *ListRepsRequest, opts ...grpc.CallOption) (*ListRepsResponse, error)
 	// ReleaseAssignment closes an ASSIGNED lead: the rep no longer holds it,
 	// its open count falls (freeing capacity and draining queues), and the
-	// record keeps its history with state CLOSED. Releasing a closed
-	// assignment again changes nothing. NOT_FOUND for an unknown lead,
-	// FAILED_PRECONDITION for a lead that is not assigned.
+	// record keeps its history with state CLOSED. A QUEUED lead is cancelled:
+	// it leaves its queue and is CLOSED with the reason. Releasing a closed
+	// lead again changes nothing. NOT_FOUND for an unknown lead,
+	// FAILED_PRECONDITION for an OFFERED or UNROUTABLE lead (RequeueLead
+	// moves those).
 	ReleaseAssignment(ctx context.Context, in *ReleaseAssignmentRequest, opts ...grpc.CallOption) (*ReleaseAssignmentResponse, error)
+	// RequeueLead routes a QUEUED, UNROUTABLE, OFFERED or ASSIGNED lead again
+	// now, under the current config, from the first target of its rule (a
+	// new match when the config no longer has the rule or the lead matched
+	// none). An offer is withdrawn (offer_withdrawn event), an assignment's
+	// hold is closed (reassigned event), a queue place is given up; the
+	// reason is in the history. Reps offered the lead before are passed over
+	// unless nobody else is eligible. NOT_FOUND for an unknown lead,
+	// FAILED_PRECONDITION for a CLOSED one.
+	RequeueLead(ctx context.Context, in *RequeueLeadRequest, opts ...grpc.CallOption) (*RequeueLeadResponse, error)
+	// ReassignLead places a QUEUED, UNROUTABLE, OFFERED or ASSIGNED lead with
+	// a named rep at once, as an assignment (no offer to accept), bypassing
+	// rules and eligibility (capacity, presence, hours): in the lead's pool
+	// when the rep is a member, else the first pool of its rule the rep is
+	// in, else the rep's first pool. The first-contact SLA runs on from the
+	// submission. The reason is in the history and the trace. NOT_FOUND for
+	// an unknown lead, INVALID_ARGUMENT naming rep_id for a rep the config
+	// lacks, FAILED_PRECONDITION for a CLOSED lead.
+	ReassignLead(ctx context.Context, in *ReassignLeadRequest, opts ...grpc.CallOption) (*ReassignLeadResponse, error)
 	// EraseContact erases every record of one person, found by their email
 	// address (compared as leads store it: trimmed, lower case), for a
 	// request to be forgotten. Each lead, in whatever state, gives back what
@@ -129,6 +151,26 @@ func (c *adminServiceClient) ReleaseAssignment(ctx context.Context, in *ReleaseA
 	return out, nil
 }
 
+func (c *adminServiceClient) RequeueLead(ctx context.Context, in *RequeueLeadRequest, opts ...grpc.CallOption) (*RequeueLeadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequeueLeadResponse)
+	err := c.cc.Invoke(ctx, AdminService_RequeueLead_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ReassignLead(ctx context.Context, in *ReassignLeadRequest, opts ...grpc.CallOption) (*ReassignLeadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReassignLeadResponse)
+	err := c.cc.Invoke(ctx, AdminService_ReassignLead_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) EraseContact(ctx context.Context, in *EraseContactRequest, opts ...grpc.CallOption) (*EraseContactResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(EraseContactResponse)
@@ -172,10 +214,30 @@ type AdminServiceServer interface {
 	ListReps(context.Context, *ListRepsRequest) (*ListRepsResponse, error)
 	// ReleaseAssignment closes an ASSIGNED lead: the rep no longer holds it,
 	// its open count falls (freeing capacity and draining queues), and the
-	// record keeps its history with state CLOSED. Releasing a closed
-	// assignment again changes nothing. NOT_FOUND for an unknown lead,
-	// FAILED_PRECONDITION for a lead that is not assigned.
+	// record keeps its history with state CLOSED. A QUEUED lead is cancelled:
+	// it leaves its queue and is CLOSED with the reason. Releasing a closed
+	// lead again changes nothing. NOT_FOUND for an unknown lead,
+	// FAILED_PRECONDITION for an OFFERED or UNROUTABLE lead (RequeueLead
+	// moves those).
 	ReleaseAssignment(context.Context, *ReleaseAssignmentRequest) (*ReleaseAssignmentResponse, error)
+	// RequeueLead routes a QUEUED, UNROUTABLE, OFFERED or ASSIGNED lead again
+	// now, under the current config, from the first target of its rule (a
+	// new match when the config no longer has the rule or the lead matched
+	// none). An offer is withdrawn (offer_withdrawn event), an assignment's
+	// hold is closed (reassigned event), a queue place is given up; the
+	// reason is in the history. Reps offered the lead before are passed over
+	// unless nobody else is eligible. NOT_FOUND for an unknown lead,
+	// FAILED_PRECONDITION for a CLOSED one.
+	RequeueLead(context.Context, *RequeueLeadRequest) (*RequeueLeadResponse, error)
+	// ReassignLead places a QUEUED, UNROUTABLE, OFFERED or ASSIGNED lead with
+	// a named rep at once, as an assignment (no offer to accept), bypassing
+	// rules and eligibility (capacity, presence, hours): in the lead's pool
+	// when the rep is a member, else the first pool of its rule the rep is
+	// in, else the rep's first pool. The first-contact SLA runs on from the
+	// submission. The reason is in the history and the trace. NOT_FOUND for
+	// an unknown lead, INVALID_ARGUMENT naming rep_id for a rep the config
+	// lacks, FAILED_PRECONDITION for a CLOSED lead.
+	ReassignLead(context.Context, *ReassignLeadRequest) (*ReassignLeadResponse, error)
 	// EraseContact erases every record of one person, found by their email
 	// address (compared as leads store it: trimmed, lower case), for a
 	// request to be forgotten. Each lead, in whatever state, gives back what
@@ -214,6 +276,12 @@ func (UnimplementedAdminServiceServer) ListReps(context.Context, *ListRepsReques
 }
 func (UnimplementedAdminServiceServer) ReleaseAssignment(context.Context, *ReleaseAssignmentRequest) (*ReleaseAssignmentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseAssignment not implemented")
+}
+func (UnimplementedAdminServiceServer) RequeueLead(context.Context, *RequeueLeadRequest) (*RequeueLeadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequeueLead not implemented")
+}
+func (UnimplementedAdminServiceServer) ReassignLead(context.Context, *ReassignLeadRequest) (*ReassignLeadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReassignLead not implemented")
 }
 func (UnimplementedAdminServiceServer) EraseContact(context.Context, *EraseContactRequest) (*EraseContactResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EraseContact not implemented")
@@ -332,6 +400,42 @@ func _AdminService_ReleaseAssignment_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_RequeueLead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequeueLeadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RequeueLead(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RequeueLead_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RequeueLead(ctx, req.(*RequeueLeadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ReassignLead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReassignLeadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ReassignLead(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ReassignLead_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ReassignLead(ctx, req.(*ReassignLeadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_EraseContact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(EraseContactRequest)
 	if err := dec(in); err != nil {
@@ -394,6 +498,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReleaseAssignment",
 			Handler:    _AdminService_ReleaseAssignment_Handler,
+		},
+		{
+			MethodName: "RequeueLead",
+			Handler:    _AdminService_RequeueLead_Handler,
+		},
+		{
+			MethodName: "ReassignLead",
+			Handler:    _AdminService_ReassignLead_Handler,
 		},
 		{
 			MethodName: "EraseContact",

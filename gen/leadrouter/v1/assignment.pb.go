@@ -156,7 +156,9 @@ type LifecycleEvent struct {
 	At    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
 	// offered, accepted, rejected, offer_expired, assigned, queued, contacted,
 	// sla_warning, sla_breached, reassigned, dispositioned, released,
-	// escalated, auto_paused.
+	// escalated, auto_paused, unroutable, requeued (an operator routed it
+	// again), moved (an operator placed it with a rep), cancelled (a queued
+	// lead released).
 	Kind          string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	RepId         string `protobuf:"bytes,3,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
 	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
