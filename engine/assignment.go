@@ -72,7 +72,11 @@ type Assignment struct {
 	ConfigVersion int64
 	Trace         Trace
 	Lead          Lead
-	Route         string // RouteRule, RouteAccountOwner, RouteStickyOwner or RouteOperator
+	// ContentDiffers is set on a duplicate's answer (AssignLead of a lead
+	// id recorded before) when the lead sent differs from the stored one,
+	// which is what the answer carries. Not stored.
+	ContentDiffers bool
+	Route          string // RouteRule, RouteAccountOwner, RouteStickyOwner or RouteOperator
 	// TargetIndex is the 1-based index, in the rule's targets, of the pool
 	// that assigned or queues the lead (0 for none).
 	TargetIndex int

@@ -116,6 +116,10 @@ type Settings struct {
 	// MaxStoredLeads is how many records the workspace may hold (default
 	// DefaultMaxStoredLeads); past it AssignLead answers RESOURCE_EXHAUSTED.
 	MaxStoredLeads int64 `json:"max_stored_leads,omitempty" yaml:"max_stored_leads,omitempty"`
+	// StickyIgnorePlus makes a plus-address the same person as its base
+	// address (jane+demo@acme.com is jane@acme.com) for sticky routing and
+	// the person index.
+	StickyIgnorePlus bool `json:"sticky_ignore_plus,omitempty" yaml:"sticky_ignore_plus,omitempty"`
 }
 
 // Retention and quota defaults and bounds.

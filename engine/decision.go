@@ -15,7 +15,7 @@ func (cc *compiledConfig) decision(ws string, l *Lead, now time.Time, dryRun boo
 	d := &DecideRequest{
 		Workspace: ws, ConfigVersion: cc.version, ConfigID: cc.id, Lead: l, ReceivedAt: now,
 		Rules: evals, DryRun: dryRun, StickyWindow: cc.cfg.Settings.Sticky(), Local: cc.localTimes(now),
-		Person: Person(cc.personKey, l.Email),
+		Person: cc.personOf(l.Email),
 	}
 	d.ExpireAt = cc.expireAt(now)
 	d.Quota, d.Retain = cc.cfg.Settings.StoredQuota(), cc.cfg.Settings.Retain()

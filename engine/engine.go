@@ -128,7 +128,7 @@ func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool, 
 	}
 	d, err := underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (decided, error) {
 		req := cc.decision(ws, &l, now, dryRun)
-		req.View = view
+		req.View, req.ReceivedNote = view, ClampedNote(lead, now)
 		out, err := e.store.Decide(ctx, req)
 		return decided{cc, out}, err
 	})
@@ -140,6 +140,9 @@ func (e *Engine) decide(ctx context.Context, ws string, lead Lead, dryRun bool, 
 	}
 	cc, out := d.cc, d.out
 	a := out.Assignment
+	if out.Duplicate && a.Lead.ID != "" {
+		a.ContentDiffers = !sameContent(&a.Lead, &l, !lead.SubmittedAt.IsZero())
+	}
 	// A lead queued behind others (or a repeat of a lead still queued)
 	// is drained now: arrival order holds, and a retry after a failed
 	// drain finishes the job.

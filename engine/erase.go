@@ -55,7 +55,7 @@ func (e *Engine) EraseContact(ctx context.Context, ws, email string) ([]string, 
 	}
 	var erased []string
 	_, err = underConfig(ctx, e, ws, func(cc *compiledConfig, _ bool) (struct{}, error) {
-		person := Person(cc.personKey, addr)
+		person := cc.personOf(addr)
 		for page := 0; ; page++ {
 			if page == maxErasePages {
 				return struct{}{}, fmt.Errorf("%w: erased %d leads of the person; more remain: call again", ErrUnavailable, len(erased))

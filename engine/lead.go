@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"net/mail"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,26 @@ const (
 	attributesField    = "lead.attributes"
 	leadSubmittedField = "lead.submitted_at"
 )
+
+// SubmittedAtTolerance is how far a lead's submitted_at may be later than
+// the time it was received (a form backend's clock running fast): within
+// it, submitted_at is clamped to the time received and the history says
+// so; beyond it, the lead is refused.
+const SubmittedAtTolerance = 5 * time.Minute
+
+// OutOfRangeTime stands for a timestamp the wire carried that is no valid
+// time (internal/pbconv), so that validation names it as such.
+var OutOfRangeTime = time.Unix(-1, 0)
+
+// ClampedNote is the received history entry's note for a lead whose
+// submitted_at (in) was clamped to receivedAt ("" when it was not).
+func ClampedNote(in Lead, receivedAt time.Time) string {
+	s := in.SubmittedAt
+	if !s.After(receivedAt) || s.After(receivedAt.Add(SubmittedAtTolerance)) {
+		return ""
+	}
+	return NoteMark + string(NoteClamped) + NoteSep + s.UTC().Format(time.RFC3339Nano)
+}
 
 // earliestSubmission bounds submitted_at from below: older times are typos
 // (or out of JSON's range), never real form submissions.
@@ -166,8 +187,13 @@ func NormalizeLead(in Lead, receivedAt time.Time) (Lead, error) {
 	switch {
 	case l.SubmittedAt.IsZero():
 		l.SubmittedAt = receivedAt
-	case l.SubmittedAt.After(receivedAt.Add(time.Hour)):
-		v.add(leadSubmittedField, "%s is in the future", l.SubmittedAt.Format(time.RFC3339))
+	case l.SubmittedAt.Equal(OutOfRangeTime):
+		v.add(leadSubmittedField, "out of range: not a valid timestamp (seconds in years 0001-9999, nanos 0-999999999)")
+	case l.SubmittedAt.After(receivedAt.Add(SubmittedAtTolerance)):
+		v.add(leadSubmittedField, "%s is later than the time received (%s) by more than %s",
+			l.SubmittedAt.Format(time.RFC3339Nano), receivedAt.UTC().Format(time.RFC3339Nano), SubmittedAtTolerance)
+	case l.SubmittedAt.After(receivedAt):
+		l.SubmittedAt = receivedAt // a sender's clock ahead of ours: ClampedNote records it
 	case l.SubmittedAt.Before(earliestSubmission):
 		v.add(leadSubmittedField, "%s is before %s", l.SubmittedAt.Format(time.RFC3339), earliestSubmission.Format(time.DateOnly))
 	}
@@ -288,3 +314,25 @@ var (
 	languageCache     sync.Map // tag as given -> canonical form
 	languageCacheSize atomic.Int64
 )
+
+// sameContent reports whether a repeat of a lead (normalized; submitted
+// says whether the sender set submitted_at, else it defaulted to the time
+// received) carries what the stored one does.
+func sameContent(stored, repeat *Lead, submitted bool) bool {
+	a, b := *stored, *repeat
+	if !submitted {
+		b.SubmittedAt = a.SubmittedAt
+	}
+	if (a.Score == nil) != (b.Score == nil) || (a.Score != nil && *a.Score != *b.Score) ||
+		!a.SubmittedAt.Equal(b.SubmittedAt) || len(a.Attributes) != len(b.Attributes) {
+		return false
+	}
+	for k, v := range a.Attributes {
+		if w, ok := b.Attributes[k]; !ok || w != v {
+			return false
+		}
+	}
+	a.Score, b.Score, a.Attributes, b.Attributes = nil, nil, nil, nil
+	a.SubmittedAt, b.SubmittedAt = time.Time{}, time.Time{}
+	return reflect.DeepEqual(a, b)
+}

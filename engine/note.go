@@ -33,6 +33,7 @@ const (
 	NoteDesktopBack  NoteCode = "desktop_back"  // presence restored on reconnect
 	NoteNoDesktop    NoteCode = "no_desktop"    // set OFFLINE with no desktop connection
 	NoteOperator     NoteCode = "operator"      // reason: placed by an operator (ReassignLead)
+	NoteClamped      NoteCode = "clamped"       // time: a submitted_at later than received, clamped
 	NoteMark                  = "\x01"          // starts a coded note
 	NoteSep                   = "\x1f"          // separates a note's code and arguments
 )
@@ -99,6 +100,8 @@ func RenderNote(s string) string {
 		return "desktop connected again"
 	case NoteNoDesktop:
 		return "no desktop connection"
+	case NoteClamped:
+		return "submitted_at " + arg(0) + " was later than the time received; clamped to it"
 	case NoteOperator:
 		if arg(0) == "" {
 			return "placed by an operator"
@@ -111,4 +114,4 @@ func RenderNote(s string) string {
 // NoteCodes lists every code, for tests and documentation.
 var NoteCodes = []NoteCode{NoteBacklog, NoteNobody, NoteStickyOwner, NoteAccountOwner, NoteAcceptWithin, NoteFrom,
 	NoteEscalated, NoteMissedOffers, NoteMaxOffers, NoteCatchUp, NoteSLAReassign, NoteNoContact, NoteLateContact,
-	NoteNotAccepted, NoteStatus, NoteDesktopBack, NoteNoDesktop, NoteOperator}
+	NoteNotAccepted, NoteStatus, NoteDesktopBack, NoteNoDesktop, NoteOperator, NoteClamped}

@@ -37,6 +37,7 @@ func TestRenderNoteEveryCode(t *testing.T) {
 		engine.NoteDesktopBack:  {nil, "desktop connected again"},
 		engine.NoteNoDesktop:    {nil, "no desktop connection"},
 		engine.NoteOperator:     {[]string{"vip"}, "placed by an operator: vip"},
+		engine.NoteClamped:      {[]string{"2026-03-02T09:01:00Z"}, "submitted_at 2026-03-02T09:01:00Z was later than the time received; clamped to it"},
 	}
 	for _, code := range engine.NoteCodes {
 		c, ok := cases[code]

@@ -30,6 +30,25 @@ func Person(key, email string) string {
 	return hex.EncodeToString(m.Sum(nil)[:personBytes])
 }
 
+// personOf is the person hash of a lead's (normalized) email under cc:
+// with settings.sticky_ignore_plus, a plus-address is its base address.
+func (cc *compiledConfig) personOf(email string) string {
+	if cc.cfg.Settings.StickyIgnorePlus {
+		email = withoutPlus(email)
+	}
+	return Person(cc.personKey, email)
+}
+
+// withoutPlus drops a local part's "+tag": jane+demo@acme.com is
+// jane@acme.com.
+func withoutPlus(email string) string {
+	local, domain, ok := strings.Cut(email, "@")
+	if base, _, plus := strings.Cut(local, "+"); ok && plus && base != "" {
+		return base + "@" + domain
+	}
+	return email
+}
+
 // NormalizeEmail returns an address as leads store it (trimmed, lower
 // case), or an error saying why it is not a bare address.
 func NormalizeEmail(s string) (string, error) {

@@ -20,6 +20,11 @@ type Store interface {
 	// rotation position; reps already present keep their presence; new reps
 	// start with their initial status. Returns the new version and id.
 	ApplyConfig(ctx context.Context, ws string, base string, prev, next *Config, now time.Time) (*StoredConfig, error)
+	// ConfigSource returns the hash of the config file last applied from a
+	// file (leadrouterd --config) and the version that apply made ("", 0
+	// for none); SetConfigSource records them.
+	ConfigSource(ctx context.Context, ws string) (hash string, version int64, err error)
+	SetConfigSource(ctx context.Context, ws, hash string, version int64) error
 	// Decide makes and, unless d.DryRun, records the decision for one lead
 	// in one atomic step. It fails with ErrStaleConfig when d.ConfigID is
 	// no longer current. A lead id already recorded returns the stored
@@ -281,6 +286,9 @@ type DecideRequest struct {
 	// View is how much of the assignment the caller reads: ViewBasic lets
 	// the store leave out the pick trace and the history.
 	View View
+	// ReceivedNote is the detail of the history's "received" entry (a
+	// submitted_at clamped to the time received; "" for none).
+	ReceivedNote string
 }
 
 // DecisionTarget is one pool a decision may use.

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -28,6 +29,11 @@ var (
 	// ErrShutdown ends every subscription when the server stops; clients
 	// resume on another replica.
 	ErrShutdown = errors.New("server shutting down")
+	// ErrFutureResume: a resume position past the history's head whose
+	// time is later than the store's clock (plus resumeSkew): no history
+	// ever had it, so it is a forged or corrupted position, not one a
+	// store that lost writes left behind (those are answered RESET).
+	ErrFutureResume = errors.New("resume position is beyond the stream's head")
 	// ErrBacklogGone: retention removed events of a backlog while it was
 	// being sent; the client resyncs (RESET), and live events follow.
 	ErrBacklogGone = errors.New("history removed while the backlog was sent")
@@ -169,6 +175,11 @@ func (w *Watcher) lost(ctx context.Context, ws, offset, trimmed string) bool {
 	return err == nil && !kept
 }
 
+// resumeSkew is how far a resume position's time may be ahead of the
+// store's clock (a replica's clock in a failover) before it is
+// ErrFutureResume.
+const resumeSkew = time.Minute
+
 // Observe makes the watcher report to o (StoreRegressed).
 func (w *Watcher) Observe(o Observer) { w.obs = o }
 
@@ -214,6 +225,18 @@ func (w *Watcher) Watch(ctx context.Context, ws string, resume *Position, filter
 	if resume.Epoch != epoch || EventIDLess(resume.Offset, trimmed) {
 		wt.Reset = true
 		return wt, nil
+	}
+	if EventIDLess(head, resume.Offset) {
+		now, err := w.store.Time(ctx)
+		if err != nil {
+			sub.Close()
+			return nil, err
+		}
+		if ms, _ := splitEventID(resume.Offset); ms > uint64(now.Add(resumeSkew).UnixMilli()) {
+			sub.Close()
+			return nil, fmt.Errorf("%w: %s is after the head %s and later than the store's time %s",
+				ErrFutureResume, resume.Offset, head, now.UTC().Format(time.RFC3339))
+		}
 	}
 	if w.lost(ctx, ws, resume.Offset, trimmed) {
 		// The client saw an event this history does not have, and

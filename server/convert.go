@@ -211,6 +211,7 @@ func ConfigFromProto(c *pb.RoutingConfig) *engine.Config {
 		out.Settings.EventsMaxAge = durationFromProto(st.GetEventsMaxAge())
 		out.Settings.RetainClosed = durationFromProto(st.GetRetainClosed())
 		out.Settings.MaxStoredLeads = st.GetMaxStoredLeads()
+		out.Settings.StickyIgnorePlus = st.GetStickyIgnorePlus()
 		if st.StickyWindow != nil {
 			d := durationFromProto(st.GetStickyWindow())
 			out.Settings.StickyWindow = &d
@@ -327,7 +328,8 @@ func ConfigToProto(c *engine.Config) *pb.RoutingConfig {
 		out.Settings = &pb.WorkspaceSettings{MaxQueueAge: durationToProto(c.Settings.MaxQueueAge),
 			EventsMaxLen: c.Settings.EventsMaxLen, EventsMaxAge: durationToProto(c.Settings.EventsMaxAge),
 			PresenceFollowsConnection: c.Settings.PresenceFollowsConnection, PresenceGrace: durationToProto(c.Settings.PresenceGrace),
-			RetainClosed: durationToProto(c.Settings.RetainClosed), MaxStoredLeads: c.Settings.MaxStoredLeads}
+			RetainClosed: durationToProto(c.Settings.RetainClosed), MaxStoredLeads: c.Settings.MaxStoredLeads,
+			StickyIgnorePlus: c.Settings.StickyIgnorePlus}
 		if c.Settings.StickyWindow != nil {
 			out.Settings.StickyWindow = durationpb.New(time.Duration(*c.Settings.StickyWindow))
 		}

@@ -44,6 +44,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, engine.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, engine.ErrFutureResume):
+		return status.Error(codes.OutOfRange, err.Error()+": resume from a position this workspace's stream sent")
 	case errors.Is(err, engine.ErrQuota):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, engine.ErrVersionConflict):

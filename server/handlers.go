@@ -44,7 +44,7 @@ func (h *handlers) AssignLead(ctx context.Context, req *pb.AssignLeadRequest) (*
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	return &pb.AssignLeadResponse{Assignment: decisionToProto(ctx, a, view, dup), Duplicate: dup}, nil
+	return &pb.AssignLeadResponse{Assignment: decisionToProto(ctx, a, view, dup), Duplicate: dup, ContentDiffers: a.ContentDiffers}, nil
 }
 
 func (h *handlers) PreviewAssignment(ctx context.Context, req *pb.PreviewAssignmentRequest) (*pb.PreviewAssignmentResponse, error) {

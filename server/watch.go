@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -27,6 +28,15 @@ var eventKinds = map[engine.EventKind]pb.EventKind{
 	engine.EventAutoPaused: pb.EventKind_EVENT_KIND_AUTO_PAUSED, engine.EventRepStatusChanged: pb.EventKind_EVENT_KIND_REP_STATUS_CHANGED,
 	engine.EventErased: pb.EventKind_EVENT_KIND_ERASED,
 }
+
+// knownKinds are the kinds a WatchEvents filter may name.
+var knownKinds = func() map[pb.EventKind]bool {
+	m := map[pb.EventKind]bool{}
+	for _, k := range eventKinds {
+		m[k] = true
+	}
+	return m
+}()
 
 // repKinds are the events a rep's desktop is sent: its offers and
 // assignments, withdrawn offers, SLA warnings and breaches, auto-away, and
@@ -164,7 +174,10 @@ func (h *handlers) WatchEvents(req *pb.WatchEventsRequest, srv pb.EventService_W
 		return h.fail(ctx, err)
 	}
 	kinds := map[pb.EventKind]bool{}
-	for _, k := range req.GetKinds() {
+	for i, k := range req.GetKinds() {
+		if !knownKinds[k] {
+			return h.fail(ctx, invalid(fmt.Sprintf("kinds[%d]", i), fmt.Sprintf("%s is not an event kind a stream delivers", k)))
+		}
 		kinds[k] = true
 	}
 	filter := func(e *engine.Event) bool { return len(kinds) == 0 || kinds[eventKinds[e.Kind]] }

@@ -327,3 +327,24 @@ func (s *Redis) finishApply(ctx context.Context, ws string) error {
 	_, err = s.runSteps(context.WithoutCancel(ctx), ws, applying, steps, next, time.Now())
 	return err
 }
+
+// ConfigSource implements engine.Store: the config hash's file_hash and
+// file_version fields.
+func (s *Redis) ConfigSource(ctx context.Context, ws string) (string, int64, error) {
+	v, err := s.client.HMGet(ctx, s.keys(ws).config(), "file_hash", "file_version").Result()
+	if err != nil {
+		return "", 0, s.fail("config_source", err)
+	}
+	hash, _ := v[0].(string)
+	version, _ := v[1].(string)
+	n, _ := strconv.ParseInt(version, 10, 64)
+	return hash, n, nil
+}
+
+// SetConfigSource implements engine.Store.
+func (s *Redis) SetConfigSource(ctx context.Context, ws, hash string, version int64) error {
+	if err := s.client.HSet(ctx, s.keys(ws).config(), "file_hash", hash, "file_version", version).Err(); err != nil {
+		return s.fail("config_source", err)
+	}
+	return nil
+}

@@ -449,6 +449,7 @@ type decideArgs struct {
 	Expire     int64       `json:"expire"`
 	Submitted  int64       `json:"submitted"`
 	Quota      int64       `json:"quota,omitempty"`
+	Received   string      `json:"received,omitempty"` // the history's received line's detail
 	Targets    []targetArg `json:"targets,omitempty"`
 }
 
@@ -466,7 +467,7 @@ func (s *Redis) Decide(ctx context.Context, d *engine.DecideRequest) (*engine.Ou
 		Lead: d.Lead.ID, Queued: d.QueuedReason, Unroutable: d.UnroutableReason,
 		Person: d.Person, Sticky: d.StickyWindow.Milliseconds(), Owner: d.Owner, Domain: d.Domain,
 		Score: scoreArg(d.Lead), Expire: msOrZero(d.ExpireAt), Submitted: d.Lead.SubmittedAt.UnixMilli(),
-		Quota: d.Quota,
+		Quota: d.Quota, Received: d.ReceivedNote,
 	}
 	keys, req.Targets = targetArgs(k, keys, d.Targets)
 	r, err := s.call(ctx, d.Workspace, leadDecide, keys, req, head)

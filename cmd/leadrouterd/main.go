@@ -5,8 +5,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,7 +19,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +35,7 @@ import (
 
 type options struct {
 	listen, metricsListen, redisURL, config, workspace, logLevel, logFormat string
+	configOverwrite                                                         bool
 	metricsTokenFile                                                        string
 	shutdownTimeout, sweepInterval, healthInterval, maxClockOffset          time.Duration
 	reflection, metricsWorkspaceLabel, pprof                                bool
@@ -67,6 +70,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL: redis://host:6379/0, rediss:// (TLS), unix:///path, redis+cluster://host1:7001,host2:7002 (Redis Cluster), redis+sentinel://host1:26379,host2:26379/mastername (Sentinel); empty: embedded in-memory store")
 	fs.StringVar(&o.config, "config", "", "routing config YAML applied at start")
 	fs.StringVar(&o.workspace, "workspace", engine.DefaultWorkspace, "workspace the --config file is applied to")
+	fs.BoolVar(&o.configOverwrite, "config-overwrite", false, "apply a changed --config file even over a config applied through the API since")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish on SIGTERM")
@@ -153,15 +157,16 @@ func run() error {
 	reg.MustRegister(metrics.NewStateCollector(eng, mopts, log))
 
 	if o.config != "" {
-		cfg, err := readConfigFile(o.config)
+		file, err := readConfigFile(o.config)
 		if err != nil {
 			return err
 		}
-		if err := applyConfigFile(ctx, eng, o.workspace, o.config, cfg); errors.Is(err, engine.ErrUnavailable) {
+		file.overwrite = o.configOverwrite
+		if err := file.apply(ctx, eng, o.workspace, log); errors.Is(err, engine.ErrUnavailable) {
 			// Redis is not there yet: serve (NOT_SERVING, UNAVAILABLE) and
 			// apply the file once it answers.
 			log.Warn("redis unreachable: --config is applied once it answers", "err", err)
-			go applyWhenReachable(ctx, eng, o.workspace, o.config, cfg, log)
+			go file.applyWhenReachable(ctx, eng, o.workspace, log)
 		} else if err != nil {
 			return err
 		}
@@ -287,64 +292,74 @@ func watchMemory(ctx context.Context, r *store.Redis, m *metrics.Metrics, every 
 	}
 }
 
+// configFile is a --config file read at start.
+type configFile struct {
+	path      string
+	cfg       *engine.Config
+	hash      string // SHA-256 of its body, hex
+	overwrite bool   // --config-overwrite
+}
+
 // readConfigFile reads and validates a --config file: a bad file stops
 // leadrouterd at start, whether or not Redis is reachable.
-func readConfigFile(path string) (*engine.Config, error) {
-	f, err := os.Open(path)
+func readConfigFile(path string) (*configFile, error) {
+	body, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	cfg, err := engine.ParseConfigYAML(f)
+	cfg, err := engine.ParseConfigYAML(bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return cfg, nil
+	sum := sha256.Sum256(body)
+	return &configFile{path: path, cfg: cfg, hash: hex.EncodeToString(sum[:])}, nil
 }
 
-// applyWhenReachable applies the --config file once Redis answers, trying
-// every second.
-func applyWhenReachable(ctx context.Context, eng *engine.Engine, ws, path string, cfg *engine.Config, log *slog.Logger) {
+// applyWhenReachable applies the file once Redis answers, trying every
+// second. A file that may not be applied then ends leadrouterd, as it
+// would have at start.
+func (f *configFile) applyWhenReachable(ctx context.Context, eng *engine.Engine, ws string, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Second):
 		}
-		err := applyConfigFile(ctx, eng, ws, path, cfg)
+		err := f.apply(ctx, eng, ws, log)
 		if err == nil {
 			return
 		}
 		if !errors.Is(err, engine.ErrUnavailable) {
-			log.Error("--config could not be applied", "file", path, "err", err)
-			return
+			log.Error("--config could not be applied", "file", f.path, "err", err)
+			os.Exit(1)
 		}
 	}
 }
 
-func applyConfigFile(ctx context.Context, eng *engine.Engine, ws, path string, cfg *engine.Config) error {
-	// Every replica starts with the same --config: only the first applies
-	// it. A workspace already holding a different config is replaced, and
-	// the log says so.
-	cur, err := eng.Config(ctx, ws)
+// apply applies the file unless that would revert a config applied
+// through the API since (engine.ApplyConfigFile): every replica starts
+// with the same --config, only the first applies it, and a restart never
+// silently undoes an operator's change.
+func (f *configFile) apply(ctx context.Context, eng *engine.Engine, ws string, log *slog.Logger) error {
+	did, v, err := eng.ApplyConfigFile(ctx, ws, f.cfg, f.hash, f.overwrite)
 	switch {
-	case err == nil && reflect.DeepEqual(cur.Config, cfg):
-		slog.Info("routing config already current", "file", path, "workspace", ws, "version", cur.Version)
-		return nil
-	case err == nil:
-		slog.Warn("replacing the workspace's routing config with --config", "file", path, "workspace", ws,
-			"replaced_version", cur.Version, "replaced_applied_at", cur.AppliedAt)
-	case !errors.Is(err, engine.ErrNoConfig):
-		return err
+	case errors.Is(err, engine.ErrConfigDiverged):
+		log.Error("--config not applied: it would revert a config applied through the API", "file", f.path, "workspace", ws,
+			"version", v, "err", err)
+		return fmt.Errorf("%s: %w", f.path, err)
+	case err != nil:
+		return fmt.Errorf("%s: %w", f.path, err)
+	case did == engine.FileUnchanged:
+		log.Warn("--config unchanged since it was applied; keeping the config applied through the API since", "file", f.path,
+			"workspace", ws, "version", v)
+	case did == engine.FileCurrent:
+		log.Info("routing config already current", "file", f.path, "workspace", ws, "version", v)
+	default:
+		log.Info("routing config loaded", "file", f.path, "workspace", ws, "version", v, "overwrite", f.overwrite)
 	}
-	v, err := eng.ApplyConfig(ctx, ws, cfg, nil)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	slog.Info("routing config loaded", "file", path, "workspace", ws, "version", v)
 	return nil
 }
 

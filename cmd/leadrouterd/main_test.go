@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,10 +21,12 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
 	"github.com/leadrouter/leadrouter/internal/logbuf"
 	"github.com/leadrouter/leadrouter/internal/redisproc"
 	"github.com/leadrouter/leadrouter/internal/redistest"
+	"github.com/leadrouter/leadrouter/store"
 )
 
 func TestMain(m *testing.M) {
@@ -330,5 +333,47 @@ func TestMetricsToken(t *testing.T) {
 	}
 	if code := get("Bearer scrape-secret"); code != http.StatusOK {
 		t.Fatalf("the token: %d, want 200", code)
+	}
+}
+
+// TestConfigFileDoesNotRevertAPI: a replica restarted with a changed
+// --config after a config was applied through the API exits non-zero and
+// says why; with --config-overwrite it applies the file.
+func TestConfigFileDoesNotRevertAPI(t *testing.T) {
+	url := redistest.URL(t)
+	ws := redistest.Workspace(t)
+	a := startDaemon(t, nil, "--redis-url", url, "--config", "../../examples/routing.yaml", "--workspace", ws)
+	a.stop(t)
+	// An operator applies another config through the API.
+	st, err := store.Open(context.Background(), url, store.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng := engine.New(st)
+	cfg, err := engine.ParseConfigYAML(strings.NewReader("reps: [{id: a}]\npools: [{id: p, members: [{rep_id: a}]}]\nrules: [{id: all, targets: [{pool_id: p}]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.ApplyConfig(context.Background(), ws, cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The file changes.
+	body, _ := os.ReadFile("../../examples/routing.yaml")
+	changed := filepath.Join(t.TempDir(), "routing.yaml")
+	os.WriteFile(changed, append(body, []byte("# edited\n")...), 0o644)
+	out, err := exec.Command(build(t), "--insecure", "--redis-url", url, "--config", changed, "--workspace", ws,
+		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 || !strings.Contains(string(out), "applied through the API") {
+		t.Fatalf("changed --config after an API apply: %v\n%s", err, out)
+	}
+	if cur, _ := eng.Config(context.Background(), ws); cur.Version != 2 {
+		t.Fatalf("the refused file changed the config: v%d", cur.Version)
+	}
+	b := startDaemon(t, nil, "--redis-url", url, "--config", changed, "--workspace", ws, "--config-overwrite")
+	b.stop(t)
+	if cur, _ := eng.Config(context.Background(), ws); cur.Version != 3 || len(cur.Config.Reps) == 1 {
+		t.Fatalf("--config-overwrite: v%d", cur.Version)
 	}
 }

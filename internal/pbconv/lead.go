@@ -32,7 +32,7 @@ func LeadFromProto(l *pb.Lead) engine.Lead {
 	}
 	if l.SubmittedAt != nil {
 		if l.SubmittedAt.CheckValid() != nil {
-			out.SubmittedAt = time.Unix(-1, 0)
+			out.SubmittedAt = engine.OutOfRangeTime
 		} else {
 			out.SubmittedAt = l.SubmittedAt.AsTime()
 		}

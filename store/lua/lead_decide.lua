@@ -115,7 +115,7 @@ end
 local record = {
   'route', route, 'target', target_index, 'person', person, 'picks', table.concat(lines, '\n'), 'submitted_at', A.submitted,
 }
-local history = history_line('received', '', '')
+local history = history_line('received', '', A.received or '')
 if state == 'QUEUED' or state == 'UNROUTABLE' then
   append_all(record, { 'decided_at', NOW, 'state', state, 'rep', rep, 'pool', pool_id, 'reason', reason })
   if state == 'QUEUED' then

@@ -354,8 +354,14 @@ type WorkspaceSettings struct {
 	// At most this many records (default 1,000,000); past it AssignLead
 	// answers RESOURCE_EXHAUSTED for this workspace only.
 	MaxStoredLeads int64 `protobuf:"varint,8,opt,name=max_stored_leads,json=maxStoredLeads,proto3" json:"max_stored_leads,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Sticky routing treats a plus-address as its base address:
+	// jane+demo@acme.com is the same person as jane@acme.com. It names the
+	// person for the sticky binding and the person index alike, so
+	// EraseContact of either address erases both. Changing it affects leads
+	// decided after.
+	StickyIgnorePlus bool `protobuf:"varint,9,opt,name=sticky_ignore_plus,json=stickyIgnorePlus,proto3" json:"sticky_ignore_plus,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *WorkspaceSettings) Reset() {
@@ -442,6 +448,13 @@ func (x *WorkspaceSettings) GetMaxStoredLeads() int64 {
 		return x.MaxStoredLeads
 	}
 	return 0
+}
+
+func (x *WorkspaceSettings) GetStickyIgnorePlus() bool {
+	if x != nil {
+		return x.StickyIgnorePlus
+	}
+	return false
 }
 
 // Account maps a company domain to its owner.
@@ -1328,7 +1341,7 @@ const file_leadrouter_v1_config_proto_rawDesc = "" +
 	"\x05pools\x18\x02 \x03(\v2\x13.leadrouter.v1.PoolR\x05pools\x12)\n" +
 	"\x05rules\x18\x03 \x03(\v2\x13.leadrouter.v1.RuleR\x05rules\x122\n" +
 	"\baccounts\x18\x04 \x03(\v2\x16.leadrouter.v1.AccountR\baccounts\x12<\n" +
-	"\bsettings\x18\x05 \x01(\v2 .leadrouter.v1.WorkspaceSettingsR\bsettings\"\xe5\x03\n" +
+	"\bsettings\x18\x05 \x01(\v2 .leadrouter.v1.WorkspaceSettingsR\bsettings\"\x93\x04\n" +
 	"\x11WorkspaceSettings\x12=\n" +
 	"\rmax_queue_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vmaxQueueAge\x12>\n" +
 	"\rsticky_window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fstickyWindow\x12$\n" +
@@ -1337,7 +1350,8 @@ const file_leadrouter_v1_config_proto_rawDesc = "" +
 	"\x1bpresence_follows_connection\x18\x05 \x01(\bR\x19presenceFollowsConnection\x12@\n" +
 	"\x0epresence_grace\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\rpresenceGrace\x12>\n" +
 	"\rretain_closed\x18\a \x01(\v2\x19.google.protobuf.DurationR\fretainClosed\x12(\n" +
-	"\x10max_stored_leads\x18\b \x01(\x03R\x0emaxStoredLeads\"m\n" +
+	"\x10max_stored_leads\x18\b \x01(\x03R\x0emaxStoredLeads\x12,\n" +
+	"\x12sticky_ignore_plus\x18\t \x01(\bR\x10stickyIgnorePlus\"m\n" +
 	"\aAccount\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12 \n" +
 	"\fowner_rep_id\x18\x02 \x01(\tR\n" +

@@ -145,9 +145,13 @@ type AssignLeadResponse struct {
 	Assignment *Assignment            `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
 	// True when the lead id was seen before and this is the original
 	// assignment, returned unchanged.
-	Duplicate     bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Duplicate bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// With duplicate: the lead sent differs from the stored one (another
+	// field value; a submitted_at left unset is not compared). The stored
+	// lead was kept; send a new id for a new lead.
+	ContentDiffers bool `protobuf:"varint,3,opt,name=content_differs,json=contentDiffers,proto3" json:"content_differs,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AssignLeadResponse) Reset() {
@@ -190,6 +194,13 @@ func (x *AssignLeadResponse) GetAssignment() *Assignment {
 func (x *AssignLeadResponse) GetDuplicate() bool {
 	if x != nil {
 		return x.Duplicate
+	}
+	return false
+}
+
+func (x *AssignLeadResponse) GetContentDiffers() bool {
+	if x != nil {
+		return x.ContentDiffers
 	}
 	return false
 }
@@ -413,12 +424,13 @@ const file_leadrouter_v1_routing_service_proto_rawDesc = "" +
 	"\x11AssignLeadRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12'\n" +
 	"\x04lead\x18\x02 \x01(\v2\x13.leadrouter.v1.LeadR\x04lead\x121\n" +
-	"\x04view\x18\x03 \x01(\x0e2\x1d.leadrouter.v1.AssignmentViewR\x04view\"m\n" +
+	"\x04view\x18\x03 \x01(\x0e2\x1d.leadrouter.v1.AssignmentViewR\x04view\"\x96\x01\n" +
 	"\x12AssignLeadResponse\x129\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
 	"assignment\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x94\x01\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12'\n" +
+	"\x0fcontent_differs\x18\x03 \x01(\bR\x0econtentDiffers\"\x94\x01\n" +
 	"\x18PreviewAssignmentRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12'\n" +
 	"\x04lead\x18\x02 \x01(\v2\x13.leadrouter.v1.LeadR\x04lead\x121\n" +
