@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -201,13 +203,84 @@ func (e *Engine) GetAssignment(ctx context.Context, ws, leadID string) (*Assignm
 
 // ApplyConfig validates cfg (filling defaults in place) and makes it the
 // workspace's config. With expected set, it applies only if the current
-// version is *expected (0: none yet), else ErrVersionConflict. Queues of the
-// new config's pools are drained before ApplyConfig returns; a drain that
-// fails does not fail the apply (the sweeper finishes it).
+// version is *expected (0: none yet), else ErrVersionConflict. An apply
+// that would orphan leads is *OrphansError (see ApplyConfigWith).
 func (e *Engine) ApplyConfig(ctx context.Context, ws string, cfg *Config, expected *int64) (int64, error) {
-	ws, wsErr := NormalizeWorkspace(ws)
-	if err := joinViolations(wsErr, prefixViolations("config", cfg.Validate())); err != nil {
+	res, err := e.ApplyConfigWith(ctx, ws, cfg, ApplyOptions{Expected: expected})
+	if err != nil {
 		return 0, err
+	}
+	return res.Version, nil
+}
+
+// OrphanPolicy says what an apply does with leads held or offered by reps
+// it removes.
+type OrphanPolicy string
+
+const (
+	OrphansRefuse   OrphanPolicy = ""         // the apply fails with *OrphansError
+	OrphansRequeue  OrphanPolicy = "requeue"  // each is requeued under the new config (RequeueLead)
+	OrphansReassign OrphanPolicy = "reassign" // each goes to ApplyOptions.ReassignTo (ReassignLead)
+)
+
+// ApplyOptions are an apply's options.
+type ApplyOptions struct {
+	Expected   *int64 // apply only over this version (0: none yet)
+	DryRun     bool   // work out the diff and the impact, write nothing
+	Orphans    OrphanPolicy
+	ReassignTo string // the rep OrphansReassign gives the orphans to
+}
+
+// ApplyResult is what an apply did, or (DryRun) would do.
+type ApplyResult struct {
+	Version int64 // the new version (DryRun: the current one)
+	DryRun  bool
+	Diff    ConfigDiff
+	Impact  *ConfigImpact
+	// Moved lists the orphans requeued or reassigned after the apply.
+	Moved []string
+}
+
+// OrphansError: an apply would leave leads held or offered by reps it
+// removes, and the request did not say what to do with them.
+type OrphansError struct{ Impact *ConfigImpact }
+
+func (e *OrphansError) Error() string {
+	parts := make([]string, len(e.Impact.Held))
+	for i, h := range e.Impact.Held {
+		parts[i] = fmt.Sprintf("%s (%s to %s)", h.LeadID, h.State, h.RepID)
+	}
+	more := ""
+	if n := e.Impact.HeldTotal - len(e.Impact.Held); n > 0 {
+		more = fmt.Sprintf(" and %d more", n)
+	}
+	return fmt.Sprintf("the config removes reps who hold %d lead(s): %s%s; set orphaned to requeue them or reassign them to a rep",
+		e.Impact.HeldTotal, strings.Join(parts, ", "), more)
+}
+
+func (e *OrphansError) Unwrap() error { return ErrOrphanedLeads }
+
+// ApplyConfigWith validates cfg and applies it under o: with DryRun it
+// returns the diff against the current config and the impact on the leads
+// in flight and writes nothing. A real apply that removes reps holding or
+// offered leads is *OrphansError unless o.Orphans says what to do with
+// them; one that removes pools with queued leads is ErrPoolHasQueue. Queues
+// of the new config's pools are drained before it returns; a drain that
+// fails does not fail the apply (the sweeper finishes it).
+func (e *Engine) ApplyConfigWith(ctx context.Context, ws string, cfg *Config, o ApplyOptions) (*ApplyResult, error) {
+	ws, wsErr := NormalizeWorkspace(ws)
+	var v violations
+	switch o.Orphans {
+	case OrphansRefuse, OrphansRequeue:
+	case OrphansReassign:
+		if !slices.ContainsFunc(cfg.Reps, func(r Rep) bool { return r.ID == o.ReassignTo }) {
+			v.add("reassign_to", "%q is not a rep of the config applied", o.ReassignTo)
+		}
+	default:
+		v.add("orphaned", "%q is not one of requeue, reassign", o.Orphans)
+	}
+	if err := joinViolations(wsErr, prefixViolations("config", cfg.Validate()), v.err()); err != nil {
+		return nil, err
 	}
 	for attempt := 0; attempt < 16; attempt++ {
 		var base string
@@ -218,19 +291,30 @@ func (e *Engine) ApplyConfig(ctx context.Context, ws string, cfg *Config, expect
 		case err == nil:
 			base, baseVersion, prev = cur.ID, cur.Version, cur.Config
 		case !errors.Is(err, ErrNoConfig):
-			return 0, err
+			return nil, err
 		}
-		if expected != nil && *expected != baseVersion {
-			return 0, fmt.Errorf("%w: expected version %d, current is %d", ErrVersionConflict, *expected, baseVersion)
+		if o.Expected != nil && *o.Expected != baseVersion {
+			return nil, fmt.Errorf("%w: expected version %d, current is %d", ErrVersionConflict, *o.Expected, baseVersion)
+		}
+		res := &ApplyResult{Version: baseVersion, DryRun: o.DryRun, Diff: DiffConfigs(prev, cfg)}
+		if res.Impact, err = e.impact(ctx, ws, prev, cfg); err != nil {
+			return nil, err
+		}
+		if o.DryRun {
+			return res, nil
+		}
+		if res.Impact.HeldTotal > 0 && o.Orphans == OrphansRefuse {
+			return nil, &OrphansError{Impact: res.Impact}
 		}
 		now := e.clock.Now()
 		sc, err := e.store.ApplyConfig(ctx, ws, base, prev, cfg, now)
-		if errors.Is(err, ErrVersionConflict) && expected == nil {
+		if errors.Is(err, ErrVersionConflict) && o.Expected == nil {
 			continue // another apply won the race; apply on top of it
 		}
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
+		res.Version = sc.Version
 		e.remember(ws, compile(cfg, sc))
 		if cfg.Settings.Grace() > 0 {
 			// Every rep gets the grace period from now to connect.
@@ -243,14 +327,46 @@ func (e *Engine) ApplyConfig(ctx context.Context, ws string, cfg *Config, expect
 			}
 		}
 		e.log.Info("routing config applied", "workspace", ws, "version", sc.Version,
-			"reps", len(cfg.Reps), "pools", len(cfg.Pools), "rules", len(cfg.Rules))
+			"reps", len(cfg.Reps), "pools", len(cfg.Pools), "rules", len(cfg.Rules), "changes", res.Diff.Summary())
+		if res.Impact.HeldTotal > 0 {
+			if res.Moved, err = e.moveOrphans(ctx, ws, prev, cfg, o); err != nil {
+				return res, err
+			}
+		}
 		for _, p := range cfg.Pools {
 			e.drain(ctx, ws, p.ID)
 		}
-		return sc.Version, nil
+		return res, nil
 	}
-	return 0, fmt.Errorf("%w: concurrent applies kept winning", ErrVersionConflict)
+	return nil, fmt.Errorf("%w: concurrent applies kept winning", ErrVersionConflict)
 }
+
+// moveOrphans requeues or reassigns, under the config just applied, every
+// lead held or offered by a rep prev had and next lacks.
+func (e *Engine) moveOrphans(ctx context.Context, ws string, prev, next *Config, o ApplyOptions) ([]string, error) {
+	held, _, err := e.store.HeldLeads(ctx, ws, removedReps(prev, next), maxOrphansMoved)
+	if err != nil {
+		return nil, err
+	}
+	var moved []string
+	for _, h := range held {
+		reason := "rep " + h.RepID + " removed from the routing config"
+		if o.Orphans == OrphansReassign {
+			_, err = e.move(ctx, ws, h.LeadID, RerouteReassign, reason, o.ReassignTo)
+		} else {
+			_, err = e.move(ctx, ws, h.LeadID, RerouteRequeue, reason, "")
+		}
+		if err != nil && !errors.Is(err, ErrNotAssigned) { // closed meanwhile: nothing to move
+			return moved, fmt.Errorf("config applied, but orphan %s was not moved (requeue it): %w", h.LeadID, err)
+		}
+		moved = append(moved, h.LeadID)
+	}
+	return moved, nil
+}
+
+// maxOrphansMoved bounds the orphans one apply moves: a removed rep holds
+// at most its max_open leads and offers, far fewer in practice.
+const maxOrphansMoved = 100_000
 
 // Config returns the workspace's current config as stored.
 func (e *Engine) Config(ctx context.Context, ws string) (*StoredConfig, error) {
@@ -281,7 +397,7 @@ func (e *Engine) SetRepStatus(ctx context.Context, ws, repID string, st RepStatu
 			if !fresh {
 				return "", ErrStaleConfig // the cache may predate the rep; look again
 			}
-			return "", fmt.Errorf("rep %q: %w", repID, ErrNotFound)
+			return "", fmt.Errorf("rep %q: %w (removed, or never added)", repID, ErrRepNotInConfig)
 		}
 		if err := e.ClockOK(); err != nil {
 			return "", err
@@ -317,7 +433,8 @@ func (e *Engine) Reps(ctx context.Context, ws string) ([]RepState, error) {
 }
 
 // HasRep reports (nil) whether the workspace's config has the rep, from the
-// cached config; it reloads only when the rep is not in the cache.
+// cached config; it reloads only when the rep is not in the cache. A rep
+// the config lacks is ErrRepNotInConfig.
 func (e *Engine) HasRep(ctx context.Context, ws, repID string) error {
 	for refresh := false; ; refresh = true {
 		cc, err := e.config(ctx, ws, refresh)
@@ -328,7 +445,7 @@ func (e *Engine) HasRep(ctx context.Context, ws, repID string) error {
 			return nil
 		}
 		if refresh {
-			return fmt.Errorf("rep %q: %w", repID, ErrNotFound)
+			return fmt.Errorf("rep %q: %w (removed, or never added)", repID, ErrRepNotInConfig)
 		}
 	}
 }

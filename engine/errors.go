@@ -35,6 +35,13 @@ var (
 	// ErrConflict: the record changed between reading and writing it; the
 	// engine reads again.
 	ErrConflict = errors.New("record changed concurrently")
+	// ErrOrphanedLeads is wrapped by *OrphansError: an apply would leave
+	// leads held by reps it removes.
+	ErrOrphanedLeads = errors.New("apply would orphan leads")
+	// ErrRepNotInConfig: a rep call (presence, accept, reject, contact,
+	// disposition, the desktop stream) names a rep the routing config does
+	// not have, never added or removed since: such a rep can do nothing.
+	ErrRepNotInConfig = errors.New("rep is not in the routing config")
 	// ErrInvalid is wrapped by every *ValidationError.
 	ErrInvalid = errors.New("invalid argument")
 )

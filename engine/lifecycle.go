@@ -21,7 +21,7 @@ var contactChannels = map[string]bool{"call": true, "email": true, "sms": true, 
 // again is a no-op; an offer made to someone else is *WrongRepError, one
 // that expired or moved on *OfferGoneError (both ErrWrongCaller).
 func (e *Engine) AcceptOffer(ctx context.Context, ws, leadID, repID string) (*Assignment, error) {
-	ws, err := e.checkRepCall(ws, leadID, repID, nil)
+	ws, err := e.checkRepCall(ctx, ws, leadID, repID, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +38,7 @@ func (e *Engine) AcceptOffer(ctx context.Context, ws, leadID, repID string) (*As
 // RejectOffer withdraws repID's offer at once: the rep gets the pool's
 // reject cooldown and the lead is offered to the next eligible rep.
 func (e *Engine) RejectOffer(ctx context.Context, ws, leadID, repID, reason string) (*Assignment, error) {
-	ws, err := e.checkRepCall(ws, leadID, repID, func(v *violations) {
+	ws, err := e.checkRepCall(ctx, ws, leadID, repID, func(v *violations) {
 		if len(reason) > maxReleaseReason {
 			v.add("reason", "%d bytes, at most %d allowed", len(reason), maxReleaseReason)
 		}
@@ -66,7 +66,7 @@ func (e *Engine) RecordContact(ctx context.Context, ws, leadID, repID, channel s
 	if at.IsZero() {
 		at = now
 	}
-	ws, err := e.checkRepCall(ws, leadID, repID, func(v *violations) {
+	ws, err := e.checkRepCall(ctx, ws, leadID, repID, func(v *violations) {
 		if !contactChannels[channel] {
 			v.add("channel", "%q is not one of call, email, sms, meeting, chat, other", channel)
 		}
@@ -90,7 +90,7 @@ func (e *Engine) RecordContact(ctx context.Context, ws, leadID, repID, channel s
 // rep's capacity. The same disposition again is a no-op; REJECTED needs a
 // reason code.
 func (e *Engine) SetDisposition(ctx context.Context, ws, leadID, repID string, d Disposition, reasonCode string) (*Assignment, error) {
-	ws, err := e.checkRepCall(ws, leadID, repID, func(v *violations) {
+	ws, err := e.checkRepCall(ctx, ws, leadID, repID, func(v *violations) {
 		switch {
 		case d != Qualified && d != Rejected && d != Recycled:
 			v.add("disposition", "%q is not one of QUALIFIED, REJECTED, RECYCLED", d)
@@ -114,15 +114,8 @@ func (e *Engine) SetDisposition(ctx context.Context, ws, leadID, repID string, d
 // Releasing a released lead returns it unchanged; a lead that is offered
 // or unroutable is ErrNotAssigned (RequeueLead moves those).
 func (e *Engine) ReleaseAssignment(ctx context.Context, ws, leadID, reason string) (*Assignment, error) {
-	ws, wsErr := NormalizeWorkspace(ws)
-	var v violations
-	if leadID == "" {
-		v.add("lead_id", "required")
-	}
-	if len(reason) > maxReleaseReason {
-		v.add("reason", "%d bytes, at most %d allowed", len(reason), maxReleaseReason)
-	}
-	if err := joinViolations(wsErr, v.err()); err != nil {
+	ws, err := e.checkMove(ws, leadID, reason, nil)
+	if err != nil {
 		return nil, err
 	}
 	for range maxMoves {
@@ -256,8 +249,9 @@ func (cc *compiledConfig) rerouteTargets(ws string, a *Assignment, now time.Time
 	return d.Targets, 1, d.QueuedReason
 }
 
-// checkRepCall validates the common arguments of the rep calls.
-func (e *Engine) checkRepCall(ws, leadID, repID string, more func(*violations)) (string, error) {
+// checkRepCall validates the common arguments of the rep calls, and that
+// the config has the rep (ErrRepNotInConfig).
+func (e *Engine) checkRepCall(ctx context.Context, ws, leadID, repID string, more func(*violations)) (string, error) {
 	ws, wsErr := NormalizeWorkspace(ws)
 	var v violations
 	if leadID == "" {
@@ -269,7 +263,10 @@ func (e *Engine) checkRepCall(ws, leadID, repID string, more func(*violations)) 
 	if more != nil {
 		more(&v)
 	}
-	return ws, joinViolations(wsErr, v.err())
+	if err := joinViolations(wsErr, v.err()); err != nil {
+		return ws, err
+	}
+	return ws, e.HasRep(ctx, ws, repID)
 }
 
 // explained completes a record's trace with the cached config.

@@ -146,7 +146,7 @@ func TestSetRepStatus(t *testing.T) {
 			t.Fatalf("prev %s err %v", prev, err)
 		}
 		_, err = f.eng.SetRepStatus(f.ctx, f.ws, "ghost", engine.StatusAway)
-		wantErr(t, err, engine.ErrNotFound)
+		wantErr(t, err, engine.ErrRepNotInConfig)
 		_, err = f.eng.SetRepStatus(f.ctx, f.ws, "a", "BUSY")
 		wantErr(t, err, engine.ErrInvalid)
 		r, err := f.eng.Rep(f.ctx, f.ws, "a")

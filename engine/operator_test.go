@@ -248,3 +248,53 @@ func TestDrainRecordsItsConfigVersion(t *testing.T) {
 		}
 	})
 }
+
+// TestRemovedRepCanDoNothing: once a rep is out of the config, no rep call
+// on their behalf succeeds, though they held a lead; an operator moves it.
+func TestRemovedRepCanDoNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, f *fixture) {
+		f.apply(onePool("a", "b"))
+		held := f.assign(lead("held"))
+		if held.RepID != "a" || held.State != engine.StateAssigned {
+			t.Fatalf("held: %+v", held)
+		}
+		// A config without a, applied past the orphan check (as a version
+		// before it could): a's lead is orphaned.
+		cur, err := f.eng.Config(f.ctx, f.ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := parseCfg(t, onePool("b"))
+		if err := next.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.st.ApplyConfig(f.ctx, f.ws, cur.ID, cur.Config, next, f.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		f.eng = f.another() // no cached config
+		calls := map[string]func() error{
+			"contact": func() error {
+				_, err := f.eng.RecordContact(f.ctx, f.ws, "held", "a", "call", time.Time{})
+				return err
+			},
+			"disposition": func() error {
+				_, err := f.eng.SetDisposition(f.ctx, f.ws, "held", "a", engine.Qualified, "")
+				return err
+			},
+			"accept": func() error { _, err := f.eng.AcceptOffer(f.ctx, f.ws, "held", "a"); return err },
+			"reject": func() error { _, err := f.eng.RejectOffer(f.ctx, f.ws, "held", "a", ""); return err },
+			"status": func() error { _, err := f.eng.SetRepStatus(f.ctx, f.ws, "a", engine.StatusAway); return err },
+		}
+		for name, call := range calls {
+			if err := call(); !errors.Is(err, engine.ErrRepNotInConfig) {
+				t.Errorf("%s by a removed rep: %v", name, err)
+			}
+		}
+		if got := f.get("held"); got.State != engine.StateAssigned || got.FirstContactAt != (time.Time{}) {
+			t.Fatalf("a refused call changed the lead: %+v", got)
+		}
+		if got, err := f.eng.RequeueLead(f.ctx, f.ws, "held", "rep left"); err != nil || got.RepID != "b" {
+			t.Fatalf("requeue the orphan: %v %+v", err, got)
+		}
+	})
+}

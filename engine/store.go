@@ -20,6 +20,10 @@ type Store interface {
 	// rotation position; reps already present keep their presence; new reps
 	// start with their initial status. Returns the new version and id.
 	ApplyConfig(ctx context.Context, ws string, base string, prev, next *Config, now time.Time) (*StoredConfig, error)
+	// HeldLeads scans ws's records for leads ASSIGNED or OFFERED to any of
+	// reps: up to limit of them, and how many there are. O(records): an
+	// apply that removes reps holding leads calls it (ConfigImpact).
+	HeldLeads(ctx context.Context, ws string, reps []string, limit int) ([]HeldLead, int, error)
 	// ConfigSource returns the hash of the config file last applied from a
 	// file (leadrouterd --config) and the version that apply made ("", 0
 	// for none); SetConfigSource records them.

@@ -346,3 +346,25 @@ func repStateToProto(r *engine.RepState) *pb.RepState {
 }
 
 func ts(t time.Time) *timestamppb.Timestamp { return pbconv.Timestamp(t) }
+
+func applyResultToProto(r *engine.ApplyResult) *pb.ApplyRoutingConfigResponse {
+	out := &pb.ApplyRoutingConfigResponse{Version: r.Version, DryRun: r.DryRun, MovedLeadIds: r.Moved,
+		Diff: &pb.ConfigDiff{Summary: r.Diff.Summary()}, Impact: &pb.ConfigImpact{}}
+	for _, c := range r.Diff.Changes {
+		out.Diff.Changes = append(out.Diff.Changes, &pb.ConfigChange{Section: c.Section, Id: c.ID, Op: c.Op, Fields: c.Fields})
+	}
+	if i := r.Impact; i != nil {
+		out.Impact.HeldTotal, out.Impact.QueuedTotal = int64(i.HeldTotal), int64(i.QueuedTotal)
+		for _, h := range i.Held {
+			out.Impact.Held = append(out.Impact.Held, &pb.OrphanedLead{LeadId: h.LeadID, RepId: h.RepID, State: stateToProto[h.State]})
+		}
+		for _, q := range i.Queued {
+			out.Impact.Queued = append(out.Impact.Queued, &pb.OrphanedLead{LeadId: q.LeadID, PoolId: q.PoolID,
+				State: pb.AssignmentState_ASSIGNMENT_STATE_QUEUED})
+		}
+		for _, m := range i.Leaving {
+			out.Impact.Leaving = append(out.Impact.Leaving, &pb.PoolMembership{PoolId: m.PoolID, RepId: m.RepID})
+		}
+	}
+	return out
+}

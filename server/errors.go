@@ -40,7 +40,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.As(err, &wrong) && callerRole(ctx) == auth.RoleRep:
 		// A rep learns that the lead is not theirs, not whose it is.
 		return status.Errorf(codes.FailedPrecondition, "lead %q is %s to another rep", wrong.LeadID, wrong.Verb())
-	case errors.Is(err, engine.ErrNotAssigned), errors.Is(err, engine.ErrPoolHasQueue), errors.Is(err, engine.ErrWrongCaller):
+	case errors.Is(err, engine.ErrNotAssigned), errors.Is(err, engine.ErrPoolHasQueue), errors.Is(err, engine.ErrWrongCaller),
+		errors.Is(err, engine.ErrRepNotInConfig), errors.Is(err, engine.ErrOrphanedLeads):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, engine.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())

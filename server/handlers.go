@@ -96,11 +96,18 @@ func (h *handlers) ApplyRoutingConfig(ctx context.Context, req *pb.ApplyRoutingC
 	if req.GetConfig() == nil {
 		return nil, h.fail(ctx, invalid("config", "required"))
 	}
-	v, err := h.engine.ApplyConfig(ctx, req.GetWorkspace(), ConfigFromProto(req.GetConfig()), req.ExpectedVersion)
+	o := engine.ApplyOptions{Expected: req.ExpectedVersion, DryRun: req.GetDryRun(), ReassignTo: req.GetReassignTo()}
+	switch req.GetOrphaned() {
+	case pb.OrphanedLeads_ORPHANED_LEADS_REQUEUE:
+		o.Orphans = engine.OrphansRequeue
+	case pb.OrphanedLeads_ORPHANED_LEADS_REASSIGN_TO:
+		o.Orphans = engine.OrphansReassign
+	}
+	res, err := h.engine.ApplyConfigWith(ctx, req.GetWorkspace(), ConfigFromProto(req.GetConfig()), o)
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	return &pb.ApplyRoutingConfigResponse{Version: v}, nil
+	return applyResultToProto(res), nil
 }
 
 func (h *handlers) GetRoutingConfig(ctx context.Context, req *pb.GetRoutingConfigRequest) (*pb.GetRoutingConfigResponse, error) {

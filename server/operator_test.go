@@ -65,6 +65,35 @@ rules: [{id: all, targets: [{pool_id: p}]}]
 			if err != nil || rel.GetAssignment().GetState() != pb.AssignmentState_ASSIGNMENT_STATE_CLOSED {
 				t.Fatalf("release a queued lead: %v %v", rel, err)
 			}
+
+			// An apply removing rep b, who is offered l2.
+			if _, err := in.rep.SetRepStatus(ctxT(t), &pb.SetRepStatusRequest{Workspace: ws, RepId: "b", Status: pb.RepStatus_REP_STATUS_AVAILABLE}); err != nil {
+				t.Fatal(err)
+			}
+			if l2, err := in.routing.AssignLead(ctxT(t), &pb.AssignLeadRequest{Workspace: ws, Lead: &pb.Lead{Id: "l2"}}); err != nil || l2.GetAssignment().GetRepId() != "b" {
+				t.Fatalf("l2: %v %v", l2, err)
+			}
+			cfg := mustGetConfig(t, in, ws)
+			cfg.Reps = cfg.Reps[:1]
+			cfg.Pools[0].Members = cfg.Pools[0].Members[:1]
+			dry, err := in.admin.ApplyRoutingConfig(ctxT(t), &pb.ApplyRoutingConfigRequest{Workspace: ws, Config: cfg, DryRun: true})
+			if err != nil || !dry.GetDryRun() || dry.GetImpact().GetHeldTotal() != 1 || dry.GetImpact().GetHeld()[0].GetLeadId() != "l2" ||
+				dry.GetDiff().GetSummary() != "reps -1, pools ~1" {
+				t.Fatalf("dry run: %v %v", dry, err)
+			}
+			_, err = in.admin.ApplyRoutingConfig(ctxT(t), &pb.ApplyRoutingConfigRequest{Workspace: ws, Config: cfg})
+			if st := wantCode(t, err, codes.FailedPrecondition); !strings.Contains(st.Message(), "l2 (OFFERED to b)") {
+				t.Fatalf("orphaning apply: %v", st.Message())
+			}
+			done, err := in.admin.ApplyRoutingConfig(ctxT(t), &pb.ApplyRoutingConfigRequest{Workspace: ws, Config: cfg,
+				Orphaned: pb.OrphanedLeads_ORPHANED_LEADS_REASSIGN_TO, ReassignTo: "a"})
+			if err != nil || len(done.GetMovedLeadIds()) != 1 {
+				t.Fatalf("apply reassigning orphans: %v %v", done, err)
+			}
+			got, err := in.routing.GetAssignment(ctxT(t), &pb.GetAssignmentRequest{Workspace: ws, LeadId: "l2"})
+			if err != nil || got.GetAssignment().GetRepId() != "a" {
+				t.Fatalf("l2 after: %v %v", got, err)
+			}
 		})
 	}
 }

@@ -131,7 +131,7 @@ func TestErrorCodes(t *testing.T) {
 		t.Errorf("no status violation: %v", v)
 	}
 	_, err = in.rep.SetRepStatus(ctx, &pb.SetRepStatusRequest{Workspace: ws, RepId: "ghost", Status: pb.RepStatus_REP_STATUS_AWAY})
-	wantCode(t, err, codes.NotFound)
+	wantCode(t, err, codes.FailedPrecondition) // a rep call for a rep the config lacks
 	_, err = in.admin.GetRep(ctx, &pb.GetRepRequest{Workspace: ws, RepId: "ghost"})
 	wantCode(t, err, codes.NotFound)
 }

@@ -312,7 +312,7 @@ rules: [{id: all, targets: [{pool_id: p}]}]
 		t.Fatal(err)
 	}
 	_, err = ghost.Recv()
-	wantCode(t, err, codes.NotFound)
+	wantCode(t, err, codes.FailedPrecondition)
 }
 
 // TestShutdownThenResumeElsewhere: a replica shutting down ends its streams

@@ -348,3 +348,39 @@ func (s *Redis) SetConfigSource(ctx context.Context, ws, hash string, version in
 	}
 	return nil
 }
+
+// HeldLeads implements engine.Store with one scan of ws's records.
+func (s *Redis) HeldLeads(ctx context.Context, ws string, reps []string, limit int) ([]engine.HeldLead, int, error) {
+	k := s.keys(ws)
+	node, err := s.masterOf(ctx, []string{k.config()})
+	if err != nil {
+		return nil, 0, err
+	}
+	want := make(map[string]bool, len(reps))
+	for _, r := range reps {
+		want[r] = true
+	}
+	prefix := k.lead("")
+	var out []engine.HeldLead
+	total := 0
+	err = scanRecords(ctx, node, k, []string{"state", "rep"}, func(batch []string, vals [][]any) error {
+		for i, key := range batch {
+			if len(vals[i]) < 2 {
+				continue
+			}
+			state, _ := vals[i][0].(string)
+			rep, _ := vals[i][1].(string)
+			if (state == string(engine.StateAssigned) || state == string(engine.StateOffered)) && want[rep] {
+				total++
+				if len(out) < limit {
+					out = append(out, engine.HeldLead{LeadID: strings.TrimPrefix(key, prefix), RepID: rep, State: engine.State(state)})
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, s.fail("held_leads", err)
+	}
+	return out, total, nil
+}

@@ -85,10 +85,12 @@ func TestChunkedApplyAllOrNothing(t *testing.T) {
 		}
 	}()
 	time.Sleep(20 * time.Millisecond)
-	v2, err := applier.ApplyConfig(ctx, ws, bigConfig("new", 10_000, 100), nil)
+	// Every old rep goes: the leads they were offered are requeued.
+	res, err := applier.ApplyConfigWith(ctx, ws, bigConfig("new", 10_000, 100), engine.ApplyOptions{Orphans: engine.OrphansRequeue})
 	if err != nil {
 		t.Fatal(err)
 	}
+	v2 := res.Version
 	time.Sleep(20 * time.Millisecond)
 	close(done)
 	seen := map[int64]int{}

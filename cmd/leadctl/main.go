@@ -33,7 +33,9 @@ const usage = `leadctl talks to a leadrouterd over gRPC.
 Usage: leadctl [global flags] <command> [flags]
 
 Commands:
-  apply -f FILE [--expected-version N]   apply a routing config (YAML)
+  apply -f FILE [--expected-version N] [--dry-run] [--orphaned requeue|reassign --reassign-to REP]
+                                         apply a routing config (YAML); --dry-run prints
+                                         the diff and the impact on leads in flight
   get                                    print the current routing config (YAML)
   assign [lead flags]                    assign a lead and print the decision
   preview [lead flags]                   show the decision without making it
@@ -152,11 +154,20 @@ func (c *client) apply(args []string) error {
 	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
 	file := fs.String("f", "", "routing config YAML file ('-' for stdin)")
 	expected := fs.Int64("expected-version", -1, "apply only if this is the current version")
+	dryRun := fs.Bool("dry-run", false, "print the diff and the impact on leads in flight; apply nothing")
+	orphaned := fs.String("orphaned", "", "leads held by removed reps: requeue, or reassign (with --reassign-to)")
+	reassignTo := fs.String("reassign-to", "", "the rep --orphaned reassign gives them to")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *file == "" {
 		return errors.New("apply: -f FILE is required")
+	}
+	policy := map[string]pb.OrphanedLeads{"": pb.OrphanedLeads_ORPHANED_LEADS_UNSPECIFIED,
+		"requeue": pb.OrphanedLeads_ORPHANED_LEADS_REQUEUE, "reassign": pb.OrphanedLeads_ORPHANED_LEADS_REASSIGN_TO}
+	orphans, ok := policy[*orphaned]
+	if !ok {
+		return fmt.Errorf("apply: --orphaned %q: want requeue or reassign", *orphaned)
 	}
 	r, closeFn, err := openInput(*file)
 	if err != nil {
@@ -167,7 +178,8 @@ func (c *client) apply(args []string) error {
 	if err != nil {
 		return err
 	}
-	req := &pb.ApplyRoutingConfigRequest{Workspace: c.workspace, Config: server.ConfigToProto(cfg)}
+	req := &pb.ApplyRoutingConfigRequest{Workspace: c.workspace, Config: server.ConfigToProto(cfg), DryRun: *dryRun,
+		Orphaned: orphans, ReassignTo: *reassignTo}
 	if *expected >= 0 {
 		req.ExpectedVersion = expected
 	}
@@ -180,8 +192,44 @@ func (c *client) apply(args []string) error {
 	if c.json {
 		return c.printJSON(resp)
 	}
-	fmt.Fprintf(c.out, "applied %s: version %d\n", *file, resp.GetVersion())
+	if resp.GetDryRun() {
+		fmt.Fprintf(c.out, "dry run of %s over version %d (nothing applied): %s\n", *file, resp.GetVersion(), resp.GetDiff().GetSummary())
+	} else {
+		fmt.Fprintf(c.out, "applied %s: version %d (%s)\n", *file, resp.GetVersion(), resp.GetDiff().GetSummary())
+	}
+	printImpact(c.out, resp)
 	return nil
+}
+
+// printImpact prints an apply's diff, field by field, and its impact on
+// the leads in flight.
+func printImpact(w io.Writer, resp *pb.ApplyRoutingConfigResponse) {
+	for _, ch := range resp.GetDiff().GetChanges() {
+		line := fmt.Sprintf("  %-8s %-9s %s", ch.GetOp(), ch.GetSection(), ch.GetId())
+		if len(ch.GetFields()) > 0 {
+			line += ": " + strings.Join(ch.GetFields(), ", ")
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+	im := resp.GetImpact()
+	if n := im.GetHeldTotal(); n > 0 {
+		fmt.Fprintf(w, "  %d lead(s) held or offered by removed reps:\n", n)
+		for _, h := range im.GetHeld() {
+			fmt.Fprintf(w, "    %s  %s  rep=%s\n", h.GetLeadId(), strings.TrimPrefix(h.GetState().String(), "ASSIGNMENT_STATE_"), h.GetRepId())
+		}
+	}
+	if n := im.GetQueuedTotal(); n > 0 {
+		fmt.Fprintf(w, "  %d lead(s) queued on removed pools:\n", n)
+		for _, q := range im.GetQueued() {
+			fmt.Fprintf(w, "    %s  QUEUED  pool=%s\n", q.GetLeadId(), q.GetPoolId())
+		}
+	}
+	for _, m := range im.GetLeaving() {
+		fmt.Fprintf(w, "  %s leaves pool %s\n", m.GetRepId(), m.GetPoolId())
+	}
+	if ids := resp.GetMovedLeadIds(); len(ids) > 0 {
+		fmt.Fprintf(w, "  moved %d orphaned lead(s): %s\n", len(ids), strings.Join(ids, ", "))
+	}
 }
 
 func (c *client) get() error {

@@ -70,6 +70,10 @@ func TestCommands(t *testing.T) {
 	if _, err := leadctl(t, addr, "apply", "-f", f.Name(), "--expected-version", "1"); err == nil {
 		t.Fatal("stale --expected-version accepted")
 	}
+	if out := mustRun(t, addr, "apply", "-f", f.Name(), "--dry-run"); !strings.Contains(out, "dry run of") || !strings.Contains(out, "over version 2") ||
+		!strings.Contains(out, "no changes") {
+		t.Fatalf("apply --dry-run: %s", out)
+	}
 
 	out := mustRun(t, addr, "assign", "--id", "w1", "--email", "jane@acme.de", "--country", "DE", "--language", "de", "--score", "80", "--attr", "utm=ads")
 	if !strings.Contains(out, "w1  OFFERED  rep=felix  pool=emea-dach  rule=dach-german") || !strings.Contains(out, "offer expires:") {

@@ -22,6 +22,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// OrphanedLeads says what an apply does with the leads of reps it removes.
+type OrphanedLeads int32
+
+const (
+	OrphanedLeads_ORPHANED_LEADS_UNSPECIFIED OrphanedLeads = 0
+	// Each is routed again under the new config (as RequeueLead).
+	OrphanedLeads_ORPHANED_LEADS_REQUEUE OrphanedLeads = 1
+	// Each goes to reassign_to (as ReassignLead).
+	OrphanedLeads_ORPHANED_LEADS_REASSIGN_TO OrphanedLeads = 2
+)
+
+// Enum value maps for OrphanedLeads.
+var (
+	OrphanedLeads_name = map[int32]string{
+		0: "ORPHANED_LEADS_UNSPECIFIED",
+		1: "ORPHANED_LEADS_REQUEUE",
+		2: "ORPHANED_LEADS_REASSIGN_TO",
+	}
+	OrphanedLeads_value = map[string]int32{
+		"ORPHANED_LEADS_UNSPECIFIED": 0,
+		"ORPHANED_LEADS_REQUEUE":     1,
+		"ORPHANED_LEADS_REASSIGN_TO": 2,
+	}
+)
+
+func (x OrphanedLeads) Enum() *OrphanedLeads {
+	p := new(OrphanedLeads)
+	*p = x
+	return p
+}
+
+func (x OrphanedLeads) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OrphanedLeads) Descriptor() protoreflect.EnumDescriptor {
+	return file_leadrouter_v1_admin_service_proto_enumTypes[0].Descriptor()
+}
+
+func (OrphanedLeads) Type() protoreflect.EnumType {
+	return &file_leadrouter_v1_admin_service_proto_enumTypes[0]
+}
+
+func (x OrphanedLeads) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OrphanedLeads.Descriptor instead.
+func (OrphanedLeads) EnumDescriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{0}
+}
+
 type EraseContactRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Workspace     string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
@@ -558,8 +610,16 @@ type ApplyRoutingConfigRequest struct {
 	// When set, apply only if the current version is this one (0: no config
 	// yet); otherwise ABORTED.
 	ExpectedVersion *int64 `protobuf:"varint,3,opt,name=expected_version,json=expectedVersion,proto3,oneof" json:"expected_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Validate and work out the diff and the impact; write nothing.
+	DryRun bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// What to do with leads held or offered by reps the config removes.
+	// Unset: the apply is FAILED_PRECONDITION listing up to 100 of them.
+	Orphaned OrphanedLeads `protobuf:"varint,5,opt,name=orphaned,proto3,enum=leadrouter.v1.OrphanedLeads" json:"orphaned,omitempty"`
+	// The rep ORPHANED_LEADS_REASSIGN_TO gives them to (a rep of the config
+	// applied).
+	ReassignTo    string `protobuf:"bytes,6,opt,name=reassign_to,json=reassignTo,proto3" json:"reassign_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApplyRoutingConfigRequest) Reset() {
@@ -613,9 +673,38 @@ func (x *ApplyRoutingConfigRequest) GetExpectedVersion() int64 {
 	return 0
 }
 
+func (x *ApplyRoutingConfigRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ApplyRoutingConfigRequest) GetOrphaned() OrphanedLeads {
+	if x != nil {
+		return x.Orphaned
+	}
+	return OrphanedLeads_ORPHANED_LEADS_UNSPECIFIED
+}
+
+func (x *ApplyRoutingConfigRequest) GetReassignTo() string {
+	if x != nil {
+		return x.ReassignTo
+	}
+	return ""
+}
+
 type ApplyRoutingConfigResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new version (a dry run: the current one).
+	Version int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	DryRun  bool  `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// What the config changes against the current one.
+	Diff *ConfigDiff `protobuf:"bytes,3,opt,name=diff,proto3" json:"diff,omitempty"`
+	// What it does (a dry run: would do) to the leads in flight.
+	Impact *ConfigImpact `protobuf:"bytes,4,opt,name=impact,proto3" json:"impact,omitempty"`
+	// Orphans requeued or reassigned after the apply.
+	MovedLeadIds  []string `protobuf:"bytes,5,rep,name=moved_lead_ids,json=movedLeadIds,proto3" json:"moved_lead_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -657,6 +746,363 @@ func (x *ApplyRoutingConfigResponse) GetVersion() int64 {
 	return 0
 }
 
+func (x *ApplyRoutingConfigResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ApplyRoutingConfigResponse) GetDiff() *ConfigDiff {
+	if x != nil {
+		return x.Diff
+	}
+	return nil
+}
+
+func (x *ApplyRoutingConfigResponse) GetImpact() *ConfigImpact {
+	if x != nil {
+		return x.Impact
+	}
+	return nil
+}
+
+func (x *ApplyRoutingConfigResponse) GetMovedLeadIds() []string {
+	if x != nil {
+		return x.MovedLeadIds
+	}
+	return nil
+}
+
+// ConfigDiff lists the reps, pools, rules and accounts an apply adds,
+// removes or changes, and a settings change.
+type ConfigDiff struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Changes []*ConfigChange        `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// One line, e.g. "reps +1 -1, pools ~1".
+	Summary       string `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigDiff) Reset() {
+	*x = ConfigDiff{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigDiff) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigDiff) ProtoMessage() {}
+
+func (x *ConfigDiff) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigDiff.ProtoReflect.Descriptor instead.
+func (*ConfigDiff) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ConfigDiff) GetChanges() []*ConfigChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ConfigDiff) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+type ConfigChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reps, pools, rules, accounts or settings.
+	Section string `protobuf:"bytes,1,opt,name=section,proto3" json:"section,omitempty"`
+	// The element's id (an account's domain; empty for settings).
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// added, removed or changed.
+	Op string `protobuf:"bytes,3,opt,name=op,proto3" json:"op,omitempty"`
+	// changed: the fields that differ, as the config spells them.
+	Fields        []string `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigChange) Reset() {
+	*x = ConfigChange{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigChange) ProtoMessage() {}
+
+func (x *ConfigChange) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigChange.ProtoReflect.Descriptor instead.
+func (*ConfigChange) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ConfigChange) GetSection() string {
+	if x != nil {
+		return x.Section
+	}
+	return ""
+}
+
+func (x *ConfigChange) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ConfigChange) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *ConfigChange) GetFields() []string {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+// ConfigImpact is what an apply does to the leads in flight.
+type ConfigImpact struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Leads held or offered by reps the config removes (up to 100).
+	Held      []*OrphanedLead `protobuf:"bytes,1,rep,name=held,proto3" json:"held,omitempty"`
+	HeldTotal int64           `protobuf:"varint,2,opt,name=held_total,json=heldTotal,proto3" json:"held_total,omitempty"`
+	// Leads queued on pools the config removes (up to 100): such an apply
+	// is FAILED_PRECONDITION until they are moved.
+	Queued      []*OrphanedLead `protobuf:"bytes,3,rep,name=queued,proto3" json:"queued,omitempty"`
+	QueuedTotal int64           `protobuf:"varint,4,opt,name=queued_total,json=queuedTotal,proto3" json:"queued_total,omitempty"`
+	// Members that leave pools the config keeps.
+	Leaving       []*PoolMembership `protobuf:"bytes,5,rep,name=leaving,proto3" json:"leaving,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigImpact) Reset() {
+	*x = ConfigImpact{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigImpact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigImpact) ProtoMessage() {}
+
+func (x *ConfigImpact) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigImpact.ProtoReflect.Descriptor instead.
+func (*ConfigImpact) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ConfigImpact) GetHeld() []*OrphanedLead {
+	if x != nil {
+		return x.Held
+	}
+	return nil
+}
+
+func (x *ConfigImpact) GetHeldTotal() int64 {
+	if x != nil {
+		return x.HeldTotal
+	}
+	return 0
+}
+
+func (x *ConfigImpact) GetQueued() []*OrphanedLead {
+	if x != nil {
+		return x.Queued
+	}
+	return nil
+}
+
+func (x *ConfigImpact) GetQueuedTotal() int64 {
+	if x != nil {
+		return x.QueuedTotal
+	}
+	return 0
+}
+
+func (x *ConfigImpact) GetLeaving() []*PoolMembership {
+	if x != nil {
+		return x.Leaving
+	}
+	return nil
+}
+
+type OrphanedLead struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	LeadId string                 `protobuf:"bytes,1,opt,name=lead_id,json=leadId,proto3" json:"lead_id,omitempty"`
+	// Who holds it (held) or where it waits (queued).
+	RepId         string          `protobuf:"bytes,2,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
+	PoolId        string          `protobuf:"bytes,3,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	State         AssignmentState `protobuf:"varint,4,opt,name=state,proto3,enum=leadrouter.v1.AssignmentState" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrphanedLead) Reset() {
+	*x = OrphanedLead{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrphanedLead) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrphanedLead) ProtoMessage() {}
+
+func (x *OrphanedLead) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrphanedLead.ProtoReflect.Descriptor instead.
+func (*OrphanedLead) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *OrphanedLead) GetLeadId() string {
+	if x != nil {
+		return x.LeadId
+	}
+	return ""
+}
+
+func (x *OrphanedLead) GetRepId() string {
+	if x != nil {
+		return x.RepId
+	}
+	return ""
+}
+
+func (x *OrphanedLead) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *OrphanedLead) GetState() AssignmentState {
+	if x != nil {
+		return x.State
+	}
+	return AssignmentState_ASSIGNMENT_STATE_UNSPECIFIED
+}
+
+type PoolMembership struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PoolId        string                 `protobuf:"bytes,1,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	RepId         string                 `protobuf:"bytes,2,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolMembership) Reset() {
+	*x = PoolMembership{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolMembership) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolMembership) ProtoMessage() {}
+
+func (x *PoolMembership) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolMembership.ProtoReflect.Descriptor instead.
+func (*PoolMembership) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PoolMembership) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *PoolMembership) GetRepId() string {
+	if x != nil {
+		return x.RepId
+	}
+	return ""
+}
+
 type GetRoutingConfigRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Workspace     string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
@@ -666,7 +1112,7 @@ type GetRoutingConfigRequest struct {
 
 func (x *GetRoutingConfigRequest) Reset() {
 	*x = GetRoutingConfigRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +1124,7 @@ func (x *GetRoutingConfigRequest) String() string {
 func (*GetRoutingConfigRequest) ProtoMessage() {}
 
 func (x *GetRoutingConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +1137,7 @@ func (x *GetRoutingConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{12}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetRoutingConfigRequest) GetWorkspace() string {
@@ -712,7 +1158,7 @@ type GetRoutingConfigResponse struct {
 
 func (x *GetRoutingConfigResponse) Reset() {
 	*x = GetRoutingConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +1170,7 @@ func (x *GetRoutingConfigResponse) String() string {
 func (*GetRoutingConfigResponse) ProtoMessage() {}
 
 func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +1183,7 @@ func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{13}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetRoutingConfigResponse) GetConfig() *RoutingConfig {
@@ -771,7 +1217,7 @@ type GetRepRequest struct {
 
 func (x *GetRepRequest) Reset() {
 	*x = GetRepRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +1229,7 @@ func (x *GetRepRequest) String() string {
 func (*GetRepRequest) ProtoMessage() {}
 
 func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +1242,7 @@ func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepRequest.ProtoReflect.Descriptor instead.
 func (*GetRepRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{14}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetRepRequest) GetWorkspace() string {
@@ -822,7 +1268,7 @@ type GetRepResponse struct {
 
 func (x *GetRepResponse) Reset() {
 	*x = GetRepResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[15]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +1280,7 @@ func (x *GetRepResponse) String() string {
 func (*GetRepResponse) ProtoMessage() {}
 
 func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[15]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +1293,7 @@ func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepResponse.ProtoReflect.Descriptor instead.
 func (*GetRepResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{15}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetRepResponse) GetRep() *RepState {
@@ -866,7 +1312,7 @@ type ListRepsRequest struct {
 
 func (x *ListRepsRequest) Reset() {
 	*x = ListRepsRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[16]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +1324,7 @@ func (x *ListRepsRequest) String() string {
 func (*ListRepsRequest) ProtoMessage() {}
 
 func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[16]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +1337,7 @@ func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsRequest.ProtoReflect.Descriptor instead.
 func (*ListRepsRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{16}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListRepsRequest) GetWorkspace() string {
@@ -910,7 +1356,7 @@ type ListRepsResponse struct {
 
 func (x *ListRepsResponse) Reset() {
 	*x = ListRepsResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[17]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1368,7 @@ func (x *ListRepsResponse) String() string {
 func (*ListRepsResponse) ProtoMessage() {}
 
 func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[17]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1381,7 @@ func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsResponse.ProtoReflect.Descriptor instead.
 func (*ListRepsResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{17}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListRepsResponse) GetReps() []*RepState {
@@ -966,7 +1412,7 @@ type RepState struct {
 
 func (x *RepState) Reset() {
 	*x = RepState{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1424,7 @@ func (x *RepState) String() string {
 func (*RepState) ProtoMessage() {}
 
 func (x *RepState) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1437,7 @@ func (x *RepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepState.ProtoReflect.Descriptor instead.
 func (*RepState) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{18}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RepState) GetRep() *Rep {
@@ -1090,14 +1536,46 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\x14ReassignLeadResponse\x129\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x19.leadrouter.v1.AssignmentR\n" +
-	"assignment\"\xb4\x01\n" +
+	"assignment\"\xa8\x02\n" +
 	"\x19ApplyRoutingConfigRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x124\n" +
 	"\x06config\x18\x02 \x01(\v2\x1c.leadrouter.v1.RoutingConfigR\x06config\x12.\n" +
-	"\x10expected_version\x18\x03 \x01(\x03H\x00R\x0fexpectedVersion\x88\x01\x01B\x13\n" +
-	"\x11_expected_version\"6\n" +
+	"\x10expected_version\x18\x03 \x01(\x03H\x00R\x0fexpectedVersion\x88\x01\x01\x12\x17\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x128\n" +
+	"\borphaned\x18\x05 \x01(\x0e2\x1c.leadrouter.v1.OrphanedLeadsR\borphaned\x12\x1f\n" +
+	"\vreassign_to\x18\x06 \x01(\tR\n" +
+	"reassignToB\x13\n" +
+	"\x11_expected_version\"\xd9\x01\n" +
 	"\x1aApplyRoutingConfigResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x03R\aversion\"7\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12-\n" +
+	"\x04diff\x18\x03 \x01(\v2\x19.leadrouter.v1.ConfigDiffR\x04diff\x123\n" +
+	"\x06impact\x18\x04 \x01(\v2\x1b.leadrouter.v1.ConfigImpactR\x06impact\x12$\n" +
+	"\x0emoved_lead_ids\x18\x05 \x03(\tR\fmovedLeadIds\"]\n" +
+	"\n" +
+	"ConfigDiff\x125\n" +
+	"\achanges\x18\x01 \x03(\v2\x1b.leadrouter.v1.ConfigChangeR\achanges\x12\x18\n" +
+	"\asummary\x18\x02 \x01(\tR\asummary\"`\n" +
+	"\fConfigChange\x12\x18\n" +
+	"\asection\x18\x01 \x01(\tR\asection\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x0e\n" +
+	"\x02op\x18\x03 \x01(\tR\x02op\x12\x16\n" +
+	"\x06fields\x18\x04 \x03(\tR\x06fields\"\xef\x01\n" +
+	"\fConfigImpact\x12/\n" +
+	"\x04held\x18\x01 \x03(\v2\x1b.leadrouter.v1.OrphanedLeadR\x04held\x12\x1d\n" +
+	"\n" +
+	"held_total\x18\x02 \x01(\x03R\theldTotal\x123\n" +
+	"\x06queued\x18\x03 \x03(\v2\x1b.leadrouter.v1.OrphanedLeadR\x06queued\x12!\n" +
+	"\fqueued_total\x18\x04 \x01(\x03R\vqueuedTotal\x127\n" +
+	"\aleaving\x18\x05 \x03(\v2\x1d.leadrouter.v1.PoolMembershipR\aleaving\"\x8d\x01\n" +
+	"\fOrphanedLead\x12\x17\n" +
+	"\alead_id\x18\x01 \x01(\tR\x06leadId\x12\x15\n" +
+	"\x06rep_id\x18\x02 \x01(\tR\x05repId\x12\x17\n" +
+	"\apool_id\x18\x03 \x01(\tR\x06poolId\x124\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x1e.leadrouter.v1.AssignmentStateR\x05state\"@\n" +
+	"\x0ePoolMembership\x12\x17\n" +
+	"\apool_id\x18\x01 \x01(\tR\x06poolId\x12\x15\n" +
+	"\x06rep_id\x18\x02 \x01(\tR\x05repId\"7\n" +
 	"\x17GetRoutingConfigRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\"\xa5\x01\n" +
 	"\x18GetRoutingConfigResponse\x124\n" +
@@ -1122,7 +1600,11 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\x0eassigned_total\x18\x05 \x01(\x03R\rassignedTotal\x12D\n" +
 	"\x10last_assigned_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastAssignedAt\x12)\n" +
 	"\x10open_assignments\x18\a \x01(\x03R\x0fopenAssignments\x12%\n" +
-	"\x0eassigned_today\x18\b \x01(\x03R\rassignedToday2\xb2\x06\n" +
+	"\x0eassigned_today\x18\b \x01(\x03R\rassignedToday*k\n" +
+	"\rOrphanedLeads\x12\x1e\n" +
+	"\x1aORPHANED_LEADS_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16ORPHANED_LEADS_REQUEUE\x10\x01\x12\x1e\n" +
+	"\x1aORPHANED_LEADS_REASSIGN_TO\x10\x022\xb2\x06\n" +
 	"\fAdminService\x12i\n" +
 	"\x12ApplyRoutingConfig\x12(.leadrouter.v1.ApplyRoutingConfigRequest\x1a).leadrouter.v1.ApplyRoutingConfigResponse\x12c\n" +
 	"\x10GetRoutingConfig\x12&.leadrouter.v1.GetRoutingConfigRequest\x1a'.leadrouter.v1.GetRoutingConfigResponse\x12E\n" +
@@ -1146,71 +1628,86 @@ func file_leadrouter_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_leadrouter_v1_admin_service_proto_rawDescData
 }
 
-var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_leadrouter_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_leadrouter_v1_admin_service_proto_goTypes = []any{
-	(*EraseContactRequest)(nil),        // 0: leadrouter.v1.EraseContactRequest
-	(*EraseContactResponse)(nil),       // 1: leadrouter.v1.EraseContactResponse
-	(*EraseLeadRequest)(nil),           // 2: leadrouter.v1.EraseLeadRequest
-	(*EraseLeadResponse)(nil),          // 3: leadrouter.v1.EraseLeadResponse
-	(*ReleaseAssignmentRequest)(nil),   // 4: leadrouter.v1.ReleaseAssignmentRequest
-	(*ReleaseAssignmentResponse)(nil),  // 5: leadrouter.v1.ReleaseAssignmentResponse
-	(*RequeueLeadRequest)(nil),         // 6: leadrouter.v1.RequeueLeadRequest
-	(*RequeueLeadResponse)(nil),        // 7: leadrouter.v1.RequeueLeadResponse
-	(*ReassignLeadRequest)(nil),        // 8: leadrouter.v1.ReassignLeadRequest
-	(*ReassignLeadResponse)(nil),       // 9: leadrouter.v1.ReassignLeadResponse
-	(*ApplyRoutingConfigRequest)(nil),  // 10: leadrouter.v1.ApplyRoutingConfigRequest
-	(*ApplyRoutingConfigResponse)(nil), // 11: leadrouter.v1.ApplyRoutingConfigResponse
-	(*GetRoutingConfigRequest)(nil),    // 12: leadrouter.v1.GetRoutingConfigRequest
-	(*GetRoutingConfigResponse)(nil),   // 13: leadrouter.v1.GetRoutingConfigResponse
-	(*GetRepRequest)(nil),              // 14: leadrouter.v1.GetRepRequest
-	(*GetRepResponse)(nil),             // 15: leadrouter.v1.GetRepResponse
-	(*ListRepsRequest)(nil),            // 16: leadrouter.v1.ListRepsRequest
-	(*ListRepsResponse)(nil),           // 17: leadrouter.v1.ListRepsResponse
-	(*RepState)(nil),                   // 18: leadrouter.v1.RepState
-	(AssignmentState)(0),               // 19: leadrouter.v1.AssignmentState
-	(*Assignment)(nil),                 // 20: leadrouter.v1.Assignment
-	(*RoutingConfig)(nil),              // 21: leadrouter.v1.RoutingConfig
-	(*timestamppb.Timestamp)(nil),      // 22: google.protobuf.Timestamp
-	(*Rep)(nil),                        // 23: leadrouter.v1.Rep
-	(RepStatus)(0),                     // 24: leadrouter.v1.RepStatus
+	(OrphanedLeads)(0),                 // 0: leadrouter.v1.OrphanedLeads
+	(*EraseContactRequest)(nil),        // 1: leadrouter.v1.EraseContactRequest
+	(*EraseContactResponse)(nil),       // 2: leadrouter.v1.EraseContactResponse
+	(*EraseLeadRequest)(nil),           // 3: leadrouter.v1.EraseLeadRequest
+	(*EraseLeadResponse)(nil),          // 4: leadrouter.v1.EraseLeadResponse
+	(*ReleaseAssignmentRequest)(nil),   // 5: leadrouter.v1.ReleaseAssignmentRequest
+	(*ReleaseAssignmentResponse)(nil),  // 6: leadrouter.v1.ReleaseAssignmentResponse
+	(*RequeueLeadRequest)(nil),         // 7: leadrouter.v1.RequeueLeadRequest
+	(*RequeueLeadResponse)(nil),        // 8: leadrouter.v1.RequeueLeadResponse
+	(*ReassignLeadRequest)(nil),        // 9: leadrouter.v1.ReassignLeadRequest
+	(*ReassignLeadResponse)(nil),       // 10: leadrouter.v1.ReassignLeadResponse
+	(*ApplyRoutingConfigRequest)(nil),  // 11: leadrouter.v1.ApplyRoutingConfigRequest
+	(*ApplyRoutingConfigResponse)(nil), // 12: leadrouter.v1.ApplyRoutingConfigResponse
+	(*ConfigDiff)(nil),                 // 13: leadrouter.v1.ConfigDiff
+	(*ConfigChange)(nil),               // 14: leadrouter.v1.ConfigChange
+	(*ConfigImpact)(nil),               // 15: leadrouter.v1.ConfigImpact
+	(*OrphanedLead)(nil),               // 16: leadrouter.v1.OrphanedLead
+	(*PoolMembership)(nil),             // 17: leadrouter.v1.PoolMembership
+	(*GetRoutingConfigRequest)(nil),    // 18: leadrouter.v1.GetRoutingConfigRequest
+	(*GetRoutingConfigResponse)(nil),   // 19: leadrouter.v1.GetRoutingConfigResponse
+	(*GetRepRequest)(nil),              // 20: leadrouter.v1.GetRepRequest
+	(*GetRepResponse)(nil),             // 21: leadrouter.v1.GetRepResponse
+	(*ListRepsRequest)(nil),            // 22: leadrouter.v1.ListRepsRequest
+	(*ListRepsResponse)(nil),           // 23: leadrouter.v1.ListRepsResponse
+	(*RepState)(nil),                   // 24: leadrouter.v1.RepState
+	(AssignmentState)(0),               // 25: leadrouter.v1.AssignmentState
+	(*Assignment)(nil),                 // 26: leadrouter.v1.Assignment
+	(*RoutingConfig)(nil),              // 27: leadrouter.v1.RoutingConfig
+	(*timestamppb.Timestamp)(nil),      // 28: google.protobuf.Timestamp
+	(*Rep)(nil),                        // 29: leadrouter.v1.Rep
+	(RepStatus)(0),                     // 30: leadrouter.v1.RepStatus
 }
 var file_leadrouter_v1_admin_service_proto_depIdxs = []int32{
-	19, // 0: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
-	20, // 1: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
-	20, // 2: leadrouter.v1.RequeueLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
-	20, // 3: leadrouter.v1.ReassignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
-	21, // 4: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
-	21, // 5: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
-	22, // 6: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
-	18, // 7: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
-	18, // 8: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
-	23, // 9: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
-	24, // 10: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
-	22, // 11: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
-	22, // 12: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
-	10, // 13: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
-	12, // 14: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
-	14, // 15: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
-	16, // 16: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
-	4,  // 17: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
-	6,  // 18: leadrouter.v1.AdminService.RequeueLead:input_type -> leadrouter.v1.RequeueLeadRequest
-	8,  // 19: leadrouter.v1.AdminService.ReassignLead:input_type -> leadrouter.v1.ReassignLeadRequest
-	0,  // 20: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
-	2,  // 21: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
-	11, // 22: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
-	13, // 23: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
-	15, // 24: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
-	17, // 25: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
-	5,  // 26: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
-	7,  // 27: leadrouter.v1.AdminService.RequeueLead:output_type -> leadrouter.v1.RequeueLeadResponse
-	9,  // 28: leadrouter.v1.AdminService.ReassignLead:output_type -> leadrouter.v1.ReassignLeadResponse
-	1,  // 29: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
-	3,  // 30: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
-	22, // [22:31] is the sub-list for method output_type
-	13, // [13:22] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	25, // 0: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
+	26, // 1: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
+	26, // 2: leadrouter.v1.RequeueLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	26, // 3: leadrouter.v1.ReassignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	27, // 4: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
+	0,  // 5: leadrouter.v1.ApplyRoutingConfigRequest.orphaned:type_name -> leadrouter.v1.OrphanedLeads
+	13, // 6: leadrouter.v1.ApplyRoutingConfigResponse.diff:type_name -> leadrouter.v1.ConfigDiff
+	15, // 7: leadrouter.v1.ApplyRoutingConfigResponse.impact:type_name -> leadrouter.v1.ConfigImpact
+	14, // 8: leadrouter.v1.ConfigDiff.changes:type_name -> leadrouter.v1.ConfigChange
+	16, // 9: leadrouter.v1.ConfigImpact.held:type_name -> leadrouter.v1.OrphanedLead
+	16, // 10: leadrouter.v1.ConfigImpact.queued:type_name -> leadrouter.v1.OrphanedLead
+	17, // 11: leadrouter.v1.ConfigImpact.leaving:type_name -> leadrouter.v1.PoolMembership
+	25, // 12: leadrouter.v1.OrphanedLead.state:type_name -> leadrouter.v1.AssignmentState
+	27, // 13: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
+	28, // 14: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
+	24, // 15: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
+	24, // 16: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
+	29, // 17: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
+	30, // 18: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
+	28, // 19: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
+	28, // 20: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
+	11, // 21: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
+	18, // 22: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
+	20, // 23: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
+	22, // 24: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
+	5,  // 25: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
+	7,  // 26: leadrouter.v1.AdminService.RequeueLead:input_type -> leadrouter.v1.RequeueLeadRequest
+	9,  // 27: leadrouter.v1.AdminService.ReassignLead:input_type -> leadrouter.v1.ReassignLeadRequest
+	1,  // 28: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
+	3,  // 29: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
+	12, // 30: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
+	19, // 31: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
+	21, // 32: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
+	23, // 33: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
+	6,  // 34: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
+	8,  // 35: leadrouter.v1.AdminService.RequeueLead:output_type -> leadrouter.v1.RequeueLeadResponse
+	10, // 36: leadrouter.v1.AdminService.ReassignLead:output_type -> leadrouter.v1.ReassignLeadResponse
+	2,  // 37: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
+	4,  // 38: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_admin_service_proto_init() }
@@ -1226,13 +1723,14 @@ func file_leadrouter_v1_admin_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_admin_service_proto_rawDesc), len(file_leadrouter_v1_admin_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   19,
+			NumEnums:      1,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_leadrouter_v1_admin_service_proto_goTypes,
 		DependencyIndexes: file_leadrouter_v1_admin_service_proto_depIdxs,
+		EnumInfos:         file_leadrouter_v1_admin_service_proto_enumTypes,
 		MessageInfos:      file_leadrouter_v1_admin_service_proto_msgTypes,
 	}.Build()
 	File_leadrouter_v1_admin_service_proto = out.File

@@ -37,7 +37,11 @@ const (
 // AdminService is for operators: routing configuration and the reps' state.
 type AdminServiceClient interface {
 	// ApplyRoutingConfig validates the whole config, then replaces the
-	// workspace's config atomically and returns the new version. An invalid
+	// workspace's config atomically and returns the new version, the diff
+	// and the impact on the leads in flight (dry_run: only those). A config
+	// that removes reps holding or offered leads is FAILED_PRECONDITION
+	// listing them, unless `orphaned` says to requeue or reassign them; one
+	// that removes a pool with queued leads is FAILED_PRECONDITION. An invalid
 	// config changes nothing: INVALID_ARGUMENT lists every problem with its
 	// path, e.g. `rules[3].targets[0].pool_id`. A stale expected_version is
 	// ABORTED. Pools whose membership did not change keep their rotation
@@ -198,7 +202,11 @@ func (c *adminServiceClient) EraseLead(ctx context.Context, in *EraseLeadRequest
 // AdminService is for operators: routing configuration and the reps' state.
 type AdminServiceServer interface {
 	// ApplyRoutingConfig validates the whole config, then replaces the
-	// workspace's config atomically and returns the new version. An invalid
+	// workspace's config atomically and returns the new version, the diff
+	// and the impact on the leads in flight (dry_run: only those). A config
+	// that removes reps holding or offered leads is FAILED_PRECONDITION
+	// listing them, unless `orphaned` says to requeue or reassign them; one
+	// that removes a pool with queued leads is FAILED_PRECONDITION. An invalid
 	// config changes nothing: INVALID_ARGUMENT lists every problem with its
 	// path, e.g. `rules[3].targets[0].pool_id`. A stale expected_version is
 	// ABORTED. Pools whose membership did not change keep their rotation
