@@ -229,6 +229,7 @@ type ApplyOptions struct {
 	DryRun     bool   // work out the diff and the impact, write nothing
 	Orphans    OrphanPolicy
 	ReassignTo string // the rep OrphansReassign gives the orphans to
+	By         string // the applying credential's name, for the history
 }
 
 // ApplyResult is what an apply did, or (DryRun) would do.
@@ -307,7 +308,7 @@ func (e *Engine) ApplyConfigWith(ctx context.Context, ws string, cfg *Config, o 
 			return nil, &OrphansError{Impact: res.Impact}
 		}
 		now := e.clock.Now()
-		sc, err := e.store.ApplyConfig(ctx, ws, base, prev, cfg, now)
+		sc, err := e.store.ApplyConfig(ctx, ws, base, prev, cfg, now, o.Orphans != OrphansRefuse)
 		if errors.Is(err, ErrVersionConflict) && o.Expected == nil {
 			continue // another apply won the race; apply on top of it
 		}
@@ -328,7 +329,11 @@ func (e *Engine) ApplyConfigWith(ctx context.Context, ws string, cfg *Config, o 
 		}
 		e.log.Info("routing config applied", "workspace", ws, "version", sc.Version,
 			"reps", len(cfg.Reps), "pools", len(cfg.Pools), "rules", len(cfg.Rules), "changes", res.Diff.Summary())
-		if res.Impact.HeldTotal > 0 {
+		entry := ConfigVersion{Version: sc.Version, AppliedAt: sc.AppliedAt, By: o.By, Summary: res.Diff.Summary()}
+		if err := e.store.RecordConfigVersion(ctx, ws, entry, cfg, ConfigHistoryKept); err != nil {
+			e.log.Warn("config version not kept in the history", "workspace", ws, "version", sc.Version, "err", err)
+		}
+		if res.Impact.Orphans() && o.Orphans != OrphansRefuse {
 			if res.Moved, err = e.moveOrphans(ctx, ws, prev, cfg, o); err != nil {
 				return res, err
 			}
@@ -348,9 +353,31 @@ func (e *Engine) moveOrphans(ctx context.Context, ws string, prev, next *Config,
 	if err != nil {
 		return nil, err
 	}
+	// Leads queued on removed pools: their queues were kept for this.
+	keep := map[string]bool{}
+	for _, p := range next.Pools {
+		keep[p.ID] = true
+	}
+	for _, p := range prev.Pools {
+		for offset := 0; !keep[p.ID] && len(held) < maxOrphansMoved; offset += erasePage {
+			ids, err := e.store.QueuedLeads(ctx, ws, p.ID, offset, erasePage)
+			if err != nil {
+				return nil, err
+			}
+			for _, id := range ids {
+				held = append(held, HeldLead{LeadID: id, State: StateQueued})
+			}
+			if len(ids) < erasePage {
+				break
+			}
+		}
+	}
 	var moved []string
 	for _, h := range held {
 		reason := "rep " + h.RepID + " removed from the routing config"
+		if h.State == StateQueued {
+			reason = "its pool was removed from the routing config"
+		}
 		if o.Orphans == OrphansReassign {
 			_, err = e.move(ctx, ws, h.LeadID, RerouteReassign, reason, o.ReassignTo)
 		} else {

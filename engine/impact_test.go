@@ -3,7 +3,6 @@ package engine_test
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
@@ -83,30 +82,91 @@ settings: {max_queue_age: 1h}
 		if !errors.As(err, &orphans) || !errors.Is(err, engine.ErrOrphanedLeads) || !strings.Contains(err.Error(), "l1 (ASSIGNED to a)") {
 			t.Fatalf("orphaning apply: %v", err)
 		}
-		// Requeue, but pool o still has lq queued: refused too.
-		_, err = f.eng.ApplyConfigWith(f.ctx, f.ws, v2, engine.ApplyOptions{Orphans: engine.OrphansRequeue})
-		wantErr(t, err, engine.ErrPoolHasQueue)
-		if cur, _ := f.eng.Config(f.ctx, f.ws); cur.Version != v1 {
-			t.Fatalf("a refused apply applied: v%d", cur.Version)
-		}
-		// Keep pool o: the apply requeues l1 to b.
-		v3 := parseCfg(t, `
-reps: [{id: b}, {id: c}]
-pools: [{id: p, members: [{rep_id: b}]}, {id: o, members: [{rep_id: c}]}]
-rules: [{id: fr, match: {countries: [FR]}, targets: [{pool_id: o}]}, {id: all, targets: [{pool_id: p}]}]
-`)
-		_, err = f.eng.ApplyConfigWith(f.ctx, f.ws, v3, engine.ApplyOptions{Orphans: engine.OrphansReassign, ReassignTo: "a"})
+		_, err = f.eng.ApplyConfigWith(f.ctx, f.ws, v2, engine.ApplyOptions{Orphans: engine.OrphansReassign, ReassignTo: "a"})
 		var v *engine.ValidationError
 		if !errors.As(err, &v) || v.Violations[0].Field != "reassign_to" {
 			t.Fatalf("reassign to a removed rep: %v", err)
 		}
-		res, err = f.eng.ApplyConfigWith(f.ctx, f.ws, v3, engine.ApplyOptions{Orphans: engine.OrphansRequeue})
-		if err != nil || res.Version != v1+1 || !slices.Equal(res.Moved, []string{"l1"}) {
+		if cur, _ := f.eng.Config(f.ctx, f.ws); cur.Version != v1 {
+			t.Fatalf("a refused apply applied: v%d", cur.Version)
+		}
+		// Requeue: l1 (held by a) and lq (queued on o) are routed under v2.
+		res, err = f.eng.ApplyConfigWith(f.ctx, f.ws, v2, engine.ApplyOptions{Orphans: engine.OrphansRequeue})
+		if err != nil || res.Version != v1+1 || fmt.Sprint(sorted(res.Moved)) != "[l1 lq]" {
 			t.Fatalf("apply with requeue: %v %+v", err, res)
 		}
-		if l1 := f.get("l1"); l1.RepID != "b" || l1.ConfigVersion != v1+1 {
-			t.Fatalf("l1 after the apply: %+v", l1)
+		for _, id := range []string{"l1", "lq"} {
+			if l := f.get(id); l.RepID != "b" || l.PoolID != "p" || l.ConfigVersion != v1+1 {
+				t.Fatalf("%s after the apply: %+v", id, l)
+			}
+		}
+		if ids, _ := f.st.QueuedLeads(f.ctx, f.ws, "o", 0, 10); len(ids) != 0 {
+			t.Fatalf("the removed pool's queue still holds %v", ids)
 		}
 		checkWorkspaceAgrees(t, f)
+	})
+}
+
+// TestConfigHistoryAndRollback: every apply is kept with who made it and
+// what changed, up to ConfigHistoryKept; a rollback across a pool removal
+// with queued leads is refused, then allowed with requeue.
+func TestConfigHistoryAndRollback(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, f *fixture) {
+		apply := func(yaml string, o engine.ApplyOptions) *engine.ApplyResult {
+			t.Helper()
+			res, err := f.eng.ApplyConfigWith(f.ctx, f.ws, parseCfg(t, yaml), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		apply(onePool("a", "b", "c"), engine.ApplyOptions{By: "ops"}) // v1: no pool o
+		apply(impactV1, engine.ApplyOptions{By: "revops"})            // v2: pool o and rule fr
+		f.status("c", engine.StatusAway)
+		if q := f.assign(engine.Lead{ID: "lq", Country: "FR"}); q.State != engine.StateQueued || q.PoolID != "o" {
+			t.Fatalf("lq: %+v", q)
+		}
+		// Back to v1 removes pool o, where lq waits: refused...
+		_, err := f.eng.RollbackConfig(f.ctx, f.ws, 1, engine.ApplyOptions{})
+		wantErr(t, err, engine.ErrPoolHasQueue)
+		// ...unless it requeues: lq goes to pool p under the v1 body.
+		res, err := f.eng.RollbackConfig(f.ctx, f.ws, 1, engine.ApplyOptions{Orphans: engine.OrphansRequeue, By: "ops"})
+		if err != nil || res.Version != 3 || fmt.Sprint(res.Moved) != "[lq]" {
+			t.Fatalf("rollback with requeue: %v %+v", err, res)
+		}
+		if lq := f.get("lq"); lq.PoolID != "p" || lq.State != engine.StateAssigned {
+			t.Fatalf("lq after the rollback: %+v", lq)
+		}
+		checkWorkspaceAgrees(t, f)
+		vs, err := f.eng.ConfigVersions(f.ctx, f.ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, v := range vs {
+			got = append(got, fmt.Sprintf("v%d %s: %s", v.Version, v.By, v.Summary))
+		}
+		want := []string{"v3 ops: pools -1 ~1, rules -1", "v2 revops: pools +1 ~1, rules +1", "v1 ops: reps +3, pools +1, rules +1"}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("history %q, want %q", got, want)
+		}
+		old, err := f.eng.ConfigAt(f.ctx, f.ws, 2)
+		if err != nil || old.Version != 2 || len(old.Config.Pools) != 2 || old.AppliedAt.IsZero() {
+			t.Fatalf("version 2: %v %+v", err, old)
+		}
+		// The history is bounded.
+		for i := 0; i < engine.ConfigHistoryKept; i++ {
+			apply(onePool("a", "b", "c")+fmt.Sprintf("settings: {events_max_len: %d}\n", 1000+i), engine.ApplyOptions{})
+		}
+		if vs, _ = f.eng.ConfigVersions(f.ctx, f.ws); len(vs) != engine.ConfigHistoryKept || vs[len(vs)-1].Version != 4 {
+			t.Fatalf("%d versions kept, oldest v%d", len(vs), vs[len(vs)-1].Version)
+		}
+		if n := len(f.keys(f.st.Prefix() + ":{" + f.ws + "}:config_at:*")); n != engine.ConfigHistoryKept {
+			t.Fatalf("%d bodies kept", n)
+		}
+		_, err = f.eng.RollbackConfig(f.ctx, f.ws, 2, engine.ApplyOptions{})
+		if !errors.Is(err, engine.ErrNotFound) || !strings.Contains(err.Error(), "versions 4 to 53 are") {
+			t.Fatalf("rollback to a version no longer kept: %v", err)
+		}
 	})
 }

@@ -268,7 +268,7 @@ func TestRemovedRepCanDoNothing(t *testing.T) {
 		if err := next.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.st.ApplyConfig(f.ctx, f.ws, cur.ID, cur.Config, next, f.clock.Now()); err != nil {
+		if _, err := f.st.ApplyConfig(f.ctx, f.ws, cur.ID, cur.Config, next, f.clock.Now(), false); err != nil {
 			t.Fatal(err)
 		}
 		f.eng = f.another() // no cached config

@@ -16,14 +16,23 @@ type Store interface {
 	// ("": none yet), else fails with ErrVersionConflict. prev is the config
 	// stored at base (nil for none); the store uses it to clean up removed
 	// pools and reps, and refuses (ErrPoolHasQueue) to remove a pool that
-	// has queued leads. Pools whose member list is unchanged keep their
+	// has queued leads unless moveQueued (the caller requeues them after:
+	// a removed pool's queue is kept). Pools whose member list is unchanged keep their
 	// rotation position; reps already present keep their presence; new reps
 	// start with their initial status. Returns the new version and id.
-	ApplyConfig(ctx context.Context, ws string, base string, prev, next *Config, now time.Time) (*StoredConfig, error)
+	ApplyConfig(ctx context.Context, ws string, base string, prev, next *Config, now time.Time, moveQueued bool) (*StoredConfig, error)
 	// HeldLeads scans ws's records for leads ASSIGNED or OFFERED to any of
 	// reps: up to limit of them, and how many there are. O(records): an
 	// apply that removes reps holding leads calls it (ConfigImpact).
 	HeldLeads(ctx context.Context, ws string, reps []string, limit int) ([]HeldLead, int, error)
+	// RecordConfigVersion keeps cfg, applied as v, in the workspace's
+	// config history, and drops the oldest past keep versions.
+	RecordConfigVersion(ctx context.Context, ws string, v ConfigVersion, cfg *Config, keep int) error
+	// ConfigVersions lists the history's versions, newest first.
+	ConfigVersions(ctx context.Context, ws string) ([]ConfigVersion, error)
+	// ConfigAt returns a version's config from the history; ErrNotFound
+	// when it is not kept.
+	ConfigAt(ctx context.Context, ws string, version int64) (*Config, error)
 	// ConfigSource returns the hash of the config file last applied from a
 	// file (leadrouterd --config) and the version that apply made ("", 0
 	// for none); SetConfigSource records them.
@@ -240,6 +249,14 @@ const (
 	// settings.retain_closed has passed.
 	TimerRetain TimerKind = "retain"
 )
+
+// ConfigVersion is one entry of a workspace's config history.
+type ConfigVersion struct {
+	Version   int64
+	AppliedAt time.Time
+	By        string // the applying credential's name ("" without auth)
+	Summary   string // the diff against the version before, in one line
+}
 
 // StoredConfig is a config with its version and id. The version counts
 // applies; the id (version plus a random nonce) names this very apply, so a

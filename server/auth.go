@@ -70,6 +70,8 @@ var methodClasses = map[string]CostClass{
 	pb.RoutingService_GetAssignment_FullMethodName:     ClassRead,
 	pb.AdminService_ApplyRoutingConfig_FullMethodName:  ClassWrite,
 	pb.AdminService_GetRoutingConfig_FullMethodName:    ClassRead,
+	pb.AdminService_ListConfigVersions_FullMethodName:  ClassRead,
+	pb.AdminService_RollbackConfig_FullMethodName:      ClassWrite,
 	pb.AdminService_GetRep_FullMethodName:              ClassRead,
 	pb.AdminService_ListReps_FullMethodName:            ClassRead,
 	pb.AdminService_ReleaseAssignment_FullMethodName:   ClassWrite,
@@ -315,6 +317,14 @@ func (a *Auth) check(ctx context.Context, method string, req any) (*auth.Identit
 type identityKey struct{}
 
 // callerRole is the role of the call's token; "" when auth is off.
+// callerName is the caller's credential name ("" without auth).
+func callerName(ctx context.Context) string {
+	if id, ok := ctx.Value(identityKey{}).(*auth.Identity); ok {
+		return id.Name
+	}
+	return ""
+}
+
 func callerRole(ctx context.Context) auth.Role {
 	if id, ok := ctx.Value(identityKey{}).(*auth.Identity); ok {
 		return id.Role

@@ -135,6 +135,14 @@ func TestRolesAndWorkspaces(t *testing.T) {
 			_, err := in.admin.ReleaseAssignment(ctx, &pb.ReleaseAssignmentRequest{Workspace: ws, LeadId: "nope"})
 			return err
 		},
+		"ListConfigVersions": func(ctx context.Context) error {
+			_, err := in.admin.ListConfigVersions(ctx, &pb.ListConfigVersionsRequest{Workspace: ws})
+			return err
+		},
+		"RollbackConfig": func(ctx context.Context) error {
+			_, err := in.admin.RollbackConfig(ctx, &pb.RollbackConfigRequest{Workspace: ws, Version: 99})
+			return err
+		},
 		"RequeueLead": func(ctx context.Context) error {
 			_, err := in.admin.RequeueLead(ctx, &pb.RequeueLeadRequest{Workspace: ws, LeadId: "nope"})
 			return err

@@ -96,13 +96,8 @@ func (h *handlers) ApplyRoutingConfig(ctx context.Context, req *pb.ApplyRoutingC
 	if req.GetConfig() == nil {
 		return nil, h.fail(ctx, invalid("config", "required"))
 	}
-	o := engine.ApplyOptions{Expected: req.ExpectedVersion, DryRun: req.GetDryRun(), ReassignTo: req.GetReassignTo()}
-	switch req.GetOrphaned() {
-	case pb.OrphanedLeads_ORPHANED_LEADS_REQUEUE:
-		o.Orphans = engine.OrphansRequeue
-	case pb.OrphanedLeads_ORPHANED_LEADS_REASSIGN_TO:
-		o.Orphans = engine.OrphansReassign
-	}
+	o := applyOptions(ctx, req.GetDryRun(), req.GetOrphaned(), req.GetReassignTo())
+	o.Expected = req.ExpectedVersion
 	res, err := h.engine.ApplyConfigWith(ctx, req.GetWorkspace(), ConfigFromProto(req.GetConfig()), o)
 	if err != nil {
 		return nil, h.fail(ctx, err)
@@ -110,8 +105,42 @@ func (h *handlers) ApplyRoutingConfig(ctx context.Context, req *pb.ApplyRoutingC
 	return applyResultToProto(res), nil
 }
 
+// applyOptions are an apply's or a rollback's options, with the caller's
+// name for the config history.
+func applyOptions(ctx context.Context, dryRun bool, orphaned pb.OrphanedLeads, reassignTo string) engine.ApplyOptions {
+	o := engine.ApplyOptions{DryRun: dryRun, ReassignTo: reassignTo, By: callerName(ctx)}
+	switch orphaned {
+	case pb.OrphanedLeads_ORPHANED_LEADS_REQUEUE:
+		o.Orphans = engine.OrphansRequeue
+	case pb.OrphanedLeads_ORPHANED_LEADS_REASSIGN_TO:
+		o.Orphans = engine.OrphansReassign
+	}
+	return o
+}
+
+func (h *handlers) RollbackConfig(ctx context.Context, req *pb.RollbackConfigRequest) (*pb.ApplyRoutingConfigResponse, error) {
+	res, err := h.engine.RollbackConfig(ctx, req.GetWorkspace(), req.GetVersion(),
+		applyOptions(ctx, req.GetDryRun(), req.GetOrphaned(), req.GetReassignTo()))
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return applyResultToProto(res), nil
+}
+
+func (h *handlers) ListConfigVersions(ctx context.Context, req *pb.ListConfigVersionsRequest) (*pb.ListConfigVersionsResponse, error) {
+	vs, err := h.engine.ConfigVersions(ctx, req.GetWorkspace())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	out := &pb.ListConfigVersionsResponse{}
+	for _, v := range vs {
+		out.Versions = append(out.Versions, &pb.ConfigVersion{Version: v.Version, AppliedAt: ts(v.AppliedAt), AppliedBy: v.By, Summary: v.Summary})
+	}
+	return out, nil
+}
+
 func (h *handlers) GetRoutingConfig(ctx context.Context, req *pb.GetRoutingConfigRequest) (*pb.GetRoutingConfigResponse, error) {
-	sc, err := h.engine.Config(ctx, req.GetWorkspace())
+	sc, err := h.engine.ConfigAt(ctx, req.GetWorkspace(), req.GetVersion())
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}

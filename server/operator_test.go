@@ -94,6 +94,26 @@ rules: [{id: all, targets: [{pool_id: p}]}]
 			if err != nil || got.GetAssignment().GetRepId() != "a" {
 				t.Fatalf("l2 after: %v %v", got, err)
 			}
+
+			// The history: both applies, the old one readable, a rollback.
+			vs, err := in.admin.ListConfigVersions(ctxT(t), &pb.ListConfigVersionsRequest{Workspace: ws})
+			if err != nil || len(vs.GetVersions()) != 2 || vs.GetVersions()[0].GetVersion() != 2 || vs.GetVersions()[0].GetSummary() != "reps -1, pools ~1" {
+				t.Fatalf("ListConfigVersions: %v %v", vs, err)
+			}
+			old, err := in.admin.GetRoutingConfig(ctxT(t), &pb.GetRoutingConfigRequest{Workspace: ws, Version: 1})
+			if err != nil || old.GetVersion() != 1 || len(old.GetConfig().GetReps()) != 2 {
+				t.Fatalf("GetRoutingConfig(1): %v %v", old, err)
+			}
+			_, err = in.admin.GetRoutingConfig(ctxT(t), &pb.GetRoutingConfigRequest{Workspace: ws, Version: 7})
+			wantCode(t, err, codes.NotFound)
+			back, err := in.admin.RollbackConfig(ctxT(t), &pb.RollbackConfigRequest{Workspace: ws, Version: 1})
+			if err != nil || back.GetVersion() != 3 || back.GetDiff().GetSummary() != "reps +1, pools ~1" {
+				t.Fatalf("RollbackConfig: %v %v", back, err)
+			}
+			_, err = in.admin.RollbackConfig(ctxT(t), &pb.RollbackConfigRequest{Workspace: ws, Version: 9})
+			if st := wantCode(t, err, codes.NotFound); !strings.Contains(st.Message(), "versions 1 to 3 are") {
+				t.Fatalf("rollback to a version not kept: %s", st.Message())
+			}
 		})
 	}
 }

@@ -153,7 +153,7 @@ func planApply(prev, next *engine.Config, now time.Time) []*applyStep {
 
 // ApplyConfig implements engine.Store: config_begin, one config_chunk per
 // step, config_commit (see the top of this file).
-func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, next *engine.Config, now time.Time) (*engine.StoredConfig, error) {
+func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, next *engine.Config, now time.Time, moveQueued bool) (*engine.StoredConfig, error) {
 	k := s.keys(ws)
 	body, err := json.Marshal(next)
 	if err != nil {
@@ -181,7 +181,7 @@ func (s *Redis) ApplyConfig(ctx context.Context, ws string, base string, prev, n
 	}
 	keys := []string{k.config(), k.applyPlan(n), k.applyBody(n)}
 	var removed []string
-	if len(steps) > 0 && steps[len(steps)-1].Kind == "removed" {
+	if len(steps) > 0 && steps[len(steps)-1].Kind == "removed" && !moveQueued {
 		removed = steps[len(steps)-1].GonePools
 		for _, id := range removed {
 			keys = append(keys, k.queue(id))
@@ -383,4 +383,81 @@ func (s *Redis) HeldLeads(ctx context.Context, ws string, reps []string, limit i
 		return nil, 0, s.fail("held_leads", err)
 	}
 	return out, total, nil
+}
+
+// A workspace's config history: configHistory is a ZSET of the versions
+// kept, scored by version, each member "<version>|<applied ms>|<by>|<summary>";
+// configAt(v) is version v's body as JSON. RecordConfigVersion keeps the
+// newest keep of them.
+
+// RecordConfigVersion implements engine.Store in one MULTI: the body and
+// the entry are written, and the oldest past keep removed.
+func (s *Redis) RecordConfigVersion(ctx context.Context, ws string, v engine.ConfigVersion, cfg *engine.Config, keep int) error {
+	k := s.keys(ws)
+	body, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("store: config history: %w", err)
+	}
+	old, err := s.client.ZRange(ctx, k.configHistory(), 0, -int64(keep)).Result()
+	if err != nil {
+		return s.fail("config_history", err)
+	}
+	member := strings.Join([]string{strconv.FormatInt(v.Version, 10), strconv.FormatInt(v.AppliedAt.UnixMilli(), 10),
+		oneLine(v.By), oneLine(v.Summary)}, "|")
+	_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, k.configAt(v.Version), body, 0)
+		p.ZAdd(ctx, k.configHistory(), redis.Z{Score: float64(v.Version), Member: member})
+		for _, m := range old {
+			ver, _, _ := strings.Cut(m, "|")
+			n, _ := strconv.ParseInt(ver, 10, 64)
+			p.Del(ctx, k.configAt(n))
+			p.ZRem(ctx, k.configHistory(), m)
+		}
+		return nil
+	})
+	return s.fail("config_history", err)
+}
+
+// oneLine makes a history field safe for the member's format.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '|' || r < ' ' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// ConfigVersions implements engine.Store, newest first.
+func (s *Redis) ConfigVersions(ctx context.Context, ws string) ([]engine.ConfigVersion, error) {
+	ms, err := s.client.ZRevRange(ctx, s.keys(ws).configHistory(), 0, -1).Result()
+	if err != nil {
+		return nil, s.fail("config_history", err)
+	}
+	out := make([]engine.ConfigVersion, 0, len(ms))
+	for _, m := range ms {
+		f := strings.SplitN(m, "|", 4)
+		if len(f) < 4 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[0], 10, 64)
+		out = append(out, engine.ConfigVersion{Version: v, AppliedAt: msTime(f[1]), By: f[2], Summary: f[3]})
+	}
+	return out, nil
+}
+
+// ConfigAt implements engine.Store.
+func (s *Redis) ConfigAt(ctx context.Context, ws string, version int64) (*engine.Config, error) {
+	body, err := s.client.Get(ctx, s.keys(ws).configAt(version)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("config version %d: %w", version, engine.ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.fail("config_history", err)
+	}
+	var cfg engine.Config
+	if err := json.Unmarshal([]byte(body), &cfg); err != nil {
+		return nil, fmt.Errorf("store: config version %d: corrupt: %w", version, err)
+	}
+	return &cfg, nil
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,13 @@ func (k keys) config() string { return k.base + "config" }
 // configBody is a STRING: the current config as JSON (engine.Config). A
 // config applied before it existed keeps its body in config's body field.
 func (k keys) configBody() string { return k.base + "config_body" }
+
+// configHistory is a ZSET of the config versions kept, and configAt(v) a
+// STRING, version v's body (store/apply.go RecordConfigVersion).
+func (k keys) configHistory() string { return k.base + "config_history" }
+func (k keys) configAt(version int64) string {
+	return k.base + "config_at:" + strconv.FormatInt(version, 10)
+}
 
 // applyPlan is a LIST: the steps of config apply <nonce> (store/apply.go),
 // gone once it is committed.

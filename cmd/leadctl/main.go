@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,7 +37,11 @@ Commands:
   apply -f FILE [--expected-version N] [--dry-run] [--orphaned requeue|reassign --reassign-to REP]
                                          apply a routing config (YAML); --dry-run prints
                                          the diff and the impact on leads in flight
-  get                                    print the current routing config (YAML)
+  get [--version N]                      print the current routing config (YAML), or a kept version
+  history                                the last 50 applied configs: version, time, who, what changed
+  diff A B                               what changed from kept version A to B, field by field
+  rollback VERSION [--dry-run] [--orphaned requeue|reassign --reassign-to REP]
+                                         apply a kept version again, as a new version
   assign [lead flags]                    assign a lead and print the decision
   preview [lead flags]                   show the decision without making it
   assignment LEAD_ID                     print a lead's assignment and trace
@@ -125,7 +130,13 @@ func run(args []string, out io.Writer) error {
 	case "apply":
 		return c.apply(rest)
 	case "get":
-		return c.get()
+		return c.get(rest)
+	case "history":
+		return c.history()
+	case "diff":
+		return c.diff(rest)
+	case "rollback":
+		return c.rollback(rest)
 	case "assign":
 		return c.assign(rest, false)
 	case "preview":
@@ -163,11 +174,9 @@ func (c *client) apply(args []string) error {
 	if *file == "" {
 		return errors.New("apply: -f FILE is required")
 	}
-	policy := map[string]pb.OrphanedLeads{"": pb.OrphanedLeads_ORPHANED_LEADS_UNSPECIFIED,
-		"requeue": pb.OrphanedLeads_ORPHANED_LEADS_REQUEUE, "reassign": pb.OrphanedLeads_ORPHANED_LEADS_REASSIGN_TO}
-	orphans, ok := policy[*orphaned]
-	if !ok {
-		return fmt.Errorf("apply: --orphaned %q: want requeue or reassign", *orphaned)
+	orphans, err := orphanPolicy(*orphaned)
+	if err != nil {
+		return fmt.Errorf("apply: %w", err)
 	}
 	r, closeFn, err := openInput(*file)
 	if err != nil {
@@ -232,10 +241,13 @@ func printImpact(w io.Writer, resp *pb.ApplyRoutingConfigResponse) {
 	}
 }
 
-func (c *client) get() error {
-	ctx, cancel := c.ctx()
-	defer cancel()
-	resp, err := pb.NewAdminServiceClient(c.conn).GetRoutingConfig(ctx, &pb.GetRoutingConfigRequest{Workspace: c.workspace})
+func (c *client) get(args []string) error {
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	version := fs.Int64("version", 0, "a kept version (leadctl history); 0: the current one")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	resp, err := c.configAt(*version)
 	if err != nil {
 		return err
 	}
@@ -249,6 +261,110 @@ func (c *client) get() error {
 	fmt.Fprintf(c.out, "# version %d, applied %s\n%s", resp.GetVersion(),
 		resp.GetAppliedAt().AsTime().Format(time.RFC3339), y)
 	return nil
+}
+
+// configAt reads the current config (version 0) or a kept version.
+func (c *client) configAt(version int64) (*pb.GetRoutingConfigResponse, error) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	return pb.NewAdminServiceClient(c.conn).GetRoutingConfig(ctx, &pb.GetRoutingConfigRequest{Workspace: c.workspace, Version: version})
+}
+
+func (c *client) history() error {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := pb.NewAdminServiceClient(c.conn).ListConfigVersions(ctx, &pb.ListConfigVersionsRequest{Workspace: c.workspace})
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	for _, v := range resp.GetVersions() {
+		by := v.GetAppliedBy()
+		if by == "" {
+			by = "-"
+		}
+		fmt.Fprintf(c.out, "v%-5d %s  %-16s %s\n", v.GetVersion(), v.GetAppliedAt().AsTime().Format(time.RFC3339), by, v.GetSummary())
+	}
+	return nil
+}
+
+func (c *client) diff(args []string) error {
+	if len(args) != 2 {
+		return errors.New("diff: want two versions, A B (leadctl history)")
+	}
+	var cfgs [2]*engine.Config
+	for i, a := range args {
+		v, err := strconv.ParseInt(strings.TrimPrefix(a, "v"), 10, 64)
+		if err != nil {
+			return fmt.Errorf("diff: %q is not a version", a)
+		}
+		resp, err := c.configAt(v)
+		if err != nil {
+			return err
+		}
+		cfgs[i] = server.ConfigFromProto(resp.GetConfig())
+	}
+	d := engine.DiffConfigs(cfgs[0], cfgs[1])
+	fmt.Fprintf(c.out, "%s -> %s: %s\n", args[0], args[1], d.Summary())
+	resp := &pb.ApplyRoutingConfigResponse{Diff: &pb.ConfigDiff{}}
+	for _, ch := range d.Changes {
+		resp.Diff.Changes = append(resp.Diff.Changes, &pb.ConfigChange{Section: ch.Section, Id: ch.ID, Op: ch.Op, Fields: ch.Fields})
+	}
+	printImpact(c.out, resp)
+	return nil
+}
+
+func (c *client) rollback(args []string) error {
+	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
+	dryRun := fs.Bool("dry-run", false, "print the diff and the impact; apply nothing")
+	orphaned := fs.String("orphaned", "", "leads held by removed reps: requeue, or reassign (with --reassign-to)")
+	reassignTo := fs.String("reassign-to", "", "the rep --orphaned reassign gives them to")
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return errors.New("rollback: want VERSION [--dry-run] [--orphaned requeue|reassign --reassign-to REP]")
+	}
+	v, err := strconv.ParseInt(strings.TrimPrefix(args[0], "v"), 10, 64)
+	if err != nil {
+		return fmt.Errorf("rollback: %q is not a version", args[0])
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	orphans, err := orphanPolicy(*orphaned)
+	if err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := pb.NewAdminServiceClient(c.conn).RollbackConfig(ctx, &pb.RollbackConfigRequest{Workspace: c.workspace, Version: v,
+		DryRun: *dryRun, Orphaned: orphans, ReassignTo: *reassignTo})
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	if resp.GetDryRun() {
+		fmt.Fprintf(c.out, "dry run of a rollback to v%d over version %d (nothing applied): %s\n", v, resp.GetVersion(), resp.GetDiff().GetSummary())
+	} else {
+		fmt.Fprintf(c.out, "rolled back to v%d's config: version %d (%s)\n", v, resp.GetVersion(), resp.GetDiff().GetSummary())
+	}
+	printImpact(c.out, resp)
+	return nil
+}
+
+// orphanPolicy reads --orphaned.
+func orphanPolicy(s string) (pb.OrphanedLeads, error) {
+	switch s {
+	case "":
+		return pb.OrphanedLeads_ORPHANED_LEADS_UNSPECIFIED, nil
+	case "requeue":
+		return pb.OrphanedLeads_ORPHANED_LEADS_REQUEUE, nil
+	case "reassign":
+		return pb.OrphanedLeads_ORPHANED_LEADS_REASSIGN_TO, nil
+	}
+	return 0, fmt.Errorf("--orphaned %q: want requeue or reassign", s)
 }
 
 func (c *client) assignment(args []string) error {

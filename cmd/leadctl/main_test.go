@@ -74,6 +74,22 @@ func TestCommands(t *testing.T) {
 		!strings.Contains(out, "no changes") {
 		t.Fatalf("apply --dry-run: %s", out)
 	}
+	if out := mustRun(t, addr, "history"); !strings.Contains(out, "v2 ") || !strings.Contains(out, "no changes") ||
+		!strings.Contains(out, "v1 ") || !strings.Contains(out, "reps +") {
+		t.Fatalf("history: %s", out)
+	}
+	if out := mustRun(t, addr, "diff", "1", "2"); !strings.Contains(out, "1 -> 2: no changes") {
+		t.Fatalf("diff: %s", out)
+	}
+	if out := mustRun(t, addr, "get", "--version", "1"); !strings.Contains(out, "# version 1") {
+		t.Fatalf("get --version: %s", out)
+	}
+	if out := mustRun(t, addr, "rollback", "1", "--dry-run"); !strings.Contains(out, "dry run of a rollback to v1 over version 2") {
+		t.Fatalf("rollback --dry-run: %s", out)
+	}
+	if _, err := leadctl(t, addr, "rollback", "99"); err == nil || !strings.Contains(err.Error(), "versions 1 to 2 are") {
+		t.Fatalf("rollback to an unknown version: %v", err)
+	}
 
 	out := mustRun(t, addr, "assign", "--id", "w1", "--email", "jane@acme.de", "--country", "DE", "--language", "de", "--score", "80", "--attr", "utm=ads")
 	if !strings.Contains(out, "w1  OFFERED  rep=felix  pool=emea-dach  rule=dach-german") || !strings.Contains(out, "offer expires:") {

@@ -1104,8 +1104,10 @@ func (x *PoolMembership) GetRepId() string {
 }
 
 type GetRoutingConfigRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Workspace     string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// A kept version (0: the current one).
+	Version       int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1147,6 +1149,248 @@ func (x *GetRoutingConfigRequest) GetWorkspace() string {
 	return ""
 }
 
+func (x *GetRoutingConfigRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type ListConfigVersionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workspace     string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigVersionsRequest) Reset() {
+	*x = ListConfigVersionsRequest{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigVersionsRequest) ProtoMessage() {}
+
+func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigVersionsRequest.ProtoReflect.Descriptor instead.
+func (*ListConfigVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListConfigVersionsRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+type ListConfigVersionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Versions      []*ConfigVersion       `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigVersionsResponse) Reset() {
+	*x = ListConfigVersionsResponse{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigVersionsResponse) ProtoMessage() {}
+
+func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigVersionsResponse.ProtoReflect.Descriptor instead.
+func (*ListConfigVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListConfigVersionsResponse) GetVersions() []*ConfigVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+type ConfigVersion struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Version   int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	AppliedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=applied_at,json=appliedAt,proto3" json:"applied_at,omitempty"`
+	// The applying credential's name (empty without auth).
+	AppliedBy string `protobuf:"bytes,3,opt,name=applied_by,json=appliedBy,proto3" json:"applied_by,omitempty"`
+	// The diff against the version before, e.g. "reps +1, pools ~1".
+	Summary       string `protobuf:"bytes,4,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigVersion) Reset() {
+	*x = ConfigVersion{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigVersion) ProtoMessage() {}
+
+func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
+func (*ConfigVersion) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ConfigVersion) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ConfigVersion) GetAppliedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AppliedAt
+	}
+	return nil
+}
+
+func (x *ConfigVersion) GetAppliedBy() string {
+	if x != nil {
+		return x.AppliedBy
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+type RollbackConfigRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// The kept version whose body is applied again.
+	Version       int64         `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	DryRun        bool          `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	Orphaned      OrphanedLeads `protobuf:"varint,4,opt,name=orphaned,proto3,enum=leadrouter.v1.OrphanedLeads" json:"orphaned,omitempty"`
+	ReassignTo    string        `protobuf:"bytes,5,opt,name=reassign_to,json=reassignTo,proto3" json:"reassign_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackConfigRequest) Reset() {
+	*x = RollbackConfigRequest{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackConfigRequest) ProtoMessage() {}
+
+func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
+func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RollbackConfigRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *RollbackConfigRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RollbackConfigRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *RollbackConfigRequest) GetOrphaned() OrphanedLeads {
+	if x != nil {
+		return x.Orphaned
+	}
+	return OrphanedLeads_ORPHANED_LEADS_UNSPECIFIED
+}
+
+func (x *RollbackConfigRequest) GetReassignTo() string {
+	if x != nil {
+		return x.ReassignTo
+	}
+	return ""
+}
+
 type GetRoutingConfigResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Config        *RoutingConfig         `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
@@ -1158,7 +1402,7 @@ type GetRoutingConfigResponse struct {
 
 func (x *GetRoutingConfigResponse) Reset() {
 	*x = GetRoutingConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1414,7 @@ func (x *GetRoutingConfigResponse) String() string {
 func (*GetRoutingConfigResponse) ProtoMessage() {}
 
 func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1427,7 @@ func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{18}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetRoutingConfigResponse) GetConfig() *RoutingConfig {
@@ -1217,7 +1461,7 @@ type GetRepRequest struct {
 
 func (x *GetRepRequest) Reset() {
 	*x = GetRepRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[19]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1473,7 @@ func (x *GetRepRequest) String() string {
 func (*GetRepRequest) ProtoMessage() {}
 
 func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[19]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,7 +1486,7 @@ func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepRequest.ProtoReflect.Descriptor instead.
 func (*GetRepRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{19}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetRepRequest) GetWorkspace() string {
@@ -1268,7 +1512,7 @@ type GetRepResponse struct {
 
 func (x *GetRepResponse) Reset() {
 	*x = GetRepResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[20]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1524,7 @@ func (x *GetRepResponse) String() string {
 func (*GetRepResponse) ProtoMessage() {}
 
 func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[20]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1537,7 @@ func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepResponse.ProtoReflect.Descriptor instead.
 func (*GetRepResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{20}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetRepResponse) GetRep() *RepState {
@@ -1312,7 +1556,7 @@ type ListRepsRequest struct {
 
 func (x *ListRepsRequest) Reset() {
 	*x = ListRepsRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[21]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1568,7 @@ func (x *ListRepsRequest) String() string {
 func (*ListRepsRequest) ProtoMessage() {}
 
 func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[21]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1581,7 @@ func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsRequest.ProtoReflect.Descriptor instead.
 func (*ListRepsRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{21}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListRepsRequest) GetWorkspace() string {
@@ -1356,7 +1600,7 @@ type ListRepsResponse struct {
 
 func (x *ListRepsResponse) Reset() {
 	*x = ListRepsResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1612,7 @@ func (x *ListRepsResponse) String() string {
 func (*ListRepsResponse) ProtoMessage() {}
 
 func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1625,7 @@ func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsResponse.ProtoReflect.Descriptor instead.
 func (*ListRepsResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{22}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListRepsResponse) GetReps() []*RepState {
@@ -1412,7 +1656,7 @@ type RepState struct {
 
 func (x *RepState) Reset() {
 	*x = RepState{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1668,7 @@ func (x *RepState) String() string {
 func (*RepState) ProtoMessage() {}
 
 func (x *RepState) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1681,7 @@ func (x *RepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepState.ProtoReflect.Descriptor instead.
 func (*RepState) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{23}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RepState) GetRep() *Rep {
@@ -1575,9 +1819,28 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\x0e2\x1e.leadrouter.v1.AssignmentStateR\x05state\"@\n" +
 	"\x0ePoolMembership\x12\x17\n" +
 	"\apool_id\x18\x01 \x01(\tR\x06poolId\x12\x15\n" +
-	"\x06rep_id\x18\x02 \x01(\tR\x05repId\"7\n" +
+	"\x06rep_id\x18\x02 \x01(\tR\x05repId\"Q\n" +
 	"\x17GetRoutingConfigRequest\x12\x1c\n" +
-	"\tworkspace\x18\x01 \x01(\tR\tworkspace\"\xa5\x01\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\"9\n" +
+	"\x19ListConfigVersionsRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\"V\n" +
+	"\x1aListConfigVersionsResponse\x128\n" +
+	"\bversions\x18\x01 \x03(\v2\x1c.leadrouter.v1.ConfigVersionR\bversions\"\x9d\x01\n" +
+	"\rConfigVersion\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x129\n" +
+	"\n" +
+	"applied_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tappliedAt\x12\x1d\n" +
+	"\n" +
+	"applied_by\x18\x03 \x01(\tR\tappliedBy\x12\x18\n" +
+	"\asummary\x18\x04 \x01(\tR\asummary\"\xc3\x01\n" +
+	"\x15RollbackConfigRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x128\n" +
+	"\borphaned\x18\x04 \x01(\x0e2\x1c.leadrouter.v1.OrphanedLeadsR\borphaned\x12\x1f\n" +
+	"\vreassign_to\x18\x05 \x01(\tR\n" +
+	"reassignTo\"\xa5\x01\n" +
 	"\x18GetRoutingConfigResponse\x124\n" +
 	"\x06config\x18\x01 \x01(\v2\x1c.leadrouter.v1.RoutingConfigR\x06config\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x129\n" +
@@ -1604,10 +1867,12 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\rOrphanedLeads\x12\x1e\n" +
 	"\x1aORPHANED_LEADS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ORPHANED_LEADS_REQUEUE\x10\x01\x12\x1e\n" +
-	"\x1aORPHANED_LEADS_REASSIGN_TO\x10\x022\xb2\x06\n" +
+	"\x1aORPHANED_LEADS_REASSIGN_TO\x10\x022\x80\b\n" +
 	"\fAdminService\x12i\n" +
 	"\x12ApplyRoutingConfig\x12(.leadrouter.v1.ApplyRoutingConfigRequest\x1a).leadrouter.v1.ApplyRoutingConfigResponse\x12c\n" +
-	"\x10GetRoutingConfig\x12&.leadrouter.v1.GetRoutingConfigRequest\x1a'.leadrouter.v1.GetRoutingConfigResponse\x12E\n" +
+	"\x10GetRoutingConfig\x12&.leadrouter.v1.GetRoutingConfigRequest\x1a'.leadrouter.v1.GetRoutingConfigResponse\x12i\n" +
+	"\x12ListConfigVersions\x12(.leadrouter.v1.ListConfigVersionsRequest\x1a).leadrouter.v1.ListConfigVersionsResponse\x12a\n" +
+	"\x0eRollbackConfig\x12$.leadrouter.v1.RollbackConfigRequest\x1a).leadrouter.v1.ApplyRoutingConfigResponse\x12E\n" +
 	"\x06GetRep\x12\x1c.leadrouter.v1.GetRepRequest\x1a\x1d.leadrouter.v1.GetRepResponse\x12K\n" +
 	"\bListReps\x12\x1e.leadrouter.v1.ListRepsRequest\x1a\x1f.leadrouter.v1.ListRepsResponse\x12f\n" +
 	"\x11ReleaseAssignment\x12'.leadrouter.v1.ReleaseAssignmentRequest\x1a(.leadrouter.v1.ReleaseAssignmentResponse\x12T\n" +
@@ -1629,7 +1894,7 @@ func file_leadrouter_v1_admin_service_proto_rawDescGZIP() []byte {
 }
 
 var file_leadrouter_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_leadrouter_v1_admin_service_proto_goTypes = []any{
 	(OrphanedLeads)(0),                 // 0: leadrouter.v1.OrphanedLeads
 	(*EraseContactRequest)(nil),        // 1: leadrouter.v1.EraseContactRequest
@@ -1650,25 +1915,29 @@ var file_leadrouter_v1_admin_service_proto_goTypes = []any{
 	(*OrphanedLead)(nil),               // 16: leadrouter.v1.OrphanedLead
 	(*PoolMembership)(nil),             // 17: leadrouter.v1.PoolMembership
 	(*GetRoutingConfigRequest)(nil),    // 18: leadrouter.v1.GetRoutingConfigRequest
-	(*GetRoutingConfigResponse)(nil),   // 19: leadrouter.v1.GetRoutingConfigResponse
-	(*GetRepRequest)(nil),              // 20: leadrouter.v1.GetRepRequest
-	(*GetRepResponse)(nil),             // 21: leadrouter.v1.GetRepResponse
-	(*ListRepsRequest)(nil),            // 22: leadrouter.v1.ListRepsRequest
-	(*ListRepsResponse)(nil),           // 23: leadrouter.v1.ListRepsResponse
-	(*RepState)(nil),                   // 24: leadrouter.v1.RepState
-	(AssignmentState)(0),               // 25: leadrouter.v1.AssignmentState
-	(*Assignment)(nil),                 // 26: leadrouter.v1.Assignment
-	(*RoutingConfig)(nil),              // 27: leadrouter.v1.RoutingConfig
-	(*timestamppb.Timestamp)(nil),      // 28: google.protobuf.Timestamp
-	(*Rep)(nil),                        // 29: leadrouter.v1.Rep
-	(RepStatus)(0),                     // 30: leadrouter.v1.RepStatus
+	(*ListConfigVersionsRequest)(nil),  // 19: leadrouter.v1.ListConfigVersionsRequest
+	(*ListConfigVersionsResponse)(nil), // 20: leadrouter.v1.ListConfigVersionsResponse
+	(*ConfigVersion)(nil),              // 21: leadrouter.v1.ConfigVersion
+	(*RollbackConfigRequest)(nil),      // 22: leadrouter.v1.RollbackConfigRequest
+	(*GetRoutingConfigResponse)(nil),   // 23: leadrouter.v1.GetRoutingConfigResponse
+	(*GetRepRequest)(nil),              // 24: leadrouter.v1.GetRepRequest
+	(*GetRepResponse)(nil),             // 25: leadrouter.v1.GetRepResponse
+	(*ListRepsRequest)(nil),            // 26: leadrouter.v1.ListRepsRequest
+	(*ListRepsResponse)(nil),           // 27: leadrouter.v1.ListRepsResponse
+	(*RepState)(nil),                   // 28: leadrouter.v1.RepState
+	(AssignmentState)(0),               // 29: leadrouter.v1.AssignmentState
+	(*Assignment)(nil),                 // 30: leadrouter.v1.Assignment
+	(*RoutingConfig)(nil),              // 31: leadrouter.v1.RoutingConfig
+	(*timestamppb.Timestamp)(nil),      // 32: google.protobuf.Timestamp
+	(*Rep)(nil),                        // 33: leadrouter.v1.Rep
+	(RepStatus)(0),                     // 34: leadrouter.v1.RepStatus
 }
 var file_leadrouter_v1_admin_service_proto_depIdxs = []int32{
-	25, // 0: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
-	26, // 1: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
-	26, // 2: leadrouter.v1.RequeueLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
-	26, // 3: leadrouter.v1.ReassignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
-	27, // 4: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
+	29, // 0: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
+	30, // 1: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
+	30, // 2: leadrouter.v1.RequeueLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	30, // 3: leadrouter.v1.ReassignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	31, // 4: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
 	0,  // 5: leadrouter.v1.ApplyRoutingConfigRequest.orphaned:type_name -> leadrouter.v1.OrphanedLeads
 	13, // 6: leadrouter.v1.ApplyRoutingConfigResponse.diff:type_name -> leadrouter.v1.ConfigDiff
 	15, // 7: leadrouter.v1.ApplyRoutingConfigResponse.impact:type_name -> leadrouter.v1.ConfigImpact
@@ -1676,38 +1945,45 @@ var file_leadrouter_v1_admin_service_proto_depIdxs = []int32{
 	16, // 9: leadrouter.v1.ConfigImpact.held:type_name -> leadrouter.v1.OrphanedLead
 	16, // 10: leadrouter.v1.ConfigImpact.queued:type_name -> leadrouter.v1.OrphanedLead
 	17, // 11: leadrouter.v1.ConfigImpact.leaving:type_name -> leadrouter.v1.PoolMembership
-	25, // 12: leadrouter.v1.OrphanedLead.state:type_name -> leadrouter.v1.AssignmentState
-	27, // 13: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
-	28, // 14: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
-	24, // 15: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
-	24, // 16: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
-	29, // 17: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
-	30, // 18: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
-	28, // 19: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
-	28, // 20: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
-	11, // 21: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
-	18, // 22: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
-	20, // 23: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
-	22, // 24: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
-	5,  // 25: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
-	7,  // 26: leadrouter.v1.AdminService.RequeueLead:input_type -> leadrouter.v1.RequeueLeadRequest
-	9,  // 27: leadrouter.v1.AdminService.ReassignLead:input_type -> leadrouter.v1.ReassignLeadRequest
-	1,  // 28: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
-	3,  // 29: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
-	12, // 30: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
-	19, // 31: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
-	21, // 32: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
-	23, // 33: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
-	6,  // 34: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
-	8,  // 35: leadrouter.v1.AdminService.RequeueLead:output_type -> leadrouter.v1.RequeueLeadResponse
-	10, // 36: leadrouter.v1.AdminService.ReassignLead:output_type -> leadrouter.v1.ReassignLeadResponse
-	2,  // 37: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
-	4,  // 38: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
-	30, // [30:39] is the sub-list for method output_type
-	21, // [21:30] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	29, // 12: leadrouter.v1.OrphanedLead.state:type_name -> leadrouter.v1.AssignmentState
+	21, // 13: leadrouter.v1.ListConfigVersionsResponse.versions:type_name -> leadrouter.v1.ConfigVersion
+	32, // 14: leadrouter.v1.ConfigVersion.applied_at:type_name -> google.protobuf.Timestamp
+	0,  // 15: leadrouter.v1.RollbackConfigRequest.orphaned:type_name -> leadrouter.v1.OrphanedLeads
+	31, // 16: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
+	32, // 17: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
+	28, // 18: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
+	28, // 19: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
+	33, // 20: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
+	34, // 21: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
+	32, // 22: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
+	32, // 23: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
+	11, // 24: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
+	18, // 25: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
+	19, // 26: leadrouter.v1.AdminService.ListConfigVersions:input_type -> leadrouter.v1.ListConfigVersionsRequest
+	22, // 27: leadrouter.v1.AdminService.RollbackConfig:input_type -> leadrouter.v1.RollbackConfigRequest
+	24, // 28: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
+	26, // 29: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
+	5,  // 30: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
+	7,  // 31: leadrouter.v1.AdminService.RequeueLead:input_type -> leadrouter.v1.RequeueLeadRequest
+	9,  // 32: leadrouter.v1.AdminService.ReassignLead:input_type -> leadrouter.v1.ReassignLeadRequest
+	1,  // 33: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
+	3,  // 34: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
+	12, // 35: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
+	23, // 36: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
+	20, // 37: leadrouter.v1.AdminService.ListConfigVersions:output_type -> leadrouter.v1.ListConfigVersionsResponse
+	12, // 38: leadrouter.v1.AdminService.RollbackConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
+	25, // 39: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
+	27, // 40: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
+	6,  // 41: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
+	8,  // 42: leadrouter.v1.AdminService.RequeueLead:output_type -> leadrouter.v1.RequeueLeadResponse
+	10, // 43: leadrouter.v1.AdminService.ReassignLead:output_type -> leadrouter.v1.ReassignLeadResponse
+	2,  // 44: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
+	4,  // 45: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
+	35, // [35:46] is the sub-list for method output_type
+	24, // [24:35] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_admin_service_proto_init() }
@@ -1724,7 +2000,7 @@ func file_leadrouter_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_admin_service_proto_rawDesc), len(file_leadrouter_v1_admin_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

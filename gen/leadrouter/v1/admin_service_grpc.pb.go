@@ -21,6 +21,8 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	AdminService_ApplyRoutingConfig_FullMethodName = "/leadrouter.v1.AdminService/ApplyRoutingConfig"
 	AdminService_GetRoutingConfig_FullMethodName   = "/leadrouter.v1.AdminService/GetRoutingConfig"
+	AdminService_ListConfigVersions_FullMethodName = "/leadrouter.v1.AdminService/ListConfigVersions"
+	AdminService_RollbackConfig_FullMethodName     = "/leadrouter.v1.AdminService/RollbackConfig"
 	AdminService_GetRep_FullMethodName             = "/leadrouter.v1.AdminService/GetRep"
 	AdminService_ListReps_FullMethodName           = "/leadrouter.v1.AdminService/ListReps"
 	AdminService_ReleaseAssignment_FullMethodName  = "/leadrouter.v1.AdminService/ReleaseAssignment"
@@ -47,9 +49,19 @@ type AdminServiceClient interface {
 	// ABORTED. Pools whose membership did not change keep their rotation
 	// position; existing reps keep their presence.
 	ApplyRoutingConfig(ctx context.Context, in *ApplyRoutingConfigRequest, opts ...grpc.CallOption) (*ApplyRoutingConfigResponse, error)
-	// GetRoutingConfig returns the current config and its version.
-	// FAILED_PRECONDITION when none was applied.
+	// GetRoutingConfig returns the current config and its version, or with
+	// `version` set, a version the history keeps. FAILED_PRECONDITION when
+	// none was applied; NOT_FOUND, saying which versions are kept, for one
+	// no longer kept.
 	GetRoutingConfig(ctx context.Context, in *GetRoutingConfigRequest, opts ...grpc.CallOption) (*GetRoutingConfigResponse, error)
+	// ListConfigVersions lists the workspace's last 50 applied configs,
+	// newest first: version, time, the applying credential's name and a
+	// one-line summary of the diff against the version before.
+	ListConfigVersions(ctx context.Context, in *ListConfigVersionsRequest, opts ...grpc.CallOption) (*ListConfigVersionsResponse, error)
+	// RollbackConfig applies a kept version's body as a new version, under
+	// the same rules as ApplyRoutingConfig (dry_run, orphaned). NOT_FOUND,
+	// saying which versions are kept, for one no longer kept.
+	RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...grpc.CallOption) (*ApplyRoutingConfigResponse, error)
 	// GetRep returns one rep's config and runtime state.
 	GetRep(ctx context.Context, in *GetRepRequest, opts ...grpc.CallOption) (*GetRepResponse, error)
 	// ListReps returns every rep of the config with its runtime state, in
@@ -119,6 +131,26 @@ func (c *adminServiceClient) GetRoutingConfig(ctx context.Context, in *GetRoutin
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetRoutingConfigResponse)
 	err := c.cc.Invoke(ctx, AdminService_GetRoutingConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListConfigVersions(ctx context.Context, in *ListConfigVersionsRequest, opts ...grpc.CallOption) (*ListConfigVersionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConfigVersionsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListConfigVersions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...grpc.CallOption) (*ApplyRoutingConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApplyRoutingConfigResponse)
+	err := c.cc.Invoke(ctx, AdminService_RollbackConfig_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -212,9 +244,19 @@ type AdminServiceServer interface {
 	// ABORTED. Pools whose membership did not change keep their rotation
 	// position; existing reps keep their presence.
 	ApplyRoutingConfig(context.Context, *ApplyRoutingConfigRequest) (*ApplyRoutingConfigResponse, error)
-	// GetRoutingConfig returns the current config and its version.
-	// FAILED_PRECONDITION when none was applied.
+	// GetRoutingConfig returns the current config and its version, or with
+	// `version` set, a version the history keeps. FAILED_PRECONDITION when
+	// none was applied; NOT_FOUND, saying which versions are kept, for one
+	// no longer kept.
 	GetRoutingConfig(context.Context, *GetRoutingConfigRequest) (*GetRoutingConfigResponse, error)
+	// ListConfigVersions lists the workspace's last 50 applied configs,
+	// newest first: version, time, the applying credential's name and a
+	// one-line summary of the diff against the version before.
+	ListConfigVersions(context.Context, *ListConfigVersionsRequest) (*ListConfigVersionsResponse, error)
+	// RollbackConfig applies a kept version's body as a new version, under
+	// the same rules as ApplyRoutingConfig (dry_run, orphaned). NOT_FOUND,
+	// saying which versions are kept, for one no longer kept.
+	RollbackConfig(context.Context, *RollbackConfigRequest) (*ApplyRoutingConfigResponse, error)
 	// GetRep returns one rep's config and runtime state.
 	GetRep(context.Context, *GetRepRequest) (*GetRepResponse, error)
 	// ListReps returns every rep of the config with its runtime state, in
@@ -275,6 +317,12 @@ func (UnimplementedAdminServiceServer) ApplyRoutingConfig(context.Context, *Appl
 }
 func (UnimplementedAdminServiceServer) GetRoutingConfig(context.Context, *GetRoutingConfigRequest) (*GetRoutingConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRoutingConfig not implemented")
+}
+func (UnimplementedAdminServiceServer) ListConfigVersions(context.Context, *ListConfigVersionsRequest) (*ListConfigVersionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConfigVersions not implemented")
+}
+func (UnimplementedAdminServiceServer) RollbackConfig(context.Context, *RollbackConfigRequest) (*ApplyRoutingConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RollbackConfig not implemented")
 }
 func (UnimplementedAdminServiceServer) GetRep(context.Context, *GetRepRequest) (*GetRepResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRep not implemented")
@@ -350,6 +398,42 @@ func _AdminService_GetRoutingConfig_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).GetRoutingConfig(ctx, req.(*GetRoutingConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListConfigVersions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConfigVersionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListConfigVersions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListConfigVersions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListConfigVersions(ctx, req.(*ListConfigVersionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RollbackConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RollbackConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RollbackConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RollbackConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RollbackConfig(ctx, req.(*RollbackConfigRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -494,6 +578,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRoutingConfig",
 			Handler:    _AdminService_GetRoutingConfig_Handler,
+		},
+		{
+			MethodName: "ListConfigVersions",
+			Handler:    _AdminService_ListConfigVersions_Handler,
+		},
+		{
+			MethodName: "RollbackConfig",
+			Handler:    _AdminService_RollbackConfig_Handler,
 		},
 		{
 			MethodName: "GetRep",
