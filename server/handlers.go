@@ -118,13 +118,13 @@ func applyOptions(ctx context.Context, dryRun bool, orphaned pb.OrphanedLeads, r
 	return o
 }
 
-func (h *handlers) RollbackConfig(ctx context.Context, req *pb.RollbackConfigRequest) (*pb.ApplyRoutingConfigResponse, error) {
+func (h *handlers) RollbackConfig(ctx context.Context, req *pb.RollbackConfigRequest) (*pb.RollbackConfigResponse, error) {
 	res, err := h.engine.RollbackConfig(ctx, req.GetWorkspace(), req.GetVersion(),
 		applyOptions(ctx, req.GetDryRun(), req.GetOrphaned(), req.GetReassignTo()))
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	return applyResultToProto(res), nil
+	return &pb.RollbackConfigResponse{Applied: applyResultToProto(res)}, nil
 }
 
 func (h *handlers) ListConfigVersions(ctx context.Context, req *pb.ListConfigVersionsRequest) (*pb.ListConfigVersionsResponse, error) {

@@ -107,7 +107,7 @@ rules: [{id: all, targets: [{pool_id: p}]}]
 			_, err = in.admin.GetRoutingConfig(ctxT(t), &pb.GetRoutingConfigRequest{Workspace: ws, Version: 7})
 			wantCode(t, err, codes.NotFound)
 			back, err := in.admin.RollbackConfig(ctxT(t), &pb.RollbackConfigRequest{Workspace: ws, Version: 1})
-			if err != nil || back.GetVersion() != 3 || back.GetDiff().GetSummary() != "reps +1, pools ~1" {
+			if err != nil || back.GetApplied().GetVersion() != 3 || back.GetApplied().GetDiff().GetSummary() != "reps +1, pools ~1" {
 				t.Fatalf("RollbackConfig: %v %v", back, err)
 			}
 			_, err = in.admin.RollbackConfig(ctxT(t), &pb.RollbackConfigRequest{Workspace: ws, Version: 9})

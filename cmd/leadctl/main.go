@@ -337,14 +337,15 @@ func (c *client) rollback(args []string) error {
 	}
 	ctx, cancel := c.ctx()
 	defer cancel()
-	resp, err := pb.NewAdminServiceClient(c.conn).RollbackConfig(ctx, &pb.RollbackConfigRequest{Workspace: c.workspace, Version: v,
+	out, err := pb.NewAdminServiceClient(c.conn).RollbackConfig(ctx, &pb.RollbackConfigRequest{Workspace: c.workspace, Version: v,
 		DryRun: *dryRun, Orphaned: orphans, ReassignTo: *reassignTo})
 	if err != nil {
 		return err
 	}
 	if c.json {
-		return c.printJSON(resp)
+		return c.printJSON(out)
 	}
+	resp := out.GetApplied()
 	if resp.GetDryRun() {
 		fmt.Fprintf(c.out, "dry run of a rollback to v%d over version %d (nothing applied): %s\n", v, resp.GetVersion(), resp.GetDiff().GetSummary())
 	} else {

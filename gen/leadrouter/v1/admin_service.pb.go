@@ -1391,6 +1391,51 @@ func (x *RollbackConfigRequest) GetReassignTo() string {
 	return ""
 }
 
+type RollbackConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the rollback's apply did, as ApplyRoutingConfig answers it.
+	Applied       *ApplyRoutingConfigResponse `protobuf:"bytes,1,opt,name=applied,proto3" json:"applied,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackConfigResponse) Reset() {
+	*x = RollbackConfigResponse{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackConfigResponse) ProtoMessage() {}
+
+func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackConfigResponse.ProtoReflect.Descriptor instead.
+func (*RollbackConfigResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RollbackConfigResponse) GetApplied() *ApplyRoutingConfigResponse {
+	if x != nil {
+		return x.Applied
+	}
+	return nil
+}
+
 type GetRoutingConfigResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Config        *RoutingConfig         `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
@@ -1402,7 +1447,7 @@ type GetRoutingConfigResponse struct {
 
 func (x *GetRoutingConfigResponse) Reset() {
 	*x = GetRoutingConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1459,7 @@ func (x *GetRoutingConfigResponse) String() string {
 func (*GetRoutingConfigResponse) ProtoMessage() {}
 
 func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1472,7 @@ func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{22}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetRoutingConfigResponse) GetConfig() *RoutingConfig {
@@ -1461,7 +1506,7 @@ type GetRepRequest struct {
 
 func (x *GetRepRequest) Reset() {
 	*x = GetRepRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1518,7 @@ func (x *GetRepRequest) String() string {
 func (*GetRepRequest) ProtoMessage() {}
 
 func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1531,7 @@ func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepRequest.ProtoReflect.Descriptor instead.
 func (*GetRepRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{23}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetRepRequest) GetWorkspace() string {
@@ -1512,7 +1557,7 @@ type GetRepResponse struct {
 
 func (x *GetRepResponse) Reset() {
 	*x = GetRepResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1569,7 @@ func (x *GetRepResponse) String() string {
 func (*GetRepResponse) ProtoMessage() {}
 
 func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1582,7 @@ func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepResponse.ProtoReflect.Descriptor instead.
 func (*GetRepResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{24}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetRepResponse) GetRep() *RepState {
@@ -1556,7 +1601,7 @@ type ListRepsRequest struct {
 
 func (x *ListRepsRequest) Reset() {
 	*x = ListRepsRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1613,7 @@ func (x *ListRepsRequest) String() string {
 func (*ListRepsRequest) ProtoMessage() {}
 
 func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1626,7 @@ func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsRequest.ProtoReflect.Descriptor instead.
 func (*ListRepsRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{25}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListRepsRequest) GetWorkspace() string {
@@ -1600,7 +1645,7 @@ type ListRepsResponse struct {
 
 func (x *ListRepsResponse) Reset() {
 	*x = ListRepsResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1657,7 @@ func (x *ListRepsResponse) String() string {
 func (*ListRepsResponse) ProtoMessage() {}
 
 func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1670,7 @@ func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsResponse.ProtoReflect.Descriptor instead.
 func (*ListRepsResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{26}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListRepsResponse) GetReps() []*RepState {
@@ -1656,7 +1701,7 @@ type RepState struct {
 
 func (x *RepState) Reset() {
 	*x = RepState{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1713,7 @@ func (x *RepState) String() string {
 func (*RepState) ProtoMessage() {}
 
 func (x *RepState) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1726,7 @@ func (x *RepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepState.ProtoReflect.Descriptor instead.
 func (*RepState) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{27}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RepState) GetRep() *Rep {
@@ -1840,7 +1885,9 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x128\n" +
 	"\borphaned\x18\x04 \x01(\x0e2\x1c.leadrouter.v1.OrphanedLeadsR\borphaned\x12\x1f\n" +
 	"\vreassign_to\x18\x05 \x01(\tR\n" +
-	"reassignTo\"\xa5\x01\n" +
+	"reassignTo\"]\n" +
+	"\x16RollbackConfigResponse\x12C\n" +
+	"\aapplied\x18\x01 \x01(\v2).leadrouter.v1.ApplyRoutingConfigResponseR\aapplied\"\xa5\x01\n" +
 	"\x18GetRoutingConfigResponse\x124\n" +
 	"\x06config\x18\x01 \x01(\v2\x1c.leadrouter.v1.RoutingConfigR\x06config\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x129\n" +
@@ -1867,12 +1914,12 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\rOrphanedLeads\x12\x1e\n" +
 	"\x1aORPHANED_LEADS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ORPHANED_LEADS_REQUEUE\x10\x01\x12\x1e\n" +
-	"\x1aORPHANED_LEADS_REASSIGN_TO\x10\x022\x80\b\n" +
+	"\x1aORPHANED_LEADS_REASSIGN_TO\x10\x022\xfc\a\n" +
 	"\fAdminService\x12i\n" +
 	"\x12ApplyRoutingConfig\x12(.leadrouter.v1.ApplyRoutingConfigRequest\x1a).leadrouter.v1.ApplyRoutingConfigResponse\x12c\n" +
 	"\x10GetRoutingConfig\x12&.leadrouter.v1.GetRoutingConfigRequest\x1a'.leadrouter.v1.GetRoutingConfigResponse\x12i\n" +
-	"\x12ListConfigVersions\x12(.leadrouter.v1.ListConfigVersionsRequest\x1a).leadrouter.v1.ListConfigVersionsResponse\x12a\n" +
-	"\x0eRollbackConfig\x12$.leadrouter.v1.RollbackConfigRequest\x1a).leadrouter.v1.ApplyRoutingConfigResponse\x12E\n" +
+	"\x12ListConfigVersions\x12(.leadrouter.v1.ListConfigVersionsRequest\x1a).leadrouter.v1.ListConfigVersionsResponse\x12]\n" +
+	"\x0eRollbackConfig\x12$.leadrouter.v1.RollbackConfigRequest\x1a%.leadrouter.v1.RollbackConfigResponse\x12E\n" +
 	"\x06GetRep\x12\x1c.leadrouter.v1.GetRepRequest\x1a\x1d.leadrouter.v1.GetRepResponse\x12K\n" +
 	"\bListReps\x12\x1e.leadrouter.v1.ListRepsRequest\x1a\x1f.leadrouter.v1.ListRepsResponse\x12f\n" +
 	"\x11ReleaseAssignment\x12'.leadrouter.v1.ReleaseAssignmentRequest\x1a(.leadrouter.v1.ReleaseAssignmentResponse\x12T\n" +
@@ -1894,7 +1941,7 @@ func file_leadrouter_v1_admin_service_proto_rawDescGZIP() []byte {
 }
 
 var file_leadrouter_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_leadrouter_v1_admin_service_proto_goTypes = []any{
 	(OrphanedLeads)(0),                 // 0: leadrouter.v1.OrphanedLeads
 	(*EraseContactRequest)(nil),        // 1: leadrouter.v1.EraseContactRequest
@@ -1919,25 +1966,26 @@ var file_leadrouter_v1_admin_service_proto_goTypes = []any{
 	(*ListConfigVersionsResponse)(nil), // 20: leadrouter.v1.ListConfigVersionsResponse
 	(*ConfigVersion)(nil),              // 21: leadrouter.v1.ConfigVersion
 	(*RollbackConfigRequest)(nil),      // 22: leadrouter.v1.RollbackConfigRequest
-	(*GetRoutingConfigResponse)(nil),   // 23: leadrouter.v1.GetRoutingConfigResponse
-	(*GetRepRequest)(nil),              // 24: leadrouter.v1.GetRepRequest
-	(*GetRepResponse)(nil),             // 25: leadrouter.v1.GetRepResponse
-	(*ListRepsRequest)(nil),            // 26: leadrouter.v1.ListRepsRequest
-	(*ListRepsResponse)(nil),           // 27: leadrouter.v1.ListRepsResponse
-	(*RepState)(nil),                   // 28: leadrouter.v1.RepState
-	(AssignmentState)(0),               // 29: leadrouter.v1.AssignmentState
-	(*Assignment)(nil),                 // 30: leadrouter.v1.Assignment
-	(*RoutingConfig)(nil),              // 31: leadrouter.v1.RoutingConfig
-	(*timestamppb.Timestamp)(nil),      // 32: google.protobuf.Timestamp
-	(*Rep)(nil),                        // 33: leadrouter.v1.Rep
-	(RepStatus)(0),                     // 34: leadrouter.v1.RepStatus
+	(*RollbackConfigResponse)(nil),     // 23: leadrouter.v1.RollbackConfigResponse
+	(*GetRoutingConfigResponse)(nil),   // 24: leadrouter.v1.GetRoutingConfigResponse
+	(*GetRepRequest)(nil),              // 25: leadrouter.v1.GetRepRequest
+	(*GetRepResponse)(nil),             // 26: leadrouter.v1.GetRepResponse
+	(*ListRepsRequest)(nil),            // 27: leadrouter.v1.ListRepsRequest
+	(*ListRepsResponse)(nil),           // 28: leadrouter.v1.ListRepsResponse
+	(*RepState)(nil),                   // 29: leadrouter.v1.RepState
+	(AssignmentState)(0),               // 30: leadrouter.v1.AssignmentState
+	(*Assignment)(nil),                 // 31: leadrouter.v1.Assignment
+	(*RoutingConfig)(nil),              // 32: leadrouter.v1.RoutingConfig
+	(*timestamppb.Timestamp)(nil),      // 33: google.protobuf.Timestamp
+	(*Rep)(nil),                        // 34: leadrouter.v1.Rep
+	(RepStatus)(0),                     // 35: leadrouter.v1.RepStatus
 }
 var file_leadrouter_v1_admin_service_proto_depIdxs = []int32{
-	29, // 0: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
-	30, // 1: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
-	30, // 2: leadrouter.v1.RequeueLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
-	30, // 3: leadrouter.v1.ReassignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
-	31, // 4: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
+	30, // 0: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
+	31, // 1: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
+	31, // 2: leadrouter.v1.RequeueLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	31, // 3: leadrouter.v1.ReassignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	32, // 4: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
 	0,  // 5: leadrouter.v1.ApplyRoutingConfigRequest.orphaned:type_name -> leadrouter.v1.OrphanedLeads
 	13, // 6: leadrouter.v1.ApplyRoutingConfigResponse.diff:type_name -> leadrouter.v1.ConfigDiff
 	15, // 7: leadrouter.v1.ApplyRoutingConfigResponse.impact:type_name -> leadrouter.v1.ConfigImpact
@@ -1945,45 +1993,46 @@ var file_leadrouter_v1_admin_service_proto_depIdxs = []int32{
 	16, // 9: leadrouter.v1.ConfigImpact.held:type_name -> leadrouter.v1.OrphanedLead
 	16, // 10: leadrouter.v1.ConfigImpact.queued:type_name -> leadrouter.v1.OrphanedLead
 	17, // 11: leadrouter.v1.ConfigImpact.leaving:type_name -> leadrouter.v1.PoolMembership
-	29, // 12: leadrouter.v1.OrphanedLead.state:type_name -> leadrouter.v1.AssignmentState
+	30, // 12: leadrouter.v1.OrphanedLead.state:type_name -> leadrouter.v1.AssignmentState
 	21, // 13: leadrouter.v1.ListConfigVersionsResponse.versions:type_name -> leadrouter.v1.ConfigVersion
-	32, // 14: leadrouter.v1.ConfigVersion.applied_at:type_name -> google.protobuf.Timestamp
+	33, // 14: leadrouter.v1.ConfigVersion.applied_at:type_name -> google.protobuf.Timestamp
 	0,  // 15: leadrouter.v1.RollbackConfigRequest.orphaned:type_name -> leadrouter.v1.OrphanedLeads
-	31, // 16: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
-	32, // 17: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
-	28, // 18: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
-	28, // 19: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
-	33, // 20: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
-	34, // 21: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
-	32, // 22: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
-	32, // 23: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
-	11, // 24: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
-	18, // 25: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
-	19, // 26: leadrouter.v1.AdminService.ListConfigVersions:input_type -> leadrouter.v1.ListConfigVersionsRequest
-	22, // 27: leadrouter.v1.AdminService.RollbackConfig:input_type -> leadrouter.v1.RollbackConfigRequest
-	24, // 28: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
-	26, // 29: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
-	5,  // 30: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
-	7,  // 31: leadrouter.v1.AdminService.RequeueLead:input_type -> leadrouter.v1.RequeueLeadRequest
-	9,  // 32: leadrouter.v1.AdminService.ReassignLead:input_type -> leadrouter.v1.ReassignLeadRequest
-	1,  // 33: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
-	3,  // 34: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
-	12, // 35: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
-	23, // 36: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
-	20, // 37: leadrouter.v1.AdminService.ListConfigVersions:output_type -> leadrouter.v1.ListConfigVersionsResponse
-	12, // 38: leadrouter.v1.AdminService.RollbackConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
-	25, // 39: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
-	27, // 40: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
-	6,  // 41: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
-	8,  // 42: leadrouter.v1.AdminService.RequeueLead:output_type -> leadrouter.v1.RequeueLeadResponse
-	10, // 43: leadrouter.v1.AdminService.ReassignLead:output_type -> leadrouter.v1.ReassignLeadResponse
-	2,  // 44: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
-	4,  // 45: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
-	35, // [35:46] is the sub-list for method output_type
-	24, // [24:35] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	12, // 16: leadrouter.v1.RollbackConfigResponse.applied:type_name -> leadrouter.v1.ApplyRoutingConfigResponse
+	32, // 17: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
+	33, // 18: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
+	29, // 19: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
+	29, // 20: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
+	34, // 21: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
+	35, // 22: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
+	33, // 23: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
+	33, // 24: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
+	11, // 25: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
+	18, // 26: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
+	19, // 27: leadrouter.v1.AdminService.ListConfigVersions:input_type -> leadrouter.v1.ListConfigVersionsRequest
+	22, // 28: leadrouter.v1.AdminService.RollbackConfig:input_type -> leadrouter.v1.RollbackConfigRequest
+	25, // 29: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
+	27, // 30: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
+	5,  // 31: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
+	7,  // 32: leadrouter.v1.AdminService.RequeueLead:input_type -> leadrouter.v1.RequeueLeadRequest
+	9,  // 33: leadrouter.v1.AdminService.ReassignLead:input_type -> leadrouter.v1.ReassignLeadRequest
+	1,  // 34: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
+	3,  // 35: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
+	12, // 36: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
+	24, // 37: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
+	20, // 38: leadrouter.v1.AdminService.ListConfigVersions:output_type -> leadrouter.v1.ListConfigVersionsResponse
+	23, // 39: leadrouter.v1.AdminService.RollbackConfig:output_type -> leadrouter.v1.RollbackConfigResponse
+	26, // 40: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
+	28, // 41: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
+	6,  // 42: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
+	8,  // 43: leadrouter.v1.AdminService.RequeueLead:output_type -> leadrouter.v1.RequeueLeadResponse
+	10, // 44: leadrouter.v1.AdminService.ReassignLead:output_type -> leadrouter.v1.ReassignLeadResponse
+	2,  // 45: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
+	4,  // 46: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
+	36, // [36:47] is the sub-list for method output_type
+	25, // [25:36] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_admin_service_proto_init() }
@@ -2000,7 +2049,7 @@ func file_leadrouter_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_admin_service_proto_rawDesc), len(file_leadrouter_v1_admin_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -61,7 +61,7 @@ type AdminServiceClient interface {
 	// RollbackConfig applies a kept version's body as a new version, under
 	// the same rules as ApplyRoutingConfig (dry_run, orphaned). NOT_FOUND,
 	// saying which versions are kept, for one no longer kept.
-	RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...grpc.CallOption) (*ApplyRoutingConfigResponse, error)
+	RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...grpc.CallOption) (*RollbackConfigResponse, error)
 	// GetRep returns one rep's config and runtime state.
 	GetRep(ctx context.Context, in *GetRepRequest, opts ...grpc.CallOption) (*GetRepResponse, error)
 	// ListReps returns every rep of the config with its runtime state, in
@@ -147,9 +147,9 @@ func (c *adminServiceClient) ListConfigVersions(ctx context.Context, in *ListCon
 	return out, nil
 }
 
-func (c *adminServiceClient) RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...grpc.CallOption) (*ApplyRoutingConfigResponse, error) {
+func (c *adminServiceClient) RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...grpc.CallOption) (*RollbackConfigResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ApplyRoutingConfigResponse)
+	out := new(RollbackConfigResponse)
 	err := c.cc.Invoke(ctx, AdminService_RollbackConfig_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -256,7 +256,7 @@ type AdminServiceServer interface {
 	// RollbackConfig applies a kept version's body as a new version, under
 	// the same rules as ApplyRoutingConfig (dry_run, orphaned). NOT_FOUND,
 	// saying which versions are kept, for one no longer kept.
-	RollbackConfig(context.Context, *RollbackConfigRequest) (*ApplyRoutingConfigResponse, error)
+	RollbackConfig(context.Context, *RollbackConfigRequest) (*RollbackConfigResponse, error)
 	// GetRep returns one rep's config and runtime state.
 	GetRep(context.Context, *GetRepRequest) (*GetRepResponse, error)
 	// ListReps returns every rep of the config with its runtime state, in
@@ -321,7 +321,7 @@ func (UnimplementedAdminServiceServer) GetRoutingConfig(context.Context, *GetRou
 func (UnimplementedAdminServiceServer) ListConfigVersions(context.Context, *ListConfigVersionsRequest) (*ListConfigVersionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListConfigVersions not implemented")
 }
-func (UnimplementedAdminServiceServer) RollbackConfig(context.Context, *RollbackConfigRequest) (*ApplyRoutingConfigResponse, error) {
+func (UnimplementedAdminServiceServer) RollbackConfig(context.Context, *RollbackConfigRequest) (*RollbackConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RollbackConfig not implemented")
 }
 func (UnimplementedAdminServiceServer) GetRep(context.Context, *GetRepRequest) (*GetRepResponse, error) {
