@@ -334,7 +334,7 @@ func (e *Engine) ApplyConfigWith(ctx context.Context, ws string, cfg *Config, o 
 			e.log.Warn("config version not kept in the history", "workspace", ws, "version", sc.Version, "err", err)
 		}
 		if res.Impact.Orphans() && o.Orphans != OrphansRefuse {
-			if res.Moved, err = e.moveOrphans(ctx, ws, prev, cfg, o); err != nil {
+			if res.Moved, err = e.moveOrphans(ctx, ws, prev, cfg, o, res.Impact.HeldTotal > 0); err != nil {
 				return res, err
 			}
 		}
@@ -348,10 +348,15 @@ func (e *Engine) ApplyConfigWith(ctx context.Context, ws string, cfg *Config, o 
 
 // moveOrphans requeues or reassigns, under the config just applied, every
 // lead held or offered by a rep prev had and next lacks.
-func (e *Engine) moveOrphans(ctx context.Context, ws string, prev, next *Config, o ApplyOptions) ([]string, error) {
-	held, _, err := e.store.HeldLeads(ctx, ws, removedReps(prev, next), maxOrphansMoved)
-	if err != nil {
-		return nil, err
+// held says whether the impact found held leads: only then are the
+// records scanned for them (again, for those placed since).
+func (e *Engine) moveOrphans(ctx context.Context, ws string, prev, next *Config, o ApplyOptions, held bool) ([]string, error) {
+	var orphans []HeldLead
+	if held {
+		var err error
+		if orphans, _, err = e.store.HeldLeads(ctx, ws, removedReps(prev, next), maxOrphansMoved); err != nil {
+			return nil, err
+		}
 	}
 	// Leads queued on removed pools: their queues were kept for this.
 	keep := map[string]bool{}
@@ -359,13 +364,13 @@ func (e *Engine) moveOrphans(ctx context.Context, ws string, prev, next *Config,
 		keep[p.ID] = true
 	}
 	for _, p := range prev.Pools {
-		for offset := 0; !keep[p.ID] && len(held) < maxOrphansMoved; offset += erasePage {
+		for offset := 0; !keep[p.ID] && len(orphans) < maxOrphansMoved; offset += erasePage {
 			ids, err := e.store.QueuedLeads(ctx, ws, p.ID, offset, erasePage)
 			if err != nil {
 				return nil, err
 			}
 			for _, id := range ids {
-				held = append(held, HeldLead{LeadID: id, State: StateQueued})
+				orphans = append(orphans, HeldLead{LeadID: id, State: StateQueued})
 			}
 			if len(ids) < erasePage {
 				break
@@ -373,7 +378,8 @@ func (e *Engine) moveOrphans(ctx context.Context, ws string, prev, next *Config,
 		}
 	}
 	var moved []string
-	for _, h := range held {
+	for _, h := range orphans {
+		var err error
 		reason := "rep " + h.RepID + " removed from the routing config"
 		if h.State == StateQueued {
 			reason = "its pool was removed from the routing config"

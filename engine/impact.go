@@ -213,13 +213,16 @@ func (e *Engine) impact(ctx context.Context, ws string, prev, next *Config) (*Co
 	for i := range next.Pools {
 		nextPools[next.Pools[i].ID] = &next.Pools[i]
 	}
-	stats, err := e.store.QueueStats(ctx, ws, 1)
-	if err != nil {
-		return nil, err
-	}
+	var stats map[string]QueueStat // read once, and only when a pool goes
 	for _, p := range prev.Pools {
 		np := nextPools[p.ID]
 		if np == nil {
+			if stats == nil {
+				var err error
+				if stats, err = e.store.QueueStats(ctx, ws, 1); err != nil {
+					return nil, err
+				}
+			}
 			n := int(stats[p.ID].Queued)
 			out.QueuedTotal += n
 			if n > 0 && len(out.Queued) < MaxImpactLeads {
@@ -233,8 +236,12 @@ func (e *Engine) impact(ctx context.Context, ws string, prev, next *Config) (*Co
 			}
 			continue
 		}
+		stays := make(map[string]bool, len(np.Members)) // a set: pools have up to 10,000 members
+		for _, m := range np.Members {
+			stays[m.RepID] = true
+		}
 		for _, m := range p.Members {
-			if !slices.ContainsFunc(np.Members, func(x Member) bool { return x.RepID == m.RepID }) {
+			if !stays[m.RepID] {
 				out.Leaving = append(out.Leaving, PoolMember{PoolID: p.ID, RepID: m.RepID})
 			}
 		}
