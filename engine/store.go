@@ -118,6 +118,10 @@ type Store interface {
 	// StoredConfig.PersonKey), once per workspace (done: finished before).
 	// It scans every record and sticky key of ws.
 	BackfillPeople(ctx context.Context, ws, personKey string) (converted int, done bool, err error)
+	// RecentLeads returns the records of up to limit of ws's newest leads
+	// (at most RecentLeadsKept are indexed), newest first: the lead, its
+	// rule, pool and state, without history or picks.
+	RecentLeads(ctx context.Context, ws string, limit int) ([]*Assignment, error)
 	// StoredLeads counts ws's records per state.
 	StoredLeads(ctx context.Context, ws string) (map[State]int64, error)
 	// PersonLeads lists up to limit ids of the leads of person (a person

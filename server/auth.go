@@ -86,6 +86,10 @@ var methodClasses = map[string]CostClass{
 	pb.RepService_RecordContact_FullMethodName:         ClassWrite,
 	pb.RepService_SetDisposition_FullMethodName:        ClassWrite,
 	pb.RepService_WatchAssignments_FullMethodName:      ClassStream,
+
+	// A simulation writes nothing but reads up to 10,000 records: it is
+	// budgeted as a write.
+	pb.AdminService_SimulateConfig_FullMethodName: ClassWrite,
 }
 
 // classFlags names each class's rate setting, for refusals.

@@ -90,15 +90,7 @@ func assignmentToProto(a *engine.Assignment) *pb.Assignment {
 			out.History[i] = e
 		}
 	}
-	if len(a.Trace.Rules) > 0 {
-		rules := make([]pb.RuleEvaluation, len(a.Trace.Rules))
-		out.Trace.Rules = make([]*pb.RuleEvaluation, len(a.Trace.Rules))
-		for i, r := range a.Trace.Rules {
-			e := &rules[i]
-			e.RuleId, e.Matched, e.Detail = r.RuleID, r.Matched, r.Detail
-			out.Trace.Rules[i] = e
-		}
-	}
+	out.Trace.Rules = rulesToProto(a.Trace.Rules)
 	for _, t := range a.Trace.Targets {
 		te := &pb.TargetEvaluation{PoolId: t.PoolID, Strategy: strategyToProto[t.Strategy],
 			PreviousRepId: t.PreviousRepID, Outcome: t.Outcome, Label: t.Label}
@@ -343,6 +335,54 @@ func repStateToProto(r *engine.RepState) *pb.RepState {
 		PoolIds: r.PoolIDs, AssignedTotal: r.AssignedTotal, LastAssignedAt: ts(r.LastAssignedAt),
 		OpenAssignments: r.Open, AssignedToday: r.AssignedToday,
 	}
+}
+
+// rulesToProto converts a rule trace, in one allocation of its entries.
+func rulesToProto(rs []engine.RuleEvaluation) []*pb.RuleEvaluation {
+	if len(rs) == 0 {
+		return nil
+	}
+	rules := make([]pb.RuleEvaluation, len(rs))
+	out := make([]*pb.RuleEvaluation, len(rs))
+	for i, r := range rs {
+		e := &rules[i]
+		e.RuleId, e.Matched, e.Detail = r.RuleID, r.Matched, r.Detail
+		out[i] = e
+	}
+	return out
+}
+
+// simulationToProto converts a SimulateConfig result.
+func simulationToProto(sim *engine.Simulation) *pb.SimulateConfigResponse {
+	out := &pb.SimulateConfigResponse{Replayed: int32(sim.Replayed), ChangedTotal: int32(sim.ChangedTotal),
+		UnroutableBefore: int32(sim.UnroutableBefore), UnroutableAfter: int32(sim.UnroutableAfter),
+		BecomeUnroutable: int32(sim.BecomeUnroutable), Note: sim.Note}
+	if sim.Replayed > 0 {
+		out.Oldest, out.Newest = ts(sim.Oldest), ts(sim.Newest)
+	}
+	counts := func(cs []engine.SimulatedCount) []*pb.SimulatedCount {
+		var o []*pb.SimulatedCount
+		for _, c := range cs {
+			o = append(o, &pb.SimulatedCount{Id: c.ID, Before: int32(c.Before), After: int32(c.After)})
+		}
+		return o
+	}
+	out.Rules, out.Pools = counts(sim.Rules), counts(sim.Pools)
+	route := func(r engine.SimulatedRoute) *pb.SimulatedRoute {
+		return &pb.SimulatedRoute{RuleId: r.RuleID, PoolId: r.PoolID, Rules: rulesToProto(r.Rules)}
+	}
+	for _, c := range sim.Changed {
+		out.Changed = append(out.Changed, &pb.SimulatedChange{LeadId: c.LeadID, ReceivedAt: ts(c.ReceivedAt),
+			Before: route(c.Before), After: route(c.After)})
+	}
+	for _, p := range sim.Shares {
+		ps := &pb.PoolShare{PoolId: p.PoolID, Strategy: strategyToProto[p.Strategy], Leads: int32(p.Leads)}
+		for _, m := range p.Members {
+			ps.Members = append(ps.Members, &pb.MemberShare{RepId: m.RepID, Weight: m.Weight, Share: m.Share, Expected: m.Expected})
+		}
+		out.Shares = append(out.Shares, ps)
+	}
+	return out
 }
 
 func ts(t time.Time) *timestamppb.Timestamp { return pbconv.Timestamp(t) }

@@ -127,6 +127,17 @@ func (h *handlers) RollbackConfig(ctx context.Context, req *pb.RollbackConfigReq
 	return &pb.RollbackConfigResponse{Applied: applyResultToProto(res)}, nil
 }
 
+func (h *handlers) SimulateConfig(ctx context.Context, req *pb.SimulateConfigRequest) (*pb.SimulateConfigResponse, error) {
+	if req.GetConfig() == nil {
+		return nil, h.fail(ctx, invalid("config", "required"))
+	}
+	sim, err := h.engine.SimulateConfig(ctx, req.GetWorkspace(), ConfigFromProto(req.GetConfig()), int(req.GetLimit()))
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return simulationToProto(sim), nil
+}
+
 func (h *handlers) ListConfigVersions(ctx context.Context, req *pb.ListConfigVersionsRequest) (*pb.ListConfigVersionsResponse, error) {
 	vs, err := h.engine.ConfigVersions(ctx, req.GetWorkspace())
 	if err != nil {

@@ -85,8 +85,11 @@ func CallScript(ctx context.Context, s *Redis, ws, name string, keys []string, r
 // one target pool.
 func DecideKeys(s *Redis, ws, leadID, poolID string) []string {
 	k := s.keys(ws)
-	return k.target([]string{k.lead(leadID), k.lead(leadID), k.people()}, poolID)
+	return k.target([]string{k.lead(leadID), k.lead(leadID), k.people(), k.recent()}, poolID)
 }
+
+// SetRecentKept sets how many records the recent index keeps.
+func SetRecentKept(s *Redis, n int) { s.recentKept = n }
 
 // Fail classifies err as the store does for a failed call of op.
 func Fail(op string, err error) error { return New(nil, "").fail(op, err) }

@@ -112,6 +112,12 @@ func (k keys) stickyOr(person, fallback string) string {
 // lead_erase drop a record's entry with the record.
 func (k keys) people() string { return k.base + "people" }
 
+// recent is a ZSET, the recent index: lead id -> received unix ms of the
+// workspace's newest engine.RecentLeadsKept records (lead_decide.lua trims
+// it as it adds; lead_remove and lead_erase drop a record's entry with the
+// record). AdminService.SimulateConfig replays the leads it names.
+func (k keys) recent() string { return k.base + "recent" }
+
 // assigned is a HASH: rep id -> leads assigned since the rep joined.
 func (k keys) assigned() string { return k.base + "assigned" }
 

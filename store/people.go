@@ -148,7 +148,7 @@ func (s *Redis) EraseLead(ctx context.Context, ws, configID string, e *engine.Er
 	if a.State == engine.StateQueued {
 		queue = k.queue(a.PoolID)
 	}
-	keys := append(k.common(), leadKey, k.stickyOr(a.Person, leadKey), k.people(), queue)
+	keys := append(k.common(), leadKey, k.stickyOr(a.Person, leadKey), k.people(), k.recent(), queue)
 	for _, p := range e.Ranked {
 		keys = append(keys, k.rank(p.ID))
 	}

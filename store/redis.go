@@ -37,6 +37,9 @@ type Redis struct {
 	// ackReplicas is how many replicas must confirm each state-changing
 	// script before the call succeeds (SetAckReplicas; 0: none).
 	ackReplicas int
+	// recentKept is how many of a workspace's newest records the recent
+	// index keeps (engine.RecentLeadsKept; tests set fewer).
+	recentKept int
 }
 
 // SetAckReplicas makes every state-changing script call wait (WAIT) until
@@ -54,7 +57,7 @@ func New(client redis.UniversalClient, prefix string) *Redis {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Redis{client: client, readers: readersOf(client), prefix: prefix, obs: engine.Nop{}}
+	return &Redis{client: client, readers: readersOf(client), prefix: prefix, obs: engine.Nop{}, recentKept: engine.RecentLeadsKept}
 }
 
 // readerPool is the pool size, per node, of the readers' client. On one
@@ -450,6 +453,7 @@ type decideArgs struct {
 	Submitted  int64       `json:"submitted"`
 	Quota      int64       `json:"quota,omitempty"`
 	Received   string      `json:"received,omitempty"` // the history's received line's detail
+	Recent     int         `json:"recent"`
 	Targets    []targetArg `json:"targets,omitempty"`
 }
 
@@ -461,13 +465,13 @@ func (s *Redis) Decide(ctx context.Context, d *engine.DecideRequest) (*engine.Ou
 		return nil, err
 	}
 	leadKey := k.lead(d.Lead.ID)
-	keys := append(k.common(), leadKey, k.stickyOr(d.Person, leadKey), k.people())
+	keys := append(k.common(), leadKey, k.stickyOr(d.Person, leadKey), k.people(), k.recent())
 	req := decideArgs{
 		base: base{Cfg: d.ConfigID, Now: d.ReceivedAt.UnixMilli(), Dry: d.DryRun, Zones: zonesArg(d.Local), Retain: d.Retain.Milliseconds()},
 		Lead: d.Lead.ID, Queued: d.QueuedReason, Unroutable: d.UnroutableReason,
 		Person: d.Person, Sticky: d.StickyWindow.Milliseconds(), Owner: d.Owner, Domain: d.Domain,
 		Score: scoreArg(d.Lead), Expire: msOrZero(d.ExpireAt), Submitted: d.Lead.SubmittedAt.UnixMilli(),
-		Quota: d.Quota, Received: d.ReceivedNote,
+		Quota: d.Quota, Received: d.ReceivedNote, Recent: s.recentKept,
 	}
 	keys, req.Targets = targetArgs(k, keys, d.Targets)
 	r, err := s.call(ctx, d.Workspace, leadDecide, keys, req, head)
@@ -1298,7 +1302,7 @@ func (s *Redis) Escalate(ctx context.Context, ws, configID string, a *engine.Ass
 // RemoveLead implements engine.Store with lead_remove.lua.
 func (s *Redis) RemoveLead(ctx context.Context, ws, leadID string, now time.Time) (bool, error) {
 	k := s.keys(ws)
-	r, err := s.call(ctx, ws, leadRemove, append(k.common(), k.lead(leadID), k.people()),
+	r, err := s.call(ctx, ws, leadRemove, append(k.common(), k.lead(leadID), k.people(), k.recent()),
 		removeArgs{base: base{Now: now.UnixMilli()}, Lead: leadID})
 	if err != nil {
 		return false, err

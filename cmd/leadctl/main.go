@@ -42,6 +42,9 @@ Commands:
   diff A B                               what changed from kept version A to B, field by field
   rollback VERSION [--dry-run] [--orphaned requeue|reassign --reassign-to REP]
                                          apply a kept version again, as a new version
+  simulate -f FILE [--limit N]           replay the most recent leads (1,000; at most 10,000)
+                                         against a proposed config: leads per rule and pool,
+                                         before and after, the leads that change, rotation shares
   assign [lead flags]                    assign a lead and print the decision
   preview [lead flags]                   show the decision without making it
   assignment LEAD_ID                     print a lead's assignment and trace
@@ -137,6 +140,8 @@ func run(args []string, out io.Writer) error {
 		return c.diff(rest)
 	case "rollback":
 		return c.rollback(rest)
+	case "simulate":
+		return c.simulate(rest)
 	case "assign":
 		return c.assign(rest, false)
 	case "preview":
@@ -178,12 +183,7 @@ func (c *client) apply(args []string) error {
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
-	r, closeFn, err := openInput(*file)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	cfg, err := engine.ParseConfigYAML(r)
+	cfg, err := readConfig(*file)
 	if err != nil {
 		return err
 	}
@@ -470,6 +470,16 @@ func (c *client) printJSON(m proto.Message) error {
 	}
 	_, err = fmt.Fprintln(c.out, string(b))
 	return err
+}
+
+// readConfig reads a routing config YAML file ('-': stdin).
+func readConfig(name string) (*engine.Config, error) {
+	r, closeFn, err := openInput(name)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	return engine.ParseConfigYAML(r)
 }
 
 func openInput(name string) (io.Reader, func(), error) {

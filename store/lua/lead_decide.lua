@@ -10,7 +10,9 @@
 --                       no email); it counts until until_ms by the engine's
 --                       clock, and Redis drops it a day later
 -- KEYS[17]     people  ZSET  the person index, "<person>|<lead>" at score 0
--- KEYS[18+5i..22+5i]   target i (from 0): pool HASH, rank ZSET, owed ZSET,
+-- KEYS[18]     recent  ZSET  lead id -> received ms of the newest A.recent
+--                       records (AdminService.SimulateConfig replays them)
+-- KEYS[19+5i..23+5i]   target i (from 0): pool HASH, rank ZSET, owed ZSET,
 --                       queue ZSET, away ZSET
 --
 -- A (store/contract.go decideArgs): cfg, now, dry, and
@@ -26,6 +28,7 @@
 --   targets     the rule's targets
 --   quota       the workspace's settings.max_stored_leads
 --   retain      settings.retain_closed, ms (an UNROUTABLE lead's removal)
+--   recent      how many of the newest records the recent index keeps
 -- ARGV[2]  the record's part no script reads (a LeadRecord, protobuf),
 --          stored as it is in field pb
 --
@@ -51,7 +54,8 @@ local person = A.person
 local sticky_window = A.sticky
 local owner = A.owner
 local domain = A.domain
-local targets = read_targets(18, A.targets)
+local recent_key = KEYS[18]
+local targets = read_targets(19, A.targets)
 
 if not current() then
   return { C.STALE }
@@ -168,6 +172,11 @@ if not DRY then
   count_state(nil, state)
   if person ~= '' then
     redis.call('ZADD', people_key, 0, person .. '|' .. lead_id)
+  end
+  redis.call('ZADD', recent_key, NOW, lead_id)
+  local kept = redis.call('ZCARD', recent_key)
+  if kept > A.recent then
+    redis.call('ZREMRANGEBYRANK', recent_key, 0, kept - A.recent - 1)
   end
 end
 -- The record goes back as one string, its fields and values separated by

@@ -11,9 +11,10 @@
 -- KEYS[16]     sticky  STRING the person's sticky binding (the lead key
 --                      again when there is no email)
 -- KEYS[17]     people  ZSET   the person index (lead_decide.lua)
--- KEYS[18]     queue   ZSET   the queue of A.pool when A.state is QUEUED
+-- KEYS[18]     recent  ZSET   the recent index (lead_decide.lua)
+-- KEYS[19]     queue   ZSET   the queue of A.pool when A.state is QUEUED
 --                      (else the lead key again)
--- KEYS[19+i]   rank ZSET of each ranked pool of A.rep
+-- KEYS[20+i]   rank ZSET of each ranked pool of A.rep
 --
 -- A (store/contract.go eraseArgs): cfg, now, and
 --   lead                the lead's id
@@ -33,8 +34,8 @@
 --                         read it again and call again
 --   {OK, state}           erased; the state it was in
 
-local lead_key, sticky_key, people_key, queue_key = KEYS[15], KEYS[16], KEYS[17], KEYS[18]
-local first_rank_key = 19
+local lead_key, sticky_key, people_key, recent_key, queue_key = KEYS[15], KEYS[16], KEYS[17], KEYS[18], KEYS[19]
+local first_rank_key = 20
 local lead_id = A.lead
 
 if not current() then
@@ -83,6 +84,7 @@ if held and (A.person ~= '' or select(3, string.match(held, '^([^|]*)|([^|]*)|(.
   redis.call('DEL', sticky_key)
 end
 redis.call('DEL', lead_key)
+redis.call('ZREM', recent_key, lead_id)
 count_state(state, nil)
 if person and person ~= '' then
   redis.call('ZREM', people_key, person .. '|' .. lead_id)

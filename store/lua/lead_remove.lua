@@ -10,6 +10,7 @@
 -- KEYS[1..14]  the workspace keys (lib_workspace.lua)
 -- KEYS[15]     lead    HASH
 -- KEYS[16]     people  ZSET  the person index (lead_decide.lua)
+-- KEYS[17]     recent  ZSET  the recent index (lead_decide.lua)
 --
 -- A (store/contract.go removeArgs): now, lead (the lead's id)
 --
@@ -35,6 +36,7 @@ end
 redis.call('ZREM', K.timers, 'offer|' .. lead_id, 'sla|' .. lead_id, 'warn|' .. lead_id, 'escalate|' .. lead_id,
   'expire|' .. lead_id)
 redis.call('DEL', lead_key)
+redis.call('ZREM', KEYS[17], lead_id)
 count_state(state, nil)
 if person and person ~= '' then
   redis.call('ZREM', KEYS[16], person .. '|' .. lead_id)

@@ -1436,6 +1436,548 @@ func (x *RollbackConfigResponse) GetApplied() *ApplyRoutingConfigResponse {
 	return nil
 }
 
+type SimulateConfigRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// The proposed config.
+	Config *RoutingConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	// How many of the most recent leads to replay: 1,000 when 0, at most
+	// 10,000.
+	Limit         int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SimulateConfigRequest) Reset() {
+	*x = SimulateConfigRequest{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SimulateConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SimulateConfigRequest) ProtoMessage() {}
+
+func (x *SimulateConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SimulateConfigRequest.ProtoReflect.Descriptor instead.
+func (*SimulateConfigRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SimulateConfigRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *SimulateConfigRequest) GetConfig() *RoutingConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *SimulateConfigRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type SimulateConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many leads were replayed, and when the oldest and the newest of
+	// them were received.
+	Replayed int32                  `protobuf:"varint,1,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	Oldest   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=oldest,proto3" json:"oldest,omitempty"`
+	Newest   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=newest,proto3" json:"newest,omitempty"`
+	// Leads per rule (an account's fallback pool counts as rule
+	// "account:<domain>"), the proposed config's rules first, then the
+	// rules it drops.
+	Rules []*SimulatedCount `protobuf:"bytes,4,rep,name=rules,proto3" json:"rules,omitempty"`
+	// Leads per first target pool, in the same order.
+	Pools []*SimulatedCount `protobuf:"bytes,5,rep,name=pools,proto3" json:"pools,omitempty"`
+	// The leads whose rule or first pool changes, newest first, up to 100 of
+	// changed_total.
+	Changed      []*SimulatedChange `protobuf:"bytes,6,rep,name=changed,proto3" json:"changed,omitempty"`
+	ChangedTotal int32              `protobuf:"varint,7,opt,name=changed_total,json=changedTotal,proto3" json:"changed_total,omitempty"`
+	// Leads no rule matches under the current config, under the proposed
+	// one, and those of them that matched a rule before.
+	UnroutableBefore int32 `protobuf:"varint,8,opt,name=unroutable_before,json=unroutableBefore,proto3" json:"unroutable_before,omitempty"`
+	UnroutableAfter  int32 `protobuf:"varint,9,opt,name=unroutable_after,json=unroutableAfter,proto3" json:"unroutable_after,omitempty"`
+	BecomeUnroutable int32 `protobuf:"varint,10,opt,name=become_unroutable,json=becomeUnroutable,proto3" json:"become_unroutable,omitempty"`
+	// For each ROUND_ROBIN and WEIGHTED_ROUND_ROBIN pool of the proposed
+	// config, each member's expected share of the leads sent to it.
+	Shares []*PoolShare `protobuf:"bytes,11,rep,name=shares,proto3" json:"shares,omitempty"`
+	// What the simulation does not model.
+	Note          string `protobuf:"bytes,12,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SimulateConfigResponse) Reset() {
+	*x = SimulateConfigResponse{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SimulateConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SimulateConfigResponse) ProtoMessage() {}
+
+func (x *SimulateConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SimulateConfigResponse.ProtoReflect.Descriptor instead.
+func (*SimulateConfigResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SimulateConfigResponse) GetReplayed() int32 {
+	if x != nil {
+		return x.Replayed
+	}
+	return 0
+}
+
+func (x *SimulateConfigResponse) GetOldest() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Oldest
+	}
+	return nil
+}
+
+func (x *SimulateConfigResponse) GetNewest() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Newest
+	}
+	return nil
+}
+
+func (x *SimulateConfigResponse) GetRules() []*SimulatedCount {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *SimulateConfigResponse) GetPools() []*SimulatedCount {
+	if x != nil {
+		return x.Pools
+	}
+	return nil
+}
+
+func (x *SimulateConfigResponse) GetChanged() []*SimulatedChange {
+	if x != nil {
+		return x.Changed
+	}
+	return nil
+}
+
+func (x *SimulateConfigResponse) GetChangedTotal() int32 {
+	if x != nil {
+		return x.ChangedTotal
+	}
+	return 0
+}
+
+func (x *SimulateConfigResponse) GetUnroutableBefore() int32 {
+	if x != nil {
+		return x.UnroutableBefore
+	}
+	return 0
+}
+
+func (x *SimulateConfigResponse) GetUnroutableAfter() int32 {
+	if x != nil {
+		return x.UnroutableAfter
+	}
+	return 0
+}
+
+func (x *SimulateConfigResponse) GetBecomeUnroutable() int32 {
+	if x != nil {
+		return x.BecomeUnroutable
+	}
+	return 0
+}
+
+func (x *SimulateConfigResponse) GetShares() []*PoolShare {
+	if x != nil {
+		return x.Shares
+	}
+	return nil
+}
+
+func (x *SimulateConfigResponse) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// SimulatedCount is a rule's or a pool's lead count under the current
+// config (before) and the proposed one (after).
+type SimulatedCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Before        int32                  `protobuf:"varint,2,opt,name=before,proto3" json:"before,omitempty"`
+	After         int32                  `protobuf:"varint,3,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SimulatedCount) Reset() {
+	*x = SimulatedCount{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SimulatedCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SimulatedCount) ProtoMessage() {}
+
+func (x *SimulatedCount) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SimulatedCount.ProtoReflect.Descriptor instead.
+func (*SimulatedCount) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SimulatedCount) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SimulatedCount) GetBefore() int32 {
+	if x != nil {
+		return x.Before
+	}
+	return 0
+}
+
+func (x *SimulatedCount) GetAfter() int32 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+// SimulatedChange is a lead whose rule or first pool changes.
+type SimulatedChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LeadId        string                 `protobuf:"bytes,1,opt,name=lead_id,json=leadId,proto3" json:"lead_id,omitempty"`
+	ReceivedAt    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	Before        *SimulatedRoute        `protobuf:"bytes,3,opt,name=before,proto3" json:"before,omitempty"`
+	After         *SimulatedRoute        `protobuf:"bytes,4,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SimulatedChange) Reset() {
+	*x = SimulatedChange{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SimulatedChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SimulatedChange) ProtoMessage() {}
+
+func (x *SimulatedChange) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SimulatedChange.ProtoReflect.Descriptor instead.
+func (*SimulatedChange) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SimulatedChange) GetLeadId() string {
+	if x != nil {
+		return x.LeadId
+	}
+	return ""
+}
+
+func (x *SimulatedChange) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *SimulatedChange) GetBefore() *SimulatedRoute {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+func (x *SimulatedChange) GetAfter() *SimulatedRoute {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+// SimulatedRoute is where one config sends a lead: the rule ("" for none),
+// the first pool it is tried on, and the rule trace that explains it.
+type SimulatedRoute struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RuleId        string                 `protobuf:"bytes,1,opt,name=rule_id,json=ruleId,proto3" json:"rule_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	Rules         []*RuleEvaluation      `protobuf:"bytes,3,rep,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SimulatedRoute) Reset() {
+	*x = SimulatedRoute{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SimulatedRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SimulatedRoute) ProtoMessage() {}
+
+func (x *SimulatedRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SimulatedRoute.ProtoReflect.Descriptor instead.
+func (*SimulatedRoute) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SimulatedRoute) GetRuleId() string {
+	if x != nil {
+		return x.RuleId
+	}
+	return ""
+}
+
+func (x *SimulatedRoute) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *SimulatedRoute) GetRules() []*RuleEvaluation {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+// PoolShare is a rotation pool's expected split of its leads when every
+// member is eligible.
+type PoolShare struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	PoolId   string                 `protobuf:"bytes,1,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	Strategy Strategy               `protobuf:"varint,2,opt,name=strategy,proto3,enum=leadrouter.v1.Strategy" json:"strategy,omitempty"`
+	// Leads whose first pool it is under the proposed config.
+	Leads         int32          `protobuf:"varint,3,opt,name=leads,proto3" json:"leads,omitempty"`
+	Members       []*MemberShare `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolShare) Reset() {
+	*x = PoolShare{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolShare) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolShare) ProtoMessage() {}
+
+func (x *PoolShare) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolShare.ProtoReflect.Descriptor instead.
+func (*PoolShare) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PoolShare) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *PoolShare) GetStrategy() Strategy {
+	if x != nil {
+		return x.Strategy
+	}
+	return Strategy_STRATEGY_UNSPECIFIED
+}
+
+func (x *PoolShare) GetLeads() int32 {
+	if x != nil {
+		return x.Leads
+	}
+	return 0
+}
+
+func (x *PoolShare) GetMembers() []*MemberShare {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+// MemberShare is a member's weight over the pool's (equal shares in a
+// ROUND_ROBIN pool) and that share of the pool's leads.
+type MemberShare struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RepId         string                 `protobuf:"bytes,1,opt,name=rep_id,json=repId,proto3" json:"rep_id,omitempty"`
+	Weight        int32                  `protobuf:"varint,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	Share         float64                `protobuf:"fixed64,3,opt,name=share,proto3" json:"share,omitempty"`
+	Expected      float64                `protobuf:"fixed64,4,opt,name=expected,proto3" json:"expected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberShare) Reset() {
+	*x = MemberShare{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberShare) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberShare) ProtoMessage() {}
+
+func (x *MemberShare) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberShare.ProtoReflect.Descriptor instead.
+func (*MemberShare) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *MemberShare) GetRepId() string {
+	if x != nil {
+		return x.RepId
+	}
+	return ""
+}
+
+func (x *MemberShare) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *MemberShare) GetShare() float64 {
+	if x != nil {
+		return x.Share
+	}
+	return 0
+}
+
+func (x *MemberShare) GetExpected() float64 {
+	if x != nil {
+		return x.Expected
+	}
+	return 0
+}
+
 type GetRoutingConfigResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Config        *RoutingConfig         `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
@@ -1447,7 +1989,7 @@ type GetRoutingConfigResponse struct {
 
 func (x *GetRoutingConfigResponse) Reset() {
 	*x = GetRoutingConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +2001,7 @@ func (x *GetRoutingConfigResponse) String() string {
 func (*GetRoutingConfigResponse) ProtoMessage() {}
 
 func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +2014,7 @@ func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{23}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetRoutingConfigResponse) GetConfig() *RoutingConfig {
@@ -1506,7 +2048,7 @@ type GetRepRequest struct {
 
 func (x *GetRepRequest) Reset() {
 	*x = GetRepRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +2060,7 @@ func (x *GetRepRequest) String() string {
 func (*GetRepRequest) ProtoMessage() {}
 
 func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +2073,7 @@ func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepRequest.ProtoReflect.Descriptor instead.
 func (*GetRepRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{24}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetRepRequest) GetWorkspace() string {
@@ -1557,7 +2099,7 @@ type GetRepResponse struct {
 
 func (x *GetRepResponse) Reset() {
 	*x = GetRepResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +2111,7 @@ func (x *GetRepResponse) String() string {
 func (*GetRepResponse) ProtoMessage() {}
 
 func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +2124,7 @@ func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepResponse.ProtoReflect.Descriptor instead.
 func (*GetRepResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{25}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetRepResponse) GetRep() *RepState {
@@ -1601,7 +2143,7 @@ type ListRepsRequest struct {
 
 func (x *ListRepsRequest) Reset() {
 	*x = ListRepsRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +2155,7 @@ func (x *ListRepsRequest) String() string {
 func (*ListRepsRequest) ProtoMessage() {}
 
 func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +2168,7 @@ func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsRequest.ProtoReflect.Descriptor instead.
 func (*ListRepsRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{26}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListRepsRequest) GetWorkspace() string {
@@ -1645,7 +2187,7 @@ type ListRepsResponse struct {
 
 func (x *ListRepsResponse) Reset() {
 	*x = ListRepsResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +2199,7 @@ func (x *ListRepsResponse) String() string {
 func (*ListRepsResponse) ProtoMessage() {}
 
 func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +2212,7 @@ func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsResponse.ProtoReflect.Descriptor instead.
 func (*ListRepsResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{27}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListRepsResponse) GetReps() []*RepState {
@@ -1701,7 +2243,7 @@ type RepState struct {
 
 func (x *RepState) Reset() {
 	*x = RepState{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[28]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +2255,7 @@ func (x *RepState) String() string {
 func (*RepState) ProtoMessage() {}
 
 func (x *RepState) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[28]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +2268,7 @@ func (x *RepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepState.ProtoReflect.Descriptor instead.
 func (*RepState) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{28}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RepState) GetRep() *Rep {
@@ -1887,7 +2429,49 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\vreassign_to\x18\x05 \x01(\tR\n" +
 	"reassignTo\"]\n" +
 	"\x16RollbackConfigResponse\x12C\n" +
-	"\aapplied\x18\x01 \x01(\v2).leadrouter.v1.ApplyRoutingConfigResponseR\aapplied\"\xa5\x01\n" +
+	"\aapplied\x18\x01 \x01(\v2).leadrouter.v1.ApplyRoutingConfigResponseR\aapplied\"\x81\x01\n" +
+	"\x15SimulateConfigRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x124\n" +
+	"\x06config\x18\x02 \x01(\v2\x1c.leadrouter.v1.RoutingConfigR\x06config\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\xb0\x04\n" +
+	"\x16SimulateConfigResponse\x12\x1a\n" +
+	"\breplayed\x18\x01 \x01(\x05R\breplayed\x122\n" +
+	"\x06oldest\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06oldest\x122\n" +
+	"\x06newest\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06newest\x123\n" +
+	"\x05rules\x18\x04 \x03(\v2\x1d.leadrouter.v1.SimulatedCountR\x05rules\x123\n" +
+	"\x05pools\x18\x05 \x03(\v2\x1d.leadrouter.v1.SimulatedCountR\x05pools\x128\n" +
+	"\achanged\x18\x06 \x03(\v2\x1e.leadrouter.v1.SimulatedChangeR\achanged\x12#\n" +
+	"\rchanged_total\x18\a \x01(\x05R\fchangedTotal\x12+\n" +
+	"\x11unroutable_before\x18\b \x01(\x05R\x10unroutableBefore\x12)\n" +
+	"\x10unroutable_after\x18\t \x01(\x05R\x0funroutableAfter\x12+\n" +
+	"\x11become_unroutable\x18\n" +
+	" \x01(\x05R\x10becomeUnroutable\x120\n" +
+	"\x06shares\x18\v \x03(\v2\x18.leadrouter.v1.PoolShareR\x06shares\x12\x12\n" +
+	"\x04note\x18\f \x01(\tR\x04note\"N\n" +
+	"\x0eSimulatedCount\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06before\x18\x02 \x01(\x05R\x06before\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\x05R\x05after\"\xd3\x01\n" +
+	"\x0fSimulatedChange\x12\x17\n" +
+	"\alead_id\x18\x01 \x01(\tR\x06leadId\x12;\n" +
+	"\vreceived_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x125\n" +
+	"\x06before\x18\x03 \x01(\v2\x1d.leadrouter.v1.SimulatedRouteR\x06before\x123\n" +
+	"\x05after\x18\x04 \x01(\v2\x1d.leadrouter.v1.SimulatedRouteR\x05after\"w\n" +
+	"\x0eSimulatedRoute\x12\x17\n" +
+	"\arule_id\x18\x01 \x01(\tR\x06ruleId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x123\n" +
+	"\x05rules\x18\x03 \x03(\v2\x1d.leadrouter.v1.RuleEvaluationR\x05rules\"\xa5\x01\n" +
+	"\tPoolShare\x12\x17\n" +
+	"\apool_id\x18\x01 \x01(\tR\x06poolId\x123\n" +
+	"\bstrategy\x18\x02 \x01(\x0e2\x17.leadrouter.v1.StrategyR\bstrategy\x12\x14\n" +
+	"\x05leads\x18\x03 \x01(\x05R\x05leads\x124\n" +
+	"\amembers\x18\x04 \x03(\v2\x1a.leadrouter.v1.MemberShareR\amembers\"n\n" +
+	"\vMemberShare\x12\x15\n" +
+	"\x06rep_id\x18\x01 \x01(\tR\x05repId\x12\x16\n" +
+	"\x06weight\x18\x02 \x01(\x05R\x06weight\x12\x14\n" +
+	"\x05share\x18\x03 \x01(\x01R\x05share\x12\x1a\n" +
+	"\bexpected\x18\x04 \x01(\x01R\bexpected\"\xa5\x01\n" +
 	"\x18GetRoutingConfigResponse\x124\n" +
 	"\x06config\x18\x01 \x01(\v2\x1c.leadrouter.v1.RoutingConfigR\x06config\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x129\n" +
@@ -1914,12 +2498,13 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\rOrphanedLeads\x12\x1e\n" +
 	"\x1aORPHANED_LEADS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ORPHANED_LEADS_REQUEUE\x10\x01\x12\x1e\n" +
-	"\x1aORPHANED_LEADS_REASSIGN_TO\x10\x022\xfc\a\n" +
+	"\x1aORPHANED_LEADS_REASSIGN_TO\x10\x022\xdb\b\n" +
 	"\fAdminService\x12i\n" +
 	"\x12ApplyRoutingConfig\x12(.leadrouter.v1.ApplyRoutingConfigRequest\x1a).leadrouter.v1.ApplyRoutingConfigResponse\x12c\n" +
 	"\x10GetRoutingConfig\x12&.leadrouter.v1.GetRoutingConfigRequest\x1a'.leadrouter.v1.GetRoutingConfigResponse\x12i\n" +
 	"\x12ListConfigVersions\x12(.leadrouter.v1.ListConfigVersionsRequest\x1a).leadrouter.v1.ListConfigVersionsResponse\x12]\n" +
-	"\x0eRollbackConfig\x12$.leadrouter.v1.RollbackConfigRequest\x1a%.leadrouter.v1.RollbackConfigResponse\x12E\n" +
+	"\x0eRollbackConfig\x12$.leadrouter.v1.RollbackConfigRequest\x1a%.leadrouter.v1.RollbackConfigResponse\x12]\n" +
+	"\x0eSimulateConfig\x12$.leadrouter.v1.SimulateConfigRequest\x1a%.leadrouter.v1.SimulateConfigResponse\x12E\n" +
 	"\x06GetRep\x12\x1c.leadrouter.v1.GetRepRequest\x1a\x1d.leadrouter.v1.GetRepResponse\x12K\n" +
 	"\bListReps\x12\x1e.leadrouter.v1.ListRepsRequest\x1a\x1f.leadrouter.v1.ListRepsResponse\x12f\n" +
 	"\x11ReleaseAssignment\x12'.leadrouter.v1.ReleaseAssignmentRequest\x1a(.leadrouter.v1.ReleaseAssignmentResponse\x12T\n" +
@@ -1941,7 +2526,7 @@ func file_leadrouter_v1_admin_service_proto_rawDescGZIP() []byte {
 }
 
 var file_leadrouter_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_leadrouter_v1_admin_service_proto_goTypes = []any{
 	(OrphanedLeads)(0),                 // 0: leadrouter.v1.OrphanedLeads
 	(*EraseContactRequest)(nil),        // 1: leadrouter.v1.EraseContactRequest
@@ -1967,25 +2552,34 @@ var file_leadrouter_v1_admin_service_proto_goTypes = []any{
 	(*ConfigVersion)(nil),              // 21: leadrouter.v1.ConfigVersion
 	(*RollbackConfigRequest)(nil),      // 22: leadrouter.v1.RollbackConfigRequest
 	(*RollbackConfigResponse)(nil),     // 23: leadrouter.v1.RollbackConfigResponse
-	(*GetRoutingConfigResponse)(nil),   // 24: leadrouter.v1.GetRoutingConfigResponse
-	(*GetRepRequest)(nil),              // 25: leadrouter.v1.GetRepRequest
-	(*GetRepResponse)(nil),             // 26: leadrouter.v1.GetRepResponse
-	(*ListRepsRequest)(nil),            // 27: leadrouter.v1.ListRepsRequest
-	(*ListRepsResponse)(nil),           // 28: leadrouter.v1.ListRepsResponse
-	(*RepState)(nil),                   // 29: leadrouter.v1.RepState
-	(AssignmentState)(0),               // 30: leadrouter.v1.AssignmentState
-	(*Assignment)(nil),                 // 31: leadrouter.v1.Assignment
-	(*RoutingConfig)(nil),              // 32: leadrouter.v1.RoutingConfig
-	(*timestamppb.Timestamp)(nil),      // 33: google.protobuf.Timestamp
-	(*Rep)(nil),                        // 34: leadrouter.v1.Rep
-	(RepStatus)(0),                     // 35: leadrouter.v1.RepStatus
+	(*SimulateConfigRequest)(nil),      // 24: leadrouter.v1.SimulateConfigRequest
+	(*SimulateConfigResponse)(nil),     // 25: leadrouter.v1.SimulateConfigResponse
+	(*SimulatedCount)(nil),             // 26: leadrouter.v1.SimulatedCount
+	(*SimulatedChange)(nil),            // 27: leadrouter.v1.SimulatedChange
+	(*SimulatedRoute)(nil),             // 28: leadrouter.v1.SimulatedRoute
+	(*PoolShare)(nil),                  // 29: leadrouter.v1.PoolShare
+	(*MemberShare)(nil),                // 30: leadrouter.v1.MemberShare
+	(*GetRoutingConfigResponse)(nil),   // 31: leadrouter.v1.GetRoutingConfigResponse
+	(*GetRepRequest)(nil),              // 32: leadrouter.v1.GetRepRequest
+	(*GetRepResponse)(nil),             // 33: leadrouter.v1.GetRepResponse
+	(*ListRepsRequest)(nil),            // 34: leadrouter.v1.ListRepsRequest
+	(*ListRepsResponse)(nil),           // 35: leadrouter.v1.ListRepsResponse
+	(*RepState)(nil),                   // 36: leadrouter.v1.RepState
+	(AssignmentState)(0),               // 37: leadrouter.v1.AssignmentState
+	(*Assignment)(nil),                 // 38: leadrouter.v1.Assignment
+	(*RoutingConfig)(nil),              // 39: leadrouter.v1.RoutingConfig
+	(*timestamppb.Timestamp)(nil),      // 40: google.protobuf.Timestamp
+	(*RuleEvaluation)(nil),             // 41: leadrouter.v1.RuleEvaluation
+	(Strategy)(0),                      // 42: leadrouter.v1.Strategy
+	(*Rep)(nil),                        // 43: leadrouter.v1.Rep
+	(RepStatus)(0),                     // 44: leadrouter.v1.RepStatus
 }
 var file_leadrouter_v1_admin_service_proto_depIdxs = []int32{
-	30, // 0: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
-	31, // 1: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
-	31, // 2: leadrouter.v1.RequeueLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
-	31, // 3: leadrouter.v1.ReassignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
-	32, // 4: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
+	37, // 0: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
+	38, // 1: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
+	38, // 2: leadrouter.v1.RequeueLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	38, // 3: leadrouter.v1.ReassignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	39, // 4: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
 	0,  // 5: leadrouter.v1.ApplyRoutingConfigRequest.orphaned:type_name -> leadrouter.v1.OrphanedLeads
 	13, // 6: leadrouter.v1.ApplyRoutingConfigResponse.diff:type_name -> leadrouter.v1.ConfigDiff
 	15, // 7: leadrouter.v1.ApplyRoutingConfigResponse.impact:type_name -> leadrouter.v1.ConfigImpact
@@ -1993,46 +2587,61 @@ var file_leadrouter_v1_admin_service_proto_depIdxs = []int32{
 	16, // 9: leadrouter.v1.ConfigImpact.held:type_name -> leadrouter.v1.OrphanedLead
 	16, // 10: leadrouter.v1.ConfigImpact.queued:type_name -> leadrouter.v1.OrphanedLead
 	17, // 11: leadrouter.v1.ConfigImpact.leaving:type_name -> leadrouter.v1.PoolMembership
-	30, // 12: leadrouter.v1.OrphanedLead.state:type_name -> leadrouter.v1.AssignmentState
+	37, // 12: leadrouter.v1.OrphanedLead.state:type_name -> leadrouter.v1.AssignmentState
 	21, // 13: leadrouter.v1.ListConfigVersionsResponse.versions:type_name -> leadrouter.v1.ConfigVersion
-	33, // 14: leadrouter.v1.ConfigVersion.applied_at:type_name -> google.protobuf.Timestamp
+	40, // 14: leadrouter.v1.ConfigVersion.applied_at:type_name -> google.protobuf.Timestamp
 	0,  // 15: leadrouter.v1.RollbackConfigRequest.orphaned:type_name -> leadrouter.v1.OrphanedLeads
 	12, // 16: leadrouter.v1.RollbackConfigResponse.applied:type_name -> leadrouter.v1.ApplyRoutingConfigResponse
-	32, // 17: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
-	33, // 18: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
-	29, // 19: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
-	29, // 20: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
-	34, // 21: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
-	35, // 22: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
-	33, // 23: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
-	33, // 24: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
-	11, // 25: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
-	18, // 26: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
-	19, // 27: leadrouter.v1.AdminService.ListConfigVersions:input_type -> leadrouter.v1.ListConfigVersionsRequest
-	22, // 28: leadrouter.v1.AdminService.RollbackConfig:input_type -> leadrouter.v1.RollbackConfigRequest
-	25, // 29: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
-	27, // 30: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
-	5,  // 31: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
-	7,  // 32: leadrouter.v1.AdminService.RequeueLead:input_type -> leadrouter.v1.RequeueLeadRequest
-	9,  // 33: leadrouter.v1.AdminService.ReassignLead:input_type -> leadrouter.v1.ReassignLeadRequest
-	1,  // 34: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
-	3,  // 35: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
-	12, // 36: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
-	24, // 37: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
-	20, // 38: leadrouter.v1.AdminService.ListConfigVersions:output_type -> leadrouter.v1.ListConfigVersionsResponse
-	23, // 39: leadrouter.v1.AdminService.RollbackConfig:output_type -> leadrouter.v1.RollbackConfigResponse
-	26, // 40: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
-	28, // 41: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
-	6,  // 42: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
-	8,  // 43: leadrouter.v1.AdminService.RequeueLead:output_type -> leadrouter.v1.RequeueLeadResponse
-	10, // 44: leadrouter.v1.AdminService.ReassignLead:output_type -> leadrouter.v1.ReassignLeadResponse
-	2,  // 45: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
-	4,  // 46: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
-	36, // [36:47] is the sub-list for method output_type
-	25, // [25:36] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	39, // 17: leadrouter.v1.SimulateConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
+	40, // 18: leadrouter.v1.SimulateConfigResponse.oldest:type_name -> google.protobuf.Timestamp
+	40, // 19: leadrouter.v1.SimulateConfigResponse.newest:type_name -> google.protobuf.Timestamp
+	26, // 20: leadrouter.v1.SimulateConfigResponse.rules:type_name -> leadrouter.v1.SimulatedCount
+	26, // 21: leadrouter.v1.SimulateConfigResponse.pools:type_name -> leadrouter.v1.SimulatedCount
+	27, // 22: leadrouter.v1.SimulateConfigResponse.changed:type_name -> leadrouter.v1.SimulatedChange
+	29, // 23: leadrouter.v1.SimulateConfigResponse.shares:type_name -> leadrouter.v1.PoolShare
+	40, // 24: leadrouter.v1.SimulatedChange.received_at:type_name -> google.protobuf.Timestamp
+	28, // 25: leadrouter.v1.SimulatedChange.before:type_name -> leadrouter.v1.SimulatedRoute
+	28, // 26: leadrouter.v1.SimulatedChange.after:type_name -> leadrouter.v1.SimulatedRoute
+	41, // 27: leadrouter.v1.SimulatedRoute.rules:type_name -> leadrouter.v1.RuleEvaluation
+	42, // 28: leadrouter.v1.PoolShare.strategy:type_name -> leadrouter.v1.Strategy
+	30, // 29: leadrouter.v1.PoolShare.members:type_name -> leadrouter.v1.MemberShare
+	39, // 30: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
+	40, // 31: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
+	36, // 32: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
+	36, // 33: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
+	43, // 34: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
+	44, // 35: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
+	40, // 36: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
+	40, // 37: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
+	11, // 38: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
+	18, // 39: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
+	19, // 40: leadrouter.v1.AdminService.ListConfigVersions:input_type -> leadrouter.v1.ListConfigVersionsRequest
+	22, // 41: leadrouter.v1.AdminService.RollbackConfig:input_type -> leadrouter.v1.RollbackConfigRequest
+	24, // 42: leadrouter.v1.AdminService.SimulateConfig:input_type -> leadrouter.v1.SimulateConfigRequest
+	32, // 43: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
+	34, // 44: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
+	5,  // 45: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
+	7,  // 46: leadrouter.v1.AdminService.RequeueLead:input_type -> leadrouter.v1.RequeueLeadRequest
+	9,  // 47: leadrouter.v1.AdminService.ReassignLead:input_type -> leadrouter.v1.ReassignLeadRequest
+	1,  // 48: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
+	3,  // 49: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
+	12, // 50: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
+	31, // 51: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
+	20, // 52: leadrouter.v1.AdminService.ListConfigVersions:output_type -> leadrouter.v1.ListConfigVersionsResponse
+	23, // 53: leadrouter.v1.AdminService.RollbackConfig:output_type -> leadrouter.v1.RollbackConfigResponse
+	25, // 54: leadrouter.v1.AdminService.SimulateConfig:output_type -> leadrouter.v1.SimulateConfigResponse
+	33, // 55: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
+	35, // 56: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
+	6,  // 57: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
+	8,  // 58: leadrouter.v1.AdminService.RequeueLead:output_type -> leadrouter.v1.RequeueLeadResponse
+	10, // 59: leadrouter.v1.AdminService.ReassignLead:output_type -> leadrouter.v1.ReassignLeadResponse
+	2,  // 60: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
+	4,  // 61: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
+	50, // [50:62] is the sub-list for method output_type
+	38, // [38:50] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_admin_service_proto_init() }
@@ -2049,7 +2658,7 @@ func file_leadrouter_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_admin_service_proto_rawDesc), len(file_leadrouter_v1_admin_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	AdminService_GetRoutingConfig_FullMethodName   = "/leadrouter.v1.AdminService/GetRoutingConfig"
 	AdminService_ListConfigVersions_FullMethodName = "/leadrouter.v1.AdminService/ListConfigVersions"
 	AdminService_RollbackConfig_FullMethodName     = "/leadrouter.v1.AdminService/RollbackConfig"
+	AdminService_SimulateConfig_FullMethodName     = "/leadrouter.v1.AdminService/SimulateConfig"
 	AdminService_GetRep_FullMethodName             = "/leadrouter.v1.AdminService/GetRep"
 	AdminService_ListReps_FullMethodName           = "/leadrouter.v1.AdminService/ListReps"
 	AdminService_ReleaseAssignment_FullMethodName  = "/leadrouter.v1.AdminService/ReleaseAssignment"
@@ -62,6 +63,17 @@ type AdminServiceClient interface {
 	// the same rules as ApplyRoutingConfig (dry_run, orphaned). NOT_FOUND,
 	// saying which versions are kept, for one no longer kept.
 	RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...grpc.CallOption) (*RollbackConfigResponse, error)
+	// SimulateConfig replays up to `limit` of the workspace's most recent
+	// stored leads (1,000 when 0, at most 10,000) against a proposed config
+	// and the current one, matching each in the engine with nothing
+	// written: per rule and per pool, how many leads each config sends
+	// there; the leads whose rule or first pool changes (up to 100, with
+	// both rule traces); how many would become unroutable; and, for
+	// rotation pools, each member's expected share. It reports on rules and
+	// pools, not on which rep would take a lead at a moment (`note` says
+	// so). An invalid config is INVALID_ARGUMENT listing every problem with
+	// its path, as ApplyRoutingConfig does; so is a limit over 10,000.
+	SimulateConfig(ctx context.Context, in *SimulateConfigRequest, opts ...grpc.CallOption) (*SimulateConfigResponse, error)
 	// GetRep returns one rep's config and runtime state.
 	GetRep(ctx context.Context, in *GetRepRequest, opts ...grpc.CallOption) (*GetRepResponse, error)
 	// ListReps returns every rep of the config with its runtime state, in
@@ -151,6 +163,16 @@ func (c *adminServiceClient) RollbackConfig(ctx context.Context, in *RollbackCon
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RollbackConfigResponse)
 	err := c.cc.Invoke(ctx, AdminService_RollbackConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SimulateConfig(ctx context.Context, in *SimulateConfigRequest, opts ...grpc.CallOption) (*SimulateConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SimulateConfigResponse)
+	err := c.cc.Invoke(ctx, AdminService_SimulateConfig_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +279,17 @@ type AdminServiceServer interface {
 	// the same rules as ApplyRoutingConfig (dry_run, orphaned). NOT_FOUND,
 	// saying which versions are kept, for one no longer kept.
 	RollbackConfig(context.Context, *RollbackConfigRequest) (*RollbackConfigResponse, error)
+	// SimulateConfig replays up to `limit` of the workspace's most recent
+	// stored leads (1,000 when 0, at most 10,000) against a proposed config
+	// and the current one, matching each in the engine with nothing
+	// written: per rule and per pool, how many leads each config sends
+	// there; the leads whose rule or first pool changes (up to 100, with
+	// both rule traces); how many would become unroutable; and, for
+	// rotation pools, each member's expected share. It reports on rules and
+	// pools, not on which rep would take a lead at a moment (`note` says
+	// so). An invalid config is INVALID_ARGUMENT listing every problem with
+	// its path, as ApplyRoutingConfig does; so is a limit over 10,000.
+	SimulateConfig(context.Context, *SimulateConfigRequest) (*SimulateConfigResponse, error)
 	// GetRep returns one rep's config and runtime state.
 	GetRep(context.Context, *GetRepRequest) (*GetRepResponse, error)
 	// ListReps returns every rep of the config with its runtime state, in
@@ -323,6 +356,9 @@ func (UnimplementedAdminServiceServer) ListConfigVersions(context.Context, *List
 }
 func (UnimplementedAdminServiceServer) RollbackConfig(context.Context, *RollbackConfigRequest) (*RollbackConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RollbackConfig not implemented")
+}
+func (UnimplementedAdminServiceServer) SimulateConfig(context.Context, *SimulateConfigRequest) (*SimulateConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SimulateConfig not implemented")
 }
 func (UnimplementedAdminServiceServer) GetRep(context.Context, *GetRepRequest) (*GetRepResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRep not implemented")
@@ -434,6 +470,24 @@ func _AdminService_RollbackConfig_Handler(srv interface{}, ctx context.Context, 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).RollbackConfig(ctx, req.(*RollbackConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SimulateConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SimulateConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SimulateConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SimulateConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SimulateConfig(ctx, req.(*SimulateConfigRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -586,6 +640,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RollbackConfig",
 			Handler:    _AdminService_RollbackConfig_Handler,
+		},
+		{
+			MethodName: "SimulateConfig",
+			Handler:    _AdminService_SimulateConfig_Handler,
 		},
 		{
 			MethodName: "GetRep",
