@@ -90,14 +90,14 @@ bench: redis-server redis-cli ## AssignLead vs a one-EVALSHA gRPC baseline and a
 	if [ -n "$$failed" ]; then printf "make bench: failed:$$failed\n" >&2; exit 1; fi
 
 .PHONY: proto
-proto: ## regenerate gen/ from proto/ with buf and the plugins pinned in go.mod
+proto: ## regenerate gen/ and httpapi/openapi/ from proto/ (and the HTTP routes of proto/leadrouter/v1/leadrouter_http.yaml) with buf and the plugins pinned in go.mod
 	$(BUF) format -w
 	$(BUF) generate
 
 .PHONY: proto-check
-proto-check: ## fail when gen/ differs from what proto/ generates
+proto-check: ## fail when gen/ (code, the HTTP gateway) or httpapi/openapi (the OpenAPI document) differs from what proto/ generates
 	$(BUF) generate
-	@git diff --exit-code -- gen/ || { echo "gen/ is stale: run make proto and commit" >&2; exit 1; }
+	@git diff --exit-code -- gen/ httpapi/openapi/ && [ -z "$$(git status --porcelain -- gen/ httpapi/openapi/)" ] || { echo "gen/ or httpapi/openapi/ is stale: run make proto and commit" >&2; exit 1; }
 	@[ -z "$$(git status --porcelain -- gen/)" ] || { git status --porcelain -- gen/; echo "gen/ has untracked files: run make proto and commit" >&2; exit 1; }
 
 .PHONY: lint

@@ -139,7 +139,7 @@ func startDaemon(t *testing.T, name, redisURL string, extra ...string) *daemon {
 	d := &daemon{t: t, name: name, log: &logbuf.Buffer{},
 		addr: fmt.Sprintf("127.0.0.1:%d", grpcPort), metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
 	d.args = append([]string{"--insecure", "--redis-url", redisURL, "--listen", d.addr,
-		"--metrics-listen", d.metrics, "--log-level", "info", "--health-interval", "500ms"}, extra...)
+		"--metrics-listen", d.metrics, "--http-listen", "", "--log-level", "info", "--health-interval", "500ms"}, extra...)
 	// Reconnect quickly: the first dials race the process's start, and a
 	// restarted replica should get traffic back at once (gRPC's default
 	// backoff starts at 1s and grows to 2 minutes).

@@ -11,6 +11,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -64,6 +65,8 @@ type Metrics struct {
 	redisTimeouts  *prometheus.CounterVec
 	handlerPanics  prometheus.Counter
 	grpc           *grpcprom.ServerMetrics
+	httpRequests   *prometheus.CounterVec
+	httpDuration   *prometheus.HistogramVec
 }
 
 var _ engine.Observer = (*Metrics)(nil)
@@ -145,6 +148,11 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 		Help: "gRPC handler panics recovered (each became INTERNAL for its call)."})
 	m.grpc = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 		grpcprom.WithHistogramBuckets([]float64{100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10})))
+	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "http_requests_total",
+		Help: "Requests to the HTTP edge (--http-listen) by route (method and path template) and status code."}, []string{"route", "code"})
+	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "http_request_duration_seconds",
+		Help:    "HTTP edge request time by route, from the request to the last byte of the answer (a stream: until it ends).",
+		Buckets: []float64{100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10}}, []string{"route"})
 	for _, s := range []string{StreamAssignments, StreamEvents} {
 		m.subscribers.WithLabelValues(s)
 	}
@@ -154,7 +162,7 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 	m.redisTimeouts.WithLabelValues("lead_decide")
 	reg.MustRegister(m.assignDuration, m.assignments, m.offerAccept, m.offers, m.speedToLead, m.slaBreaches,
 		m.queueWait, m.autoPaused, m.removed, m.quotaRefused, m.regressions, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.clockOffset, m.redisUsed, m.redisMax, m.mastersDown,
-		m.sweepDuration, m.timersFired, m.timersFailed, m.timerLateness, m.grpc)
+		m.sweepDuration, m.timersFired, m.timersFailed, m.timerLateness, m.grpc, m.httpRequests, m.httpDuration)
 	return m
 }
 
@@ -334,6 +342,17 @@ func (m *Metrics) RedisMemory(used, max int64) {
 	}
 	m.redisUsed.Set(float64(used))
 	m.redisMax.Set(float64(max))
+}
+
+// HTTPServed counts one request to the HTTP edge: its route (method and
+// path template, never the path itself: ids would make a series each), its
+// status code and how long it took.
+func (m *Metrics) HTTPServed(route string, code int, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.httpDuration.WithLabelValues(route).Observe(took.Seconds())
 }
 
 // HandlerPanicked counts a recovered handler panic.

@@ -7,8 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
 	"log/slog"
+	"net"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -76,6 +80,13 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics.Metrics
 	interval time.Duration
+	// inproc serves the in-process connection of the HTTP edge
+	// (InProcess): the same handlers and interceptors as Server, without
+	// its transport credentials.
+	inproc     *grpc.Server
+	inprocOnce sync.Once
+	inprocLis  *bufconn.Listener
+	maxRecv    int
 }
 
 // New builds the gRPC server for an engine. Interceptors, outermost first:
@@ -94,7 +105,7 @@ func New(e *engine.Engine, o Options) *Server {
 		return status.Error(codes.Internal, "internal error")
 	})
 	codec := newCheckedCodec()
-	opts := append([]grpc.ServerOption{
+	own := []grpc.ServerOption{
 		// Streams live for hours: ping idle connections so a desktop that
 		// vanished (sleep, roaming, a pulled cable) is detected and its
 		// stream closed, and let clients ping without open calls.
@@ -112,7 +123,7 @@ func New(e *engine.Engine, o Options) *Server {
 		// busy gets a goroutine of its own): a fresh goroutine per call grows
 		// its stack on every call, a few percent of AssignLead's CPU.
 		grpc.NumStreamWorkers(streamWorkers),
-	}, o.ServerOptions...)
+	}
 	calls := callLog{log: log}
 	unary := []grpc.UnaryServerInterceptor{calls.unary}
 	stream := []grpc.StreamServerInterceptor{calls.stream}
@@ -127,9 +138,11 @@ func New(e *engine.Engine, o Options) *Server {
 		stream = append(stream, o.Auth.StreamInterceptor())
 	}
 	unary = append(unary, deadlineInterceptor(orDefault(o.DefaultDeadline, DefaultDeadline)))
-	opts = append(opts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
+	own = append(own, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
 	s := &Server{
-		Server:   grpc.NewServer(opts...),
+		Server:   grpc.NewServer(append(own, o.ServerOptions...)...),
+		inproc:   grpc.NewServer(own...),
+		maxRecv:  orDefault(o.MaxRecvBytes, DefaultMaxRecvBytes),
 		health:   health.NewServer(),
 		engine:   e,
 		log:      log,
@@ -148,11 +161,13 @@ func New(e *engine.Engine, o Options) *Server {
 	s.watcher.Observe(e.Observer())
 	h := &handlers{engine: e, watcher: s.watcher, log: log, metrics: o.Metrics,
 		repStreams: &repStreams{limit: orDefault(o.MaxStreamsPerRep, DefaultMaxStreamsPerRep), open: map[string]int{}}}
-	pb.RegisterRoutingServiceServer(s.Server, h)
-	pb.RegisterAdminServiceServer(s.Server, h)
-	pb.RegisterRepServiceServer(s.Server, h)
-	pb.RegisterEventServiceServer(s.Server, h)
-	healthpb.RegisterHealthServer(s.Server, s.health)
+	for _, g := range []*grpc.Server{s.Server, s.inproc} {
+		pb.RegisterRoutingServiceServer(g, h)
+		pb.RegisterAdminServiceServer(g, h)
+		pb.RegisterRepServiceServer(g, h)
+		pb.RegisterEventServiceServer(g, h)
+		healthpb.RegisterHealthServer(g, s.health)
+	}
 	if o.Reflection {
 		reflection.Register(s.Server)
 	}
@@ -161,6 +176,28 @@ func New(e *engine.Engine, o Options) *Server {
 	}
 	return s
 }
+
+// InProcess returns a client connection to this server's handlers over an
+// in-memory pipe, for the HTTP edge (httpapi): every call goes through the
+// same interceptors (auth, limits, metrics, deadlines) as a network
+// call, without the network's transport credentials (the edge has its
+// own TLS). Each call returns a new connection to the one in-memory
+// listener; Shutdown closes them.
+func (s *Server) InProcess() (*grpc.ClientConn, error) {
+	s.inprocOnce.Do(func() {
+		s.inprocLis = bufconn.Listen(1 << 20)
+		go s.inproc.Serve(s.inprocLis) //nolint:errcheck // ends with Stop
+	})
+	lis := s.inprocLis
+	return grpc.NewClient("passthrough:///leadrouter-inprocess",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(s.maxRecv), grpc.MaxCallRecvMsgSize(inprocMaxAnswer)))
+}
+
+// inprocMaxAnswer bounds an answer over the in-process connection: the
+// largest is a config of the largest size ApplyRoutingConfig accepts.
+const inprocMaxAnswer = 256 << 20
 
 // Shutdown ends every open stream with UNAVAILABLE (clients resume on
 // another replica), then stops gracefully, forcing the stop when ctx ends.
@@ -175,6 +212,19 @@ func (s *Server) Shutdown(ctx context.Context) {
 		s.Stop()
 		<-done
 	}
+}
+
+// Stop stops the server and its in-process listener at once.
+func (s *Server) Stop() {
+	s.Server.Stop()
+	s.inproc.Stop()
+}
+
+// GracefulStop stops the server and its in-process listener once their
+// calls end.
+func (s *Server) GracefulStop() {
+	s.Server.GracefulStop()
+	s.inproc.GracefulStop()
 }
 
 // Watcher returns the server's event fan-out.

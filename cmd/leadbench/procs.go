@@ -152,7 +152,8 @@ func daemonFlags(bin string) (map[string]bool, error) {
 type daemon struct {
 	*proc
 	addr, metricsAddr string
-	pprof             bool // /debug/pprof/ is served on metricsAddr
+	httpAddr          string // the HTTP edge ("" for a leadrouterd without one)
+	pprof             bool   // /debug/pprof/ is served on metricsAddr
 }
 
 // startDaemon starts leadrouterd on free ports against redisURL and waits
@@ -174,7 +175,14 @@ func startDaemon(bin, redisURL string, log io.Writer) (*daemon, error) {
 	if flags["insecure"] {
 		args = append(args, "--insecure")
 	}
-	d := &daemon{addr: addr, metricsAddr: maddr}
+	var haddr string
+	if flags["http-listen"] {
+		if haddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		args = append(args, "--http-listen", haddr)
+	}
+	d := &daemon{addr: addr, metricsAddr: maddr, httpAddr: haddr}
 	if flags["pprof"] {
 		args = append(args, "--pprof")
 		d.pprof = true

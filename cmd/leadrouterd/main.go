@@ -28,17 +28,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/leadrouter/leadrouter/engine"
+	"github.com/leadrouter/leadrouter/httpapi"
 	"github.com/leadrouter/leadrouter/metrics"
 	"github.com/leadrouter/leadrouter/server"
 	"github.com/leadrouter/leadrouter/store"
 )
 
 type options struct {
-	listen, metricsListen, redisURL, config, workspace, logLevel, logFormat string
-	configOverwrite                                                         bool
-	metricsTokenFile                                                        string
-	shutdownTimeout, sweepInterval, healthInterval, maxClockOffset          time.Duration
-	reflection, metricsWorkspaceLabel, pprof                                bool
+	listen, metricsListen, httpListen, redisURL, config, workspace, logLevel, logFormat string
+	configOverwrite                                                                     bool
+	metricsTokenFile                                                                    string
+	shutdownTimeout, sweepInterval, healthInterval, maxClockOffset                      time.Duration
+	reflection, metricsWorkspaceLabel, pprof                                            bool
 
 	// Transport, identity and limits (security.go).
 	tlsCert, tlsKey, tlsClientCA, tokenFile, redisCA string
@@ -63,6 +64,7 @@ func parseFlags() (*options, error) {
 	var o options
 	fs := flag.NewFlagSet("leadrouterd", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7070", "gRPC listen address")
+	fs.StringVar(&o.httpListen, "http-listen", "127.0.0.1:8080", "HTTP/JSON listen address: every RPC, the streams as JSON lines or Server-Sent Events, /openapi.json, /healthz, /readyz, webhook intake (docs/http.md); the same TLS flags and tokens as gRPC (empty: off)")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "127.0.0.1:9464", "Prometheus /metrics listen address (empty: off)")
 	fs.StringVar(&o.metricsTokenFile, "metrics-token-file", "", "file holding a bearer token the metrics listener requires (Authorization: Bearer <token>; Prometheus: authorization.credentials_file); empty: none")
 	fs.BoolVar(&o.metricsWorkspaceLabel, "metrics-workspace-label", false, "label leadrouter_* metrics with the workspace (one series set per workspace)")
@@ -193,9 +195,16 @@ func run() error {
 		defer stopMetrics()
 	}
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(lis) }()
-	log.Info("leadrouterd serving", "grpc", lis.Addr().String(), "metrics", o.metricsListen)
+	if o.httpListen != "" {
+		stopHTTP, err := serveHTTP(ctx, o.httpListen, srv, sec, m, o.maxMsgBytes, log, errc)
+		if err != nil {
+			return err
+		}
+		defer stopHTTP()
+	}
+	log.Info("leadrouterd serving", "grpc", lis.Addr().String(), "http", o.httpListen, "metrics", o.metricsListen)
 
 	select {
 	case err := <-errc:
@@ -367,6 +376,41 @@ func (f *configFile) apply(ctx context.Context, eng *engine.Engine, ws string, l
 // profiles under /debug/pprof/ (opt-in: profiles reveal internals, so keep
 // the metrics listener on a private address). With tokenFile every path
 // requires that bearer token.
+// serveHTTP serves the HTTP edge (httpapi) on addr, over TLS unless
+// --insecure, until the returned stop; a failed Serve goes to errc.
+func serveHTTP(ctx context.Context, addr string, srv *server.Server, sec *security, m *metrics.Metrics, maxBody int, log *slog.Logger, errc chan<- error) (func(), error) {
+	conn, err := srv.InProcess()
+	if err != nil {
+		return nil, err
+	}
+	h, err := httpapi.New(ctx, httpapi.Options{Conn: conn, MaxBodyBytes: maxBody, Metrics: m, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := sec.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--http-listen: %w", err)
+	}
+	hs := httpapi.Server(h, log)
+	hs.TLSConfig = tlsCfg
+	go func() {
+		var err error
+		if tlsCfg != nil {
+			err = hs.ServeTLS(lis, "", "")
+		} else {
+			err = hs.Serve(lis)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	return func() { _ = hs.Close(); _ = conn.Close() }, nil
+}
+
 func serveMetrics(addr, tokenFile string, reg *prometheus.Registry, withPprof bool, log *slog.Logger) (func(), error) {
 	mux := http.NewServeMux()
 	var handler http.Handler = mux

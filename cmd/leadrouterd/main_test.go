@@ -47,6 +47,7 @@ type daemon struct {
 	conn    *grpc.ClientConn
 	addr    string // gRPC
 	metrics string
+	http    string // the HTTP edge
 }
 
 var (
@@ -91,8 +92,9 @@ func spawn(t *testing.T, env []string, creds grpc.DialOption, args ...string) *d
 	t.Helper()
 	grpcPort, _ := redisproc.FreePort()
 	metricsPort, _ := redisproc.FreePort()
-	d := &daemon{log: &logbuf.Buffer{}, metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
-	d.cmd = exec.Command(build(t), append([]string{"--metrics-listen", d.metrics}, args...)...)
+	httpPort, _ := redisproc.FreePort()
+	d := &daemon{log: &logbuf.Buffer{}, metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort), http: fmt.Sprintf("127.0.0.1:%d", httpPort)}
+	d.cmd = exec.Command(build(t), append([]string{"--metrics-listen", d.metrics, "--http-listen", d.http}, args...)...)
 	d.cmd.Env = append(append(os.Environ(), fmt.Sprintf("LEADROUTER_LISTEN=127.0.0.1:%d", grpcPort)), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
@@ -363,7 +365,7 @@ func TestConfigFileDoesNotRevertAPI(t *testing.T) {
 	changed := filepath.Join(t.TempDir(), "routing.yaml")
 	os.WriteFile(changed, append(body, []byte("# edited\n")...), 0o644)
 	out, err := exec.Command(build(t), "--insecure", "--redis-url", url, "--config", changed, "--workspace", ws,
-		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0").CombinedOutput()
+		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--http-listen", "").CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() == 0 || !strings.Contains(string(out), "applied through the API") {
 		t.Fatalf("changed --config after an API apply: %v\n%s", err, out)

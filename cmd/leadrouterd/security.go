@@ -102,9 +102,10 @@ func (s *security) loadCert() error {
 	return nil
 }
 
-// serverOption is the listener's transport credentials (none with
-// --insecure).
-func (s *security) serverOption() ([]grpc.ServerOption, error) {
+// tlsConfig is the listeners' TLS (nil with --insecure): the gRPC and
+// the HTTP listener share the certificate (reloaded on SIGHUP) and, with
+// --tls-client-ca, require client certificates alike.
+func (s *security) tlsConfig() (*tls.Config, error) {
 	if s.o.insecure {
 		return nil, nil
 	}
@@ -124,6 +125,18 @@ func (s *security) serverOption() ([]grpc.ServerOption, error) {
 			return nil, fmt.Errorf("--tls-client-ca %s: no PEM certificates", s.o.tlsClientCA)
 		}
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// serverOption is the gRPC listener's transport credentials (none with
+// --insecure).
+func (s *security) serverOption() ([]grpc.ServerOption, error) {
+	cfg, err := s.tlsConfig()
+	if err != nil || cfg == nil {
+		return nil, err
+	}
+	if s.o.tlsClientCA != "" {
 		s.log.Info("client certificates required (mTLS)", "ca", s.o.tlsClientCA)
 	}
 	s.log.Info("gRPC over TLS", "cert", s.o.tlsCert)

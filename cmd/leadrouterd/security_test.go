@@ -153,7 +153,7 @@ func TestRefusedStarts(t *testing.T) {
 		{[]string{"--insecure", "--ack-replicas", "1"}, "the embedded store has no replicas"},
 		{[]string{"--insecure", "--ack-replicas", "-1", "--redis-url", "redis://127.0.0.1:1"}, "--ack-replicas: -1 is negative"},
 	} {
-		cmd := exec.Command(build(t), append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", ""}, c.args...)...)
+		cmd := exec.Command(build(t), append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "", "--http-listen", ""}, c.args...)...)
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), c.want) {
 			t.Errorf("%v: exit %v, output %q; want a refusal saying %q", c.args, err, out, c.want)

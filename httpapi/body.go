@@ -1,0 +1,44 @@
+package httpapi
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// readBody reads a request's whole body, at most limit bytes, within
+// ReadBodyTimeout (a client that trickles its body is cut off), and
+// returns it to read again.
+func readBody(w http.ResponseWriter, r *http.Request, limit int) (io.ReadCloser, error) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(ReadBodyTimeout))
+	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(body)), nil
+}
+
+// writeBodyError answers a body that could not be read: 413 over the
+// limit, 408 too slow, 400 otherwise.
+func writeBodyError(w http.ResponseWriter, r *http.Request, err error, limit int) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, r, http.StatusRequestEntityTooLarge, status.New(codes.ResourceExhausted,
+			fmt.Sprintf("the request body is over the limit of %d bytes", limit)))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		writeError(w, r, http.StatusRequestTimeout, status.New(codes.DeadlineExceeded,
+			fmt.Sprintf("the request body was not sent within %s", ReadBodyTimeout)))
+	default:
+		writeError(w, r, http.StatusBadRequest, status.New(codes.InvalidArgument, "reading the request body: "+err.Error()))
+	}
+}
