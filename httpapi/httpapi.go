@@ -173,10 +173,15 @@ func syntaxError(body []byte) error {
 	if !errors.As(err, &se) {
 		return fmt.Errorf("invalid JSON: %v", err)
 	}
-	off := int(se.Offset)
-	line := 1 + bytes.Count(body[:off], []byte("\n"))
-	col := off - bytes.LastIndexByte(body[:off], '\n')
-	return fmt.Errorf("invalid JSON at line %d, column %d (byte %d): %v", line, col, off, se)
+	// Offset counts the bytes read, the offending one included; a body cut
+	// short is wrong at its end.
+	at := int(se.Offset) - 1
+	if at < 0 || int(se.Offset) >= len(body) && strings.Contains(se.Error(), "end of JSON input") {
+		at = int(se.Offset)
+	}
+	line := 1 + bytes.Count(body[:at], []byte("\n"))
+	col := at - bytes.LastIndexByte(body[:at], '\n')
+	return fmt.Errorf("invalid JSON at line %d, column %d (byte %d): %v", line, col, at, se)
 }
 
 // api serves the gateway's routes, the streams as SSE when asked, with the
