@@ -96,7 +96,9 @@ type Config struct {
 	Pools    []Pool    `json:"pools,omitempty" yaml:"pools,omitempty"`
 	Rules    []Rule    `json:"rules,omitempty" yaml:"rules,omitempty"`
 	Accounts []Account `json:"accounts,omitempty" yaml:"accounts,omitempty"`
-	Settings Settings  `json:"settings,omitzero" yaml:"settings,omitempty"`
+	// Intakes are the webhook endpoints of form tools (intake.go).
+	Intakes  []Intake `json:"intakes,omitempty" yaml:"intakes,omitempty"`
+	Settings Settings `json:"settings,omitzero" yaml:"settings,omitempty"`
 }
 
 // Settings are workspace-wide policies; see config.proto.
@@ -600,6 +602,7 @@ func (c *Config) Validate() error {
 	if c.Settings.MaxStoredLeads < 0 {
 		v.add("settings.max_stored_leads", "%d is negative", c.Settings.MaxStoredLeads)
 	}
+	checkIntakes(&v, c.Intakes)
 	return v.err()
 }
 

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -71,8 +72,10 @@ type Options struct {
 	// Heartbeat is how often an idle event stream gets a heartbeat
 	// (default DefaultHeartbeat).
 	Heartbeat time.Duration
-	Metrics   *metrics.Metrics
-	Logger    *slog.Logger
+	// Intakes serves the webhook intake (nil: none).
+	Intakes IntakeBackend
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // New returns the edge's handler.
@@ -119,11 +122,13 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		}
 	}
 	e := &edge{o: o, gw: gw, health: healthpb.NewHealthClient(o.Conn),
-		events: pb.NewEventServiceClient(o.Conn), reps: pb.NewRepServiceClient(o.Conn)}
+		events: pb.NewEventServiceClient(o.Conn), reps: pb.NewRepServiceClient(o.Conn),
+		limits: &limiters{m: map[string]*rate.Limiter{}}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", e.healthz)
 	mux.HandleFunc("GET /readyz", e.readyz)
 	mux.HandleFunc("GET /openapi.json", e.openapi)
+	mux.HandleFunc("/v1/intake/{workspace}/{intake_id}", e.intake)
 	mux.HandleFunc("/", e.api)
 	return e.instrument(mux), nil
 }
@@ -134,6 +139,7 @@ type edge struct {
 	health healthpb.HealthClient
 	events pb.EventServiceClient
 	reps   pb.RepServiceClient
+	limits *limiters // per intake
 }
 
 // jsonCodec reads and writes the API's JSON: proto field names (as the

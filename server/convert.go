@@ -195,6 +195,14 @@ func ConfigFromProto(c *pb.RoutingConfig) *engine.Config {
 		out.Accounts = append(out.Accounts, engine.Account{Domain: a.GetDomain(), OwnerRepID: a.GetOwnerRepId(),
 			FallbackPoolID: a.GetFallbackPoolId()})
 	}
+	for _, in := range c.GetIntakes() {
+		sig := in.GetSignature()
+		out.Intakes = append(out.Intakes, engine.Intake{ID: in.GetId(), SecretEnv: in.GetSecretEnv(), SecretFile: in.GetSecretFile(),
+			Signature: engine.IntakeSignature{Scheme: engine.SignatureScheme(sig.GetScheme()), Header: sig.GetHeader(),
+				Encoding: sig.GetEncoding(), Tolerance: durationFromProto(sig.GetTolerance())},
+			LeadID: in.GetLeadId(), Mapping: in.GetMapping(), Defaults: in.GetDefaults(), Attributes: in.GetAttributes(),
+			RatePerSecond: in.GetRatePerSecond(), Burst: in.GetBurst()})
+	}
 	if st := c.GetSettings(); st != nil {
 		out.Settings.MaxQueueAge = durationFromProto(st.GetMaxQueueAge())
 		out.Settings.EventsMaxLen = st.GetEventsMaxLen()
@@ -315,6 +323,13 @@ func ConfigToProto(c *engine.Config) *pb.RoutingConfig {
 	}
 	for _, a := range c.Accounts {
 		out.Accounts = append(out.Accounts, &pb.Account{Domain: a.Domain, OwnerRepId: a.OwnerRepID, FallbackPoolId: a.FallbackPoolID})
+	}
+	for _, in := range c.Intakes {
+		out.Intakes = append(out.Intakes, &pb.Intake{Id: in.ID, SecretEnv: in.SecretEnv, SecretFile: in.SecretFile,
+			Signature: &pb.IntakeSignature{Scheme: string(in.Signature.Scheme), Header: in.Signature.Header,
+				Encoding: in.Signature.Encoding, Tolerance: durationToProto(in.Signature.Tolerance)},
+			LeadId: in.LeadID, Mapping: in.Mapping, Defaults: in.Defaults, Attributes: in.Attributes,
+			RatePerSecond: in.RatePerSecond, Burst: in.Burst})
 	}
 	if c.Settings != (engine.Settings{}) {
 		out.Settings = &pb.WorkspaceSettings{MaxQueueAge: durationToProto(c.Settings.MaxQueueAge),

@@ -83,10 +83,12 @@ type Server struct {
 	// inproc serves the in-process connection of the HTTP edge
 	// (InProcess): the same handlers and interceptors as Server, without
 	// its transport credentials.
+	handlers   *handlers
 	inproc     *grpc.Server
 	inprocOnce sync.Once
 	inprocLis  *bufconn.Listener
 	maxRecv    int
+	deadline   time.Duration // DefaultDeadline
 }
 
 // New builds the gRPC server for an engine. Interceptors, outermost first:
@@ -161,6 +163,8 @@ func New(e *engine.Engine, o Options) *Server {
 	s.watcher.Observe(e.Observer())
 	h := &handlers{engine: e, watcher: s.watcher, log: log, metrics: o.Metrics,
 		repStreams: &repStreams{limit: orDefault(o.MaxStreamsPerRep, DefaultMaxStreamsPerRep), open: map[string]int{}}}
+	s.handlers = h
+	s.deadline = orDefault(o.DefaultDeadline, DefaultDeadline)
 	for _, g := range []*grpc.Server{s.Server, s.inproc} {
 		pb.RegisterRoutingServiceServer(g, h)
 		pb.RegisterAdminServiceServer(g, h)

@@ -256,8 +256,11 @@ type RoutingConfig struct {
 	// Lead-to-account matching: a lead whose company domain is listed goes to
 	// the owner when the owner is eligible, else to the fallback pool, else
 	// through the rules.
-	Accounts      []*Account         `protobuf:"bytes,4,rep,name=accounts,proto3" json:"accounts,omitempty"`
-	Settings      *WorkspaceSettings `protobuf:"bytes,5,opt,name=settings,proto3" json:"settings,omitempty"`
+	Accounts []*Account         `protobuf:"bytes,4,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	Settings *WorkspaceSettings `protobuf:"bytes,5,opt,name=settings,proto3" json:"settings,omitempty"`
+	// Webhook endpoints of form tools: POST /v1/intake/{workspace}/{id} on
+	// the HTTP edge (docs/http.md).
+	Intakes       []*Intake `protobuf:"bytes,6,rep,name=intakes,proto3" json:"intakes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -327,6 +330,218 @@ func (x *RoutingConfig) GetSettings() *WorkspaceSettings {
 	return nil
 }
 
+func (x *RoutingConfig) GetIntakes() []*Intake {
+	if x != nil {
+		return x.Intakes
+	}
+	return nil
+}
+
+// Intake is a webhook endpoint for a form tool. The signature over the
+// posted body is its credential; its mapping turns the body into a Lead,
+// routed as AssignLead routes one.
+type Intake struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The shared secret's environment variable, or its file: exactly one;
+	// never the secret itself.
+	SecretEnv  string           `protobuf:"bytes,2,opt,name=secret_env,json=secretEnv,proto3" json:"secret_env,omitempty"`
+	SecretFile string           `protobuf:"bytes,3,opt,name=secret_file,json=secretFile,proto3" json:"secret_file,omitempty"`
+	Signature  *IntakeSignature `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Where the lead id comes from: "header:<name>" (e.g.
+	// header:webhook-id) or a body path (e.g. submission.id).
+	LeadId string `protobuf:"bytes,5,opt,name=lead_id,json=leadId,proto3" json:"lead_id,omitempty"`
+	// Lead field (email, first_name, country, ...) -> body path: a dotted
+	// JSON path ("fields.email", "data.answers[3].text",
+	// "answers[field.ref=email].email"), or a form field's name for an
+	// application/x-www-form-urlencoded body.
+	Mapping map[string]string `protobuf:"bytes,6,rep,name=mapping,proto3" json:"mapping,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Lead field -> the value used when the mapped one is absent.
+	Defaults map[string]string `protobuf:"bytes,7,rep,name=defaults,proto3" json:"defaults,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Attribute name -> body path, copied into the lead's attributes.
+	Attributes map[string]string `protobuf:"bytes,8,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Requests per second per replica (default 50), and the burst (100).
+	RatePerSecond float64 `protobuf:"fixed64,9,opt,name=rate_per_second,json=ratePerSecond,proto3" json:"rate_per_second,omitempty"`
+	Burst         int32   `protobuf:"varint,10,opt,name=burst,proto3" json:"burst,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Intake) Reset() {
+	*x = Intake{}
+	mi := &file_leadrouter_v1_config_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Intake) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Intake) ProtoMessage() {}
+
+func (x *Intake) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_config_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Intake.ProtoReflect.Descriptor instead.
+func (*Intake) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Intake) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Intake) GetSecretEnv() string {
+	if x != nil {
+		return x.SecretEnv
+	}
+	return ""
+}
+
+func (x *Intake) GetSecretFile() string {
+	if x != nil {
+		return x.SecretFile
+	}
+	return ""
+}
+
+func (x *Intake) GetSignature() *IntakeSignature {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *Intake) GetLeadId() string {
+	if x != nil {
+		return x.LeadId
+	}
+	return ""
+}
+
+func (x *Intake) GetMapping() map[string]string {
+	if x != nil {
+		return x.Mapping
+	}
+	return nil
+}
+
+func (x *Intake) GetDefaults() map[string]string {
+	if x != nil {
+		return x.Defaults
+	}
+	return nil
+}
+
+func (x *Intake) GetAttributes() map[string]string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+func (x *Intake) GetRatePerSecond() float64 {
+	if x != nil {
+		return x.RatePerSecond
+	}
+	return 0
+}
+
+func (x *Intake) GetBurst() int32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+// IntakeSignature says how an intake's requests are signed.
+type IntakeSignature struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// HMAC_SHA256 (over the raw body, in `header`) or STANDARD_WEBHOOKS
+	// (webhook-id, webhook-timestamp, webhook-signature: v1,<base64>).
+	Scheme string `protobuf:"bytes,1,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// HMAC_SHA256: the header carrying the signature, and its encoding, HEX
+	// (default) or BASE64.
+	Header   string `protobuf:"bytes,2,opt,name=header,proto3" json:"header,omitempty"`
+	Encoding string `protobuf:"bytes,3,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	// STANDARD_WEBHOOKS: how far webhook-timestamp may be from now (default
+	// 5m).
+	Tolerance     *durationpb.Duration `protobuf:"bytes,4,opt,name=tolerance,proto3" json:"tolerance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntakeSignature) Reset() {
+	*x = IntakeSignature{}
+	mi := &file_leadrouter_v1_config_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntakeSignature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntakeSignature) ProtoMessage() {}
+
+func (x *IntakeSignature) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_config_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntakeSignature.ProtoReflect.Descriptor instead.
+func (*IntakeSignature) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *IntakeSignature) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *IntakeSignature) GetHeader() string {
+	if x != nil {
+		return x.Header
+	}
+	return ""
+}
+
+func (x *IntakeSignature) GetEncoding() string {
+	if x != nil {
+		return x.Encoding
+	}
+	return ""
+}
+
+func (x *IntakeSignature) GetTolerance() *durationpb.Duration {
+	if x != nil {
+		return x.Tolerance
+	}
+	return nil
+}
+
 // WorkspaceSettings are the workspace-wide routing policies.
 type WorkspaceSettings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -366,7 +581,7 @@ type WorkspaceSettings struct {
 
 func (x *WorkspaceSettings) Reset() {
 	*x = WorkspaceSettings{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +593,7 @@ func (x *WorkspaceSettings) String() string {
 func (*WorkspaceSettings) ProtoMessage() {}
 
 func (x *WorkspaceSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +606,7 @@ func (x *WorkspaceSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceSettings.ProtoReflect.Descriptor instead.
 func (*WorkspaceSettings) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{1}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WorkspaceSettings) GetMaxQueueAge() *durationpb.Duration {
@@ -471,7 +686,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +698,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +711,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Account) GetDomain() string {
@@ -548,7 +763,7 @@ type Rep struct {
 
 func (x *Rep) Reset() {
 	*x = Rep{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +775,7 @@ func (x *Rep) String() string {
 func (*Rep) ProtoMessage() {}
 
 func (x *Rep) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +788,7 @@ func (x *Rep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rep.ProtoReflect.Descriptor instead.
 func (*Rep) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Rep) GetId() string {
@@ -665,7 +880,7 @@ type WorkingHours struct {
 
 func (x *WorkingHours) Reset() {
 	*x = WorkingHours{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +892,7 @@ func (x *WorkingHours) String() string {
 func (*WorkingHours) ProtoMessage() {}
 
 func (x *WorkingHours) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +905,7 @@ func (x *WorkingHours) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkingHours.ProtoReflect.Descriptor instead.
 func (*WorkingHours) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WorkingHours) GetMonday() []string {
@@ -753,7 +968,7 @@ type DateRange struct {
 
 func (x *DateRange) Reset() {
 	*x = DateRange{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +980,7 @@ func (x *DateRange) String() string {
 func (*DateRange) ProtoMessage() {}
 
 func (x *DateRange) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +993,7 @@ func (x *DateRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DateRange.ProtoReflect.Descriptor instead.
 func (*DateRange) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DateRange) GetFrom() string {
@@ -836,7 +1051,7 @@ type Pool struct {
 
 func (x *Pool) Reset() {
 	*x = Pool{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +1063,7 @@ func (x *Pool) String() string {
 func (*Pool) ProtoMessage() {}
 
 func (x *Pool) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +1076,7 @@ func (x *Pool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pool.ProtoReflect.Descriptor instead.
 func (*Pool) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Pool) GetId() string {
@@ -970,7 +1185,7 @@ type PoolMember struct {
 
 func (x *PoolMember) Reset() {
 	*x = PoolMember{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1197,7 @@ func (x *PoolMember) String() string {
 func (*PoolMember) ProtoMessage() {}
 
 func (x *PoolMember) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1210,7 @@ func (x *PoolMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolMember.ProtoReflect.Descriptor instead.
 func (*PoolMember) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PoolMember) GetRepId() string {
@@ -1033,7 +1248,7 @@ type Rule struct {
 
 func (x *Rule) Reset() {
 	*x = Rule{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1260,7 @@ func (x *Rule) String() string {
 func (*Rule) ProtoMessage() {}
 
 func (x *Rule) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1273,7 @@ func (x *Rule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rule.ProtoReflect.Descriptor instead.
 func (*Rule) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Rule) GetId() string {
@@ -1105,7 +1320,7 @@ type Target struct {
 
 func (x *Target) Reset() {
 	*x = Target{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[9]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1332,7 @@ func (x *Target) String() string {
 func (*Target) ProtoMessage() {}
 
 func (x *Target) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[9]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1345,7 @@ func (x *Target) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Target.ProtoReflect.Descriptor instead.
 func (*Target) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Target) GetPoolId() string {
@@ -1180,7 +1395,7 @@ type Match struct {
 
 func (x *Match) Reset() {
 	*x = Match{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[10]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1407,7 @@ func (x *Match) String() string {
 func (*Match) ProtoMessage() {}
 
 func (x *Match) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[10]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1420,7 @@ func (x *Match) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Match.ProtoReflect.Descriptor instead.
 func (*Match) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Match) GetCountries() []string {
@@ -1289,7 +1504,7 @@ type IntRange struct {
 
 func (x *IntRange) Reset() {
 	*x = IntRange{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[11]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1516,7 @@ func (x *IntRange) String() string {
 func (*IntRange) ProtoMessage() {}
 
 func (x *IntRange) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[11]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1529,7 @@ func (x *IntRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntRange.ProtoReflect.Descriptor instead.
 func (*IntRange) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *IntRange) GetMin() int32 {
@@ -1335,13 +1550,44 @@ var File_leadrouter_v1_config_proto protoreflect.FileDescriptor
 
 const file_leadrouter_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x1aleadrouter/v1/config.proto\x12\rleadrouter.v1\x1a\x1egoogle/protobuf/duration.proto\"\xff\x01\n" +
+	"\x1aleadrouter/v1/config.proto\x12\rleadrouter.v1\x1a\x1egoogle/protobuf/duration.proto\"\xb0\x02\n" +
 	"\rRoutingConfig\x12&\n" +
 	"\x04reps\x18\x01 \x03(\v2\x12.leadrouter.v1.RepR\x04reps\x12)\n" +
 	"\x05pools\x18\x02 \x03(\v2\x13.leadrouter.v1.PoolR\x05pools\x12)\n" +
 	"\x05rules\x18\x03 \x03(\v2\x13.leadrouter.v1.RuleR\x05rules\x122\n" +
 	"\baccounts\x18\x04 \x03(\v2\x16.leadrouter.v1.AccountR\baccounts\x12<\n" +
-	"\bsettings\x18\x05 \x01(\v2 .leadrouter.v1.WorkspaceSettingsR\bsettings\"\x93\x04\n" +
+	"\bsettings\x18\x05 \x01(\v2 .leadrouter.v1.WorkspaceSettingsR\bsettings\x12/\n" +
+	"\aintakes\x18\x06 \x03(\v2\x15.leadrouter.v1.IntakeR\aintakes\"\xeb\x04\n" +
+	"\x06Intake\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"secret_env\x18\x02 \x01(\tR\tsecretEnv\x12\x1f\n" +
+	"\vsecret_file\x18\x03 \x01(\tR\n" +
+	"secretFile\x12<\n" +
+	"\tsignature\x18\x04 \x01(\v2\x1e.leadrouter.v1.IntakeSignatureR\tsignature\x12\x17\n" +
+	"\alead_id\x18\x05 \x01(\tR\x06leadId\x12<\n" +
+	"\amapping\x18\x06 \x03(\v2\".leadrouter.v1.Intake.MappingEntryR\amapping\x12?\n" +
+	"\bdefaults\x18\a \x03(\v2#.leadrouter.v1.Intake.DefaultsEntryR\bdefaults\x12E\n" +
+	"\n" +
+	"attributes\x18\b \x03(\v2%.leadrouter.v1.Intake.AttributesEntryR\n" +
+	"attributes\x12&\n" +
+	"\x0frate_per_second\x18\t \x01(\x01R\rratePerSecond\x12\x14\n" +
+	"\x05burst\x18\n" +
+	" \x01(\x05R\x05burst\x1a:\n" +
+	"\fMappingEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
+	"\rDefaultsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
+	"\x0fAttributesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x01\n" +
+	"\x0fIntakeSignature\x12\x16\n" +
+	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x16\n" +
+	"\x06header\x18\x02 \x01(\tR\x06header\x12\x1a\n" +
+	"\bencoding\x18\x03 \x01(\tR\bencoding\x127\n" +
+	"\ttolerance\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\ttolerance\"\x93\x04\n" +
 	"\x11WorkspaceSettings\x12=\n" +
 	"\rmax_queue_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vmaxQueueAge\x12>\n" +
 	"\rsticky_window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fstickyWindow\x12$\n" +
@@ -1474,62 +1720,73 @@ func file_leadrouter_v1_config_proto_rawDescGZIP() []byte {
 }
 
 var file_leadrouter_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_leadrouter_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_leadrouter_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_leadrouter_v1_config_proto_goTypes = []any{
 	(RepStatus)(0),              // 0: leadrouter.v1.RepStatus
 	(Strategy)(0),               // 1: leadrouter.v1.Strategy
 	(AbsencePolicy)(0),          // 2: leadrouter.v1.AbsencePolicy
 	(BreachPolicy)(0),           // 3: leadrouter.v1.BreachPolicy
 	(*RoutingConfig)(nil),       // 4: leadrouter.v1.RoutingConfig
-	(*WorkspaceSettings)(nil),   // 5: leadrouter.v1.WorkspaceSettings
-	(*Account)(nil),             // 6: leadrouter.v1.Account
-	(*Rep)(nil),                 // 7: leadrouter.v1.Rep
-	(*WorkingHours)(nil),        // 8: leadrouter.v1.WorkingHours
-	(*DateRange)(nil),           // 9: leadrouter.v1.DateRange
-	(*Pool)(nil),                // 10: leadrouter.v1.Pool
-	(*PoolMember)(nil),          // 11: leadrouter.v1.PoolMember
-	(*Rule)(nil),                // 12: leadrouter.v1.Rule
-	(*Target)(nil),              // 13: leadrouter.v1.Target
-	(*Match)(nil),               // 14: leadrouter.v1.Match
-	(*IntRange)(nil),            // 15: leadrouter.v1.IntRange
-	nil,                         // 16: leadrouter.v1.Rep.AttributesEntry
-	nil,                         // 17: leadrouter.v1.Match.AttributesEntry
-	(*durationpb.Duration)(nil), // 18: google.protobuf.Duration
+	(*Intake)(nil),              // 5: leadrouter.v1.Intake
+	(*IntakeSignature)(nil),     // 6: leadrouter.v1.IntakeSignature
+	(*WorkspaceSettings)(nil),   // 7: leadrouter.v1.WorkspaceSettings
+	(*Account)(nil),             // 8: leadrouter.v1.Account
+	(*Rep)(nil),                 // 9: leadrouter.v1.Rep
+	(*WorkingHours)(nil),        // 10: leadrouter.v1.WorkingHours
+	(*DateRange)(nil),           // 11: leadrouter.v1.DateRange
+	(*Pool)(nil),                // 12: leadrouter.v1.Pool
+	(*PoolMember)(nil),          // 13: leadrouter.v1.PoolMember
+	(*Rule)(nil),                // 14: leadrouter.v1.Rule
+	(*Target)(nil),              // 15: leadrouter.v1.Target
+	(*Match)(nil),               // 16: leadrouter.v1.Match
+	(*IntRange)(nil),            // 17: leadrouter.v1.IntRange
+	nil,                         // 18: leadrouter.v1.Intake.MappingEntry
+	nil,                         // 19: leadrouter.v1.Intake.DefaultsEntry
+	nil,                         // 20: leadrouter.v1.Intake.AttributesEntry
+	nil,                         // 21: leadrouter.v1.Rep.AttributesEntry
+	nil,                         // 22: leadrouter.v1.Match.AttributesEntry
+	(*durationpb.Duration)(nil), // 23: google.protobuf.Duration
 }
 var file_leadrouter_v1_config_proto_depIdxs = []int32{
-	7,  // 0: leadrouter.v1.RoutingConfig.reps:type_name -> leadrouter.v1.Rep
-	10, // 1: leadrouter.v1.RoutingConfig.pools:type_name -> leadrouter.v1.Pool
-	12, // 2: leadrouter.v1.RoutingConfig.rules:type_name -> leadrouter.v1.Rule
-	6,  // 3: leadrouter.v1.RoutingConfig.accounts:type_name -> leadrouter.v1.Account
-	5,  // 4: leadrouter.v1.RoutingConfig.settings:type_name -> leadrouter.v1.WorkspaceSettings
-	18, // 5: leadrouter.v1.WorkspaceSettings.max_queue_age:type_name -> google.protobuf.Duration
-	18, // 6: leadrouter.v1.WorkspaceSettings.sticky_window:type_name -> google.protobuf.Duration
-	18, // 7: leadrouter.v1.WorkspaceSettings.events_max_age:type_name -> google.protobuf.Duration
-	18, // 8: leadrouter.v1.WorkspaceSettings.presence_grace:type_name -> google.protobuf.Duration
-	18, // 9: leadrouter.v1.WorkspaceSettings.retain_closed:type_name -> google.protobuf.Duration
-	16, // 10: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
-	0,  // 11: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
-	8,  // 12: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
-	9,  // 13: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
-	1,  // 14: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
-	11, // 15: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
-	2,  // 16: leadrouter.v1.Pool.absence_policy:type_name -> leadrouter.v1.AbsencePolicy
-	18, // 17: leadrouter.v1.Pool.accept_within:type_name -> google.protobuf.Duration
-	18, // 18: leadrouter.v1.Pool.reject_cooldown:type_name -> google.protobuf.Duration
-	18, // 19: leadrouter.v1.Pool.first_contact_within:type_name -> google.protobuf.Duration
-	18, // 20: leadrouter.v1.Pool.warn_at:type_name -> google.protobuf.Duration
-	3,  // 21: leadrouter.v1.Pool.on_breach:type_name -> leadrouter.v1.BreachPolicy
-	14, // 22: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
-	13, // 23: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
-	18, // 24: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
-	15, // 25: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
-	15, // 26: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
-	17, // 27: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	9,  // 0: leadrouter.v1.RoutingConfig.reps:type_name -> leadrouter.v1.Rep
+	12, // 1: leadrouter.v1.RoutingConfig.pools:type_name -> leadrouter.v1.Pool
+	14, // 2: leadrouter.v1.RoutingConfig.rules:type_name -> leadrouter.v1.Rule
+	8,  // 3: leadrouter.v1.RoutingConfig.accounts:type_name -> leadrouter.v1.Account
+	7,  // 4: leadrouter.v1.RoutingConfig.settings:type_name -> leadrouter.v1.WorkspaceSettings
+	5,  // 5: leadrouter.v1.RoutingConfig.intakes:type_name -> leadrouter.v1.Intake
+	6,  // 6: leadrouter.v1.Intake.signature:type_name -> leadrouter.v1.IntakeSignature
+	18, // 7: leadrouter.v1.Intake.mapping:type_name -> leadrouter.v1.Intake.MappingEntry
+	19, // 8: leadrouter.v1.Intake.defaults:type_name -> leadrouter.v1.Intake.DefaultsEntry
+	20, // 9: leadrouter.v1.Intake.attributes:type_name -> leadrouter.v1.Intake.AttributesEntry
+	23, // 10: leadrouter.v1.IntakeSignature.tolerance:type_name -> google.protobuf.Duration
+	23, // 11: leadrouter.v1.WorkspaceSettings.max_queue_age:type_name -> google.protobuf.Duration
+	23, // 12: leadrouter.v1.WorkspaceSettings.sticky_window:type_name -> google.protobuf.Duration
+	23, // 13: leadrouter.v1.WorkspaceSettings.events_max_age:type_name -> google.protobuf.Duration
+	23, // 14: leadrouter.v1.WorkspaceSettings.presence_grace:type_name -> google.protobuf.Duration
+	23, // 15: leadrouter.v1.WorkspaceSettings.retain_closed:type_name -> google.protobuf.Duration
+	21, // 16: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
+	0,  // 17: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
+	10, // 18: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
+	11, // 19: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
+	1,  // 20: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
+	13, // 21: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
+	2,  // 22: leadrouter.v1.Pool.absence_policy:type_name -> leadrouter.v1.AbsencePolicy
+	23, // 23: leadrouter.v1.Pool.accept_within:type_name -> google.protobuf.Duration
+	23, // 24: leadrouter.v1.Pool.reject_cooldown:type_name -> google.protobuf.Duration
+	23, // 25: leadrouter.v1.Pool.first_contact_within:type_name -> google.protobuf.Duration
+	23, // 26: leadrouter.v1.Pool.warn_at:type_name -> google.protobuf.Duration
+	3,  // 27: leadrouter.v1.Pool.on_breach:type_name -> leadrouter.v1.BreachPolicy
+	16, // 28: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
+	15, // 29: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
+	23, // 30: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
+	17, // 31: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
+	17, // 32: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
+	22, // 33: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_config_proto_init() }
@@ -1537,16 +1794,16 @@ func file_leadrouter_v1_config_proto_init() {
 	if File_leadrouter_v1_config_proto != nil {
 		return
 	}
-	file_leadrouter_v1_config_proto_msgTypes[6].OneofWrappers = []any{}
-	file_leadrouter_v1_config_proto_msgTypes[7].OneofWrappers = []any{}
-	file_leadrouter_v1_config_proto_msgTypes[11].OneofWrappers = []any{}
+	file_leadrouter_v1_config_proto_msgTypes[8].OneofWrappers = []any{}
+	file_leadrouter_v1_config_proto_msgTypes[9].OneofWrappers = []any{}
+	file_leadrouter_v1_config_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_config_proto_rawDesc), len(file_leadrouter_v1_config_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   14,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

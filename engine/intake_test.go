@@ -1,0 +1,89 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/leadrouter/leadrouter/engine"
+)
+
+// TestIntakeValidation: every problem of an intake is reported at its
+// path, and defaults are filled in.
+func TestIntakeValidation(t *testing.T) {
+	cfg, err := engine.ParseConfigYAML(strings.NewReader(`
+reps: [{id: a}]
+pools: [{id: p, members: [{rep_id: a}]}]
+rules: [{id: all, targets: [{pool_id: p}]}]
+intakes:
+  - id: ok
+    secret_env: S
+    signature: {scheme: STANDARD_WEBHOOKS}
+    lead_id: header:webhook-id
+  - id: ok
+    secret_env: S
+    secret_file: /run/s
+    signature: {scheme: HMAC_SHA256, encoding: HEXX}
+    lead_id: "data.answers[x]"
+    mapping: {favourite: a.b, email: "a..b"}
+    defaults: {colour: red}
+  - id: none
+    signature: {scheme: MD5}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	var ve *engine.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("err %v", err)
+	}
+	got := map[string]bool{}
+	for _, v := range ve.Violations {
+		got[v.Field] = true
+	}
+	for _, want := range []string{"intakes[1].id", "intakes[1].secret_file", "intakes[1].signature.header", "intakes[1].signature.encoding",
+		"intakes[1].lead_id", "intakes[1].mapping.favourite", "intakes[1].mapping.email", "intakes[1].defaults.colour",
+		"intakes[2].secret_env", "intakes[2].signature.scheme", "intakes[2].lead_id"} {
+		if !got[want] {
+			t.Errorf("no violation at %s: %v", want, ve.Violations)
+		}
+	}
+	if got["intakes[0].id"] || cfg.Intakes[0].Signature.Tolerance == 0 {
+		t.Errorf("intake 0: %+v, violations %v", cfg.Intakes[0], ve.Violations)
+	}
+}
+
+// TestBodyPaths: dotted keys, indexes and [path=value] selectors.
+func TestBodyPaths(t *testing.T) {
+	var doc any
+	dec := json.NewDecoder(strings.NewReader(`{"data": {"answers": [{"field": {"ref": "name"}, "text": "Jana"}, {"field": {"ref": "email"}, "email": "j@x.de"}], "n": 3}}`))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]any{
+		"data.answers[0].text":                   "Jana",
+		"data.answers[field.ref=email].email":    "j@x.de",
+		"data.n":                                 json.Number("3"),
+		"data.answers[5].text":                   nil,
+		"data.answers[field.ref=phone].text":     nil,
+		"data.missing":                           nil,
+		"data.answers[field.ref=name].field.ref": "name",
+	} {
+		steps, err := engine.ParseBodyPath(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		got, found := engine.Lookup(doc, steps)
+		if want == nil && found || want != nil && got != want {
+			t.Errorf("%s = %v (found %v), want %v", path, got, found, want)
+		}
+	}
+	for _, bad := range []string{"", "a.", "a[", "a[x]", "a[-1]", ".a"} {
+		if err := engine.CheckBodyPath(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,45 @@
+package server
+
+import (
+	"context"
+	"runtime/debug"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/leadrouter/leadrouter/engine"
+	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+)
+
+// The webhook intake of the HTTP edge (httpapi/intake.go) has no bearer
+// token: the request's signature, checked against the intake's secret, is
+// its credential. So it does not call over the in-process connection,
+// whose interceptors would ask for a token; it calls the AssignLead
+// handler itself, with the same default deadline and panic recovery, and
+// the edge bounds each intake's rate.
+
+// Intake returns a workspace's intake by id, from the cached config (once
+// more from the store when the cache has none of that id: it may have
+// been added since). NOT_FOUND when the config has no such intake.
+func (s *Server) Intake(ctx context.Context, ws, id string) (*engine.Intake, error) {
+	in, err := s.engine.Intake(ctx, ws, id)
+	if err != nil {
+		return nil, s.handlers.fail(ctx, err)
+	}
+	return in, nil
+}
+
+// AssignFromIntake routes a lead posted to an intake, as AssignLead does,
+// answering the BASIC view.
+func (s *Server) AssignFromIntake(ctx context.Context, ws string, lead *pb.Lead) (resp *pb.AssignLeadResponse, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.deadline)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "panic in intake", "panic", p, "stack", string(debug.Stack()))
+			s.metrics.HandlerPanicked()
+			resp, err = nil, status.Error(codes.Internal, "internal error")
+		}
+	}()
+	return s.handlers.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws, Lead: lead, View: pb.AssignmentView_ASSIGNMENT_VIEW_BASIC})
+}
