@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,9 +26,10 @@ import (
 // (re)open to the test.
 const page = `<!doctype html><title>leadrouter SSE</title><script>
 const es = new EventSource(%q);
+let seq = 0; // the order of arrival: the reports' fetches may overtake each other
 const report = (kind, body) => fetch('/report?kind=' + kind, {method: 'POST', body: JSON.stringify(body)});
 es.onopen = () => report('open', {});
-es.onmessage = (m) => report('message', {id: m.lastEventId, lead: JSON.parse(m.data).lead_id});
+es.onmessage = (m) => report('message', {seq: seq++, id: m.lastEventId, lead: JSON.parse(m.data).lead_id});
 es.onerror = () => report('error', {readyState: es.readyState});
 </script>`
 
@@ -84,7 +86,7 @@ func TestEventSourceInChromium(t *testing.T) {
 		case "open":
 			site.opens++
 		case "message":
-			site.messages = append(site.messages, map[string]string{"id": fmt.Sprint(body["id"]), "lead": fmt.Sprint(body["lead"])})
+			site.messages = append(site.messages, map[string]string{"seq": fmt.Sprintf("%03v", body["seq"]), "id": fmt.Sprint(body["id"]), "lead": fmt.Sprint(body["lead"])})
 		}
 		site.mu.Unlock()
 		site.notify()
@@ -166,6 +168,7 @@ func TestEventSourceInChromium(t *testing.T) {
 
 	site.mu.Lock()
 	defer site.mu.Unlock()
+	slices.SortFunc(site.messages, func(a, b map[string]string) int { return strings.Compare(a["seq"], b["seq"]) })
 	var leads []string
 	for _, m := range site.messages {
 		leads = append(leads, m["lead"])

@@ -46,7 +46,7 @@ func startEdge(t testing.TB, st engine.Store, o server.Options) *edge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := httpapi.New(ctx, httpapi.Options{Conn: conn, MaxBodyBytes: 1 << 20, Intakes: srv, Metrics: o.Metrics, Logger: quiet, Heartbeat: 200 * time.Millisecond})
+	h, err := httpapi.New(ctx, httpapi.Options{Conn: conn, Routing: srv.DirectRouting(), Admin: srv.DirectAdmin(), MaxBodyBytes: 1 << 20, Intakes: srv, Metrics: o.Metrics, Logger: quiet, Heartbeat: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -28,8 +29,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
 	"github.com/leadrouter/leadrouter/metrics"
@@ -72,6 +75,11 @@ type Options struct {
 	// Heartbeat is how often an idle event stream gets a heartbeat
 	// (default DefaultHeartbeat).
 	Heartbeat time.Duration
+	// Routing and Admin, when set, serve those services' routes by calling
+	// them directly (server.Server.DirectRouting, DirectAdmin) instead of
+	// over Conn.
+	Routing pb.RoutingServiceServer
+	Admin   pb.AdminServiceServer
 	// Intakes serves the webhook intake (nil: none).
 	Intakes IntakeBackend
 	Metrics *metrics.Metrics
@@ -104,6 +112,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		}),
 		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+				// The client's address, for the call log, as a network
+				// call's peer.
+				if addr, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
+					r = r.WithContext(peer.NewContext(r.Context(), &peer.Peer{Addr: addr}))
+				}
 				if p, ok := runtime.HTTPPattern(r.Context()); ok {
 					if rw, ok := w.(*recorder); ok {
 						rw.route = r.Method + " " + strings.ReplaceAll(p.String(), "=*}", "}")
@@ -113,13 +126,22 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			}
 		}),
 	)
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		pb.RegisterRoutingServiceHandler, pb.RegisterRepServiceHandler,
-		pb.RegisterEventServiceHandler, pb.RegisterAdminServiceHandler,
-	} {
-		if err := register(ctx, gw, o.Conn); err != nil {
-			return nil, fmt.Errorf("httpapi: %w", err)
-		}
+	// The unary services straight to their implementations when given
+	// (server.Direct*: the same interceptors, no second encoding), the
+	// streams over the in-process connection.
+	regs := []error{pb.RegisterRepServiceHandler(ctx, gw, o.Conn), pb.RegisterEventServiceHandler(ctx, gw, o.Conn)}
+	if o.Routing != nil {
+		regs = append(regs, pb.RegisterRoutingServiceHandlerServer(ctx, gw, o.Routing))
+	} else {
+		regs = append(regs, pb.RegisterRoutingServiceHandler(ctx, gw, o.Conn))
+	}
+	if o.Admin != nil {
+		regs = append(regs, pb.RegisterAdminServiceHandlerServer(ctx, gw, o.Admin))
+	} else {
+		regs = append(regs, pb.RegisterAdminServiceHandler(ctx, gw, o.Conn))
+	}
+	if err := errors.Join(regs...); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	e := &edge{o: o, gw: gw, health: healthpb.NewHealthClient(o.Conn),
 		events: pb.NewEventServiceClient(o.Conn), reps: pb.NewRepServiceClient(o.Conn),
@@ -161,10 +183,22 @@ func (j *apiJSON) NewDecoder(r io.Reader) runtime.Decoder {
 		if err != nil {
 			return err
 		}
-		if err := syntaxError(body); err != nil {
+		m, ok := v.(proto.Message)
+		if !ok {
+			if err := syntaxError(body); err != nil {
+				return err
+			}
+			return j.JSONPb.Unmarshal(body, v)
+		}
+		// One pass in the common case; the syntax check only says where a
+		// body that failed stops being JSON.
+		if err := j.UnmarshalOptions.Unmarshal(body, m); err != nil {
+			if serr := syntaxError(body); serr != nil {
+				return serr
+			}
 			return err
 		}
-		return j.JSONPb.Unmarshal(body, v)
+		return nil
 	})
 }
 

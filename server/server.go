@@ -88,7 +88,8 @@ type Server struct {
 	inprocOnce sync.Once
 	inprocLis  *bufconn.Listener
 	maxRecv    int
-	deadline   time.Duration // DefaultDeadline
+	deadline   time.Duration                 // DefaultDeadline
+	unary      []grpc.UnaryServerInterceptor // the chain, outermost first (Direct)
 }
 
 // New builds the gRPC server for an engine. Interceptors, outermost first:
@@ -145,6 +146,7 @@ func New(e *engine.Engine, o Options) *Server {
 		Server:   grpc.NewServer(append(own, o.ServerOptions...)...),
 		inproc:   grpc.NewServer(own...),
 		maxRecv:  orDefault(o.MaxRecvBytes, DefaultMaxRecvBytes),
+		unary:    unary,
 		health:   health.NewServer(),
 		engine:   e,
 		log:      log,

@@ -13,6 +13,8 @@
 //     references, and their ratios. They alternate in short segments
 //     (AssignLead, baseline, store floor, store floor, baseline,
 //     AssignLead, ...) so that machine noise hits them alike;
+//   - the HTTP edge: AssignLead over HTTP/JSON against gRPC on the same
+//     leadrouterd at the target concurrency (target: 0.7x gRPC's req/s);
 //   - open loop at fixed rates (default 1,000 and 5,000 leads/s), against
 //     AssignLead and the store floor in turn: the achieved rate,
 //     client-side latency, and the server-side time from each one's
@@ -87,6 +89,7 @@ type options struct {
 	keepTemp          bool
 	configOnly        bool
 	storeFloor        bool
+	edge              bool
 }
 
 func main() {
@@ -131,6 +134,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory (the Redis log; the leadrouterd binary when leadbench built it)")
 	fs.BoolVar(&o.configOnly, "print-config", false, "print the routing config as YAML and exit")
 	view := fs.String("view", "full", "the AssignmentView AssignLead answers with: full (trace, history, lead) or basic (the decision)")
+	fs.BoolVar(&o.edge, "http", true, "also compare AssignLead over the HTTP edge (HTTP/JSON) with gRPC, at the target concurrency")
 	fs.BoolVar(&o.storeFloor, "store-floor", true, "also measure the store floor, a reference server that only stores each lead (closed loop and fixed rates)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -320,6 +324,11 @@ func run(args []string, out io.Writer) error {
 		}
 	}
 	printSummary(out, rows, o.targetConcurrency)
+	if o.edge {
+		if err := b.edgeStep(ctx, o.targetConcurrency); err != nil {
+			return err
+		}
+	}
 
 	for i, rate := range o.rates {
 		// AssignLead and the store floor in turn, the first alternating

@@ -383,7 +383,7 @@ func serveHTTP(ctx context.Context, addr string, srv *server.Server, sec *securi
 	if err != nil {
 		return nil, err
 	}
-	h, err := httpapi.New(ctx, httpapi.Options{Conn: conn, MaxBodyBytes: maxBody, Intakes: srv, Metrics: m, Logger: log})
+	h, err := httpapi.New(ctx, httpapi.Options{Conn: conn, Routing: srv.DirectRouting(), Admin: srv.DirectAdmin(), MaxBodyBytes: maxBody, Intakes: srv, Metrics: m, Logger: log})
 	if err != nil {
 		return nil, err
 	}
