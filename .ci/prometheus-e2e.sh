@@ -122,9 +122,15 @@ if grep -q -- '-insecure' <<<"$help"; then
 	insecure=(--insecure)
 fi
 
+# The HTTP edge's default port may be taken on a CI machine: off here.
+nohttp=()
+if grep -q -- '-http-listen' <<<"$help"; then
+	nohttp=(--http-listen "")
+fi
+
 log "starting leadrouterd: gRPC $grpc_addr, metrics $metrics_url ${insecure[*]}"
 "$tmp/leadrouterd" --listen "$grpc_addr" --metrics-listen "127.0.0.1:$metrics_port" \
-	--config examples/routing.yaml "${insecure[@]}" >"$tmp/leadrouterd.log" 2>&1 &
+	--config examples/routing.yaml "${insecure[@]}" "${nohttp[@]}" >"$tmp/leadrouterd.log" 2>&1 &
 started leadrouterd
 wait_for 30 "leadrouterd's $metrics_url" curl -sf --max-time 2 -o /dev/null "$metrics_url"
 leadctl() { "$tmp/leadctl" --addr "$grpc_addr" --timeout 5s "$@"; }

@@ -645,6 +645,7 @@ func (e *Engine) freshConfig(ctx context.Context, ws string) (*compiledConfig, e
 		return nil, err
 	}
 	cc := compile(sc.Config, sc)
+	cc.loadedAt = time.Now()
 	// Pools written by a version before the eligible-member index get it
 	// now, once; for every other pool this is one HGET.
 	if built, _, err := e.store.IndexPools(ctx, ws, cc.id, poolIDs(cc.cfg), false, e.clock.Now()); err != nil && !errors.Is(err, ErrStaleConfig) {

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"reflect"
 	"slices"
@@ -95,8 +97,17 @@ var IntakeLeadFields = func() []string {
 	return out
 }()
 
+// SecretEnvPrefix starts the name of every environment variable an
+// intake may read its secret from: a workspace's config cannot name the
+// server's own variables (its Redis password, say).
+const SecretEnvPrefix = "LR_INTAKE_"
+
+// MaxSecretBytes bounds a secret file.
+const MaxSecretBytes = 4 << 10
+
 // Secret reads the intake's secret now (a file may be rotated), trimmed
-// of surrounding white space.
+// of surrounding white space. A secret file must be a regular file of at
+// most MaxSecretBytes.
 func (in *Intake) Secret() ([]byte, error) {
 	var s string
 	switch {
@@ -107,7 +118,15 @@ func (in *Intake) Secret() ([]byte, error) {
 		}
 		s = v
 	default:
-		b, err := os.ReadFile(in.SecretFile)
+		f, err := os.Open(in.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("intake %s: secret_file: %w", in.ID, err)
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() > MaxSecretBytes {
+			return nil, fmt.Errorf("intake %s: secret_file %s: want a regular file of at most %d bytes", in.ID, in.SecretFile, MaxSecretBytes)
+		}
+		b, err := io.ReadAll(io.LimitReader(f, MaxSecretBytes))
 		if err != nil {
 			return nil, fmt.Errorf("intake %s: secret_file: %w", in.ID, err)
 		}
@@ -132,16 +151,24 @@ func (in *Intake) Rate() (float64, int) {
 }
 
 // Intake returns a workspace's intake by id from the cached config, or
-// from the store when the cache lacks it (it may have been added since);
-// ErrNotFound when the config has none of that id.
+// from the store when the cache lacks it and was loaded more than
+// intakeRefresh ago (it may have been added since; requests to unknown
+// ids, which anyone can send, reload it at most that often); ErrNotFound
+// when the config has none of that id.
 func (e *Engine) Intake(ctx context.Context, ws, id string) (*Intake, error) {
 	ws, err := NormalizeWorkspace(ws)
 	if err != nil {
 		return nil, err
 	}
-	for _, refresh := range []bool{false, true} {
-		cc, err := e.config(ctx, ws, refresh)
-		if err != nil {
+	cc, err := e.config(ctx, ws, false)
+	if err != nil {
+		return nil, err
+	}
+	if in := cc.cfg.Intake(id); in != nil {
+		return in, nil
+	}
+	if time.Since(cc.loadedAt) > intakeRefresh {
+		if cc, err = e.config(ctx, ws, true); err != nil {
 			return nil, err
 		}
 		if in := cc.cfg.Intake(id); in != nil {
@@ -150,6 +177,10 @@ func (e *Engine) Intake(ctx context.Context, ws, id string) (*Intake, error) {
 	}
 	return nil, fmt.Errorf("%w: workspace %s has no intake %q", ErrNotFound, ws, id)
 }
+
+// intakeRefresh is how stale a cached config may be before a request to
+// an intake it lacks reloads it.
+const intakeRefresh = time.Second
 
 // Intake returns the config's intake by id, nil when it has none.
 func (c *Config) Intake(id string) *Intake {
@@ -177,6 +208,8 @@ func checkIntakes(v *violations, intakes []Intake) {
 			v.add(p+".secret_env", "required: the environment variable (or secret_file: the file) holding the secret; never inline")
 		case in.SecretEnv != "" && in.SecretFile != "":
 			v.add(p+".secret_file", "give secret_env or secret_file, not both")
+		case in.SecretEnv != "" && !strings.HasPrefix(in.SecretEnv, SecretEnvPrefix):
+			v.add(p+".secret_env", "%q: an intake's variable must start with %s", in.SecretEnv, SecretEnvPrefix)
 		}
 		sig := &in.Signature
 		switch sig.Scheme {
@@ -203,14 +236,18 @@ func checkIntakes(v *violations, intakes []Intake) {
 		switch {
 		case sig.Tolerance < 0:
 			v.add(p+".signature.tolerance", "%s is negative", time.Duration(sig.Tolerance))
+		case sig.Tolerance > 0 && sig.Scheme == SchemeHMACSHA256:
+			v.add(p+".signature.tolerance", "HMAC_SHA256 signs no timestamp: a tolerance needs STANDARD_WEBHOOKS")
 		case sig.Tolerance == 0 && sig.Scheme == SchemeStandardWebhooks:
 			sig.Tolerance = Duration(DefaultSignatureTolerance)
 		}
 		switch header, isHeader := strings.CutPrefix(in.LeadID, LeadHeaderPrefix); {
 		case in.LeadID == "":
-			v.add(p+".lead_id", "required: header:<name> (e.g. header:webhook-id) or a body path")
-		case isHeader && header == "":
-			v.add(p+".lead_id", "name the header after header:")
+			v.add(p+".lead_id", "required: header:webhook-id (STANDARD_WEBHOOKS) or a body path")
+		case isHeader && (sig.Scheme != SchemeStandardWebhooks || !strings.EqualFold(header, "webhook-id")):
+			// Only a signed header may name the lead: an unsigned one would
+			// let one captured request be replayed as any number of leads.
+			v.add(p+".lead_id", "%q: the one header that can carry the lead id is webhook-id, signed by STANDARD_WEBHOOKS; with HMAC_SHA256 take it from the body", in.LeadID)
 		case !isHeader:
 			if err := CheckBodyPath(in.LeadID); err != nil {
 				v.add(p+".lead_id", "%v", err)
@@ -238,8 +275,8 @@ func checkIntakes(v *violations, intakes []Intake) {
 				v.add(p+".attributes."+name, "%v", err)
 			}
 		}
-		if in.RatePerSecond < 0 {
-			v.add(p+".rate_per_second", "%g is negative", in.RatePerSecond)
+		if !(in.RatePerSecond >= 0) || math.IsInf(in.RatePerSecond, 0) {
+			v.add(p+".rate_per_second", "%g: want a positive number (0: the default)", in.RatePerSecond)
 		}
 		if in.Burst < 0 {
 			v.add(p+".burst", "%d is negative", in.Burst)

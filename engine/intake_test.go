@@ -18,18 +18,23 @@ pools: [{id: p, members: [{rep_id: a}]}]
 rules: [{id: all, targets: [{pool_id: p}]}]
 intakes:
   - id: ok
-    secret_env: S
+    secret_env: LR_INTAKE_S
     signature: {scheme: STANDARD_WEBHOOKS}
     lead_id: header:webhook-id
   - id: ok
     secret_env: S
     secret_file: /run/s
-    signature: {scheme: HMAC_SHA256, encoding: HEXX}
+    signature: {scheme: HMAC_SHA256, encoding: HEXX, tolerance: 1m}
     lead_id: "data.answers[x]"
     mapping: {favourite: a.b, email: "a..b"}
     defaults: {colour: red}
   - id: none
     signature: {scheme: MD5}
+  - id: unsigned-id
+    secret_env: HOME
+    signature: {scheme: HMAC_SHA256, header: X-Sig}
+    lead_id: header:x-request-id
+    rate_per_second: .nan
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -45,12 +50,13 @@ intakes:
 	}
 	for _, want := range []string{"intakes[1].id", "intakes[1].secret_file", "intakes[1].signature.header", "intakes[1].signature.encoding",
 		"intakes[1].lead_id", "intakes[1].mapping.favourite", "intakes[1].mapping.email", "intakes[1].defaults.colour",
-		"intakes[2].secret_env", "intakes[2].signature.scheme", "intakes[2].lead_id"} {
+		"intakes[2].secret_env", "intakes[2].signature.scheme", "intakes[2].lead_id", "intakes[1].signature.tolerance",
+		"intakes[3].secret_env", "intakes[3].lead_id", "intakes[3].rate_per_second"} {
 		if !got[want] {
 			t.Errorf("no violation at %s: %v", want, ve.Violations)
 		}
 	}
-	if got["intakes[0].id"] || cfg.Intakes[0].Signature.Tolerance == 0 {
+	if got["intakes[0].id"] || got["intakes[0].secret_env"] || got["intakes[0].lead_id"] || cfg.Intakes[0].Signature.Tolerance == 0 {
 		t.Errorf("intake 0: %+v, violations %v", cfg.Intakes[0], ve.Violations)
 	}
 }

@@ -31,6 +31,7 @@ type compiledConfig struct {
 	schedules   map[string]schedule // rep id -> calendar
 	zones       []*time.Location    // every rep's time zone, once each, and UTC
 	local       atomic.Pointer[localCache]
+	loadedAt    time.Time           // when freshConfig read it from the store
 	shifts      shiftFiler          // this replica's filing of reps by their calendars
 	accounts    map[string]*Account // company domain -> account
 	index       *ruleIndex

@@ -50,6 +50,17 @@ func TestBadRequestsOverHTTP(t *testing.T) {
 		http.StatusRequestEntityTooLarge, "over the limit of 1048576 bytes")
 	check("URL too long", e.do("GET", ws+"/leads/"+strings.Repeat("x", httpapi.MaxURLBytes), ""), http.StatusRequestURITooLong, "over 8192 bytes")
 
+	// A POST with no body is the empty request, not invalid JSON.
+	check("no body", e.do("POST", ws+"/leads/nope:release", ""), http.StatusNotFound, "nope")
+	// A browser's cross-site write is refused; a same-origin one is not.
+	check("cross-site POST", e.do("POST", ws+"/leads:assign", `{"lead": {"id": "cs"}}`, "Origin", "http://evil.example"),
+		http.StatusForbidden, "cross-site POST")
+	check("cross-site fetch", e.do("POST", ws+"/leads:assign", `{"lead": {"id": "cs"}}`, "Sec-Fetch-Site", "cross-site"),
+		http.StatusForbidden, "cross-site POST")
+	if r := e.do("POST", ws+"/leads:assign", `{"lead": {"id": "cs"}}`, "Origin", e.url); r.code != http.StatusOK {
+		t.Fatalf("same-origin POST: %d %s", r.code, r.body)
+	}
+
 	// Headers over the limit: net/http answers 431 before any handler.
 	r := e.do("GET", ws+"/leads/x", "", "X-Big", strings.Repeat("h", httpapi.MaxHeaderBytes+8192))
 	if r.code != http.StatusRequestHeaderFieldsTooLarge {

@@ -3,10 +3,13 @@
 // the two streams as newline-delimited JSON or Server-Sent Events, the
 // OpenAPI document, health, and signed webhook intake from form tools.
 //
-// Nothing here implements routing: every call, the intake's included, is
-// made over the server's in-process gRPC connection (server.InProcess), so
-// it passes the same handlers, authentication, limits, metrics and error
-// model as a gRPC call. Errors are the standard gRPC-to-HTTP status mapping
+// Nothing here implements routing. The unary calls go to the server's
+// services under its own interceptor chain (server.DirectRouting,
+// DirectAdmin), the streams over its in-process gRPC connection
+// (server.InProcess): either way a call passes the same handlers,
+// authentication, limits, metrics and error model as a gRPC call. The
+// webhook intake, whose credential is a signature, calls the AssignLead
+// handler (server.AssignFromIntake) with an intake identity. Errors are the standard gRPC-to-HTTP status mapping
 // with a google.rpc.Status JSON body that keeps the field violations.
 package httpapi
 
@@ -21,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -183,6 +187,9 @@ func (j *apiJSON) NewDecoder(r io.Reader) runtime.Decoder {
 		if err != nil {
 			return err
 		}
+		if len(bytes.TrimSpace(body)) == 0 {
+			return io.EOF // no body: an empty request, as the gateway expects
+		}
 		m, ok := v.(proto.Message)
 		if !ok {
 			if err := syntaxError(body); err != nil {
@@ -232,6 +239,11 @@ func (e *edge) api(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("the URL is over %d bytes", MaxURLBytes)))
 		return
 	}
+	if crossSiteWrite(r) {
+		writeError(w, r, http.StatusForbidden, status.New(codes.PermissionDenied,
+			"a cross-site "+r.Method+" from a browser is refused (Origin "+r.Header.Get("Origin")+"): this API serves no CORS"))
+		return
+	}
 	if wantsSSE(r) {
 		if e.serveSSE(w, r) {
 			return
@@ -246,6 +258,30 @@ func (e *edge) api(w http.ResponseWriter, r *http.Request) {
 		r.Body = body
 	}
 	e.gw.ServeHTTP(w, r)
+}
+
+// crossSiteWrite reports a state-changing request a browser sent from
+// another site: the API answers no CORS, so such a request can only be a
+// "simple" one (a form or text/plain POST) forged by a page the user
+// visits, which a server without tokens would otherwise act on. Clients
+// that are not browsers send neither header.
+func crossSiteWrite(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	case "same-origin", "none":
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || u.Host != r.Host
 }
 
 func (e *edge) healthz(w http.ResponseWriter, _ *http.Request) {

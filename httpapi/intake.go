@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -43,7 +44,7 @@ const MaxIntakeBodyBytes = 256 << 10
 // IntakeBackend is what the intake needs of the server (server.Server).
 type IntakeBackend interface {
 	Intake(ctx context.Context, ws, id string) (*engine.Intake, error)
-	AssignFromIntake(ctx context.Context, ws string, lead *pb.Lead) (*pb.AssignLeadResponse, error)
+	AssignFromIntake(ctx context.Context, ws, id string, lead *pb.Lead) (*pb.AssignLeadResponse, error)
 }
 
 // maxLimiters bounds the per-intake rate limiters kept: past it they are
@@ -101,12 +102,6 @@ func (e *edge) intake(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, r, err)
 		return
 	}
-	perSecond, burst := in.Rate()
-	if !e.limits.allow(ws+"/"+id, perSecond, burst) {
-		writeError(w, r, http.StatusTooManyRequests, status.New(codes.ResourceExhausted,
-			fmt.Sprintf("intake %s is over its limit of intakes[].rate_per_second %g (burst %d): retry later", id, perSecond, burst)))
-		return
-	}
 	secret, err := in.Secret()
 	if err != nil {
 		e.o.Logger.ErrorContext(ctx, "intake secret unavailable: every request to it is refused", "workspace", ws, "intake", id, "err", err)
@@ -114,7 +109,21 @@ func (e *edge) intake(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := verifySignature(&in.Signature, secret, r.Header, body, time.Now()); err != nil {
+		var bad misconfigured
+		if errors.As(err, &bad) {
+			e.o.Logger.ErrorContext(ctx, "intake secret unusable: every request to it is refused", "workspace", ws, "intake", id, "err", err)
+			writeError(w, r, http.StatusServiceUnavailable, status.New(codes.Unavailable, "the intake's secret is not usable on this server"))
+			return
+		}
 		writeError(w, r, http.StatusUnauthorized, status.New(codes.Unauthenticated, err.Error()))
+		return
+	}
+	// Only signed requests count against the intake's rate: unsigned ones
+	// cannot use up the form tool's budget.
+	perSecond, burst := in.Rate()
+	if !e.limits.allow(ws+"/"+id, perSecond, burst) {
+		writeError(w, r, http.StatusTooManyRequests, status.New(codes.ResourceExhausted,
+			fmt.Sprintf("intake %s is over its limit of intakes[].rate_per_second %g (burst %d): retry later", id, perSecond, burst)))
 		return
 	}
 	lead, paths, err := mapLead(in, r.Header, body)
@@ -122,7 +131,7 @@ func (e *edge) intake(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, r, err)
 		return
 	}
-	resp, err := e.o.Intakes.AssignFromIntake(ctx, ws, lead)
+	resp, err := e.o.Intakes.AssignFromIntake(ctx, ws, id, lead)
 	if err != nil {
 		writeStatus(w, r, withBodyPaths(err, paths))
 		return
@@ -178,7 +187,7 @@ func verifySignature(sig *engine.IntakeSignature, secret []byte, h http.Header, 
 		key := secret
 		if b64, ok := bytes.CutPrefix(secret, []byte("whsec_")); ok {
 			if key, err = base64.StdEncoding.DecodeString(string(b64)); err != nil {
-				return fmt.Errorf("the intake's whsec_ secret is not base64")
+				return misconfigured{errors.New("the whsec_ secret is not base64")}
 			}
 		}
 		want := hmacSHA256(key, []byte(id+"."+ts+"."+string(body)))
@@ -195,6 +204,10 @@ func verifySignature(sig *engine.IntakeSignature, secret []byte, h http.Header, 
 	}
 	return fmt.Errorf("unknown signature scheme %q", sig.Scheme)
 }
+
+// misconfigured is a verification that failed on the server's side (its
+// secret), not the request's: logged, and answered 503 without detail.
+type misconfigured struct{ error }
 
 func hmacSHA256(key, msg []byte) []byte {
 	m := hmac.New(sha256.New, key)

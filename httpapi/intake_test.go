@@ -20,7 +20,7 @@ pools: [{id: p, accept_within: 0s, members: [{rep_id: a}, {rep_id: b}]}]
 rules: [{id: all, targets: [{pool_id: p}]}]
 intakes:
   - id: site
-    secret_env: LR_TEST_SITE_SECRET
+    secret_env: LR_INTAKE_TEST_SITE
     signature: {scheme: STANDARD_WEBHOOKS}
     lead_id: header:webhook-id
     mapping:
@@ -31,12 +31,12 @@ intakes:
     defaults: {source: site_form, country: FR}
     attributes: {campaign: form.hidden.utm}
   - id: contact
-    secret_env: LR_TEST_CONTACT_SECRET
+    secret_env: LR_INTAKE_TEST_CONTACT
     signature: {scheme: HMAC_SHA256, header: X-Signature}
     lead_id: submission_id
     mapping: {email: email, company: company}
   - id: b64
-    secret_env: LR_TEST_CONTACT_SECRET
+    secret_env: LR_INTAKE_TEST_CONTACT
     signature: {scheme: HMAC_SHA256, header: X-Hub-Signature, encoding: BASE64}
     lead_id: id
     mapping: {email: contact.email}
@@ -73,8 +73,8 @@ func standardSignature(t *testing.T, secret, id, ts, body string) string {
 func TestWebhookIntake(t *testing.T) {
 	siteSecret := "whsec_" + openssl(t, "a shared secret of the site form", "base64", "-A")
 	contactSecret := "contact-secret"
-	t.Setenv("LR_TEST_SITE_SECRET", siteSecret)
-	t.Setenv("LR_TEST_CONTACT_SECRET", contactSecret)
+	t.Setenv("LR_INTAKE_TEST_SITE", siteSecret)
+	t.Setenv("LR_INTAKE_TEST_CONTACT", contactSecret)
 	e := startEdge(t, redistest.RealStore(t), server.Options{})
 	wsName := redistest.Workspace(t)
 	ws := "/v1/workspaces/" + wsName

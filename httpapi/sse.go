@@ -22,6 +22,20 @@ const DefaultHeartbeat = 15 * time.Second
 // sseRetry is the reconnection delay an SSE stream asks browsers for.
 const sseRetry = time.Second
 
+// sseWriteTimeout bounds one write to an SSE client.
+const sseWriteTimeout = 30 * time.Second
+
+// retryable reports a stream refused for a reason that passes: the
+// server draining or its store away (UNAVAILABLE), a rate or stream
+// limit (RESOURCE_EXHAUSTED).
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
 // The two streams as Server-Sent Events: a GET of a watch route whose
 // Accept asks for text/event-stream. Each event is one SSE message whose
 // id is its stream position, "<epoch>/<offset>", and whose data is the
@@ -163,12 +177,13 @@ func (e *edge) serveSSE(w http.ResponseWriter, r *http.Request) bool {
 	// refused (auth, bad input, unknown rep) ends without them, and is
 	// answered with its HTTP status.
 	md, err := stream.Header()
-	if err != nil {
-		writeStatus(w, r, err)
-		return true
+	if err == nil && len(md.Get("leadrouter-epoch")) == 0 {
+		_, err = stream.recv() // no headers: the call's status
+		if err == nil {
+			err = status.Error(codes.Internal, "the stream started without its headers")
+		}
 	}
-	if len(md.Get("leadrouter-epoch")) == 0 {
-		_, err := stream.recv() // no headers: the call's status
+	if err != nil && !retryable(err) {
 		writeStatus(w, r, err)
 		return true
 	}
@@ -177,9 +192,28 @@ func (e *edge) serveSSE(w http.ResponseWriter, r *http.Request) bool {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	flush := func() { _ = http.NewResponseController(w).Flush() }
-	fmt.Fprintf(w, "retry: %d\n\n", sseRetry.Milliseconds())
-	flush()
+	rc := http.NewResponseController(w)
+	// write sends one SSE block within sseWriteTimeout: a client that
+	// stops reading is cut off, not held forever.
+	write := func(format string, args ...any) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !write("retry: %d\n\n", sseRetry.Milliseconds()) {
+		return true
+	}
+	if err != nil {
+		// A failure worth retrying (the server draining, Redis away, a
+		// rate limit) is a stream that ends at once: a browser's
+		// EventSource gives up for good on an HTTP error, but reconnects
+		// after a stream ends.
+		body, _ := jsonCodec.Marshal(status.Convert(err).Proto())
+		write("event: error\ndata: %s\n\n", body)
+		return true
+	}
 
 	type next struct {
 		ev  *pb.Event
@@ -206,18 +240,16 @@ func (e *edge) serveSSE(w http.ResponseWriter, r *http.Request) bool {
 		case <-r.Context().Done():
 			return true
 		case <-beat.C:
-			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+			if !write(": heartbeat\n\n") {
 				return true
 			}
-			flush()
 		case n := <-events:
 			if n.err != nil {
 				// The stream ended (server shutdown, a slow reader, an
 				// expired token): say why, and the browser reconnects from
 				// the last id it saw.
 				body, _ := jsonCodec.Marshal(status.Convert(n.err).Proto())
-				fmt.Fprintf(w, "event: error\ndata: %s\n\n", body)
-				flush()
+				write("event: error\ndata: %s\n\n", body)
 				return true
 			}
 			body, err := jsonCodec.Marshal(n.ev)
@@ -225,10 +257,9 @@ func (e *edge) serveSSE(w http.ResponseWriter, r *http.Request) bool {
 				return true
 			}
 			p := n.ev.GetPosition()
-			if _, err := fmt.Fprintf(w, "id: %s/%s\ndata: %s\n\n", p.GetEpoch(), p.GetOffset(), body); err != nil {
+			if !write("id: %s/%s\ndata: %s\n\n", p.GetEpoch(), p.GetOffset(), body) {
 				return true
 			}
-			flush()
 		}
 	}
 }

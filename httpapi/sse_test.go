@@ -141,3 +141,22 @@ func TestSSEResumesFromLastEventID(t *testing.T) {
 		t.Fatalf("unknown rep: %d %s", r.code, r.body)
 	}
 }
+
+// TestSSERetryableRefusal: a stream refused for a passing reason (here the
+// rep's stream limit) is a 200 stream that ends with an error event, which
+// a browser's EventSource retries, not an HTTP error, which it would not.
+func TestSSERetryableRefusal(t *testing.T) {
+	e := startEdge(t, redistest.RealStore(t), server.Options{MaxStreamsPerRep: 1})
+	ws := "/v1/workspaces/" + redistest.Workspace(t)
+	e.must("PUT", ws+"/config", yamlConfig(t, routesConfig))
+	first := openSSE(t, e.url+ws+"/reps/a/assignments:watch")
+	second := openSSE(t, e.url+ws+"/reps/a/assignments:watch")
+	ev := second.next()
+	if ev.kind != "error" || get(ev.data, "code") != float64(8) {
+		t.Fatalf("second stream: %+v", ev)
+	}
+	e.must("POST", ws+"/leads:assign", `{"lead": {"id": "r1"}}`)
+	if ev := first.next(); str(ev.data, "rep_id") != "a" {
+		t.Fatalf("first stream: %+v", ev)
+	}
+}

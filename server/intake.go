@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"runtime/debug"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/leadrouter/leadrouter/auth"
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
 )
@@ -23,15 +26,23 @@ import (
 // been added since). NOT_FOUND when the config has no such intake.
 func (s *Server) Intake(ctx context.Context, ws, id string) (*engine.Intake, error) {
 	in, err := s.engine.Intake(ctx, ws, id)
+	if errors.Is(err, engine.ErrNoConfig) {
+		// As for any unknown intake: nothing tells an unsigned caller
+		// which workspaces exist.
+		err = fmt.Errorf("%w: workspace %s has no intake %q", engine.ErrNotFound, ws, id)
+	}
 	if err != nil {
 		return nil, s.handlers.fail(ctx, err)
 	}
 	return in, nil
 }
 
-// AssignFromIntake routes a lead posted to an intake, as AssignLead does,
-// answering the BASIC view.
-func (s *Server) AssignFromIntake(ctx context.Context, ws string, lead *pb.Lead) (resp *pb.AssignLeadResponse, err error) {
+// AssignFromIntake routes a lead posted to intake id, as AssignLead does
+// for an intake token: the BASIC view, and a repeated lead id answers
+// without the original decision's reason (anyone using a public form can
+// send another submission's id).
+func (s *Server) AssignFromIntake(ctx context.Context, ws, id string, lead *pb.Lead) (resp *pb.AssignLeadResponse, err error) {
+	ctx = context.WithValue(ctx, identityKey{}, &auth.Identity{Name: "intake:" + id, Key: "intake:" + ws + "/" + id, Workspace: ws, Role: auth.RoleIntake})
 	ctx, cancel := context.WithTimeout(ctx, s.deadline)
 	defer cancel()
 	defer func() {
@@ -41,5 +52,9 @@ func (s *Server) AssignFromIntake(ctx context.Context, ws string, lead *pb.Lead)
 			resp, err = nil, status.Error(codes.Internal, "internal error")
 		}
 	}()
-	return s.handlers.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws, Lead: lead, View: pb.AssignmentView_ASSIGNMENT_VIEW_BASIC})
+	resp, err = s.handlers.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws, Lead: lead, View: pb.AssignmentView_ASSIGNMENT_VIEW_BASIC})
+	if resp != nil {
+		resp.ContentDiffers = false // a guess at a stored submission's content is not confirmed
+	}
+	return resp, err
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 	"log/slog"
+	"math"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -143,8 +144,11 @@ func New(e *engine.Engine, o Options) *Server {
 	unary = append(unary, deadlineInterceptor(orDefault(o.DefaultDeadline, DefaultDeadline)))
 	own = append(own, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
 	s := &Server{
-		Server:   grpc.NewServer(append(own, o.ServerOptions...)...),
-		inproc:   grpc.NewServer(own...),
+		Server: grpc.NewServer(append(own, o.ServerOptions...)...),
+		// The in-process listener carries every HTTP client's streams on
+		// one connection: no stream bound (the HTTP edge has its own) and
+		// no connection age.
+		inproc:   grpc.NewServer(append(own, grpc.MaxConcurrentStreams(math.MaxUint32), grpc.KeepaliveParams(keepalive.ServerParameters{}))...),
 		maxRecv:  orDefault(o.MaxRecvBytes, DefaultMaxRecvBytes),
 		unary:    unary,
 		health:   health.NewServer(),

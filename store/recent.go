@@ -20,7 +20,7 @@ var recentFields = []string{"pb", "lead", "rule", "received_at", "cfgv", "placed
 // RecentLeads implements engine.Store: the recent index (keys.recent),
 // newest first, and each lead's record, read in pipelined batches. A lead
 // the index names whose record is gone (removed or erased between the two
-// reads) is left out.
+// reads), or whose record does not parse, is left out.
 func (s *Redis) RecentLeads(ctx context.Context, ws string, limit int) ([]*engine.Assignment, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -53,7 +53,7 @@ func (s *Redis) RecentLeads(ctx context.Context, ws string, limit int) ([]*engin
 			}
 			a, err := parseRecord(id, f)
 			if err != nil {
-				return nil, err
+				continue // a record that does not parse is not replayed; GetAssignment reports it
 			}
 			out = append(out, a)
 		}

@@ -53,7 +53,7 @@ func TestHTTPEdge(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := startDaemon(t, nil, "--redis-url", redistest.URL(t), "--config", cfg, "--workspace", ws)
-	base := "http://" + d.http
+	base := "http://" + d.httpAddr(t)
 	c := &http.Client{Timeout: 10 * time.Second}
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "serving", "/openapi.json": `"swagger": "2.0"`} {
 		if code, body := httpDo(t, c, "GET", base+path, ""); code != http.StatusOK || !strings.Contains(body, want) {
@@ -67,6 +67,31 @@ func TestHTTPEdge(t *testing.T) {
 	}
 	if code, body := httpDo(t, c, "GET", base+"/v1/workspaces/"+ws+"/leads/h-1", ""); code != http.StatusOK || !strings.Contains(body, "dach-german") {
 		t.Fatalf("get: %d %s", code, body)
+	}
+	// The rep's side, the operator's reads, and a stream, each over HTTP.
+	lead := base + "/v1/workspaces/" + ws + "/leads/h-1"
+	for _, step := range []struct{ method, url, body, want string }{
+		{"POST", lead + ":accept", `{"rep_id": "felix"}`, "ASSIGNMENT_STATE_ASSIGNED"},
+		{"POST", lead + ":contact", `{"rep_id": "felix", "channel": "call"}`, "first_contact_at"},
+		{"POST", lead + ":dispose", `{"rep_id": "felix", "disposition": "DISPOSITION_QUALIFIED"}`, "ASSIGNMENT_STATE_CLOSED"},
+		{"POST", base + "/v1/workspaces/" + ws + "/leads:preview", `{"lead": {"id": "h-2", "country": "DE", "language": "de"}}`, "dach-german"},
+		{"GET", base + "/v1/workspaces/" + ws + "/config", "", "dach-german"},
+		{"GET", base + "/v1/workspaces/" + ws + "/reps/felix", "", "REP_STATUS_AVAILABLE"},
+		{"POST", base + "/v1/workspaces/" + ws + "/reps/kai/status", `{"status": "REP_STATUS_AVAILABLE"}`, "previous_status"},
+	} {
+		if code, body := httpDo(t, c, step.method, step.url, step.body); code != http.StatusOK || !strings.Contains(body, step.want) {
+			t.Fatalf("%s %s: %d %s", step.method, step.url, code, body)
+		}
+	}
+	resp, err := c.Get(base + "/v1/workspaces/" + ws + "/events:watch?resume_from.epoch=&resume_from.offset=0-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, 4096)
+	n, _ := resp.Body.Read(line)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(line[:n]), `"result"`) {
+		t.Fatalf("events:watch: %d %s", resp.StatusCode, line[:n])
 	}
 	if code, body := httpDo(t, c, "GET", base+"/v1/workspaces/"+ws+"/leads/h-404", ""); code != http.StatusNotFound || !strings.Contains(body, `"code":5`) &&
 		!strings.Contains(body, `"code": 5`) {
@@ -133,7 +158,8 @@ func TestHTTPEdgeTLS(t *testing.T) {
 		}
 		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 	}
-	assign := "https://" + d.http + "/v1/workspaces/default/leads:assign"
+	addr := d.httpAddr(t)
+	assign := "https://" + addr + "/v1/workspaces/default/leads:assign"
 	lead := `{"lead": {"id": "https-1", "country": "DE"}}`
 	if code, body := httpDo(t, client(true), "POST", assign, lead, "Authorization", "Bearer "+tok); code != http.StatusOK {
 		t.Fatalf("mTLS with a token: %d %s", code, body)
@@ -146,7 +172,7 @@ func TestHTTPEdgeTLS(t *testing.T) {
 		resp.Body.Close()
 		t.Fatalf("served without a client certificate: %d", resp.StatusCode)
 	}
-	if resp, err := (&http.Client{Timeout: 5 * time.Second}).Post("http://"+d.http+"/healthz", "text/plain", nil); err == nil {
+	if resp, err := (&http.Client{Timeout: 5 * time.Second}).Post("http://"+addr+"/healthz", "text/plain", nil); err == nil {
 		code := resp.StatusCode
 		resp.Body.Close()
 		if code == http.StatusOK {

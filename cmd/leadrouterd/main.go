@@ -197,14 +197,13 @@ func run() error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(lis) }()
+	shutdownHTTP, httpAddr := func(context.Context) {}, ""
 	if o.httpListen != "" {
-		stopHTTP, err := serveHTTP(ctx, o.httpListen, srv, sec, m, o.maxMsgBytes, log, errc)
-		if err != nil {
+		if shutdownHTTP, httpAddr, err = serveHTTP(ctx, o.httpListen, srv, sec, m, o.maxMsgBytes, log, errc); err != nil {
 			return err
 		}
-		defer stopHTTP()
 	}
-	log.Info("leadrouterd serving", "grpc", lis.Addr().String(), "http", o.httpListen, "metrics", o.metricsListen)
+	log.Info("leadrouterd serving", "grpc", lis.Addr().String(), "http", httpAddr, "metrics", o.metricsListen)
 
 	select {
 	case err := <-errc:
@@ -215,7 +214,13 @@ func run() error {
 	stopHealth()
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
+	// The HTTP listener stops taking requests and lets those in flight
+	// finish while the gRPC server drains (its streams, the HTTP edge's
+	// SSE streams among them, end with UNAVAILABLE).
+	httpDone := make(chan struct{})
+	go func() { defer close(httpDone); shutdownHTTP(sctx) }()
 	srv.Shutdown(sctx)
+	<-httpDone
 	return nil
 }
 
@@ -377,23 +382,25 @@ func (f *configFile) apply(ctx context.Context, eng *engine.Engine, ws string, l
 // the metrics listener on a private address). With tokenFile every path
 // requires that bearer token.
 // serveHTTP serves the HTTP edge (httpapi) on addr, over TLS unless
-// --insecure, until the returned stop; a failed Serve goes to errc.
-func serveHTTP(ctx context.Context, addr string, srv *server.Server, sec *security, m *metrics.Metrics, maxBody int, log *slog.Logger, errc chan<- error) (func(), error) {
+// --insecure, until the returned shutdown (which lets requests in flight
+// finish until its context ends); it returns the address it listens on. A
+// failed Serve goes to errc.
+func serveHTTP(ctx context.Context, addr string, srv *server.Server, sec *security, m *metrics.Metrics, maxBody int, log *slog.Logger, errc chan<- error) (func(context.Context), string, error) {
 	conn, err := srv.InProcess()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	h, err := httpapi.New(ctx, httpapi.Options{Conn: conn, Routing: srv.DirectRouting(), Admin: srv.DirectAdmin(), MaxBodyBytes: maxBody, Intakes: srv, Metrics: m, Logger: log})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	tlsCfg, err := sec.tlsConfig()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--http-listen: %w", err)
+		return nil, "", fmt.Errorf("--http-listen: %w", err)
 	}
 	hs := httpapi.Server(h, log)
 	hs.TLSConfig = tlsCfg
@@ -408,7 +415,12 @@ func serveHTTP(ctx context.Context, addr string, srv *server.Server, sec *securi
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
-	return func() { _ = hs.Close(); _ = conn.Close() }, nil
+	return func(ctx context.Context) {
+		if hs.Shutdown(ctx) != nil {
+			_ = hs.Close()
+		}
+		_ = conn.Close()
+	}, lis.Addr().String(), nil
 }
 
 func serveMetrics(addr, tokenFile string, reg *prometheus.Registry, withPprof bool, log *slog.Logger) (func(), error) {

@@ -47,7 +47,26 @@ type daemon struct {
 	conn    *grpc.ClientConn
 	addr    string // gRPC
 	metrics string
-	http    string // the HTTP edge
+}
+
+// httpAddr is the HTTP edge's address, from the serving log line.
+func (d *daemon) httpAddr(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, line := range strings.Split(d.log.String(), "\n") {
+			if !strings.Contains(line, "leadrouterd serving") {
+				continue
+			}
+			if _, rest, ok := strings.Cut(line, " http="); ok {
+				addr, _, _ := strings.Cut(rest, " ")
+				return strings.Trim(addr, `"`)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no HTTP address in the log:\n%s", d.log)
+	return ""
 }
 
 var (
@@ -92,9 +111,10 @@ func spawn(t *testing.T, env []string, creds grpc.DialOption, args ...string) *d
 	t.Helper()
 	grpcPort, _ := redisproc.FreePort()
 	metricsPort, _ := redisproc.FreePort()
-	httpPort, _ := redisproc.FreePort()
-	d := &daemon{log: &logbuf.Buffer{}, metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort), http: fmt.Sprintf("127.0.0.1:%d", httpPort)}
-	d.cmd = exec.Command(build(t), append([]string{"--metrics-listen", d.metrics, "--http-listen", d.http}, args...)...)
+	d := &daemon{log: &logbuf.Buffer{}, metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
+	// The HTTP edge on a port of the kernel's choosing, which the serving
+	// log line names (httpAddr): one fewer port to race other tests for.
+	d.cmd = exec.Command(build(t), append([]string{"--metrics-listen", d.metrics, "--http-listen", "127.0.0.1:0"}, args...)...)
 	d.cmd.Env = append(append(os.Environ(), fmt.Sprintf("LEADROUTER_LISTEN=127.0.0.1:%d", grpcPort)), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
