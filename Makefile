@@ -115,3 +115,5 @@ fuzz: ## run each fuzzer for FUZZTIME (default 30s; a count such as 40000x works
 	$(GO) test ./auth -run '^$$' -fuzz FuzzParseFile -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./auth -run '^$$' -fuzz FuzzVerifyJWT -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./store -run '^$$' -fuzz FuzzParseURL -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./engine -run '^$$' -fuzz FuzzBodyPath -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./httpapi -run '^$$' -fuzz FuzzIntakeBody -fuzztime $${FUZZTIME:-30s}

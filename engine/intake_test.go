@@ -93,3 +93,24 @@ func TestBodyPaths(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBodyPath: any path either parses or is refused, and a parsed one
+// looks up in any JSON document without a panic.
+func FuzzBodyPath(f *testing.F) {
+	for _, seed := range []string{"a.b[0].c", "x[k.j=v][2]", "a[[b=c]=d]", "[0]", "a.[1]", "a[=]", "a[b=]"} {
+		f.Add(seed, `{"a": {"b": [{"c": 1}]}, "x": [[0, 1, 2]]}`)
+	}
+	f.Fuzz(func(t *testing.T, path, doc string) {
+		steps, err := engine.ParseBodyPath(path)
+		if err != nil {
+			return
+		}
+		var v any
+		dec := json.NewDecoder(strings.NewReader(doc))
+		dec.UseNumber()
+		if dec.Decode(&v) != nil {
+			return
+		}
+		engine.Lookup(v, steps)
+	})
+}
