@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
@@ -42,17 +41,10 @@ rules:
   - {id: r1, targets: [{pool_id: emea-smb}]}
 `))
 		_, err := f.eng.ApplyConfig(f.ctx, f.ws, cfg, nil)
-		var ve *engine.ValidationError
-		if !errors.As(err, &ve) {
-			t.Fatalf("err %v", err)
-		}
-		got := map[string]bool{}
-		for _, v := range ve.Violations {
-			got[v.Field] = true
-		}
+		got := violationFields(t, err)
 		for _, want := range []string{"config.reps[1].id", "config.pools[0].members[0].rep_id", "config.rules[1]", "config.rules[1].targets[0].pool_id"} {
 			if !got[want] {
-				t.Errorf("missing violation %s in %+v", want, ve.Violations)
+				t.Errorf("missing violation %s in %v", want, err)
 			}
 		}
 		sc, _ := f.eng.Config(f.ctx, f.ws)

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 
@@ -40,24 +39,17 @@ intakes:
 		t.Fatal(err)
 	}
 	err = cfg.Validate()
-	var ve *engine.ValidationError
-	if !errors.As(err, &ve) {
-		t.Fatalf("err %v", err)
-	}
-	got := map[string]bool{}
-	for _, v := range ve.Violations {
-		got[v.Field] = true
-	}
+	got := violationFields(t, err)
 	for _, want := range []string{"intakes[1].id", "intakes[1].secret_file", "intakes[1].signature.header", "intakes[1].signature.encoding",
 		"intakes[1].lead_id", "intakes[1].mapping.favourite", "intakes[1].mapping.email", "intakes[1].defaults.colour",
 		"intakes[2].secret_env", "intakes[2].signature.scheme", "intakes[2].lead_id", "intakes[1].signature.tolerance",
 		"intakes[3].secret_env", "intakes[3].lead_id", "intakes[3].rate_per_second"} {
 		if !got[want] {
-			t.Errorf("no violation at %s: %v", want, ve.Violations)
+			t.Errorf("no violation at %s: %v", want, err)
 		}
 	}
 	if got["intakes[0].id"] || got["intakes[0].secret_env"] || got["intakes[0].lead_id"] || cfg.Intakes[0].Signature.Tolerance == 0 {
-		t.Errorf("intake 0: %+v, violations %v", cfg.Intakes[0], ve.Violations)
+		t.Errorf("intake 0: %+v, violations %v", cfg.Intakes[0], err)
 	}
 }
 

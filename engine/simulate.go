@@ -106,10 +106,17 @@ func (e *Engine) SimulateConfig(ctx context.Context, ws string, cfg *Config, lim
 	if err := joinViolations(wsErr, prefixViolations("config", cfg.Validate()), v.err()); err != nil {
 		return nil, err
 	}
+	// The current config: the one decisions use when the cache holds it
+	// (a large config compiles in tens of milliseconds), else compiled here.
 	var before *compiledConfig
 	switch cur, err := e.store.LoadConfig(ctx, ws); {
 	case err == nil:
-		before = compile(cur.Config, cur)
+		e.mu.RLock()
+		before = e.configs[ws]
+		e.mu.RUnlock()
+		if before == nil || before.id != cur.ID {
+			before = compile(cur.Config, cur)
+		}
 	case !errors.Is(err, ErrNoConfig):
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"errors"
 	"fmt"
 	"testing"
 
@@ -154,20 +153,13 @@ pools: [{id: p, members: [{rep_id: ghost}]}]
 rules: [{id: r, targets: [{pool_id: nowhere}]}]
 `)
 		_, err := f.eng.SimulateConfig(f.ctx, f.ws, bad, engine.RecentLeadsKept+1)
-		var ve *engine.ValidationError
-		if !errors.As(err, &ve) {
-			t.Fatalf("err %v", err)
-		}
-		fields := map[string]bool{}
-		for _, v := range ve.Violations {
-			fields[v.Field] = true
-		}
+		fields := violationFields(t, err)
 		for _, want := range []string{"limit", "config.pools[0].members[0].rep_id", "config.rules[0].targets[0].pool_id"} {
 			if !fields[want] {
-				t.Errorf("no violation at %s: %v", want, ve.Violations)
+				t.Errorf("no violation at %s: %v", want, err)
 			}
 		}
-		if _, err := f.eng.SimulateConfig(f.ctx, f.ws, parseCfg(t, simulateV1), -1); !errors.As(err, &ve) || ve.Violations[0].Field != "limit" {
+		if _, err := f.eng.SimulateConfig(f.ctx, f.ws, parseCfg(t, simulateV1), -1); len(violationFields(t, err)) != 1 || !violationFields(t, err)["limit"] {
 			t.Fatalf("limit -1: %v", err)
 		}
 	})

@@ -167,6 +167,21 @@ pools:
 rules: [{id: all, targets: [{pool_id: first}, {pool_id: second}]}]
 `
 
+// violationFields returns the fields err's violations name; it fails the
+// test when err is not a ValidationError.
+func violationFields(t *testing.T, err error) map[string]bool {
+	t.Helper()
+	var ve *engine.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("err %v, want a ValidationError", err)
+	}
+	fields := map[string]bool{}
+	for _, v := range ve.Violations {
+		fields[v.Field] = true
+	}
+	return fields
+}
+
 func wantErr(t *testing.T, err, target error) {
 	t.Helper()
 	if !errors.Is(err, target) {

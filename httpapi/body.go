@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,17 +13,12 @@ import (
 )
 
 // readBody reads a request's whole body, at most limit bytes, within
-// ReadBodyTimeout (a client that trickles its body is cut off), and
-// returns it to read again.
-func readBody(w http.ResponseWriter, r *http.Request, limit int) (io.ReadCloser, error) {
+// ReadBodyTimeout (a client that trickles its body is cut off).
+func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(ReadBodyTimeout))
 	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
-	if err != nil {
-		return nil, err
-	}
-	return io.NopCloser(bytes.NewReader(body)), nil
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
 }
 
 // writeBodyError answers a body that could not be read: 413 over the

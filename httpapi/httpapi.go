@@ -255,7 +255,7 @@ func (e *edge) api(w http.ResponseWriter, r *http.Request) {
 			writeBodyError(w, r, err, e.o.MaxBodyBytes)
 			return
 		}
-		r.Body = body
+		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	e.gw.ServeHTTP(w, r)
 }

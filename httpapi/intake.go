@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/server"
 )
 
 // Webhook intake: POST /v1/intake/{workspace}/{intake_id}, a form tool's
@@ -44,7 +44,7 @@ const MaxIntakeBodyBytes = 256 << 10
 // IntakeBackend is what the intake needs of the server (server.Server).
 type IntakeBackend interface {
 	Intake(ctx context.Context, ws, id string) (*engine.Intake, error)
-	AssignFromIntake(ctx context.Context, ws, id string, lead *pb.Lead) (*pb.AssignLeadResponse, error)
+	AssignFromIntake(ctx context.Context, ws, id string, lead *pb.Lead, from map[string]string) (*pb.AssignLeadResponse, error)
 }
 
 // maxLimiters bounds the per-intake rate limiters kept: past it they are
@@ -88,14 +88,11 @@ func (e *edge) intake(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws, id := r.PathValue("workspace"), r.PathValue("intake_id")
-	rc, err := readBody(w, r, MaxIntakeBodyBytes)
+	body, err := readBody(w, r, MaxIntakeBodyBytes)
 	if err != nil {
 		writeBodyError(w, r, err, MaxIntakeBodyBytes)
 		return
 	}
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(rc)
-	body := buf.Bytes()
 	ctx := r.Context()
 	in, err := e.o.Intakes.Intake(ctx, ws, id)
 	if err != nil {
@@ -128,12 +125,12 @@ func (e *edge) intake(w http.ResponseWriter, r *http.Request) {
 	}
 	lead, paths, err := mapLead(in, r.Header, body)
 	if err != nil {
-		writeStatus(w, r, err)
+		writeStatus(w, r, server.Status(err))
 		return
 	}
-	resp, err := e.o.Intakes.AssignFromIntake(ctx, ws, id, lead)
+	resp, err := e.o.Intakes.AssignFromIntake(ctx, ws, id, lead, paths)
 	if err != nil {
-		writeStatus(w, r, withBodyPaths(err, paths))
+		writeStatus(w, r, err)
 		return
 	}
 	out, err := jsonCodec.Marshal(resp)
@@ -414,59 +411,17 @@ func protoErr(err error) string {
 	return strings.TrimPrefix(msg, "proto: ")
 }
 
-// withBodyPaths adds to a refused decision's field violations the body
-// path each lead field came from.
-func withBodyPaths(err error, paths map[string]string) error {
-	st := status.Convert(err)
-	if st.Code() != codes.InvalidArgument {
-		return err
-	}
-	changed := false
-	var details []*errdetails.BadRequest
-	for _, d := range st.Details() {
-		br, ok := d.(*errdetails.BadRequest)
-		if !ok {
-			continue
-		}
-		for _, fv := range br.GetFieldViolations() {
-			if p, ok := paths[strings.TrimPrefix(fv.GetField(), "lead.")]; ok {
-				fv.Description += " (from " + p + ")"
-				changed = true
-			}
-		}
-		details = append(details, br)
-	}
-	if !changed {
-		return err
-	}
-	out := status.New(codes.InvalidArgument, st.Message())
-	for _, br := range details {
-		if o, e := out.WithDetails(br); e == nil {
-			out = o
-		}
-	}
-	return out.Err()
-}
-
 // violations collects the problems of one mapped body, answered together
-// as INVALID_ARGUMENT with field violations.
-type violations []*errdetails.BadRequest_FieldViolation
+// as INVALID_ARGUMENT with field violations (server.Status).
+type violations []engine.FieldViolation
 
 func (v *violations) add(field, desc string) {
-	*v = append(*v, &errdetails.BadRequest_FieldViolation{Field: field, Description: desc})
+	*v = append(*v, engine.FieldViolation{Field: field, Description: desc})
 }
 
 func (v violations) err() error {
 	if len(v) == 0 {
 		return nil
 	}
-	parts := make([]string, len(v))
-	for i, fv := range v {
-		parts[i] = fv.GetField() + ": " + fv.GetDescription()
-	}
-	st := status.New(codes.InvalidArgument, "the body does not map to a lead: "+strings.Join(parts, "; "))
-	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: v}); err == nil {
-		st = d
-	}
-	return st.Err()
+	return &engine.ValidationError{Violations: v}
 }

@@ -64,6 +64,11 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 
 // invalid builds the error for a request that fails before it reaches the
 // engine (a missing message).
+// Status is toStatus for a caller outside a gRPC call (the HTTP edge's
+// webhook intake, which refuses a body before any handler runs): the same
+// one mapping from engine errors to statuses.
+func Status(err error) error { return toStatus(context.Background(), slog.Default(), err) }
+
 func invalid(field, description string) error {
 	return &engine.ValidationError{Violations: []engine.FieldViolation{{Field: field, Description: description}}}
 }

@@ -36,12 +36,22 @@ func (h *handlers) fail(ctx context.Context, err error) error { return toStatus(
 // RoutingService
 
 func (h *handlers) AssignLead(ctx context.Context, req *pb.AssignLeadRequest) (*pb.AssignLeadResponse, error) {
+	return h.assign(ctx, req, nil)
+}
+
+// assign is AssignLead; explain, when set, rewrites the engine's refusal
+// before it becomes a status (the intake names where each field came
+// from).
+func (h *handlers) assign(ctx context.Context, req *pb.AssignLeadRequest, explain func(error) error) (*pb.AssignLeadResponse, error) {
 	view, err := decisionView(ctx, req.GetView())
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
 	a, dup, err := h.engine.AssignLeadView(ctx, req.GetWorkspace(), pbconv.LeadFromProto(req.GetLead()), view)
 	if err != nil {
+		if explain != nil {
+			err = explain(err)
+		}
 		return nil, h.fail(ctx, err)
 	}
 	return &pb.AssignLeadResponse{Assignment: decisionToProto(ctx, a, view, dup), Duplicate: dup, ContentDiffers: a.ContentDiffers}, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -40,8 +41,10 @@ func (s *Server) Intake(ctx context.Context, ws, id string) (*engine.Intake, err
 // AssignFromIntake routes a lead posted to intake id, as AssignLead does
 // for an intake token: the BASIC view, and a repeated lead id answers
 // without the original decision's reason (anyone using a public form can
-// send another submission's id).
-func (s *Server) AssignFromIntake(ctx context.Context, ws, id string, lead *pb.Lead) (resp *pb.AssignLeadResponse, err error) {
+// send another submission's id). from says where each lead field came from
+// ("body path x", by field: email, attributes.utm): a refused field's
+// violation names it.
+func (s *Server) AssignFromIntake(ctx context.Context, ws, id string, lead *pb.Lead, from map[string]string) (resp *pb.AssignLeadResponse, err error) {
 	ctx = context.WithValue(ctx, identityKey{}, &auth.Identity{Name: "intake:" + id, Key: "intake:" + ws + "/" + id, Workspace: ws, Role: auth.RoleIntake})
 	ctx, cancel := context.WithTimeout(ctx, s.deadline)
 	defer cancel()
@@ -52,7 +55,19 @@ func (s *Server) AssignFromIntake(ctx context.Context, ws, id string, lead *pb.L
 			resp, err = nil, status.Error(codes.Internal, "internal error")
 		}
 	}()
-	resp, err = s.handlers.AssignLead(ctx, &pb.AssignLeadRequest{Workspace: ws, Lead: lead, View: pb.AssignmentView_ASSIGNMENT_VIEW_BASIC})
+	explain := func(err error) error {
+		var ve *engine.ValidationError
+		if !errors.As(err, &ve) {
+			return err
+		}
+		for i, v := range ve.Violations {
+			if f, ok := from[strings.TrimPrefix(v.Field, "lead.")]; ok {
+				ve.Violations[i].Description += " (from " + f + ")"
+			}
+		}
+		return ve
+	}
+	resp, err = s.handlers.assign(ctx, &pb.AssignLeadRequest{Workspace: ws, Lead: lead, View: pb.AssignmentView_ASSIGNMENT_VIEW_BASIC}, explain)
 	if resp != nil {
 		resp.ContentDiffers = false // a guess at a stored submission's content is not confirmed
 	}

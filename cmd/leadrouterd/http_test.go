@@ -3,8 +3,6 @@ package main
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"io"
 	"net/http"
@@ -141,22 +139,8 @@ func TestHTTPEdgeTLS(t *testing.T) {
 	tok := writeTokens(t, tokens)
 	d := launch(t, nil, tlsCreds(t, pki, true), "--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey,
 		"--tls-client-ca", pki.CA, "--token-file", tokens, "--config", "../../examples/routing.yaml")
-	ca, err := os.ReadFile(pki.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca)
-	cert, err := tls.LoadX509KeyPair(pki.ClientCert, pki.ClientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	client := func(withCert bool) *http.Client {
-		cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-		if withCert {
-			cfg.Certificates = []tls.Certificate{cert}
-		}
-		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS(t, pki, withCert)}}
 	}
 	addr := d.httpAddr(t)
 	assign := "https://" + addr + "/v1/workspaces/default/leads:assign"

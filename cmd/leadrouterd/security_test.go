@@ -27,6 +27,13 @@ import (
 
 func tlsCreds(t *testing.T, pki *testpki.PKI, withClientCert bool) grpc.DialOption {
 	t.Helper()
+	return grpc.WithTransportCredentials(credentials.NewTLS(clientTLS(t, pki, withClientCert)))
+}
+
+// clientTLS is a client's TLS config trusting the PKI's CA, with its
+// client certificate or without.
+func clientTLS(t *testing.T, pki *testpki.PKI, withClientCert bool) *tls.Config {
+	t.Helper()
 	pem, err := os.ReadFile(pki.CA)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +47,7 @@ func tlsCreds(t *testing.T, pki *testpki.PKI, withClientCert bool) grpc.DialOpti
 		}
 		cfg.Certificates = []tls.Certificate{c}
 	}
-	return grpc.WithTransportCredentials(credentials.NewTLS(cfg))
+	return cfg
 }
 
 // writeTokens writes a token file with one admin token for the default
