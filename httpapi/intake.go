@@ -125,7 +125,10 @@ func (e *edge) intake(w http.ResponseWriter, r *http.Request) {
 	}
 	lead, paths, err := mapLead(in, r.Header, body)
 	if err != nil {
-		writeStatus(w, r, server.Status(err))
+		if _, isStatus := status.FromError(err); !isStatus {
+			err = server.Status(err) // the mapping's field violations
+		}
+		writeStatus(w, r, err)
 		return
 	}
 	resp, err := e.o.Intakes.AssignFromIntake(ctx, ws, id, lead, paths)
