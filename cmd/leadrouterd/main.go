@@ -343,7 +343,9 @@ func (f *configFile) applyWhenReachable(ctx context.Context, eng *engine.Engine,
 		case <-time.After(time.Second):
 		}
 		err := f.apply(ctx, eng, ws, log)
-		if err == nil {
+		if err == nil || ctx.Err() != nil {
+			// Applied, or shutting down: a shutdown that cuts the apply
+			// short is not the file's fault.
 			return
 		}
 		if !errors.Is(err, engine.ErrUnavailable) {

@@ -313,9 +313,13 @@ func TestStartsBeforeRedis(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// The reachability watch logs on its own schedule (every second).
-	for end := time.Now().Add(5 * time.Second); !strings.Contains(d.log.String(), "redis reachable") && time.Now().Before(end); {
-		time.Sleep(50 * time.Millisecond)
+	// The reachability watch logs on its own schedule (every second), and
+	// the file's apply logs once it has also recorded the file's hash,
+	// which can be just after the first lead was routed.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if l := d.log.String(); strings.Contains(l, "redis reachable") && strings.Contains(l, "routing config loaded") {
+			break
+		}
 	}
 	d.stop(t)
 	for _, want := range []string{"redis unreachable at start", "redis reachable", "routing config loaded"} {
