@@ -22,7 +22,7 @@ build: ## build leadrouterd and leadctl into bin/
 	$(GO) build -o bin/ ./cmd/leadrouterd ./cmd/leadctl
 
 .PHONY: test
-test: redis-server ## run every test (race detector when cgo is available) against the embedded store and a real redis-server
+test: redis-server postgres ## run every test (race detector when cgo is available) against the embedded store and a real redis-server
 	@[ -n "$(RACE)" ] || echo "note: no C compiler for cgo; running without -race"
 	$(GO) test $(RACE) -count=1 -timeout 20m $(PKGS)
 
@@ -48,6 +48,15 @@ redis-server: # the tests start their own redis-server (or use REDIS_URL); insta
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null \
 		|| { echo "install redis-server (or set REDIS_URL) and run make test again" >&2; exit 1; }; \
+	fi
+
+.PHONY: postgres
+postgres: # the archive sink's tests start their own PostgreSQL (initdb, pg_ctl) unless PG_URL is set; install it when missing
+	@if [ -z "$$PG_URL" ] && ! { command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1; then \
+		echo "initdb not found: installing Debian's postgresql package"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null \
+		|| { echo "install postgresql (or set PG_URL) and run make test again" >&2; exit 1; }; \
 	fi
 
 .PHONY: redis-cli
