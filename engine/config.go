@@ -97,7 +97,9 @@ type Config struct {
 	Rules    []Rule    `json:"rules,omitempty" yaml:"rules,omitempty"`
 	Accounts []Account `json:"accounts,omitempty" yaml:"accounts,omitempty"`
 	// Intakes are the webhook endpoints of form tools (intake.go).
-	Intakes  []Intake `json:"intakes,omitempty" yaml:"intakes,omitempty"`
+	Intakes []Intake `json:"intakes,omitempty" yaml:"intakes,omitempty"`
+	// Sinks are where the workspace's events are delivered (sink.go).
+	Sinks    []Sink   `json:"sinks,omitempty" yaml:"sinks,omitempty"`
 	Settings Settings `json:"settings,omitzero" yaml:"settings,omitempty"`
 }
 
@@ -603,6 +605,7 @@ func (c *Config) Validate() error {
 		v.add("settings.max_stored_leads", "%d is negative", c.Settings.MaxStoredLeads)
 	}
 	checkIntakes(&v, c.Intakes)
+	checkSinks(&v, c)
 	return v.err()
 }
 

@@ -283,6 +283,9 @@ func (e *Engine) ApplyConfigWith(ctx context.Context, ws string, cfg *Config, o 
 	if err := joinViolations(wsErr, prefixViolations("config", cfg.Validate()), v.err()); err != nil {
 		return nil, err
 	}
+	if err := prefixViolations("config", checkSinkTargets(cfg)); err != nil {
+		return nil, err
+	}
 	for attempt := 0; attempt < 16; attempt++ {
 		var base string
 		var baseVersion int64

@@ -80,6 +80,7 @@ func DiffConfigs(prev, next *Config) ConfigDiff {
 	diffSection(&d, "rules", prev.Rules, next.Rules, func(r Rule) string { return r.ID })
 	diffSection(&d, "accounts", prev.Accounts, next.Accounts, func(a Account) string { return a.Domain })
 	diffSection(&d, "intakes", prev.Intakes, next.Intakes, func(in Intake) string { return in.ID })
+	diffSection(&d, "sinks", prev.Sinks, next.Sinks, func(s Sink) string { return s.ID })
 	if f := changedFields(prev.Settings, next.Settings); len(f) > 0 {
 		d.Changes = append(d.Changes, ConfigChange{Section: "settings", Op: "changed", Fields: f})
 	}

@@ -3,9 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
-	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -109,33 +107,11 @@ const MaxSecretBytes = 4 << 10
 // of surrounding white space. A secret file must be a regular file of at
 // most MaxSecretBytes.
 func (in *Intake) Secret() ([]byte, error) {
-	var s string
-	switch {
-	case in.SecretEnv != "":
-		v, ok := os.LookupEnv(in.SecretEnv)
-		if !ok {
-			return nil, fmt.Errorf("intake %s: environment variable %s is not set", in.ID, in.SecretEnv)
-		}
-		s = v
-	default:
-		f, err := os.Open(in.SecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("intake %s: secret_file: %w", in.ID, err)
-		}
-		defer f.Close()
-		if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() > MaxSecretBytes {
-			return nil, fmt.Errorf("intake %s: secret_file %s: want a regular file of at most %d bytes", in.ID, in.SecretFile, MaxSecretBytes)
-		}
-		b, err := io.ReadAll(io.LimitReader(f, MaxSecretBytes))
-		if err != nil {
-			return nil, fmt.Errorf("intake %s: secret_file: %w", in.ID, err)
-		}
-		s = string(b)
+	v, err := readSecret(in.SecretEnv, in.SecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("intake %s: %w", in.ID, err)
 	}
-	if s = strings.TrimSpace(s); s == "" {
-		return nil, fmt.Errorf("intake %s: the secret is empty", in.ID)
-	}
-	return []byte(s), nil
+	return []byte(v), nil
 }
 
 // Rate is the intake's request rate bound and burst.
@@ -203,14 +179,7 @@ func checkIntakes(v *violations, intakes []Intake) {
 		in := &intakes[i]
 		p := fmt.Sprintf("intakes[%d]", i)
 		checkID(v, p+".id", in.ID, seen, "intake")
-		switch {
-		case in.SecretEnv == "" && in.SecretFile == "":
-			v.add(p+".secret_env", "required: the environment variable (or secret_file: the file) holding the secret; never inline")
-		case in.SecretEnv != "" && in.SecretFile != "":
-			v.add(p+".secret_file", "give secret_env or secret_file, not both")
-		case in.SecretEnv != "" && !strings.HasPrefix(in.SecretEnv, SecretEnvPrefix):
-			v.add(p+".secret_env", "%q: an intake's variable must start with %s", in.SecretEnv, SecretEnvPrefix)
-		}
+		checkSecretSource(v, p, "secret_env", "secret_file", in.SecretEnv, in.SecretFile, SecretEnvPrefix, "the secret")
 		sig := &in.Signature
 		switch sig.Scheme {
 		case SchemeHMACSHA256:

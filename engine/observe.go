@@ -33,6 +33,9 @@ type Observer interface {
 	TimerFailed(ws string, kind TimerKind, parked bool)
 	// Swept reports one sweep of every workspace and how long it took.
 	Swept(took time.Duration)
+	// SinkLost reports events retention removed (settings.events_max_age)
+	// before a sink delivered them.
+	SinkLost(ws, sinkID string, n int64)
 }
 
 // DecideOutcome is what one AssignLead call did.
@@ -78,6 +81,7 @@ func (Nop) StoreFailed(string, error)                                {}
 func (Nop) TimerFired(string, TimerKind, time.Duration)              {}
 func (Nop) TimerFailed(string, TimerKind, bool)                      {}
 func (Nop) Swept(time.Duration)                                      {}
+func (Nop) SinkLost(string, string, int64)                           {}
 
 var _ Observer = Nop{}
 

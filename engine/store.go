@@ -9,6 +9,8 @@ import (
 // must make each method atomic on its own: two engine replicas calling
 // Decide for the same lead, or for the same pool, never both win.
 type Store interface {
+	// SinkQueue is the sinks' side (sink.go).
+	SinkQueue
 	// LoadConfig returns the workspace's current config; ErrNoConfig when
 	// none was applied.
 	LoadConfig(ctx context.Context, ws string) (*StoredConfig, error)
@@ -137,7 +139,10 @@ type Store interface {
 	// RemoveLead removes a CLOSED or UNROUTABLE lead's record whose
 	// retention has ended (its TimerRetain is due), with its timers; false when the timer was fired already or
 	// the lead is gone.
-	RemoveLead(ctx context.Context, ws, leadID string, now time.Time) (bool, error)
+	// With hold (a POSTGRES sink is configured) the removal waits until
+	// that sink has delivered every event of the lead; the timer is set
+	// again a minute on and false returned.
+	RemoveLead(ctx context.Context, ws, leadID string, hold *ArchiveHold, now time.Time) (bool, error)
 	// QueuedPools lists the pools that have queued leads.
 	QueuedPools(ctx context.Context, ws string) ([]string, error)
 	// QueueStats returns, for each pool of ws with leads queued, how many
@@ -172,9 +177,12 @@ type Store interface {
 	// workspaces of one FeedGroup) and returns up to limit of each, oldest
 	// first, by workspace. Its connections are not the ones requests use.
 	ReadFeeds(ctx context.Context, after map[string]string, limit int, block time.Duration) (map[string][]Event, error)
-	// TrimEvents applies retention: events beyond maxLen or older than
+	// TrimEventsFor applies retention: events beyond maxLen or older than
 	// maxAge are removed, and TrimmedThrough remembers the newest of them.
-	TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge time.Duration, now time.Time) (int64, error)
+	// The sinks' groups hold the length limit back at the oldest event one
+	// of them has not acknowledged; the age limit is not held back, and
+	// what it removes before a sink delivered it is returned as losses.
+	TrimEventsFor(ctx context.Context, ws string, maxLen int64, maxAge time.Duration, now time.Time, sinks []string) (int64, []SinkLoss, error)
 	// TrimmedThrough returns the id of the newest event removed from the
 	// history by retention ("0-0" for none): a client whose position is
 	// before it has missed events.

@@ -330,7 +330,17 @@ func (e *Engine) maintain(ctx context.Context, ws string, trim bool) error {
 	}
 	if trim {
 		maxLen, maxAge := cc.cfg.Settings.Retention()
-		if _, err := e.store.TrimEvents(ctx, ws, maxLen, maxAge, e.clock.Now()); err != nil {
+		sinks := make([]string, len(cc.cfg.Sinks))
+		for i, s := range cc.cfg.Sinks {
+			sinks[i] = s.ID
+		}
+		_, losses, err := e.store.TrimEventsFor(ctx, ws, maxLen, maxAge, e.clock.Now(), sinks)
+		for _, l := range losses {
+			e.log.Warn("sink lagging: events_max_age removed events it had not delivered", "workspace", ws, "sink", l.SinkID,
+				"lost", l.Lost, "events_max_age", maxAge)
+			e.obs.SinkLost(ws, l.SinkID, l.Lost)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -420,7 +430,15 @@ func (e *Engine) fire(ctx context.Context, ws string, t Timer) error {
 		}
 		return nil
 	case TimerRetain:
-		_, err := e.store.RemoveLead(ctx, ws, t.LeadID, now)
+		cc, err := e.config(ctx, ws, false)
+		if err != nil {
+			return err
+		}
+		var hold *ArchiveHold
+		if a := cc.cfg.Archive(); a != nil {
+			hold = &ArchiveHold{SinkID: a.ID, Retain: cc.cfg.Settings.Retain()}
+		}
+		_, err = e.store.RemoveLead(ctx, ws, t.LeadID, hold, now)
 		return err
 	case TimerOffer, TimerSLA, TimerWarn:
 		mode := map[TimerKind]RerouteMode{TimerOffer: RerouteTimeout, TimerSLA: RerouteBreach, TimerWarn: RerouteWarn}[t.Kind]

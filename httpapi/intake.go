@@ -27,6 +27,7 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	pb "github.com/leadrouter/leadrouter/gen/leadrouter/v1"
+	"github.com/leadrouter/leadrouter/internal/stdwebhooks"
 	"github.com/leadrouter/leadrouter/server"
 )
 
@@ -184,21 +185,12 @@ func verifySignature(sig *engine.IntakeSignature, secret []byte, h http.Header, 
 		if d := now.Sub(time.Unix(sec, 0)); d > tol || d < -tol {
 			return fmt.Errorf("webhook-timestamp %s is %s from now, outside the tolerance of %s", ts, d.Round(time.Second), tol)
 		}
-		key := secret
-		if b64, ok := bytes.CutPrefix(secret, []byte("whsec_")); ok {
-			if key, err = base64.StdEncoding.DecodeString(string(b64)); err != nil {
-				return misconfigured{errors.New("the whsec_ secret is not base64")}
-			}
+		key, err := stdwebhooks.Key(secret)
+		if err != nil {
+			return misconfigured{err}
 		}
-		want := hmacSHA256(key, []byte(id+"."+ts+"."+string(body)))
-		for _, s := range strings.Fields(sigs) {
-			version, b64, ok := strings.Cut(s, ",")
-			if !ok || version != "v1" {
-				continue
-			}
-			if mac, err := base64.StdEncoding.DecodeString(b64); err == nil && hmac.Equal(mac, want) {
-				return nil
-			}
+		if stdwebhooks.Verify(key, sigs, id, ts, body) {
+			return nil
 		}
 		return fmt.Errorf("no v1 signature in webhook-signature matches the body")
 	}

@@ -67,6 +67,11 @@ type Metrics struct {
 	grpc           *grpcprom.ServerMetrics
 	httpRequests   *prometheus.CounterVec
 	httpDuration   *prometheus.HistogramVec
+	sinkDelivered  *prometheus.CounterVec
+	sinkDuration   *prometheus.HistogramVec
+	sinkLag        *prometheus.GaugeVec
+	sinkDead       *prometheus.GaugeVec
+	sinkLost       *prometheus.CounterVec
 }
 
 var _ engine.Observer = (*Metrics)(nil)
@@ -80,6 +85,7 @@ var (
 	queueBuckets  = []float64{0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400}
 	sweepBuckets  = []float64{100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5}
 	lateBuckets   = []float64{5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 150e-3, 250e-3, 500e-3, 1, 2.5, 5, 10, 30, 60}
+	sinkBuckets   = []float64{1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400}
 	deliveryBkts  = []float64{100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10}
 )
 
@@ -153,6 +159,19 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "http_request_duration_seconds",
 		Help:    "HTTP edge request time by route, from the request to the last byte of the answer (a stream: until it ends).",
 		Buckets: []float64{100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10}}, []string{"route"})
+	gauge := func(name, help string, l ...string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels(l...))
+	}
+	m.sinkDelivered = counter("sink_deliveries_total",
+		"Sink delivery attempts by sink and result (delivered; retry: failed, tried again with back-off; dead: dead-lettered; skipped: nothing to send, such as a Slack message with no channel).",
+		"sink", "result")
+	m.sinkDuration = hist("sink_delivery_seconds",
+		"Time from an event's production to its acknowledged delivery by a sink.", sinkBuckets, "sink")
+	m.sinkLag = gauge("sink_lag_seconds",
+		"Age of the oldest event a sink has not delivered (0: none pending), read every 5 s by each replica.", "sink")
+	m.sinkDead = gauge("sink_dead_letters", "Dead letters a sink keeps (at most 10,000).", "sink")
+	m.sinkLost = counter("sink_lost_total",
+		"Events settings.events_max_age removed before a sink delivered them: the sink is lagging.", "sink")
 	for _, s := range []string{StreamAssignments, StreamEvents} {
 		m.subscribers.WithLabelValues(s)
 	}
@@ -162,7 +181,8 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 	m.redisTimeouts.WithLabelValues("lead_decide")
 	reg.MustRegister(m.assignDuration, m.assignments, m.offerAccept, m.offers, m.speedToLead, m.slaBreaches,
 		m.queueWait, m.autoPaused, m.removed, m.quotaRefused, m.regressions, m.subscribers, m.eventDelivery, m.redisErrors, m.redisTimeouts, m.handlerPanics, m.clockOffset, m.redisUsed, m.redisMax, m.mastersDown,
-		m.sweepDuration, m.timersFired, m.timersFailed, m.timerLateness, m.grpc, m.httpRequests, m.httpDuration)
+		m.sweepDuration, m.timersFired, m.timersFailed, m.timerLateness, m.grpc, m.httpRequests, m.httpDuration,
+		m.sinkDelivered, m.sinkDuration, m.sinkLag, m.sinkDead, m.sinkLost)
 	return m
 }
 
@@ -315,6 +335,43 @@ func (m *Metrics) Swept(took time.Duration) {
 		return
 	}
 	m.sweepDuration.Observe(took.Seconds())
+}
+
+// SinkLost implements engine.Observer.
+func (m *Metrics) SinkLost(ws, sink string, n int64) {
+	if m != nil {
+		m.sinkLost.WithLabelValues(m.lv(ws, sink)...).Add(float64(n))
+	}
+}
+
+// SinkDelivered counts one delivery attempt of a sink; took (event
+// produced to acknowledged) is observed for delivered and dead results.
+func (m *Metrics) SinkDelivered(ws, sink, result string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.sinkDelivered.WithLabelValues(m.lv(ws, sink, result)...).Inc()
+	if result == "delivered" {
+		m.sinkDuration.WithLabelValues(m.lv(ws, sink)...).Observe(took.Seconds())
+	}
+}
+
+// SinkBacklog sets a sink's lag and dead-letter gauges.
+func (m *Metrics) SinkBacklog(ws, sink string, lag time.Duration, dead int64) {
+	if m == nil {
+		return
+	}
+	m.sinkLag.WithLabelValues(m.lv(ws, sink)...).Set(lag.Seconds())
+	m.sinkDead.WithLabelValues(m.lv(ws, sink)...).Set(float64(dead))
+}
+
+// SinkGone drops a removed sink's gauges.
+func (m *Metrics) SinkGone(ws, sink string) {
+	if m == nil {
+		return
+	}
+	m.sinkLag.DeleteLabelValues(m.lv(ws, sink)...)
+	m.sinkDead.DeleteLabelValues(m.lv(ws, sink)...)
 }
 
 // UnreachableMasters records how many Redis masters the last health ping

@@ -79,6 +79,8 @@ var methodClasses = map[string]CostClass{
 	pb.AdminService_ReassignLead_FullMethodName:        ClassWrite,
 	pb.AdminService_EraseContact_FullMethodName:        ClassWrite,
 	pb.AdminService_EraseLead_FullMethodName:           ClassWrite,
+	pb.AdminService_GetSinkStatus_FullMethodName:       ClassRead,
+	pb.AdminService_ReplayDeadLetters_FullMethodName:   ClassWrite,
 	pb.EventService_WatchEvents_FullMethodName:         ClassStream,
 	pb.RepService_SetRepStatus_FullMethodName:          ClassWrite,
 	pb.RepService_AcceptOffer_FullMethodName:           ClassWrite,

@@ -203,6 +203,9 @@ func ConfigFromProto(c *pb.RoutingConfig) *engine.Config {
 			LeadID: in.GetLeadId(), Mapping: in.GetMapping(), Defaults: in.GetDefaults(), Attributes: in.GetAttributes(),
 			RatePerSecond: in.GetRatePerSecond(), Burst: in.GetBurst()})
 	}
+	for _, sk := range c.GetSinks() {
+		out.Sinks = append(out.Sinks, sinkFromProto(sk))
+	}
 	if st := c.GetSettings(); st != nil {
 		out.Settings.MaxQueueAge = durationFromProto(st.GetMaxQueueAge())
 		out.Settings.EventsMaxLen = st.GetEventsMaxLen()
@@ -331,6 +334,9 @@ func ConfigToProto(c *engine.Config) *pb.RoutingConfig {
 			LeadId: in.LeadID, Mapping: in.Mapping, Defaults: in.Defaults, Attributes: in.Attributes,
 			RatePerSecond: in.RatePerSecond, Burst: in.Burst})
 	}
+	for _, sk := range c.Sinks {
+		out.Sinks = append(out.Sinks, sinkToProto(sk))
+	}
 	if c.Settings != (engine.Settings{}) {
 		out.Settings = &pb.WorkspaceSettings{MaxQueueAge: durationToProto(c.Settings.MaxQueueAge),
 			EventsMaxLen: c.Settings.EventsMaxLen, EventsMaxAge: durationToProto(c.Settings.EventsMaxAge),
@@ -422,4 +428,51 @@ func applyResultToProto(r *engine.ApplyResult) *pb.ApplyRoutingConfigResponse {
 		}
 	}
 	return out
+}
+
+func sinkFromProto(s *pb.Sink) engine.Sink {
+	out := engine.Sink{ID: s.GetId(), Kind: engine.SinkKind(s.GetKind()), URL: s.GetUrl(),
+		SecretEnv: s.GetSecretEnv(), SecretFile: s.GetSecretFile(), DSNEnv: s.GetDsnEnv(), DSNFile: s.GetDsnFile(),
+		Concurrency: s.GetConcurrency(), Timeout: durationFromProto(s.GetTimeout()), MaxRetryAge: durationFromProto(s.GetMaxRetryAge())}
+	for _, k := range s.GetKinds() {
+		out.Kinds = append(out.Kinds, engine.EventKind(k))
+	}
+	if t := s.GetSlack(); t != nil {
+		out.Slack = &engine.SlackTargets{LinkTemplate: t.GetLinkTemplate(), Show: t.GetShow()}
+		for _, c := range t.GetChannels() {
+			out.Slack.Channels = append(out.Slack.Channels, slackChannelFromProto(c))
+		}
+		if m := t.GetManager(); m != nil {
+			ch := slackChannelFromProto(m)
+			out.Slack.Manager = &ch
+		}
+	}
+	return out
+}
+
+func slackChannelFromProto(c *pb.SlackChannel) engine.SlackChannel {
+	return engine.SlackChannel{Pool: c.GetPool(), Rep: c.GetRep(), URLEnv: c.GetUrlEnv(), URLFile: c.GetUrlFile()}
+}
+
+func sinkToProto(s engine.Sink) *pb.Sink {
+	out := &pb.Sink{Id: s.ID, Kind: string(s.Kind), Url: s.URL, SecretEnv: s.SecretEnv, SecretFile: s.SecretFile,
+		DsnEnv: s.DSNEnv, DsnFile: s.DSNFile, Concurrency: s.Concurrency, Timeout: durationToProto(s.Timeout),
+		MaxRetryAge: durationToProto(s.MaxRetryAge)}
+	for _, k := range s.Kinds {
+		out.Kinds = append(out.Kinds, string(k))
+	}
+	if t := s.Slack; t != nil {
+		out.Slack = &pb.SlackTargets{LinkTemplate: t.LinkTemplate, Show: t.Show}
+		for _, c := range t.Channels {
+			out.Slack.Channels = append(out.Slack.Channels, slackChannelToProto(c))
+		}
+		if t.Manager != nil {
+			out.Slack.Manager = slackChannelToProto(*t.Manager)
+		}
+	}
+	return out
+}
+
+func slackChannelToProto(c engine.SlackChannel) *pb.SlackChannel {
+	return &pb.SlackChannel{Pool: c.Pool, Rep: c.Rep, UrlEnv: c.URLEnv, UrlFile: c.URLFile}
 }

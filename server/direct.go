@@ -109,3 +109,11 @@ func (d directAdmin) EraseContact(ctx context.Context, r *pb.EraseContactRequest
 func (d directAdmin) EraseLead(ctx context.Context, r *pb.EraseLeadRequest) (*pb.EraseLeadResponse, error) {
 	return invoke(d.s, ctx, pb.AdminService_EraseLead_FullMethodName, r, d.s.handlers.EraseLead)
 }
+
+func (d directAdmin) GetSinkStatus(ctx context.Context, r *pb.GetSinkStatusRequest) (*pb.GetSinkStatusResponse, error) {
+	return invoke(d.s, ctx, pb.AdminService_GetSinkStatus_FullMethodName, r, d.s.handlers.GetSinkStatus)
+}
+
+func (d directAdmin) ReplayDeadLetters(ctx context.Context, r *pb.ReplayDeadLettersRequest) (*pb.ReplayDeadLettersResponse, error) {
+	return invoke(d.s, ctx, pb.AdminService_ReplayDeadLetters_FullMethodName, r, d.s.handlers.ReplayDeadLetters)
+}

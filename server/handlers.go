@@ -229,6 +229,34 @@ func (h *handlers) EraseLead(ctx context.Context, req *pb.EraseLeadRequest) (*pb
 	return &pb.EraseLeadResponse{State: stateToProto[st]}, nil
 }
 
+func (h *handlers) GetSinkStatus(ctx context.Context, req *pb.GetSinkStatusRequest) (*pb.GetSinkStatusResponse, error) {
+	reports, err := h.engine.SinkStatus(ctx, req.GetWorkspace(), req.GetSinkId())
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	out := &pb.GetSinkStatusResponse{}
+	now := time.Now()
+	for _, r := range reports {
+		st := &pb.SinkStatus{SinkId: r.Sink.ID, Kind: string(r.Sink.Kind), Pending: r.State.Pending,
+			DeadLetters: r.State.DeadLetters, DeadLettersDropped: r.State.DeadDropped, LastError: r.State.LastError,
+			Lost: r.State.Lost, Replaying: r.State.Replaying, LastErrorAt: ts(r.State.LastErrorAt),
+			LaggingSince: ts(r.State.LaggingSince)}
+		if !r.State.Oldest.IsZero() {
+			st.OldestUndeliveredAge = durationToProto(engine.Duration(max(0, now.Sub(r.State.Oldest))))
+		}
+		out.Sinks = append(out.Sinks, st)
+	}
+	return out, nil
+}
+
+func (h *handlers) ReplayDeadLetters(ctx context.Context, req *pb.ReplayDeadLettersRequest) (*pb.ReplayDeadLettersResponse, error) {
+	n, err := h.engine.ReplayDeadLetters(ctx, req.GetWorkspace(), req.GetSinkId(), int(req.GetLimit()))
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &pb.ReplayDeadLettersResponse{Replayed: int64(n)}, nil
+}
+
 // RepService
 
 func (h *handlers) SetRepStatus(ctx context.Context, req *pb.SetRepStatusRequest) (*pb.SetRepStatusResponse, error) {

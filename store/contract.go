@@ -242,7 +242,9 @@ type countedArgs struct {
 // removeArgs is lead_remove.lua's request.
 type removeArgs struct {
 	base
-	Lead string `json:"lead"`
+	Lead         string `json:"lead"`
+	Archive      bool   `json:"archive,omitempty"`
+	RetainWindow int64  `json:"retain_window,omitempty"`
 }
 
 // eraseArgs is lead_erase.lua's request.
@@ -431,7 +433,75 @@ type pruneArgs struct {
 
 // trimArgs is events_trim.lua's request.
 type trimArgs struct {
-	MaxLen int64 `json:"max_len"`
-	Cutoff int64 `json:"cutoff"`
-	Limit  int   `json:"limit"`
+	MaxLen int64    `json:"max_len"`
+	Cutoff int64    `json:"cutoff"`
+	Limit  int      `json:"limit"`
+	Groups []string `json:"groups"`
+	Now    int64    `json:"now"`
+}
+
+// sinkReadArgs is sink_read.lua's request.
+type sinkReadArgs struct {
+	Group    string          `json:"group"`
+	Consumer string          `json:"consumer"`
+	Count    int             `json:"count"`
+	Kinds    map[string]bool `json:"kinds"`
+	Start    string          `json:"start"`
+}
+
+// sinkAckArgs is sink_ack.lua's request.
+type sinkAckArgs struct {
+	Group    string `json:"group"`
+	Consumer string `json:"consumer"`
+	ID       string `json:"id"`
+	Key      string `json:"key"`
+	Dead     string `json:"dead"`
+	Letter   string `json:"letter"`
+	MaxDead  int    `json:"max_dead"`
+}
+
+// sinkClaimArgs is sink_claim.lua's request.
+type sinkClaimArgs struct {
+	Group    string `json:"group"`
+	Consumer string `json:"consumer"`
+	MinIdle  int64  `json:"min_idle"`
+	Count    int    `json:"count"`
+	Start    string `json:"start"`
+}
+
+// sinkTouchArgs is sink_touch.lua's request.
+type sinkTouchArgs struct {
+	Group    string   `json:"group"`
+	Consumer string   `json:"consumer"`
+	IDs      []string `json:"ids"`
+}
+
+// sinkReplayArgs is sink_replay.lua's request.
+type sinkReplayArgs struct {
+	Limit int `json:"limit"`
+}
+
+// sinkReplayTakeArgs is sink_replay_take.lua's request.
+type sinkReplayTakeArgs struct {
+	Now      int64 `json:"now"`
+	LeaseEnd int64 `json:"lease_end"`
+	Count    int   `json:"count"`
+}
+
+// sinkReplayDoneArgs is sink_replay_done.lua's request.
+type sinkReplayDoneArgs struct {
+	Taken   string `json:"taken"`
+	Letter  string `json:"letter"`
+	MaxDead int    `json:"max_dead"`
+}
+
+// sinkStatusArgs is sink_status.lua's request.
+type sinkStatusArgs struct {
+	Group string `json:"group"`
+	Cap   int    `json:"cap"`
+}
+
+// sinkRemoveArgs is sink_remove.lua's request.
+type sinkRemoveArgs struct {
+	Group string `json:"group"`
 }

@@ -236,3 +236,21 @@ func hashSlot(key string) uint16 {
 	}
 	return crc % 16384
 }
+
+// sinkGroup is the consumer group of a sink on the events stream.
+func sinkGroup(id string) string { return "sink:" + id }
+
+// sinkHeads is a HASH: a sink's events handed out and not acknowledged,
+// by ordering key (lib_sink.lua); bounded by the group's pending entries.
+func (k keys) sinkHeads(id string) string { return k.base + "sink_heads:" + id }
+
+// sinkState is a HASH: a sink's read cursor, last error, losses to
+// retention and dropped dead letters.
+func (k keys) sinkState(id string) string { return k.base + "sink_state:" + id }
+
+// sinkDead is a LIST: a sink's dead letters (at most engine.MaxDeadLetters).
+func (k keys) sinkDead(id string) string { return k.base + "sink_dead:" + id }
+
+// sinkReplay is a ZSET: dead letters being delivered again, by lease end
+// (at most engine.MaxDeadLetters: they come off the dead-letter list).
+func (k keys) sinkReplay(id string) string { return k.base + "sink_replay:" + id }

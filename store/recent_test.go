@@ -67,7 +67,7 @@ settings: {retain_closed: 1h}
 				t.Fatalf("index holds %d", n)
 			}
 			// l7's retention ends; l6 is erased.
-			if ok, err := st.RemoveLead(ctx, ws, "l7", clock.Now().Add(2*time.Hour)); err != nil || !ok {
+			if ok, err := st.RemoveLead(ctx, ws, "l7", nil, clock.Now().Add(2*time.Hour)); err != nil || !ok {
 				t.Fatalf("remove: %v %v", ok, err)
 			}
 			if _, err := eng.EraseLead(ctx, ws, "l6"); err != nil {

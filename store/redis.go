@@ -1014,32 +1014,13 @@ func (s *Redis) TrimmedThrough(ctx context.Context, ws string) (string, error) {
 // millisecond of Redis time) rather than one long one.
 const trimBatch = 100
 
-// TrimEvents implements engine.Store with events_trim.lua: each call removes
+// TrimEvents is TrimEventsFor without sinks (events_trim.lua): each call removes
 // the events over the length limit (up to trimBatch of them) and those over
 // the age limit, and remembers the newest it removed; it repeats while the
 // history is over the length limit. Nothing to remove costs O(1).
 func (s *Redis) TrimEvents(ctx context.Context, ws string, maxLen int64, maxAge time.Duration, now time.Time) (int64, error) {
-	k := s.keys(ws)
-	cutoff := now.Add(-maxAge).UnixMilli()
-	if cutoff < 0 {
-		cutoff = 0
-	}
-	var total int64
-	for {
-		r, err := s.call(ctx, ws, eventsTrim, []string{k.events(), k.eventsTrimmed()},
-			trimArgs{MaxLen: maxLen, Cutoff: cutoff, Limit: trimBatch})
-		if err != nil {
-			return total, err
-		}
-		t := decodeTrim(r)
-		if t.code != codeOK {
-			return total, r.unexpected(eventsTrim)
-		}
-		total += int64(t.n)
-		if !t.more || t.n == 0 {
-			return total, nil
-		}
-	}
+	n, _, err := s.TrimEventsFor(ctx, ws, maxLen, maxAge, now, nil)
+	return n, err
 }
 
 // RepConnection implements engine.Store with rep_connection.lua.
@@ -1300,17 +1281,22 @@ func (s *Redis) Escalate(ctx context.Context, ws, configID string, a *engine.Ass
 }
 
 // RemoveLead implements engine.Store with lead_remove.lua.
-func (s *Redis) RemoveLead(ctx context.Context, ws, leadID string, now time.Time) (bool, error) {
+func (s *Redis) RemoveLead(ctx context.Context, ws, leadID string, hold *engine.ArchiveHold, now time.Time) (bool, error) {
 	k := s.keys(ws)
-	r, err := s.call(ctx, ws, leadRemove, append(k.common(), k.lead(leadID), k.people(), k.recent()),
-		removeArgs{base: base{Now: now.UnixMilli()}, Lead: leadID})
+	keys := append(k.common(), k.lead(leadID), k.people(), k.recent())
+	args := removeArgs{base: base{Now: now.UnixMilli()}, Lead: leadID}
+	if hold != nil {
+		keys = append(keys, k.sinkHeads(hold.SinkID), k.sinkState(hold.SinkID))
+		args.Archive, args.RetainWindow = true, hold.Retain.Milliseconds()
+	}
+	r, err := s.call(ctx, ws, leadRemove, keys, args)
 	if err != nil {
 		return false, err
 	}
 	switch r.code {
 	case codeOK:
 		return true, nil
-	case codeClaimed, codeNotFound, codeWrongState:
+	case codeClaimed, codeNotFound, codeWrongState, codeHeld:
 		return false, nil
 	}
 	return false, r.unexpected(leadRemove)

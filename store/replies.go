@@ -245,7 +245,8 @@ func decodeLease(r reply) applyReply {
 // Scripts not listed answer OK only.
 var replyCodes = map[*script][]code{
 	leadDecide:      {codeOK, codeStale, codeDuplicate, codeQuota},
-	leadRemove:      {codeOK, codeClaimed, codeNotFound, codeWrongState},
+	leadRemove:      {codeOK, codeClaimed, codeNotFound, codeWrongState, codeHeld},
+	sinkAck:         {codeOK, codeClaimed},
 	leadErase:       {codeOK, codeStale, codeNotFound, codeMoved},
 	queueDrain:      {codeOK, codeStale},
 	leadEscalate:    {codeOK, codeStale, codeMoved, codeClaimed, codeWrongState},

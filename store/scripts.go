@@ -4,6 +4,7 @@ import (
 	"embed"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,6 +29,7 @@ const (
 	modEligibility module = "lib_eligibility" // whether a rep may take a lead; the counts an assignment changes
 	modPlace       module = "lib_place"       // offers, assignments, queues and their timers
 	modPick        module = "lib_pick"        // picks under each strategy; routing over targets
+	modSink        module = "lib_sink"        // a sink's consumer group and its order per lead (on its own)
 )
 
 // routing is every module: the scripts that decide where a lead goes.
@@ -130,7 +132,7 @@ func names(code string, set map[string]bool) {
 // is not a function, and each function the script's code names, or a
 // function it takes names: a script carries only the functions it uses.
 func newScript(name string, modules ...module) *script {
-	sc := &script{name: name, lib: len(modules) > 0}
+	sc := &script{name: name, lib: slices.Contains(modules, modWorkspace)}
 	own := source(name)
 	var wrapHead, wrapTail string
 	if sc.lib {
@@ -257,13 +259,23 @@ var (
 	timersClaim     = newScript("timers_claim")
 	timerRetry      = newScript("timer_retry")
 	timersPrune     = newScript("timers_prune")
-	eventsTrim      = newScript("events_trim")
+	eventsTrim      = newScript("events_trim", modSink)
 	recordsCounted  = newScript("records_counted")
 	peopleBackfill  = newScript("people_backfill")
 	leadErase       = newScript("lead_erase", modWorkspace, modIndex, modEligibility)
+	sinkRead        = newScript("sink_read", modSink)
+	sinkAck         = newScript("sink_ack", modSink)
+	sinkClaim       = newScript("sink_claim", modSink)
+	sinkTouch       = newScript("sink_touch")
+	sinkReplay      = newScript("sink_replay")
+	sinkReplayTake  = newScript("sink_replay_take")
+	sinkReplayDone  = newScript("sink_replay_done")
+	sinkRemove      = newScript("sink_remove")
+	sinkStatus      = newScript("sink_status")
 )
 
 // allScripts lists every script (for tests).
 var allScripts = []*script{leadDecide, leadEscalate, queueDrain, leadReroute, leadExpire, leadRemove, assignmentClose,
 	offerAccept, leadContact, configChunk, repSetStatus, repConnection, poolIndex, repShift, configBegin, configCommit,
-	configLease, timerDrop, timersClaim, timerRetry, timersPrune, eventsTrim, recordsCounted}
+	configLease, timerDrop, timersClaim, timerRetry, timersPrune, eventsTrim, recordsCounted, sinkRead, sinkAck, sinkClaim,
+	sinkTouch, sinkReplay, sinkReplayTake, sinkReplayDone, sinkRemove, sinkStatus}

@@ -31,12 +31,13 @@ import (
 	"github.com/leadrouter/leadrouter/httpapi"
 	"github.com/leadrouter/leadrouter/metrics"
 	"github.com/leadrouter/leadrouter/server"
+	"github.com/leadrouter/leadrouter/sinks"
 	"github.com/leadrouter/leadrouter/store"
 )
 
 type options struct {
 	listen, metricsListen, httpListen, redisURL, config, workspace, logLevel, logFormat string
-	configOverwrite                                                                     bool
+	configOverwrite, allowPrivateSinks, sinks                                           bool
 	metricsTokenFile                                                                    string
 	shutdownTimeout, sweepInterval, healthInterval, maxClockOffset                      time.Duration
 	reflection, metricsWorkspaceLabel, pprof                                            bool
@@ -103,6 +104,8 @@ func parseFlags() (*options, error) {
 	fs.IntVar(&o.maxMsgBytes, "max-msg-bytes", server.DefaultMaxRecvBytes, "largest request message accepted")
 	fs.IntVar(&o.maxStreamsPerRep, "max-streams-per-rep", server.DefaultMaxStreamsPerRep, "WatchAssignments streams one rep may hold open on this replica")
 	fs.IntVar(&o.ackReplicas, "ack-replicas", 0, "replicas that must confirm each state change (Redis WAIT, within the call's deadline) before a call succeeds; unconfirmed, it answers UNAVAILABLE and may or may not persist (retrying with the same lead id is safe); 0: answer once the master has it (docs/deployment.md, \"What can be lost\")")
+	fs.BoolVar(&o.allowPrivateSinks, "allow-private-sinks", false, "let webhook and Slack sinks reach loopback, private and link-local addresses (the cloud metadata address among them); off, such a delivery is dead-lettered with the reason")
+	fs.BoolVar(&o.sinks, "sinks", true, "deliver the configs' sinks (webhooks, Slack, PostgreSQL archive) from this replica; every replica delivers a share")
 	fs.StringVar(&o.redisCA, "redis-ca", "", "CA (PEM) that signs the Redis servers' certificates (rediss://, rediss+cluster://, rediss+sentinel:// URLs)")
 	// LEADROUTER_<FLAG> (dashes as underscores) sets a flag's default.
 	fs.VisitAll(func(f *flag.Flag) {
@@ -186,6 +189,14 @@ func run() error {
 	defer stopHealth()
 	go srv.WatchHealth(healthCtx)
 	go eng.RunSweeper(healthCtx, o.sweepInterval)
+	if o.sinks {
+		host, _ := os.Hostname()
+		runner := sinks.New(sinks.Options{Engine: eng, Queue: st, Consumer: fmt.Sprintf("%s-%d-%x", host, os.Getpid(), time.Now().UnixNano()&0xffffff),
+			Metrics: m, Log: log, AllowPrivate: o.allowPrivateSinks})
+		sinksDone := make(chan struct{})
+		go func() { runner.Run(healthCtx); close(sinksDone) }()
+		defer func() { stopHealth(); <-sinksDone }()
+	}
 
 	if o.metricsListen != "" {
 		stopMetrics, err := serveMetrics(o.metricsListen, o.metricsTokenFile, reg, o.pprof, log)

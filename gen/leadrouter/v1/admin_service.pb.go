@@ -9,6 +9,7 @@ package leadrouterv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -74,6 +75,342 @@ func (OrphanedLeads) EnumDescriptor() ([]byte, []int) {
 	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{0}
 }
 
+type GetSinkStatusRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workspace string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// One sink; empty: every sink of the config.
+	SinkId        string `protobuf:"bytes,2,opt,name=sink_id,json=sinkId,proto3" json:"sink_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSinkStatusRequest) Reset() {
+	*x = GetSinkStatusRequest{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSinkStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSinkStatusRequest) ProtoMessage() {}
+
+func (x *GetSinkStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSinkStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetSinkStatusRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetSinkStatusRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *GetSinkStatusRequest) GetSinkId() string {
+	if x != nil {
+		return x.SinkId
+	}
+	return ""
+}
+
+type GetSinkStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sinks         []*SinkStatus          `protobuf:"bytes,1,rep,name=sinks,proto3" json:"sinks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSinkStatusResponse) Reset() {
+	*x = GetSinkStatusResponse{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSinkStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSinkStatusResponse) ProtoMessage() {}
+
+func (x *GetSinkStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSinkStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetSinkStatusResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetSinkStatusResponse) GetSinks() []*SinkStatus {
+	if x != nil {
+		return x.Sinks
+	}
+	return nil
+}
+
+// SinkStatus is one sink's delivery state, from its consumer group.
+type SinkStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	SinkId string                 `protobuf:"bytes,1,opt,name=sink_id,json=sinkId,proto3" json:"sink_id,omitempty"`
+	Kind   string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Age of the oldest event not yet delivered (zero: none pending).
+	OldestUndeliveredAge *durationpb.Duration `protobuf:"bytes,3,opt,name=oldest_undelivered_age,json=oldestUndeliveredAge,proto3" json:"oldest_undelivered_age,omitempty"`
+	// Events read and not yet delivered (in flight or waiting behind an
+	// earlier event of the same lead), plus those not read yet.
+	Pending int64 `protobuf:"varint,4,opt,name=pending,proto3" json:"pending,omitempty"`
+	// Dead letters kept (at most 10,000; dead_letters_dropped counts the
+	// oldest dropped past that).
+	DeadLetters        int64 `protobuf:"varint,5,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	DeadLettersDropped int64 `protobuf:"varint,6,opt,name=dead_letters_dropped,json=deadLettersDropped,proto3" json:"dead_letters_dropped,omitempty"`
+	// The last failed attempt's error and time.
+	LastError   string                 `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_error_at,json=lastErrorAt,proto3" json:"last_error_at,omitempty"`
+	// Events retention removed before this sink delivered them
+	// (settings.events_max_age passed), and when that last happened.
+	Lost         int64                  `protobuf:"varint,9,opt,name=lost,proto3" json:"lost,omitempty"`
+	LaggingSince *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=lagging_since,json=laggingSince,proto3" json:"lagging_since,omitempty"`
+	// Deliveries of dead letters being replayed.
+	Replaying     int64 `protobuf:"varint,11,opt,name=replaying,proto3" json:"replaying,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SinkStatus) Reset() {
+	*x = SinkStatus{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SinkStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SinkStatus) ProtoMessage() {}
+
+func (x *SinkStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SinkStatus.ProtoReflect.Descriptor instead.
+func (*SinkStatus) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SinkStatus) GetSinkId() string {
+	if x != nil {
+		return x.SinkId
+	}
+	return ""
+}
+
+func (x *SinkStatus) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *SinkStatus) GetOldestUndeliveredAge() *durationpb.Duration {
+	if x != nil {
+		return x.OldestUndeliveredAge
+	}
+	return nil
+}
+
+func (x *SinkStatus) GetPending() int64 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+func (x *SinkStatus) GetDeadLetters() int64 {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return 0
+}
+
+func (x *SinkStatus) GetDeadLettersDropped() int64 {
+	if x != nil {
+		return x.DeadLettersDropped
+	}
+	return 0
+}
+
+func (x *SinkStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *SinkStatus) GetLastErrorAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastErrorAt
+	}
+	return nil
+}
+
+func (x *SinkStatus) GetLost() int64 {
+	if x != nil {
+		return x.Lost
+	}
+	return 0
+}
+
+func (x *SinkStatus) GetLaggingSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LaggingSince
+	}
+	return nil
+}
+
+func (x *SinkStatus) GetReplaying() int64 {
+	if x != nil {
+		return x.Replaying
+	}
+	return 0
+}
+
+type ReplayDeadLettersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workspace     string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	SinkId        string                 `protobuf:"bytes,2,opt,name=sink_id,json=sinkId,proto3" json:"sink_id,omitempty"`
+	Limit         int32                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDeadLettersRequest) Reset() {
+	*x = ReplayDeadLettersRequest{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDeadLettersRequest) ProtoMessage() {}
+
+func (x *ReplayDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*ReplayDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ReplayDeadLettersRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *ReplayDeadLettersRequest) GetSinkId() string {
+	if x != nil {
+		return x.SinkId
+	}
+	return ""
+}
+
+func (x *ReplayDeadLettersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ReplayDeadLettersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many dead letters were put back for delivery.
+	Replayed      int64 `protobuf:"varint,1,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDeadLettersResponse) Reset() {
+	*x = ReplayDeadLettersResponse{}
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDeadLettersResponse) ProtoMessage() {}
+
+func (x *ReplayDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*ReplayDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReplayDeadLettersResponse) GetReplayed() int64 {
+	if x != nil {
+		return x.Replayed
+	}
+	return 0
+}
+
 type EraseContactRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Workspace     string                 `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
@@ -84,7 +421,7 @@ type EraseContactRequest struct {
 
 func (x *EraseContactRequest) Reset() {
 	*x = EraseContactRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[0]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +433,7 @@ func (x *EraseContactRequest) String() string {
 func (*EraseContactRequest) ProtoMessage() {}
 
 func (x *EraseContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[0]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +446,7 @@ func (x *EraseContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseContactRequest.ProtoReflect.Descriptor instead.
 func (*EraseContactRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{0}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EraseContactRequest) GetWorkspace() string {
@@ -138,7 +475,7 @@ type EraseContactResponse struct {
 
 func (x *EraseContactResponse) Reset() {
 	*x = EraseContactResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -150,7 +487,7 @@ func (x *EraseContactResponse) String() string {
 func (*EraseContactResponse) ProtoMessage() {}
 
 func (x *EraseContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -163,7 +500,7 @@ func (x *EraseContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseContactResponse.ProtoReflect.Descriptor instead.
 func (*EraseContactResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{1}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EraseContactResponse) GetErased() int64 {
@@ -190,7 +527,7 @@ type EraseLeadRequest struct {
 
 func (x *EraseLeadRequest) Reset() {
 	*x = EraseLeadRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +539,7 @@ func (x *EraseLeadRequest) String() string {
 func (*EraseLeadRequest) ProtoMessage() {}
 
 func (x *EraseLeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +552,7 @@ func (x *EraseLeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseLeadRequest.ProtoReflect.Descriptor instead.
 func (*EraseLeadRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{2}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EraseLeadRequest) GetWorkspace() string {
@@ -242,7 +579,7 @@ type EraseLeadResponse struct {
 
 func (x *EraseLeadResponse) Reset() {
 	*x = EraseLeadResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -254,7 +591,7 @@ func (x *EraseLeadResponse) String() string {
 func (*EraseLeadResponse) ProtoMessage() {}
 
 func (x *EraseLeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -267,7 +604,7 @@ func (x *EraseLeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseLeadResponse.ProtoReflect.Descriptor instead.
 func (*EraseLeadResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{3}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EraseLeadResponse) GetState() AssignmentState {
@@ -289,7 +626,7 @@ type ReleaseAssignmentRequest struct {
 
 func (x *ReleaseAssignmentRequest) Reset() {
 	*x = ReleaseAssignmentRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +638,7 @@ func (x *ReleaseAssignmentRequest) String() string {
 func (*ReleaseAssignmentRequest) ProtoMessage() {}
 
 func (x *ReleaseAssignmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +651,7 @@ func (x *ReleaseAssignmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseAssignmentRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseAssignmentRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{4}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReleaseAssignmentRequest) GetWorkspace() string {
@@ -347,7 +684,7 @@ type ReleaseAssignmentResponse struct {
 
 func (x *ReleaseAssignmentResponse) Reset() {
 	*x = ReleaseAssignmentResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +696,7 @@ func (x *ReleaseAssignmentResponse) String() string {
 func (*ReleaseAssignmentResponse) ProtoMessage() {}
 
 func (x *ReleaseAssignmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +709,7 @@ func (x *ReleaseAssignmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseAssignmentResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseAssignmentResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{5}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReleaseAssignmentResponse) GetAssignment() *Assignment {
@@ -394,7 +731,7 @@ type RequeueLeadRequest struct {
 
 func (x *RequeueLeadRequest) Reset() {
 	*x = RequeueLeadRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +743,7 @@ func (x *RequeueLeadRequest) String() string {
 func (*RequeueLeadRequest) ProtoMessage() {}
 
 func (x *RequeueLeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +756,7 @@ func (x *RequeueLeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequeueLeadRequest.ProtoReflect.Descriptor instead.
 func (*RequeueLeadRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{6}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RequeueLeadRequest) GetWorkspace() string {
@@ -453,7 +790,7 @@ type RequeueLeadResponse struct {
 
 func (x *RequeueLeadResponse) Reset() {
 	*x = RequeueLeadResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +802,7 @@ func (x *RequeueLeadResponse) String() string {
 func (*RequeueLeadResponse) ProtoMessage() {}
 
 func (x *RequeueLeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +815,7 @@ func (x *RequeueLeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequeueLeadResponse.ProtoReflect.Descriptor instead.
 func (*RequeueLeadResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{7}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RequeueLeadResponse) GetAssignment() *Assignment {
@@ -502,7 +839,7 @@ type ReassignLeadRequest struct {
 
 func (x *ReassignLeadRequest) Reset() {
 	*x = ReassignLeadRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +851,7 @@ func (x *ReassignLeadRequest) String() string {
 func (*ReassignLeadRequest) ProtoMessage() {}
 
 func (x *ReassignLeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +864,7 @@ func (x *ReassignLeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReassignLeadRequest.ProtoReflect.Descriptor instead.
 func (*ReassignLeadRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{8}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReassignLeadRequest) GetWorkspace() string {
@@ -568,7 +905,7 @@ type ReassignLeadResponse struct {
 
 func (x *ReassignLeadResponse) Reset() {
 	*x = ReassignLeadResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +917,7 @@ func (x *ReassignLeadResponse) String() string {
 func (*ReassignLeadResponse) ProtoMessage() {}
 
 func (x *ReassignLeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[9]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +930,7 @@ func (x *ReassignLeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReassignLeadResponse.ProtoReflect.Descriptor instead.
 func (*ReassignLeadResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{9}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReassignLeadResponse) GetAssignment() *Assignment {
@@ -624,7 +961,7 @@ type ApplyRoutingConfigRequest struct {
 
 func (x *ApplyRoutingConfigRequest) Reset() {
 	*x = ApplyRoutingConfigRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -636,7 +973,7 @@ func (x *ApplyRoutingConfigRequest) String() string {
 func (*ApplyRoutingConfigRequest) ProtoMessage() {}
 
 func (x *ApplyRoutingConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[10]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -649,7 +986,7 @@ func (x *ApplyRoutingConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutingConfigRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRoutingConfigRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{10}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ApplyRoutingConfigRequest) GetWorkspace() string {
@@ -711,7 +1048,7 @@ type ApplyRoutingConfigResponse struct {
 
 func (x *ApplyRoutingConfigResponse) Reset() {
 	*x = ApplyRoutingConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[11]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +1060,7 @@ func (x *ApplyRoutingConfigResponse) String() string {
 func (*ApplyRoutingConfigResponse) ProtoMessage() {}
 
 func (x *ApplyRoutingConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[11]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +1073,7 @@ func (x *ApplyRoutingConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRoutingConfigResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRoutingConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{11}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ApplyRoutingConfigResponse) GetVersion() int64 {
@@ -787,7 +1124,7 @@ type ConfigDiff struct {
 
 func (x *ConfigDiff) Reset() {
 	*x = ConfigDiff{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +1136,7 @@ func (x *ConfigDiff) String() string {
 func (*ConfigDiff) ProtoMessage() {}
 
 func (x *ConfigDiff) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[12]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +1149,7 @@ func (x *ConfigDiff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigDiff.ProtoReflect.Descriptor instead.
 func (*ConfigDiff) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{12}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConfigDiff) GetChanges() []*ConfigChange {
@@ -845,7 +1182,7 @@ type ConfigChange struct {
 
 func (x *ConfigChange) Reset() {
 	*x = ConfigChange{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -857,7 +1194,7 @@ func (x *ConfigChange) String() string {
 func (*ConfigChange) ProtoMessage() {}
 
 func (x *ConfigChange) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[13]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -870,7 +1207,7 @@ func (x *ConfigChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigChange.ProtoReflect.Descriptor instead.
 func (*ConfigChange) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{13}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConfigChange) GetSection() string {
@@ -919,7 +1256,7 @@ type ConfigImpact struct {
 
 func (x *ConfigImpact) Reset() {
 	*x = ConfigImpact{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1268,7 @@ func (x *ConfigImpact) String() string {
 func (*ConfigImpact) ProtoMessage() {}
 
 func (x *ConfigImpact) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[14]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1281,7 @@ func (x *ConfigImpact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigImpact.ProtoReflect.Descriptor instead.
 func (*ConfigImpact) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{14}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConfigImpact) GetHeld() []*OrphanedLead {
@@ -995,7 +1332,7 @@ type OrphanedLead struct {
 
 func (x *OrphanedLead) Reset() {
 	*x = OrphanedLead{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[15]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1344,7 @@ func (x *OrphanedLead) String() string {
 func (*OrphanedLead) ProtoMessage() {}
 
 func (x *OrphanedLead) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[15]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1357,7 @@ func (x *OrphanedLead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrphanedLead.ProtoReflect.Descriptor instead.
 func (*OrphanedLead) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{15}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OrphanedLead) GetLeadId() string {
@@ -1061,7 +1398,7 @@ type PoolMembership struct {
 
 func (x *PoolMembership) Reset() {
 	*x = PoolMembership{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[16]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1410,7 @@ func (x *PoolMembership) String() string {
 func (*PoolMembership) ProtoMessage() {}
 
 func (x *PoolMembership) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[16]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1423,7 @@ func (x *PoolMembership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolMembership.ProtoReflect.Descriptor instead.
 func (*PoolMembership) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{16}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PoolMembership) GetPoolId() string {
@@ -1114,7 +1451,7 @@ type GetRoutingConfigRequest struct {
 
 func (x *GetRoutingConfigRequest) Reset() {
 	*x = GetRoutingConfigRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[17]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1463,7 @@ func (x *GetRoutingConfigRequest) String() string {
 func (*GetRoutingConfigRequest) ProtoMessage() {}
 
 func (x *GetRoutingConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[17]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1476,7 @@ func (x *GetRoutingConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{17}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetRoutingConfigRequest) GetWorkspace() string {
@@ -1165,7 +1502,7 @@ type ListConfigVersionsRequest struct {
 
 func (x *ListConfigVersionsRequest) Reset() {
 	*x = ListConfigVersionsRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1514,7 @@ func (x *ListConfigVersionsRequest) String() string {
 func (*ListConfigVersionsRequest) ProtoMessage() {}
 
 func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[18]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1527,7 @@ func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{18}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListConfigVersionsRequest) GetWorkspace() string {
@@ -1209,7 +1546,7 @@ type ListConfigVersionsResponse struct {
 
 func (x *ListConfigVersionsResponse) Reset() {
 	*x = ListConfigVersionsResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[19]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1558,7 @@ func (x *ListConfigVersionsResponse) String() string {
 func (*ListConfigVersionsResponse) ProtoMessage() {}
 
 func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[19]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1571,7 @@ func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{19}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListConfigVersionsResponse) GetVersions() []*ConfigVersion {
@@ -1258,7 +1595,7 @@ type ConfigVersion struct {
 
 func (x *ConfigVersion) Reset() {
 	*x = ConfigVersion{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[20]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1607,7 @@ func (x *ConfigVersion) String() string {
 func (*ConfigVersion) ProtoMessage() {}
 
 func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[20]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1620,7 @@ func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
 func (*ConfigVersion) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{20}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ConfigVersion) GetVersion() int64 {
@@ -1328,7 +1665,7 @@ type RollbackConfigRequest struct {
 
 func (x *RollbackConfigRequest) Reset() {
 	*x = RollbackConfigRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[21]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1677,7 @@ func (x *RollbackConfigRequest) String() string {
 func (*RollbackConfigRequest) ProtoMessage() {}
 
 func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[21]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1690,7 @@ func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
 func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{21}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RollbackConfigRequest) GetWorkspace() string {
@@ -1401,7 +1738,7 @@ type RollbackConfigResponse struct {
 
 func (x *RollbackConfigResponse) Reset() {
 	*x = RollbackConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1750,7 @@ func (x *RollbackConfigResponse) String() string {
 func (*RollbackConfigResponse) ProtoMessage() {}
 
 func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[22]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1763,7 @@ func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigResponse.ProtoReflect.Descriptor instead.
 func (*RollbackConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{22}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RollbackConfigResponse) GetApplied() *ApplyRoutingConfigResponse {
@@ -1450,7 +1787,7 @@ type SimulateConfigRequest struct {
 
 func (x *SimulateConfigRequest) Reset() {
 	*x = SimulateConfigRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1799,7 @@ func (x *SimulateConfigRequest) String() string {
 func (*SimulateConfigRequest) ProtoMessage() {}
 
 func (x *SimulateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[23]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1812,7 @@ func (x *SimulateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimulateConfigRequest.ProtoReflect.Descriptor instead.
 func (*SimulateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{23}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SimulateConfigRequest) GetWorkspace() string {
@@ -1532,7 +1869,7 @@ type SimulateConfigResponse struct {
 
 func (x *SimulateConfigResponse) Reset() {
 	*x = SimulateConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1881,7 @@ func (x *SimulateConfigResponse) String() string {
 func (*SimulateConfigResponse) ProtoMessage() {}
 
 func (x *SimulateConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[24]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1894,7 @@ func (x *SimulateConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimulateConfigResponse.ProtoReflect.Descriptor instead.
 func (*SimulateConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{24}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SimulateConfigResponse) GetReplayed() int32 {
@@ -1657,7 +1994,7 @@ type SimulatedCount struct {
 
 func (x *SimulatedCount) Reset() {
 	*x = SimulatedCount{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +2006,7 @@ func (x *SimulatedCount) String() string {
 func (*SimulatedCount) ProtoMessage() {}
 
 func (x *SimulatedCount) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[25]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +2019,7 @@ func (x *SimulatedCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimulatedCount.ProtoReflect.Descriptor instead.
 func (*SimulatedCount) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{25}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SimulatedCount) GetId() string {
@@ -1719,7 +2056,7 @@ type SimulatedChange struct {
 
 func (x *SimulatedChange) Reset() {
 	*x = SimulatedChange{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +2068,7 @@ func (x *SimulatedChange) String() string {
 func (*SimulatedChange) ProtoMessage() {}
 
 func (x *SimulatedChange) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[26]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +2081,7 @@ func (x *SimulatedChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimulatedChange.ProtoReflect.Descriptor instead.
 func (*SimulatedChange) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{26}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SimulatedChange) GetLeadId() string {
@@ -1788,7 +2125,7 @@ type SimulatedRoute struct {
 
 func (x *SimulatedRoute) Reset() {
 	*x = SimulatedRoute{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +2137,7 @@ func (x *SimulatedRoute) String() string {
 func (*SimulatedRoute) ProtoMessage() {}
 
 func (x *SimulatedRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[27]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +2150,7 @@ func (x *SimulatedRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimulatedRoute.ProtoReflect.Descriptor instead.
 func (*SimulatedRoute) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{27}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SimulatedRoute) GetRuleId() string {
@@ -1852,7 +2189,7 @@ type PoolShare struct {
 
 func (x *PoolShare) Reset() {
 	*x = PoolShare{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[28]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1864,7 +2201,7 @@ func (x *PoolShare) String() string {
 func (*PoolShare) ProtoMessage() {}
 
 func (x *PoolShare) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[28]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +2214,7 @@ func (x *PoolShare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolShare.ProtoReflect.Descriptor instead.
 func (*PoolShare) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{28}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PoolShare) GetPoolId() string {
@@ -1922,7 +2259,7 @@ type MemberShare struct {
 
 func (x *MemberShare) Reset() {
 	*x = MemberShare{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[29]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +2271,7 @@ func (x *MemberShare) String() string {
 func (*MemberShare) ProtoMessage() {}
 
 func (x *MemberShare) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[29]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2284,7 @@ func (x *MemberShare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberShare.ProtoReflect.Descriptor instead.
 func (*MemberShare) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{29}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *MemberShare) GetRepId() string {
@@ -1989,7 +2326,7 @@ type GetRoutingConfigResponse struct {
 
 func (x *GetRoutingConfigResponse) Reset() {
 	*x = GetRoutingConfigResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[30]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2338,7 @@ func (x *GetRoutingConfigResponse) String() string {
 func (*GetRoutingConfigResponse) ProtoMessage() {}
 
 func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[30]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2351,7 @@ func (x *GetRoutingConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoutingConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetRoutingConfigResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{30}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetRoutingConfigResponse) GetConfig() *RoutingConfig {
@@ -2048,7 +2385,7 @@ type GetRepRequest struct {
 
 func (x *GetRepRequest) Reset() {
 	*x = GetRepRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[31]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2397,7 @@ func (x *GetRepRequest) String() string {
 func (*GetRepRequest) ProtoMessage() {}
 
 func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[31]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2410,7 @@ func (x *GetRepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepRequest.ProtoReflect.Descriptor instead.
 func (*GetRepRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{31}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetRepRequest) GetWorkspace() string {
@@ -2099,7 +2436,7 @@ type GetRepResponse struct {
 
 func (x *GetRepResponse) Reset() {
 	*x = GetRepResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[32]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2448,7 @@ func (x *GetRepResponse) String() string {
 func (*GetRepResponse) ProtoMessage() {}
 
 func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[32]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2461,7 @@ func (x *GetRepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepResponse.ProtoReflect.Descriptor instead.
 func (*GetRepResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{32}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetRepResponse) GetRep() *RepState {
@@ -2143,7 +2480,7 @@ type ListRepsRequest struct {
 
 func (x *ListRepsRequest) Reset() {
 	*x = ListRepsRequest{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[33]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2155,7 +2492,7 @@ func (x *ListRepsRequest) String() string {
 func (*ListRepsRequest) ProtoMessage() {}
 
 func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[33]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2168,7 +2505,7 @@ func (x *ListRepsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsRequest.ProtoReflect.Descriptor instead.
 func (*ListRepsRequest) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{33}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListRepsRequest) GetWorkspace() string {
@@ -2187,7 +2524,7 @@ type ListRepsResponse struct {
 
 func (x *ListRepsResponse) Reset() {
 	*x = ListRepsResponse{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[34]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2536,7 @@ func (x *ListRepsResponse) String() string {
 func (*ListRepsResponse) ProtoMessage() {}
 
 func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[34]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2549,7 @@ func (x *ListRepsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepsResponse.ProtoReflect.Descriptor instead.
 func (*ListRepsResponse) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{34}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListRepsResponse) GetReps() []*RepState {
@@ -2243,7 +2580,7 @@ type RepState struct {
 
 func (x *RepState) Reset() {
 	*x = RepState{}
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[35]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2592,7 @@ func (x *RepState) String() string {
 func (*RepState) ProtoMessage() {}
 
 func (x *RepState) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[35]
+	mi := &file_leadrouter_v1_admin_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2605,7 @@ func (x *RepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepState.ProtoReflect.Descriptor instead.
 func (*RepState) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{35}
+	return file_leadrouter_v1_admin_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RepState) GetRep() *Rep {
@@ -2331,7 +2668,33 @@ var File_leadrouter_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\n" +
-	"!leadrouter/v1/admin_service.proto\x12\rleadrouter.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eleadrouter/v1/assignment.proto\x1a\x1aleadrouter/v1/config.proto\"I\n" +
+	"!leadrouter/v1/admin_service.proto\x12\rleadrouter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eleadrouter/v1/assignment.proto\x1a\x1aleadrouter/v1/config.proto\"M\n" +
+	"\x14GetSinkStatusRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\asink_id\x18\x02 \x01(\tR\x06sinkId\"H\n" +
+	"\x15GetSinkStatusResponse\x12/\n" +
+	"\x05sinks\x18\x01 \x03(\v2\x19.leadrouter.v1.SinkStatusR\x05sinks\"\xcb\x03\n" +
+	"\n" +
+	"SinkStatus\x12\x17\n" +
+	"\asink_id\x18\x01 \x01(\tR\x06sinkId\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12O\n" +
+	"\x16oldest_undelivered_age\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x14oldestUndeliveredAge\x12\x18\n" +
+	"\apending\x18\x04 \x01(\x03R\apending\x12!\n" +
+	"\fdead_letters\x18\x05 \x01(\x03R\vdeadLetters\x120\n" +
+	"\x14dead_letters_dropped\x18\x06 \x01(\x03R\x12deadLettersDropped\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\x12>\n" +
+	"\rlast_error_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vlastErrorAt\x12\x12\n" +
+	"\x04lost\x18\t \x01(\x03R\x04lost\x12?\n" +
+	"\rlagging_since\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\flaggingSince\x12\x1c\n" +
+	"\treplaying\x18\v \x01(\x03R\treplaying\"g\n" +
+	"\x18ReplayDeadLettersRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\asink_id\x18\x02 \x01(\tR\x06sinkId\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"7\n" +
+	"\x19ReplayDeadLettersResponse\x12\x1a\n" +
+	"\breplayed\x18\x01 \x01(\x03R\breplayed\"I\n" +
 	"\x13EraseContactRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\"I\n" +
@@ -2498,7 +2861,8 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\rOrphanedLeads\x12\x1e\n" +
 	"\x1aORPHANED_LEADS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ORPHANED_LEADS_REQUEUE\x10\x01\x12\x1e\n" +
-	"\x1aORPHANED_LEADS_REASSIGN_TO\x10\x022\xdb\b\n" +
+	"\x1aORPHANED_LEADS_REASSIGN_TO\x10\x022\x9f\n" +
+	"\n" +
 	"\fAdminService\x12i\n" +
 	"\x12ApplyRoutingConfig\x12(.leadrouter.v1.ApplyRoutingConfigRequest\x1a).leadrouter.v1.ApplyRoutingConfigResponse\x12c\n" +
 	"\x10GetRoutingConfig\x12&.leadrouter.v1.GetRoutingConfigRequest\x1a'.leadrouter.v1.GetRoutingConfigResponse\x12i\n" +
@@ -2511,7 +2875,9 @@ const file_leadrouter_v1_admin_service_proto_rawDesc = "" +
 	"\vRequeueLead\x12!.leadrouter.v1.RequeueLeadRequest\x1a\".leadrouter.v1.RequeueLeadResponse\x12W\n" +
 	"\fReassignLead\x12\".leadrouter.v1.ReassignLeadRequest\x1a#.leadrouter.v1.ReassignLeadResponse\x12W\n" +
 	"\fEraseContact\x12\".leadrouter.v1.EraseContactRequest\x1a#.leadrouter.v1.EraseContactResponse\x12N\n" +
-	"\tEraseLead\x12\x1f.leadrouter.v1.EraseLeadRequest\x1a .leadrouter.v1.EraseLeadResponseBAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
+	"\tEraseLead\x12\x1f.leadrouter.v1.EraseLeadRequest\x1a .leadrouter.v1.EraseLeadResponse\x12Z\n" +
+	"\rGetSinkStatus\x12#.leadrouter.v1.GetSinkStatusRequest\x1a$.leadrouter.v1.GetSinkStatusResponse\x12f\n" +
+	"\x11ReplayDeadLetters\x12'.leadrouter.v1.ReplayDeadLettersRequest\x1a(.leadrouter.v1.ReplayDeadLettersResponseBAZ?github.com/leadrouter/leadrouter/gen/leadrouter/v1;leadrouterv1b\x06proto3"
 
 var (
 	file_leadrouter_v1_admin_service_proto_rawDescOnce sync.Once
@@ -2526,122 +2892,136 @@ func file_leadrouter_v1_admin_service_proto_rawDescGZIP() []byte {
 }
 
 var file_leadrouter_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_leadrouter_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_leadrouter_v1_admin_service_proto_goTypes = []any{
 	(OrphanedLeads)(0),                 // 0: leadrouter.v1.OrphanedLeads
-	(*EraseContactRequest)(nil),        // 1: leadrouter.v1.EraseContactRequest
-	(*EraseContactResponse)(nil),       // 2: leadrouter.v1.EraseContactResponse
-	(*EraseLeadRequest)(nil),           // 3: leadrouter.v1.EraseLeadRequest
-	(*EraseLeadResponse)(nil),          // 4: leadrouter.v1.EraseLeadResponse
-	(*ReleaseAssignmentRequest)(nil),   // 5: leadrouter.v1.ReleaseAssignmentRequest
-	(*ReleaseAssignmentResponse)(nil),  // 6: leadrouter.v1.ReleaseAssignmentResponse
-	(*RequeueLeadRequest)(nil),         // 7: leadrouter.v1.RequeueLeadRequest
-	(*RequeueLeadResponse)(nil),        // 8: leadrouter.v1.RequeueLeadResponse
-	(*ReassignLeadRequest)(nil),        // 9: leadrouter.v1.ReassignLeadRequest
-	(*ReassignLeadResponse)(nil),       // 10: leadrouter.v1.ReassignLeadResponse
-	(*ApplyRoutingConfigRequest)(nil),  // 11: leadrouter.v1.ApplyRoutingConfigRequest
-	(*ApplyRoutingConfigResponse)(nil), // 12: leadrouter.v1.ApplyRoutingConfigResponse
-	(*ConfigDiff)(nil),                 // 13: leadrouter.v1.ConfigDiff
-	(*ConfigChange)(nil),               // 14: leadrouter.v1.ConfigChange
-	(*ConfigImpact)(nil),               // 15: leadrouter.v1.ConfigImpact
-	(*OrphanedLead)(nil),               // 16: leadrouter.v1.OrphanedLead
-	(*PoolMembership)(nil),             // 17: leadrouter.v1.PoolMembership
-	(*GetRoutingConfigRequest)(nil),    // 18: leadrouter.v1.GetRoutingConfigRequest
-	(*ListConfigVersionsRequest)(nil),  // 19: leadrouter.v1.ListConfigVersionsRequest
-	(*ListConfigVersionsResponse)(nil), // 20: leadrouter.v1.ListConfigVersionsResponse
-	(*ConfigVersion)(nil),              // 21: leadrouter.v1.ConfigVersion
-	(*RollbackConfigRequest)(nil),      // 22: leadrouter.v1.RollbackConfigRequest
-	(*RollbackConfigResponse)(nil),     // 23: leadrouter.v1.RollbackConfigResponse
-	(*SimulateConfigRequest)(nil),      // 24: leadrouter.v1.SimulateConfigRequest
-	(*SimulateConfigResponse)(nil),     // 25: leadrouter.v1.SimulateConfigResponse
-	(*SimulatedCount)(nil),             // 26: leadrouter.v1.SimulatedCount
-	(*SimulatedChange)(nil),            // 27: leadrouter.v1.SimulatedChange
-	(*SimulatedRoute)(nil),             // 28: leadrouter.v1.SimulatedRoute
-	(*PoolShare)(nil),                  // 29: leadrouter.v1.PoolShare
-	(*MemberShare)(nil),                // 30: leadrouter.v1.MemberShare
-	(*GetRoutingConfigResponse)(nil),   // 31: leadrouter.v1.GetRoutingConfigResponse
-	(*GetRepRequest)(nil),              // 32: leadrouter.v1.GetRepRequest
-	(*GetRepResponse)(nil),             // 33: leadrouter.v1.GetRepResponse
-	(*ListRepsRequest)(nil),            // 34: leadrouter.v1.ListRepsRequest
-	(*ListRepsResponse)(nil),           // 35: leadrouter.v1.ListRepsResponse
-	(*RepState)(nil),                   // 36: leadrouter.v1.RepState
-	(AssignmentState)(0),               // 37: leadrouter.v1.AssignmentState
-	(*Assignment)(nil),                 // 38: leadrouter.v1.Assignment
-	(*RoutingConfig)(nil),              // 39: leadrouter.v1.RoutingConfig
-	(*timestamppb.Timestamp)(nil),      // 40: google.protobuf.Timestamp
-	(*RuleEvaluation)(nil),             // 41: leadrouter.v1.RuleEvaluation
-	(Strategy)(0),                      // 42: leadrouter.v1.Strategy
-	(*Rep)(nil),                        // 43: leadrouter.v1.Rep
-	(RepStatus)(0),                     // 44: leadrouter.v1.RepStatus
+	(*GetSinkStatusRequest)(nil),       // 1: leadrouter.v1.GetSinkStatusRequest
+	(*GetSinkStatusResponse)(nil),      // 2: leadrouter.v1.GetSinkStatusResponse
+	(*SinkStatus)(nil),                 // 3: leadrouter.v1.SinkStatus
+	(*ReplayDeadLettersRequest)(nil),   // 4: leadrouter.v1.ReplayDeadLettersRequest
+	(*ReplayDeadLettersResponse)(nil),  // 5: leadrouter.v1.ReplayDeadLettersResponse
+	(*EraseContactRequest)(nil),        // 6: leadrouter.v1.EraseContactRequest
+	(*EraseContactResponse)(nil),       // 7: leadrouter.v1.EraseContactResponse
+	(*EraseLeadRequest)(nil),           // 8: leadrouter.v1.EraseLeadRequest
+	(*EraseLeadResponse)(nil),          // 9: leadrouter.v1.EraseLeadResponse
+	(*ReleaseAssignmentRequest)(nil),   // 10: leadrouter.v1.ReleaseAssignmentRequest
+	(*ReleaseAssignmentResponse)(nil),  // 11: leadrouter.v1.ReleaseAssignmentResponse
+	(*RequeueLeadRequest)(nil),         // 12: leadrouter.v1.RequeueLeadRequest
+	(*RequeueLeadResponse)(nil),        // 13: leadrouter.v1.RequeueLeadResponse
+	(*ReassignLeadRequest)(nil),        // 14: leadrouter.v1.ReassignLeadRequest
+	(*ReassignLeadResponse)(nil),       // 15: leadrouter.v1.ReassignLeadResponse
+	(*ApplyRoutingConfigRequest)(nil),  // 16: leadrouter.v1.ApplyRoutingConfigRequest
+	(*ApplyRoutingConfigResponse)(nil), // 17: leadrouter.v1.ApplyRoutingConfigResponse
+	(*ConfigDiff)(nil),                 // 18: leadrouter.v1.ConfigDiff
+	(*ConfigChange)(nil),               // 19: leadrouter.v1.ConfigChange
+	(*ConfigImpact)(nil),               // 20: leadrouter.v1.ConfigImpact
+	(*OrphanedLead)(nil),               // 21: leadrouter.v1.OrphanedLead
+	(*PoolMembership)(nil),             // 22: leadrouter.v1.PoolMembership
+	(*GetRoutingConfigRequest)(nil),    // 23: leadrouter.v1.GetRoutingConfigRequest
+	(*ListConfigVersionsRequest)(nil),  // 24: leadrouter.v1.ListConfigVersionsRequest
+	(*ListConfigVersionsResponse)(nil), // 25: leadrouter.v1.ListConfigVersionsResponse
+	(*ConfigVersion)(nil),              // 26: leadrouter.v1.ConfigVersion
+	(*RollbackConfigRequest)(nil),      // 27: leadrouter.v1.RollbackConfigRequest
+	(*RollbackConfigResponse)(nil),     // 28: leadrouter.v1.RollbackConfigResponse
+	(*SimulateConfigRequest)(nil),      // 29: leadrouter.v1.SimulateConfigRequest
+	(*SimulateConfigResponse)(nil),     // 30: leadrouter.v1.SimulateConfigResponse
+	(*SimulatedCount)(nil),             // 31: leadrouter.v1.SimulatedCount
+	(*SimulatedChange)(nil),            // 32: leadrouter.v1.SimulatedChange
+	(*SimulatedRoute)(nil),             // 33: leadrouter.v1.SimulatedRoute
+	(*PoolShare)(nil),                  // 34: leadrouter.v1.PoolShare
+	(*MemberShare)(nil),                // 35: leadrouter.v1.MemberShare
+	(*GetRoutingConfigResponse)(nil),   // 36: leadrouter.v1.GetRoutingConfigResponse
+	(*GetRepRequest)(nil),              // 37: leadrouter.v1.GetRepRequest
+	(*GetRepResponse)(nil),             // 38: leadrouter.v1.GetRepResponse
+	(*ListRepsRequest)(nil),            // 39: leadrouter.v1.ListRepsRequest
+	(*ListRepsResponse)(nil),           // 40: leadrouter.v1.ListRepsResponse
+	(*RepState)(nil),                   // 41: leadrouter.v1.RepState
+	(*durationpb.Duration)(nil),        // 42: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 43: google.protobuf.Timestamp
+	(AssignmentState)(0),               // 44: leadrouter.v1.AssignmentState
+	(*Assignment)(nil),                 // 45: leadrouter.v1.Assignment
+	(*RoutingConfig)(nil),              // 46: leadrouter.v1.RoutingConfig
+	(*RuleEvaluation)(nil),             // 47: leadrouter.v1.RuleEvaluation
+	(Strategy)(0),                      // 48: leadrouter.v1.Strategy
+	(*Rep)(nil),                        // 49: leadrouter.v1.Rep
+	(RepStatus)(0),                     // 50: leadrouter.v1.RepStatus
 }
 var file_leadrouter_v1_admin_service_proto_depIdxs = []int32{
-	37, // 0: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
-	38, // 1: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
-	38, // 2: leadrouter.v1.RequeueLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
-	38, // 3: leadrouter.v1.ReassignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
-	39, // 4: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
-	0,  // 5: leadrouter.v1.ApplyRoutingConfigRequest.orphaned:type_name -> leadrouter.v1.OrphanedLeads
-	13, // 6: leadrouter.v1.ApplyRoutingConfigResponse.diff:type_name -> leadrouter.v1.ConfigDiff
-	15, // 7: leadrouter.v1.ApplyRoutingConfigResponse.impact:type_name -> leadrouter.v1.ConfigImpact
-	14, // 8: leadrouter.v1.ConfigDiff.changes:type_name -> leadrouter.v1.ConfigChange
-	16, // 9: leadrouter.v1.ConfigImpact.held:type_name -> leadrouter.v1.OrphanedLead
-	16, // 10: leadrouter.v1.ConfigImpact.queued:type_name -> leadrouter.v1.OrphanedLead
-	17, // 11: leadrouter.v1.ConfigImpact.leaving:type_name -> leadrouter.v1.PoolMembership
-	37, // 12: leadrouter.v1.OrphanedLead.state:type_name -> leadrouter.v1.AssignmentState
-	21, // 13: leadrouter.v1.ListConfigVersionsResponse.versions:type_name -> leadrouter.v1.ConfigVersion
-	40, // 14: leadrouter.v1.ConfigVersion.applied_at:type_name -> google.protobuf.Timestamp
-	0,  // 15: leadrouter.v1.RollbackConfigRequest.orphaned:type_name -> leadrouter.v1.OrphanedLeads
-	12, // 16: leadrouter.v1.RollbackConfigResponse.applied:type_name -> leadrouter.v1.ApplyRoutingConfigResponse
-	39, // 17: leadrouter.v1.SimulateConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
-	40, // 18: leadrouter.v1.SimulateConfigResponse.oldest:type_name -> google.protobuf.Timestamp
-	40, // 19: leadrouter.v1.SimulateConfigResponse.newest:type_name -> google.protobuf.Timestamp
-	26, // 20: leadrouter.v1.SimulateConfigResponse.rules:type_name -> leadrouter.v1.SimulatedCount
-	26, // 21: leadrouter.v1.SimulateConfigResponse.pools:type_name -> leadrouter.v1.SimulatedCount
-	27, // 22: leadrouter.v1.SimulateConfigResponse.changed:type_name -> leadrouter.v1.SimulatedChange
-	29, // 23: leadrouter.v1.SimulateConfigResponse.shares:type_name -> leadrouter.v1.PoolShare
-	40, // 24: leadrouter.v1.SimulatedChange.received_at:type_name -> google.protobuf.Timestamp
-	28, // 25: leadrouter.v1.SimulatedChange.before:type_name -> leadrouter.v1.SimulatedRoute
-	28, // 26: leadrouter.v1.SimulatedChange.after:type_name -> leadrouter.v1.SimulatedRoute
-	41, // 27: leadrouter.v1.SimulatedRoute.rules:type_name -> leadrouter.v1.RuleEvaluation
-	42, // 28: leadrouter.v1.PoolShare.strategy:type_name -> leadrouter.v1.Strategy
-	30, // 29: leadrouter.v1.PoolShare.members:type_name -> leadrouter.v1.MemberShare
-	39, // 30: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
-	40, // 31: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
-	36, // 32: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
-	36, // 33: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
-	43, // 34: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
-	44, // 35: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
-	40, // 36: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
-	40, // 37: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
-	11, // 38: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
-	18, // 39: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
-	19, // 40: leadrouter.v1.AdminService.ListConfigVersions:input_type -> leadrouter.v1.ListConfigVersionsRequest
-	22, // 41: leadrouter.v1.AdminService.RollbackConfig:input_type -> leadrouter.v1.RollbackConfigRequest
-	24, // 42: leadrouter.v1.AdminService.SimulateConfig:input_type -> leadrouter.v1.SimulateConfigRequest
-	32, // 43: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
-	34, // 44: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
-	5,  // 45: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
-	7,  // 46: leadrouter.v1.AdminService.RequeueLead:input_type -> leadrouter.v1.RequeueLeadRequest
-	9,  // 47: leadrouter.v1.AdminService.ReassignLead:input_type -> leadrouter.v1.ReassignLeadRequest
-	1,  // 48: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
-	3,  // 49: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
-	12, // 50: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
-	31, // 51: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
-	20, // 52: leadrouter.v1.AdminService.ListConfigVersions:output_type -> leadrouter.v1.ListConfigVersionsResponse
-	23, // 53: leadrouter.v1.AdminService.RollbackConfig:output_type -> leadrouter.v1.RollbackConfigResponse
-	25, // 54: leadrouter.v1.AdminService.SimulateConfig:output_type -> leadrouter.v1.SimulateConfigResponse
-	33, // 55: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
-	35, // 56: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
-	6,  // 57: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
-	8,  // 58: leadrouter.v1.AdminService.RequeueLead:output_type -> leadrouter.v1.RequeueLeadResponse
-	10, // 59: leadrouter.v1.AdminService.ReassignLead:output_type -> leadrouter.v1.ReassignLeadResponse
-	2,  // 60: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
-	4,  // 61: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
-	50, // [50:62] is the sub-list for method output_type
-	38, // [38:50] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	3,  // 0: leadrouter.v1.GetSinkStatusResponse.sinks:type_name -> leadrouter.v1.SinkStatus
+	42, // 1: leadrouter.v1.SinkStatus.oldest_undelivered_age:type_name -> google.protobuf.Duration
+	43, // 2: leadrouter.v1.SinkStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	43, // 3: leadrouter.v1.SinkStatus.lagging_since:type_name -> google.protobuf.Timestamp
+	44, // 4: leadrouter.v1.EraseLeadResponse.state:type_name -> leadrouter.v1.AssignmentState
+	45, // 5: leadrouter.v1.ReleaseAssignmentResponse.assignment:type_name -> leadrouter.v1.Assignment
+	45, // 6: leadrouter.v1.RequeueLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	45, // 7: leadrouter.v1.ReassignLeadResponse.assignment:type_name -> leadrouter.v1.Assignment
+	46, // 8: leadrouter.v1.ApplyRoutingConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
+	0,  // 9: leadrouter.v1.ApplyRoutingConfigRequest.orphaned:type_name -> leadrouter.v1.OrphanedLeads
+	18, // 10: leadrouter.v1.ApplyRoutingConfigResponse.diff:type_name -> leadrouter.v1.ConfigDiff
+	20, // 11: leadrouter.v1.ApplyRoutingConfigResponse.impact:type_name -> leadrouter.v1.ConfigImpact
+	19, // 12: leadrouter.v1.ConfigDiff.changes:type_name -> leadrouter.v1.ConfigChange
+	21, // 13: leadrouter.v1.ConfigImpact.held:type_name -> leadrouter.v1.OrphanedLead
+	21, // 14: leadrouter.v1.ConfigImpact.queued:type_name -> leadrouter.v1.OrphanedLead
+	22, // 15: leadrouter.v1.ConfigImpact.leaving:type_name -> leadrouter.v1.PoolMembership
+	44, // 16: leadrouter.v1.OrphanedLead.state:type_name -> leadrouter.v1.AssignmentState
+	26, // 17: leadrouter.v1.ListConfigVersionsResponse.versions:type_name -> leadrouter.v1.ConfigVersion
+	43, // 18: leadrouter.v1.ConfigVersion.applied_at:type_name -> google.protobuf.Timestamp
+	0,  // 19: leadrouter.v1.RollbackConfigRequest.orphaned:type_name -> leadrouter.v1.OrphanedLeads
+	17, // 20: leadrouter.v1.RollbackConfigResponse.applied:type_name -> leadrouter.v1.ApplyRoutingConfigResponse
+	46, // 21: leadrouter.v1.SimulateConfigRequest.config:type_name -> leadrouter.v1.RoutingConfig
+	43, // 22: leadrouter.v1.SimulateConfigResponse.oldest:type_name -> google.protobuf.Timestamp
+	43, // 23: leadrouter.v1.SimulateConfigResponse.newest:type_name -> google.protobuf.Timestamp
+	31, // 24: leadrouter.v1.SimulateConfigResponse.rules:type_name -> leadrouter.v1.SimulatedCount
+	31, // 25: leadrouter.v1.SimulateConfigResponse.pools:type_name -> leadrouter.v1.SimulatedCount
+	32, // 26: leadrouter.v1.SimulateConfigResponse.changed:type_name -> leadrouter.v1.SimulatedChange
+	34, // 27: leadrouter.v1.SimulateConfigResponse.shares:type_name -> leadrouter.v1.PoolShare
+	43, // 28: leadrouter.v1.SimulatedChange.received_at:type_name -> google.protobuf.Timestamp
+	33, // 29: leadrouter.v1.SimulatedChange.before:type_name -> leadrouter.v1.SimulatedRoute
+	33, // 30: leadrouter.v1.SimulatedChange.after:type_name -> leadrouter.v1.SimulatedRoute
+	47, // 31: leadrouter.v1.SimulatedRoute.rules:type_name -> leadrouter.v1.RuleEvaluation
+	48, // 32: leadrouter.v1.PoolShare.strategy:type_name -> leadrouter.v1.Strategy
+	35, // 33: leadrouter.v1.PoolShare.members:type_name -> leadrouter.v1.MemberShare
+	46, // 34: leadrouter.v1.GetRoutingConfigResponse.config:type_name -> leadrouter.v1.RoutingConfig
+	43, // 35: leadrouter.v1.GetRoutingConfigResponse.applied_at:type_name -> google.protobuf.Timestamp
+	41, // 36: leadrouter.v1.GetRepResponse.rep:type_name -> leadrouter.v1.RepState
+	41, // 37: leadrouter.v1.ListRepsResponse.reps:type_name -> leadrouter.v1.RepState
+	49, // 38: leadrouter.v1.RepState.rep:type_name -> leadrouter.v1.Rep
+	50, // 39: leadrouter.v1.RepState.status:type_name -> leadrouter.v1.RepStatus
+	43, // 40: leadrouter.v1.RepState.status_changed_at:type_name -> google.protobuf.Timestamp
+	43, // 41: leadrouter.v1.RepState.last_assigned_at:type_name -> google.protobuf.Timestamp
+	16, // 42: leadrouter.v1.AdminService.ApplyRoutingConfig:input_type -> leadrouter.v1.ApplyRoutingConfigRequest
+	23, // 43: leadrouter.v1.AdminService.GetRoutingConfig:input_type -> leadrouter.v1.GetRoutingConfigRequest
+	24, // 44: leadrouter.v1.AdminService.ListConfigVersions:input_type -> leadrouter.v1.ListConfigVersionsRequest
+	27, // 45: leadrouter.v1.AdminService.RollbackConfig:input_type -> leadrouter.v1.RollbackConfigRequest
+	29, // 46: leadrouter.v1.AdminService.SimulateConfig:input_type -> leadrouter.v1.SimulateConfigRequest
+	37, // 47: leadrouter.v1.AdminService.GetRep:input_type -> leadrouter.v1.GetRepRequest
+	39, // 48: leadrouter.v1.AdminService.ListReps:input_type -> leadrouter.v1.ListRepsRequest
+	10, // 49: leadrouter.v1.AdminService.ReleaseAssignment:input_type -> leadrouter.v1.ReleaseAssignmentRequest
+	12, // 50: leadrouter.v1.AdminService.RequeueLead:input_type -> leadrouter.v1.RequeueLeadRequest
+	14, // 51: leadrouter.v1.AdminService.ReassignLead:input_type -> leadrouter.v1.ReassignLeadRequest
+	6,  // 52: leadrouter.v1.AdminService.EraseContact:input_type -> leadrouter.v1.EraseContactRequest
+	8,  // 53: leadrouter.v1.AdminService.EraseLead:input_type -> leadrouter.v1.EraseLeadRequest
+	1,  // 54: leadrouter.v1.AdminService.GetSinkStatus:input_type -> leadrouter.v1.GetSinkStatusRequest
+	4,  // 55: leadrouter.v1.AdminService.ReplayDeadLetters:input_type -> leadrouter.v1.ReplayDeadLettersRequest
+	17, // 56: leadrouter.v1.AdminService.ApplyRoutingConfig:output_type -> leadrouter.v1.ApplyRoutingConfigResponse
+	36, // 57: leadrouter.v1.AdminService.GetRoutingConfig:output_type -> leadrouter.v1.GetRoutingConfigResponse
+	25, // 58: leadrouter.v1.AdminService.ListConfigVersions:output_type -> leadrouter.v1.ListConfigVersionsResponse
+	28, // 59: leadrouter.v1.AdminService.RollbackConfig:output_type -> leadrouter.v1.RollbackConfigResponse
+	30, // 60: leadrouter.v1.AdminService.SimulateConfig:output_type -> leadrouter.v1.SimulateConfigResponse
+	38, // 61: leadrouter.v1.AdminService.GetRep:output_type -> leadrouter.v1.GetRepResponse
+	40, // 62: leadrouter.v1.AdminService.ListReps:output_type -> leadrouter.v1.ListRepsResponse
+	11, // 63: leadrouter.v1.AdminService.ReleaseAssignment:output_type -> leadrouter.v1.ReleaseAssignmentResponse
+	13, // 64: leadrouter.v1.AdminService.RequeueLead:output_type -> leadrouter.v1.RequeueLeadResponse
+	15, // 65: leadrouter.v1.AdminService.ReassignLead:output_type -> leadrouter.v1.ReassignLeadResponse
+	7,  // 66: leadrouter.v1.AdminService.EraseContact:output_type -> leadrouter.v1.EraseContactResponse
+	9,  // 67: leadrouter.v1.AdminService.EraseLead:output_type -> leadrouter.v1.EraseLeadResponse
+	2,  // 68: leadrouter.v1.AdminService.GetSinkStatus:output_type -> leadrouter.v1.GetSinkStatusResponse
+	5,  // 69: leadrouter.v1.AdminService.ReplayDeadLetters:output_type -> leadrouter.v1.ReplayDeadLettersResponse
+	56, // [56:70] is the sub-list for method output_type
+	42, // [42:56] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_admin_service_proto_init() }
@@ -2651,14 +3031,14 @@ func file_leadrouter_v1_admin_service_proto_init() {
 	}
 	file_leadrouter_v1_assignment_proto_init()
 	file_leadrouter_v1_config_proto_init()
-	file_leadrouter_v1_admin_service_proto_msgTypes[10].OneofWrappers = []any{}
+	file_leadrouter_v1_admin_service_proto_msgTypes[15].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_admin_service_proto_rawDesc), len(file_leadrouter_v1_admin_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   36,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

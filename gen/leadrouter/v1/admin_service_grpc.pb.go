@@ -31,6 +31,8 @@ const (
 	AdminService_ReassignLead_FullMethodName       = "/leadrouter.v1.AdminService/ReassignLead"
 	AdminService_EraseContact_FullMethodName       = "/leadrouter.v1.AdminService/EraseContact"
 	AdminService_EraseLead_FullMethodName          = "/leadrouter.v1.AdminService/EraseLead"
+	AdminService_GetSinkStatus_FullMethodName      = "/leadrouter.v1.AdminService/GetSinkStatus"
+	AdminService_ReplayDeadLetters_FullMethodName  = "/leadrouter.v1.AdminService/ReplayDeadLetters"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -119,6 +121,16 @@ type AdminServiceClient interface {
 	// EraseLead erases one lead as EraseContact does. Admin tokens only.
 	// NOT_FOUND for a lead with no record.
 	EraseLead(ctx context.Context, in *EraseLeadRequest, opts ...grpc.CallOption) (*EraseLeadResponse, error)
+	// GetSinkStatus reports each sink of the workspace's config (or the one
+	// named): how far behind its deliveries are, what is pending and dead,
+	// and its last error. Admin tokens only.
+	GetSinkStatus(ctx context.Context, in *GetSinkStatusRequest, opts ...grpc.CallOption) (*GetSinkStatusResponse, error)
+	// ReplayDeadLetters delivers a sink's dead letters again, oldest first
+	// (up to `limit`, default and at most 10,000): each is taken off the
+	// dead-letter list and retried as a new delivery with the event's
+	// original id; one that fails for good is dead again. Admin tokens only.
+	// NOT_FOUND for a sink the config lacks.
+	ReplayDeadLetters(ctx context.Context, in *ReplayDeadLettersRequest, opts ...grpc.CallOption) (*ReplayDeadLettersResponse, error)
 }
 
 type adminServiceClient struct {
@@ -249,6 +261,26 @@ func (c *adminServiceClient) EraseLead(ctx context.Context, in *EraseLeadRequest
 	return out, nil
 }
 
+func (c *adminServiceClient) GetSinkStatus(ctx context.Context, in *GetSinkStatusRequest, opts ...grpc.CallOption) (*GetSinkStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSinkStatusResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetSinkStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ReplayDeadLetters(ctx context.Context, in *ReplayDeadLettersRequest, opts ...grpc.CallOption) (*ReplayDeadLettersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayDeadLettersResponse)
+	err := c.cc.Invoke(ctx, AdminService_ReplayDeadLetters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -335,6 +367,16 @@ type AdminServiceServer interface {
 	// EraseLead erases one lead as EraseContact does. Admin tokens only.
 	// NOT_FOUND for a lead with no record.
 	EraseLead(context.Context, *EraseLeadRequest) (*EraseLeadResponse, error)
+	// GetSinkStatus reports each sink of the workspace's config (or the one
+	// named): how far behind its deliveries are, what is pending and dead,
+	// and its last error. Admin tokens only.
+	GetSinkStatus(context.Context, *GetSinkStatusRequest) (*GetSinkStatusResponse, error)
+	// ReplayDeadLetters delivers a sink's dead letters again, oldest first
+	// (up to `limit`, default and at most 10,000): each is taken off the
+	// dead-letter list and retried as a new delivery with the event's
+	// original id; one that fails for good is dead again. Admin tokens only.
+	// NOT_FOUND for a sink the config lacks.
+	ReplayDeadLetters(context.Context, *ReplayDeadLettersRequest) (*ReplayDeadLettersResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -380,6 +422,12 @@ func (UnimplementedAdminServiceServer) EraseContact(context.Context, *EraseConta
 }
 func (UnimplementedAdminServiceServer) EraseLead(context.Context, *EraseLeadRequest) (*EraseLeadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EraseLead not implemented")
+}
+func (UnimplementedAdminServiceServer) GetSinkStatus(context.Context, *GetSinkStatusRequest) (*GetSinkStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSinkStatus not implemented")
+}
+func (UnimplementedAdminServiceServer) ReplayDeadLetters(context.Context, *ReplayDeadLettersRequest) (*ReplayDeadLettersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayDeadLetters not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -618,6 +666,42 @@ func _AdminService_EraseLead_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetSinkStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSinkStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetSinkStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetSinkStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetSinkStatus(ctx, req.(*GetSinkStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ReplayDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayDeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ReplayDeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ReplayDeadLetters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ReplayDeadLetters(ctx, req.(*ReplayDeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -672,6 +756,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EraseLead",
 			Handler:    _AdminService_EraseLead_Handler,
+		},
+		{
+			MethodName: "GetSinkStatus",
+			Handler:    _AdminService_GetSinkStatus_Handler,
+		},
+		{
+			MethodName: "ReplayDeadLetters",
+			Handler:    _AdminService_ReplayDeadLetters_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -260,7 +260,10 @@ type RoutingConfig struct {
 	Settings *WorkspaceSettings `protobuf:"bytes,5,opt,name=settings,proto3" json:"settings,omitempty"`
 	// Webhook endpoints of form tools: POST /v1/intake/{workspace}/{id} on
 	// the HTTP edge (docs/http.md).
-	Intakes       []*Intake `protobuf:"bytes,6,rep,name=intakes,proto3" json:"intakes,omitempty"`
+	Intakes []*Intake `protobuf:"bytes,6,rep,name=intakes,proto3" json:"intakes,omitempty"`
+	// Where the workspace's events are delivered: signed webhooks, Slack
+	// channels, a PostgreSQL archive (docs/sinks.md).
+	Sinks         []*Sink `protobuf:"bytes,7,rep,name=sinks,proto3" json:"sinks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -337,6 +340,306 @@ func (x *RoutingConfig) GetIntakes() []*Intake {
 	return nil
 }
 
+func (x *RoutingConfig) GetSinks() []*Sink {
+	if x != nil {
+		return x.Sinks
+	}
+	return nil
+}
+
+// Sink is a destination the workspace's events are delivered to, at least
+// once and in order per lead, through its own Redis Streams consumer
+// group.
+type Sink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// WEBHOOK, SLACK or POSTGRES.
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Event kinds delivered (event.proto's names: assigned, offered, ...);
+	// empty: every kind (SLACK: offered, assigned, reassigned, sla_warning,
+	// sla_breached).
+	Kinds []string `protobuf:"bytes,3,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	// WEBHOOK: the http(s) URL events are posted to, signed with Standard
+	// Webhooks headers.
+	Url string `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
+	// WEBHOOK: the signing secret's environment variable (LR_SINK_...) or
+	// file; never the secret itself.
+	SecretEnv  string `protobuf:"bytes,5,opt,name=secret_env,json=secretEnv,proto3" json:"secret_env,omitempty"`
+	SecretFile string `protobuf:"bytes,6,opt,name=secret_file,json=secretFile,proto3" json:"secret_file,omitempty"`
+	// POSTGRES: the DSN's environment variable (LR_SINK_...) or file.
+	DsnEnv  string        `protobuf:"bytes,7,opt,name=dsn_env,json=dsnEnv,proto3" json:"dsn_env,omitempty"`
+	DsnFile string        `protobuf:"bytes,8,opt,name=dsn_file,json=dsnFile,proto3" json:"dsn_file,omitempty"`
+	Slack   *SlackTargets `protobuf:"bytes,9,opt,name=slack,proto3" json:"slack,omitempty"`
+	// Deliveries in flight at once on each replica, for different leads
+	// (default 8, at most 64).
+	Concurrency int32 `protobuf:"varint,10,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	// One attempt's timeout (default 10 s, at most 1 min).
+	Timeout *durationpb.Duration `protobuf:"bytes,11,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// How long after its event a failing delivery is retried, with
+	// exponential back-off, before it is dead-lettered (default 24 h).
+	MaxRetryAge   *durationpb.Duration `protobuf:"bytes,12,opt,name=max_retry_age,json=maxRetryAge,proto3" json:"max_retry_age,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sink) Reset() {
+	*x = Sink{}
+	mi := &file_leadrouter_v1_config_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sink) ProtoMessage() {}
+
+func (x *Sink) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_config_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sink.ProtoReflect.Descriptor instead.
+func (*Sink) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Sink) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Sink) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Sink) GetKinds() []string {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *Sink) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Sink) GetSecretEnv() string {
+	if x != nil {
+		return x.SecretEnv
+	}
+	return ""
+}
+
+func (x *Sink) GetSecretFile() string {
+	if x != nil {
+		return x.SecretFile
+	}
+	return ""
+}
+
+func (x *Sink) GetDsnEnv() string {
+	if x != nil {
+		return x.DsnEnv
+	}
+	return ""
+}
+
+func (x *Sink) GetDsnFile() string {
+	if x != nil {
+		return x.DsnFile
+	}
+	return ""
+}
+
+func (x *Sink) GetSlack() *SlackTargets {
+	if x != nil {
+		return x.Slack
+	}
+	return nil
+}
+
+func (x *Sink) GetConcurrency() int32 {
+	if x != nil {
+		return x.Concurrency
+	}
+	return 0
+}
+
+func (x *Sink) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Sink) GetMaxRetryAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxRetryAge
+	}
+	return nil
+}
+
+// SlackTargets are a SLACK sink's incoming-webhook URLs.
+type SlackTargets struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Offers and assignments go to the rep's channel, else the pool's.
+	Channels []*SlackChannel `protobuf:"bytes,1,rep,name=channels,proto3" json:"channels,omitempty"`
+	// SLA warnings and breaches.
+	Manager *SlackChannel `protobuf:"bytes,2,opt,name=manager,proto3" json:"manager,omitempty"`
+	// A link to the lead in each message: {lead_id} and {workspace} are
+	// replaced.
+	LinkTemplate string `protobuf:"bytes,3,opt,name=link_template,json=linkTemplate,proto3" json:"link_template,omitempty"`
+	// Lead fields a message may carry: name, company (default both).
+	Show          []string `protobuf:"bytes,4,rep,name=show,proto3" json:"show,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SlackTargets) Reset() {
+	*x = SlackTargets{}
+	mi := &file_leadrouter_v1_config_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlackTargets) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlackTargets) ProtoMessage() {}
+
+func (x *SlackTargets) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_config_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlackTargets.ProtoReflect.Descriptor instead.
+func (*SlackTargets) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SlackTargets) GetChannels() []*SlackChannel {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+func (x *SlackTargets) GetManager() *SlackChannel {
+	if x != nil {
+		return x.Manager
+	}
+	return nil
+}
+
+func (x *SlackTargets) GetLinkTemplate() string {
+	if x != nil {
+		return x.LinkTemplate
+	}
+	return ""
+}
+
+func (x *SlackTargets) GetShow() []string {
+	if x != nil {
+		return x.Show
+	}
+	return nil
+}
+
+// SlackChannel is one incoming-webhook URL, given by environment variable
+// (LR_SINK_...) or file: anyone holding it may post to the channel.
+type SlackChannel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          string                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Rep           string                 `protobuf:"bytes,2,opt,name=rep,proto3" json:"rep,omitempty"`
+	UrlEnv        string                 `protobuf:"bytes,3,opt,name=url_env,json=urlEnv,proto3" json:"url_env,omitempty"`
+	UrlFile       string                 `protobuf:"bytes,4,opt,name=url_file,json=urlFile,proto3" json:"url_file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SlackChannel) Reset() {
+	*x = SlackChannel{}
+	mi := &file_leadrouter_v1_config_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlackChannel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlackChannel) ProtoMessage() {}
+
+func (x *SlackChannel) ProtoReflect() protoreflect.Message {
+	mi := &file_leadrouter_v1_config_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlackChannel.ProtoReflect.Descriptor instead.
+func (*SlackChannel) Descriptor() ([]byte, []int) {
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SlackChannel) GetPool() string {
+	if x != nil {
+		return x.Pool
+	}
+	return ""
+}
+
+func (x *SlackChannel) GetRep() string {
+	if x != nil {
+		return x.Rep
+	}
+	return ""
+}
+
+func (x *SlackChannel) GetUrlEnv() string {
+	if x != nil {
+		return x.UrlEnv
+	}
+	return ""
+}
+
+func (x *SlackChannel) GetUrlFile() string {
+	if x != nil {
+		return x.UrlFile
+	}
+	return ""
+}
+
 // Intake is a webhook endpoint for a form tool. The signature over the
 // posted body is its credential; its mapping turns the body into a Lead,
 // routed as AssignLead routes one.
@@ -369,7 +672,7 @@ type Intake struct {
 
 func (x *Intake) Reset() {
 	*x = Intake{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +684,7 @@ func (x *Intake) String() string {
 func (*Intake) ProtoMessage() {}
 
 func (x *Intake) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[1]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +697,7 @@ func (x *Intake) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Intake.ProtoReflect.Descriptor instead.
 func (*Intake) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{1}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Intake) GetId() string {
@@ -486,7 +789,7 @@ type IntakeSignature struct {
 
 func (x *IntakeSignature) Reset() {
 	*x = IntakeSignature{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +801,7 @@ func (x *IntakeSignature) String() string {
 func (*IntakeSignature) ProtoMessage() {}
 
 func (x *IntakeSignature) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[2]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +814,7 @@ func (x *IntakeSignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntakeSignature.ProtoReflect.Descriptor instead.
 func (*IntakeSignature) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *IntakeSignature) GetScheme() string {
@@ -581,7 +884,7 @@ type WorkspaceSettings struct {
 
 func (x *WorkspaceSettings) Reset() {
 	*x = WorkspaceSettings{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +896,7 @@ func (x *WorkspaceSettings) String() string {
 func (*WorkspaceSettings) ProtoMessage() {}
 
 func (x *WorkspaceSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[3]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +909,7 @@ func (x *WorkspaceSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkspaceSettings.ProtoReflect.Descriptor instead.
 func (*WorkspaceSettings) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WorkspaceSettings) GetMaxQueueAge() *durationpb.Duration {
@@ -686,7 +989,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +1001,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[4]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +1014,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Account) GetDomain() string {
@@ -763,7 +1066,7 @@ type Rep struct {
 
 func (x *Rep) Reset() {
 	*x = Rep{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +1078,7 @@ func (x *Rep) String() string {
 func (*Rep) ProtoMessage() {}
 
 func (x *Rep) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[5]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +1091,7 @@ func (x *Rep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rep.ProtoReflect.Descriptor instead.
 func (*Rep) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Rep) GetId() string {
@@ -880,7 +1183,7 @@ type WorkingHours struct {
 
 func (x *WorkingHours) Reset() {
 	*x = WorkingHours{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1195,7 @@ func (x *WorkingHours) String() string {
 func (*WorkingHours) ProtoMessage() {}
 
 func (x *WorkingHours) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[6]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1208,7 @@ func (x *WorkingHours) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkingHours.ProtoReflect.Descriptor instead.
 func (*WorkingHours) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WorkingHours) GetMonday() []string {
@@ -968,7 +1271,7 @@ type DateRange struct {
 
 func (x *DateRange) Reset() {
 	*x = DateRange{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1283,7 @@ func (x *DateRange) String() string {
 func (*DateRange) ProtoMessage() {}
 
 func (x *DateRange) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[7]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1296,7 @@ func (x *DateRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DateRange.ProtoReflect.Descriptor instead.
 func (*DateRange) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DateRange) GetFrom() string {
@@ -1051,7 +1354,7 @@ type Pool struct {
 
 func (x *Pool) Reset() {
 	*x = Pool{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1366,7 @@ func (x *Pool) String() string {
 func (*Pool) ProtoMessage() {}
 
 func (x *Pool) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[8]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1379,7 @@ func (x *Pool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pool.ProtoReflect.Descriptor instead.
 func (*Pool) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Pool) GetId() string {
@@ -1185,7 +1488,7 @@ type PoolMember struct {
 
 func (x *PoolMember) Reset() {
 	*x = PoolMember{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[9]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1500,7 @@ func (x *PoolMember) String() string {
 func (*PoolMember) ProtoMessage() {}
 
 func (x *PoolMember) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[9]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1513,7 @@ func (x *PoolMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolMember.ProtoReflect.Descriptor instead.
 func (*PoolMember) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PoolMember) GetRepId() string {
@@ -1248,7 +1551,7 @@ type Rule struct {
 
 func (x *Rule) Reset() {
 	*x = Rule{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[10]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1563,7 @@ func (x *Rule) String() string {
 func (*Rule) ProtoMessage() {}
 
 func (x *Rule) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[10]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1576,7 @@ func (x *Rule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rule.ProtoReflect.Descriptor instead.
 func (*Rule) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Rule) GetId() string {
@@ -1320,7 +1623,7 @@ type Target struct {
 
 func (x *Target) Reset() {
 	*x = Target{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[11]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1635,7 @@ func (x *Target) String() string {
 func (*Target) ProtoMessage() {}
 
 func (x *Target) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[11]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1648,7 @@ func (x *Target) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Target.ProtoReflect.Descriptor instead.
 func (*Target) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Target) GetPoolId() string {
@@ -1395,7 +1698,7 @@ type Match struct {
 
 func (x *Match) Reset() {
 	*x = Match{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[12]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1710,7 @@ func (x *Match) String() string {
 func (*Match) ProtoMessage() {}
 
 func (x *Match) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[12]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1723,7 @@ func (x *Match) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Match.ProtoReflect.Descriptor instead.
 func (*Match) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Match) GetCountries() []string {
@@ -1504,7 +1807,7 @@ type IntRange struct {
 
 func (x *IntRange) Reset() {
 	*x = IntRange{}
-	mi := &file_leadrouter_v1_config_proto_msgTypes[13]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1819,7 @@ func (x *IntRange) String() string {
 func (*IntRange) ProtoMessage() {}
 
 func (x *IntRange) ProtoReflect() protoreflect.Message {
-	mi := &file_leadrouter_v1_config_proto_msgTypes[13]
+	mi := &file_leadrouter_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1832,7 @@ func (x *IntRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntRange.ProtoReflect.Descriptor instead.
 func (*IntRange) Descriptor() ([]byte, []int) {
-	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_leadrouter_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *IntRange) GetMin() int32 {
@@ -1550,14 +1853,41 @@ var File_leadrouter_v1_config_proto protoreflect.FileDescriptor
 
 const file_leadrouter_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x1aleadrouter/v1/config.proto\x12\rleadrouter.v1\x1a\x1egoogle/protobuf/duration.proto\"\xb0\x02\n" +
+	"\x1aleadrouter/v1/config.proto\x12\rleadrouter.v1\x1a\x1egoogle/protobuf/duration.proto\"\xdb\x02\n" +
 	"\rRoutingConfig\x12&\n" +
 	"\x04reps\x18\x01 \x03(\v2\x12.leadrouter.v1.RepR\x04reps\x12)\n" +
 	"\x05pools\x18\x02 \x03(\v2\x13.leadrouter.v1.PoolR\x05pools\x12)\n" +
 	"\x05rules\x18\x03 \x03(\v2\x13.leadrouter.v1.RuleR\x05rules\x122\n" +
 	"\baccounts\x18\x04 \x03(\v2\x16.leadrouter.v1.AccountR\baccounts\x12<\n" +
 	"\bsettings\x18\x05 \x01(\v2 .leadrouter.v1.WorkspaceSettingsR\bsettings\x12/\n" +
-	"\aintakes\x18\x06 \x03(\v2\x15.leadrouter.v1.IntakeR\aintakes\"\xeb\x04\n" +
+	"\aintakes\x18\x06 \x03(\v2\x15.leadrouter.v1.IntakeR\aintakes\x12)\n" +
+	"\x05sinks\x18\a \x03(\v2\x13.leadrouter.v1.SinkR\x05sinks\"\x8f\x03\n" +
+	"\x04Sink\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05kinds\x18\x03 \x03(\tR\x05kinds\x12\x10\n" +
+	"\x03url\x18\x04 \x01(\tR\x03url\x12\x1d\n" +
+	"\n" +
+	"secret_env\x18\x05 \x01(\tR\tsecretEnv\x12\x1f\n" +
+	"\vsecret_file\x18\x06 \x01(\tR\n" +
+	"secretFile\x12\x17\n" +
+	"\adsn_env\x18\a \x01(\tR\x06dsnEnv\x12\x19\n" +
+	"\bdsn_file\x18\b \x01(\tR\adsnFile\x121\n" +
+	"\x05slack\x18\t \x01(\v2\x1b.leadrouter.v1.SlackTargetsR\x05slack\x12 \n" +
+	"\vconcurrency\x18\n" +
+	" \x01(\x05R\vconcurrency\x123\n" +
+	"\atimeout\x18\v \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12=\n" +
+	"\rmax_retry_age\x18\f \x01(\v2\x19.google.protobuf.DurationR\vmaxRetryAge\"\xb7\x01\n" +
+	"\fSlackTargets\x127\n" +
+	"\bchannels\x18\x01 \x03(\v2\x1b.leadrouter.v1.SlackChannelR\bchannels\x125\n" +
+	"\amanager\x18\x02 \x01(\v2\x1b.leadrouter.v1.SlackChannelR\amanager\x12#\n" +
+	"\rlink_template\x18\x03 \x01(\tR\flinkTemplate\x12\x12\n" +
+	"\x04show\x18\x04 \x03(\tR\x04show\"h\n" +
+	"\fSlackChannel\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x10\n" +
+	"\x03rep\x18\x02 \x01(\tR\x03rep\x12\x17\n" +
+	"\aurl_env\x18\x03 \x01(\tR\x06urlEnv\x12\x19\n" +
+	"\burl_file\x18\x04 \x01(\tR\aurlFile\"\xeb\x04\n" +
 	"\x06Intake\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1720,73 +2050,82 @@ func file_leadrouter_v1_config_proto_rawDescGZIP() []byte {
 }
 
 var file_leadrouter_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_leadrouter_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_leadrouter_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_leadrouter_v1_config_proto_goTypes = []any{
 	(RepStatus)(0),              // 0: leadrouter.v1.RepStatus
 	(Strategy)(0),               // 1: leadrouter.v1.Strategy
 	(AbsencePolicy)(0),          // 2: leadrouter.v1.AbsencePolicy
 	(BreachPolicy)(0),           // 3: leadrouter.v1.BreachPolicy
 	(*RoutingConfig)(nil),       // 4: leadrouter.v1.RoutingConfig
-	(*Intake)(nil),              // 5: leadrouter.v1.Intake
-	(*IntakeSignature)(nil),     // 6: leadrouter.v1.IntakeSignature
-	(*WorkspaceSettings)(nil),   // 7: leadrouter.v1.WorkspaceSettings
-	(*Account)(nil),             // 8: leadrouter.v1.Account
-	(*Rep)(nil),                 // 9: leadrouter.v1.Rep
-	(*WorkingHours)(nil),        // 10: leadrouter.v1.WorkingHours
-	(*DateRange)(nil),           // 11: leadrouter.v1.DateRange
-	(*Pool)(nil),                // 12: leadrouter.v1.Pool
-	(*PoolMember)(nil),          // 13: leadrouter.v1.PoolMember
-	(*Rule)(nil),                // 14: leadrouter.v1.Rule
-	(*Target)(nil),              // 15: leadrouter.v1.Target
-	(*Match)(nil),               // 16: leadrouter.v1.Match
-	(*IntRange)(nil),            // 17: leadrouter.v1.IntRange
-	nil,                         // 18: leadrouter.v1.Intake.MappingEntry
-	nil,                         // 19: leadrouter.v1.Intake.DefaultsEntry
-	nil,                         // 20: leadrouter.v1.Intake.AttributesEntry
-	nil,                         // 21: leadrouter.v1.Rep.AttributesEntry
-	nil,                         // 22: leadrouter.v1.Match.AttributesEntry
-	(*durationpb.Duration)(nil), // 23: google.protobuf.Duration
+	(*Sink)(nil),                // 5: leadrouter.v1.Sink
+	(*SlackTargets)(nil),        // 6: leadrouter.v1.SlackTargets
+	(*SlackChannel)(nil),        // 7: leadrouter.v1.SlackChannel
+	(*Intake)(nil),              // 8: leadrouter.v1.Intake
+	(*IntakeSignature)(nil),     // 9: leadrouter.v1.IntakeSignature
+	(*WorkspaceSettings)(nil),   // 10: leadrouter.v1.WorkspaceSettings
+	(*Account)(nil),             // 11: leadrouter.v1.Account
+	(*Rep)(nil),                 // 12: leadrouter.v1.Rep
+	(*WorkingHours)(nil),        // 13: leadrouter.v1.WorkingHours
+	(*DateRange)(nil),           // 14: leadrouter.v1.DateRange
+	(*Pool)(nil),                // 15: leadrouter.v1.Pool
+	(*PoolMember)(nil),          // 16: leadrouter.v1.PoolMember
+	(*Rule)(nil),                // 17: leadrouter.v1.Rule
+	(*Target)(nil),              // 18: leadrouter.v1.Target
+	(*Match)(nil),               // 19: leadrouter.v1.Match
+	(*IntRange)(nil),            // 20: leadrouter.v1.IntRange
+	nil,                         // 21: leadrouter.v1.Intake.MappingEntry
+	nil,                         // 22: leadrouter.v1.Intake.DefaultsEntry
+	nil,                         // 23: leadrouter.v1.Intake.AttributesEntry
+	nil,                         // 24: leadrouter.v1.Rep.AttributesEntry
+	nil,                         // 25: leadrouter.v1.Match.AttributesEntry
+	(*durationpb.Duration)(nil), // 26: google.protobuf.Duration
 }
 var file_leadrouter_v1_config_proto_depIdxs = []int32{
-	9,  // 0: leadrouter.v1.RoutingConfig.reps:type_name -> leadrouter.v1.Rep
-	12, // 1: leadrouter.v1.RoutingConfig.pools:type_name -> leadrouter.v1.Pool
-	14, // 2: leadrouter.v1.RoutingConfig.rules:type_name -> leadrouter.v1.Rule
-	8,  // 3: leadrouter.v1.RoutingConfig.accounts:type_name -> leadrouter.v1.Account
-	7,  // 4: leadrouter.v1.RoutingConfig.settings:type_name -> leadrouter.v1.WorkspaceSettings
-	5,  // 5: leadrouter.v1.RoutingConfig.intakes:type_name -> leadrouter.v1.Intake
-	6,  // 6: leadrouter.v1.Intake.signature:type_name -> leadrouter.v1.IntakeSignature
-	18, // 7: leadrouter.v1.Intake.mapping:type_name -> leadrouter.v1.Intake.MappingEntry
-	19, // 8: leadrouter.v1.Intake.defaults:type_name -> leadrouter.v1.Intake.DefaultsEntry
-	20, // 9: leadrouter.v1.Intake.attributes:type_name -> leadrouter.v1.Intake.AttributesEntry
-	23, // 10: leadrouter.v1.IntakeSignature.tolerance:type_name -> google.protobuf.Duration
-	23, // 11: leadrouter.v1.WorkspaceSettings.max_queue_age:type_name -> google.protobuf.Duration
-	23, // 12: leadrouter.v1.WorkspaceSettings.sticky_window:type_name -> google.protobuf.Duration
-	23, // 13: leadrouter.v1.WorkspaceSettings.events_max_age:type_name -> google.protobuf.Duration
-	23, // 14: leadrouter.v1.WorkspaceSettings.presence_grace:type_name -> google.protobuf.Duration
-	23, // 15: leadrouter.v1.WorkspaceSettings.retain_closed:type_name -> google.protobuf.Duration
-	21, // 16: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
-	0,  // 17: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
-	10, // 18: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
-	11, // 19: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
-	1,  // 20: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
-	13, // 21: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
-	2,  // 22: leadrouter.v1.Pool.absence_policy:type_name -> leadrouter.v1.AbsencePolicy
-	23, // 23: leadrouter.v1.Pool.accept_within:type_name -> google.protobuf.Duration
-	23, // 24: leadrouter.v1.Pool.reject_cooldown:type_name -> google.protobuf.Duration
-	23, // 25: leadrouter.v1.Pool.first_contact_within:type_name -> google.protobuf.Duration
-	23, // 26: leadrouter.v1.Pool.warn_at:type_name -> google.protobuf.Duration
-	3,  // 27: leadrouter.v1.Pool.on_breach:type_name -> leadrouter.v1.BreachPolicy
-	16, // 28: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
-	15, // 29: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
-	23, // 30: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
-	17, // 31: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
-	17, // 32: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
-	22, // 33: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	12, // 0: leadrouter.v1.RoutingConfig.reps:type_name -> leadrouter.v1.Rep
+	15, // 1: leadrouter.v1.RoutingConfig.pools:type_name -> leadrouter.v1.Pool
+	17, // 2: leadrouter.v1.RoutingConfig.rules:type_name -> leadrouter.v1.Rule
+	11, // 3: leadrouter.v1.RoutingConfig.accounts:type_name -> leadrouter.v1.Account
+	10, // 4: leadrouter.v1.RoutingConfig.settings:type_name -> leadrouter.v1.WorkspaceSettings
+	8,  // 5: leadrouter.v1.RoutingConfig.intakes:type_name -> leadrouter.v1.Intake
+	5,  // 6: leadrouter.v1.RoutingConfig.sinks:type_name -> leadrouter.v1.Sink
+	6,  // 7: leadrouter.v1.Sink.slack:type_name -> leadrouter.v1.SlackTargets
+	26, // 8: leadrouter.v1.Sink.timeout:type_name -> google.protobuf.Duration
+	26, // 9: leadrouter.v1.Sink.max_retry_age:type_name -> google.protobuf.Duration
+	7,  // 10: leadrouter.v1.SlackTargets.channels:type_name -> leadrouter.v1.SlackChannel
+	7,  // 11: leadrouter.v1.SlackTargets.manager:type_name -> leadrouter.v1.SlackChannel
+	9,  // 12: leadrouter.v1.Intake.signature:type_name -> leadrouter.v1.IntakeSignature
+	21, // 13: leadrouter.v1.Intake.mapping:type_name -> leadrouter.v1.Intake.MappingEntry
+	22, // 14: leadrouter.v1.Intake.defaults:type_name -> leadrouter.v1.Intake.DefaultsEntry
+	23, // 15: leadrouter.v1.Intake.attributes:type_name -> leadrouter.v1.Intake.AttributesEntry
+	26, // 16: leadrouter.v1.IntakeSignature.tolerance:type_name -> google.protobuf.Duration
+	26, // 17: leadrouter.v1.WorkspaceSettings.max_queue_age:type_name -> google.protobuf.Duration
+	26, // 18: leadrouter.v1.WorkspaceSettings.sticky_window:type_name -> google.protobuf.Duration
+	26, // 19: leadrouter.v1.WorkspaceSettings.events_max_age:type_name -> google.protobuf.Duration
+	26, // 20: leadrouter.v1.WorkspaceSettings.presence_grace:type_name -> google.protobuf.Duration
+	26, // 21: leadrouter.v1.WorkspaceSettings.retain_closed:type_name -> google.protobuf.Duration
+	24, // 22: leadrouter.v1.Rep.attributes:type_name -> leadrouter.v1.Rep.AttributesEntry
+	0,  // 23: leadrouter.v1.Rep.initial_status:type_name -> leadrouter.v1.RepStatus
+	13, // 24: leadrouter.v1.Rep.working_hours:type_name -> leadrouter.v1.WorkingHours
+	14, // 25: leadrouter.v1.Rep.out_of_office:type_name -> leadrouter.v1.DateRange
+	1,  // 26: leadrouter.v1.Pool.strategy:type_name -> leadrouter.v1.Strategy
+	16, // 27: leadrouter.v1.Pool.members:type_name -> leadrouter.v1.PoolMember
+	2,  // 28: leadrouter.v1.Pool.absence_policy:type_name -> leadrouter.v1.AbsencePolicy
+	26, // 29: leadrouter.v1.Pool.accept_within:type_name -> google.protobuf.Duration
+	26, // 30: leadrouter.v1.Pool.reject_cooldown:type_name -> google.protobuf.Duration
+	26, // 31: leadrouter.v1.Pool.first_contact_within:type_name -> google.protobuf.Duration
+	26, // 32: leadrouter.v1.Pool.warn_at:type_name -> google.protobuf.Duration
+	3,  // 33: leadrouter.v1.Pool.on_breach:type_name -> leadrouter.v1.BreachPolicy
+	19, // 34: leadrouter.v1.Rule.match:type_name -> leadrouter.v1.Match
+	18, // 35: leadrouter.v1.Rule.targets:type_name -> leadrouter.v1.Target
+	26, // 36: leadrouter.v1.Target.wait:type_name -> google.protobuf.Duration
+	20, // 37: leadrouter.v1.Match.employee_count:type_name -> leadrouter.v1.IntRange
+	20, // 38: leadrouter.v1.Match.score:type_name -> leadrouter.v1.IntRange
+	25, // 39: leadrouter.v1.Match.attributes:type_name -> leadrouter.v1.Match.AttributesEntry
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_leadrouter_v1_config_proto_init() }
@@ -1794,16 +2133,16 @@ func file_leadrouter_v1_config_proto_init() {
 	if File_leadrouter_v1_config_proto != nil {
 		return
 	}
-	file_leadrouter_v1_config_proto_msgTypes[8].OneofWrappers = []any{}
-	file_leadrouter_v1_config_proto_msgTypes[9].OneofWrappers = []any{}
-	file_leadrouter_v1_config_proto_msgTypes[13].OneofWrappers = []any{}
+	file_leadrouter_v1_config_proto_msgTypes[11].OneofWrappers = []any{}
+	file_leadrouter_v1_config_proto_msgTypes[12].OneofWrappers = []any{}
+	file_leadrouter_v1_config_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leadrouter_v1_config_proto_rawDesc), len(file_leadrouter_v1_config_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
