@@ -112,22 +112,21 @@ func (r *Runner) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	want := map[string]bool{}
+	configs := make(map[string]*engine.Config, len(wss))
 	for _, ws := range wss {
 		sc, err := r.o.Engine.Config(ctx, ws)
-		if err != nil {
-			if errors.Is(err, engine.ErrNoConfig) {
-				continue
-			}
+		switch {
+		case errors.Is(err, engine.ErrNoConfig):
+			continue
+		case err != nil:
 			return err
 		}
+		configs[ws] = sc.Config
 		for i := range sc.Config.Sinks {
 			s := sc.Config.Sinks[i]
-			key := ws + "/" + s.ID
-			want[key] = true
 			fp, _ := json.Marshal(s)
 			r.mu.Lock()
-			l := r.loops[key]
+			l := r.loops[ws+"/"+s.ID]
 			r.mu.Unlock()
 			if l != nil && l.fingerprint == string(fp) {
 				continue
@@ -137,26 +136,35 @@ func (r *Runner) reconcile(ctx context.Context) error {
 			}
 			r.start(ctx, ws, s, string(fp), fmt.Sprintf("%d-0", sc.AppliedAt.UnixMilli()))
 		}
+	}
+	// Stop the loops of sinks gone before deleting their groups, which a
+	// running loop would create again.
+	r.mu.Lock()
+	var gone []*loop
+	for key, l := range r.loops {
+		if cfg := configs[l.ws]; cfg == nil || cfg.Sink(l.sink.ID) == nil {
+			gone = append(gone, l)
+			delete(r.loops, key)
+		}
+	}
+	r.mu.Unlock()
+	for _, l := range gone {
+		l.stop()
+	}
+	for ws, cfg := range configs {
 		groups, err := r.o.Queue.SinkGroups(ctx, ws)
 		if err != nil {
 			return err
 		}
 		for _, id := range groups {
-			if sc.Config.Sink(id) == nil {
-				if err := r.o.Queue.RemoveSink(ctx, ws, id); err != nil {
-					return err
-				}
-				r.o.Metrics.SinkGone(ws, id)
-				r.log.Info("sink removed from the config: its consumer group and state deleted", "workspace", ws, "sink", id)
+			if cfg.Sink(id) != nil {
+				continue
 			}
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for key, l := range r.loops {
-		if !want[key] {
-			l.cancel()
-			delete(r.loops, key)
+			if err := r.o.Queue.RemoveSink(ctx, ws, id); err != nil {
+				return err
+			}
+			r.o.Metrics.SinkGone(ws, id)
+			r.log.Info("sink removed from the config: its consumer group and state deleted", "workspace", ws, "sink", id)
 		}
 	}
 	return nil

@@ -50,13 +50,13 @@ end
 
 local function before(id) -- the greatest id below id
   local ms, seq = split(id)
-  if seq > 0 then return ms .. '-' .. (seq - 1) end
-  return (ms - 1) .. '-18446744073709551615'
+  if seq > 0 then return string.format('%.0f-%.0f', ms, seq - 1) end
+  return string.format('%.0f', ms - 1) .. '-18446744073709551615'
 end
 
 local function after(id)
   local ms, seq = split(id)
-  return ms .. '-' .. (seq + 1)
+  return string.format('%.0f-%.0f', ms, seq + 1)
 end
 
 local oldest = redis.call('XRANGE', events, '-', '+', 'COUNT', 1)
@@ -87,10 +87,11 @@ if n > max_len then
   more = 1
   if hold ~= nil and not less(last, hold) then
     last = before(hold)
+    minid = hold
     more = 0
+  else
+    minid = after(last)
   end
-  minid = after(last)
-  if more == 0 then minid = hold end
 end
 -- Only when the oldest event is too old: XREVRANGE from an end before every
 -- entry scans the whole stream.
