@@ -107,6 +107,11 @@ SPEC = {
     "leadrouter_timers_failed_total": ("counter", {"kind": {"offer", "sla", "warn", "escalate", "expire", "retain"}, "result": {"retry", "parked"}}),
     "leadrouter_timer_lateness_seconds": ("histogram", {"kind": {"offer", "sla", "warn", "escalate", "expire", "retain"}}),
     "leadrouter_state_scrape_errors": ("gauge", {}),
+    "leadrouter_sink_deliveries_total": ("counter", {"sink": None, "result": {"delivered", "retry", "dead", "skipped"}}),
+    "leadrouter_sink_delivery_seconds": ("histogram", {"sink": None}),
+    "leadrouter_sink_lag_seconds": ("gauge", {"sink": None}),
+    "leadrouter_sink_dead_letters": ("gauge", {"sink": None}),
+    "leadrouter_sink_lost_total": ("counter", {"sink": None}),
 }
 TARGET_LABELS = {"job", "instance"}     # added by Prometheus to every scraped series
 OTHER_PREFIXES = ("grpc_server_", "go_", "process_")  # served too; not listed here

@@ -441,6 +441,9 @@ type SinkLoss struct {
 
 // SinkState is a sink's delivery state.
 type SinkState struct {
+	// Started: the sink's consumer group exists (a replica has read for
+	// it); until then nothing is known pending.
+	Started bool
 	// Pending: events handed out and not acknowledged, plus those not
 	// handed out yet; Oldest is the oldest of them (zero: none).
 	Pending      int64

@@ -3,7 +3,6 @@ package sinks
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,12 +12,10 @@ import (
 
 	"github.com/leadrouter/leadrouter/engine"
 	"github.com/leadrouter/leadrouter/internal/pgtest"
-	"github.com/leadrouter/leadrouter/internal/redistest"
 )
 
 // TestMain is the package's: tests needing another harness nest its Main
 // in pgtest.Run (see internal/pgtest).
-func TestMain(m *testing.M) { os.Exit(pgtest.Run(func() int { return redistest.Main(m) })) }
 
 // archiveTestOpen is an Archive on a database of the test's own, migrated,
 // with a plain connection to the same database for checking rows.

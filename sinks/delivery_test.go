@@ -45,7 +45,7 @@ func TestWebhookAcrossReplicas(t *testing.T) {
 			if p := rcv.problems(); len(p) > 0 {
 				t.Fatalf("%d problems, first: %v", len(p), p[:min(5, len(p))])
 			}
-			waitFor(t, 10*time.Second, "nothing pending", func() bool { return e.state("crm").Pending == 0 })
+			waitFor(t, 10*time.Second, "nothing pending", func() bool { st := e.state("crm"); return st.Started && st.Pending == 0 })
 			rcv.mu.Lock()
 			retried := 0
 			for _, n := range rcv.tried {
@@ -208,7 +208,7 @@ func TestTakeoverOfAKilledReplica(t *testing.T) {
 			if p := rcv.problems(); len(p) > 0 {
 				t.Fatalf("problems: %v", p)
 			}
-			waitFor(t, 10*time.Second, "nothing pending", func() bool { return e.state("crm").Pending == 0 })
+			waitFor(t, 10*time.Second, "nothing pending", func() bool { st := e.state("crm"); return st.Started && st.Pending == 0 })
 		})
 	}
 }
@@ -262,7 +262,7 @@ func TestKindsFilter(t *testing.T) {
 	e.leads(8)
 	want := e.eventIDs(engine.EventAccepted)
 	waitFor(t, 10*time.Second, "accepted events delivered", func() bool { return len(rcv.delivered(want)) == 0 })
-	waitFor(t, 5*time.Second, "nothing pending", func() bool { return e.state("crm").Pending == 0 })
+	waitFor(t, 5*time.Second, "nothing pending", func() bool { st := e.state("crm"); return st.Started && st.Pending == 0 })
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
 	if len(rcv.tried) != len(want) {

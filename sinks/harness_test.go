@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/leadrouter/leadrouter/engine"
+	"github.com/leadrouter/leadrouter/internal/pgtest"
 	"github.com/leadrouter/leadrouter/internal/redistest"
 	"github.com/leadrouter/leadrouter/internal/stdwebhooks"
 	"github.com/leadrouter/leadrouter/store"
@@ -130,8 +132,15 @@ type sinkEnv struct {
 	count int
 }
 
+// TestMain starts the package's PostgreSQL (the archive's tests) and
+// Redis servers, and sets the webhook sinks' secret (tests that run in
+// parallel cannot set variables).
+func TestMain(m *testing.M) {
+	os.Setenv("LR_SINK_TEST", testSecret)
+	os.Exit(pgtest.Run(func() int { return redistest.Main(m) }))
+}
+
 func newSinkEnv(t *testing.T, b redistest.Backend) *sinkEnv {
-	t.Setenv("LR_SINK_TEST", testSecret)
 	return &sinkEnv{t: t, ctx: context.Background(), st: b.Open(t), ws: redistest.Workspace(t)}
 }
 

@@ -141,7 +141,7 @@ func (s *Redis) SinkState(ctx context.Context, ws, sinkID string) (*engine.SinkS
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, s.fail("sink_state", err)
 	}
-	out := &engine.SinkState{Pending: int64(count(r.val(0)) + count(r.val(2)))}
+	out := &engine.SinkState{Pending: int64(count(r.val(0)) + count(r.val(2))), Started: r.val(4) == "1"}
 	for _, id := range []string{r.val(1), r.val(3)} {
 		if id != "" {
 			out.Oldest = eventTime(id)

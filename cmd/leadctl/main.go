@@ -1,6 +1,7 @@
 // Command leadctl is leadrouter's command-line client: apply and read the
 // routing config, assign and preview leads, read assignments and their
-// traces, list reps and set their presence.
+// traces, list reps and set their presence, report the sinks' backlogs and
+// replay their dead letters.
 //
 //	leadctl [global flags] <command> [flags]
 //
@@ -70,6 +71,11 @@ Commands:
   reps [list]                            list reps with presence and counts
   reps get REP_ID                        one rep
   reps status REP_ID STATUS              set presence: available, away, offline
+  sinks [--sink ID]                      each sink's backlog: pending events, the oldest's age,
+                                         dead letters, events lost to retention, the last error
+                                         (admin)
+  replay-dead-letters SINK [--limit N]   deliver a sink's dead letters again, oldest first
+                                         (0: all, up to 10,000) (admin)
   token --role R [--workspace W] [--rep REP] [--name N] [--file F]
                                          create a bearer token; print it and its
                                          token-file entry, or add the entry to F
@@ -158,6 +164,10 @@ func run(args []string, out io.Writer) error {
 		return c.watch(cmd, rest)
 	case "reps":
 		return c.reps(rest)
+	case "sinks":
+		return c.sinks(rest)
+	case "replay-dead-letters":
+		return c.replayDeadLetters(rest)
 	}
 	return fmt.Errorf("unknown command %q (leadctl help)", cmd)
 }

@@ -8,14 +8,14 @@
 -- A (store/contract.go sinkStatusArgs): group, cap
 --
 -- Returns {OK, pending, oldest pending id, unread (at most cap), oldest
--- unread id} ('' for none).
+-- unread id ('' for none), started (0: no group yet)}.
 
 local events, state = KEYS[1], KEYS[2]
 local p = redis.pcall('XPENDING', events, A.group)
-if type(p) == 'table' and p.err then return { C.OK, 0, '', 0, '' } end
+if type(p) == 'table' and p.err then return { C.OK, 0, '', 0, '', 0 } end
 local read = redis.call('HGET', state, 'read') or '0-0'
 local ms, seq = string.match(read, '^(%d+)-(%d+)$')
 local unread = redis.call('XRANGE', events, ms .. '-' .. (tonumber(seq) + 1), '+', 'COUNT', A.cap)
 local oldest_unread = ''
 if #unread > 0 then oldest_unread = unread[1][1] end
-return { C.OK, tonumber(p[1]), p[2] or '', #unread, oldest_unread }
+return { C.OK, tonumber(p[1]), p[2] or '', #unread, oldest_unread, 1 }
