@@ -124,7 +124,7 @@ func (r *receiver) problems() []string {
 // sinkEnv is one workspace on one store with a routing config, and
 // replicas: an engine and a sink runner each.
 type sinkEnv struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	st    *store.Redis
 	ws    string

@@ -230,11 +230,19 @@ func (l *loop) run(ctx context.Context) {
 	slots := make(chan struct{}, l.sink.Workers())
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	freed := make(chan struct{}, 1)
 	spawn := func(f func()) {
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
-			defer func() { <-slots; wg.Done() }()
+			defer func() {
+				<-slots
+				wg.Done()
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
+			}()
 			f()
 		}()
 	}
@@ -247,7 +255,7 @@ func (l *loop) run(ctx context.Context) {
 	cursor := "0-0"
 	for ctx.Err() == nil {
 		now := time.Now()
-		got := 0
+		got, full := 0, false
 		if free := cap(slots) - len(slots); free > 0 {
 			ds, err := q.ReadSink(ctx, l.ws, id, r.o.Consumer, kinds, l.start, free)
 			if err != nil {
@@ -256,7 +264,7 @@ func (l *loop) run(ctx context.Context) {
 			for _, d := range ds {
 				spawn(func() { l.chain(ctx, d) })
 			}
-			got = len(ds)
+			got, full = len(ds), len(ds) == free
 		}
 		if free := cap(slots) - len(slots); free > 0 && now.Sub(lastClaim) > r.o.TakeoverIdle/3 {
 			lastClaim = now
@@ -296,9 +304,19 @@ func (l *loop) run(ctx context.Context) {
 				r.log.Info("sink: consumers of gone replicas forgotten", "workspace", l.ws, "sink", id, "consumers", n)
 			}
 		}
-		if got > 0 {
-			poll = minPoll
+		switch {
+		case len(slots) == cap(slots):
+			// Every slot busy: read again when one frees up.
+			select {
+			case <-ctx.Done():
+			case <-freed:
+			case <-time.After(time.Second):
+			}
 			continue
+		case full:
+			continue // a backlog: read on at once
+		case got > 0:
+			poll = minPoll // a trickle: wait minPoll to read the next events in one call
 		}
 		select {
 		case <-ctx.Done():
