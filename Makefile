@@ -69,7 +69,7 @@ redis-cli: # the cluster tests create clusters with redis-cli; install it when m
 	fi
 
 .PHONY: bench
-bench: redis-server redis-cli ## AssignLead vs a one-EVALSHA gRPC baseline and a store floor (leadbench), config scale, stream delivery, allocs/op, 1 Redis vs cluster, memory sizing; see BENCHMARKS.md
+bench: redis-server redis-cli postgres ## AssignLead vs a one-EVALSHA gRPC baseline and a store floor (leadbench), config scale, stream delivery, allocs/op, 1 Redis vs cluster, memory sizing; see BENCHMARKS.md
 # Every step runs, and the target fails at the end if any step failed.
 # LEADBENCH_FLAGS passes flags to leadbench (go run ./cmd/leadbench -h).
 # BEFORE=<git revision> also measures that revision's leadrouterd first,
@@ -95,6 +95,7 @@ bench: redis-server redis-cli ## AssignLead vs a one-EVALSHA gRPC baseline and a
 	step $(GO) test -run '^$$' -bench AssignWhileWatching -benchtime 1x ./server; \
 	step $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./engine/...; \
 	step $(GO) test -run '^$$' -bench ScaleOut -benchtime 6000x -benchmem ./server; \
+	step $(GO) test -run '^$$' -bench Sinks -benchtime 1x ./sinks; \
 	step $(GO) test -run '^$$' -bench Sizing -benchtime 1x ./store; \
 	if [ -n "$$failed" ]; then printf "make bench: failed:$$failed\n" >&2; exit 1; fi
 

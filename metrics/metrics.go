@@ -363,6 +363,7 @@ func (m *Metrics) SinkBacklog(ws, sink string, lag time.Duration, dead int64) {
 	}
 	m.sinkLag.WithLabelValues(m.lv(ws, sink)...).Set(lag.Seconds())
 	m.sinkDead.WithLabelValues(m.lv(ws, sink)...).Set(float64(dead))
+	m.sinkLost.WithLabelValues(m.lv(ws, sink)...).Add(0) // from the start, so that increase() sees the first loss
 }
 
 // SinkGone drops a removed sink's gauges.
