@@ -551,11 +551,7 @@ func (e *Engine) ReplayDeadLetters(ctx context.Context, ws, sinkID string, limit
 
 // sinksOf returns the config's sinks, or the one named.
 func (e *Engine) sinksOf(ctx context.Context, ws, sinkID string) ([]Sink, error) {
-	ws, err := NormalizeWorkspace(ws)
-	if err != nil {
-		return nil, err
-	}
-	sc, err := e.store.LoadConfig(ctx, ws)
+	sc, err := e.Config(ctx, ws)
 	if err != nil {
 		return nil, err
 	}

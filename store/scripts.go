@@ -269,7 +269,7 @@ var (
 	sinkTouch       = newScript("sink_touch")
 	sinkReplay      = newScript("sink_replay")
 	sinkReplayTake  = newScript("sink_replay_take")
-	sinkReplayDone  = newScript("sink_replay_done")
+	sinkReplayDone  = newScript("sink_replay_done", modSink)
 	sinkRemove      = newScript("sink_remove")
 	sinkStatus      = newScript("sink_status")
 )

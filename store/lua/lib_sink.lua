@@ -34,3 +34,14 @@ local function first_word(s)
   local head, rest = string.match(s, '^(%S+)%s*(.*)$')
   return head, rest or ''
 end
+
+-- push_dead appends a dead letter to a sink's list, keeping at most max:
+-- past it the oldest are dropped and counted in the state's dead_dropped.
+local function push_dead(dead, state, letter, max)
+  redis.call('RPUSH', dead, letter)
+  local over = redis.call('LLEN', dead) - max
+  if over > 0 then
+    redis.call('LTRIM', dead, over, -1)
+    redis.call('HINCRBY', state, 'dead_dropped', over)
+  end
+end

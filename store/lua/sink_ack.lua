@@ -21,12 +21,7 @@
 local events, heads, state, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 redis.call('XACK', events, A.group, A.id)
 if A.dead and A.dead ~= '' then
-  redis.call('RPUSH', dead, A.letter)
-  local over = redis.call('LLEN', dead) - A.max_dead
-  if over > 0 then
-    redis.call('LTRIM', dead, over, -1)
-    redis.call('HINCRBY', state, 'dead_dropped', over)
-  end
+  push_dead(dead, state, A.letter, A.max_dead)
 end
 local cur = redis.call('HGET', heads, A.key)
 if not cur then return { C.CLAIMED } end

@@ -1,6 +1,6 @@
 -- sink_replay_done: a replayed dead letter was delivered (or is dead
 -- again: A.letter, with its new reason, goes back on the dead-letter
--- list, bounded as in sink_ack.lua).
+-- list, bounded: lib_sink push_dead).
 --
 -- KEYS[1]  replay  ZSET
 -- KEYS[2]  dead    LIST
@@ -15,11 +15,6 @@
 local replay, dead, state = KEYS[1], KEYS[2], KEYS[3]
 local n = redis.call('ZREM', replay, A.taken)
 if n == 1 and A.letter ~= '' then
-  redis.call('RPUSH', dead, A.letter)
-  local over = redis.call('LLEN', dead) - A.max_dead
-  if over > 0 then
-    redis.call('LTRIM', dead, over, -1)
-    redis.call('HINCRBY', state, 'dead_dropped', over)
-  end
+  push_dead(dead, state, A.letter, A.max_dead)
 end
 return { C.OK, n }
