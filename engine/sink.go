@@ -106,11 +106,6 @@ var SlackKinds = []EventKind{EventOffered, EventAssigned, EventReassigned, Event
 // SlackShowFields are the lead fields a Slack message may carry.
 var SlackShowFields = []string{"name", "company"}
 
-// Wants reports whether the sink delivers events of kind k.
-func (s *Sink) Wants(k EventKind) bool {
-	return slices.Contains(s.WantedKinds(), k)
-}
-
 // WantedKinds are the kinds the sink delivers.
 func (s *Sink) WantedKinds() []EventKind {
 	switch {

@@ -202,10 +202,12 @@ func (l *loop) stop() {
 }
 
 // Poll intervals: after a read that found nothing the loop waits
-// minPoll, doubling to maxPoll while the stream stays idle.
+// minPoll, doubling to maxPoll while the stream stays idle. An idle sink
+// costs each replica about seven Redis calls a second (reads, and the
+// takeover, replay and status checks).
 const (
 	minPoll     = 5 * time.Millisecond
-	maxPoll     = 100 * time.Millisecond
+	maxPoll     = 200 * time.Millisecond
 	statusEvery = 5 * time.Second
 	pruneEvery  = time.Minute
 	replayLease = 5 * time.Minute
