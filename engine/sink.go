@@ -264,8 +264,9 @@ func checkSinks(v *violations, c *Config) {
 		}
 		if a := time.Duration(s.MaxRetryAge); a != 0 && a < MinSinkMaxRetryAge {
 			v.add(p+".max_retry_age", "%s is shorter than %s", a, MinSinkMaxRetryAge)
-		} else if _, age := c.Settings.Retention(); a > age {
-			v.add(p+".max_retry_age", "%s is longer than settings.events_max_age (%s): the event would be gone", a, age)
+		} else if _, age := c.Settings.Retention(); s.RetryAge() > age {
+			v.add(p+".max_retry_age", "%s (0: the default) is longer than settings.events_max_age (%s): the event would be gone while it is retried",
+				s.RetryAge(), age)
 		}
 		webhookOnly := s.URL != "" || s.SecretEnv != "" || s.SecretFile != ""
 		switch s.Kind {
@@ -457,17 +458,20 @@ type SinkState struct {
 // dead letters. store.Redis implements it.
 type SinkQueue interface {
 	// ReadSink hands up to n new events to consumer and returns those to
-	// deliver now; the group is created at start (an event id) when
-	// missing. kinds: the kinds wanted (nil: all).
-	ReadSink(ctx context.Context, ws, sinkID, consumer string, kinds []EventKind, start string, n int) ([]SinkDelivery, error)
+	// deliver now, and how many it read (the others were unwanted, or wait
+	// behind an earlier event of their lead); the group is created at
+	// start (an event id) when missing. kinds: the kinds wanted (nil: all).
+	ReadSink(ctx context.Context, ws, sinkID, consumer string, kinds []EventKind, start string, n int) ([]SinkDelivery, int, error)
 	// AckSink finishes a delivery (dead non-nil: dead-lettered) and
 	// returns the next event of its key, now the consumer's, if any.
 	AckSink(ctx context.Context, ws, sinkID, consumer string, d SinkDelivery, dead *DeadLetter) (*SinkDelivery, error)
 	// ClaimSink takes over events pending longer than minIdle from start
 	// (an XAUTOCLAIM cursor) and returns those to deliver and the cursor.
 	ClaimSink(ctx context.Context, ws, sinkID, consumer string, minIdle time.Duration, start string, n int) ([]SinkDelivery, string, error)
-	// TouchSink resets the idle time of events consumer still works on.
-	TouchSink(ctx context.Context, ws, sinkID, consumer string, ids []string) error
+	// TouchSink resets the idle time of events consumer still works on,
+	// and returns how many are still consumer's (the others were taken
+	// over).
+	TouchSink(ctx context.Context, ws, sinkID, consumer string, ids []string) (int, error)
 	// NoteSinkError records a sink's last failed attempt.
 	NoteSinkError(ctx context.Context, ws, sinkID, msg string, at time.Time) error
 	// SinkState reports a sink's delivery state.

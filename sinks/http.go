@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -51,7 +52,16 @@ func newClient(allowPrivate bool) *http.Client {
 	}
 }
 
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+// special are ranges beyond the net/netip predicates that are not the
+// public internet, or that embed an IPv4 address a gateway may reach.
+var special = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4",
+		"64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "::/96", "fec0::/10", "2001::/32"} {
+		out = append(out, netip.MustParsePrefix(p))
+	}
+	return out
+}()
 
 // refusedAddr says why a sink may not connect to ip ("" when it may).
 func refusedAddr(ip netip.Addr) string {
@@ -63,10 +73,13 @@ func refusedAddr(ip netip.Addr) string {
 		return "link-local (cloud metadata lives there)"
 	case ip.IsPrivate():
 		return "private"
-	case cgnat.Contains(ip):
-		return "shared address space (100.64.0.0/10)"
-	case ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast():
-		return "not a unicast address"
+	case ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() || !ip.IsGlobalUnicast():
+		return "not a global unicast address"
+	}
+	for _, p := range special {
+		if p.Contains(ip) {
+			return "in the special range " + p.String()
+		}
 	}
 	return ""
 }
@@ -81,14 +94,24 @@ func (e *refusedError) Error() string {
 	return fmt.Sprintf("address %s is %s: refused (leadrouterd --allow-private-sinks allows it)", e.addr, e.reason)
 }
 
+// withoutURL is err without the URL net/http quotes in it: a Slack URL is
+// itself a secret, and errors reach logs, the status and dead letters.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
+	}
+	return err
+}
+
 // post sends body to url with the headers and classifies the answer: nil
 // for a 2xx; a retryable error for a 408, a 429, a 5xx, a timeout or a
 // connection error; a *permanentError for a refused address, a redirect
 // or any other status.
-func post(ctx context.Context, c *http.Client, url string, header http.Header, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+func post(ctx context.Context, c *http.Client, target string, header http.Header, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return permanent("the request cannot be built: %v", err)
+		return permanent("the request cannot be built: %v", withoutURL(err))
 	}
 	req.Header = header
 	req.Header.Set("Content-Type", "application/json")
@@ -100,9 +123,9 @@ func post(ctx context.Context, c *http.Client, url string, header http.Header, b
 			return permanent("%v", refused)
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("no answer within the timeout: %w", err)
+			return errors.New("no answer within the timeout")
 		}
-		return err
+		return withoutURL(err)
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))

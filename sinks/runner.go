@@ -113,7 +113,16 @@ func (r *Runner) reconcile(ctx context.Context) error {
 		return err
 	}
 	configs := make(map[string]*engine.Config, len(wss))
+	groupsOf := make(map[string][]string, len(wss))
 	for _, ws := range wss {
+		// The groups are listed before the config is read: a group made
+		// by a replica that saw a config newer than this one is not
+		// listed, and so not removed as if its sink were gone.
+		groups, err := r.o.Queue.SinkGroups(ctx, ws)
+		if err != nil {
+			return err
+		}
+		groupsOf[ws] = groups
 		sc, err := r.o.Engine.Config(ctx, ws)
 		switch {
 		case errors.Is(err, engine.ErrNoConfig):
@@ -134,7 +143,10 @@ func (r *Runner) reconcile(ctx context.Context) error {
 			if l != nil {
 				l.stop()
 			}
-			r.start(ctx, ws, s, string(fp), fmt.Sprintf("%d-0", sc.AppliedAt.UnixMilli()))
+			// The group starts a little before the apply: a replica whose
+			// clock is ahead of Redis's (up to the clock guard's bound)
+			// would otherwise skip the first events.
+			r.start(ctx, ws, s, string(fp), fmt.Sprintf("%d-0", sc.AppliedAt.Add(-engine.DefaultMaxClockOffset).UnixMilli()))
 		}
 	}
 	// Stop the loops of sinks gone before deleting their groups, which a
@@ -152,11 +164,7 @@ func (r *Runner) reconcile(ctx context.Context) error {
 		l.stop()
 	}
 	for ws, cfg := range configs {
-		groups, err := r.o.Queue.SinkGroups(ctx, ws)
-		if err != nil {
-			return err
-		}
-		for _, id := range groups {
+		for _, id := range groupsOf[ws] {
 			if cfg.Sink(id) != nil {
 				continue
 			}
@@ -211,6 +219,7 @@ const (
 	statusEvery = 5 * time.Second
 	pruneEvery  = time.Minute
 	replayLease = 5 * time.Minute
+	claimScan   = 100
 )
 
 func (l *loop) run(ctx context.Context) {
@@ -259,18 +268,21 @@ func (l *loop) run(ctx context.Context) {
 		now := time.Now()
 		got, full := 0, false
 		if free := cap(slots) - len(slots); free > 0 {
-			ds, err := q.ReadSink(ctx, l.ws, id, r.o.Consumer, kinds, l.start, free)
+			ds, read, err := q.ReadSink(ctx, l.ws, id, r.o.Consumer, kinds, l.start, free)
 			if err != nil {
 				l.fail(ctx, "reading the stream", err)
 			}
 			for _, d := range ds {
 				spawn(func() { l.chain(ctx, d) })
 			}
-			got, full = len(ds), len(ds) == free
+			got, full = read, read == free
 		}
 		if free := cap(slots) - len(slots); free > 0 && now.Sub(lastClaim) > r.o.TakeoverIdle/3 {
 			lastClaim = now
-			ds, next, err := q.ClaimSink(ctx, l.ws, id, r.o.Consumer, r.o.TakeoverIdle, cursor, free)
+			// A larger count than free: waiting events are claimed too and
+			// skipped; the heads among them take the free slots first, the
+			// rest wait for slots (spawn).
+			ds, next, err := q.ClaimSink(ctx, l.ws, id, r.o.Consumer, r.o.TakeoverIdle, cursor, max(free, claimScan))
 			if err != nil {
 				l.fail(ctx, "taking over idle events", err)
 			}
@@ -341,15 +353,20 @@ func (l *loop) fail(ctx context.Context, what string, err error) {
 }
 
 // chain delivers d, then each event of its lead that waited behind it.
+// Each event is kept fresh in the group (touch) until it is acknowledged;
+// one another replica took over meanwhile is abandoned to it.
 func (l *loop) chain(ctx context.Context, d engine.SinkDelivery) {
 	for {
-		dead, ok := l.deliver(ctx, d.Event)
-		if !ok {
-			return // shutting down: left pending for a takeover
+		dctx, stopTouch := l.touch(ctx, d.Event.ID)
+		dead, ok := l.deliver(dctx, d.Event, eventTime(d.Event.ID))
+		var next *engine.SinkDelivery
+		var err error
+		if ok {
+			next, err = l.ack(dctx, d, dead)
 		}
-		next, err := l.ack(ctx, d, dead)
-		if err != nil || next == nil {
-			return
+		stopTouch()
+		if !ok || err != nil || next == nil {
+			return // shutting down or taken over: left to whoever has it
 		}
 		d = *next
 	}
@@ -373,7 +390,8 @@ func (l *loop) ack(ctx context.Context, d engine.SinkDelivery, dead *engine.Dead
 
 // replay delivers a replayed dead letter as a new delivery.
 func (l *loop) replay(ctx context.Context, t engine.TakenLetter) {
-	dead, ok := l.deliver(ctx, t.Letter.Event)
+	// A replay is a new delivery: max_retry_age counts from now.
+	dead, ok := l.deliver(ctx, t.Letter.Event, time.Now())
 	if !ok {
 		return
 	}
@@ -384,13 +402,10 @@ func (l *loop) replay(ctx context.Context, t engine.TakenLetter) {
 }
 
 // deliver tries ev until it is delivered (nil, true), fails for good or
-// for longer than the sink's max_retry_age (the dead letter, true), or
-// ctx ends (false). While it retries it keeps the event fresh in the
-// group, so that no other replica takes it over.
-func (l *loop) deliver(ctx context.Context, ev engine.Event) (*engine.DeadLetter, bool) {
+// for longer than the sink's max_retry_age since since (the dead letter,
+// true), or ctx ends (false).
+func (l *loop) deliver(ctx context.Context, ev engine.Event, since time.Time) (*engine.DeadLetter, bool) {
 	produced := eventTime(ev.ID)
-	stopTouch := l.touch(ctx, ev.ID)
-	defer stopTouch()
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, l.sink.AttemptTimeout())
 		err := l.tgt.Deliver(actx, l.ws, ev)
@@ -415,7 +430,7 @@ func (l *loop) deliver(ctx context.Context, ev engine.Event) (*engine.DeadLetter
 			return &engine.DeadLetter{Event: ev, Reason: err.Error(), At: time.Now()}, true
 		}
 		l.note(ctx, err)
-		if age := time.Since(produced); age > l.sink.RetryAge() {
+		if age := time.Since(since); age > l.sink.RetryAge() {
 			l.r.o.Metrics.SinkDelivered(l.ws, l.sink.ID, "dead", 0)
 			reason := fmt.Sprintf("gave up after %d attempts over %s (max_retry_age %s): %v", attempt+1, age.Round(time.Second),
 				l.sink.RetryAge(), err)
@@ -437,8 +452,11 @@ func (l *loop) note(ctx context.Context, err error) {
 }
 
 // touch keeps id fresh in the group every third of TakeoverIdle until
-// the returned stop is called.
-func (l *loop) touch(ctx context.Context, id string) (stop func()) {
+// the returned stop is called. The context it returns ends when another
+// consumer took id over (a stall longer than TakeoverIdle), so that two
+// replicas never work on one event and its lead's order holds.
+func (l *loop) touch(ctx context.Context, id string) (context.Context, func()) {
+	dctx, cancelDelivery := context.WithCancel(ctx)
 	tctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -450,11 +468,17 @@ func (l *loop) touch(ctx context.Context, id string) (stop func()) {
 			case <-tctx.Done():
 				return
 			case <-t.C:
-				_ = l.r.o.Queue.TouchSink(tctx, l.ws, l.sink.ID, l.r.o.Consumer, []string{id})
+				n, err := l.r.o.Queue.TouchSink(tctx, l.ws, l.sink.ID, l.r.o.Consumer, []string{id})
+				if err == nil && n == 0 && tctx.Err() == nil {
+					l.r.log.Warn("sink: an event this replica was delivering was taken over; left to the other", "workspace", l.ws,
+						"sink", l.sink.ID, "event", id)
+					cancelDelivery()
+					return
+				}
 			}
 		}
 	}()
-	return func() { cancel(); <-done }
+	return dctx, func() { cancel(); <-done; cancelDelivery() }
 }
 
 // backoff is the wait before attempt+1: exponential from 1 s, capped, with

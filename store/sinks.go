@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,7 @@ func sinkEntries(vals []string) []engine.SinkDelivery {
 }
 
 // ReadSink implements engine.SinkQueue with sink_read.lua.
-func (s *Redis) ReadSink(ctx context.Context, ws, sinkID, consumer string, kinds []engine.EventKind, start string, n int) ([]engine.SinkDelivery, error) {
+func (s *Redis) ReadSink(ctx context.Context, ws, sinkID, consumer string, kinds []engine.EventKind, start string, n int) ([]engine.SinkDelivery, int, error) {
 	k := s.keys(ws)
 	want := make(map[string]bool, len(kinds))
 	for _, kd := range kinds {
@@ -44,12 +45,12 @@ func (s *Redis) ReadSink(ctx context.Context, ws, sinkID, consumer string, kinds
 	r, err := s.call(ctx, ws, sinkRead, []string{k.events(), k.sinkHeads(sinkID), k.sinkState(sinkID)},
 		sinkReadArgs{Group: sinkGroup(sinkID), Consumer: consumer, Count: n, Kinds: want, Start: start})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if r.code != codeOK {
-		return nil, r.unexpected(sinkRead)
+		return nil, 0, r.unexpected(sinkRead)
 	}
-	return sinkEntries(r.vals[1:]), nil
+	return sinkEntries(r.vals[1:]), count(r.val(0)), nil
 }
 
 // AckSink implements engine.SinkQueue with sink_ack.lua.
@@ -100,13 +101,16 @@ func (s *Redis) ClaimSink(ctx context.Context, ws, sinkID, consumer string, minI
 }
 
 // TouchSink implements engine.SinkQueue with sink_touch.lua.
-func (s *Redis) TouchSink(ctx context.Context, ws, sinkID, consumer string, ids []string) error {
+func (s *Redis) TouchSink(ctx context.Context, ws, sinkID, consumer string, ids []string) (int, error) {
 	if len(ids) == 0 {
-		return nil
+		return 0, nil
 	}
-	_, err := s.call(ctx, ws, sinkTouch, []string{s.keys(ws).events()},
+	r, err := s.call(ctx, ws, sinkTouch, []string{s.keys(ws).events()},
 		sinkTouchArgs{Group: sinkGroup(sinkID), Consumer: consumer, IDs: ids})
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return count(r.val(0)), nil
 }
 
 // NoteSinkError implements engine.SinkQueue.
@@ -277,6 +281,17 @@ func (s *Redis) TrimEventsFor(ctx context.Context, ws string, maxLen int64, maxA
 	cutoff := now.Add(-maxAge).UnixMilli()
 	if cutoff < 0 {
 		cutoff = 0
+	}
+	// Every group there is holds retention back, not only those of the
+	// caller's config (which may be a moment old: a sink just added).
+	existing, err := s.SinkGroups(ctx, ws)
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, id := range existing {
+		if !slices.Contains(sinks, id) {
+			sinks = append(sinks, id)
+		}
 	}
 	keys := []string{k.events(), k.eventsTrimmed()}
 	groups := make([]string, 0, len(sinks))

@@ -36,7 +36,7 @@ func TestSinkOrderPerLead(t *testing.T) {
 			}
 			add("1000-1", "offered", "z") // before the group: not delivered
 			kinds := []engine.EventKind{engine.EventOffered, engine.EventAccepted}
-			got, err := st.ReadSink(ctx, ws, "crm", "c1", kinds, "1000-1", 10)
+			got, _, err := st.ReadSink(ctx, ws, "crm", "c1", kinds, "1000-1", 10)
 			if err != nil || len(got) != 0 {
 				t.Fatalf("first read: %v, %v", got, err)
 			}
@@ -53,12 +53,12 @@ func TestSinkOrderPerLead(t *testing.T) {
 				}
 				return out
 			}
-			c1, err := st.ReadSink(ctx, ws, "crm", "c1", kinds, "0-0", 2)
+			c1, _, err := st.ReadSink(ctx, ws, "crm", "c1", kinds, "0-0", 2)
 			if err != nil || fmt.Sprint(ids(c1)) != "[2000-1/a 2000-2/b]" {
 				t.Fatalf("c1 read %v, %v", ids(c1), err)
 			}
-			c2, err := st.ReadSink(ctx, ws, "crm", "c2", kinds, "0-0", 10)
-			if err != nil || fmt.Sprint(ids(c2)) != "[2000-5/d]" {
+			c2, read, err := st.ReadSink(ctx, ws, "crm", "c2", kinds, "0-0", 10)
+			if err != nil || fmt.Sprint(ids(c2)) != "[2000-5/d]" || read != 3 {
 				t.Fatalf("c2 read %v, %v; want only d (a's second event waits, c's is unwanted)", ids(c2), err)
 			}
 			state, err := st.SinkState(ctx, ws, "crm")
@@ -87,8 +87,16 @@ func TestSinkOrderPerLead(t *testing.T) {
 			if _, err := st.AckSink(ctx, ws, "crm", "c1", c1[1], &engine.DeadLetter{Event: c1[1].Event, Reason: "HTTP 410", At: time.UnixMilli(2500)}); err != nil {
 				t.Fatal(err)
 			}
-			for _, d := range []engine.SinkDelivery{*next, c2[0]} {
-				if n, err := st.AckSink(ctx, ws, "crm", "c1", d, nil); err != nil || n != nil {
+			// Only the consumer holding an event finishes it: c1 cannot
+			// acknowledge c2's d.
+			if _, err := st.AckSink(ctx, ws, "crm", "c1", c2[0], nil); err != nil {
+				t.Fatal(err)
+			}
+			if st, _ := st.SinkState(ctx, ws, "crm"); st.Pending != 2 {
+				t.Fatalf("c1 finished c2's event: %+v", st)
+			}
+			for c, d := range map[string]engine.SinkDelivery{"c1": *next, "c2": c2[0]} {
+				if n, err := st.AckSink(ctx, ws, "crm", c, d, nil); err != nil || n != nil {
 					t.Fatalf("ack %s: %v, %v", d.Event.ID, n, err)
 				}
 			}
@@ -124,7 +132,7 @@ func TestSinkOrderPerLead(t *testing.T) {
 			add("5000-1", "offered", "e")
 			add("5000-2", "accepted", "e")
 			add("9000-1", "offered", "f")
-			got, _ = st.ReadSink(ctx, ws, "crm", "c1", kinds, "0-0", 10)
+			got, _, _ = st.ReadSink(ctx, ws, "crm", "c1", kinds, "0-0", 10)
 			if fmt.Sprint(ids(got)) != "[5000-1/e 9000-1/f]" {
 				t.Fatalf("read %v", ids(got))
 			}

@@ -137,7 +137,9 @@ if cutoff > 0 and split(oldest[1][1]) < cutoff then
         local read = redis.call('HGET', state, 'read') or '0-0'
         if less(read, a) then
           n_lost = n_lost + #redis.call('XRANGE', events, after(read), a, 'COUNT', 100000)
-          redis.call('XGROUP', 'SETID', events, g, a)
+          -- XREADGROUP hands out what is after the group's position;
+          -- what is removed is not there to hand out. The read cursor
+          -- moves past it.
           redis.call('HSET', state, 'read', a)
         end
         if n_lost > 0 then

@@ -14,19 +14,23 @@
 -- letter (the dead letter's JSON), max_dead
 --
 -- Returns {OK} (nothing waits), {OK, entry} (deliver it next: push_entry's
--- fields), or {CLAIMED} when the event is no longer this key's head
--- (another consumer took it over and finished it; it is acknowledged all
--- the same).
+-- fields), or {CLAIMED} when the event is no longer this consumer's
+-- (another took it over, or finished it already): nothing is changed.
 
 local events, heads, state, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- Only the consumer that holds the event finishes it: one another consumer
+-- took over (a stall past the takeover idle time) is that one's to finish,
+-- and its lead's next event with it.
+local p = redis.call('XPENDING', events, A.group, A.id, A.id, 1)
+if #p == 0 or p[1][2] ~= A.consumer then return { C.CLAIMED } end
 redis.call('XACK', events, A.group, A.id)
 if A.dead and A.dead ~= '' then
   push_dead(dead, state, A.letter, A.max_dead)
 end
 local cur = redis.call('HGET', heads, A.key)
-if not cur then return { C.CLAIMED } end
+if not cur then return { C.OK } end
 local head, rest = first_word(cur)
-if head ~= A.id then return { C.CLAIMED } end
+if head ~= A.id then return { C.OK } end
 -- The next waiting event; one retention removed is skipped.
 while rest ~= '' do
   local nxt

@@ -26,13 +26,31 @@ for _, e in ipairs(r[2]) do
     local id, f = e[1], fields(e[2])
     local key = order_key(id, f)
     local cur = redis.call('HGET', heads, key)
+    -- A head retention removed (events_trim.lua acknowledges what it
+    -- removes, but a group added a moment before it was not held back)
+    -- is dropped, and the next event of its key becomes the head.
+    while cur do
+      local head, rest = first_word(cur)
+      if head == id or #redis.call('XRANGE', events, head, head) > 0 then break end
+      redis.call('XACK', events, A.group, head)
+      if rest == '' then
+        redis.call('HDEL', heads, key)
+        cur = nil
+      else
+        redis.call('HSET', heads, key, rest)
+        cur = rest
+      end
+    end
     if cur and first_word(cur) == id then
       push_entry(out, id, key, f)
     elseif not cur then
-      -- Pending with no place in the heads (it cannot be ordered): it is
-      -- its key's only event, so its head.
+      -- Pending with no place in the heads: its key's only event, so its
+      -- head.
       redis.call('HSET', heads, key, id)
       push_entry(out, id, key, f)
+    elseif not string.find(' ' .. cur .. ' ', ' ' .. id .. ' ', 1, true) then
+      -- Pending but missing from its key's list: it waits at the end.
+      redis.call('HSET', heads, key, cur .. ' ' .. id)
     end
   end
 end
