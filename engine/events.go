@@ -70,6 +70,12 @@ func splitEventID(id string) (uint64, uint64) {
 	return m, s
 }
 
+// EventTime is when an event was produced: its id's milliseconds.
+func EventTime(id string) time.Time {
+	ms, _ := splitEventID(id)
+	return time.UnixMilli(int64(ms))
+}
+
 // ValidEventID reports whether id has the "<ms>-<seq>" form.
 func ValidEventID(id string) bool {
 	ms, seq, ok := strings.Cut(id, "-")

@@ -97,7 +97,7 @@ func BenchmarkSinksDeliveryLatency(b *testing.B) {
 		mu.Lock()
 		if !seen[id] {
 			seen[id] = true
-			lat = append(lat, time.Since(eventTime(id[strings.LastIndex(id, ":")+1:])))
+			lat = append(lat, time.Since(engine.EventTime(id[strings.LastIndex(id, ":")+1:])))
 		}
 		mu.Unlock()
 		w.WriteHeader(200)

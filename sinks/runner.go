@@ -358,7 +358,7 @@ func (l *loop) fail(ctx context.Context, what string, err error) {
 func (l *loop) chain(ctx context.Context, d engine.SinkDelivery) {
 	for {
 		dctx, stopTouch := l.touch(ctx, d.Event.ID)
-		dead, ok := l.deliver(dctx, d.Event, eventTime(d.Event.ID))
+		dead, ok := l.deliver(dctx, d.Event, engine.EventTime(d.Event.ID))
 		var next *engine.SinkDelivery
 		var err error
 		if ok {
@@ -405,7 +405,7 @@ func (l *loop) replay(ctx context.Context, t engine.TakenLetter) {
 // for longer than the sink's max_retry_age since since (the dead letter,
 // true), or ctx ends (false).
 func (l *loop) deliver(ctx context.Context, ev engine.Event, since time.Time) (*engine.DeadLetter, bool) {
-	produced := eventTime(ev.ID)
+	produced := engine.EventTime(ev.ID)
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, l.sink.AttemptTimeout())
 		err := l.tgt.Deliver(actx, l.ws, ev)
@@ -487,12 +487,6 @@ func backoff(attempt int, ceiling time.Duration) time.Duration {
 	d := time.Second << min(attempt, 20)
 	d = min(d, ceiling)
 	return d/2 + rand.N(d/2+1)
-}
-
-// eventTime is when an event was produced: its id's milliseconds.
-func eventTime(id string) time.Time {
-	ms, _, _ := archiveEventPosition(id)
-	return time.UnixMilli(ms)
 }
 
 // target is one sink's destination.

@@ -148,7 +148,7 @@ func (s *Redis) SinkState(ctx context.Context, ws, sinkID string) (*engine.SinkS
 	out := &engine.SinkState{Pending: int64(count(r.val(0)) + count(r.val(2))), Started: r.val(4) == "1"}
 	for _, id := range []string{r.val(1), r.val(3)} {
 		if id != "" {
-			out.Oldest = eventTime(id)
+			out.Oldest = engine.EventTime(id)
 			break
 		}
 	}
@@ -165,12 +165,6 @@ func (s *Redis) SinkState(ctx context.Context, ws, sinkID string) (*engine.SinkS
 
 func isNoGroup(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), "NOGROUP") || strings.Contains(err.Error(), "no such key"))
-}
-
-// eventTime is the time in an event id ("<ms>-<seq>").
-func eventTime(id string) time.Time {
-	ms, _, _ := strings.Cut(id, "-")
-	return msTime(ms)
 }
 
 // ReplayDeadLetters implements engine.SinkQueue with sink_replay.lua.
